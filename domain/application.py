@@ -1,0 +1,213 @@
+"""The application file format `sip-application/1` (forms A, B and C).
+
+Intake rejects only what cannot be stored: wrong types, an unknown format, shapes
+that are not the format's. Everything else (a missing form, amounts that do not add
+up, an ineligible Party) is for screening, so forms and most of their fields are
+optional here. Pure: parsing text is the caller's job (`parse_document`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
+
+from domain.money import Amount
+
+FORMAT = "sip-application/1"
+LANGUAGES = ("en", "fr", "es")
+
+PartyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3, e.g. BEN")]
+Text = Annotated[str, Field(max_length=20_000)]
+Short = Annotated[str, Field(max_length=300)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a UTC offset, e.g. 2018-08-24T10:00:00+02:00")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ExecutingAgency(_Strict):
+    name: Short = Field(min_length=1)
+    address: Short | None = None
+    country: PartyCode
+
+
+class Contact(_Strict):
+    name: Short = Field(min_length=1)
+    function: Short | None = None
+    email: EmailStr
+    phone: Short | None = None
+
+
+class Applicant(_Strict):
+    party: PartyCode
+    co_applicants: list[PartyCode] = Field(default_factory=list, max_length=60)
+    executing_agency: ExecutingAgency
+    contact: Contact
+    language: Literal["en", "fr", "es"] = "en"
+
+
+class Output(_Strict):
+    id: Short
+    title: Short | None = None
+    activities: list[Text] = Field(default_factory=list, max_length=200)
+    indicators: list[Text] = Field(default_factory=list, max_length=200)
+
+
+class WorkplanItem(_Strict):
+    activity: Short
+    start_month: int = Field(ge=1, le=240)
+    end_month: int = Field(ge=1, le=240)
+
+
+class FormA(_Strict):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    scope: Literal["national", "regional", "inter-regional"] | None = None
+    convention_articles: list[Annotated[int, Field(ge=1, le=35)]] = Field(default_factory=list, max_length=35)
+    summary: Text | None = None
+    objective: Text | None = None
+    national_priority: Text | None = None
+    outputs: list[Output] = Field(default_factory=list, max_length=100)
+    workplan: list[WorkplanItem] = Field(default_factory=list, max_length=500)
+    duration_months: int | None = Field(default=None, ge=1, le=240)
+    gender: Text | None = None
+    consultation: Text | None = None
+    sustainability: Text | None = None
+    related_projects: Text | None = None
+
+
+BUDGET_CATEGORIES = (
+    "personnel",
+    "contractual_services",
+    "travel",
+    "meetings_training",
+    "equipment_supplies",
+    "communication",
+    "monitoring_evaluation",
+    "project_management",
+)
+
+
+class BudgetLine(_Strict):
+    category: Literal[BUDGET_CATEGORIES]  # type: ignore[valid-type]
+    output: Short | None = None
+    year: int = Field(ge=1, le=20)
+    amount: Amount
+    description: Short | None = None
+
+
+class CoFinancing(_Strict):
+    source: Short
+    kind: Literal["cash", "in-kind"]
+    amount: Amount
+
+
+class FormB(_Strict):
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    lines: list[BudgetLine] = Field(default_factory=list, max_length=1000)
+    total_requested: Amount | None = None
+    co_financing: list[CoFinancing] = Field(default_factory=list, max_length=100)
+
+
+class FormC(_Strict):
+    signed_by: Short | None = None
+    function: Short | None = None
+    signed_on: date | None = None
+    consultation_confirmed: bool | None = None
+
+
+class ApplicationDocument(_Strict):
+    format: Literal["sip-application/1"]
+    round: str = Field(min_length=1, max_length=40)
+    received_at: Annotated[datetime, AfterValidator(_aware)] | None = None
+    applicant: Applicant
+    form_a: FormA | None = None
+    form_b: FormB | None = None
+    form_c: FormC | None = None
+
+    @property
+    def title(self) -> str | None:
+        return self.form_a.title if self.form_a else None
+
+    @property
+    def amount_requested(self) -> Decimal | None:
+        return self.form_b.total_requested if self.form_b else None
+
+    def party_codes(self) -> list[tuple[str, str]]:
+        """(JSON path, code) of every code that must be a known Party."""
+        codes = [("$.applicant.party", self.applicant.party)]
+        codes += [(f"$.applicant.co_applicants[{i}]", c) for i, c in enumerate(self.applicant.co_applicants)]
+        return codes
+
+
+class FieldError(BaseModel):
+    path: str
+    message: str
+
+
+class DocumentError(Exception):
+    """The document cannot be stored as an application. `errors` names every
+    offending field by its JSON path."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e.path}: {e.message}" for e in errors))
+
+
+def json_path(loc: tuple[Any, ...]) -> str:
+    path = "$"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a field of sip-application/1 (check its spelling)"
+    if kind == "literal_error" and err["loc"] == ("format",):
+        return f"must be {FORMAT!r}"
+    if kind == "string_too_long":
+        limit = err.get("ctx", {}).get("max_length")
+        return f"is too long ({len(err['input']):,} characters; at most {limit})"
+    if kind == "string_pattern_mismatch" and err["loc"] and err["loc"][-1] in ("party", "country", "co_applicants"):
+        return "must be an ISO 3166-1 alpha-3 code in capitals, e.g. BEN"
+    if msg.startswith("Value error, "):
+        msg = msg.removeprefix("Value error, ")
+    return msg[0].lower() + msg[1:] if msg else kind
+
+
+def load_json(text: str | bytes) -> Any:
+    """JSON with numbers read as exact decimals; `DocumentError` says where it breaks."""
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise DocumentError([FieldError(path="$", message=f"is not valid JSON{where}: {exc.args[0]}")]) from None
+
+
+def parse_document(text: str | bytes) -> ApplicationDocument:
+    """Parse and validate one application. Raises `DocumentError` listing every problem."""
+    return validate_document(load_json(text))
+
+
+def validate_document(data: Any) -> ApplicationDocument:
+    if not isinstance(data, dict):
+        kind = type(data).__name__.replace("NoneType", "null").replace("dict", "object").replace("list", "array")
+        raise DocumentError([FieldError(path="$", message=f"must be a JSON object (an application), not {kind}")])
+    try:
+        return ApplicationDocument.model_validate(data)
+    except ValidationError as exc:
+        errors = [FieldError(path=json_path(e["loc"]), message=_message(e)) for e in exc.errors()]
+        raise DocumentError(errors) from None

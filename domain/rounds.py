@@ -1,0 +1,218 @@
+"""Rounds as data: the validated shape of a round definition, and the round's
+status as it follows its dates and the secretariat's actions. Pure."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from domain.money import Amount
+
+ROUND_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+STAGES = ("screening", "gmp_review", "committee")
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a UTC offset, e.g. 2018-08-31T23:59:59+02:00")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class CriterionKind(StrEnum):
+    CHECK = "check"  # evaluated by the engine
+    JUDGEMENT = "judgement"  # scored by a person on the round's scale
+
+
+class Criterion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$", max_length=64)
+    title: str = Field(min_length=1, max_length=300)
+    kind: CriterionKind
+    weight: Decimal = Field(ge=0)
+    scale: list[int] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _scale_matches_kind(self) -> Criterion:
+        if self.kind is CriterionKind.JUDGEMENT:
+            if not self.scale:
+                raise ValueError(f"criterion {self.id!r}: a judgement needs a scale with at least one value")
+            if len(set(self.scale)) != len(self.scale):
+                raise ValueError(f"criterion {self.id!r}: the scale repeats a value")
+        elif self.scale is not None:
+            raise ValueError(f"criterion {self.id!r}: only a judgement has a scale")
+        return self
+
+
+class Meeting(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    starts_on: str
+    ends_on: str
+    place: str
+
+
+class RoundDefinition(BaseModel):
+    """One call for applications, as the secretariat writes it in `rounds/*.toml`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(max_length=40)
+    title: str = Field(min_length=1, max_length=200)
+    title_translations: dict[Literal["fr", "es"], str] = Field(default_factory=dict)
+    opens_at: AwareDatetime
+    closes_at: AwareDatetime
+    timezone: str = "Europe/Zurich"
+    currency: Literal["USD"] = "USD"
+    amount_min: Amount
+    amount_max: Amount
+    stages: list[Literal["screening", "gmp_review", "committee"]]
+    max_applications_per_party: int | None = Field(default=None, ge=1)
+    max_duration_months: int | None = Field(default=None, ge=1)
+    languages: list[Literal["en", "fr", "es"]] = ["en", "fr", "es"]
+    criteria_set: str = Field(min_length=1, description="where the criteria come from, e.g. 'default'")
+    criteria: list[Criterion]
+    meeting: Meeting | None = None
+    notes: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not ROUND_ID.match(value):
+            raise ValueError("lower-case letters, digits and single hyphens only, e.g. sip-2018-r1")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}, e.g. Europe/Zurich (Geneva)") from None
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _stages_in_order(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a stage is listed twice")
+        if value != [s for s in STAGES if s in value]:
+            raise ValueError(f"stages must keep the order {', '.join(STAGES)}")
+        if "screening" not in value or "committee" not in value:
+            raise ValueError("every round has the screening and committee stages")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RoundDefinition:
+        if self.closes_at <= self.opens_at:
+            raise ValueError(
+                f"closes_at ({self.closes_at.isoformat()}) must be after opens_at ({self.opens_at.isoformat()})"
+            )
+        if self.amount_min > self.amount_max:
+            raise ValueError(f"amount_min ({self.amount_min}) is above amount_max ({self.amount_max})")
+        ids = [c.id for c in self.criteria]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"criteria ids repeat: {', '.join(dupes)}")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def title_in(self, language: str) -> str:
+        return self.title_translations.get(language, self.title)  # type: ignore[call-overload]
+
+    @property
+    def has_gmp_review(self) -> bool:
+        return "gmp_review" in self.stages
+
+
+class RoundStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    CLOSED = "closed"
+    SCREENING = "screening"
+    REVIEW = "review"
+    COMMITTEE = "committee"
+    DECIDED = "decided"
+    ARCHIVED = "archived"
+
+
+class RoundActionError(Exception):
+    """A secretariat action on a round that its status or dates do not allow."""
+
+
+_ORDER = list(RoundStatus)
+
+
+def effective_status(stored: RoundStatus, definition: RoundDefinition, now: datetime) -> RoundStatus:
+    """The status a person should see. An open round whose deadline has passed is
+    closed even if nobody has run the close yet: the status follows the dates."""
+    if stored is RoundStatus.OPEN and now > definition.closes_at:
+        return RoundStatus.CLOSED
+    return stored
+
+
+def accepts_applications(stored: RoundStatus, definition: RoundDefinition, now: datetime) -> bool:
+    """Applications are taken from `opens_at` to `closes_at`, both included, while the
+    round is open. One second after `closes_at` is late."""
+    return stored is RoundStatus.OPEN and definition.opens_at <= now <= definition.closes_at
+
+
+def accepts_import(stored: RoundStatus, definition: RoundDefinition, received_at: datetime) -> bool:
+    """The secretariat may import an application that reached it (by e-mail) while the
+    round was open, also after the close, until screening starts."""
+    return stored in (RoundStatus.OPEN, RoundStatus.CLOSED) and (
+        definition.opens_at <= received_at <= definition.closes_at
+    )
+
+
+def next_stage(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
+    """The status after `stored` when the secretariat advances the round; the review
+    stage is skipped for rounds without GMP review."""
+    index = _ORDER.index(stored)
+    if stored is RoundStatus.ARCHIVED:
+        raise RoundActionError("the round is archived; nothing follows")
+    following = _ORDER[index + 1]
+    if following is RoundStatus.REVIEW and not definition.has_gmp_review:
+        following = RoundStatus.COMMITTEE
+    return following
+
+
+def plan_open(stored: RoundStatus, definition: RoundDefinition, now: datetime) -> RoundStatus:
+    if stored is not RoundStatus.DRAFT:
+        raise RoundActionError(f"round {definition.id} is {stored.value}; only a draft round can be opened")
+    if now < definition.opens_at:
+        raise RoundActionError(
+            f"round {definition.id} opens at {definition.opens_at.isoformat()}; "
+            "schedule the open-round flow for that time or correct opens_at in the round file"
+        )
+    if now > definition.closes_at:
+        raise RoundActionError(
+            f"round {definition.id} closed at {definition.closes_at.isoformat()}; it can no longer be opened"
+        )
+    return RoundStatus.OPEN
+
+
+def plan_close(
+    stored: RoundStatus, definition: RoundDefinition, now: datetime, *, early_reason: str | None = None
+) -> RoundStatus:
+    if stored is not RoundStatus.OPEN:
+        raise RoundActionError(f"round {definition.id} is {stored.value}; only an open round can be closed")
+    if now <= definition.closes_at and not (early_reason and early_reason.strip()):
+        raise RoundActionError(
+            f"round {definition.id} accepts applications until {definition.closes_at.isoformat()}; "
+            "to close it before its deadline, give a reason"
+        )
+    return RoundStatus.CLOSED

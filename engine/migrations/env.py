@@ -1,0 +1,27 @@
+"""Alembic environment: run by `engine.migrate` with a connection in
+`config.attributes["connection"]`, or by the `alembic` command with DATABASE_URL."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import engine.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+target_metadata = SQLModel.metadata
+
+
+def _run(connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                      compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    from engine.db import get_engine
+    from engine.settings import get_settings
+
+    with get_engine(get_settings().url).connect() as conn:
+        _run(conn)

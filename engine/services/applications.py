@@ -1,0 +1,160 @@
+"""Applications after intake: what the secretariat lists, what the applicant sees,
+and status transitions through the domain state machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session, select
+
+from domain.lifecycle import PUBLIC_STATUS, PublicStatus, Role, Status, TransitionError, plan_transition
+from engine.services import audit
+from engine.services.errors import Conflict, NotAllowed, NotFound
+from engine.services.rounds import get_round
+from engine.services.tokens import token_matches
+from engine.tables import Application, Round, StatusChange
+from engine.tables import Party as PartyRow
+
+
+@dataclass(frozen=True)
+class ApplicationLine:
+    reference: str
+    party: str
+    party_name: str
+    title: str | None
+    amount_requested: Decimal | None
+    language: str
+    public_status: PublicStatus
+    status: Status
+    submitted_at: datetime
+
+
+def list_applications(session: Session, round_id: str) -> list[ApplicationLine]:
+    get_round(session, round_id)
+    rows = session.exec(
+        select(Application, PartyRow.name)
+        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .where(Application.round_id == round_id)
+        .order_by(Application.id)  # type: ignore[arg-type]
+    ).all()
+    return [
+        ApplicationLine(a.reference, a.party, name or a.party, a.title, a.amount_requested, a.language,
+                        PUBLIC_STATUS[Status(a.status)], Status(a.status), a.submitted_at)
+        for a, name in rows
+    ]
+
+
+def count_by_status(session: Session, round_id: str) -> dict[Status, int]:
+    counts: dict[Status, int] = {}
+    for line in list_applications(session, round_id):
+        counts[line.status] = counts.get(line.status, 0) + 1
+    return counts
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    status: PublicStatus
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ApplicantView:
+    """What the applicant may see: no scores, reviewers, committee members or notes."""
+
+    reference: str
+    round_id: str
+    round_title: str
+    title: str | None
+    status: PublicStatus
+    submitted_at: datetime
+    timeline: list[TimelineEntry]
+
+
+def applicant_view(session: Session, reference: str, token: str | None) -> ApplicantView | None:
+    """None for an unknown reference and for a wrong or missing token alike, so the
+    answer never tells which references exist."""
+    application = session.exec(select(Application).where(Application.reference == reference)).first()
+    if application is None or not token_matches(token, application.access_token_hash):
+        return None
+    changes = session.exec(
+        select(StatusChange).where(StatusChange.application_id == application.id)
+        .order_by(StatusChange.at, StatusChange.id)  # type: ignore[arg-type]
+    ).all()
+    timeline: list[TimelineEntry] = []
+    for change in changes:
+        public = PublicStatus(change.public_status)
+        if not timeline or timeline[-1].status != public:
+            timeline.append(TimelineEntry(public, change.at))
+    round_row = session.get(Round, application.round_id)
+    return ApplicantView(
+        reference=application.reference, round_id=application.round_id,
+        round_title=round_row.title if round_row else application.round_id, title=application.title,
+        status=PUBLIC_STATUS[Status(application.status)], submitted_at=application.submitted_at,
+        timeline=timeline,
+    )
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    reference: str
+    from_status: Status
+    status: Status
+    version: int
+    changed: bool
+
+
+def get_application(session: Session, reference: str) -> Application:
+    application = session.exec(select(Application).where(Application.reference == reference)).first()
+    if application is None:
+        raise NotFound(f"no application {reference!r}; `sip applications list ROUND_ID` lists a round's references")
+    return application
+
+
+def transition(
+    session: Session, reference: str, name: str, *, key: str, actor: str, role: Role, at: datetime,
+    reason: str | None = None, expected_version: int | None = None,
+) -> TransitionResult:
+    """Apply a transition of the state machine, with its status-change row and audit
+    event, in the caller's transaction.
+
+    `key` identifies this transition (e.g. ``screening:<run>`` or a request id): the
+    same key again changes nothing and returns changed=False. A concurrent writer
+    who changed the application first makes this raise `Conflict`.
+    """
+    application = get_application(session, reference)
+    assert application.id is not None
+    done = session.exec(
+        select(StatusChange).where(StatusChange.application_id == application.id, StatusChange.key == key)
+    ).first()
+    current = Status(application.status)
+    if done is not None:
+        if done.transition != name:
+            raise Conflict(f"transition id {key!r} was already used for {done.transition} of {reference}")
+        return TransitionResult(reference, Status(done.from_status or done.to_status), current,
+                                application.version, changed=False)
+    if expected_version is not None and expected_version != application.version:
+        raise Conflict(f"{reference} changed since you read it (version {expected_version}, now "
+                       f"{application.version}); reload it and try again")
+    try:
+        record = plan_transition(current, name, actor=actor, role=role, at=at, reason=reason)
+    except TransitionError as exc:
+        raise NotAllowed(f"{reference}: {exc}") from None
+    application.status = record.to_status.value
+    session.add(application)
+    session.add(StatusChange(application_id=application.id, key=key, transition=name,
+                             from_status=current.value, to_status=record.to_status.value,
+                             public_status=PUBLIC_STATUS[record.to_status].value, at=at))
+    audit.record(session, at=at, actor=actor, role=role.value, action=f"application.{name}",
+                 subject_type="application", subject_id=reference, from_status=current.value,
+                 to_status=record.to_status.value, reason=reason, details={"key": key})
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(f"{reference} was changed by someone else at the same time; reload it and try again") from None
+    except IntegrityError:
+        raise Conflict(f"transition id {key!r} of {reference} was recorded by a concurrent writer") from None
+    return TransitionResult(reference, current, record.to_status, application.version, changed=True)

@@ -1,0 +1,49 @@
+"""What a service refuses, with a message that says what to do next. The API maps
+each to an HTTP status; the CLI prints the message and exits non-zero."""
+
+from __future__ import annotations
+
+from domain.application import FieldError
+
+
+class ServiceError(Exception):
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str, errors: list[FieldError] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+    http_status = 404
+
+
+class InvalidInput(ServiceError):
+    """Input that names fields: every offending one is listed in `errors`."""
+
+    code = "invalid"
+    http_status = 422
+
+
+class NotAccepting(ServiceError):
+    """The round does not accept this now (closed, not yet open, in screening...)."""
+
+    code = "round_not_accepting"
+    http_status = 409
+
+
+class Conflict(ServiceError):
+    """Someone else changed it first, or a key was reused for something else."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class NotAllowed(ServiceError):
+    """The state machine (of an application or a round) does not allow this."""
+
+    code = "not_allowed"
+    http_status = 409

@@ -1,0 +1,89 @@
+"""The Parties register: the shipped default (`engine/data/parties.csv`) and its
+replacement by the secretariat (`sip parties load FILE`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy import delete
+from sqlmodel import Session, select
+
+from domain.application import FieldError
+from domain.parties import Party
+from engine.services import audit
+from engine.services.errors import InvalidInput
+from engine.tables import Party as PartyRow
+
+DEFAULT_REGISTER = Path(__file__).resolve().parent.parent / "data" / "parties.csv"
+COLUMNS = ["iso3", "iso2", "name", "un_regional_group", "party_since", "ldc", "sids", "economy", "source_note"]
+
+
+def parse_parties(text: str, source: str) -> list[Party]:
+    """Every row is checked; all problems are reported together, by line."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InvalidInput(f"{source}: missing columns {', '.join(missing)}; expected {','.join(COLUMNS)}")
+    errors: list[FieldError] = []
+    parties: list[Party] = []
+    seen: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        cleaned = {k: (v.strip() if v and v.strip() else None) for k, v in row.items() if k in COLUMNS}
+        try:
+            party = Party.model_validate(cleaned)
+        except ValidationError as exc:
+            for err in exc.errors():
+                column = err["loc"][0] if err["loc"] else "row"
+                message = "is required" if err["type"] == "missing" else err["msg"]
+                errors.append(FieldError(path=f"{source}:{line}: {column}", message=message))
+            continue
+        if party.iso3 in seen:
+            errors.append(FieldError(path=f"{source}:{line}: iso3",
+                                     message=f"duplicate code {party.iso3} (first on line {seen[party.iso3]})"))
+            continue
+        seen[party.iso3] = line
+        parties.append(party)
+    if errors:
+        raise InvalidInput(f"{source}: {len(errors)} problem(s); the register was not changed", errors)
+    if not parties:
+        raise InvalidInput(f"{source}: no Parties in the file; the register was not changed")
+    return parties
+
+
+def read_parties_file(path: Path) -> list[Party]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read the Parties file: {exc}") from None
+    return parse_parties(text, str(path))
+
+
+def replace_register(session: Session, parties: list[Party], *, source: str, actor: str,
+                     at: datetime) -> dict[str, int]:
+    """Replace the whole register in the caller's transaction; audited with counts."""
+    before = {p.iso3: p for p in session.exec(select(PartyRow)).all()}
+    new = {p.iso3: p for p in parties}
+    added = sorted(set(new) - set(before))
+    removed = sorted(set(before) - set(new))
+    changed = sorted(
+        code for code in set(new) & set(before)
+        if Party.model_validate(before[code], from_attributes=True) != new[code]
+    )
+    session.exec(delete(PartyRow))  # type: ignore[call-overload]
+    session.add_all(PartyRow(**p.model_dump()) for p in parties)
+    counts = {"parties": len(parties), "added": len(added), "removed": len(removed), "changed": len(changed)}
+    audit.record(session, at=at, actor=actor, role="secretariat", action="parties.replaced",
+                 subject_type="register", subject_id="parties",
+                 details={"source": source, **counts, "added_codes": added, "removed_codes": removed,
+                          "changed_codes": changed})
+    return counts
+
+
+def party_names(session: Session, codes: list[str]) -> dict[str, str]:
+    rows = session.exec(select(PartyRow.iso3, PartyRow.name).where(PartyRow.iso3.in_(codes))).all()  # type: ignore[attr-defined]
+    return dict(rows)

@@ -1,0 +1,190 @@
+"""Rounds: loading definitions from TOML, storing them, and the secretariat's
+actions on a round (open, close), each audited."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session, select
+
+from domain.application import FieldError
+from domain.money import STORED
+from domain.rounds import (
+    RoundActionError,
+    RoundDefinition,
+    RoundStatus,
+    accepts_applications,
+    effective_status,
+    plan_close,
+    plan_open,
+)
+from engine.services import audit
+from engine.services.errors import InvalidInput, NotAllowed, NotFound
+from engine.tables import Round
+
+#: Once a round is past these, its definition (criteria, dates) no longer changes.
+EDITABLE = {RoundStatus.DRAFT, RoundStatus.OPEN, RoundStatus.CLOSED}
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+def parse_round(text: str, source: str) -> RoundDefinition:
+    """Validate a round definition. Errors name the file and the key (or, for TOML
+    syntax, the line and column)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{source}: not valid TOML: {exc}",
+                           [FieldError(path=source, message=f"not valid TOML: {exc}")]) from None
+    try:
+        return RoundDefinition.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            key = _key_path(err["loc"])
+            message = "is required" if err["type"] == "missing" else (
+                "is not a key of a round definition (check its spelling)" if err["type"] == "extra_forbidden"
+                else err["msg"].removeprefix("Value error, "))
+            errors.append(FieldError(path=f"{source}: {key}", message=message))
+        listing = "; ".join(f"{e.path}: {e.message}" for e in errors)
+        raise InvalidInput(f"round definition rejected: {listing}", errors) from None
+
+
+def read_round_file(path: Path) -> RoundDefinition:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read the round file: {exc}") from None
+    return parse_round(text, str(path))
+
+
+@dataclass(frozen=True)
+class RoundView:
+    id: str
+    title: str
+    opens_at: datetime
+    closes_at: datetime
+    timezone: str
+    status: RoundStatus
+    accepts_applications: bool
+    stages: list[str]
+    amount_min: str
+    amount_max: str
+    currency: str
+
+    @classmethod
+    def of(cls, row: Round, now: datetime) -> RoundView:
+        definition = definition_of(row)
+        stored = RoundStatus(row.status)
+        return cls(
+            id=row.id, title=row.title, opens_at=definition.opens_at, closes_at=definition.closes_at,
+            timezone=definition.timezone, status=effective_status(stored, definition, now),
+            accepts_applications=accepts_applications(stored, definition, now), stages=list(definition.stages),
+            amount_min=f"{definition.amount_min:.2f}", amount_max=f"{definition.amount_max:.2f}",
+            currency=definition.currency,
+        )
+
+
+def definition_of(row: Round) -> RoundDefinition:
+    return RoundDefinition.model_validate(row.definition, context=STORED)
+
+
+def get_round(session: Session, round_id: str, *, for_update: bool = False) -> Round:
+    statement = select(Round).where(Round.id == round_id)
+    if for_update:
+        statement = statement.with_for_update()
+    row = session.exec(statement).first()
+    if row is None:
+        known = ", ".join(session.exec(select(Round.id).order_by(Round.opens_at)).all()) or "none loaded"
+        raise NotFound(f"no round {round_id!r} (known rounds: {known}); load its file with `sip rounds load FILE`")
+    return row
+
+
+def list_rounds(session: Session, now: datetime) -> list[RoundView]:
+    return [RoundView.of(r, now) for r in session.exec(select(Round).order_by(Round.opens_at)).all()]
+
+
+def store_round(
+    session: Session, definition: RoundDefinition, *, source: str, actor: str, at: datetime
+) -> tuple[Round, str]:
+    """Insert or update a round's definition. Returns the row and what happened:
+    `created`, `updated` or `unchanged`. A round past its close keeps its definition."""
+    data = definition.model_dump(mode="json")
+    row = session.get(Round, definition.id)
+    if row is None:
+        row = Round(
+            id=definition.id, title=definition.title, opens_at=definition.opens_at,
+            closes_at=definition.closes_at, status=RoundStatus.DRAFT.value, definition=data, source=source,
+            updated_at=at,
+        )
+        session.add(row)
+        audit.record(session, at=at, actor=actor, role="secretariat", action="round.loaded",
+                     subject_type="round", subject_id=definition.id, to_status=RoundStatus.DRAFT.value,
+                     details={"source": source})
+        return row, "created"
+    if row.definition == data:
+        return row, "unchanged"
+    if RoundStatus(row.status) not in EDITABLE:
+        raise NotAllowed(
+            f"round {definition.id} is {row.status}; its definition can no longer change "
+            "(load it under a new id for a new call for applications)"
+        )
+    changed = sorted(k for k in data if data[k] != row.definition.get(k))
+    row.title, row.opens_at, row.closes_at = definition.title, definition.opens_at, definition.closes_at
+    row.definition, row.source, row.updated_at = data, source, at
+    session.add(row)
+    audit.record(session, at=at, actor=actor, role="secretariat", action="round.updated", subject_type="round",
+                 subject_id=definition.id, details={"source": source, "changed": changed})
+    return row, "updated"
+
+
+def _act(session: Session, round_id: str, action: str, plan: Any, *, actor: str, at: datetime,
+         reason: str | None) -> tuple[Round, bool]:
+    row = get_round(session, round_id, for_update=True)
+    definition = definition_of(row)
+    stored = RoundStatus(row.status)
+    try:
+        target = plan(stored, definition)
+    except RoundActionError as exc:
+        raise NotAllowed(str(exc)) from None
+    if target is stored:
+        return row, False
+    row.status, row.updated_at = target.value, at
+    session.add(row)
+    audit.record(session, at=at, actor=actor, role="secretariat", action=f"round.{action}", subject_type="round",
+                 subject_id=round_id, from_status=stored.value, to_status=target.value, reason=reason)
+    return row, True
+
+
+def open_round(session: Session, round_id: str, *, actor: str, at: datetime) -> tuple[Round, bool]:
+    """Open a draft round (at or after `opens_at`). Opening an open round again
+    changes nothing and returns changed=False."""
+
+    def plan(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
+        return stored if stored is RoundStatus.OPEN else plan_open(stored, definition, at)
+
+    return _act(session, round_id, "opened", plan, actor=actor, at=at, reason=None)
+
+
+def close_round(
+    session: Session, round_id: str, *, actor: str, at: datetime, early_reason: str | None = None
+) -> tuple[Round, bool]:
+    """Close an open round after its deadline (or before it, with a reason). Closing
+    a closed round again changes nothing."""
+
+    def plan(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
+        if stored is RoundStatus.CLOSED:
+            return stored
+        return plan_close(stored, definition, at, early_reason=early_reason)
+
+    return _act(session, round_id, "closed", plan, actor=actor, at=at, reason=early_reason)

@@ -1,0 +1,31 @@
+"""Applicant access tokens: shown once, stored only as a SHA-256 hash.
+
+A submission with an idempotency key gets a token derived from the server's secret
+key and that idempotency key, so a retried submission can be answered with the same
+token without the token ever being stored."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+
+def derive_token(secret: bytes, round_id: str, idempotency_key: str) -> str:
+    digest = hmac.new(secret, f"access-token\x00{round_id}\x00{idempotency_key}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def random_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token: str | None, stored_hash: str) -> bool:
+    if not token:
+        return False
+    return hmac.compare_digest(token_hash(token), stored_hash)

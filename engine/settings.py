@@ -1,0 +1,66 @@
+"""Every setting of the engine, from the environment (or a `.env` file)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROUNDS_DIR = Path(__file__).resolve().parent.parent / "rounds"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), alias="SIP_DATA_DIR",
+                           description="where the embedded database, secret key and demo output live")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL",
+                                     description="SQLAlchemy URL; default: a SQLite file in SIP_DATA_DIR")
+    secret_key: str | None = Field(default=None, alias="SIP_SECRET_KEY",
+                                   description="key for access tokens; default: generated once into SIP_DATA_DIR")
+    max_request_bytes: int = Field(default=2_000_000, alias="SIP_MAX_REQUEST_BYTES", ge=10_000)
+    public_base_url: str = Field(default="http://127.0.0.1:8000", alias="SIP_PUBLIC_BASE_URL",
+                                 description="where applicants reach the status API (used in letters)")
+    programme_email: str = Field(default="sip@example.org", alias="SIP_PROGRAMME_EMAIL",
+                                 description="the secretariat's address named in letters")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < 32 or value.lower() in {"changeme", "secret", "change-me"}):
+            raise ValueError("SIP_SECRET_KEY must be at least 32 random characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @property
+    def url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'sip.db').resolve()}"
+
+    def key(self) -> bytes:
+        """The secret key: the setting, or one generated once and kept in the data folder."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)  # atomic: the first process to get here wins
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        return path.read_text().strip().encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

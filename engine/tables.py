@@ -1,0 +1,168 @@
+"""The database tables (SQLModel). Schema changes go through Alembic migrations in
+`engine/migrations/versions`; a test checks the two agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Integer, Numeric, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware instant, stored in UTC on every database (SQLite keeps no
+    offset, so naive values read back are UTC by construction)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the engine stores instants with a time zone only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), **kw))
+
+
+class Round(SQLModel, table=True):
+    __tablename__ = "round"
+
+    id: str = Field(primary_key=True, max_length=40)
+    title: str = Field(max_length=200)
+    opens_at: datetime = _ts(nullable=False)
+    closes_at: datetime = _ts(nullable=False)
+    status: str = Field(max_length=20)
+    definition: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    source: str = Field(max_length=500, description="file the definition was loaded from")
+    last_sequence: int = Field(default=0, description="last application number given in this round")
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Party(SQLModel, table=True):
+    __tablename__ = "party"
+
+    iso3: str = Field(primary_key=True, max_length=3)
+    iso2: str = Field(max_length=2)
+    name: str = Field(max_length=200)
+    un_regional_group: str | None = Field(default=None, max_length=20)
+    party_since: date | None = None
+    ldc: bool
+    sids: bool
+    economy: str = Field(max_length=20)
+    source_note: str | None = Field(default=None, max_length=1000)
+
+
+_application_version = Column("version", Integer, nullable=False)
+
+
+class Application(SQLModel, table=True):
+    __tablename__ = "application"
+    __mapper_args__ = {"version_id_col": _application_version}
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=60, unique=True)
+    round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
+    party: str = Field(max_length=3, index=True)
+    language: str = Field(max_length=2)
+    title: str | None = Field(default=None, max_length=200)
+    amount_requested: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
+    status: str = Field(max_length=30, index=True)
+    version: int = Field(default=1, sa_column=_application_version)
+    applicant: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    form_a: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    form_b: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    form_c: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    channel: str = Field(max_length=10, description="api or import")
+    submitted_at: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    access_token_hash: str = Field(max_length=64)
+
+
+class StatusChange(SQLModel, table=True):
+    """One row per transition of an application; (application, key) is unique, so a
+    replayed transition is recognised and changes nothing."""
+
+    __tablename__ = "status_change"
+    __table_args__ = (UniqueConstraint("application_id", "key", name="uq_status_change_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    key: str = Field(max_length=200, description="transition id given by the caller")
+    transition: str = Field(max_length=40)
+    from_status: str | None = Field(default=None, max_length=30)
+    to_status: str = Field(max_length=30)
+    public_status: str = Field(max_length=30)
+    at: datetime = _ts(nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only (database triggers refuse UPDATE and DELETE): who did what, when, why."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(nullable=False, index=True)
+    actor: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    action: str = Field(max_length=60)
+    subject_type: str = Field(max_length=30)
+    subject_id: str = Field(max_length=100, index=True)
+    from_status: str | None = Field(default=None, max_length=30)
+    to_status: str | None = Field(default=None, max_length=30)
+    reason: str | None = Field(default=None, max_length=2000)
+    details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+
+
+class IntakeKey(SQLModel, table=True):
+    """Idempotency of intake: the first result of a (round, key) is returned again."""
+
+    __tablename__ = "intake_key"
+    __table_args__ = (UniqueConstraint("round_id", "key", name="uq_intake_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: str = Field(foreign_key="round.id", max_length=40)
+    key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)
+    application_id: int = Field(foreign_key="application.id")
+    created_at: datetime = _ts(nullable=False)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A rendered notification, written in the same transaction as the change that
+    causes it; delivery reads from here. `key` (round, recipient, kind) is unique."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True)
+    kind: str = Field(max_length=40)
+    round_id: str | None = Field(default=None, max_length=40, index=True)
+    application_id: int | None = Field(default=None, foreign_key="application.id")
+    recipient: str = Field(max_length=320)
+    language: str = Field(max_length=2)
+    subject: str = Field(max_length=300)
+    body_text: str
+    body_html: str
+    state: str = Field(default="queued", max_length=20, index=True)
+    attempts: int = 0
+    created_at: datetime = _ts(nullable=False)
+    sent_at: datetime | None = _ts(nullable=True)

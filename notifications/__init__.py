@@ -1,0 +1,10 @@
+"""Notifications rendered from Jinja2 templates in English, French and Spanish.
+
+One template per message kind; the words come from gettext catalogues
+(`locale/<lang>/LC_MESSAGES/messages.po`), so a new language is a new catalogue.
+Rendering is pure: the service layer writes the result to the outbox in the same
+transaction as the change that causes it."""
+
+from notifications.render import LANGUAGES, RenderedMessage, render, status_label
+
+__all__ = ["LANGUAGES", "RenderedMessage", "render", "status_label"]

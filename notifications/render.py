@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency
+from babel.support import NullTranslations, Translations
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+LOCALES = HERE / "locale"
+LANGUAGES = ("en", "fr", "es")
+FALLBACK = "en"
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str
+    text: str
+    html: str
+    language: str
+
+
+class RenderError(Exception):
+    """A template could not be rendered (e.g. a missing variable): nothing is queued."""
+
+
+@lru_cache
+def translations(language: str) -> NullTranslations:
+    po = LOCALES / language / "LC_MESSAGES" / "messages.po"
+    if language == FALLBACK or not po.exists():
+        return NullTranslations()
+    with po.open("rb") as handle:
+        catalog = read_po(handle, locale=language)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(fp=buffer)
+
+
+@lru_cache
+def environment(language: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+
+    def when(value: datetime, zone: str = "Europe/Zurich") -> str:
+        return format_datetime(value, format="long", tzinfo=ZoneInfo(zone), locale=language)
+
+    def day(value: Any) -> str:
+        return format_date(value, format="long", locale=language)
+
+    def usd(value: Decimal) -> str:
+        return format_currency(value, "USD", locale=language)
+
+    env.filters.update(when=when, day=day, usd=usd)
+    env.globals["status_label"] = lambda code: status_label(code, language)
+    return env
+
+
+def _pick(language: str) -> str:
+    return language if language in LANGUAGES else FALLBACK
+
+
+def render(kind: str, language: str, context: dict[str, Any]) -> RenderedMessage:
+    """Render `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html` in `language`
+    (English when the language has no catalogue)."""
+    language = _pick(language)
+    env = environment(language)
+    try:
+        parts = [env.get_template(f"{kind}.{ext}").render(**context) for ext in ("subject.txt", "txt", "html")]
+    except TemplateError as exc:
+        where = getattr(exc, "name", None) or kind
+        line = getattr(exc, "lineno", None)
+        raise RenderError(f"template {where}{f' line {line}' if line else ''}: {exc}") from exc
+    subject, text, html = parts
+    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    return RenderedMessage(subject=" ".join(subject.split()), text=text, html=html, language=language)
+
+
+def N_(message: str) -> str:
+    """Marks a string for the catalogue; translated where it is used."""
+    return message
+
+
+_STATUS_LABELS = {
+    "received": N_("received"),
+    "incomplete": N_("incomplete"),
+    "not_eligible": N_("not eligible"),
+    "under_review": N_("under review"),
+    "approved": N_("approved"),
+    "approved_with_conditions": N_("approved with conditions"),
+    "not_approved": N_("not approved"),
+    "deferred": N_("deferred"),
+    "withdrawn": N_("withdrawn"),
+}
+
+
+def status_label(code: str, language: str) -> str:
+    """The applicant-facing name of a public status, in `language`."""
+    return translations(_pick(language)).gettext(_STATUS_LABELS[code])
