@@ -167,11 +167,11 @@ def _act(session: Session, round_id: str, action: str, plan: Any, *, actor: str,
 
 
 def open_round(session: Session, round_id: str, *, actor: str, at: datetime) -> tuple[Round, bool]:
-    """Open a draft round (at or after `opens_at`). Opening an open round again
-    changes nothing and returns changed=False."""
+    """Open a draft round (at or after `opens_at`). A round opened before (open now,
+    or already further on) is left as it is: changed=False."""
 
     def plan(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
-        return stored if stored is RoundStatus.OPEN else plan_open(stored, definition, at)
+        return stored if stored is not RoundStatus.DRAFT else plan_open(stored, definition, at)
 
     return _act(session, round_id, "opened", plan, actor=actor, at=at, reason=None)
 
@@ -179,11 +179,11 @@ def open_round(session: Session, round_id: str, *, actor: str, at: datetime) -> 
 def close_round(
     session: Session, round_id: str, *, actor: str, at: datetime, early_reason: str | None = None
 ) -> tuple[Round, bool]:
-    """Close an open round after its deadline (or before it, with a reason). Closing
-    a closed round again changes nothing."""
+    """Close an open round after its deadline (or before it, with a reason). A round
+    closed before (closed now, or further on) is left as it is: changed=False."""
 
     def plan(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
-        if stored is RoundStatus.CLOSED:
+        if stored not in (RoundStatus.DRAFT, RoundStatus.OPEN):
             return stored
         return plan_close(stored, definition, at, early_reason=early_reason)
 

@@ -1,0 +1,170 @@
+"""The FastAPI application: applicants submit and check their applications; anyone
+may list the rounds. Errors are JSON with every offending field, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import BearerDep, NowDep, RuntimeDep
+from api.schemas import ApplicationStatusOut, ErrorOut, ReceiptOut, RoundOut, TimelineItemOut
+from domain.application import ApplicationDocument, json_path
+from engine.db import unit_of_work
+from engine.services import applications as app_service
+from engine.services import intake
+from engine.services import rounds as round_service
+from engine.services.errors import ServiceError
+from engine.services.setup import Runtime, prepare
+from engine.settings import Settings
+
+log = logging.getLogger("sip.api")
+
+NOT_FOUND = "no application with that reference and access token"
+IDEMPOTENCY_HELP = "Send the same key when retrying: the first result is returned, not a second application"
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        404: "not found", 409: "the round does not accept this now, or a conflicting change",
+        413: "the request is too large", 422: "invalid input: every offending field is listed",
+    }
+    return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
+
+
+def _error(code: int, error: str, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=code, content={"error": error, "message": message, "errors": errors or []})
+
+
+def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await run_in_threadpool(prepare, settings)
+        yield
+
+    app = FastAPI(
+        title="SIP engine",
+        version="0.1.0",
+        summary="Specific International Programme of the Minamata Convention on Mercury: applications and status",
+        lifespan=lifespan,
+    )
+    app.state.settings, app.state.clock, app.state.runtime = settings, now, None
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return _error(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors])
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"path": json_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        return _error(422, "invalid", "the request is not valid: " + "; ".join(
+            f"{e['path']}: {e['message']}" for e in errors), errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(500, "internal", "the engine failed unexpectedly; nothing was half-written. Try again, and "
+                                       "tell the secretariat if it happens again")
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/rounds", response_model=list[RoundOut], tags=["rounds"])
+    def list_rounds(rt: RuntimeDep, now: NowDep) -> list[RoundOut]:
+        """Every round, with its dates and whether it accepts applications now."""
+        with unit_of_work(rt.engine) as session:
+            return [RoundOut(**v.__dict__) for v in round_service.list_rounds(session, now)]
+
+    @app.get("/rounds/{round_id}", response_model=RoundOut, responses=_errors(404), tags=["rounds"])
+    def get_round(round_id: str, rt: RuntimeDep, now: NowDep) -> RoundOut:
+        with unit_of_work(rt.engine) as session:
+            row = round_service.get_round(session, round_id)
+            return RoundOut(**round_service.RoundView.of(row, now).__dict__)
+
+    @app.post(
+        "/rounds/{round_id}/applications",
+        status_code=status.HTTP_201_CREATED,
+        response_model=ReceiptOut,
+        responses=_errors(404, 409, 413, 422),
+        tags=["applications"],
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/ApplicationDocument"}}}}},
+    )
+    async def submit(
+        round_id: str,
+        request: Request,
+        rt: RuntimeDep,
+        now: NowDep,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                                      description=IDEMPOTENCY_HELP)] = None,
+    ) -> Any:
+        """Submit an application (format `sip-application/1`) while the round is open.
+
+        The answer holds the application's reference and an access token, shown once."""
+        limit = rt.settings.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return _too_large(int(declared), limit)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return _too_large(len(body), limit)
+        receipt = await run_in_threadpool(
+            intake.submit_application, rt.engine, rt.settings, round_id, bytes(body), channel="api",
+            idempotency_key=idempotency_key, now=now,
+        )
+        return JSONResponse(
+            status_code=201,
+            headers={"Location": f"/applications/{receipt.reference}",
+                     **({} if receipt.created else {"Idempotent-Replayed": "true"})},
+            content=ReceiptOut(reference=receipt.reference, status=receipt.status, round=receipt.round_id,
+                               submitted_at=receipt.submitted_at, access_token=receipt.access_token
+                               ).model_dump(mode="json"),
+        )
+
+    @app.get("/applications/{reference}", response_model=ApplicationStatusOut, responses=_errors(404),
+             tags=["applications"])
+    def application_status(
+        reference: str, rt: RuntimeDep, credentials: BearerDep) -> Any:
+        """The application's public status and timeline, for its applicant (Bearer access token).
+
+        A wrong or missing token and an unknown reference get the same 404."""
+        token = credentials.credentials if credentials else None
+        with unit_of_work(rt.engine) as session:
+            view = app_service.applicant_view(session, reference, token)
+        if view is None:
+            return _error(404, "not_found", NOT_FOUND)
+        return ApplicationStatusOut(
+            reference=view.reference, status=view.status, round=view.round_id, round_title=view.round_title,
+            title=view.title, submitted_at=view.submitted_at,
+            timeline=[TimelineItemOut(status=t.status, at=t.at) for t in view.timeline],
+        )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        document = ApplicationDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(document.pop("$defs", {}))
+        components["ApplicationDocument"] = document
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _too_large(size: int, limit: int) -> JSONResponse:
+    return _error(413, "too_large", f"the request is {size / 1e6:.1f} MB or more; an application is at most "
+                                    f"{limit / 1e6:.1f} MB (attachments are not sent through this call)")

@@ -1,0 +1,338 @@
+"""`sip`: the command line of the SIP engine, thin over the same services the API
+and the flows call."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from engine.db import unit_of_work
+from engine.services import applications as app_service
+from engine.services import outbox as outbox_service
+from engine.services import parties as party_service
+from engine.services import rounds as round_service
+from engine.services.errors import ServiceError
+from engine.services.setup import Runtime, prepare
+from engine.settings import Settings, get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Grant-management engine of the Specific International Programme (Minamata Convention).")
+rounds_app = typer.Typer(no_args_is_help=True, help="Rounds: load definitions, list, open and close.")
+parties_app = typer.Typer(no_args_is_help=True, help="The Parties register.")
+applications_app = typer.Typer(no_args_is_help=True, help="Applications: import and list.")
+outbox_app = typer.Typer(no_args_is_help=True, help="Queued notifications.")
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+app.add_typer(rounds_app, name="rounds")
+app.add_typer(parties_app, name="parties")
+app.add_typer(applications_app, name="applications")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(db_app, name="db")
+
+ACTOR = "secretariat"
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON instead of text.")]
+
+
+def fail(message: str, errors: list[Any] | None = None, code: int = 1) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    for error in errors or []:
+        typer.echo(f"  {error.path}: {error.message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    try:
+        yield
+    except ServiceError as exc:
+        if exc.errors:
+            fail(f"refused, {len(exc.errors)} problem(s); nothing was changed:", exc.errors)
+        fail(exc.message)
+
+
+def runtime(defaults: bool = True) -> Runtime:
+    with service_errors():
+        return prepare(get_settings(), defaults=defaults)
+
+
+def in_session(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        return fn(session, *args, **kwargs)
+
+
+def local(value: datetime, zone: str = "Europe/Zurich") -> str:
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@app.callback()
+def main_options(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="SIP_DATA_DIR",
+                                                  help="Folder of the embedded database and secret key.")] = None,
+) -> None:
+    if data_dir is not None:
+        import os
+
+        os.environ["SIP_DATA_DIR"] = str(data_dir)
+        get_settings.cache_clear()
+
+
+# --- db ----------------------------------------------------------------------
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations (and load the default register and rounds)."""
+    from engine import migrate
+
+    rt = runtime()
+    typer.echo(f"database at revision {migrate.current(rt.engine)}: {safe_url(rt.settings)}")
+
+
+def safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.url).render_as_string(hide_password=True)
+
+
+# --- rounds ------------------------------------------------------------------
+
+@rounds_app.command("list")
+def rounds_list(as_json: JsonOpt = False) -> None:
+    """The rounds, with their dates and whether they accept applications."""
+    views = in_session(round_service.list_rounds, Runtime.now())
+    if as_json:
+        print_json([v.__dict__ for v in views])
+        return
+    for v in views:
+        accepting = "accepting applications" if v.accepts_applications else "not accepting"
+        typer.echo(f"{v.id:<14} {v.status.value:<10} {local(v.opens_at, v.timezone)} → "
+                   f"{local(v.closes_at, v.timezone)}  {accepting}  {v.title}")
+
+
+@rounds_app.command("load")
+def rounds_load(file: Annotated[Path, typer.Argument(help="A round definition (TOML).")]) -> None:
+    """Validate a round file, store it and print the round."""
+    rt = runtime()
+    with service_errors():
+        definition = round_service.read_round_file(file)
+        with unit_of_work(rt.engine) as session:
+            row, outcome = round_service.store_round(session, definition, source=str(file), actor=ACTOR,
+                                                     at=Runtime.now())
+            view = round_service.RoundView.of(row, Runtime.now())
+    typer.echo(f"{outcome}: {definition.id} — {definition.title}")
+    typer.echo(f"  applications from {local(view.opens_at, view.timezone)} to {local(view.closes_at, view.timezone)}")
+    typer.echo(f"  amounts {definition.currency} {definition.amount_min:,.0f} to {definition.amount_max:,.0f}; "
+               f"stages: {', '.join(definition.stages)}; {len(definition.criteria)} criteria "
+               f"({definition.criteria_set} set); status {view.status.value}")
+
+
+def _run_flow(flow: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any]:
+    from engine.prefect_quiet import quiet_prefect
+
+    with service_errors(), quiet_prefect():
+        try:
+            return flow(**params)
+        except ServiceError:
+            raise
+        except ValueError as exc:
+            fail(str(exc))
+        except Exception as exc:  # Prefect itself failed (e.g. its server did not start)
+            fail(f"the {getattr(flow, 'name', 'Prefect')} flow could not run: {exc.__class__.__name__}: {exc}. "
+                 "Nothing was half-written; run the command again, and if it fails the same way, set "
+                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher or point PREFECT_API_URL at a server")
+    raise AssertionError("unreachable")
+
+
+@rounds_app.command("open")
+def rounds_open(round_id: str, at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) "
+                                                                       "at which it opened.")] = None) -> None:
+    """Open a round for applications (runs the `open-round` flow)."""
+    runtime()
+    from flows.rounds import open_round_flow
+
+    result = _run_flow(open_round_flow, round_id=round_id, at=at, actor=ACTOR)
+    typer.echo(f"{round_id}: {'opened' if result['changed'] else 'already ' + str(result['status'])}")
+
+
+@rounds_app.command("close")
+def rounds_close(
+    round_id: str,
+    at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) at which it closed.")] = None,
+    early_reason: Annotated[str | None, typer.Option(help="Why it closes before its deadline.")] = None,
+) -> None:
+    """Close a round (runs the `close-round` flow)."""
+    runtime()
+    from flows.rounds import close_round_flow
+
+    result = _run_flow(close_round_flow, round_id=round_id, at=at, actor=ACTOR, early_reason=early_reason)
+    typer.echo(f"{round_id}: {'closed' if result['changed'] else 'already ' + str(result['status'])}")
+
+
+# --- parties -------------------------------------------------------------------
+
+@parties_app.command("load")
+def parties_load(file: Annotated[Path, typer.Argument(help="A Parties register (CSV, columns as shipped).")]) -> None:
+    """Replace the Parties register with FILE (all rows are checked first)."""
+    rt = runtime()
+    with service_errors():
+        parties = party_service.read_parties_file(file)
+        with unit_of_work(rt.engine) as session:
+            counts = party_service.replace_register(session, parties, source=str(file), actor=ACTOR,
+                                                    at=Runtime.now())
+    typer.echo(f"register replaced from {file}: {counts['parties']} Parties "
+               f"({counts['added']} added, {counts['removed']} removed, {counts['changed']} changed)")
+
+
+@parties_app.command("list")
+def parties_list(as_json: JsonOpt = False) -> None:
+    """The Parties register."""
+    from sqlmodel import select
+
+    from engine.tables import Party
+
+    rows = in_session(lambda s: s.exec(select(Party).order_by(Party.iso3)).all())
+    if as_json:
+        print_json([r.model_dump() for r in rows])
+        return
+    for r in rows:
+        flags = " ".join(f for f, on in (("LDC", r.ldc), ("SIDS", r.sids)) if on)
+        typer.echo(f"{r.iso3}  {r.name:<45} {r.un_regional_group or '-':<12} since {r.party_since or 'unknown':<10} "
+                   f"{r.economy:<10} {flags}")
+
+
+# --- applications --------------------------------------------------------------
+
+@applications_app.command("import")
+def applications_import(
+    round_id: str,
+    paths: Annotated[list[Path], typer.Argument(help="Application files (JSON) or folders of them.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import applications received by the secretariat (runs the `import-applications` flow).
+    Exits 1 if any file was refused; the others are imported."""
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        round_service.get_round(session, round_id)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}")
+    from flows.intake import import_applications_flow
+
+    summary = _run_flow(import_applications_flow, round_id=round_id, paths=[str(p) for p in paths], actor=ACTOR)
+    if as_json:
+        print_json(summary)
+    else:
+        for item in summary["results"]:
+            if item["reference"]:
+                typer.echo(f"{'imported' if item['created'] else 'already imported':<17} {item['reference']}  "
+                           f"{item['file']}")
+            else:
+                typer.secho(f"{'refused':<17} {'':<17} {item['file']}", fg=typer.colors.RED)
+                for error in item["errors"]:
+                    typer.echo(f"    {error['path']}: {error['message']}")
+        typer.echo(f"{summary['files']} files: {summary['imported']} imported, {summary['already_imported']} "
+                   f"already imported, {summary['failed']} refused")
+    if summary["failed"]:
+        if not as_json:
+            typer.echo("Correct the refused files and import them again; the others will not be imported twice.",
+                       err=True)
+        raise typer.Exit(1)
+
+
+@applications_app.command("list")
+def applications_list(round_id: str, as_json: JsonOpt = False) -> None:
+    """The round's applications, one per line: reference, Party, public and internal status."""
+    lines = in_session(app_service.list_applications, round_id)
+    if as_json:
+        print_json([
+            {"reference": a.reference, "party": a.party, "party_name": a.party_name, "title": a.title,
+             "amount_requested": None if a.amount_requested is None else f"{a.amount_requested:.2f}",
+             "language": a.language, "public_status": a.public_status.value, "status": a.status.value,
+             "submitted_at": a.submitted_at.isoformat()}
+            for a in lines
+        ])
+        return
+    if not lines:
+        typer.echo(f"no applications in {round_id}")
+    for a in lines:
+        amount = "-" if a.amount_requested is None else f"{a.amount_requested:,.0f}"
+        typer.echo(f"{a.reference}  {a.party}  {a.public_status.value:<13} {a.status.value:<20} "
+                   f"{amount:>9}  {(a.title or '(no title)')[:70]}")
+
+
+# --- outbox --------------------------------------------------------------------
+
+@outbox_app.command("list")
+def outbox_list(
+    state: Annotated[str | None, typer.Option(help="Only messages in this state (queued, sent, failed).")] = None,
+    round_id: Annotated[str | None, typer.Option("--round", help="Only this round's messages.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queued notifications, one per line: recipient, kind, language, state."""
+    lines = in_session(outbox_service.list_messages, state=state, round_id=round_id)
+    if as_json:
+        print_json([m.__dict__ for m in lines])
+        return
+    if not lines:
+        typer.echo("the outbox is empty")
+    for m in lines:
+        typer.echo(f"{m.id:>5}  {m.recipient:<40} {m.kind:<10} {m.language}  {m.state}")
+
+
+# --- serve and demo --------------------------------------------------------------
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Start the HTTP API (OpenAPI page at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    rt = runtime()
+    typer.echo(f"SIP engine API on http://{host}:{port} (documentation: http://{host}:{port}/docs); "
+               f"database: {safe_url(rt.settings)}")
+    uvicorn.run(create_app(rt.settings), host=host, port=port, log_level="info")
+
+
+@app.command("demo")
+def demo(fresh: Annotated[bool, typer.Option(help="Start from an empty embedded database.")] = False) -> None:
+    """Run round 1 (2018) as far as the engine goes, on the embedded database."""
+    from engine.demo import run_demo
+
+    with service_errors():
+        code = run_demo(get_settings(), fresh=fresh, echo=typer.echo)
+    raise typer.Exit(code)
+
+
+def quiet_console() -> None:
+    """Prefect's console logging is for operators of a Prefect server; the CLI prints
+    its own progress and errors. (Logs still reach the Prefect API.)"""
+    import os
+
+    for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "CRITICAL")
+
+
+def main() -> None:
+    quiet_console()
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted; nothing half-written stays behind (each step is one transaction)", err=True)
+        sys.exit(130)

@@ -1,0 +1,103 @@
+"""`sip demo`: round 1 (2018) of the programme, run as far as the engine goes, on the
+embedded database. Each stage runs as the Prefect flow the secretariat would run.
+
+Re-running it converges to the same state (intake recognises files already imported,
+opening an open round changes nothing); `--fresh` starts from an empty database."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from domain.lifecycle import PUBLIC_STATUS, Status
+from engine.db import dispose_all, unit_of_work
+from engine.demo_applications import APPLICATIONS, ROUND, document
+from engine.services import applications as app_service
+from engine.services import outbox as outbox_service
+from engine.services.rounds import definition_of, get_round
+from engine.services.setup import prepare
+from engine.settings import Settings
+
+
+def write_demo_files(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, app in enumerate(APPLICATIONS, start=1):
+        path = folder / f"{number:02d}-{app.slug}.json"
+        path.write_text(json.dumps(document(app), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
+    from engine.prefect_quiet import quiet_prefect
+
+    started = time.perf_counter()
+    url = make_url(settings.url)
+    if fresh:
+        if url.get_backend_name() != "sqlite":
+            echo("--fresh only empties the embedded SQLite database; unset DATABASE_URL or drop the database yourself")
+            return 2
+        dispose_all()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{url.database}{suffix}").unlink(missing_ok=True)
+
+    echo(f"SIP engine demo: round 1 (2018) on {url.render_as_string(hide_password=True)}")
+    rt = prepare(settings)
+    with unit_of_work(rt.engine) as session:
+        definition = definition_of(get_round(session, ROUND))
+    echo(f"  1. database migrated; Parties register and the shipped rounds loaded ({definition.title})")
+
+    folder = settings.data_dir / "demo" / ROUND
+    files = write_demo_files(folder)
+    parties = {a.party for a in APPLICATIONS}
+    echo(f"  2. {len(files)} demo applications from {len(parties)} Parties written to {folder}")
+    echo("     (Parties, round and dates are real; the applications' contents are invented)")
+
+    echo("  3. starting Prefect (a local ephemeral server; the first start takes 10-30 s)...")
+    with quiet_prefect():
+        from flows.intake import import_applications_flow
+        from flows.rounds import close_round_flow, open_round_flow
+
+        opened = open_round_flow(round_id=ROUND, at=definition.opens_at.isoformat())
+        echo(f"     open-round: {ROUND} {'opened' if opened['changed'] else 'already ' + str(opened['status'])} "
+             f"at {definition.opens_at.isoformat()}")
+        summary = import_applications_flow(round_id=ROUND, paths=[str(folder)])
+        echo(f"     import-applications: {summary['imported']} imported, {summary['already_imported']} already "
+             f"imported, {summary['failed']} refused")
+        for item in summary["results"]:
+            for error in item["errors"]:
+                echo(f"       refused {item['file']}: {error['path']}: {error['message']}")
+        closing = definition.closes_at + timedelta(seconds=1)
+        closed = close_round_flow(round_id=ROUND, at=closing.isoformat())
+        echo(f"     close-round: {ROUND} {'closed' if closed['changed'] else 'already ' + str(closed['status'])} "
+             f"at {closing.isoformat()}")
+
+    with unit_of_work(rt.engine) as session:
+        lines = app_service.list_applications(session, ROUND)
+        queued = outbox_service.list_messages(session, round_id=ROUND)
+
+    echo("")
+    echo(f"Round {ROUND}: {len(lines)} applications from {len({a.party for a in lines})} Parties")
+    echo(f"  {'internal status':<22} {'public status':<15} {'count':>5}")
+    counts = Counter(line.status for line in lines)
+    for status in Status:
+        if counts.get(status):
+            echo(f"  {status.value:<22} {PUBLIC_STATUS[status].value:<15} {counts[status]:>5}")
+    languages = Counter(m.language for m in queued)
+    echo(f"  notifications queued: {len(queued)} receipts "
+         f"({', '.join(f'{n} in {lang}' for lang, n in sorted(languages.items()))})")
+    echo("")
+    echo("The engine goes as far as intake for now: screening, review and the committee come next.")
+    echo("Look around:")
+    echo(f"  sip applications list {ROUND}     # one line per application")
+    echo("  sip outbox list                        # the queued receipts")
+    echo("  sip serve                              # the API; http://127.0.0.1:8000/docs")
+    echo(f"(demo took {time.perf_counter() - started:.1f} s)")
+    return 0 if summary["failed"] == 0 else 1

@@ -1,0 +1,64 @@
+"""Import of applications received by the secretariat (e.g. by e-mail) as files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from engine.services.intake import import_batch, iter_application_files, read_file
+from flows.common import instant, runtime
+
+BATCH = 200
+
+
+@task(name="import-application-batch", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def import_application_batch(round_id: str, paths: list[str], actor: str, now_iso: str) -> list[dict[str, Any]]:
+    """One transaction per batch; safe to retry: a file already imported is
+    recognised by its content and answered with its reference."""
+    rt = runtime()
+    readable: list[tuple[str, bytes]] = []
+    results: list[dict[str, Any]] = []
+    for path in paths:
+        content, problem = read_file(Path(path), rt.settings.max_request_bytes)
+        if content is None:
+            results.append({"file": path, "reference": None, "created": False,
+                            "errors": [{"path": "$", "message": problem}]})
+        else:
+            readable.append((path, content))
+    for item in import_batch(rt.engine, rt.settings, round_id, readable, actor=actor,
+                             now=instant(now_iso)):
+        results.append({
+            "file": item.name, "reference": item.reference, "created": item.created,
+            "errors": [e.model_dump() for e in item.errors] or (
+                [{"path": "$", "message": item.message}] if item.message else []),
+        })
+    return results
+
+
+@flow(name="import-applications", log_prints=False)
+def import_applications_flow(round_id: str, paths: list[str], actor: str = "secretariat",
+                             batch_size: int = BATCH) -> dict[str, Any]:
+    """Import application files (and the *.json files of folders) into a round.
+    Re-running it imports nothing twice."""
+    logger = get_run_logger()
+    files = [str(p) for p in iter_application_files(paths)]
+    now_iso = instant(None).isoformat()
+    results: list[dict[str, Any]] = []
+    chunks = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
+    for number, chunk in enumerate(chunks, start=1):
+        results += import_application_batch(round_id, chunk, actor, now_iso)
+        logger.info("batch %d: %d of %d files done", number, len(results), len(files))
+    summary = {
+        "round": round_id,
+        "files": len(files),
+        "imported": sum(1 for r in results if r["created"]),
+        "already_imported": sum(1 for r in results if r["reference"] and not r["created"]),
+        "failed": sum(1 for r in results if not r["reference"]),
+        "results": results,
+    }
+    logger.info("round %s: %d imported, %d already there, %d failed", round_id, summary["imported"],
+                summary["already_imported"], summary["failed"])
+    return summary
