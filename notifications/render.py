@@ -84,12 +84,13 @@ def render(kind: str, language: str, context: dict[str, Any]) -> RenderedMessage
     (English when the language has no catalogue)."""
     language = _pick(language)
     env = environment(language)
-    try:
-        parts = [env.get_template(f"{kind}.{ext}").render(**context) for ext in ("subject.txt", "txt", "html")]
-    except TemplateError as exc:
-        where = getattr(exc, "name", None) or kind
-        line = getattr(exc, "lineno", None)
-        raise RenderError(f"template {where}{f' line {line}' if line else ''}: {exc}") from exc
+    parts = []
+    for ext in ("subject.txt", "txt", "html"):
+        name = f"{kind}.{ext}"
+        try:
+            parts.append(env.get_template(name).render(**context))
+        except TemplateError as exc:
+            raise RenderError(f"template {name}{_line_in(exc, name)}: {exc}; nothing was queued") from exc
     subject, text, html = parts
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return RenderedMessage(subject=" ".join(subject.split()), text=text, html=html, language=language)
@@ -98,6 +99,18 @@ def render(kind: str, language: str, context: dict[str, Any]) -> RenderedMessage
 def N_(message: str) -> str:
     """Marks a string for the catalogue; translated where it is used."""
     return message
+
+
+def _line_in(exc: BaseException, name: str) -> str:
+    """The template line an error happened on (Jinja2 rewrites the traceback so that
+    its frames point into the template file)."""
+    line = getattr(exc, "lineno", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(name):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" line {line}" if line else ""
 
 
 _STATUS_LABELS = {

@@ -1,0 +1,142 @@
+"""Fixtures: a real database per test (SQLite file, and PostgreSQL where reachable),
+and one Prefect test harness per session for the tests that run flows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+from engine.db import dispose_all, get_engine, unit_of_work  # noqa: E402
+from engine.services.rounds import open_round  # noqa: E402
+from engine.services.setup import Runtime, load_defaults, prepare  # noqa: E402
+from engine.settings import Settings, get_settings  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parent / "data" / "examples"  # copies of shared/sip/examples
+
+POSTGRES_ADMIN_URL = os.environ.get("SIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+ROUND1 = "sip-2018-r1"
+IN_ROUND1 = datetime(2018, 7, 2, 9, 0, tzinfo=UTC)
+SECRET = "test-secret-key-0123456789abcdef0123456789"
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means: skip, and say why
+        return f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:120]}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database with the defaults, copied for each test."""
+    folder = tmp_path_factory.mktemp("template")
+    settings = Settings(SIP_DATA_DIR=folder, SIP_SECRET_KEY=SECRET)
+    rt = prepare(settings)
+    rt.engine.dispose()
+    dispose_all()
+    return folder / "sip.db"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    problem = _postgres_reachable()
+    if problem:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({problem}); PostgreSQL tests skipped. "
+                    "Start PostgreSQL or set SIP_TEST_POSTGRES_URL to run them.")
+    name = f"sip_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    prepare(Settings(DATABASE_URL=url, SIP_SECRET_KEY=SECRET), defaults=False)
+    yield url
+    dispose_all()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty_postgres(url: str) -> None:
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        tables = [r[0] for r in conn.execute(text(
+            "select tablename from pg_tables where schemaname = 'public' and tablename <> 'alembic_version'"))]
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _fresh_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
+                    monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("SIP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SIP_SECRET_KEY", SECRET)
+    if backend == "sqlite":
+        shutil.copy(request.getfixturevalue("sqlite_template"), tmp_path / "sip.db")
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        _empty_postgres(url)
+        monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    load_defaults(get_engine(settings.url), datetime.now(UTC))
+    return settings
+
+
+@pytest.fixture
+def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for a fresh database with the defaults (Parties, shipped rounds), also
+    exported to the environment so that flows and the CLI use the same database."""
+    return _fresh_settings(backend, request, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def sqlite_settings(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """For tests that need one database only (the embedded default)."""
+    return _fresh_settings("sqlite", request, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Runtime:
+    return Runtime(settings, get_engine(settings.url))
+
+
+@pytest.fixture
+def open_round1(rt: Runtime) -> Runtime:
+    """Round 1 opened on its real opening day."""
+    with unit_of_work(rt.engine) as session:
+        open_round(session, ROUND1, actor="secretariat", at=datetime(2018, 6, 5, 9, tzinfo=UTC))
+    return rt
+
+
+def example(name: str) -> bytes:
+    return (EXAMPLES / name).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (it takes 10-30 s to start)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90), \
+            temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

@@ -1,0 +1,77 @@
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from domain.application import DocumentError, parse_document
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+
+
+def load(name: str) -> dict:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+def errors_of(document: object) -> dict[str, str]:
+    text = document if isinstance(document, str) else json.dumps(document)
+    with pytest.raises(DocumentError) as caught:
+        parse_document(text)
+    return {e.path: e.message for e in caught.value.errors}
+
+
+def test_the_three_examples_are_accepted_with_exact_amounts() -> None:
+    for path in EXAMPLES.glob("*.json"):
+        parse_document(path.read_text())
+    ben = parse_document((EXAMPLES / "ben-asgm-complete.json").read_text())
+    assert ben.amount_requested == Decimal("190000.00")
+    assert ben.applicant.language == "fr"
+    assert parse_document((EXAMPLES / "lso-inventory-no-form-c.json").read_text()).form_c is None
+
+
+def test_decimal_amounts_are_kept_exactly() -> None:
+    doc = load("ben-asgm-complete.json")
+    doc["form_b"]["lines"][0]["amount"] = 0.1
+    text = json.dumps(doc).replace('"amount": 0.1', '"amount": 40000.10')
+    assert parse_document(text).form_b.lines[0].amount == Decimal("40000.10")
+
+
+@pytest.mark.parametrize("text,message", [("{not json", "is not valid JSON (line 1, column 2)"),
+                                          ("[1, 2]", "must be a JSON object"), ("null", "must be a JSON object")])
+def test_what_is_not_an_application_object_is_refused_at_the_root(text: str, message: str) -> None:
+    assert message in errors_of(text)["$"]
+
+
+def test_every_offending_field_is_listed_by_json_path() -> None:
+    doc = load("ben-asgm-complete.json")
+    doc["format"] = "sip-application/2"
+    doc["applicant"]["party"] = "benin"
+    doc["form_b"]["lines"][1]["amount"] = -5
+    doc["form_b"]["lines"][2]["amount"] = "30000"
+    doc["form_b"]["total_requested"] = "a lot"
+    doc["form_a"]["colour"] = "blue"
+    errors = errors_of(doc)
+    assert errors["$.format"] == "must be 'sip-application/1'"
+    assert "alpha-3" in errors["$.applicant.party"]
+    assert errors["$.form_b.lines[1].amount"] == "must not be negative"
+    assert "must be a number" in errors["$.form_b.lines[2].amount"]
+    assert "must be a number" in errors["$.form_b.total_requested"]
+    assert "not a field of sip-application/1" in errors["$.form_a.colour"]
+
+
+def test_a_five_megabyte_title_is_refused_with_its_length() -> None:
+    doc = load("ben-asgm-complete.json")
+    doc["form_a"]["title"] = "x" * 5_000_000
+    assert errors_of(doc)["$.form_a.title"] == "is too long (5,000,000 characters; at most 200)"
+
+
+def test_amounts_with_more_than_two_decimals_are_refused() -> None:
+    text = json.dumps(load("ben-asgm-complete.json")).replace('"total_requested": 190000', '"total_requested": 1.005')
+    assert "two decimal places" in errors_of(text)["$.form_b.total_requested"]
+
+
+def test_missing_forms_are_not_intake_errors() -> None:
+    doc = load("ben-asgm-complete.json")
+    for form in ("form_a", "form_b", "form_c"):
+        del doc[form]
+    assert parse_document(json.dumps(doc)).form_a is None

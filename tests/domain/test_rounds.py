@@ -1,0 +1,110 @@
+import tomllib
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from domain.rounds import RoundStatus, accepts_applications, effective_status, plan_close, plan_open
+from engine.services.errors import InvalidInput
+from engine.services.rounds import parse_round, read_round_file
+from rounds import shipped_round_files
+
+REAL = {
+    "sip-2018-r1": ("2018-06-05", "2018-08-31", False),
+    "sip-2019-r2": ("2019-03-05", "2019-06-14", False),
+    "sip-2020-r3": ("2020-12-15", "2021-03-18", False),
+    "sip-2024-r4": ("2024-04-24", "2024-07-31", True),
+}
+
+MINIMAL = """
+id = "test-round"
+title = "Test"
+opens_at = 2030-01-01T00:00:00+01:00
+closes_at = 2030-03-31T23:59:59+02:00
+currency = "USD"
+amount_min = 50000
+amount_max = 250000
+stages = ["screening", "committee"]
+criteria_set = "test"
+[[criteria]]
+id = "feasibility"
+title = "Feasibility"
+kind = "judgement"
+weight = 1
+scale = [0, 1, 2]
+"""
+
+
+def test_the_four_real_rounds_ship_with_their_real_dates_and_stages() -> None:
+    definitions = {d.id: d for d in map(read_round_file, shipped_round_files())}
+    assert set(definitions) == set(REAL)
+    for round_id, (opens, closes, gmp) in REAL.items():
+        d = definitions[round_id]
+        assert d.opens_at.astimezone(d.zone).date().isoformat() == opens
+        assert d.closes_at.astimezone(d.zone).date().isoformat() == closes
+        assert d.has_gmp_review is gmp
+        assert (d.amount_min, d.amount_max) == (Decimal("50000.00"), Decimal("250000.00"))
+        assert d.criteria_set == "default" and len(d.criteria) >= 9
+
+
+def _broken(replace: str, by: str) -> str:
+    assert replace in MINIMAL
+    return MINIMAL.replace(replace, by)
+
+
+@pytest.mark.parametrize("text,where,what", [
+    (_broken("opens_at = 2030-01-01T00:00:00+01:00\n", ""), "opens_at", "is required"),
+    (_broken("closes_at = 2030-03-31T23:59:59+02:00", "closes_at = 2029-12-31T00:00:00+01:00"), "(file)",
+     "must be after opens_at"),
+    ('colour = "blue"\n' + MINIMAL, "colour", "not a key of a round definition"),
+    (_broken("opens_at = 2030-01-01T00:00:00+01:00", "opens_at = 2030-01-01T00:00:00"), "opens_at",
+     "needs a UTC offset"),
+    (_broken('stages = ["screening", "committee"]', 'stages = ["committee", "screening"]'), "stages", "order"),
+    (_broken("weight = 1", "weight = -1"), "criteria[0].weight", "greater than or equal to 0"),
+    (_broken("scale = [0, 1, 2]", "scale = []"), "criteria[0]", "needs a scale"),
+    (MINIMAL + '[[criteria]]\nid = "feasibility"\ntitle = "Again"\nkind = "check"\nweight = 1\n', "(file)",
+     "criteria ids repeat: feasibility"),
+])
+def test_a_bad_round_file_is_refused_naming_the_file_and_key(text: str, where: str, what: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_round(text, "rounds/test.toml")
+    paths = [e.path for e in caught.value.errors]
+    assert f"rounds/test.toml: {where}" in paths, paths
+    assert what in caught.value.message
+
+
+def test_a_toml_syntax_error_names_the_line() -> None:
+    with pytest.raises(InvalidInput, match=r"rounds/test.toml: not valid TOML: .*line 3"):
+        parse_round('id = "x"\ntitle = "y"\nopens_at = = 1\n', "rounds/test.toml")
+
+
+def test_an_application_one_second_early_is_accepted_and_one_second_late_refused() -> None:
+    d = parse_round(MINIMAL, "t")
+    assert accepts_applications(RoundStatus.OPEN, d, d.closes_at - timedelta(seconds=1))
+    assert accepts_applications(RoundStatus.OPEN, d, d.closes_at)
+    assert not accepts_applications(RoundStatus.OPEN, d, d.closes_at + timedelta(seconds=1))
+    assert not accepts_applications(RoundStatus.OPEN, d, d.opens_at - timedelta(seconds=1))
+
+
+def test_an_open_round_past_its_deadline_shows_as_closed() -> None:
+    d = parse_round(MINIMAL, "t")
+    assert effective_status(RoundStatus.OPEN, d, d.closes_at + timedelta(seconds=1)) is RoundStatus.CLOSED
+    assert effective_status(RoundStatus.OPEN, d, d.closes_at) is RoundStatus.OPEN
+
+
+def test_a_round_cannot_open_before_its_date_nor_close_early_without_a_reason() -> None:
+    from domain.rounds import RoundActionError
+
+    d = parse_round(MINIMAL, "t")
+    with pytest.raises(RoundActionError, match="schedule the open-round flow"):
+        plan_open(RoundStatus.DRAFT, d, d.opens_at - timedelta(seconds=1))
+    with pytest.raises(RoundActionError, match="give a reason"):
+        plan_close(RoundStatus.OPEN, d, d.closes_at)
+    assert plan_close(RoundStatus.OPEN, d, d.closes_at, early_reason="funds exhausted") is RoundStatus.CLOSED
+
+
+def test_shipped_round_files_are_plain_toml_a_secretariat_can_read() -> None:
+    for path in shipped_round_files():
+        data = tomllib.loads(path.read_text())
+        assert {"id", "title", "opens_at", "closes_at", "currency", "amount_min", "amount_max", "stages",
+                "criteria"} <= set(data)

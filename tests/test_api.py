@@ -1,0 +1,142 @@
+"""The HTTP API, through a real ASGI client on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+
+from api.app import create_app
+from engine.services.setup import Runtime
+from tests.conftest import IN_ROUND1, ROUND1, example
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+BEN = example("ben-asgm-complete.json")
+LSO = example("lso-inventory-no-form-c.json")
+URL = f"/rounds/{ROUND1}/applications"
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(IN_ROUND1)
+
+
+@pytest.fixture
+def client(open_round1: Runtime, clock: Clock) -> Iterator[TestClient]:
+    with TestClient(create_app(open_round1.settings, now=clock)) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_submission_answers_201_with_reference_status_and_a_token_once(client: TestClient) -> None:
+    response = client.post(URL, content=BEN)
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"reference", "status", "round", "submitted_at", "access_token"}
+    assert (body["reference"], body["status"], body["round"]) == ("SIP-2018-R1-0001", "received", ROUND1)
+    assert response.headers["location"] == "/applications/SIP-2018-R1-0001"
+
+
+def test_the_applicant_sees_public_status_and_timeline_and_nothing_internal(client: TestClient) -> None:
+    receipt = client.post(URL, content=BEN).json()
+    response = client.get(f"/applications/{receipt['reference']}", headers=bearer(receipt["access_token"]))
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"reference", "status", "round", "round_title", "title", "submitted_at", "timeline"}
+    assert body["status"] == "received" and body["timeline"] == [{"status": "received", "at": body["submitted_at"]}]
+    assert '"submitted"' not in json.dumps(body)  # the internal status name is not shown
+
+
+def test_wrong_missing_or_someone_elses_token_all_get_the_same_404(client: TestClient) -> None:
+    mine = client.post(URL, content=BEN).json()
+    theirs = client.post(URL, content=LSO).json()
+    answers = [
+        client.get(f"/applications/{theirs['reference']}", headers=bearer(mine["access_token"])),
+        client.get(f"/applications/{theirs['reference']}", headers=bearer("not-a-token")),
+        client.get(f"/applications/{theirs['reference']}"),
+        client.get("/applications/SIP-2018-R1-0999", headers=bearer(mine["access_token"])),
+    ]
+    assert {a.status_code for a in answers} == {404}
+    assert len({a.text for a in answers}) == 1
+
+
+def test_a_retry_with_the_same_idempotency_key_returns_the_first_result(client: TestClient) -> None:
+    first = client.post(URL, content=BEN, headers={"Idempotency-Key": "retry-1"})
+    again = client.post(URL, content=BEN, headers={"Idempotency-Key": "retry-1"})
+    assert first.json() == again.json() and again.headers["idempotent-replayed"] == "true"
+    other = client.post(URL, content=LSO, headers={"Idempotency-Key": "retry-1"})
+    assert other.status_code == 409 and "different content" in other.json()["message"]
+
+
+def test_invalid_applications_get_one_422_listing_every_field(client: TestClient) -> None:
+    doc = json.loads(BEN)
+    doc["applicant"]["party"] = "XXX"
+    doc["form_b"]["total_requested"] = -10
+    doc["status"] = "approved"
+    response = client.post(URL, content=json.dumps(doc))
+    assert response.status_code == 422
+    paths = {e["path"] for e in response.json()["errors"]}
+    assert paths == {"$.applicant.party", "$.form_b.total_requested", "$.status"}
+    assert client.get("/rounds").status_code == 200
+
+
+@pytest.mark.parametrize("body", [b"{", b"42", b""])
+def test_what_is_not_a_json_object_gets_422_at_the_root(client: TestClient, body: bytes) -> None:
+    response = client.post(URL, content=body)
+    assert response.status_code == 422 and response.json()["errors"][0]["path"] == "$"
+
+
+def test_a_five_megabyte_request_is_refused_with_413(client: TestClient) -> None:
+    doc = json.loads(BEN)
+    doc["form_a"]["title"] = "x" * 5_000_000
+    response = client.post(URL, content=json.dumps(doc))
+    assert response.status_code == 413 and "at most 2.0 MB" in response.json()["message"]
+
+
+def test_a_closed_round_refuses_submissions_with_409(client: TestClient, clock: Clock) -> None:
+    clock.now = datetime.fromisoformat("2018-09-01T00:00:00+02:00")
+    response = client.post(URL, content=BEN)
+    assert response.status_code == 409 and response.json()["error"] == "round_not_accepting"
+    assert "closed for applications at 2018-08-31 23:59:59 CEST" in response.json()["message"]
+
+
+def test_an_unknown_round_is_404(client: TestClient) -> None:
+    response = client.post("/rounds/sip-1999-r1/applications", content=BEN)
+    assert response.status_code == 404 and "sip-2018-r1" in response.json()["message"]
+
+
+def test_rounds_are_listed_with_dates_and_whether_they_accept_applications(client: TestClient, clock: Clock) -> None:
+    rounds = {r["id"]: r for r in client.get("/rounds").json()}
+    assert list(rounds) == ["sip-2018-r1", "sip-2019-r2", "sip-2020-r3", "sip-2024-r4"]
+    assert rounds[ROUND1]["accepts_applications"] is True and rounds[ROUND1]["status"] == "open"
+    assert rounds["sip-2024-r4"]["stages"] == ["screening", "gmp_review", "committee"]
+    clock.now = datetime.fromisoformat("2018-09-01T00:00:00+02:00")
+    after = client.get(f"/rounds/{ROUND1}").json()
+    assert (after["status"], after["accepts_applications"]) == ("closed", False)
+
+
+def test_the_openapi_document_declares_the_error_responses(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    submit = spec["paths"]["/rounds/{round_id}/applications"]["post"]
+    assert {"201", "404", "409", "413", "422"} <= set(submit["responses"])
+    assert submit["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ApplicationDocument")
+    assert "404" in spec["paths"]["/applications/{reference}"]["get"]["responses"]
+    assert "FormB" in spec["components"]["schemas"]
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,204 @@
+"""Intake through the one service behind the API and the import, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from domain.lifecycle import PublicStatus
+from engine.db import unit_of_work
+from engine.services.errors import Conflict, InvalidInput, NotAccepting, NotFound
+from engine.services.intake import import_batch, submit_application
+from engine.services.rounds import definition_of, get_round
+from engine.services.setup import Runtime
+from engine.tables import Application, AuditEvent, IntakeKey, OutboxMessage, StatusChange
+from tests.conftest import IN_ROUND1, ROUND1, example
+
+BEN = example("ben-asgm-complete.json")
+TABLES = (Application, StatusChange, AuditEvent, IntakeKey, OutboxMessage)
+
+
+def counts(rt: Runtime) -> dict[str, int]:
+    with unit_of_work(rt.engine) as session:
+        return {t.__tablename__: session.exec(select(func.count()).select_from(t)).one() for t in TABLES}
+
+
+def with_changes(raw: bytes, **paths: object) -> bytes:
+    doc = json.loads(raw)
+    for dotted, value in paths.items():
+        target = doc
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return json.dumps(doc).encode()
+
+
+def test_a_submission_is_stored_with_its_history_audit_and_receipt_in_one_go(open_round1: Runtime) -> None:
+    rt = open_round1
+    before = counts(rt)
+    receipt = submit_application(rt.engine, rt.settings, ROUND1, BEN, now=IN_ROUND1)
+    assert receipt.reference == "SIP-2018-R1-0001" and receipt.status is PublicStatus.RECEIVED
+    assert receipt.created and len(receipt.access_token) >= 40
+    after = counts(rt)
+    assert {k: after[k] - before[k] for k in after} == {
+        "application": 1, "status_change": 1, "audit_event": 1, "intake_key": 0, "outbox": 1}
+    with unit_of_work(rt.engine) as session:
+        application = session.exec(select(Application)).one()
+        assert application.form_b["total_requested"] == "190000.00"
+        assert application.access_token_hash != receipt.access_token  # only the hash is stored
+        assert receipt.access_token not in json.dumps(application.model_dump(mode="json"))
+        message = session.exec(select(OutboxMessage)).one()
+        assert (message.kind, message.language, message.recipient) == ("receipt", "fr", "focal.point@example.bj")
+        assert "SIP-2018-R1-0001" in message.body_text and "demande reçue" in message.subject
+        assert receipt.access_token not in message.body_text  # an API submitter got it in the answer
+
+
+def test_references_follow_each_other_within_a_round(open_round1: Runtime) -> None:
+    rt = open_round1
+    refs = [submit_application(rt.engine, rt.settings, ROUND1, BEN, now=IN_ROUND1).reference for _ in range(3)]
+    assert refs == ["SIP-2018-R1-0001", "SIP-2018-R1-0002", "SIP-2018-R1-0003"]
+
+
+def test_a_retry_with_the_same_idempotency_key_returns_the_first_receipt(open_round1: Runtime) -> None:
+    rt = open_round1
+    first = submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="k-1", now=IN_ROUND1)
+    before = counts(rt)
+    again = submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="k-1",
+                               now=IN_ROUND1 + timedelta(minutes=5))
+    assert counts(rt) == before
+    assert (again.reference, again.access_token, again.created) == (first.reference, first.access_token, False)
+
+
+def test_the_same_idempotency_key_with_other_content_is_a_conflict(open_round1: Runtime) -> None:
+    rt = open_round1
+    submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="k-1", now=IN_ROUND1)
+    before = counts(rt)
+    other = with_changes(BEN, form_a__title="Another project")
+    with pytest.raises(Conflict, match="already used for application SIP-2018-R1-0001"):
+        submit_application(rt.engine, rt.settings, ROUND1, other, idempotency_key="k-1", now=IN_ROUND1)
+    assert counts(rt) == before
+
+
+def test_an_unknown_party_is_refused_with_its_path_and_nothing_is_written(open_round1: Runtime) -> None:
+    rt = open_round1
+    before = counts(rt)
+    body = with_changes(BEN, applicant__party="XYZ", applicant__co_applicants=["TGO", "QQQ"])
+    with pytest.raises(InvalidInput) as caught:
+        submit_application(rt.engine, rt.settings, ROUND1, body, now=IN_ROUND1)
+    paths = {e.path: e.message for e in caught.value.errors}
+    assert set(paths) == {"$.applicant.party", "$.applicant.co_applicants[1]"}
+    assert "not in the Parties register" in paths["$.applicant.party"]
+    assert counts(rt) == before
+
+
+@pytest.mark.parametrize("body,path", [
+    (b"not json at all", "$"),
+    (b'["an", "array"]', "$"),
+    (with_changes(BEN, format="sip-application/0"), "$.format"),
+    (with_changes(BEN, form_b__total_requested=-1), "$.form_b.total_requested"),
+    (with_changes(BEN, form_b__total_requested="190000"), "$.form_b.total_requested"),
+    (with_changes(BEN, form_a__title="x" * 5_000_000), "$.form_a.title"),
+    (with_changes(BEN, round="sip-2019-r2"), "$.round"),
+    (with_changes(BEN, received_at="2018-07-01T10:00:00+02:00"), "$.received_at"),
+])
+def test_bad_input_is_refused_by_path_and_leaves_the_database_as_it_was(open_round1: Runtime, body: bytes,
+                                                                        path: str) -> None:
+    rt = open_round1
+    before = counts(rt)
+    with pytest.raises(InvalidInput) as caught:
+        submit_application(rt.engine, rt.settings, ROUND1, body, now=IN_ROUND1)
+    assert path in [e.path for e in caught.value.errors]
+    assert counts(rt) == before
+
+
+def test_an_unknown_round_is_not_found(open_round1: Runtime) -> None:
+    with pytest.raises(NotFound, match="no round 'sip-1999-r9'.*sip rounds load"):
+        submit_application(open_round1.engine, open_round1.settings, "sip-1999-r9", BEN, now=IN_ROUND1)
+
+
+def test_one_second_before_the_deadline_is_accepted_and_one_second_after_is_refused(open_round1: Runtime) -> None:
+    rt = open_round1
+    with unit_of_work(rt.engine) as session:
+        closes_at = definition_of(get_round(session, ROUND1)).closes_at
+    assert submit_application(rt.engine, rt.settings, ROUND1, BEN, now=closes_at - timedelta(seconds=1)).created
+    before = counts(rt)
+    with pytest.raises(NotAccepting, match=r"closed for applications at 2018-08-31 23:59:59 CEST"):
+        submit_application(rt.engine, rt.settings, ROUND1, BEN, now=closes_at + timedelta(seconds=1))
+    assert counts(rt) == before
+
+
+def test_a_round_not_yet_opened_refuses_submissions(rt: Runtime) -> None:
+    with pytest.raises(NotAccepting, match="not open yet; it opens at 2018-06-05 00:00:00 CEST"):
+        submit_application(rt.engine, rt.settings, ROUND1, BEN, now=IN_ROUND1)
+
+
+def _late_time() -> datetime:
+    return datetime(2018, 9, 20, 10, tzinfo=UTC)
+
+
+def test_an_import_is_back_dated_to_its_receipt_time_and_mails_the_access_code(open_round1: Runtime) -> None:
+    rt = open_round1
+    body = with_changes(BEN, received_at="2018-08-24T15:40:00+01:00")
+    [item] = import_batch(rt.engine, rt.settings, ROUND1, [("ben.json", body)], actor="secretariat",
+                          now=_late_time())
+    assert item.ok and item.created
+    with unit_of_work(rt.engine) as session:
+        application = session.exec(select(Application)).one()
+        assert application.submitted_at == datetime(2018, 8, 24, 14, 40, tzinfo=UTC)
+        assert application.channel == "import"
+        message = session.exec(select(OutboxMessage)).one()
+        token_line = [line for line in message.body_text.splitlines() if line.startswith("    ")]
+        assert len(token_line) == 1 and len(token_line[0].strip()) >= 40  # the access code, by e-mail
+
+
+def test_an_import_received_after_the_deadline_is_refused(open_round1: Runtime) -> None:
+    rt = open_round1
+    body = with_changes(BEN, received_at="2018-09-01T00:00:00+02:00")
+    [item] = import_batch(rt.engine, rt.settings, ROUND1, [("late.json", body)], actor="s", now=_late_time())
+    assert not item.ok and item.errors[0].path == "$.received_at" and "outside the round" in item.errors[0].message
+
+
+def test_a_batch_of_100_with_3_bad_files_imports_97_and_reports_3(open_round1: Runtime) -> None:
+    rt = open_round1
+    good = [(f"{i:03d}.json", with_changes(BEN, received_at="2018-08-01T10:00:00+02:00",
+                                           form_a__title=f"Project {i}")) for i in range(97)]
+    bad = [("bad-json.json", b"{"), ("bad-party.json", with_changes(BEN, applicant__party="ZZZ")),
+           ("bad-amount.json", with_changes(BEN, received_at="2018-08-01T10:00:00+02:00",
+                                            form_b__total_requested=-3))]
+    results = import_batch(rt.engine, rt.settings, ROUND1, good[:50] + bad + good[50:], actor="s", now=_late_time())
+    assert sum(r.ok for r in results) == 97
+    assert sorted(r.name for r in results if not r.ok) == ["bad-amount.json", "bad-json.json", "bad-party.json"]
+    assert counts(rt)["application"] == 97
+    again = import_batch(rt.engine, rt.settings, ROUND1, good, actor="s", now=_late_time())
+    assert all(r.ok and not r.created for r in again) and counts(rt)["application"] == 97
+
+
+def test_two_concurrent_submissions_with_one_idempotency_key_make_one_application(open_round1: Runtime) -> None:
+    import threading
+
+    rt = open_round1
+    barrier = threading.Barrier(4)
+    receipts, failures = [], []
+
+    def submit() -> None:
+        barrier.wait()
+        try:
+            receipts.append(submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="same",
+                                               now=IN_ROUND1))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert len({r.reference for r in receipts}) == 1 and sum(r.created for r in receipts) == 1
+    assert len({r.access_token for r in receipts}) == 1
+    assert counts(rt)["application"] == 1 and counts(rt)["outbox"] == 1

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from babel.messages.extract import extract_from_dir
+
+from notifications import render
+from notifications.render import HERE, RenderError, translations
+
+CONTEXT = dict(contact_name="Aïcha <Dossou>", reference="SIP-2018-R1-0001", round_title="Round 1",
+               title="Mercury & gold", party_name="Benin", submitted_at=datetime(2018, 8, 24, 13, 40, tzinfo=UTC),
+               timezone="Europe/Zurich", status="received", access_token=None,
+               status_url="https://sip.example.org/applications/SIP-2018-R1-0001", programme_email="sip@example.org",
+               language="en")
+
+
+def test_the_receipt_exists_in_english_french_and_spanish() -> None:
+    subjects = {lang: render("receipt", lang, {**CONTEXT, "language": lang}).subject for lang in ("en", "fr", "es")}
+    assert subjects == {"en": "Round 1: application received SIP-2018-R1-0001",
+                        "fr": "Round 1: demande reçue SIP-2018-R1-0001",
+                        "es": "Round 1: solicitud recibida SIP-2018-R1-0001"}
+    french = render("receipt", "fr", {**CONTEXT, "language": "fr"})
+    assert "24 août 2018" in french.text and "15:40" in french.text  # Geneva time, French date
+
+
+def test_an_unknown_language_falls_back_to_english() -> None:
+    assert render("receipt", "ar", CONTEXT).language == "en"
+
+
+def test_html_is_escaped_and_text_is_not() -> None:
+    message = render("receipt", "en", CONTEXT)
+    assert "Aïcha &lt;Dossou&gt;" in message.html and "Mercury &amp; gold" in message.html
+    assert "Aïcha <Dossou>" in message.text
+
+
+def test_a_missing_variable_fails_the_render_naming_the_template() -> None:
+    context = dict(CONTEXT)
+    del context["reference"]
+    with pytest.raises(RenderError, match=r"template receipt\.subject\.txt line 1: 'reference' is undefined"):
+        render("receipt", "en", context)
+
+
+@pytest.mark.parametrize("language", ["fr", "es"])
+def test_every_message_of_the_templates_is_translated(language: str) -> None:
+    method_map = [("templates/**", "jinja2"), ("**.py", "python")]
+    options = {"templates/**": {"extensions": "jinja2.ext.i18n"}}
+    keywords = {"N_": None, "_": None, "gettext": None, "ngettext": (1, 2)}
+    ids = {msg for _, _, msg, _, _ in extract_from_dir(str(HERE), method_map, options, keywords=keywords)}
+    catalog = translations(language)
+    missing = sorted(m for m in ids if isinstance(m, str) and catalog.gettext(m) == m)
+    assert missing == []
