@@ -17,6 +17,8 @@ from babel.numbers import format_currency
 from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
+from notifications.compiled_i18n import CompiledTranslations
+
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 LOCALES = HERE / "locale"
@@ -55,12 +57,16 @@ def environment(language: str) -> Environment:
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
+        extensions=[CompiledTranslations],
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates are read once per process; restart to pick up an edited template
     )
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    catalog = translations(language)
+    env.compiled_translations = catalog  # type: ignore[attr-defined]
+    env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
 
+    @lru_cache(maxsize=4096)  # a message formats the same instant in its text and HTML parts
     def when(value: datetime, zone: str = "Europe/Zurich") -> str:
         return format_datetime(value, format="long", tzinfo=ZoneInfo(zone), locale=language)
 

@@ -8,15 +8,14 @@ one transaction, or none of them does."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -31,13 +30,14 @@ from domain.lifecycle import PUBLIC_STATUS, PublicStatus, Role, Status, initial_
 from domain.references import make_reference
 from domain.rounds import RoundDefinition, RoundStatus, accepts_applications, accepts_import
 from engine.db import unit_of_work
-from engine.services import audit, outbox
+from engine.services import outbox
 from engine.services.errors import Conflict, InvalidInput, NotAccepting, ServiceError
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_token, random_token, token_hash
 from engine.settings import Settings
-from engine.tables import Application, IntakeKey, Round, StatusChange
+from engine.tables import Application, AuditEvent, IntakeKey, Round, StatusChange
 from engine.tables import Party as PartyRow
+from notifications import render
 
 Channel = Literal["api", "import"]
 _PARTY_CODE = re.compile(r"^[A-Z]{3}$")
@@ -100,10 +100,9 @@ def _validate(body: bytes | str, known_parties: set[str]) -> ApplicationDocument
     return document
 
 
-def _request_hash(document: ApplicationDocument) -> str:
-    canonical = json.dumps(document.model_dump(mode="json", exclude_unset=True), sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _request_hash(body: bytes | str) -> str:
+    """A retry sends the same bytes; anything else under the same key is a conflict."""
+    return hashlib.sha256(body if isinstance(body, bytes) else body.encode()).hexdigest()
 
 
 def _prepare(row: Round, definition: RoundDefinition, body: bytes | str, *, channel: Channel,
@@ -141,84 +140,127 @@ def _prepare(row: Round, definition: RoundDefinition, body: bytes | str, *, chan
             ))
     if errors:
         raise InvalidInput("; ".join(f"{e.path}: {e.message}" for e in errors), errors)
-    return _Prepared(document, idempotency_key, _request_hash(document), submitted_at)
-
-
-def _existing(session: Session, round_id: str, prepared: _Prepared) -> Application | None:
-    if prepared.key is None:
-        return None
-    found = session.exec(
-        select(IntakeKey, Application)
-        .join(Application, Application.id == IntakeKey.application_id)  # type: ignore[arg-type]
-        .where(IntakeKey.round_id == round_id, IntakeKey.key == prepared.key)
-    ).first()
-    if found is None:
-        return None
-    key_row, application = found
-    if key_row.request_hash != prepared.request_hash:
-        raise Conflict(
-            f"Idempotency-Key {prepared.key!r} was already used for application {application.reference}, with "
-            "different content; use a new key for a different application"
-        )
-    return application
+    return _Prepared(document, idempotency_key, _request_hash(body), submitted_at)
 
 
 def _token(settings: Settings, round_id: str, key: str | None) -> str:
     return derive_token(settings.key(), round_id, key) if key else random_token()
 
 
-def _write(session: Session, row: Round, definition: RoundDefinition, prepared: _Prepared, *, channel: Channel,
-           actor: str, role: Role, now: datetime, settings: Settings, party_names: dict[str, str]) -> Receipt:
-    existing = _existing(session, row.id, prepared)
-    if existing is not None:
-        return Receipt(existing.reference, PUBLIC_STATUS[Status(existing.status)],
-                       _token(settings, row.id, prepared.key), row.id, existing.submitted_at, created=False)
+def _write_many(session: Session, row: Round, definition: RoundDefinition, batch: list[_Prepared], *,
+                channel: Channel, actor: str, role: Role, now: datetime, settings: Settings,
+                party_names: dict[str, str]) -> list[Receipt | ServiceError]:
+    """Store a batch of validated applications in the caller's transaction: one
+    sequence update, one look-up of idempotency keys, one insert per table.
 
-    sequence = session.execute(
-        update(Round).where(Round.id == row.id)  # type: ignore[arg-type]
-        .values(last_sequence=Round.last_sequence + 1).returning(Round.last_sequence)
-    ).scalar_one()
-    reference = make_reference(row.id, sequence)
-    doc = prepared.document
-    token = _token(settings, row.id, prepared.key)
-    record = initial_record(actor=actor, role=role, at=prepared.submitted_at)
-    dump = doc.model_dump(mode="json", exclude_unset=True)
-    application = Application(
-        reference=reference, round_id=row.id, party=doc.applicant.party, language=doc.applicant.language,
-        title=doc.title, amount_requested=doc.amount_requested, status=record.to_status.value,
-        applicant=dump["applicant"], form_a=dump.get("form_a"), form_b=dump.get("form_b"),
-        form_c=dump.get("form_c"), channel=channel, submitted_at=prepared.submitted_at, created_at=now,
-        access_token_hash=token_hash(token),
-    )
-    session.add(application)
-    session.flush()
-    assert application.id is not None
-    public = PUBLIC_STATUS[record.to_status]
-    session.add(StatusChange(application_id=application.id, key="submit", transition=record.transition,
-                             from_status=None, to_status=record.to_status.value, public_status=public.value,
-                             at=record.at))
-    audit.record(session, at=now, actor=actor, role=role.value, action="application.submitted",
-                 subject_type="application", subject_id=reference, to_status=record.to_status.value,
-                 details={"channel": channel, "round": row.id, "party": doc.applicant.party,
-                          "submitted_at": prepared.submitted_at.isoformat()})
-    if prepared.key is not None:
-        session.add(IntakeKey(round_id=row.id, key=prepared.key, request_hash=prepared.request_hash,
-                              application_id=application.id, created_at=now))
-    language = doc.applicant.language
-    outbox.render_and_enqueue(
-        session, key=f"receipt:{reference}", kind="receipt", recipient=str(doc.applicant.contact.email),
-        language=language, at=now, round_id=row.id, application_id=application.id,
-        context=dict(
-            contact_name=doc.applicant.contact.name, reference=reference, round_title=definition.title_in(language),
-            title=doc.title, party_name=party_names.get(doc.applicant.party, doc.applicant.party),
-            submitted_at=prepared.submitted_at, timezone=definition.timezone, status=public.value,
-            # Imported applications get their access code by e-mail; API submitters got it in the answer.
-            access_token=token if channel == "import" else None,
-            status_url=f"{settings.public_base_url.rstrip('/')}/applications/{reference}",
-            programme_email=settings.programme_email,
-        ),
-    )
-    return Receipt(reference, public, token, row.id, prepared.submitted_at, created=True)
+    An application whose idempotency key is known is answered with its first
+    receipt (a different request under the same key is a `Conflict`)."""
+    keys = {p.key for p in batch if p.key is not None}
+    known: dict[str, tuple[str, Application]] = {}
+    if keys:
+        found = session.exec(
+            select(IntakeKey.key, IntakeKey.request_hash, Application)
+            .join(Application, Application.id == IntakeKey.application_id)  # type: ignore[arg-type]
+            .where(IntakeKey.round_id == row.id, IntakeKey.key.in_(keys))  # type: ignore[attr-defined]
+        ).all()
+        known = {key: (request_hash, application) for key, request_hash, application in found}
+
+    results: list[Receipt | ServiceError | None] = [None] * len(batch)
+    fresh: list[int] = []  # positions of the applications to create
+    first_in_batch: dict[str, int] = {}
+    for position, prepared in enumerate(batch):
+        key = prepared.key
+        if key is not None and key in known:
+            request_hash, application = known[key]
+            if request_hash != prepared.request_hash:
+                results[position] = Conflict(
+                    f"Idempotency-Key {key!r} was already used for application {application.reference}, "
+                    "with different content; use a new key for a different application")
+            else:
+                results[position] = Receipt(application.reference, PUBLIC_STATUS[Status(application.status)],
+                                            _token(settings, row.id, key), row.id, application.submitted_at,
+                                            created=False)
+        elif key is not None and key in first_in_batch:
+            results[position] = None  # the same request twice in one batch: answered like the first below
+        else:
+            if key is not None:
+                first_in_batch[key] = position
+            fresh.append(position)
+
+    if fresh:
+        last = session.execute(
+            update(Round).where(Round.id == row.id)  # type: ignore[arg-type]
+            .values(last_sequence=Round.last_sequence + len(fresh)).returning(Round.last_sequence)
+        ).scalar_one()
+        first_number = last - len(fresh) + 1
+        record_for = {}
+        application_rows = []
+        tokens = {}
+        for offset, position in enumerate(fresh):
+            prepared = batch[position]
+            doc = prepared.document
+            reference = make_reference(row.id, first_number + offset)
+            tokens[position] = _token(settings, row.id, prepared.key)
+            record_for[position] = initial_record(actor=actor, role=role, at=prepared.submitted_at)
+            dump = doc.model_dump(mode="json", exclude_unset=True)
+            application_rows.append(dict(
+                reference=reference, round_id=row.id, party=doc.applicant.party, language=doc.applicant.language,
+                title=doc.title, amount_requested=doc.amount_requested, status=Status.SUBMITTED.value, version=1,
+                applicant=dump["applicant"], form_a=dump.get("form_a"), form_b=dump.get("form_b"),
+                form_c=dump.get("form_c"), channel=channel, submitted_at=prepared.submitted_at, created_at=now,
+                access_token_hash=token_hash(tokens[position]),
+            ))
+        table = Application.__table__  # type: ignore[attr-defined]
+        session.execute(insert(table), application_rows)
+        # Read the ids back by reference: cheaper on PostgreSQL than INSERT ... RETURNING
+        # for a batch, which psycopg sends as one very long statement.
+        references = [values["reference"] for values in application_rows]
+        id_of: dict[str, int] = dict(session.execute(  # type: ignore[arg-type]
+            select(table.c.reference, table.c.id).where(table.c.reference.in_(references))).all())
+        public = PUBLIC_STATUS[Status.SUBMITTED]
+        changes, events, key_rows, messages = [], [], [], []
+        for position, values in zip(fresh, application_rows, strict=True):
+            application_id = id_of[values["reference"]]
+            prepared, doc, reference = batch[position], batch[position].document, values["reference"]
+            changes.append(dict(application_id=application_id, key="submit", transition="submit", from_status=None,
+                                to_status=Status.SUBMITTED.value, public_status=public.value,
+                                at=prepared.submitted_at))
+            events.append(dict(at=now, actor=actor, role=role.value, action="application.submitted",
+                               subject_type="application", subject_id=reference, from_status=None,
+                               to_status=Status.SUBMITTED.value, reason=None,
+                               details={"channel": channel, "round": row.id, "party": doc.applicant.party,
+                                        "submitted_at": prepared.submitted_at.isoformat()}))
+            if prepared.key is not None:
+                key_rows.append(dict(round_id=row.id, key=prepared.key, request_hash=prepared.request_hash,
+                                     application_id=application_id, created_at=now))
+            language = doc.applicant.language
+            messages.append(outbox.message_row(
+                key=f"receipt:{reference}", kind="receipt", recipient=str(doc.applicant.contact.email), at=now,
+                round_id=row.id, application_id=application_id,
+                message=render("receipt", language, dict(
+                    language=language, contact_name=doc.applicant.contact.name, reference=reference,
+                    round_title=definition.title_in(language), title=doc.title,
+                    party_name=party_names.get(doc.applicant.party, doc.applicant.party),
+                    submitted_at=prepared.submitted_at, timezone=definition.timezone, status=public.value,
+                    # Imported applications get their access code by e-mail; API submitters got it in the answer.
+                    access_token=tokens[position] if channel == "import" else None,
+                    status_url=f"{settings.public_base_url.rstrip('/')}/applications/{reference}",
+                    programme_email=settings.programme_email,
+                )),
+            ))
+            results[position] = Receipt(reference, public, tokens[position], row.id, prepared.submitted_at,
+                                        created=True)
+        session.execute(insert(StatusChange.__table__), changes)  # type: ignore[attr-defined]
+        session.execute(insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
+        if key_rows:
+            session.execute(insert(IntakeKey.__table__), key_rows)  # type: ignore[attr-defined]
+        outbox.enqueue_rows(session, messages)
+
+    for position, prepared in enumerate(batch):
+        if results[position] is None:  # a repeat of an earlier request of this batch
+            first = results[first_in_batch[prepared.key]]  # type: ignore[index]
+            results[position] = replace(first, created=False) if isinstance(first, Receipt) else first
+    return results  # type: ignore[return-value]
 
 
 def _parties(session: Session) -> dict[str, str]:
@@ -237,8 +279,11 @@ def submit_application(engine: Engine, settings: Settings, round_id: str, body: 
                 parties = _parties(session)
                 prepared = _prepare(row, definition, body, channel=channel, idempotency_key=idempotency_key,
                                     now=now, known_parties=set(parties))
-                return _write(session, row, definition, prepared, channel=channel, actor=actor, role=role,
-                              now=now, settings=settings, party_names=parties)
+                [result] = _write_many(session, row, definition, [prepared], channel=channel, actor=actor,
+                                       role=role, now=now, settings=settings, party_names=parties)
+                if isinstance(result, ServiceError):
+                    raise result
+                return result
         except IntegrityError:
             # A concurrent submission with the same idempotency key won the race;
             # the second attempt finds it and answers with its receipt.
@@ -305,16 +350,22 @@ def import_batch(engine: Engine, settings: Settings, round_id: str, items: list[
             row = get_round(session, round_id)
             definition = definition_of(row)
             parties = _parties(session)
+            known = set(parties)
+            valid: list[tuple[ImportItem, _Prepared]] = []
             for result, (_name, content) in zip(results, items, strict=True):
                 try:
-                    prepared = _prepare(row, definition, content, channel="import", idempotency_key=import_key(content),
-                                        now=now, known_parties=set(parties))
+                    valid.append((result, _prepare(row, definition, content, channel="import",
+                                                   idempotency_key=import_key(content), now=now,
+                                                   known_parties=known)))
                 except ServiceError as exc:
                     result.errors, result.message = exc.errors, exc.message
-                    continue
-                receipt = _write(session, row, definition, prepared, channel="import", actor=actor,
-                                 role=Role.SECRETARIAT, now=now, settings=settings, party_names=parties)
-                result.reference, result.created = receipt.reference, receipt.created
+            written = _write_many(session, row, definition, [p for _, p in valid], channel="import", actor=actor,
+                                  role=Role.SECRETARIAT, now=now, settings=settings, party_names=parties)
+            for (result, _), outcome in zip(valid, written, strict=True):
+                if isinstance(outcome, ServiceError):
+                    result.errors, result.message = outcome.errors, outcome.message
+                else:
+                    result.reference, result.created = outcome.reference, outcome.created
         return results
     except IntegrityError:
         pass  # a concurrent import of the same file: redo this batch one file at a time

@@ -12,30 +12,25 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from engine.tables import OutboxMessage
-from notifications import RenderedMessage, render
+from notifications import RenderedMessage
 
 
-def enqueue(session: Session, *, key: str, kind: str, recipient: str, message: RenderedMessage, at: datetime,
-            round_id: str | None = None, application_id: int | None = None) -> bool:
-    """Queue a rendered message under `key`; a second call with the same key queues
-    nothing and returns False."""
-    values: dict[str, Any] = dict(
-        key=key, kind=kind, round_id=round_id, application_id=application_id, recipient=recipient,
-        language=message.language, subject=message.subject, body_text=message.text, body_html=message.html,
-        state="queued", attempts=0, created_at=at,
-    )
+def message_row(*, key: str, kind: str, recipient: str, message: RenderedMessage, at: datetime,
+                round_id: str | None = None, application_id: int | None = None) -> dict[str, Any]:
+    return dict(key=key, kind=kind, round_id=round_id, application_id=application_id, recipient=recipient,
+                language=message.language, subject=message.subject, body_text=message.text,
+                body_html=message.html, state="queued", attempts=0, created_at=at)
+
+
+def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Queue rendered messages (`message_row`); a key already queued is left as it
+    is. Returns how many were queued."""
+    if not rows:
+        return 0
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"]))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def render_and_enqueue(session: Session, *, key: str, kind: str, recipient: str, language: str,
-                       context: dict[str, Any], at: datetime, round_id: str | None = None,
-                       application_id: int | None = None) -> bool:
-    message = render(kind, language, {**context, "language": language})
-    return enqueue(session, key=key, kind=kind, recipient=recipient, message=message, at=at,
-                   round_id=round_id, application_id=application_id)
+    result = session.execute(insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,230 @@
+"""Intake benchmark: import N generated applications through the intake service, next
+to a bare SQLAlchemy Core INSERT of the same rows, on SQLite and on PostgreSQL.
+
+    .venv/bin/python benchmarks/intake.py [--count 10000] [--batch 200]
+
+Each phase runs in its own process on a fresh database, so that its peak memory
+(resident set size, from getrusage) is its own. The figure that matters is the
+ratio intake / bare insert, measured in the same run.
+
+The bare insert writes exactly the rows intake writes (the application, its status
+change, audit event, idempotency key and receipt in the outbox), pre-built, with
+executemany, in the same transactions of `--batch` applications. Each phase is
+repeated (`--repeat`, alternating bare and intake) and the median is reported."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PG_ADMIN = os.environ.get("SIP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+ROUND = "sip-2018-r1"
+PARTIES = ["BEN", "ARG", "ARM", "IRN", "LSO", "ECU", "PER", "GHA", "MDG", "SEN", "MNG", "LKA", "JAM", "TGO"]
+
+
+def documents(count: int) -> list[bytes]:
+    from engine.demo_applications import APPLICATIONS, document
+
+    out = []
+    for i in range(count):
+        app = APPLICATIONS[i % len(APPLICATIONS)]
+        doc = document(app)
+        doc["applicant"]["party"] = PARTIES[i % len(PARTIES)]
+        doc["form_a"]["title"] = f"{app.title[:180]} #{i}"
+        out.append(json.dumps(doc, ensure_ascii=False).encode())
+    return out
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fresh_database(backend: str, folder: Path) -> str:
+    from sqlalchemy import create_engine, text
+
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'bench.db'}"
+    name = f"sip_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    if url.startswith("postgresql"):
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def setup(url: str, folder: Path) -> Any:
+    from engine.db import unit_of_work
+    from engine.services.rounds import open_round
+    from engine.services.setup import prepare
+    from engine.settings import Settings
+
+    settings = Settings(SIP_DATA_DIR=folder, DATABASE_URL=url, SIP_SECRET_KEY="b" * 40)
+    rt = prepare(settings)
+    with unit_of_work(rt.engine) as session:
+        open_round(session, ROUND, actor="bench", at=datetime(2018, 6, 5, 9, tzinfo=UTC))
+    return rt
+
+
+def run_intake(rt: Any, docs: list[bytes], batch: int) -> int:
+    from engine.services.intake import import_batch
+
+    now = datetime(2018, 9, 2, tzinfo=UTC)
+    ok = 0
+    for start in range(0, len(docs), batch):
+        items = [(f"{start + i}.json", d) for i, d in enumerate(docs[start:start + batch])]
+        ok += sum(r.ok for r in import_batch(rt.engine, rt.settings, ROUND, items, actor="bench", now=now))
+    return ok
+
+
+def prebuilt_rows(rt: Any, docs: list[bytes]) -> list[dict[str, list[dict[str, Any]]]]:
+    """The rows intake writes for each application, built outside the timed part."""
+    from domain.application import parse_document
+    from notifications import render
+
+    now = datetime(2018, 9, 2, tzinfo=UTC)
+    message = render("receipt", "en", dict(
+        contact_name="x", reference="SIP-2018-R1-0001", round_title="Round 1", title="t", party_name="Benin",
+        submitted_at=now, timezone="Europe/Zurich", status="received", access_token="t" * 43,
+        status_url="http://x/", programme_email="sip@example.org", language="en"))
+    rows = []
+    for i, raw in enumerate(docs, start=1):
+        doc = parse_document(raw)
+        dump = doc.model_dump(mode="json", exclude_unset=True)
+        reference = f"SIP-2018-R1-{i:05d}"
+        rows.append({
+            "application": [dict(id=i, reference=reference, round_id=ROUND, party=doc.applicant.party,
+                                 language=doc.applicant.language, title=doc.title,
+                                 amount_requested=doc.amount_requested, status="submitted", version=1,
+                                 applicant=dump["applicant"], form_a=dump.get("form_a"), form_b=dump.get("form_b"),
+                                 form_c=dump.get("form_c"), channel="import", submitted_at=doc.received_at,
+                                 created_at=now, access_token_hash="0" * 64)],
+            "status_change": [dict(application_id=i, key="submit", transition="submit", from_status=None,
+                                   to_status="submitted", public_status="received", at=doc.received_at)],
+            "audit_event": [dict(at=now, actor="bench", role="secretariat", action="application.submitted",
+                                 subject_type="application", subject_id=reference, from_status=None,
+                                 to_status="submitted", reason=None, details={"channel": "import"})],
+            "intake_key": [dict(round_id=ROUND, key=f"import-sha256:{i:064d}", request_hash="0" * 64,
+                                application_id=i, created_at=now)],
+            "outbox": [dict(key=f"receipt:{reference}", kind="receipt", round_id=ROUND, application_id=i,
+                            recipient="x@example.org", language="en", subject=message.subject,
+                            body_text=message.text, body_html=message.html, state="queued", attempts=0,
+                            created_at=now, sent_at=None)],
+        })
+    return rows
+
+
+def run_bare(rt: Any, rows: list[dict[str, list[dict[str, Any]]]], batch: int) -> int:
+    from sqlmodel import SQLModel
+
+    tables = SQLModel.metadata.tables
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        with rt.engine.begin() as conn:
+            for name in ("application", "status_change", "audit_event", "intake_key", "outbox"):
+                conn.execute(tables[name].insert(), [r for app in chunk for r in app[name]])
+    return len(rows)
+
+
+def phase(name: str, backend: str, count: int, batch: int) -> dict[str, Any]:
+    """Runs in a child process: one phase on one fresh database."""
+    folder = Path(tempfile.mkdtemp(prefix="sip-bench-"))
+    url = fresh_database(backend, folder)
+    try:
+        rt = setup(url, folder)
+        docs = documents(count)
+        prepared = prebuilt_rows(rt, docs) if name == "bare" else docs
+        base = rss_mb()
+        started = time.perf_counter()
+        done = run_bare(rt, prepared, batch) if name == "bare" else run_intake(rt, prepared, batch)
+        seconds = time.perf_counter() - started
+        peak = rss_mb()
+        rt.engine.dispose()
+        return {"phase": name, "backend": backend, "count": done, "seconds": seconds, "per_second": done / seconds,
+                "peak_rss_mb": peak, "rss_growth_mb": peak - base}
+    finally:
+        from engine.db import dispose_all
+
+        dispose_all()
+        drop_database(url)
+
+
+def postgres_available() -> bool:
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(PG_ADMIN, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--phase", choices=["intake", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(phase(args.phase, args.backend, args.count, args.batch)))
+        return
+
+    backends = ["sqlite"] + (["postgresql"] if postgres_available() else [])
+    if "postgresql" not in backends:
+        print(f"PostgreSQL not reachable at {PG_ADMIN}: measuring SQLite only")
+    print(f"intake benchmark: {args.count:,} applications, transactions of {args.batch}, "
+          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    for backend in backends:
+        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "intake": []}
+        for _ in range(args.repeat):
+            for name in ("bare", "intake"):
+                out = subprocess.run([sys.executable, __file__, "--phase", name, "--backend", backend,
+                                      "--count", str(args.count), "--batch", str(args.batch)],
+                                     capture_output=True, text=True, check=False)
+                if out.returncode != 0:
+                    print(f"  {backend} {name} failed:\n{out.stderr[-2000:]}")
+                    sys.exit(1)
+                runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for name in ("bare", "intake"):
+            ordered = sorted(runs[name], key=lambda r: r["seconds"])
+            result = results[(backend, name)] = ordered[len(ordered) // 2]
+            spread = ", ".join(f"{r['seconds']:.2f}" for r in runs[name])
+            print(f"  {backend:<10} {name:<7} {result['seconds']:7.2f} s  {result['per_second']:9,.0f} applications/s"
+                  f"  peak RSS {max(r['peak_rss_mb'] for r in runs[name]):5.0f} MB "
+                  f"(+{max(r['rss_growth_mb'] for r in runs[name]):.0f} MB during the phase)  runs: {spread} s")
+    print()
+    for backend in backends:
+        bare, intake = results[(backend, "bare")], results[(backend, "intake")]
+        ratio = intake["seconds"] / bare["seconds"]
+        print(f"  {backend:<10} intake / bare insert = {ratio:.2f}x (medians; target: within 3x) "
+              f"{'met' if ratio <= 3 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

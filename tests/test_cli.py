@@ -1,0 +1,165 @@
+"""End to end through the `sip` command line (Prefect flows on the session's test
+harness, the embedded SQLite database)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.settings import Settings
+from tests.conftest import ROUND1, example
+
+pytestmark = pytest.mark.prefect
+runner = CliRunner()
+
+
+def sip(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def write_applications(folder: Path, good: int, bad: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    base = json.loads(example("ben-asgm-complete.json"))
+    for i in range(good):
+        doc = dict(base, received_at="2018-08-01T10:00:00+02:00")
+        doc["form_a"] = dict(base["form_a"], title=f"Project {i}")
+        (folder / f"app-{i:03d}.json").write_text(json.dumps(doc))
+    for name, content in bad.items():
+        (folder / name).write_bytes(content)
+
+
+def test_importing_100_files_with_3_bad_imports_97_reports_3_and_exits_1(
+        sqlite_settings: Settings, prefect_harness: None, tmp_path: Path) -> None:
+    assert sip("rounds", "open", ROUND1, "--at", "2018-06-05T00:00:00+02:00")[0] == 0
+    folder = tmp_path / "incoming"
+    write_applications(folder, 97, {"x-broken.json": b"{", "x-party.json": json.dumps(
+        dict(json.loads(example("ben-asgm-complete.json")), received_at="2018-08-01T10:00:00+02:00",
+             applicant={"party": "ZZZ"})).encode(), "x-empty.json": b""})
+    code, out, err = sip("applications", "import", ROUND1, str(folder))
+    printed = out + err
+    assert code == 1
+    assert "100 files: 97 imported, 0 already imported, 3 refused" in out
+    assert "$.applicant.party: ZZZ is not in the Parties register" in out
+    assert "import them again" in err
+    # Re-running imports nothing twice.
+    code, out, err = sip("applications", "import", ROUND1, str(folder), "--json")
+    printed += out + err
+    summary = json.loads(out)
+    assert (code, summary["imported"], summary["already_imported"], summary["failed"]) == (1, 0, 97, 3)
+    # The access codes went to the outbox, never to the command's output.
+    code, out, _ = sip("outbox", "list", "--json")
+    messages = json.loads(out)
+    assert len(messages) == 97 and {m["kind"] for m in messages} == {"receipt"}
+    from engine.db import get_engine, unit_of_work
+    from engine.tables import OutboxMessage
+    with unit_of_work(get_engine(sqlite_settings.url)) as session:
+        bodies = session.exec(select(OutboxMessage.body_text)).all()
+    codes = {line.strip() for body in bodies for line in body.splitlines() if line.startswith("    ")}
+    assert len(codes) == 97 and not any(code in printed for code in codes)
+
+
+def test_applications_list_prints_one_line_per_application_and_json(
+        sqlite_settings: Settings, prefect_harness: None, tmp_path: Path) -> None:
+    sip("rounds", "open", ROUND1, "--at", "2018-06-05T00:00:00+02:00")
+    write_applications(tmp_path / "in", 2, {})
+    sip("applications", "import", ROUND1, str(tmp_path / "in"))
+    code, out, _ = sip("applications", "list", ROUND1)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("SIP-2018-R1-0001  BEN  received      submitted")
+    rows = json.loads(sip("applications", "list", ROUND1, "--json")[1])
+    assert rows[1] | {"submitted_at": None} == {
+        "reference": "SIP-2018-R1-0002", "party": "BEN", "party_name": "Benin", "title": "Project 1",
+        "amount_requested": "190000.00", "language": "fr", "public_status": "received", "status": "submitted",
+        "submitted_at": None}
+
+
+def test_a_bad_round_file_is_refused_with_the_key_and_changes_nothing(sqlite_settings: Settings,
+                                                                      tmp_path: Path) -> None:
+    path = tmp_path / "r5.toml"
+    path.write_text(Path("rounds/sip-2018-r1.toml").read_text().replace("sip-2018-r1", "sip-2027-r5")
+                    .replace("opens_at = 2018-06-05T00:00:00+02:00\n", ""))
+    code, _, err = sip("rounds", "load", str(path))
+    assert code == 1 and f"{path}: opens_at: is required" in err
+    assert "sip-2027-r5" not in sip("rounds", "list")[1]
+
+
+def test_a_new_round_is_added_by_loading_its_file(sqlite_settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "r5.toml"
+    text = Path("rounds/sip-2024-r4.toml").read_text().replace("sip-2024-r4", "sip-2026-r5")
+    path.write_text(text.replace("2024-04-24", "2026-04-24").replace("2024-07-31", "2026-07-31"))
+    code, out, _ = sip("rounds", "load", str(path))
+    assert code == 0 and out.startswith("created: sip-2026-r5")
+    assert "stages: screening, gmp_review, committee; 9 criteria (default set); status draft" in out
+    assert sip("rounds", "load", str(path))[1].startswith("unchanged: sip-2026-r5")
+
+
+def test_a_parties_file_with_a_duplicate_code_is_refused_and_the_register_kept(sqlite_settings: Settings,
+                                                                               tmp_path: Path) -> None:
+    path = tmp_path / "parties.csv"
+    lines = Path("engine/data/parties.csv").read_text().splitlines(keepends=True)
+    path.write_text("".join(lines + [lines[1]]))
+    code, _, err = sip("parties", "load", str(path))
+    assert code == 1 and "duplicate code AFG (first on line 2)" in err
+    assert len(sip("parties", "list")[1].strip().splitlines()) == 138
+
+
+def test_opening_a_round_before_its_date_is_refused_with_what_to_do(sqlite_settings: Settings,
+                                                                   prefect_harness: None) -> None:
+    code, _, err = sip("rounds", "open", ROUND1, "--at", "2018-06-04T23:59:59+02:00")
+    assert code == 1 and "schedule the open-round flow for that time" in err
+
+
+def test_the_demo_runs_round_1_and_converges_when_run_again(sqlite_settings: Settings,
+                                                            prefect_harness: None) -> None:
+    from engine.demo import run_demo
+
+    lines: list[str] = []
+    assert run_demo(sqlite_settings, echo=lines.append) == 0
+    output = "\n".join(lines)
+    assert "19 imported, 0 already imported, 0 refused" in output
+    assert "Round sip-2018-r1: 19 applications from 18 Parties" in output
+    assert "notifications queued: 19 receipts (10 in en, 3 in es, 6 in fr)" in output
+    lines.clear()
+    assert run_demo(sqlite_settings, echo=lines.append) == 0
+    assert "0 imported, 19 already imported, 0 refused" in "\n".join(lines)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sip_serve_starts_the_api_with_its_openapi_page(sqlite_settings: Settings) -> None:
+    port = _free_port()
+    env = {**os.environ, "SIP_DATA_DIR": str(sqlite_settings.data_dir)}
+    server = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                docs = httpx.get(f"http://127.0.0.1:{port}/docs", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        rounds = httpx.get(f"http://127.0.0.1:{port}/rounds", timeout=5).json()
+        assert [r["id"] for r in rounds][:1] == [ROUND1]
+    finally:
+        server.terminate()
+        server.wait(10)
