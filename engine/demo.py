@@ -35,6 +35,21 @@ def write_demo_files(folder: Path) -> list[Path]:
     return paths
 
 
+def _sip_command() -> str:
+    """How the user can call `sip` from where they are (the virtual environment may
+    not be activated)."""
+    import shutil
+    import sys
+
+    installed = Path(sys.executable).parent / "sip"
+    if shutil.which("sip") == str(installed) or not installed.exists():
+        return "sip"
+    try:
+        return str(installed.relative_to(Path.cwd()))
+    except ValueError:
+        return str(installed)
+
+
 def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
     from engine.prefect_quiet import quiet_prefect
 
@@ -95,9 +110,10 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
          f"({', '.join(f'{n} in {lang}' for lang, n in sorted(languages.items()))})")
     echo("")
     echo("The engine goes as far as intake for now: screening, review and the committee come next.")
+    sip = _sip_command()
     echo("Look around:")
-    echo(f"  sip applications list {ROUND}     # one line per application")
-    echo("  sip outbox list                        # the queued receipts")
-    echo("  sip serve                              # the API; http://127.0.0.1:8000/docs")
+    echo(f"  {sip} applications list {ROUND}     # one line per application")
+    echo(f"  {sip} outbox list                        # the queued receipts")
+    echo(f"  {sip} serve                              # the API; http://127.0.0.1:8000/docs")
     echo(f"(demo took {time.perf_counter() - started:.1f} s)")
     return 0 if summary["failed"] == 0 else 1
