@@ -16,13 +16,14 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BearerDep, NowDep, RuntimeDep
-from api.schemas import ApplicationStatusOut, ErrorOut, ReceiptOut, RoundOut, TimelineItemOut
+from api.schemas import ApplicationStatusOut, ErrorOut, ReceiptOut, TimelineItemOut
 from domain.application import ApplicationDocument, json_path
 from engine.db import unit_of_work
 from engine.services import applications as app_service
 from engine.services import intake
 from engine.services import rounds as round_service
 from engine.services.errors import ServiceError
+from engine.services.rounds import RoundView
 from engine.services.setup import Runtime, prepare
 from engine.settings import Settings
 
@@ -78,17 +79,16 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/rounds", response_model=list[RoundOut], tags=["rounds"])
-    def list_rounds(rt: RuntimeDep, now: NowDep) -> list[RoundOut]:
+    @app.get("/rounds", response_model=list[RoundView], tags=["rounds"])
+    def list_rounds(rt: RuntimeDep, now: NowDep) -> list[RoundView]:
         """Every round, with its dates and whether it accepts applications now."""
         with unit_of_work(rt.engine) as session:
-            return [RoundOut(**v.__dict__) for v in round_service.list_rounds(session, now)]
+            return round_service.list_rounds(session, now)
 
-    @app.get("/rounds/{round_id}", response_model=RoundOut, responses=_errors(404), tags=["rounds"])
-    def get_round(round_id: str, rt: RuntimeDep, now: NowDep) -> RoundOut:
+    @app.get("/rounds/{round_id}", response_model=RoundView, responses=_errors(404), tags=["rounds"])
+    def get_round(round_id: str, rt: RuntimeDep, now: NowDep) -> RoundView:
         with unit_of_work(rt.engine) as session:
-            row = round_service.get_round(session, round_id)
-            return RoundOut(**round_service.RoundView.of(row, now).__dict__)
+            return RoundView.of(round_service.get_round(session, round_id), now)
 
     @app.post(
         "/rounds/{round_id}/applications",

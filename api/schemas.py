@@ -8,7 +8,6 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.lifecycle import PublicStatus
-from domain.rounds import RoundStatus
 
 
 class FieldErrorOut(BaseModel):
@@ -20,20 +19,6 @@ class ErrorOut(BaseModel):
     error: str = Field(description="machine-readable code, e.g. invalid, not_found, round_not_accepting")
     message: str = Field(description="what went wrong and what to do next")
     errors: list[FieldErrorOut] = Field(default_factory=list, description="every offending field, if any")
-
-
-class RoundOut(BaseModel):
-    id: str
-    title: str
-    opens_at: datetime
-    closes_at: datetime
-    timezone: str
-    status: RoundStatus
-    accepts_applications: bool
-    stages: list[str]
-    currency: str
-    amount_min: str
-    amount_max: str
 
 
 class ReceiptOut(BaseModel):

@@ -114,7 +114,7 @@ def rounds_list(as_json: JsonOpt = False) -> None:
     """The rounds, with their dates and whether they accept applications."""
     views = in_session(round_service.list_rounds, Runtime.now())
     if as_json:
-        print_json([v.__dict__ for v in views])
+        print_json([v.model_dump(mode="json") for v in views])
         return
     for v in views:
         accepting = "accepting applications" if v.accepts_applications else "not accepting"

@@ -4,12 +4,11 @@ actions on a round (open, close), each audited."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, select
 
 from domain.application import FieldError
@@ -68,8 +67,9 @@ def read_round_file(path: Path) -> RoundDefinition:
     return parse_round(text, str(path))
 
 
-@dataclass(frozen=True)
-class RoundView:
+class RoundView(BaseModel):
+    """A round as anyone may see it: dates, status, whether it accepts applications."""
+
     id: str
     title: str
     opens_at: datetime
@@ -78,9 +78,9 @@ class RoundView:
     status: RoundStatus
     accepts_applications: bool
     stages: list[str]
+    currency: str
     amount_min: str
     amount_max: str
-    currency: str
 
     @classmethod
     def of(cls, row: Round, now: datetime) -> RoundView:
