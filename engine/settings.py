@@ -8,7 +8,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROUNDS_DIR = Path(__file__).resolve().parent.parent / "rounds"
@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     programme_email: str = Field(default="sip@example.org", alias="SIP_PROGRAMME_EMAIL",
                                  description="the secretariat's address named in letters")
 
+    _generated_key: bytes | None = PrivateAttr(default=None)
+
     @field_validator("secret_key")
     @classmethod
     def _strong_secret(cls, value: str | None) -> str | None:
@@ -46,6 +48,11 @@ class Settings(BaseSettings):
         """The secret key: the setting, or one generated once and kept in the data folder."""
         if self.secret_key:
             return self.secret_key.encode()
+        if self._generated_key is None:
+            self._generated_key = self._read_or_generate_key()
+        return self._generated_key
+
+    def _read_or_generate_key(self) -> bytes:
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -132,9 +132,9 @@ def test_one_second_before_the_deadline_is_accepted_and_one_second_after_is_refu
     assert counts(rt) == before
 
 
-def test_a_round_not_yet_opened_refuses_submissions(rt: Runtime) -> None:
+def test_one_second_before_the_round_opens_is_refused(rt: Runtime) -> None:
     with pytest.raises(NotAccepting, match="not open yet; it opens at 2018-06-05 00:00:00 CEST"):
-        submit_application(rt.engine, rt.settings, ROUND1, BEN, now=IN_ROUND1)
+        submit_application(rt.engine, rt.settings, ROUND1, BEN, now=datetime(2018, 6, 4, 21, 59, 59, tzinfo=UTC))
 
 
 def _late_time() -> datetime:
@@ -202,3 +202,16 @@ def test_two_concurrent_submissions_with_one_idempotency_key_make_one_applicatio
     assert len({r.reference for r in receipts}) == 1 and sum(r.created for r in receipts) == 1
     assert len({r.access_token for r in receipts}) == 1
     assert counts(rt)["application"] == 1 and counts(rt)["outbox"] == 1
+
+
+def test_round_and_register_errors_are_listed_with_the_format_errors(open_round1: Runtime) -> None:
+    body = with_changes(BEN, format="nope", round="sip-2019-r2", applicant__party="QQQ",
+                        received_at="2018-07-01T10:00:00+02:00")
+    with pytest.raises(InvalidInput) as caught:
+        submit_application(open_round1.engine, open_round1.settings, ROUND1, body, now=IN_ROUND1)
+    assert {e.path for e in caught.value.errors} == {"$.format", "$.round", "$.applicant.party", "$.received_at"}
+
+
+def test_a_round_whose_date_came_but_that_was_not_opened_says_so(rt: Runtime) -> None:
+    with pytest.raises(NotAccepting, match="has not been opened by the secretariat yet"):
+        submit_application(rt.engine, rt.settings, ROUND1, BEN, now=IN_ROUND1)

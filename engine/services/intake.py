@@ -66,25 +66,32 @@ def _when(value: datetime, definition: RoundDefinition) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()} ({definition.timezone})"
 
 
-def _party_errors(data: dict[str, Any], known: set[str]) -> list[FieldError]:
-    """Codes of the right shape that are not in the register (shape errors are the
-    schema's to report)."""
+def _document_errors(data: dict[str, Any], round_id: str, channel: Channel, known: set[str]) -> list[FieldError]:
+    """What only intake can judge, read from the raw document so that it is reported
+    together with the format's own errors: the round, `received_at` on the API, and
+    Party codes of the right shape that are not in the register."""
+    errors = []
+    if isinstance(data.get("round"), str) and data["round"] != round_id:
+        errors.append(FieldError(path="$.round", message=f"is {data['round']!r}, but this is round {round_id!r}"))
+    if channel == "api" and "received_at" in data:
+        errors.append(FieldError(path="$.received_at",
+                                 message="is only for applications the secretariat imports; leave it out"))
     applicant = data.get("applicant")
-    if not isinstance(applicant, dict):
-        return []
-    found: list[tuple[str, Any]] = [("$.applicant.party", applicant.get("party"))]
-    co = applicant.get("co_applicants")
-    if isinstance(co, list):
-        found += [(f"$.applicant.co_applicants[{i}]", c) for i, c in enumerate(co)]
-    return [
-        FieldError(path=path, message=f"{code} is not in the Parties register; if this Party has joined the "
-                                      "Convention, the secretariat must add it (`sip parties load FILE`)")
-        for path, code in found
-        if isinstance(code, str) and _PARTY_CODE.match(code) and code not in known
-    ]
+    if isinstance(applicant, dict):
+        found: list[tuple[str, Any]] = [("$.applicant.party", applicant.get("party"))]
+        co = applicant.get("co_applicants")
+        if isinstance(co, list):
+            found += [(f"$.applicant.co_applicants[{i}]", c) for i, c in enumerate(co)]
+        errors += [
+            FieldError(path=path, message=f"{code} is not in the Parties register; if this Party has joined the "
+                                          "Convention, the secretariat must add it (`sip parties load FILE`)")
+            for path, code in found
+            if isinstance(code, str) and _PARTY_CODE.match(code) and code not in known
+        ]
+    return errors
 
 
-def _validate(body: bytes | str, known_parties: set[str]) -> ApplicationDocument:
+def _validate(body: bytes | str, round_id: str, channel: Channel, known_parties: set[str]) -> ApplicationDocument:
     """Parse and validate; every offending field is reported together."""
     data = load_json(body)
     errors: list[FieldError] = []
@@ -94,7 +101,7 @@ def _validate(body: bytes | str, known_parties: set[str]) -> ApplicationDocument
     except DocumentError as exc:
         errors = exc.errors
     if isinstance(data, dict):
-        errors += _party_errors(data, known_parties)
+        errors += _document_errors(data, round_id, channel, known_parties)
     if errors or document is None:
         raise DocumentError(errors)
     return document
@@ -109,23 +116,21 @@ def _prepare(row: Round, definition: RoundDefinition, body: bytes | str, *, chan
              idempotency_key: str | None, now: datetime, known_parties: set[str]) -> _Prepared:
     stored = RoundStatus(row.status)
     if channel == "api" and not accepts_applications(stored, definition, now):
-        if now < definition.opens_at or stored is RoundStatus.DRAFT:
+        if now < definition.opens_at:
             raise NotAccepting(f"round {row.id} is not open yet; it opens at {_when(definition.opens_at, definition)}")
+        if stored is RoundStatus.DRAFT and now <= definition.closes_at:
+            raise NotAccepting(f"round {row.id} has not been opened by the secretariat yet; try again later or "
+                               "contact the secretariat")
         raise NotAccepting(
             f"round {row.id} closed for applications at {_when(definition.closes_at, definition)}; "
             "contact the secretariat if your application could not be sent in time"
         )
     try:
-        document = _validate(body, known_parties)
+        document = _validate(body, row.id, channel, known_parties)
     except DocumentError as exc:
         raise InvalidInput(f"the application is not valid sip-application/1: {exc}", exc.errors) from None
     errors = []
-    if document.round != row.id:
-        errors.append(FieldError(path="$.round", message=f"is {document.round!r}, but this is round {row.id!r}"))
     submitted_at = now
-    if channel == "api" and document.received_at is not None:
-        errors.append(FieldError(path="$.received_at",
-                                 message="is only for applications the secretariat imports; leave it out"))
     if channel == "import":
         submitted_at = document.received_at or now
         if not accepts_import(stored, definition, submitted_at):
