@@ -23,6 +23,9 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 LOCALES = HERE / "locale"
 LANGUAGES = ("en", "fr", "es")
+#: Stands for a secret (an applicant's access code) in a queued message; the relay
+#: puts the secret in at delivery, so the outbox never holds it.
+ACCESS_CODE_PLACEHOLDER = "[[access-code]]"
 FALLBACK = "en"
 
 

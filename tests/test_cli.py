@@ -63,10 +63,11 @@ def test_importing_100_files_with_3_bad_imports_97_reports_3_and_exits_1(
     messages = json.loads(out)
     assert len(messages) == 97 and {m["kind"] for m in messages} == {"receipt"}
     from engine.db import get_engine, unit_of_work
+    from engine.services.outbox import materialize
     from engine.tables import OutboxMessage
     with unit_of_work(get_engine(sqlite_settings.url)) as session:
-        bodies = session.exec(select(OutboxMessage.body_text)).all()
-    codes = {line.strip() for body in bodies for line in body.splitlines() if line.startswith("    ")}
+        sent = [materialize(session, sqlite_settings, m) for m in session.exec(select(OutboxMessage)).all()]
+    codes = {line.strip() for m in sent for line in m.text.splitlines() if line.startswith("    ")}
     assert len(codes) == 97 and not any(code in printed for code in codes)
 
 

@@ -13,9 +13,12 @@ from domain.lifecycle import PublicStatus
 from engine.db import unit_of_work
 from engine.services.errors import Conflict, InvalidInput, NotAccepting, NotFound
 from engine.services.intake import import_batch, submit_application
+from engine.services.outbox import materialize
 from engine.services.rounds import definition_of, get_round
 from engine.services.setup import Runtime
+from engine.services.tokens import token_matches
 from engine.tables import Application, AuditEvent, IntakeKey, OutboxMessage, StatusChange
+from notifications import ACCESS_CODE_PLACEHOLDER
 from tests.conftest import IN_ROUND1, ROUND1, example
 
 BEN = example("ben-asgm-complete.json")
@@ -152,8 +155,10 @@ def test_an_import_is_back_dated_to_its_receipt_time_and_mails_the_access_code(o
         assert application.submitted_at == datetime(2018, 8, 24, 14, 40, tzinfo=UTC)
         assert application.channel == "import"
         message = session.exec(select(OutboxMessage)).one()
-        token_line = [line for line in message.body_text.splitlines() if line.startswith("    ")]
-        assert len(token_line) == 1 and len(token_line[0].strip()) >= 40  # the access code, by e-mail
+        assert ACCESS_CODE_PLACEHOLDER in message.body_text  # the outbox never holds the code itself...
+        sent = materialize(session, rt.settings, message)  # ...the relay puts it in
+        [code] = [line.strip() for line in sent.text.splitlines() if line.startswith("    ")]
+        assert token_matches(code, application.access_token_hash) and code in sent.html
 
 
 def test_an_import_received_after_the_deadline_is_refused(open_round1: Runtime) -> None:
@@ -167,12 +172,15 @@ def test_a_batch_of_100_with_3_bad_files_imports_97_and_reports_3(open_round1: R
     rt = open_round1
     good = [(f"{i:03d}.json", with_changes(BEN, received_at="2018-08-01T10:00:00+02:00",
                                            form_a__title=f"Project {i}")) for i in range(97)]
-    bad = [("bad-json.json", b"{"), ("bad-party.json", with_changes(BEN, applicant__party="ZZZ")),
+    bad = [("bad-json.json", b"{"), ("bad-party.json", with_changes(BEN, received_at="2018-08-01T10:00:00+02:00",
+                                                                            applicant__party="ZZZ")),
            ("bad-amount.json", with_changes(BEN, received_at="2018-08-01T10:00:00+02:00",
                                             form_b__total_requested=-3))]
     results = import_batch(rt.engine, rt.settings, ROUND1, good[:50] + bad + good[50:], actor="s", now=_late_time())
     assert sum(r.ok for r in results) == 97
-    assert sorted(r.name for r in results if not r.ok) == ["bad-amount.json", "bad-json.json", "bad-party.json"]
+    refused = {r.name: [e.path for e in r.errors] for r in results if not r.ok}
+    assert refused == {"bad-json.json": ["$"], "bad-party.json": ["$.applicant.party"],
+                       "bad-amount.json": ["$.form_b.total_requested"]}
     assert counts(rt)["application"] == 97
     again = import_batch(rt.engine, rt.settings, ROUND1, good, actor="s", now=_late_time())
     assert all(r.ok and not r.created for r in again) and counts(rt)["application"] == 97
@@ -215,3 +223,32 @@ def test_round_and_register_errors_are_listed_with_the_format_errors(open_round1
 def test_a_round_whose_date_came_but_that_was_not_opened_says_so(rt: Runtime) -> None:
     with pytest.raises(NotAccepting, match="has not been opened by the secretariat yet"):
         submit_application(rt.engine, rt.settings, ROUND1, BEN, now=IN_ROUND1)
+
+
+def test_an_import_outside_the_round_is_reported_with_the_format_errors(open_round1: Runtime) -> None:
+    body = with_changes(BEN, received_at="2018-09-01T00:00:00+02:00", form_b__total_requested=-1)
+    [item] = import_batch(open_round1.engine, open_round1.settings, ROUND1, [("x.json", body)], actor="s",
+                          now=_late_time())
+    assert {e.path for e in item.errors} == {"$.received_at", "$.form_b.total_requested"}
+
+
+def test_a_retry_after_the_deadline_still_gets_its_first_receipt(open_round1: Runtime) -> None:
+    rt = open_round1
+    with unit_of_work(rt.engine) as session:
+        closes_at = definition_of(get_round(session, ROUND1)).closes_at
+    first = submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="late", now=closes_at)
+    again = submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="late",
+                               now=closes_at + timedelta(seconds=2))
+    assert (again.reference, again.access_token, again.created) == (first.reference, first.access_token, False)
+
+
+def test_an_applicant_cannot_name_an_imports_key_to_get_its_access_code(open_round1: Runtime) -> None:
+    from engine.services.intake import import_key
+
+    rt = open_round1
+    body = with_changes(BEN, received_at="2018-08-01T10:00:00+02:00")
+    [item] = import_batch(rt.engine, rt.settings, ROUND1, [("a.json", body)], actor="s", now=IN_ROUND1)
+    api_body = with_changes(BEN)
+    receipt = submit_application(rt.engine, rt.settings, ROUND1, api_body, idempotency_key=import_key(body),
+                                 now=IN_ROUND1)
+    assert receipt.created and receipt.reference != item.reference

@@ -1,13 +1,15 @@
-"""The append-only audit trail: every state change writes one event in the same
-transaction."""
+"""The append-only audit trail and the status history: every state change writes one
+audit event (who, what, when it was recorded, why) in the same transaction; an
+application's transitions also write a status-change row."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session
 
+from domain.lifecycle import PUBLIC_STATUS, TransitionRecord
 from engine.tables import AuditEvent
 
 
@@ -31,3 +33,25 @@ def record(
             from_status=from_status, to_status=to_status, reason=reason, details=details,
         )
     )
+
+
+def history_values(transition: TransitionRecord, *, application_id: int, key: str) -> dict[str, Any]:
+    """The status-change row of an application's transition (`at`: when it took effect)."""
+    return dict(application_id=application_id, key=key, transition=transition.transition,
+                from_status=transition.from_status.value if transition.from_status else None,
+                to_status=transition.to_status.value, public_status=PUBLIC_STATUS[transition.to_status].value,
+                at=transition.at)
+
+
+def audit_values(transition: TransitionRecord, *, reference: str, recorded_at: datetime | None = None,
+                 details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The audit event of an application's transition. Its time is when it was
+    recorded; a transition that took effect earlier (a back-dated import) says so."""
+    recorded_at = recorded_at or datetime.now(UTC)
+    extra = dict(details or {})
+    if transition.at != recorded_at:
+        extra["effective_at"] = transition.at.isoformat()
+    return dict(at=recorded_at, actor=transition.actor, role=transition.role.value,
+                action=f"application.{transition.transition}", subject_type="application", subject_id=reference,
+                from_status=transition.from_status.value if transition.from_status else None,
+                to_status=transition.to_status.value, reason=transition.reason, details=extra or None)

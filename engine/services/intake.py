@@ -30,14 +30,14 @@ from domain.lifecycle import PUBLIC_STATUS, PublicStatus, Role, Status, initial_
 from domain.references import make_reference
 from domain.rounds import RoundDefinition, RoundStatus, accepts_applications, accepts_import
 from engine.db import unit_of_work
-from engine.services import outbox
+from engine.services import audit, outbox
 from engine.services.errors import Conflict, InvalidInput, NotAccepting, ServiceError
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_token, random_token, token_hash
 from engine.settings import Settings
 from engine.tables import Application, AuditEvent, IntakeKey, Round, StatusChange
 from engine.tables import Party as PartyRow
-from notifications import render
+from notifications import ACCESS_CODE_PLACEHOLDER, render
 
 Channel = Literal["api", "import"]
 _PARTY_CODE = re.compile(r"^[A-Z]{3}$")
@@ -66,16 +66,56 @@ def _when(value: datetime, definition: RoundDefinition) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()} ({definition.timezone})"
 
 
-def _document_errors(data: dict[str, Any], round_id: str, channel: Channel, known: set[str]) -> list[FieldError]:
+def api_key(header: str) -> str:
+    """An applicant's Idempotency-Key, in its own namespace (an import's key is the
+    file's hash, which an applicant must not be able to name)."""
+    return f"api:{header}"
+
+
+def import_key(content: bytes) -> str:
+    """Importing the same file twice is recognised by its content."""
+    return "import-sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def _request_hash(body: bytes | str) -> str:
+    """A retry sends the same bytes; anything else under the same key is a conflict."""
+    return hashlib.sha256(body if isinstance(body, bytes) else body.encode()).hexdigest()
+
+
+def _received_error(value: Any, row: Round, definition: RoundDefinition, now: datetime) -> FieldError | None:
+    """An import's receipt time (or now, if it has none) must fall inside the round."""
+    if value is not None:
+        try:
+            received = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            return None  # the format's own check reports it
+        if received is None or received.tzinfo is None:
+            return None
+    else:
+        received = now
+    if accepts_import(RoundStatus(row.status), definition, received):
+        return None
+    return FieldError(
+        path="$.received_at" if value is not None else "$",
+        message=f"received {_when(received, definition)}, outside the round ({_when(definition.opens_at, definition)}"
+                f" to {_when(definition.closes_at, definition)})"
+                + ("" if value is not None else "; give the receipt time in received_at"),
+    )
+
+
+def _document_errors(data: dict[str, Any], row: Round, definition: RoundDefinition, channel: Channel,
+                     now: datetime, known: set[str]) -> list[FieldError]:
     """What only intake can judge, read from the raw document so that it is reported
-    together with the format's own errors: the round, `received_at` on the API, and
-    Party codes of the right shape that are not in the register."""
+    together with the format's own errors: the round, the receipt time, and Party
+    codes of the right shape that are not in the register."""
     errors = []
-    if isinstance(data.get("round"), str) and data["round"] != round_id:
-        errors.append(FieldError(path="$.round", message=f"is {data['round']!r}, but this is round {round_id!r}"))
+    if isinstance(data.get("round"), str) and data["round"] != row.id:
+        errors.append(FieldError(path="$.round", message=f"is {data['round']!r}, but this is round {row.id!r}"))
     if channel == "api" and "received_at" in data:
         errors.append(FieldError(path="$.received_at",
                                  message="is only for applications the secretariat imports; leave it out"))
+    if channel == "import" and (late := _received_error(data.get("received_at"), row, definition, now)):
+        errors.append(late)
     applicant = data.get("applicant")
     if isinstance(applicant, dict):
         found: list[tuple[str, Any]] = [("$.applicant.party", applicant.get("party"))]
@@ -91,102 +131,92 @@ def _document_errors(data: dict[str, Any], round_id: str, channel: Channel, know
     return errors
 
 
-def _validate(body: bytes | str, round_id: str, channel: Channel, known_parties: set[str]) -> ApplicationDocument:
-    """Parse and validate; every offending field is reported together."""
-    data = load_json(body)
+def _check_round_accepts(row: Round, definition: RoundDefinition, channel: Channel, now: datetime) -> None:
+    stored = RoundStatus(row.status)
+    if channel == "import":
+        if stored not in (RoundStatus.OPEN, RoundStatus.CLOSED):
+            raise NotAccepting(f"round {row.id} is {stored.value}; applications can be imported only while it is "
+                               "open or closed, before screening starts (open it with `sip rounds open`)")
+        return
+    if accepts_applications(stored, definition, now):
+        return
+    if now < definition.opens_at:
+        raise NotAccepting(f"round {row.id} is not open yet; it opens at {_when(definition.opens_at, definition)}")
+    if stored is RoundStatus.DRAFT and now <= definition.closes_at:
+        raise NotAccepting(f"round {row.id} has not been opened by the secretariat yet; try again later or "
+                           "contact the secretariat")
+    raise NotAccepting(f"round {row.id} closed for applications at {_when(definition.closes_at, definition)}; "
+                       "contact the secretariat if your application could not be sent in time")
+
+
+def _prepare(row: Round, definition: RoundDefinition, body: bytes | str, *, channel: Channel, key: str | None,
+             now: datetime, known_parties: set[str]) -> _Prepared:
+    """Check that the round takes the application now and validate it; every
+    offending field is reported together. Writes nothing."""
+    _check_round_accepts(row, definition, channel, now)
     errors: list[FieldError] = []
+    data: Any = None
     document = None
     try:
+        data = load_json(body)
         document = validate_document(data)
     except DocumentError as exc:
         errors = exc.errors
     if isinstance(data, dict):
-        errors += _document_errors(data, round_id, channel, known_parties)
+        errors += _document_errors(data, row, definition, channel, now, known_parties)
     if errors or document is None:
-        raise DocumentError(errors)
-    return document
-
-
-def _request_hash(body: bytes | str) -> str:
-    """A retry sends the same bytes; anything else under the same key is a conflict."""
-    return hashlib.sha256(body if isinstance(body, bytes) else body.encode()).hexdigest()
-
-
-def _prepare(row: Round, definition: RoundDefinition, body: bytes | str, *, channel: Channel,
-             idempotency_key: str | None, now: datetime, known_parties: set[str]) -> _Prepared:
-    stored = RoundStatus(row.status)
-    if channel == "api" and not accepts_applications(stored, definition, now):
-        if now < definition.opens_at:
-            raise NotAccepting(f"round {row.id} is not open yet; it opens at {_when(definition.opens_at, definition)}")
-        if stored is RoundStatus.DRAFT and now <= definition.closes_at:
-            raise NotAccepting(f"round {row.id} has not been opened by the secretariat yet; try again later or "
-                               "contact the secretariat")
-        raise NotAccepting(
-            f"round {row.id} closed for applications at {_when(definition.closes_at, definition)}; "
-            "contact the secretariat if your application could not be sent in time"
-        )
-    try:
-        document = _validate(body, row.id, channel, known_parties)
-    except DocumentError as exc:
-        raise InvalidInput(f"the application is not valid sip-application/1: {exc}", exc.errors) from None
-    errors = []
-    submitted_at = now
-    if channel == "import":
-        submitted_at = document.received_at or now
-        if not accepts_import(stored, definition, submitted_at):
-            if stored not in (RoundStatus.OPEN, RoundStatus.CLOSED):
-                raise NotAccepting(f"round {row.id} is {stored.value}; applications can be imported only while "
-                                   "it is open or closed, before screening starts (open it with `sip rounds open`)")
-            errors.append(FieldError(
-                path="$.received_at" if document.received_at else "$",
-                message=f"received {_when(submitted_at, definition)}, outside the round "
-                        f"({_when(definition.opens_at, definition)} to {_when(definition.closes_at, definition)})"
-                        + ("" if document.received_at else "; give the receipt time in received_at"),
-            ))
-    if errors:
-        raise InvalidInput("; ".join(f"{e.path}: {e.message}" for e in errors), errors)
-    return _Prepared(document, idempotency_key, _request_hash(body), submitted_at)
+        listing = "; ".join(f"{e.path}: {e.message}" for e in errors)
+        raise InvalidInput(f"the application is not valid sip-application/1: {listing}", errors)
+    submitted_at = (document.received_at or now) if channel == "import" else now
+    return _Prepared(document, key, _request_hash(body), submitted_at)
 
 
 def _token(settings: Settings, round_id: str, key: str | None) -> str:
     return derive_token(settings.key(), round_id, key) if key else random_token()
 
 
-def _write_many(session: Session, row: Round, definition: RoundDefinition, batch: list[_Prepared], *,
-                channel: Channel, actor: str, role: Role, now: datetime, settings: Settings,
+_Known = dict[str, tuple[str, Application]]
+
+
+def _known_keys(session: Session, round_id: str, keys: set[str]) -> _Known:
+    """The applications already taken in under these idempotency keys."""
+    if not keys:
+        return {}
+    found = session.exec(
+        select(IntakeKey.key, IntakeKey.request_hash, Application)
+        .join(Application, Application.id == IntakeKey.application_id)  # type: ignore[arg-type]
+        .where(IntakeKey.round_id == round_id, IntakeKey.key.in_(keys))  # type: ignore[attr-defined]
+    ).all()
+    return {key: (request_hash, application) for key, request_hash, application in found}
+
+
+def _replay(known: _Known, key: str, request_hash: str, round_id: str, settings: Settings) -> Receipt | Conflict:
+    """The first receipt for a repeated request; a different request under the same
+    key is a conflict."""
+    first_hash, application = known[key]
+    if first_hash != request_hash:
+        shown = key.removeprefix("api:")
+        return Conflict(f"Idempotency-Key {shown!r} was already used for application {application.reference}, "
+                        "with different content; use a new key for a different application")
+    return Receipt(application.reference, PUBLIC_STATUS[Status(application.status)],
+                   _token(settings, round_id, key), round_id, application.submitted_at, created=False)
+
+
+def _write_many(session: Session, row: Round, definition: RoundDefinition, batch: list[_Prepared], known: _Known,
+                *, channel: Channel, actor: str, role: Role, now: datetime, settings: Settings,
                 party_names: dict[str, str]) -> list[Receipt | ServiceError]:
     """Store a batch of validated applications in the caller's transaction: one
-    sequence update, one look-up of idempotency keys, one insert per table.
-
-    An application whose idempotency key is known is answered with its first
-    receipt (a different request under the same key is a `Conflict`)."""
-    keys = {p.key for p in batch if p.key is not None}
-    known: dict[str, tuple[str, Application]] = {}
-    if keys:
-        found = session.exec(
-            select(IntakeKey.key, IntakeKey.request_hash, Application)
-            .join(Application, Application.id == IntakeKey.application_id)  # type: ignore[arg-type]
-            .where(IntakeKey.round_id == row.id, IntakeKey.key.in_(keys))  # type: ignore[attr-defined]
-        ).all()
-        known = {key: (request_hash, application) for key, request_hash, application in found}
-
+    sequence update and one insert per table. `known` holds the idempotency keys
+    already taken in (their first receipt is returned again)."""
     results: list[Receipt | ServiceError | None] = [None] * len(batch)
     fresh: list[int] = []  # positions of the applications to create
     first_in_batch: dict[str, int] = {}
     for position, prepared in enumerate(batch):
         key = prepared.key
         if key is not None and key in known:
-            request_hash, application = known[key]
-            if request_hash != prepared.request_hash:
-                results[position] = Conflict(
-                    f"Idempotency-Key {key!r} was already used for application {application.reference}, "
-                    "with different content; use a new key for a different application")
-            else:
-                results[position] = Receipt(application.reference, PUBLIC_STATUS[Status(application.status)],
-                                            _token(settings, row.id, key), row.id, application.submitted_at,
-                                            created=False)
+            results[position] = _replay(known, key, prepared.request_hash, row.id, settings)
         elif key is not None and key in first_in_batch:
-            results[position] = None  # the same request twice in one batch: answered like the first below
+            continue  # the same request twice in one batch: answered like the first, below
         else:
             if key is not None:
                 first_in_batch[key] = position
@@ -198,22 +228,19 @@ def _write_many(session: Session, row: Round, definition: RoundDefinition, batch
             .values(last_sequence=Round.last_sequence + len(fresh)).returning(Round.last_sequence)
         ).scalar_one()
         first_number = last - len(fresh) + 1
-        record_for = {}
-        application_rows = []
-        tokens = {}
+        records, tokens, application_rows = {}, {}, []
         for offset, position in enumerate(fresh):
             prepared = batch[position]
             doc = prepared.document
-            reference = make_reference(row.id, first_number + offset)
             tokens[position] = _token(settings, row.id, prepared.key)
-            record_for[position] = initial_record(actor=actor, role=role, at=prepared.submitted_at)
+            records[position] = initial_record(actor=actor, role=role, at=prepared.submitted_at)
             dump = doc.model_dump(mode="json", exclude_unset=True)
             application_rows.append(dict(
-                reference=reference, round_id=row.id, party=doc.applicant.party, language=doc.applicant.language,
-                title=doc.title, amount_requested=doc.amount_requested, status=Status.SUBMITTED.value, version=1,
-                applicant=dump["applicant"], form_a=dump.get("form_a"), form_b=dump.get("form_b"),
-                form_c=dump.get("form_c"), channel=channel, submitted_at=prepared.submitted_at, created_at=now,
-                access_token_hash=token_hash(tokens[position]),
+                reference=make_reference(row.id, first_number + offset), round_id=row.id, party=doc.applicant.party,
+                language=doc.applicant.language, title=doc.title, amount_requested=doc.amount_requested,
+                status=records[position].to_status.value, version=1, applicant=dump["applicant"],
+                form_a=dump.get("form_a"), form_b=dump.get("form_b"), form_c=dump.get("form_c"), channel=channel,
+                submitted_at=prepared.submitted_at, created_at=now, access_token_hash=token_hash(tokens[position]),
             ))
         table = Application.__table__  # type: ignore[attr-defined]
         session.execute(insert(table), application_rows)
@@ -222,19 +249,14 @@ def _write_many(session: Session, row: Round, definition: RoundDefinition, batch
         references = [values["reference"] for values in application_rows]
         id_of: dict[str, int] = dict(session.execute(  # type: ignore[arg-type]
             select(table.c.reference, table.c.id).where(table.c.reference.in_(references))).all())
-        public = PUBLIC_STATUS[Status.SUBMITTED]
         changes, events, key_rows, messages = [], [], [], []
         for position, values in zip(fresh, application_rows, strict=True):
-            application_id = id_of[values["reference"]]
-            prepared, doc, reference = batch[position], batch[position].document, values["reference"]
-            changes.append(dict(application_id=application_id, key="submit", transition="submit", from_status=None,
-                                to_status=Status.SUBMITTED.value, public_status=public.value,
-                                at=prepared.submitted_at))
-            events.append(dict(at=now, actor=actor, role=role.value, action="application.submitted",
-                               subject_type="application", subject_id=reference, from_status=None,
-                               to_status=Status.SUBMITTED.value, reason=None,
-                               details={"channel": channel, "round": row.id, "party": doc.applicant.party,
-                                        "submitted_at": prepared.submitted_at.isoformat()}))
+            prepared, record, reference = batch[position], records[position], values["reference"]
+            doc, application_id = prepared.document, id_of[reference]
+            public = PUBLIC_STATUS[record.to_status]
+            changes.append(audit.history_values(record, application_id=application_id, key="submit"))
+            events.append(audit.audit_values(record, reference=reference, recorded_at=now, details={
+                "channel": channel, "round": row.id, "party": doc.applicant.party}))
             if prepared.key is not None:
                 key_rows.append(dict(round_id=row.id, key=prepared.key, request_hash=prepared.request_hash,
                                      application_id=application_id, created_at=now))
@@ -247,9 +269,10 @@ def _write_many(session: Session, row: Round, definition: RoundDefinition, batch
                     round_title=definition.title_in(language), title=doc.title,
                     party_name=party_names.get(doc.applicant.party, doc.applicant.party),
                     submitted_at=prepared.submitted_at, timezone=definition.timezone, status=public.value,
-                    # Imported applications get their access code by e-mail; API submitters got it in the answer.
-                    access_token=tokens[position] if channel == "import" else None,
-                    status_url=f"{settings.public_base_url.rstrip('/')}/applications/{reference}",
+                    # Imported applications get their access code by e-mail (filled in at delivery, so the
+                    # outbox never holds it); API submitters got it in the answer.
+                    access_token=ACCESS_CODE_PLACEHOLDER if channel == "import" else None,
+                    status_url=status_page_url(settings, reference, language),
                     programme_email=settings.programme_email,
                 )),
             ))
@@ -268,6 +291,10 @@ def _write_many(session: Session, row: Round, definition: RoundDefinition, batch
     return results  # type: ignore[return-value]
 
 
+def status_page_url(settings: Settings, reference: str, language: str) -> str:
+    return f"{settings.public_base_url.rstrip('/')}/status?reference={reference}&lang={language}"
+
+
 def _parties(session: Session) -> dict[str, str]:
     return dict(session.exec(select(PartyRow.iso3, PartyRow.name)).all())
 
@@ -275,17 +302,24 @@ def _parties(session: Session) -> dict[str, str]:
 def submit_application(engine: Engine, settings: Settings, round_id: str, body: bytes | str, *,
                        channel: Channel = "api", idempotency_key: str | None = None, actor: str = "applicant",
                        role: Role = Role.APPLICANT, now: datetime) -> Receipt:
-    """Take in one application in its own transaction."""
+    """Take in one application in its own transaction. `idempotency_key` is the
+    applicant's header (API) or `import_key(content)` (import)."""
+    key = None if idempotency_key is None else (api_key(idempotency_key) if channel == "api" else idempotency_key)
     for attempt in (1, 2):
         try:
             with unit_of_work(engine) as session:
-                row = get_round(session, round_id)
-                definition = definition_of(row)
-                parties = _parties(session)
-                prepared = _prepare(row, definition, body, channel=channel, idempotency_key=idempotency_key,
-                                    now=now, known_parties=set(parties))
-                [result] = _write_many(session, row, definition, [prepared], channel=channel, actor=actor,
-                                       role=role, now=now, settings=settings, party_names=parties)
+                # Locks the round: a close cannot commit while an intake is under way.
+                row = get_round(session, round_id, for_update=True)
+                known = _known_keys(session, row.id, {key} if key else set())
+                if key in known:  # a retry is answered even after the deadline
+                    result: Receipt | ServiceError = _replay(known, key, _request_hash(body), row.id, settings)
+                else:
+                    definition = definition_of(row)
+                    parties = _parties(session)
+                    prepared = _prepare(row, definition, body, channel=channel, key=key, now=now,
+                                        known_parties=set(parties))
+                    [result] = _write_many(session, row, definition, [prepared], known, channel=channel,
+                                           actor=actor, role=role, now=now, settings=settings, party_names=parties)
                 if isinstance(result, ServiceError):
                     raise result
                 return result
@@ -330,11 +364,6 @@ class ImportReport:
         return [i for i in self.items if not i.ok]
 
 
-def import_key(content: bytes) -> str:
-    """Importing the same file twice is recognised by its content."""
-    return "import-sha256:" + hashlib.sha256(content).hexdigest()
-
-
 def iter_application_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Files named on the command line, and the *.json files of named folders."""
     for raw in paths:
@@ -352,20 +381,21 @@ def import_batch(engine: Engine, settings: Settings, round_id: str, items: list[
     results = [ImportItem(name) for name, _ in items]
     try:
         with unit_of_work(engine) as session:
-            row = get_round(session, round_id)
+            row = get_round(session, round_id, for_update=True)
             definition = definition_of(row)
             parties = _parties(session)
-            known = set(parties)
+            known_parties = set(parties)
             valid: list[tuple[ImportItem, _Prepared]] = []
             for result, (_name, content) in zip(results, items, strict=True):
                 try:
                     valid.append((result, _prepare(row, definition, content, channel="import",
-                                                   idempotency_key=import_key(content), now=now,
-                                                   known_parties=known)))
+                                                   key=import_key(content), now=now, known_parties=known_parties)))
                 except ServiceError as exc:
                     result.errors, result.message = exc.errors, exc.message
-            written = _write_many(session, row, definition, [p for _, p in valid], channel="import", actor=actor,
-                                  role=Role.SECRETARIAT, now=now, settings=settings, party_names=parties)
+            known = _known_keys(session, row.id, {p.key for _, p in valid if p.key})
+            written = _write_many(session, row, definition, [p for _, p in valid], known, channel="import",
+                                  actor=actor, role=Role.SECRETARIAT, now=now, settings=settings,
+                                  party_names=parties)
             for (result, _), outcome in zip(valid, written, strict=True):
                 if isinstance(outcome, ServiceError):
                     result.errors, result.message = outcome.errors, outcome.message

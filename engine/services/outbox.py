@@ -11,8 +11,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from engine.tables import OutboxMessage
-from notifications import RenderedMessage
+from engine.services.tokens import derive_token
+from engine.settings import Settings
+from engine.tables import IntakeKey, OutboxMessage
+from notifications import ACCESS_CODE_PLACEHOLDER, RenderedMessage
 
 
 def message_row(*, key: str, kind: str, recipient: str, message: RenderedMessage, at: datetime,
@@ -31,6 +33,18 @@ def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> int:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = session.execute(insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def materialize(session: Session, settings: Settings, message: OutboxMessage) -> RenderedMessage:
+    """The message as it is sent: an imported application's receipt gets its access
+    code here, derived again from the secret key and the import's key (so the code is
+    never stored). The secret key must not change between intake and delivery."""
+    text, html = message.body_text, message.body_html
+    if ACCESS_CODE_PLACEHOLDER in text or ACCESS_CODE_PLACEHOLDER in html:
+        key = session.exec(select(IntakeKey.key).where(IntakeKey.application_id == message.application_id)).one()
+        code = derive_token(settings.key(), message.round_id or "", key)
+        text, html = text.replace(ACCESS_CODE_PLACEHOLDER, code), html.replace(ACCESS_CODE_PLACEHOLDER, code)
+    return RenderedMessage(subject=message.subject, text=text, html=html, language=message.language)
 
 
 @dataclass(frozen=True)
