@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import BearerDep, NowDep, RuntimeDep
 from api.schemas import ApplicationStatusOut, ErrorOut, ReceiptOut, TimelineItemOut
 from domain.application import ApplicationDocument, json_path
-from engine.db import unit_of_work
+from engine.db import reading
 from engine.services import applications as app_service
 from engine.services import intake
 from engine.services import rounds as round_service
@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         summary="Specific International Programme of the Minamata Convention on Mercury: applications and status",
         lifespan=lifespan,
     )
-    app.state.settings, app.state.clock, app.state.runtime = settings, now, None
+    app.state.clock = now
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
@@ -82,12 +82,12 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     @app.get("/rounds", response_model=list[RoundView], tags=["rounds"])
     def list_rounds(rt: RuntimeDep, now: NowDep) -> list[RoundView]:
         """Every round, with its dates and whether it accepts applications now."""
-        with unit_of_work(rt.engine) as session:
+        with reading(rt.engine) as session:
             return round_service.list_rounds(session, now)
 
     @app.get("/rounds/{round_id}", response_model=RoundView, responses=_errors(404), tags=["rounds"])
     def get_round(round_id: str, rt: RuntimeDep, now: NowDep) -> RoundView:
-        with unit_of_work(rt.engine) as session:
+        with reading(rt.engine) as session:
             return RoundView.of(round_service.get_round(session, round_id), now)
 
     @app.post(
@@ -140,7 +140,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
 
         A wrong or missing token and an unknown reference get the same 404."""
         token = credentials.credentials if credentials else None
-        with unit_of_work(rt.engine) as session:
+        with reading(rt.engine) as session:
             view = app_service.applicant_view(session, reference, token)
         if view is None:
             return _error(404, "not_found", NOT_FOUND)

@@ -9,14 +9,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from engine.services.setup import Runtime, prepare
+from engine.services.setup import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:
-    state = request.app.state
-    if getattr(state, "runtime", None) is None:  # served without the lifespan (e.g. a bare TestClient)
-        state.runtime = prepare(state.settings)
-    return state.runtime
+    """The runtime the application's start-up prepared (migrations applied once)."""
+    return request.app.state.runtime
 
 
 def get_now(request: Request) -> datetime:

@@ -142,12 +142,6 @@ class ApplicationDocument(_Strict):
     def amount_requested(self) -> Decimal | None:
         return self.form_b.total_requested if self.form_b else None
 
-    def party_codes(self) -> list[tuple[str, str]]:
-        """(JSON path, code) of every code that must be a known Party."""
-        codes = [("$.applicant.party", self.applicant.party)]
-        codes += [(f"$.applicant.co_applicants[{i}]", c) for i, c in enumerate(self.applicant.co_applicants)]
-        return codes
-
 
 class FieldError(BaseModel):
     path: str

@@ -146,10 +146,6 @@ class TransitionRecord:
     reason: str | None
     at: datetime
 
-    @property
-    def public_changed(self) -> bool:
-        return self.from_status is None or PUBLIC_STATUS[self.from_status] != PUBLIC_STATUS[self.to_status]
-
 
 def allowed_transitions(status: Status, role: Role | None = None) -> list[str]:
     return sorted(

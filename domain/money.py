@@ -47,7 +47,3 @@ def _validate_amount(value: Any, info: ValidationInfo) -> Decimal:
 #: A validated amount; serialised to JSON as a string so that no float ever holds it.
 #: Validate stored data with ``context=STORED``.
 Amount = Annotated[Decimal, BeforeValidator(_validate_amount), PlainSerializer(lambda d: f"{d:.2f}", when_used="json")]
-
-
-def format_usd(amount: Decimal) -> str:
-    return f"US$ {amount:,.2f}"

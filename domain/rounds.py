@@ -153,9 +153,6 @@ class RoundActionError(Exception):
     """A secretariat action on a round that its status or dates do not allow."""
 
 
-_ORDER = list(RoundStatus)
-
-
 def effective_status(stored: RoundStatus, definition: RoundDefinition, now: datetime) -> RoundStatus:
     """The status a person should see. An open round whose deadline has passed is
     closed even if nobody has run the close yet: the status follows the dates."""
@@ -176,18 +173,6 @@ def accepts_import(stored: RoundStatus, definition: RoundDefinition, received_at
     return stored in (RoundStatus.OPEN, RoundStatus.CLOSED) and (
         definition.opens_at <= received_at <= definition.closes_at
     )
-
-
-def next_stage(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
-    """The status after `stored` when the secretariat advances the round; the review
-    stage is skipped for rounds without GMP review."""
-    index = _ORDER.index(stored)
-    if stored is RoundStatus.ARCHIVED:
-        raise RoundActionError("the round is archived; nothing follows")
-    following = _ORDER[index + 1]
-    if following is RoundStatus.REVIEW and not definition.has_gmp_review:
-        following = RoundStatus.COMMITTEE
-    return following
 
 
 def plan_open(stored: RoundStatus, definition: RoundDefinition, now: datetime) -> RoundStatus:

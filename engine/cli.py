@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from engine.db import unit_of_work
+from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import outbox as outbox_service
 from engine.services import parties as party_service
@@ -64,7 +64,7 @@ def runtime(defaults: bool = True) -> Runtime:
 
 def in_session(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     rt = runtime()
-    with service_errors(), unit_of_work(rt.engine) as session:
+    with service_errors(), reading(rt.engine) as session:
         return fn(session, *args, **kwargs)
 
 
@@ -224,7 +224,7 @@ def applications_import(
     """Import applications received by the secretariat (runs the `import-applications` flow).
     Exits 1 if any file was refused; the others are imported."""
     rt = runtime()
-    with service_errors(), unit_of_work(rt.engine) as session:
+    with service_errors(), reading(rt.engine) as session:
         round_service.get_round(session, round_id)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+READ_ONLY = "sip_read_only"
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -25,10 +26,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(conn: Any) -> None:
-    # Take SQLite's write lock at BEGIN, so two writers queue instead of failing
-    # with "database is locked" when the first upgrades its read lock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _begin(conn: Any) -> None:
+    # A writer takes SQLite's write lock at BEGIN, so two writers queue instead of
+    # failing with "database is locked" when the first upgrades its read lock.
+    # Readers (`reading`) begin deferred and never wait for a writer (WAL).
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def get_engine(url: str) -> Engine:
@@ -52,7 +54,7 @@ def _create(url: str) -> Engine:
         def _no_pysqlite_begin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
 
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -62,6 +64,17 @@ def dispose_all() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+    from engine.services import setup  # noqa: PLC0415 - the migration cache goes with the engines
+
+    setup._prepared.clear()
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A read-only transaction (on SQLite it does not wait for writers)."""
+    # Closing the session ends the transaction and keeps what was read usable.
+    with Session(engine.execution_options(**{READ_ONLY: True})) as session:
+        yield session
 
 
 @contextmanager

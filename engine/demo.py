@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from domain.lifecycle import PUBLIC_STATUS, Status
-from engine.db import dispose_all, unit_of_work
+from engine.db import dispose_all, reading
 from engine.demo_applications import APPLICATIONS, ROUND, document
 from engine.services import applications as app_service
 from engine.services import outbox as outbox_service
@@ -65,7 +65,7 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
 
     echo(f"SIP engine demo: round 1 (2018) on {url.render_as_string(hide_password=True)}")
     rt = prepare(settings)
-    with unit_of_work(rt.engine) as session:
+    with reading(rt.engine) as session:
         definition = definition_of(get_round(session, ROUND))
     echo(f"  1. database migrated; Parties register and the shipped rounds loaded ({definition.title})")
 
@@ -94,7 +94,7 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
         echo(f"     close-round: {ROUND} {'closed' if closed['changed'] else 'already ' + str(closed['status'])} "
              f"at {closing.isoformat()}")
 
-    with unit_of_work(rt.engine) as session:
+    with reading(rt.engine) as session:
         lines = app_service.list_applications(session, ROUND)
         queued = outbox_service.list_messages(session, round_id=ROUND)
 

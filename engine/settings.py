@@ -11,8 +11,6 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROUNDS_DIR = Path(__file__).resolve().parent.parent / "rounds"
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")

@@ -58,17 +58,20 @@ class Lifecycle(RuleBasedStateMachine):
                     session.exec(select(func.count()).select_from(AuditEvent)).one())
 
     @rule(target=keys, name=st.sampled_from(sorted(TRANSITIONS)), role=st.sampled_from(list(Role)),
-          key=st.text(alphabet="abcdef", min_size=1, max_size=3))
-    def command(self, name: str, role: Role, key: str) -> str:
+          key=st.text(alphabet="abcdef", min_size=1, max_size=3),
+          reason=st.none() | st.sampled_from(["", "  ", "a reason"]))
+    def command(self, name: str, role: Role, key: str, reason: str | None) -> str:
         self.clock += timedelta(hours=1)
         before = self._counts()
         spec = TRANSITIONS[name]
         replay = key in self.applied
-        allowed = not replay and self.model in spec.sources and role in spec.roles
+        has_reason = bool(reason and reason.strip())
+        allowed = (not replay and self.model in spec.sources and role in spec.roles
+                   and (has_reason or not spec.needs_reason))
         try:
             with unit_of_work(self.engine) as session:
                 result = transition(session, self.ref, name, key=key, actor="prop", role=role, at=self.clock,
-                                    reason="a reason")
+                                    reason=reason)
         except NotAllowed:
             assert not allowed, f"{name} by {role} from {self.model} should be allowed"
             assert self._counts() == before

@@ -79,7 +79,7 @@ def test_a_transition_the_table_does_not_allow_is_refused_and_changes_nothing(
     assert rows(rt, AuditEvent) == audit
 
 
-def test_the_slower_of_two_concurrent_writers_gets_a_conflict_not_an_overwrite(
+def test_the_version_column_refuses_a_write_based_on_a_stale_read(
         submitted: tuple[Runtime, str, str]) -> None:
     rt, ref, _ = submitted
     # Writer A reads the application, then writer B commits a change before A writes.
@@ -128,3 +128,47 @@ def test_the_applicant_timeline_shows_public_changes_only(submitted: tuple[Runti
         assert applicant_view(session, ref, "wrong") is None
         assert applicant_view(session, ref, None) is None
         assert applicant_view(session, "SIP-2018-R1-9999", token) is None
+
+
+def _race(rt: Runtime, backend: str, first: tuple[str, str], second: tuple[str, str]) -> object:
+    """Writer A reads the application; just before A writes, writer B commits its own
+    transition. Returns what A's `transition` call gives (or raises)."""
+    if backend == "sqlite":
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE takes the lock before A reads): they cannot "
+                    "interleave, so there is no race to lose")
+    from sqlalchemy import event
+
+    ref = _submit(rt)
+    with unit_of_work(rt.engine) as a_session:
+        fired = []
+
+        @event.listens_for(a_session, "before_flush")
+        def b_commits_first(*_: object) -> None:
+            if not fired:
+                fired.append(True)
+                with unit_of_work(rt.engine) as b_session:
+                    transition(b_session, ref, second[0], key=second[1], actor="b", role=Role.SECRETARIAT, at=AT)
+
+        return transition(a_session, ref, first[0], key=first[1], actor="a", role=Role.SECRETARIAT, at=AT)
+
+
+def _submit(rt: Runtime) -> str:
+    return submit_application(rt.engine, rt.settings, ROUND1, example("ben-asgm-complete.json"),
+                              now=IN_ROUND1).reference
+
+
+def test_the_loser_of_two_racing_writers_gets_a_conflict(open_round1: Runtime, backend: str) -> None:
+    with pytest.raises(Conflict, match="changed by someone else at the same time"):
+        _race(open_round1, backend, ("pass_screening", "a"), ("mark_incomplete", "b"))
+    with unit_of_work(open_round1.engine) as session:
+        assert session.exec(select(Application.status)).one() == "incomplete"
+        assert session.exec(select(func.count()).select_from(StatusChange)).one() == 2  # submit + b
+
+
+def test_a_replay_racing_its_original_changes_nothing(open_round1: Runtime, backend: str) -> None:
+    result = _race(open_round1, backend, ("pass_screening", "same"), ("pass_screening", "same"))
+    assert not result.changed and result.status is Status.SCREENED  # type: ignore[attr-defined]
+    with unit_of_work(open_round1.engine) as session:
+        assert session.exec(select(func.count()).select_from(StatusChange)).one() == 2  # submit + one screening
+        assert session.exec(select(func.count()).select_from(AuditEvent)
+                            .where(AuditEvent.action == "application.pass_screening")).one() == 1

@@ -16,7 +16,7 @@ from engine.services import audit
 from engine.services.errors import Conflict, NotAllowed, NotFound
 from engine.services.rounds import get_round
 from engine.services.tokens import token_matches
-from engine.tables import Application, Round, StatusChange
+from engine.tables import Application, AuditEvent, Round, StatusChange
 from engine.tables import Party as PartyRow
 
 
@@ -48,13 +48,6 @@ def list_applications(session: Session, round_id: str) -> list[ApplicationLine]:
     ]
 
 
-def count_by_status(session: Session, round_id: str) -> dict[Status, int]:
-    counts: dict[Status, int] = {}
-    for line in list_applications(session, round_id):
-        counts[line.status] = counts.get(line.status, 0) + 1
-    return counts
-
-
 @dataclass(frozen=True)
 class TimelineEntry:
     status: PublicStatus
@@ -74,11 +67,15 @@ class ApplicantView:
     timeline: list[TimelineEntry]
 
 
+_NO_APPLICATION = "0" * 64
+
+
 def applicant_view(session: Session, reference: str, token: str | None) -> ApplicantView | None:
     """None for an unknown reference and for a wrong or missing token alike, so the
     answer never tells which references exist."""
     application = session.exec(select(Application).where(Application.reference == reference)).first()
-    if application is None or not token_matches(token, application.access_token_hash):
+    # Hash the token whether or not the reference exists, so that timing does not tell.
+    if not token_matches(token, application.access_token_hash if application else _NO_APPLICATION) or not application:
         return None
     changes = session.exec(
         select(StatusChange).where(StatusChange.application_id == application.id)
@@ -127,13 +124,9 @@ def transition(
     """
     application = get_application(session, reference)
     assert application.id is not None
-    done = session.exec(
-        select(StatusChange).where(StatusChange.application_id == application.id, StatusChange.key == key)
-    ).first()
     current = Status(application.status)
+    done = _recorded(session, application.id, key, name, reference)
     if done is not None:
-        if done.transition != name:
-            raise Conflict(f"transition id {key!r} was already used for {done.transition} of {reference}")
         return TransitionResult(reference, Status(done.from_status or done.to_status), current,
                                 application.version, changed=False)
     if expected_version is not None and expected_version != application.version:
@@ -143,18 +136,31 @@ def transition(
         record = plan_transition(current, name, actor=actor, role=role, at=at, reason=reason)
     except TransitionError as exc:
         raise NotAllowed(f"{reference}: {exc}") from None
-    application.status = record.to_status.value
-    session.add(application)
-    session.add(StatusChange(application_id=application.id, key=key, transition=name,
-                             from_status=current.value, to_status=record.to_status.value,
-                             public_status=PUBLIC_STATUS[record.to_status].value, at=at))
-    audit.record(session, at=at, actor=actor, role=role.value, action=f"application.{name}",
-                 subject_type="application", subject_id=reference, from_status=current.value,
-                 to_status=record.to_status.value, reason=reason, details={"key": key})
     try:
-        session.flush()
-    except StaleDataError:
+        with session.begin_nested():  # a savepoint: a lost race leaves the caller's transaction usable
+            application.status = record.to_status.value
+            session.add(application)
+            session.add(StatusChange(**audit.history_values(record, application_id=application.id, key=key)))
+            session.add(AuditEvent(**audit.audit_values(record, reference=reference, recorded_at=at,
+                                                        details={"key": key})))
+    except (StaleDataError, IntegrityError):
+        # Someone else changed the application first. If it was this very transition
+        # (a replay running at the same time), there is nothing left to do.
+        done = _recorded(session, application.id, key, name, reference)
+        if done is not None:
+            session.refresh(application)
+            return TransitionResult(reference, current, Status(application.status), application.version,
+                                    changed=False)
         raise Conflict(f"{reference} was changed by someone else at the same time; reload it and try again") from None
-    except IntegrityError:
-        raise Conflict(f"transition id {key!r} of {reference} was recorded by a concurrent writer") from None
     return TransitionResult(reference, current, record.to_status, application.version, changed=True)
+
+
+def _recorded(session: Session, application_id: int, key: str, name: str, reference: str) -> StatusChange | None:
+    """The transition already recorded under `key`, if any (refused if `key` was used
+    for another transition)."""
+    done = session.exec(
+        select(StatusChange).where(StatusChange.application_id == application_id, StatusChange.key == key)
+    ).first()
+    if done is not None and done.transition != name:
+        raise Conflict(f"transition id {key!r} was already used for {done.transition} of {reference}")
+    return done

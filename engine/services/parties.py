@@ -82,8 +82,3 @@ def replace_register(session: Session, parties: list[Party], *, source: str, act
                  details={"source": source, **counts, "added_codes": added, "removed_codes": removed,
                           "changed_codes": changed})
     return counts
-
-
-def party_names(session: Session, codes: list[str]) -> dict[str, str]:
-    rows = session.exec(select(PartyRow.iso3, PartyRow.name).where(PartyRow.iso3.in_(codes))).all()  # type: ignore[attr-defined]
-    return dict(rows)

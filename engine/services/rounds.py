@@ -4,7 +4,7 @@ actions on a round (open, close), each audited."""
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +159,14 @@ def _act(session: Session, round_id: str, action: str, plan: Any, *, actor: str,
         raise NotAllowed(str(exc)) from None
     if target is stored:
         return row, False
-    row.status, row.updated_at = target.value, at
+    recorded = datetime.now(UTC)
+    row.status, row.updated_at = target.value, recorded
     session.add(row)
-    audit.record(session, at=at, actor=actor, role="secretariat", action=f"round.{action}", subject_type="round",
-                 subject_id=round_id, from_status=stored.value, to_status=target.value, reason=reason)
+    # The event is dated when it is recorded; the instant the action takes effect (a
+    # scheduled close run late, the demo's 2018 dates) is kept beside it.
+    audit.record(session, at=recorded, actor=actor, role="secretariat", action=f"round.{action}",
+                 subject_type="round", subject_id=round_id, from_status=stored.value, to_status=target.value,
+                 reason=reason, details={"effective_at": at.isoformat()})
     return row, True
 
 

@@ -48,10 +48,15 @@ def load_defaults(engine: Engine, at: datetime) -> dict[str, int]:
     return loaded
 
 
+_prepared: set[tuple[str, bool]] = set()
+
+
 def prepare(settings: Settings, *, defaults: bool = True) -> Runtime:
-    """Migrate the database (and load the defaults); cheap when already done."""
+    """Migrate the database (and load the defaults), once per process and database."""
     engine = get_engine(settings.url)
-    migrate.upgrade(engine)
-    if defaults:
-        load_defaults(engine, datetime.now(UTC))
+    if (settings.url, defaults) not in _prepared:
+        migrate.upgrade(engine)
+        if defaults:
+            load_defaults(engine, datetime.now(UTC))
+        _prepared.add((settings.url, defaults))
     return Runtime(settings, engine)

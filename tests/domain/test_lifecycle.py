@@ -65,9 +65,3 @@ def test_final_statuses_allow_no_transition() -> None:
 def test_a_transition_time_must_carry_a_time_zone() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         plan_transition(Status.SUBMITTED, "pass_screening", actor="s", role=Role.SYSTEM, at=datetime(2018, 9, 3))
-
-
-def test_only_public_changes_are_flagged_for_the_applicant_timeline() -> None:
-    screened = plan_transition(Status.SUBMITTED, "pass_screening", actor="s", role=Role.SYSTEM, at=AT)
-    to_committee = plan_transition(Status.SCREENED, "send_to_committee", actor="s", role=Role.SYSTEM, at=AT)
-    assert screened.public_changed and not to_committee.public_changed
