@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Request, status
+from fastapi import FastAPI, Form, Header, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BearerDep, NowDep, RuntimeDep
@@ -26,6 +26,8 @@ from engine.services.errors import ServiceError
 from engine.services.rounds import RoundView
 from engine.services.setup import Runtime, prepare
 from engine.settings import Settings
+from notifications import LANGUAGES
+from notifications.render import PAGES, environment
 
 log = logging.getLogger("sip.api")
 
@@ -149,6 +151,39 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             title=view.title, submitted_at=view.submitted_at,
             timeline=[TimelineItemOut(status=t.status, at=t.at) for t in view.timeline],
         )
+
+    @app.get("/status", response_class=HTMLResponse, tags=["status page"])
+    def status_page(rt: RuntimeDep, reference: str | None = Query(default=None, max_length=60),
+                    lang: str = Query(default="en", max_length=5)) -> HTMLResponse:
+        """The applicant's status page (HTML): a form for the reference and access code."""
+        return _page(rt, lang, reference=reference)
+
+    @app.post("/status", response_class=HTMLResponse, tags=["status page"],
+              responses={404: {"description": "no application with that reference and access code"}})
+    def status_page_result(rt: RuntimeDep, reference: Annotated[str, Form(max_length=60)],
+                           access_code: Annotated[str, Form(max_length=200)],
+                           lang: Annotated[str, Form(max_length=5)] = "en") -> HTMLResponse:
+        """The status, for the applicant who gives the reference and access code (sent in the
+        request body, never in the address). A wrong code and an unknown reference look the same."""
+        reference = reference.strip()
+        with reading(rt.engine) as session:
+            view = app_service.applicant_view(session, reference, access_code.strip())
+        return _page(rt, lang, reference=reference, view=view, not_found=view is None)
+
+    def _page(rt: Runtime, lang: str, *, reference: str | None, view: app_service.ApplicantView | None = None,
+              not_found: bool = False) -> HTMLResponse:
+        language = lang if lang in LANGUAGES else "en"
+        round_title, timezone = "", "Europe/Zurich"
+        if view is not None:
+            with reading(rt.engine) as session:
+                definition = round_service.definition_of(round_service.get_round(session, view.round_id))
+            round_title, timezone = definition.title_in(language), definition.timezone
+        html = environment(language, PAGES).get_template("status.html").render(
+            language=language, languages=[("en", "English"), ("fr", "Français"), ("es", "Español")],
+            reference=reference, view=view, not_found=not_found, round_title=round_title, timezone=timezone,
+            programme_email=rt.settings.programme_email)
+        return HTMLResponse(html, status_code=404 if not_found else 200,
+                            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -21,6 +21,8 @@ from notifications.compiled_i18n import CompiledTranslations
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
+#: The applicant-facing web pages share the catalogue with the messages.
+PAGES = HERE.parent / "api" / "templates"
 LOCALES = HERE / "locale"
 LANGUAGES = ("en", "fr", "es")
 #: Stands for a secret (an applicant's access code) in a queued message; the relay
@@ -55,9 +57,10 @@ def translations(language: str) -> NullTranslations:
 
 
 @lru_cache
-def environment(language: str) -> Environment:
+def environment(language: str, folder: Path = TEMPLATES) -> Environment:
+    """The Jinja2 environment of one language (templates of `folder`)."""
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=FileSystemLoader(folder),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         extensions=[CompiledTranslations],

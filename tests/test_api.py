@@ -140,3 +140,22 @@ def test_the_openapi_document_declares_the_error_responses(client: TestClient) -
     assert "404" in spec["paths"]["/applications/{reference}"]["get"]["responses"]
     assert "FormB" in spec["components"]["schemas"]
     assert client.get("/docs").status_code == 200
+
+
+def test_the_status_page_shows_the_status_to_whoever_has_the_access_code(client: TestClient) -> None:
+    receipt = client.post(URL, content=BEN).json()
+    form = client.get(f"/status?reference={receipt['reference']}&lang=fr")
+    assert form.status_code == 200 and "Code d'accès" in form.text and receipt["reference"] in form.text
+    page = client.post("/status", data={"reference": receipt["reference"], "access_code": receipt["access_token"],
+                                        "lang": "fr"})
+    assert page.status_code == 200 and "reçue" in page.text and "Réduction de l&#39;utilisation" in page.text
+    assert receipt["access_token"] not in page.text and page.headers["cache-control"] == "no-store"
+
+
+def test_the_status_page_answers_a_wrong_code_and_an_unknown_reference_alike(client: TestClient) -> None:
+    receipt = client.post(URL, content=BEN).json()
+    wrong = client.post("/status", data={"reference": receipt["reference"], "access_code": "guess", "lang": "es"})
+    unknown = client.post("/status", data={"reference": "SIP-2018-R1-0999", "access_code": "guess", "lang": "es"})
+    assert wrong.status_code == unknown.status_code == 404
+    assert "Ninguna solicitud corresponde" in wrong.text
+    assert wrong.text.replace(receipt["reference"], "X") == unknown.text.replace("SIP-2018-R1-0999", "X")
