@@ -3,6 +3,7 @@ Parties register (when it is empty) and the real rounds (those not stored yet)."
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -59,4 +60,9 @@ def prepare(settings: Settings, *, defaults: bool = True) -> Runtime:
         if defaults:
             load_defaults(engine, datetime.now(UTC))
         _prepared.add((settings.url, defaults))
+        # What exists now (modules, the engine, compiled templates) lives as long as the
+        # process: keep it out of the garbage collector's full passes, which would
+        # otherwise walk all of it again and again during a large intake.
+        gc.collect()
+        gc.freeze()
     return Runtime(settings, engine)
