@@ -72,7 +72,8 @@ class WorkplanItem(_Strict):
 class FormA(_Strict):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     scope: Literal["national", "regional", "inter-regional"] | None = None
-    convention_articles: list[Annotated[int, Field(ge=1, le=35)]] = Field(default_factory=list, max_length=35)
+    # Whether each is an article of the Convention is for screening to say.
+    convention_articles: list[Annotated[int, Field(ge=1, le=999)]] = Field(default_factory=list, max_length=50)
     summary: Text | None = None
     objective: Text | None = None
     national_priority: Text | None = None

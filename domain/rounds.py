@@ -27,6 +27,18 @@ def _aware(value: datetime) -> datetime:
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
+#: Checks the engine evaluates for an appraisal criterion of kind "check".
+CheckRule = Literal["consultation_confirmed", "logical_framework_complete", "gender_addressed",
+                    "co_financing_declared", "related_projects_declared"]
+
+#: The completeness checklist (chapter 2 of the guidelines); a round lists the ones it uses.
+COMPLETENESS_CHECKS = ("form_a", "form_b", "form_c", "form_c_signed", "consultation_confirmed",
+                       "logical_framework", "workplan", "budget_lines")
+CompletenessCheck = Literal["form_a", "form_b", "form_c", "form_c_signed", "consultation_confirmed",
+                            "logical_framework", "workplan", "budget_lines"]
+Economy = Literal["developing", "transition", "developed"]
+
+
 class CriterionKind(StrEnum):
     CHECK = "check"  # evaluated by the engine
     JUDGEMENT = "judgement"  # scored by a person on the round's scale
@@ -40,6 +52,7 @@ class Criterion(BaseModel):
     kind: CriterionKind
     weight: Decimal = Field(ge=0)
     scale: list[int] | None = None
+    rule: CheckRule | None = None
     description: str | None = None
 
     @model_validator(mode="after")
@@ -49,8 +62,14 @@ class Criterion(BaseModel):
                 raise ValueError(f"criterion {self.id!r}: a judgement needs a scale with at least one value")
             if len(set(self.scale)) != len(self.scale):
                 raise ValueError(f"criterion {self.id!r}: the scale repeats a value")
-        elif self.scale is not None:
-            raise ValueError(f"criterion {self.id!r}: only a judgement has a scale")
+            if self.rule is not None:
+                raise ValueError(f"criterion {self.id!r}: a judgement is scored by a person and has no rule")
+        else:
+            if self.scale is not None:
+                raise ValueError(f"criterion {self.id!r}: only a judgement has a scale")
+            if self.rule is None:
+                raise ValueError(f"criterion {self.id!r}: a check needs the rule the engine evaluates, one of "
+                                 f"{', '.join(CheckRule.__args__)}")  # type: ignore[attr-defined]
         return self
 
 
@@ -79,6 +98,8 @@ class RoundDefinition(BaseModel):
     stages: list[Literal["screening", "gmp_review", "committee"]]
     max_applications_per_party: int | None = Field(default=None, ge=1)
     max_duration_months: int | None = Field(default=None, ge=1)
+    eligible_economies: list[Economy] = Field(default=["developing", "transition"], min_length=1)
+    completeness_checks: list[CompletenessCheck] = Field(default=list(COMPLETENESS_CHECKS))
     languages: list[Literal["en", "fr", "es"]] = ["en", "fr", "es"]
     criteria_set: str = Field(min_length=1, description="where the criteria come from, e.g. 'default'")
     criteria: list[Criterion]

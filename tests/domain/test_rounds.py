@@ -62,8 +62,14 @@ def _broken(replace: str, by: str) -> str:
     (_broken('stages = ["screening", "committee"]', 'stages = ["committee", "screening"]'), "stages", "order"),
     (_broken("weight = 1", "weight = -1"), "criteria[0].weight", "greater than or equal to 0"),
     (_broken("scale = [0, 1, 2]", "scale = []"), "criteria[0]", "needs a scale"),
-    (MINIMAL + '[[criteria]]\nid = "feasibility"\ntitle = "Again"\nkind = "check"\nweight = 1\n', "(file)",
-     "criteria ids repeat: feasibility"),
+    (MINIMAL + '[[criteria]]\nid = "feasibility"\ntitle = "Again"\nkind = "check"\nweight = 1\n'
+     'rule = "consultation_confirmed"\n', "(file)", "criteria ids repeat: feasibility"),
+    (MINIMAL + '[[criteria]]\nid = "consulted"\ntitle = "Consulted"\nkind = "check"\nweight = 1\n', "criteria[1]",
+     "a check needs the rule the engine evaluates"),
+    (MINIMAL + '[[criteria]]\nid = "consulted"\ntitle = "C"\nkind = "check"\nweight = 1\nrule = "magic"\n',
+     "criteria[1].rule", "consultation_confirmed"),
+    (_broken('criteria_set = "test"', 'criteria_set = "test"\neligible_economies = []'), "eligible_economies",
+     "at least 1 item"),
 ])
 def test_a_bad_round_file_is_refused_naming_the_file_and_key(text: str, where: str, what: str) -> None:
     with pytest.raises(InvalidInput) as caught:
