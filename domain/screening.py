@@ -33,7 +33,7 @@ class Step(StrEnum):
 
 
 class Outcome(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - an outcome, not a password
     FAIL = "fail"
     JUDGEMENT = "needs_judgement"
 
@@ -216,7 +216,8 @@ def eligibility(doc: ApplicationDocument, definition: RoundDefinition, parties: 
                              "the project names articles of the Convention",
                              "the project names no article of the Convention" if not a.convention_articles
                              else f"articles {', '.join(map(str, unknown))} are not articles of the Convention",
-                             "articles_invalid", articles=", ".join(map(str, unknown))))
+                             "articles_invalid" if unknown else "articles_missing",
+                             **({"articles": ", ".join(map(str, unknown))} if unknown else {})))
     if definition.max_applications_per_party is not None:
         limit = definition.max_applications_per_party
         checks.append(_check("applications_per_party", s, party_rank <= limit,

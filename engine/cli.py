@@ -273,6 +273,66 @@ def applications_list(round_id: str, as_json: JsonOpt = False) -> None:
                    f"{amount:>9}  {(a.title or '(no title)')[:70]}")
 
 
+# --- screening -----------------------------------------------------------------
+
+@app.command("screen")
+def screen(round_id: str,
+           at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) the screening is dated.")] = None,
+           as_json: JsonOpt = False) -> None:
+    """Screen a closed round (the `screen-applications` flow): completeness, eligibility,
+    and the automatic appraisal criteria. Running it again screens nothing twice."""
+    import threading
+
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from engine.services.screening import to_screen
+    from engine.tables import ScreeningRecord
+    from flows.common import instant
+    from flows.screening import screen_applications_flow
+
+    rt = runtime()
+    with service_errors(), reading(rt.engine) as session:
+        round_service.get_round(session, round_id)
+        total = len(to_screen(session, round_id))
+    try:
+        when = instant(at)
+    except ValueError as exc:
+        fail(str(exc))
+    done = threading.Event()
+
+    def follow(bar: Any) -> None:  # the flow writes records batch by batch; show how far it is
+        shown = 0
+        while not done.wait(0.5):
+            with reading(rt.engine) as session:
+                count = session.exec(select(func.count()).select_from(ScreeningRecord).where(
+                    ScreeningRecord.round_id == round_id, ScreeningRecord.screened_at == when)).one()
+            bar.update(count - shown)
+            shown = count
+
+    with typer.progressbar(length=max(total, 1), label=f"screening {total} application(s)", file=sys.stderr,
+                           show_pos=True) as bar:
+        follower = threading.Thread(target=follow, args=(bar,), daemon=True)
+        follower.start()
+        try:
+            result = _run_flow(screen_applications_flow, round_id=round_id, actor=ACTOR, at=when.isoformat())
+        finally:
+            done.set()
+            follower.join()
+        bar.update(max(total, 1) - bar.pos)
+    if as_json:
+        print_json(result)
+        return
+    verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(result["verdicts"].items())) or "none"
+    typer.echo(f"{round_id}: {result['screened']} screened now ({verdicts}); {result['unchanged']} unchanged; "
+               f"{result['notices']} notices queued")
+    counts = result["round_counts"]
+    typer.echo("round totals: " + ", ".join(f"{v.replace('_', ' ')} {n}" for v, n in sorted(counts.items())))
+    if counts.get("needs_judgement"):
+        typer.echo(f"{counts['needs_judgement']} application(s) need a person's judgement on eligibility: "
+                   f"see `sip applications list {round_id}`")
+
+
 # --- outbox --------------------------------------------------------------------
 
 @outbox_app.command("list")

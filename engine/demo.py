@@ -24,6 +24,9 @@ from engine.services.rounds import definition_of, get_round
 from engine.services.setup import prepare
 from engine.settings import Settings
 
+#: The demo screens the round three days after its close.
+SCREENING_AFTER = timedelta(days=3)
+
 
 def write_demo_files(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,6 +82,7 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
     with quiet_prefect():
         from flows.intake import import_applications_flow
         from flows.rounds import close_round_flow, open_round_flow
+        from flows.screening import screen_applications_flow
 
         opened = open_round_flow(round_id=ROUND, at=definition.opens_at.isoformat())
         echo(f"     open-round: {ROUND} {'opened' if opened['changed'] else 'already ' + str(opened['status'])} "
@@ -93,6 +97,11 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
         closed = close_round_flow(round_id=ROUND, at=closing.isoformat())
         echo(f"     close-round: {ROUND} {'closed' if closed['changed'] else 'already ' + str(closed['status'])} "
              f"at {closing.isoformat()}")
+        screening_at = definition.closes_at + SCREENING_AFTER
+        screened = screen_applications_flow(round_id=ROUND, at=screening_at.isoformat())
+        verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(screened["verdicts"].items()))
+        echo(f"     screen-applications: {screened['screened']} screened ({verdicts or 'nothing new'}), "
+             f"{screened['unchanged']} unchanged, {screened['notices']} notices to applicants")
 
     with reading(rt.engine) as session:
         lines = app_service.list_applications(session, ROUND)
@@ -105,15 +114,16 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
     for status in Status:
         if counts.get(status):
             echo(f"  {status.value:<22} {PUBLIC_STATUS[status].value:<15} {counts[status]:>5}")
+    kinds = Counter(m.kind for m in queued)
     languages = Counter(m.language for m in queued)
-    echo(f"  notifications queued: {len(queued)} receipts "
-         f"({', '.join(f'{n} in {lang}' for lang, n in sorted(languages.items()))})")
+    echo(f"  notifications queued: {len(queued)} ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; "
+         f"{', '.join(f'{n} in {lang}' for lang, n in sorted(languages.items()))})")
     echo("")
-    echo("The engine goes as far as intake for now: screening, review and the committee come next.")
+    echo("The engine goes as far as screening for now: appraisal scores, GMP review and the committee come next.")
     sip = _sip_command()
     echo("Look around:")
     echo(f"  {sip} applications list {ROUND}     # one line per application")
-    echo(f"  {sip} outbox list                        # the queued receipts")
+    echo(f"  {sip} outbox list                        # the queued notifications")
     echo(f"  {sip} serve                              # the API; http://127.0.0.1:8000/docs")
     echo(f"(demo took {time.perf_counter() - started:.1f} s)")
     return 0 if summary["failed"] == 0 else 1

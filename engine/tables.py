@@ -166,3 +166,21 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     created_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _ts(nullable=True)
+
+
+class ScreeningRecord(SQLModel, table=True):
+    """An application's latest screening: each check with its outcome, evidence and
+    reason. `fingerprint` identifies the inputs (the application, the round's rules,
+    the Parties register): screening the same inputs again changes nothing."""
+
+    __tablename__ = "screening_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", unique=True)
+    round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
+    fingerprint: str = Field(max_length=64)
+    verdict: str = Field(max_length=20, index=True)
+    checks: list[dict[str, Any]] = Field(sa_column=Column(JSONType, nullable=False))
+    appraisal: list[dict[str, Any]] = Field(sa_column=Column(JSONType, nullable=False))
+    weighted_score: Decimal | None = Field(default=None, sa_column=Column(Numeric(5, 1)))
+    screened_at: datetime = _ts(nullable=False)

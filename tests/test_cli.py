@@ -132,10 +132,14 @@ def test_the_demo_runs_round_1_and_converges_when_run_again(sqlite_settings: Set
     output = "\n".join(lines)
     assert "19 imported, 0 already imported, 0 refused" in output
     assert "Round sip-2018-r1: 19 applications from 18 Parties" in output
-    assert "notifications queued: 19 receipts (10 in en, 3 in es, 6 in fr)" in output
+    assert "screen-applications: 19 screened (2 incomplete, 2 ineligible, 15 screened)" in output
+    assert ("notifications queued: 23 (19 receipt, 2 screening_incomplete, 2 screening_ineligible; "
+            "12 in en, 3 in es, 8 in fr)") in output
     lines.clear()
     assert run_demo(sqlite_settings, echo=lines.append) == 0
-    assert "0 imported, 19 already imported, 0 refused" in "\n".join(lines)
+    again = "\n".join(lines)
+    assert "0 imported, 19 already imported, 0 refused" in again
+    assert "screen-applications: 0 screened (nothing new), 0 unchanged, 0 notices" in again
 
 
 def _free_port() -> int:
@@ -164,3 +168,64 @@ def test_sip_serve_starts_the_api_with_its_openapi_page(sqlite_settings: Setting
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_screening_a_round_still_open_is_refused_and_changes_nothing(sqlite_settings: Settings,
+                                                                    prefect_harness: None) -> None:
+    from datetime import UTC, datetime
+
+    from engine.db import get_engine, unit_of_work
+    from engine.services.rounds import open_round
+
+    with unit_of_work(get_engine(sqlite_settings.url)) as session:
+        open_round(session, ROUND1, actor="s", at=datetime(2018, 6, 5, 9, tzinfo=UTC))
+    code, _, err = sip("screen", ROUND1, "--at", "2018-08-31T12:00:00+02:00")
+    assert code == 1 and "still open for applications" in err and "screen it after it closes" in err
+    from engine.tables import Round
+    with unit_of_work(get_engine(sqlite_settings.url)) as session:
+        assert session.get(Round, ROUND1).status == "open"  # screening did not start
+
+
+def test_a_screening_killed_part_way_is_finished_by_running_it_again(
+        sqlite_settings: Settings, prefect_harness: None, tmp_path: Path) -> None:
+    from prefect.settings import PREFECT_API_URL
+    from sqlmodel import func
+
+    from engine.db import get_engine, unit_of_work
+    from engine.tables import Application, AuditEvent, OutboxMessage
+
+    sip("rounds", "open", ROUND1, "--at", "2018-06-05T00:00:00+02:00")
+    folder = tmp_path / "in"
+    write_applications(folder, 4, {})
+    lso = dict(json.loads(example("lso-inventory-no-form-c.json")), received_at="2018-08-01T10:00:00+02:00")
+    (folder / "lso.json").write_text(json.dumps(lso))
+    assert sip("applications", "import", ROUND1, str(folder))[0] == 0
+    script = tmp_path / "dies.py"
+    script.write_text(
+        "import os\n"
+        "import flows.screening as screening\n"
+        "real = screening.screen_batch\n"
+        "def dies_after_the_first_batch(*args, **kwargs):\n"
+        "    real(*args, **kwargs)\n"
+        "    os._exit(137)  # the process is killed: no clean-up, no flow end\n"
+        "screening.screen_batch = dies_after_the_first_batch\n"
+        "screening.screen_applications_flow(round_id='sip-2018-r1', batch_size=2, at='2018-09-03T09:00:00+02:00')\n")
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(Path.cwd())}
+    died = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert died.returncode == 137, died.stderr[-2000:]
+    engine = get_engine(sqlite_settings.url)
+
+    def counts() -> tuple[dict[str, int], int, int]:
+        with unit_of_work(engine) as session:
+            statuses = dict(session.exec(select(Application.status, func.count()).group_by(Application.status)).all())
+            recorded = session.exec(select(func.count()).select_from(AuditEvent)
+                                    .where(AuditEvent.action == "application.screening_recorded")).one()
+            notices = session.exec(select(func.count()).select_from(OutboxMessage)
+                                   .where(OutboxMessage.kind != "receipt")).one()
+        return statuses, recorded, notices
+
+    assert counts()[0] == {"screened": 2, "submitted": 3}  # the first batch of two was done, then it died
+    code, out, _ = sip("screen", ROUND1, "--at", "2018-09-03T10:00:00+02:00")
+    assert code == 0 and "3 screened now" in out
+    assert counts() == ({"screened": 4, "incomplete": 1}, 5, 1)  # each application screened once, one notice
+    assert "0 screened now" in sip("screen", ROUND1)[1]

@@ -9,9 +9,23 @@ import engine.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 target_metadata = SQLModel.metadata
 
 
+def _render_item(type_, obj, autogen_context):
+    """Write our column types as plain SQLAlchemy types, so that a migration does not
+    import the application's code (which changes after the migration is written)."""
+    from sqlmodel.sql.sqltypes import AutoString
+
+    from engine.tables import UTCDateTime
+
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, AutoString):
+        return f"sa.String(length={obj.length})" if obj.length else "sa.String()"
+    return False
+
+
 def _run(connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                      compare_type=True)
+                      compare_type=True, render_item=_render_item)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -385,14 +385,21 @@ def import_batch(engine: Engine, settings: Settings, round_id: str, items: list[
             definition = definition_of(row)
             parties = _parties(session)
             known_parties = set(parties)
+            keys = [import_key(content) for _, content in items]
+            # A file already imported is answered with its receipt, whatever the round's state now.
+            known = _known_keys(session, row.id, set(keys))
             valid: list[tuple[ImportItem, _Prepared]] = []
-            for result, (_name, content) in zip(results, items, strict=True):
+            for result, (_name, content), key in zip(results, items, keys, strict=True):
+                if key in known:
+                    replayed = _replay(known, key, _request_hash(content), row.id, settings)
+                    assert isinstance(replayed, Receipt)  # the key is the content's hash: never a conflict
+                    result.reference, result.created = replayed.reference, False
+                    continue
                 try:
-                    valid.append((result, _prepare(row, definition, content, channel="import",
-                                                   key=import_key(content), now=now, known_parties=known_parties)))
+                    valid.append((result, _prepare(row, definition, content, channel="import", key=key, now=now,
+                                                   known_parties=known_parties)))
                 except ServiceError as exc:
                     result.errors, result.message = exc.errors, exc.message
-            known = _known_keys(session, row.id, {p.key for _, p in valid if p.key})
             written = _write_many(session, row, definition, [p for _, p in valid], known, channel="import",
                                   actor=actor, role=Role.SECRETARIAT, now=now, settings=settings,
                                   party_names=parties)

@@ -96,7 +96,12 @@ class RoundView(BaseModel):
 
 
 def definition_of(row: Round) -> RoundDefinition:
-    return RoundDefinition.model_validate(row.definition, context=STORED)
+    try:
+        return RoundDefinition.model_validate(row.definition, context=STORED)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_key_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        raise InvalidInput(f"the stored definition of round {row.id} is not valid for this version of the engine "
+                           f"({problems}); correct its file and load it again with `sip rounds load FILE`") from None
 
 
 def get_round(session: Session, round_id: str, *, for_update: bool = False) -> Round:

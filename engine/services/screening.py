@@ -1,0 +1,224 @@
+"""Screening a round: the secretariat's checks run over the applications in batches,
+each batch in one transaction.
+
+Deterministic and repeatable: each application's inputs (its forms, the round's
+rules, the Parties concerned) are fingerprinted, and an application whose
+fingerprint is unchanged is not screened again, so a re-run after a crash finishes
+the rest without repeating anything, and a re-run on an unchanged round changes
+nothing and queues nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from domain.application import FORMAT, ApplicationDocument
+from domain.lifecycle import Role, Status
+from domain.money import STORED
+from domain.parties import Party
+from domain.rounds import RoundDefinition, RoundStatus, accepts_applications
+from domain.screening import RULES_VERSION, ScreeningResult, Verdict, screen, weighted_score
+from engine.db import unit_of_work
+from engine.services import audit, outbox
+from engine.services.applications import transition
+from engine.services.errors import NotAllowed
+from engine.services.intake import status_page_url
+from engine.services.rounds import close_round, definition_of, get_round
+from engine.settings import Settings
+from engine.tables import Application, Round, ScreeningRecord
+from engine.tables import Party as PartyRow
+from notifications import render
+from notifications.reasons import reason_text
+
+#: What each verdict does to the application (None: it stays submitted).
+TRANSITION = {Verdict.INCOMPLETE: "mark_incomplete", Verdict.INELIGIBLE: "mark_ineligible",
+              Verdict.SCREENED: "pass_screening", Verdict.NEEDS_JUDGEMENT: None}
+#: The applicant is told when the application is incomplete or ineligible, not when it passes.
+NOTICE = {Verdict.INCOMPLETE: "screening_incomplete", Verdict.INELIGIBLE: "screening_ineligible"}
+
+
+def start_screening(session: Session, round_id: str, *, actor: str, at: datetime) -> Round:
+    """Move the round to screening. A round still taking applications is refused; an
+    open round past its deadline is closed first (audited); a round already in
+    screening is left as it is."""
+    row = get_round(session, round_id, for_update=True)
+    definition = definition_of(row)
+    stored = RoundStatus(row.status)
+    if stored is RoundStatus.SCREENING:
+        return row
+    if stored is RoundStatus.DRAFT or accepts_applications(stored, definition, at):
+        raise NotAllowed(f"round {round_id} is still open for applications (until "
+                         f"{definition.closes_at.isoformat()}); screen it after it closes")
+    if stored is RoundStatus.OPEN:
+        row, _ = close_round(session, round_id, actor=actor, at=at)
+    elif stored is not RoundStatus.CLOSED:
+        raise NotAllowed(f"round {round_id} is {stored.value}; screening comes right after the close")
+    row.status = RoundStatus.SCREENING.value
+    session.add(row)
+    audit.record(session, at=datetime.now(UTC), actor=actor, role="secretariat", action="round.screening",
+                 subject_type="round", subject_id=round_id, from_status=RoundStatus.CLOSED.value,
+                 to_status=RoundStatus.SCREENING.value, details={"effective_at": at.isoformat()})
+    return row
+
+
+def to_screen(session: Session, round_id: str) -> list[int]:
+    """The applications screening looks at: those submitted (new, resubmitted, or
+    waiting for a person's judgement), in order of receipt."""
+    return list(session.exec(
+        select(Application.id).where(Application.round_id == round_id,
+                                     Application.status == Status.SUBMITTED.value)
+        .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
+    ).all())
+
+
+def document_of(application: Application) -> ApplicationDocument:
+    """The application as submitted, from what intake stored."""
+    data = {"format": FORMAT, "round": application.round_id, "applicant": application.applicant,
+            **{form: getattr(application, form) for form in ("form_a", "form_b", "form_c")
+               if getattr(application, form) is not None}}
+    return ApplicationDocument.model_validate(data, context=STORED)
+
+
+def fingerprint(application: Application, definition: dict[str, Any], parties: dict[str, Party],
+                rank: int) -> str:
+    codes = [application.party, *application.applicant.get("co_applicants", [])]
+    payload = {
+        "rules": RULES_VERSION, "round": definition, "rank": rank,
+        "application": [application.applicant, application.form_a, application.form_b, application.form_c],
+        "parties": {code: parties[code].model_dump(mode="json") if code in parties else None for code in codes},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _party_ranks(session: Session, round_id: str, parties: set[str]) -> dict[int, int]:
+    """Each application's place among its Party's applications in the round (withdrawn
+    ones do not count), by time of receipt."""
+    rows = session.exec(
+        select(Application.id, Application.party).where(
+            Application.round_id == round_id, Application.party.in_(parties),  # type: ignore[attr-defined]
+            Application.status != Status.WITHDRAWN.value)
+        .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
+    ).all()
+    seen: Counter[str] = Counter()
+    ranks = {}
+    for application_id, party in rows:
+        seen[party] += 1
+        ranks[application_id] = seen[party]
+    return ranks
+
+
+def _check_values(result: ScreeningResult) -> list[dict[str, Any]]:
+    return [{**asdict(c), "step": c.step.value, "outcome": c.outcome.value} for c in result.checks]
+
+
+def _appraisal_values(result: ScreeningResult) -> list[dict[str, Any]]:
+    return [{"id": r.id, "title": r.title, "kind": r.kind.value, "weight": str(r.weight),
+             "outcome": r.outcome.value if r.outcome else None,
+             "score": None if r.score is None else str(r.score)} for r in result.appraisal]
+
+
+@dataclass
+class BatchSummary:
+    screened: int = 0
+    unchanged: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    notices: int = 0
+
+
+def screen_batch(engine: Engine, settings: Settings, round_id: str, application_ids: list[int], *,
+                 actor: str, at: datetime) -> BatchSummary:
+    """Screen these applications in one transaction (a crash leaves the batch
+    undone, never half-done)."""
+    summary = BatchSummary()
+    with unit_of_work(engine) as session:
+        row = get_round(session, round_id)
+        if RoundStatus(row.status) is not RoundStatus.SCREENING:
+            raise NotAllowed(f"round {round_id} is {row.status}; start screening first (`sip screen {round_id}`)")
+        definition = definition_of(row)
+        parties = {p.iso3: Party.model_validate(p, from_attributes=True)
+                   for p in session.exec(select(PartyRow)).all()}
+        applications = session.exec(
+            select(Application).where(Application.id.in_(application_ids))  # type: ignore[union-attr]
+            .order_by(Application.id)  # type: ignore[arg-type]
+        ).all()
+        records = {r.application_id: r for r in session.exec(
+            select(ScreeningRecord).where(ScreeningRecord.application_id.in_(application_ids))  # type: ignore[attr-defined]
+        ).all()}
+        ranks = _party_ranks(session, round_id, {a.party for a in applications})
+        for application in applications:
+            if application.status != Status.SUBMITTED.value:
+                continue  # screened meanwhile (an earlier run, or a person)
+            assert application.id is not None
+            rank = ranks.get(application.id, 1)
+            inputs = fingerprint(application, row.definition, parties, rank)
+            record = records.get(application.id)
+            if record is not None and record.fingerprint == inputs:
+                summary.unchanged += 1
+                continue
+            result = screen(document_of(application), definition, parties, rank)
+            _record(session, application, record, result, inputs, at)
+            name = TRANSITION[result.verdict]
+            if name is not None:
+                reason = "; ".join(c.reason for c in result.failed) or None
+                transition(session, application.reference, name, key=f"screening:{inputs[:16]}", actor=actor,
+                           role=Role.SECRETARIAT, at=at, reason=reason)
+            if result.verdict in NOTICE:
+                summary.notices += _notify(session, settings, application, definition, result, inputs, at)
+            summary.screened += 1
+            summary.verdicts[result.verdict.value] = summary.verdicts.get(result.verdict.value, 0) + 1
+    return summary
+
+
+def _record(session: Session, application: Application, record: ScreeningRecord | None, result: ScreeningResult,
+            inputs: str, at: datetime) -> None:
+    values = dict(fingerprint=inputs, verdict=result.verdict.value, checks=_check_values(result),
+                  appraisal=_appraisal_values(result), weighted_score=weighted_score(result.appraisal),
+                  screened_at=at)
+    if record is None:
+        record = ScreeningRecord(application_id=application.id, round_id=application.round_id, **values)
+    else:
+        for name, value in values.items():
+            setattr(record, name, value)
+    session.add(record)
+    audit.record(session, at=at, actor="screening", role=Role.SYSTEM.value, action="application.screening_recorded",
+                 subject_type="application", subject_id=application.reference,
+                 details={"verdict": result.verdict.value, "fingerprint": inputs,
+                          "failed": [c.id for c in result.failed],
+                          "needs_judgement": [c.id for c in result.needing_judgement]})
+
+
+def _notify(session: Session, settings: Settings, application: Application, definition: RoundDefinition,
+            result: ScreeningResult, inputs: str, at: datetime) -> int:
+    language = application.language
+    kind = NOTICE[result.verdict]
+    message = render(kind, language, dict(
+        language=language, contact_name=application.applicant["contact"]["name"], reference=application.reference,
+        title=application.title, round_title=definition.title_in(language),
+        reasons=[reason_text(c.code, c.params, language, definition.currency) for c in result.failed],
+        status_url=status_page_url(settings, application.reference, language),
+        programme_email=settings.programme_email,
+    ))
+    return outbox.enqueue_rows(session, [outbox.message_row(
+        key=f"{kind}:{application.reference}:{inputs[:16]}", kind=kind,
+        recipient=application.applicant["contact"]["email"], message=message, at=at,
+        round_id=application.round_id, application_id=application.id)])
+
+
+def screening_counts(session: Session, round_id: str) -> dict[str, int]:
+    """Applications of the round by screening verdict (those not yet screened too)."""
+    rows = session.exec(
+        select(ScreeningRecord.verdict, func.count()).where(ScreeningRecord.round_id == round_id)
+        .group_by(ScreeningRecord.verdict)
+    ).all()
+    counts = dict(rows)
+    total = session.exec(select(func.count()).select_from(Application)
+                         .where(Application.round_id == round_id)).one()
+    counts["not_screened"] = total - sum(counts.values())
+    return counts
