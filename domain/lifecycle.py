@@ -71,7 +71,6 @@ class Role(StrEnum):
 
 FINAL_STATUSES = frozenset(
     {
-        Status.INELIGIBLE,
         Status.APPROVED,
         Status.APPROVED_WITH_CONDITIONS,
         Status.NOT_APPROVED,
@@ -96,7 +95,7 @@ def _t(name: str, sources: set[Status], target: Status, roles: set[Role], *, nee
 
 
 _SCREENERS = {Role.SECRETARIAT, Role.SYSTEM}
-_OPEN = set(Status) - FINAL_STATUSES
+_WITHDRAWABLE = set(Status) - FINAL_STATUSES - {Status.INELIGIBLE}
 
 #: The transition table. Nothing outside it can happen to an application.
 TRANSITIONS: dict[str, Transition] = {
@@ -110,6 +109,8 @@ TRANSITIONS: dict[str, Transition] = {
            description="complete and eligible; appraised"),
         _t("resubmit", {Status.INCOMPLETE}, Status.SUBMITTED, {Role.APPLICANT, Role.SECRETARIAT},
            description="missing items supplied; to be screened again"),
+        _t("reinstate", {Status.INCOMPLETE, Status.INELIGIBLE}, Status.SCREENED, {Role.SECRETARIAT},
+           needs_reason=True, description="the secretariat overrides an automatic screening outcome"),
         _t("start_gmp_review", {Status.SCREENED}, Status.GMP_REVIEW, _SCREENERS,
            description="sent to Global Mercury Partnership reviewers"),
         _t("send_to_committee", {Status.SCREENED, Status.GMP_REVIEW, Status.DEFERRED},
@@ -123,7 +124,7 @@ TRANSITIONS: dict[str, Transition] = {
            {Role.SECRETARIAT, Role.COMMITTEE}),
         _t("defer", {Status.READY_FOR_COMMITTEE}, Status.DEFERRED, {Role.SECRETARIAT, Role.COMMITTEE},
            needs_reason=True),
-        _t("withdraw", _OPEN, Status.WITHDRAWN, {Role.APPLICANT, Role.SECRETARIAT}, needs_reason=True),
+        _t("withdraw", _WITHDRAWABLE, Status.WITHDRAWN, {Role.APPLICANT, Role.SECRETARIAT}, needs_reason=True),
     )
 }
 

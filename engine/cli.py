@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
@@ -275,7 +276,22 @@ def applications_list(round_id: str, as_json: JsonOpt = False) -> None:
 
 # --- screening -----------------------------------------------------------------
 
-@app.command("screen")
+class _ScreenCommands(TyperGroup):
+    """`sip screen ROUND_ID` runs the screening; `sip screen score|scores|override|report ...`
+    record what people add to it."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args.insert(0, "run")
+        return super().resolve_command(ctx, args)
+
+
+screen_app = typer.Typer(cls=_ScreenCommands, no_args_is_help=True,
+                         help="Screening: `sip screen ROUND_ID` runs it; score, scores, override and report.")
+app.add_typer(screen_app, name="screen")
+
+
+@screen_app.command("run", hidden=True)
 def screen(round_id: str,
            at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) the screening is dated.")] = None,
            as_json: JsonOpt = False) -> None:
@@ -311,7 +327,7 @@ def screen(round_id: str,
             shown = count
 
     with typer.progressbar(length=max(total, 1), label=f"screening {total} application(s)", file=sys.stderr,
-                           show_pos=True) as bar:
+                           show_pos=True, hidden=total == 0) as bar:
         follower = threading.Thread(target=follow, args=(bar,), daemon=True)
         follower.start()
         try:
@@ -331,6 +347,82 @@ def screen(round_id: str,
     if counts.get("needs_judgement"):
         typer.echo(f"{counts['needs_judgement']} application(s) need a person's judgement on eligibility: "
                    f"see `sip applications list {round_id}`")
+
+
+@screen_app.command("score")
+def screen_score(
+    round_id: str, reference: str, criterion: str, score: str,
+    comment: Annotated[str | None, typer.Option(help="Why this score (for the committee).")] = None,
+) -> None:
+    """Record a person's appraisal score of one application on one judgement criterion."""
+    from engine.services.appraisal import ScoreRow, record_scores
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        changed = record_scores(session, round_id, [ScoreRow(reference, criterion, score, comment, reference)],
+                                actor=ACTOR, at=Runtime.now())
+        record = _record_of(session, reference)
+    typer.echo(f"{reference}: {criterion} = {score} {'recorded' if changed else '(unchanged)'}; weighted score "
+               f"{record.weighted_score if record.weighted_score is not None else '-'}")
+
+
+@screen_app.command("scores")
+def screen_scores(
+    round_id: str,
+    file: Annotated[Path, typer.Argument(help="A scoring sheet (CSV: reference,criterion,score,comment).")],
+) -> None:
+    """Import a scoring sheet: every row is checked first; nothing is recorded if one is wrong."""
+    from engine.services.appraisal import parse_score_sheet, record_scores
+
+    rt = runtime()
+    with service_errors():
+        try:
+            text = file.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            fail(f"{file}: cannot read the scoring sheet: {exc.strerror or exc}")
+        rows = parse_score_sheet(text, str(file))
+        with unit_of_work(rt.engine) as session:
+            changed = record_scores(session, round_id, rows, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{file}: {len(rows)} scores read, {changed} recorded ({len(rows) - changed} unchanged)")
+
+
+@screen_app.command("override")
+def screen_override(
+    round_id: str, reference: str,
+    verdict: Annotated[str, typer.Option(help="screened, incomplete or ineligible")],
+    reason: Annotated[str, typer.Option(help="Why (required; kept in the audit trail).")] = "",
+) -> None:
+    """Replace an automatic screening verdict with a person's decision, for a reason."""
+    from engine.services.appraisal import override
+
+    if verdict not in ("screened", "incomplete", "ineligible"):
+        fail(f"--verdict must be screened, incomplete or ineligible, not {verdict!r}")
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        changed = override(session, rt.settings, round_id, reference, verdict,  # type: ignore[arg-type]
+                           reason=reason, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{reference}: {'now ' + verdict if changed else 'already ' + verdict}")
+
+
+@screen_app.command("report")
+def screen_report(round_id: str,
+                  output: Annotated[Path, typer.Option(help="Folder to write the report into.")] = Path("reports")
+                  ) -> None:
+    """Write the round's screening report (HTML and CSV), grouped by region."""
+    from engine.services.report import write_report
+
+    rt = runtime()
+    with service_errors(), reading(rt.engine) as session:
+        html, text = write_report(session, round_id, output)
+    typer.echo(f"screening report: {html} and {text}")
+
+
+def _record_of(session: Any, reference: str) -> Any:
+    from sqlmodel import select
+
+    from engine.tables import Application, ScreeningRecord
+
+    return session.exec(select(ScreeningRecord).join(Application).where(Application.reference == reference)).one()
 
 
 # --- outbox --------------------------------------------------------------------

@@ -184,3 +184,21 @@ class ScreeningRecord(SQLModel, table=True):
     appraisal: list[dict[str, Any]] = Field(sa_column=Column(JSONType, nullable=False))
     weighted_score: Decimal | None = Field(default=None, sa_column=Column(Numeric(5, 1)))
     screened_at: datetime = _ts(nullable=False)
+    #: A person's decision replacing the automatic verdict: {verdict, reason, by, at}.
+    override: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+
+
+class AppraisalScore(SQLModel, table=True):
+    """A person's score of an application on one judgement criterion of its round
+    (the latest; every change is in the audit trail)."""
+
+    __tablename__ = "appraisal_score"
+    __table_args__ = (UniqueConstraint("application_id", "criterion", name="uq_appraisal_score"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    criterion: str = Field(max_length=64)
+    score: int
+    comment: str | None = Field(default=None, max_length=4000)
+    scored_by: str = Field(max_length=200)
+    scored_at: datetime = _ts(nullable=False)

@@ -1,0 +1,192 @@
+"""What people add to screening: appraisal scores on the round's judgement criteria
+(one at a time or from a scoring sheet), and overrides of an automatic verdict with a
+reason. Everything is checked before anything is written, and audited."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlmodel import Session, select
+
+from domain.application import FieldError
+from domain.lifecycle import Role, Status
+from domain.rounds import CriterionKind, RoundDefinition
+from domain.screening import Outcome, appraisal, weighted_score
+from engine.services import audit, outbox
+from engine.services.applications import get_application, transition
+from engine.services.errors import InvalidInput, NotAllowed
+from engine.services.intake import status_page_url
+from engine.services.rounds import definition_of, get_round
+from engine.services.screening import NOTICE, document_of
+from engine.settings import Settings
+from engine.tables import Application, AppraisalScore, ScreeningRecord
+from notifications import render
+from notifications.reasons import reason_text
+
+#: Applications that have passed screening, and so are appraised.
+APPRAISED = {Status.SCREENED.value, Status.GMP_REVIEW.value, Status.READY_FOR_COMMITTEE.value}
+SHEET_COLUMNS = ["reference", "criterion", "score", "comment"]
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    reference: str
+    criterion: str
+    score: str
+    comment: str | None
+    where: str  # e.g. "scores.csv:4", for error messages
+
+
+def parse_score_sheet(text: str, source: str) -> list[ScoreRow]:
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in SHEET_COLUMNS[:3] if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InvalidInput(f"{source}: missing columns {', '.join(missing)}; expected {','.join(SHEET_COLUMNS)}")
+    rows = [ScoreRow((r.get("reference") or "").strip(), (r.get("criterion") or "").strip(),
+                     (r.get("score") or "").strip(), (r.get("comment") or "").strip() or None,
+                     f"{source}:{reader.line_num}") for r in reader]
+    if not rows:
+        raise InvalidInput(f"{source}: no scores in the file")
+    return rows
+
+
+def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, actor: str, at: datetime) -> int:
+    """Store the scores (all of them, or none if any row is wrong) and update each
+    application's weighted score. Returns how many scores changed."""
+    definition = definition_of(get_round(session, round_id))
+    criteria = {c.id: c for c in definition.criteria}
+    references = {r.reference for r in rows}
+    applications = {a.reference: a for a in session.exec(
+        select(Application).where(Application.reference.in_(references))).all()}  # type: ignore[attr-defined]
+    errors: list[FieldError] = []
+    seen: dict[tuple[str, str], str] = {}
+    values: list[tuple[Application, str, int, str | None]] = []
+    for row in rows:
+        problems = []
+        application = applications.get(row.reference)
+        if application is None:
+            problems.append(("reference", f"no application {row.reference!r}"))
+        elif application.round_id != round_id:
+            problems.append(("reference", f"{row.reference} is an application of round {application.round_id}, "
+                                          f"not {round_id}"))
+        elif application.status not in APPRAISED:
+            problems.append(("reference", f"{row.reference} is {application.status}; only applications that "
+                                          "passed screening are appraised"))
+        criterion = criteria.get(row.criterion)
+        if criterion is None:
+            judgements = ", ".join(c.id for c in definition.criteria if c.kind is CriterionKind.JUDGEMENT)
+            problems.append(("criterion", f"{row.criterion!r} is not a criterion of {round_id} ({judgements})"))
+        elif criterion.kind is not CriterionKind.JUDGEMENT:
+            problems.append(("criterion", f"{row.criterion} is a check the engine evaluates, not scored by a person"))
+        score = int(row.score) if row.score.lstrip("-").isdigit() else None
+        if score is None:
+            problems.append(("score", f"{row.score!r} is not a whole number"))
+        elif criterion is not None and criterion.scale and score not in criterion.scale:
+            problems.append(("score", f"{score} is not on the scale of {criterion.id} "
+                                      f"({', '.join(map(str, criterion.scale))})"))
+        key = (row.reference, row.criterion)
+        if key in seen:
+            problems.append(("criterion", f"{row.reference} is scored on {row.criterion} twice (also {seen[key]})"))
+        seen[key] = row.where
+        errors += [FieldError(path=f"{row.where}: {column}", message=message) for column, message in problems]
+        if not problems and application is not None and score is not None:
+            values.append((application, row.criterion, score, row.comment))
+    if errors:
+        raise InvalidInput(f"{len(errors)} problem(s) in the scores; none was recorded", errors)
+
+    existing = {(s.application_id, s.criterion): s for s in session.exec(
+        select(AppraisalScore).where(AppraisalScore.application_id.in_(  # type: ignore[attr-defined]
+            [a.id for a, *_ in values]))).all()}
+    changed = 0
+    for application, criterion_id, score, comment in values:
+        current = existing.get((application.id, criterion_id))  # type: ignore[arg-type]
+        if current is not None and (current.score, current.comment) == (score, comment):
+            continue
+        previous = None if current is None else current.score
+        current = current or AppraisalScore(application_id=application.id, criterion=criterion_id, score=score,
+                                            scored_by=actor, scored_at=at)
+        current.score, current.comment, current.scored_by, current.scored_at = score, comment, actor, at
+        session.add(current)
+        audit.record(session, at=at, actor=actor, role=Role.SECRETARIAT.value, action="application.scored",
+                     subject_type="application", subject_id=application.reference,
+                     details={"criterion": criterion_id, "score": score, "previous": previous})
+        changed += 1
+    session.flush()
+    for application in {a.reference: a for a, *_ in values}.values():
+        refresh_appraisal(session, application, definition)
+    return changed
+
+
+def scores_of(session: Session, application_id: int) -> dict[str, int]:
+    return dict(session.exec(select(AppraisalScore.criterion, AppraisalScore.score)
+                             .where(AppraisalScore.application_id == application_id)).all())
+
+
+def refresh_appraisal(session: Session, application: Application, definition: RoundDefinition) -> None:
+    """Recompute the application's appraisal and weighted score from its scores."""
+    record = session.exec(select(ScreeningRecord).where(ScreeningRecord.application_id == application.id)).one()
+    results = appraisal(document_of(application), definition, scores_of(session, application.id or 0))
+    record.appraisal = [{"id": r.id, "title": r.title, "kind": r.kind.value, "weight": str(r.weight),
+                         "outcome": r.outcome.value if r.outcome else None,
+                         "score": None if r.score is None else str(r.score)} for r in results]
+    record.weighted_score = weighted_score(results)
+    session.add(record)
+
+
+Overridable = Literal["screened", "incomplete", "ineligible"]
+#: The transition that takes an application from its status to the verdict a person chose.
+_OVERRIDES: dict[tuple[str, str], str] = {
+    ("submitted", "screened"): "pass_screening", ("submitted", "incomplete"): "mark_incomplete",
+    ("submitted", "ineligible"): "mark_ineligible", ("incomplete", "screened"): "reinstate",
+    ("ineligible", "screened"): "reinstate", ("screened", "ineligible"): "mark_ineligible",
+}
+
+
+def override(session: Session, settings: Settings, round_id: str, reference: str, verdict: Overridable, *,
+             reason: str | None, actor: str, at: datetime) -> bool:
+    """Replace the automatic screening verdict with a person's, for a reason (required).
+    The same override again changes nothing (returns False)."""
+    if not (reason and reason.strip()):
+        raise InvalidInput("an override needs a reason, e.g. --reason \"Party since 2019-03-18 (depositary)\"",
+                           [FieldError(path="reason", message="is required")])
+    application = get_application(session, reference)
+    if application.round_id != round_id:
+        raise NotAllowed(f"{reference} is an application of round {application.round_id}, not {round_id}")
+    record = session.exec(select(ScreeningRecord).where(ScreeningRecord.application_id == application.id)).first()
+    if record is None:
+        raise NotAllowed(f"{reference} has not been screened yet; run `sip screen {round_id}` first")
+    if application.status == verdict:
+        return False
+    name = _OVERRIDES.get((application.status, verdict))
+    if name is None:
+        raise NotAllowed(f"{reference} is {application.status}; it cannot be overridden to {verdict}")
+    transition(session, reference, name, key=f"override:{verdict}:{at.isoformat()}", actor=actor,
+               role=Role.SECRETARIAT, at=at, reason=reason)
+    record.override = {"verdict": verdict, "reason": reason.strip(), "by": actor, "at": at.isoformat(),
+                       "automatic": record.verdict}
+    session.add(record)
+    audit.record(session, at=at, actor=actor, role=Role.SECRETARIAT.value, action="application.screening_overridden",
+                 subject_type="application", subject_id=reference, from_status=record.verdict, to_status=verdict,
+                 reason=reason.strip())
+    definition = definition_of(get_round(session, round_id))
+    if verdict == "screened":
+        session.flush()
+        refresh_appraisal(session, application, definition)
+    else:
+        failed = [c for c in record.checks if c["outcome"] == Outcome.FAIL.value]
+        language = application.language
+        kind = NOTICE[verdict]  # type: ignore[index]
+        message = render(kind, language, dict(
+            language=language, contact_name=application.applicant["contact"]["name"], reference=reference,
+            title=application.title, round_title=definition.title_in(language),
+            reasons=[reason_text(c["code"], c["params"], language, definition.currency) for c in failed]
+            + [reason.strip()],
+            status_url=status_page_url(settings, reference, language), programme_email=settings.programme_email))
+        outbox.enqueue_rows(session, [outbox.message_row(
+            key=f"{kind}:{reference}:override", kind=kind, recipient=application.applicant["contact"]["email"],
+            message=message, at=at, round_id=round_id, application_id=application.id)])
+    return True

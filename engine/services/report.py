@@ -1,0 +1,116 @@
+"""The secretariat's screening report of a round: every application with its
+outcome, grouped by UN region, with LDC and SIDS shown, as HTML and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlmodel import Session, select
+
+from domain.lifecycle import Status
+from engine.services.rounds import definition_of, get_round
+from engine.tables import Application, ScreeningRecord
+from engine.tables import Party as PartyRow
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+REGIONS = {"AFRICA": "Africa", "ASIA_PACIFIC": "Asia-Pacific", "CEE": "Central and Eastern Europe",
+           "GRULAC": "Latin America and the Caribbean", "WEOG": "Western European and Others", None: "No region"}
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    rank: int | None  # among the applications that passed screening, by weighted score
+    reference: str
+    party: str
+    party_name: str
+    region: str
+    ldc: bool
+    sids: bool
+    title: str | None
+    amount_requested: Decimal | None
+    status: str
+    verdict: str  # the screening verdict, or "not screened"
+    overridden: str  # the automatic verdict a person replaced, if any
+    failed: str  # ids of the failed checks
+    needs_judgement: str
+    weighted_score: Decimal | None
+    unscored: int  # judgement criteria not scored yet
+
+
+def report_rows(session: Session, round_id: str) -> list[ReportRow]:
+    get_round(session, round_id)
+    found = session.exec(
+        select(Application, ScreeningRecord, PartyRow)
+        .join(ScreeningRecord, ScreeningRecord.application_id == Application.id, isouter=True)  # type: ignore[arg-type]
+        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .where(Application.round_id == round_id).order_by(Application.id)  # type: ignore[arg-type]
+    ).all()
+    passed = {Status.SCREENED.value, Status.GMP_REVIEW.value, Status.READY_FOR_COMMITTEE.value}
+    scores = {a.reference: r.weighted_score for a, r, _ in found
+              if a.status in passed and r is not None and r.weighted_score is not None}
+    rank = {ref: i for i, ref in enumerate(sorted(scores, key=lambda ref: -scores[ref]), start=1)}
+    rows = []
+    for application, record, party in found:
+        checks = record.checks if record else []
+        rows.append(ReportRow(
+            rank=rank.get(application.reference), reference=application.reference, party=application.party,
+            party_name=party.name if party else application.party,
+            region=REGIONS.get(party.un_regional_group if party else None, "No region"),
+            ldc=bool(party and party.ldc), sids=bool(party and party.sids), title=application.title,
+            amount_requested=application.amount_requested, status=application.status,
+            verdict=(record.override or {}).get("verdict", record.verdict) if record else "not screened",
+            overridden=(record.override or {}).get("automatic", "") if record else "",
+            failed=" ".join(c["id"] for c in checks if c["outcome"] == "fail"),
+            needs_judgement=" ".join(c["id"] for c in checks if c["outcome"] == "needs_judgement"),
+            weighted_score=record.weighted_score if record else None,
+            unscored=sum(1 for c in (record.appraisal if record else []) if c["score"] is None),
+        ))
+    return rows
+
+
+def report_csv(rows: list[ReportRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    names = list(ReportRow.__dataclass_fields__)
+    writer.writerow(names)
+    for row in rows:
+        values = asdict(row)
+        writer.writerow(["" if values[n] is None else str(values[n]).lower() if isinstance(values[n], bool)
+                         else values[n] for n in names])
+    return out.getvalue()
+
+
+def _by_region(rows: list[ReportRow]) -> Iterator[tuple[str, list[ReportRow]]]:
+    for region in REGIONS.values():
+        members = [r for r in rows if r.region == region]
+        if members:
+            yield region, members
+
+
+def report_html(session: Session, round_id: str, rows: list[ReportRow]) -> str:
+    definition = definition_of(get_round(session, round_id))
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    verdicts: dict[str, int] = {}
+    for row in rows:
+        verdicts[row.verdict] = verdicts.get(row.verdict, 0) + 1
+    return env.get_template("screening_report.html").render(
+        definition=definition, regions=list(_by_region(rows)), verdicts=sorted(verdicts.items()),
+        total=len(rows), generated=datetime.now(UTC).astimezone(definition.zone),
+        criteria=definition.criteria)
+
+
+def write_report(session: Session, round_id: str, folder: Path) -> tuple[Path, Path]:
+    rows = report_rows(session, round_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    html, text = folder / f"screening-{round_id}.html", folder / f"screening-{round_id}.csv"
+    html.write_text(report_html(session, round_id, rows), encoding="utf-8")
+    text.write_text(report_csv(rows), encoding="utf-8")
+    return html, text
