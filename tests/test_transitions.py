@@ -172,3 +172,22 @@ def test_a_replay_racing_its_original_changes_nothing(open_round1: Runtime, back
         assert session.exec(select(func.count()).select_from(StatusChange)).one() == 2  # submit + one screening
         assert session.exec(select(func.count()).select_from(AuditEvent)
                             .where(AuditEvent.action == "application.pass_screening")).one() == 1
+
+
+def test_a_batch_of_transitions_is_refused_whole_if_one_application_changed_meanwhile(
+        open_round1: Runtime) -> None:
+    from engine.services.applications import transition_many
+
+    rt = open_round1
+    refs = [_submit(rt) for _ in range(3)]
+    with unit_of_work(rt.engine) as session:  # read the three applications ...
+        stale = list(session.exec(select(Application).order_by(Application.id)).all())
+    with unit_of_work(rt.engine) as session:  # ... someone else changes the second ...
+        transition(session, refs[1], "mark_incomplete", key="other", actor="b", role=Role.SECRETARIAT, at=AT)
+    history = rows(rt, StatusChange)
+    with pytest.raises(Conflict, match="changed by someone else meanwhile"), unit_of_work(rt.engine) as session:
+        transition_many(session, [(a, "pass_screening", "batch", None) for a in stale], actor="a",
+                        role=Role.SYSTEM, at=AT)
+    assert rows(rt, StatusChange) == history  # nothing of the batch was written
+    with unit_of_work(rt.engine) as session:
+        assert sorted(session.exec(select(Application.status)).all()) == ["incomplete", "submitted", "submitted"]

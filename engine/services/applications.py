@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
@@ -153,6 +154,50 @@ def transition(
                                     changed=False)
         raise Conflict(f"{reference} was changed by someone else at the same time; reload it and try again") from None
     return TransitionResult(reference, current, record.to_status, application.version, changed=True)
+
+
+def transition_many(session: Session, changes: list[tuple[Application, str, str, str | None]], *, actor: str,
+                    role: Role, at: datetime) -> int:
+    """`transition` for a batch (application, transition, key, reason), with one
+    statement per table. Every change is planned by the state machine; keys already
+    recorded change nothing. If any application changed since it was read, nothing is
+    written (`Conflict`). Returns how many transitions were made."""
+    if not changes:
+        return 0
+    ids = [a.id for a, *_ in changes]
+    done = {(application_id, key): name for application_id, key, name in session.exec(
+        select(StatusChange.application_id, StatusChange.key, StatusChange.transition)
+        .where(StatusChange.application_id.in_(ids))  # type: ignore[attr-defined]
+    ).all()}
+    planned = []
+    for application, name, key, reason in changes:
+        earlier = done.get((application.id, key))
+        if earlier is not None:
+            if earlier != name:
+                raise Conflict(f"transition id {key!r} was already used for {earlier} of {application.reference}")
+            continue
+        try:
+            planned.append((application, key, plan_transition(Status(application.status), name, actor=actor,
+                                                              role=role, at=at, reason=reason)))
+        except TransitionError as exc:
+            raise NotAllowed(f"{application.reference}: {exc}") from None
+    if not planned:
+        return 0
+    table = Application.__table__  # type: ignore[attr-defined]
+    updated = session.execute(
+        update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values(status=bindparam("b_status"), version=table.c.version + 1),
+        [{"b_id": a.id, "b_version": a.version, "b_status": r.to_status.value} for a, _, r in planned],
+    )
+    if updated.rowcount != len(planned):  # type: ignore[attr-defined]
+        raise Conflict("some applications were changed by someone else meanwhile; nothing was written, run it again")
+    session.execute(insert(StatusChange.__table__), [  # type: ignore[attr-defined]
+        audit.history_values(r, application_id=a.id or 0, key=key) for a, key, r in planned])
+    session.execute(insert(AuditEvent.__table__), [  # type: ignore[attr-defined]
+        audit.audit_values(r, reference=a.reference, recorded_at=at, details={"key": key}) for a, key, r in planned])
+    for application, _, _ in planned:
+        session.expire(application)  # the rows changed underneath the loaded objects
+    return len(planned)
 
 
 def _recorded(session: Session, application_id: int, key: str, name: str, reference: str) -> StatusChange | None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, select
 
 from domain.application import FORMAT, ApplicationDocument
@@ -27,12 +27,12 @@ from domain.rounds import RoundDefinition, RoundStatus, accepts_applications
 from domain.screening import RULES_VERSION, ScreeningResult, Verdict, screen, weighted_score
 from engine.db import unit_of_work
 from engine.services import audit, outbox
-from engine.services.applications import transition
+from engine.services.applications import transition_many
 from engine.services.errors import NotAllowed
 from engine.services.intake import status_page_url
 from engine.services.rounds import close_round, definition_of, get_round
 from engine.settings import Settings
-from engine.tables import Application, Round, ScreeningRecord
+from engine.tables import Application, AuditEvent, Round, ScreeningRecord
 from engine.tables import Party as PartyRow
 from notifications import render
 from notifications.reasons import reason_text
@@ -86,11 +86,17 @@ def document_of(application: Application) -> ApplicationDocument:
     return ApplicationDocument.model_validate(data, context=STORED)
 
 
-def fingerprint(application: Application, definition: dict[str, Any], parties: dict[str, Party],
-                rank: int) -> str:
+def rules_digest(definition: dict[str, Any]) -> str:
+    """What every application of the round is screened against: the engine's rules
+    and the round's definition."""
+    return hashlib.sha256(json.dumps([RULES_VERSION, definition], sort_keys=True).encode()).hexdigest()
+
+
+def fingerprint(application: Application, rules: str, parties: dict[str, Party], rank: int) -> str:
+    """The inputs of one application's screening (`rules`: `rules_digest`)."""
     codes = [application.party, *application.applicant.get("co_applicants", [])]
     payload = {
-        "rules": RULES_VERSION, "round": definition, "rank": rank,
+        "rules": rules, "rank": rank,
         "application": [application.applicant, application.form_a, application.form_b, application.form_c],
         "parties": {code: parties[code].model_dump(mode="json") if code in parties else None for code in codes},
     }
@@ -135,13 +141,14 @@ class BatchSummary:
 def screen_batch(engine: Engine, settings: Settings, round_id: str, application_ids: list[int], *,
                  actor: str, at: datetime) -> BatchSummary:
     """Screen these applications in one transaction (a crash leaves the batch
-    undone, never half-done)."""
+    undone, never half-done), writing the batch with one statement per table."""
     summary = BatchSummary()
     with unit_of_work(engine) as session:
         row = get_round(session, round_id)
         if RoundStatus(row.status) is not RoundStatus.SCREENING:
             raise NotAllowed(f"round {round_id} is {row.status}; start screening first (`sip screen {round_id}`)")
         definition = definition_of(row)
+        rules = rules_digest(row.definition)
         parties = {p.iso3: Party.model_validate(p, from_attributes=True)
                    for p in session.exec(select(PartyRow)).all()}
         applications = session.exec(
@@ -151,51 +158,56 @@ def screen_batch(engine: Engine, settings: Settings, round_id: str, application_
         records = {r.application_id: r for r in session.exec(
             select(ScreeningRecord).where(ScreeningRecord.application_id.in_(application_ids))  # type: ignore[attr-defined]
         ).all()}
-        ranks = _party_ranks(session, round_id, {a.party for a in applications})
+        # An application's place among its Party's only matters where the round limits them.
+        ranks = (_party_ranks(session, round_id, {a.party for a in applications})
+                 if definition.max_applications_per_party is not None else {})
+        new_records, events, changes, messages = [], [], [], []
         for application in applications:
             if application.status != Status.SUBMITTED.value:
                 continue  # screened meanwhile (an earlier run, or a person)
             assert application.id is not None
             rank = ranks.get(application.id, 1)
-            inputs = fingerprint(application, row.definition, parties, rank)
+            inputs = fingerprint(application, rules, parties, rank)
             record = records.get(application.id)
             if record is not None and record.fingerprint == inputs:
                 summary.unchanged += 1
                 continue
             result = screen(document_of(application), definition, parties, rank)
-            _record(session, application, record, result, inputs, at)
-            name = TRANSITION[result.verdict]
-            if name is not None:
+            values = dict(fingerprint=inputs, verdict=result.verdict.value, checks=_check_values(result),
+                          appraisal=_appraisal_values(result), weighted_score=weighted_score(result.appraisal),
+                          screened_at=at)
+            if record is None:
+                new_records.append(dict(application_id=application.id, round_id=round_id, override=None, **values))
+            else:  # screened before with other inputs (resubmitted, or the register changed)
+                for name, value in values.items():
+                    setattr(record, name, value)
+                session.add(record)
+            events.append(dict(at=at, actor="screening", role=Role.SYSTEM.value,
+                               action="application.screening_recorded", subject_type="application",
+                               subject_id=application.reference, from_status=None, to_status=None, reason=None,
+                               details={"verdict": result.verdict.value, "fingerprint": inputs,
+                                        "failed": [c.id for c in result.failed],
+                                        "needs_judgement": [c.id for c in result.needing_judgement]}))
+            transition_name = TRANSITION[result.verdict]
+            if transition_name is not None:
                 reason = "; ".join(c.reason for c in result.failed) or None
-                transition(session, application.reference, name, key=f"screening:{inputs[:16]}", actor=actor,
-                           role=Role.SECRETARIAT, at=at, reason=reason)
+                changes.append((application, transition_name, f"screening:{inputs[:16]}", reason))
             if result.verdict in NOTICE:
-                summary.notices += _notify(session, settings, application, definition, result, inputs, at)
+                messages.append(_notice(settings, application, definition, result, inputs, at))
             summary.screened += 1
             summary.verdicts[result.verdict.value] = summary.verdicts.get(result.verdict.value, 0) + 1
+        session.flush()  # updated records first
+        if new_records:
+            session.execute(insert(ScreeningRecord.__table__), new_records)  # type: ignore[attr-defined]
+        if events:
+            session.execute(insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
+        transition_many(session, changes, actor=actor, role=Role.SECRETARIAT, at=at)
+        summary.notices = outbox.enqueue_rows(session, messages)
     return summary
 
 
-def _record(session: Session, application: Application, record: ScreeningRecord | None, result: ScreeningResult,
-            inputs: str, at: datetime) -> None:
-    values = dict(fingerprint=inputs, verdict=result.verdict.value, checks=_check_values(result),
-                  appraisal=_appraisal_values(result), weighted_score=weighted_score(result.appraisal),
-                  screened_at=at)
-    if record is None:
-        record = ScreeningRecord(application_id=application.id, round_id=application.round_id, **values)
-    else:
-        for name, value in values.items():
-            setattr(record, name, value)
-    session.add(record)
-    audit.record(session, at=at, actor="screening", role=Role.SYSTEM.value, action="application.screening_recorded",
-                 subject_type="application", subject_id=application.reference,
-                 details={"verdict": result.verdict.value, "fingerprint": inputs,
-                          "failed": [c.id for c in result.failed],
-                          "needs_judgement": [c.id for c in result.needing_judgement]})
-
-
-def _notify(session: Session, settings: Settings, application: Application, definition: RoundDefinition,
-            result: ScreeningResult, inputs: str, at: datetime) -> int:
+def _notice(settings: Settings, application: Application, definition: RoundDefinition,
+            result: ScreeningResult, inputs: str, at: datetime) -> dict[str, Any]:
     language = application.language
     kind = NOTICE[result.verdict]
     message = render(kind, language, dict(
@@ -205,10 +217,10 @@ def _notify(session: Session, settings: Settings, application: Application, defi
         status_url=status_page_url(settings, application.reference, language),
         programme_email=settings.programme_email,
     ))
-    return outbox.enqueue_rows(session, [outbox.message_row(
+    return outbox.message_row(
         key=f"{kind}:{application.reference}:{inputs[:16]}", kind=kind,
         recipient=application.applicant["contact"]["email"], message=message, at=at,
-        round_id=application.round_id, application_id=application.id)])
+        round_id=application.round_id, application_id=application.id)
 
 
 def screening_counts(session: Session, round_id: str) -> dict[str, int]:
