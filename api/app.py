@@ -18,9 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import BearerDep, NowDep, RuntimeDep
 from api.schemas import ApplicationStatusOut, ErrorOut, ReceiptOut, TimelineItemOut
 from domain.application import ApplicationDocument, json_path
-from engine.db import reading
+from domain.lifecycle import Role
+from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
-from engine.services import intake
+from engine.services import follow_up, intake
 from engine.services import rounds as round_service
 from engine.services.errors import ServiceError
 from engine.services.rounds import RoundView
@@ -32,6 +33,10 @@ from notifications.render import PAGES, environment
 log = logging.getLogger("sip.api")
 
 NOT_FOUND = "no application with that reference and access token"
+#: The body of a resubmission: any of the three forms.
+FORMS = {"type": "object", "additionalProperties": False, "minProperties": 1,
+         "properties": {form: {"$ref": f"#/components/schemas/{model}"}
+                        for form, model in (("form_a", "FormA"), ("form_b", "FormB"), ("form_c", "FormC"))}}
 IDEMPOTENCY_HELP = "Send the same key when retrying: the first result is returned, not a second application"
 
 
@@ -146,11 +151,31 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             view = app_service.applicant_view(session, reference, token)
         if view is None:
             return _error(404, "not_found", NOT_FOUND)
-        return ApplicationStatusOut(
-            reference=view.reference, status=view.status, round=view.round_id, round_title=view.round_title,
-            title=view.title, submitted_at=view.submitted_at,
-            timeline=[TimelineItemOut(status=t.status, at=t.at) for t in view.timeline],
-        )
+        return _status_out(view)
+
+    @app.put("/applications/{reference}/forms", response_model=ApplicationStatusOut, tags=["applications"],
+             responses=_errors(404, 409, 413, 422),
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": FORMS}}}})
+    async def resubmit(reference: str, request: Request, rt: RuntimeDep, now: NowDep, credentials: BearerDep) -> Any:
+        """Send forms again (any of form_a, form_b, form_c) after the secretariat found the application
+        incomplete or asked for information; the application is then screened again."""
+        body = await request.body()
+        if len(body) > rt.settings.max_request_bytes:
+            return _too_large(len(body), rt.settings.max_request_bytes)
+        token = credentials.credentials if credentials else None
+
+        def apply() -> app_service.ApplicantView | None:
+            with unit_of_work(rt.engine) as session:
+                if app_service.applicant_view(session, reference, token) is None:
+                    return None
+                follow_up.resubmit_forms(session, reference, body, actor="applicant", role=Role.APPLICANT, at=now)
+            with reading(rt.engine) as session:
+                return app_service.applicant_view(session, reference, token)
+
+        view = await run_in_threadpool(apply)
+        if view is None:
+            return _error(404, "not_found", NOT_FOUND)
+        return _status_out(view)
 
     @app.get("/status", response_class=HTMLResponse, tags=["status page"])
     def status_page(rt: RuntimeDep, reference: str | None = Query(default=None, max_length=60),
@@ -198,6 +223,14 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _status_out(view: app_service.ApplicantView) -> ApplicationStatusOut:
+    return ApplicationStatusOut(
+        reference=view.reference, status=view.status, round=view.round_id, round_title=view.round_title,
+        title=view.title, submitted_at=view.submitted_at,
+        timeline=[TimelineItemOut(status=t.status, at=t.at) for t in view.timeline],
+    )
 
 
 def _too_large(size: int, limit: int) -> JSONResponse:

@@ -17,6 +17,7 @@ class Status(StrEnum):
     """Internal status of an application (what the secretariat sees)."""
 
     SUBMITTED = "submitted"
+    INFORMATION_REQUESTED = "information_requested"
     INCOMPLETE = "incomplete"
     INELIGIBLE = "ineligible"
     SCREENED = "screened"
@@ -34,6 +35,7 @@ class PublicStatus(StrEnum):
     are all shown as `under_review`."""
 
     RECEIVED = "received"
+    INFORMATION_REQUESTED = "information_requested"
     INCOMPLETE = "incomplete"
     NOT_ELIGIBLE = "not_eligible"
     UNDER_REVIEW = "under_review"
@@ -46,6 +48,7 @@ class PublicStatus(StrEnum):
 
 PUBLIC_STATUS: dict[Status, PublicStatus] = {
     Status.SUBMITTED: PublicStatus.RECEIVED,
+    Status.INFORMATION_REQUESTED: PublicStatus.INFORMATION_REQUESTED,
     Status.INCOMPLETE: PublicStatus.INCOMPLETE,
     Status.INELIGIBLE: PublicStatus.NOT_ELIGIBLE,
     Status.SCREENED: PublicStatus.UNDER_REVIEW,
@@ -107,8 +110,10 @@ TRANSITIONS: dict[str, Transition] = {
            description="eligibility screening failed"),
         _t("pass_screening", {Status.SUBMITTED}, Status.SCREENED, _SCREENERS,
            description="complete and eligible; appraised"),
-        _t("resubmit", {Status.INCOMPLETE}, Status.SUBMITTED, {Role.APPLICANT, Role.SECRETARIAT},
-           description="missing items supplied; to be screened again"),
+        _t("request_information", {Status.SUBMITTED, Status.INCOMPLETE}, Status.INFORMATION_REQUESTED,
+           {Role.SECRETARIAT}, needs_reason=True, description="the applicant is asked for missing items, by a date"),
+        _t("resubmit", {Status.INCOMPLETE, Status.INFORMATION_REQUESTED}, Status.SUBMITTED,
+           {Role.APPLICANT, Role.SECRETARIAT}, description="missing items supplied; to be screened again"),
         _t("reinstate", {Status.INCOMPLETE, Status.INELIGIBLE}, Status.SCREENED, {Role.SECRETARIAT},
            needs_reason=True, description="the secretariat overrides an automatic screening outcome"),
         _t("start_gmp_review", {Status.SCREENED}, Status.GMP_REVIEW, _SCREENERS,

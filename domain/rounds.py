@@ -100,6 +100,8 @@ class RoundDefinition(BaseModel):
     max_duration_months: int | None = Field(default=None, ge=1)
     eligible_economies: list[Economy] = Field(default=["developing", "transition"], min_length=1)
     completeness_checks: list[CompletenessCheck] = Field(default=list(COMPLETENESS_CHECKS))
+    #: Days an applicant has to send items the secretariat asks for (unless it gives a date).
+    response_days: int = Field(default=14, ge=1, le=365)
     languages: list[Literal["en", "fr", "es"]] = ["en", "fr", "es"]
     criteria_set: str = Field(min_length=1, description="where the criteria come from, e.g. 'default'")
     criteria: list[Criterion]

@@ -253,6 +253,26 @@ def applications_import(
         raise typer.Exit(1)
 
 
+@applications_app.command("resubmit")
+def applications_resubmit(
+    reference: str,
+    file: Annotated[Path, typer.Argument(help="JSON with the forms sent again: form_a, form_b and/or form_c.")],
+) -> None:
+    """Put forms an applicant sent again (e.g. by e-mail) on file; the application is screened again."""
+    from domain.lifecycle import Role
+    from engine.services.follow_up import resubmit_forms
+    from engine.services.intake import read_file
+
+    rt = runtime()
+    content, problem = read_file(file, rt.settings.max_request_bytes)
+    if content is None:
+        fail(f"{file}: {problem}")
+    with service_errors(), unit_of_work(rt.engine) as session:
+        result = resubmit_forms(session, reference, content, actor=ACTOR, role=Role.SECRETARIAT, at=Runtime.now())
+    typer.echo(f"{reference}: {'forms on file; ' if result['changed'] else 'already on file; '}status "
+               f"{result['status']} (screen the round again to screen it)")
+
+
 @applications_app.command("list")
 def applications_list(round_id: str, as_json: JsonOpt = False) -> None:
     """The round's applications, one per line: reference, Party, public and internal status."""
@@ -402,6 +422,29 @@ def screen_override(
         changed = override(session, rt.settings, round_id, reference, verdict,  # type: ignore[arg-type]
                            reason=reason, actor=ACTOR, at=Runtime.now())
     typer.echo(f"{reference}: {'now ' + verdict if changed else 'already ' + verdict}")
+
+
+@screen_app.command("request")
+def screen_request(
+    round_id: str, reference: str,
+    item: Annotated[list[str], typer.Option(help="What is missing (repeat for each item).")],
+    due: Annotated[str | None, typer.Option(help="Date to answer by (YYYY-MM-DD); default: the round's "
+                                                 "response_days from today.")] = None,
+) -> None:
+    """Ask an applicant for missing items by a date; they are told in their language."""
+    from datetime import date
+
+    from engine.services.follow_up import request_information
+
+    try:
+        by = date.fromisoformat(due) if due else None
+    except ValueError:
+        fail(f"--due {due!r} is not a date; write it as YYYY-MM-DD")
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        given = request_information(session, rt.settings, round_id, reference, item, due=by, actor=ACTOR,
+                                    at=Runtime.now())
+    typer.echo(f"{reference}: information requested ({len(item)} item(s)) by {given}; the applicant is notified")
 
 
 @screen_app.command("report")

@@ -127,6 +127,7 @@ def _line_in(exc: BaseException, name: str) -> str:
 
 _STATUS_LABELS = {
     "received": N_("received"),
+    "information_requested": N_("information requested"),
     "incomplete": N_("incomplete"),
     "not_eligible": N_("not eligible"),
     "under_review": N_("under review"),

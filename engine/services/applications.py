@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -114,7 +115,7 @@ def get_application(session: Session, reference: str) -> Application:
 
 def transition(
     session: Session, reference: str, name: str, *, key: str, actor: str, role: Role, at: datetime,
-    reason: str | None = None, expected_version: int | None = None,
+    reason: str | None = None, expected_version: int | None = None, details: dict[str, Any] | None = None,
 ) -> TransitionResult:
     """Apply a transition of the state machine, with its status-change row and audit
     event, in the caller's transaction.
@@ -143,7 +144,7 @@ def transition(
             session.add(application)
             session.add(StatusChange(**audit.history_values(record, application_id=application.id, key=key)))
             session.add(AuditEvent(**audit.audit_values(record, reference=reference, recorded_at=at,
-                                                        details={"key": key})))
+                                                        details={"key": key, **(details or {})})))
     except (StaleDataError, IntegrityError):
         # Someone else changed the application first. If it was this very transition
         # (a replay running at the same time), there is nothing left to do.
