@@ -14,9 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import secretariat
+from api.common import error_json, error_responses
 from api.deps import BearerDep, NowDep, RuntimeDep
-from api.schemas import ApplicationStatusOut, ErrorOut, ReceiptOut, TimelineItemOut
+from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
 from domain.application import ApplicationDocument, json_path
 from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
@@ -40,18 +43,6 @@ FORMS = {"type": "object", "additionalProperties": False, "minProperties": 1,
 IDEMPOTENCY_HELP = "Send the same key when retrying: the first result is returned, not a second application"
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    described = {
-        404: "not found", 409: "the round does not accept this now, or a conflicting change",
-        413: "the request is too large", 422: "invalid input: every offending field is listed",
-    }
-    return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
-
-
-def _error(code: int, error: str, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=code, content={"error": error, "message": message, "errors": errors or []})
-
-
 def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,21 +56,29 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         lifespan=lifespan,
     )
     app.state.clock = now
+    app.include_router(secretariat.router)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return _error(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors])
+        return error_json(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors])
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"path": json_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
-        return _error(422, "invalid", "the request is not valid: " + "; ".join(
+        return error_json(422, "invalid", "the request is not valid: " + "; ".join(
             f"{e['path']}: {e['message']}" for e in errors), errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+        response = error_json(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return _error(500, "internal", "the engine failed unexpectedly; nothing was half-written. Try again, and "
+        return error_json(500, "internal", "the engine failed unexpectedly; nothing was half-written. Try again, and "
                                        "tell the secretariat if it happens again")
 
     @app.get("/health", tags=["service"])
@@ -92,7 +91,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         with reading(rt.engine) as session:
             return round_service.list_rounds(session, now)
 
-    @app.get("/rounds/{round_id}", response_model=RoundView, responses=_errors(404), tags=["rounds"])
+    @app.get("/rounds/{round_id}", response_model=RoundView, responses=error_responses(404), tags=["rounds"])
     def get_round(round_id: str, rt: RuntimeDep, now: NowDep) -> RoundView:
         with reading(rt.engine) as session:
             return RoundView.of(round_service.get_round(session, round_id), now)
@@ -101,7 +100,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         "/rounds/{round_id}/applications",
         status_code=status.HTTP_201_CREATED,
         response_model=ReceiptOut,
-        responses=_errors(404, 409, 413, 422),
+        responses=error_responses(404, 409, 413, 422),
         tags=["applications"],
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/ApplicationDocument"}}}}},
@@ -139,7 +138,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
                                ).model_dump(mode="json"),
         )
 
-    @app.get("/applications/{reference}", response_model=ApplicationStatusOut, responses=_errors(404),
+    @app.get("/applications/{reference}", response_model=ApplicationStatusOut, responses=error_responses(404),
              tags=["applications"])
     def application_status(
         reference: str, rt: RuntimeDep, credentials: BearerDep) -> Any:
@@ -150,11 +149,11 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         with reading(rt.engine) as session:
             view = app_service.applicant_view(session, reference, token)
         if view is None:
-            return _error(404, "not_found", NOT_FOUND)
+            return error_json(404, "not_found", NOT_FOUND)
         return _status_out(view)
 
     @app.put("/applications/{reference}/forms", response_model=ApplicationStatusOut, tags=["applications"],
-             responses=_errors(404, 409, 413, 422),
+             responses=error_responses(404, 409, 413, 422),
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": FORMS}}}})
     async def resubmit(reference: str, request: Request, rt: RuntimeDep, now: NowDep, credentials: BearerDep) -> Any:
         """Send forms again (any of form_a, form_b, form_c) after the secretariat found the application
@@ -174,7 +173,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
 
         view = await run_in_threadpool(apply)
         if view is None:
-            return _error(404, "not_found", NOT_FOUND)
+            return error_json(404, "not_found", NOT_FOUND)
         return _status_out(view)
 
     @app.get("/status", response_class=HTMLResponse, tags=["status page"])
@@ -234,5 +233,5 @@ def _status_out(view: app_service.ApplicantView) -> ApplicationStatusOut:
 
 
 def _too_large(size: int, limit: int) -> JSONResponse:
-    return _error(413, "too_large", f"the request is {size / 1e6:.1f} MB or more; an application is at most "
+    return error_json(413, "too_large", f"the request is {size / 1e6:.1f} MB or more; an application is at most "
                                     f"{limit / 1e6:.1f} MB (attachments are not sent through this call)")

@@ -29,6 +29,21 @@ class Settings(BaseSettings):
 
     _generated_key: bytes | None = PrivateAttr(default=None)
 
+    secretariat_keys: str = Field(
+        default="", alias="SIP_SECRETARIAT_KEYS",
+        description="the secretariat's API keys as name:sha256 pairs, comma-separated (`sip keys new NAME`)")
+
+    def secretariat_key_hashes(self) -> dict[str, str]:
+        """sha256 hex of each key -> the name of the person it belongs to."""
+        pairs = [p.strip() for p in self.secretariat_keys.split(",") if p.strip()]
+        found = {}
+        for pair in pairs:
+            name, _, digest = pair.rpartition(":")
+            if not name or len(digest) != 64:
+                raise ValueError(f"SIP_SECRETARIAT_KEYS: {pair!r} is not name:sha256 (see `sip keys new NAME`)")
+            found[digest.lower()] = name
+        return found
+
     @field_validator("secret_key")
     @classmethod
     def _strong_secret(cls, value: str | None) -> str | None:

@@ -1,0 +1,22 @@
+"""What every route shares: the error shape, and its declaration in the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from api.schemas import ErrorOut
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        401: "a secretariat API key is needed", 404: "not found",
+        409: "the round does not accept this now, or a conflicting change",
+        413: "the request is too large", 422: "invalid input: every offending field is listed",
+    }
+    return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
+
+
+def error_json(code: int, error: str, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=code, content={"error": error, "message": message, "errors": errors or []})
