@@ -43,7 +43,7 @@ class ScreeningRow(BaseModel):
     failed: list[str]
     needs_judgement: list[str]
     weighted_score: str | None
-    unscored: int
+    unscored: list[str]
 
 
 class ScreeningProgress(BaseModel):
@@ -128,7 +128,8 @@ def screening_progress(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -
         ScreeningRow(rank=r.rank, reference=r.reference, party=r.party, region=r.region, ldc=r.ldc, sids=r.sids,
                      verdict=r.verdict, overridden=r.overridden, failed=r.failed.split(),
                      needs_judgement=r.needs_judgement.split(),
-                     weighted_score=None if r.weighted_score is None else str(r.weighted_score), unscored=r.unscored)
+                     weighted_score=None if r.weighted_score is None else str(r.weighted_score),
+                     unscored=r.unscored.split())
         for r in rows])
 
 

@@ -41,7 +41,7 @@ class ReportRow:
     failed: str  # ids of the failed checks
     needs_judgement: str
     weighted_score: Decimal | None
-    unscored: int  # judgement criteria not scored yet
+    unscored: str  # judgement criteria not scored yet (ids)
 
 
 def report_rows(session: Session, round_id: str) -> list[ReportRow]:
@@ -70,7 +70,7 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
             failed=" ".join(c["id"] for c in checks if c["outcome"] == "fail"),
             needs_judgement=" ".join(c["id"] for c in checks if c["outcome"] == "needs_judgement"),
             weighted_score=record.weighted_score if record else None,
-            unscored=sum(1 for c in (record.appraisal if record else []) if c["score"] is None),
+            unscored=" ".join(c["id"] for c in (record.appraisal if record else []) if c["score"] is None),
         ))
     return rows
 
