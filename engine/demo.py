@@ -20,6 +20,7 @@ from engine.db import dispose_all, reading
 from engine.demo_applications import APPLICATIONS, ROUND, document
 from engine.services import applications as app_service
 from engine.services import outbox as outbox_service
+from engine.services.report import write_report
 from engine.services.rounds import definition_of, get_round
 from engine.services.setup import prepare
 from engine.settings import Settings
@@ -106,6 +107,7 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
     with reading(rt.engine) as session:
         lines = app_service.list_applications(session, ROUND)
         queued = outbox_service.list_messages(session, round_id=ROUND)
+        report_html, report_csv = write_report(session, ROUND, settings.data_dir / "reports")
 
     echo("")
     echo(f"Round {ROUND}: {len(lines)} applications from {len({a.party for a in lines})} Parties")
@@ -119,11 +121,14 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
     echo(f"  notifications queued: {len(queued)} ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; "
          f"{', '.join(f'{n} in {lang}' for lang, n in sorted(languages.items()))})")
     echo("")
-    echo("The engine goes as far as screening for now: appraisal scores, GMP review and the committee come next.")
+    echo(f"  screening report: {report_html} (and {report_csv.name})")
+    echo("")
+    echo("The engine goes as far as screening for now: GMP review and the committee come next.")
     sip = _sip_command()
     echo("Look around:")
     echo(f"  {sip} applications list {ROUND}     # one line per application")
     echo(f"  {sip} outbox list                        # the queued notifications")
+    echo(f"  {sip} screen score {ROUND} SIP-2018-R1-0003 feasibility 3   # an appraisal score")
     echo(f"  {sip} serve                              # the API; http://127.0.0.1:8000/docs")
     echo(f"(demo took {time.perf_counter() - started:.1f} s)")
     return 0 if summary["failed"] == 0 else 1
