@@ -43,6 +43,7 @@ class ScreeningRow(BaseModel):
     failed: list[str]
     needs_judgement: list[str]
     weighted_score: str | None
+    scored_weight: str | None = Field(description="share (%) of the criteria's weight scored so far")
     unscored: list[str]
 
 
@@ -129,6 +130,7 @@ def screening_progress(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -
                      verdict=r.verdict, overridden=r.overridden, failed=r.failed.split(),
                      needs_judgement=r.needs_judgement.split(),
                      weighted_score=None if r.weighted_score is None else str(r.weighted_score),
+                     scored_weight=None if r.scored_weight is None else str(r.scored_weight),
                      unscored=r.unscored.split())
         for r in rows])
 

@@ -128,6 +128,7 @@ def test_the_report_groups_by_region_shows_ldc_and_sids_and_ranks_the_screened(s
         html, text = write_report(session, "sip-2018-r1", tmp_path)
     assert (rows[BEN].region, rows[BEN].ldc, rows[BEN].rank) == ("Africa", True, 1)
     assert "feasibility" not in rows[BEN].unscored.split() and "cost_effectiveness" in rows[BEN].unscored.split()
+    assert rows[BEN].scored_weight == 18  # national_consultation (1) and feasibility (1) of 11
     assert (rows[CHE].verdict, rows[CHE].failed, rows[CHE].rank) == ("ineligible", "economy:CHE amount_range", None)
     assert rows[CMR].needs_judgement == "party:CMR"
     parsed = list(csv.DictReader(io.StringIO(report_csv(list(rows.values())))))

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlmodel import Session, select
@@ -41,6 +42,7 @@ class ReportRow:
     failed: str  # ids of the failed checks
     needs_judgement: str
     weighted_score: Decimal | None
+    scored_weight: Decimal | None  # the share (0-100 %) of the criteria's weight the score covers so far
     unscored: str  # judgement criteria not scored yet (ids)
 
 
@@ -55,7 +57,8 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
     passed = {Status.SCREENED.value, Status.GMP_REVIEW.value, Status.READY_FOR_COMMITTEE.value}
     scores = {a.reference: r.weighted_score for a, r, _ in found
               if a.status in passed and r is not None and r.weighted_score is not None}
-    rank = {ref: i for i, ref in enumerate(sorted(scores, key=lambda ref: -scores[ref]), start=1)}
+    # Equal scores share a rank (1, 1, 3, ...).
+    rank = {ref: 1 + sum(1 for other in scores.values() if other > score) for ref, score in scores.items()}
     rows = []
     for application, record, party in found:
         checks = record.checks if record else []
@@ -70,9 +73,16 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
             failed=" ".join(c["id"] for c in checks if c["outcome"] == "fail"),
             needs_judgement=" ".join(c["id"] for c in checks if c["outcome"] == "needs_judgement"),
             weighted_score=record.weighted_score if record else None,
+            scored_weight=_scored_weight(record.appraisal) if record and record.appraisal else None,
             unscored=" ".join(c["id"] for c in (record.appraisal if record else []) if c["score"] is None),
         ))
     return rows
+
+
+def _scored_weight(appraisal: list[dict[str, Any]]) -> Decimal:
+    total = sum((Decimal(c["weight"]) for c in appraisal), Decimal(0))
+    scored = sum((Decimal(c["weight"]) for c in appraisal if c["score"] is not None), Decimal(0))
+    return (scored / total * 100).quantize(Decimal("1")) if total else Decimal(0)
 
 
 def report_csv(rows: list[ReportRow]) -> str:
