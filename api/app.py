@@ -167,7 +167,8 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             with unit_of_work(rt.engine) as session:
                 if app_service.applicant_view(session, reference, token) is None:
                     return None
-                follow_up.resubmit_forms(session, reference, body, actor="applicant", role=Role.APPLICANT, at=now)
+                follow_up.resubmit_forms(session, rt.settings, reference, body, actor="applicant",
+                                         role=Role.APPLICANT, at=now)
             with reading(rt.engine) as session:
                 return app_service.applicant_view(session, reference, token)
 

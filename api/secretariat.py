@@ -14,12 +14,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatDep
-from domain.rounds import RoundStatus, accepts_applications
+from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
 from engine.services import appraisal, follow_up, report
 from engine.services import rounds as round_service
-from engine.services.errors import NotAllowed
-from engine.services.screening import screening_counts
+from engine.services.screening import ensure_closed, screening_counts
 
 log = logging.getLogger("sip.api")
 router = APIRouter(prefix="/rounds/{round_id}", tags=["secretariat"])
@@ -102,9 +101,8 @@ async def start_screening(round_id: str, rt: RuntimeDep, now: NowDep, officer: S
     def check() -> None:
         with reading(rt.engine) as session:
             row = round_service.get_round(session, round_id)
-            stored = RoundStatus(row.status)
-            if stored is RoundStatus.DRAFT or accepts_applications(stored, round_service.definition_of(row), now):
-                raise NotAllowed(f"round {round_id} is still open for applications; screen it after it closes")
+            if row.status != RoundStatus.SCREENING.value:
+                ensure_closed(row, now)
 
     await run_in_threadpool(check)
     from prefect.client.orchestration import get_client

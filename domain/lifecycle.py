@@ -82,6 +82,10 @@ FINAL_STATUSES = frozenset(
 )
 
 
+#: Applications that passed screening, and so are appraised and ranked.
+APPRAISED_STATUSES = frozenset({Status.SCREENED, Status.GMP_REVIEW, Status.READY_FOR_COMMITTEE})
+
+
 @dataclass(frozen=True)
 class Transition:
     name: str

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,10 +32,9 @@ CheckRule = Literal["consultation_confirmed", "logical_framework_complete", "gen
                     "co_financing_declared", "related_projects_declared"]
 
 #: The completeness checklist (chapter 2 of the guidelines); a round lists the ones it uses.
-COMPLETENESS_CHECKS = ("form_a", "form_b", "form_c", "form_c_signed", "consultation_confirmed",
-                       "logical_framework", "workplan", "budget_lines")
 CompletenessCheck = Literal["form_a", "form_b", "form_c", "form_c_signed", "consultation_confirmed",
                             "logical_framework", "workplan", "budget_lines"]
+COMPLETENESS_CHECKS: tuple[str, ...] = get_args(CompletenessCheck)
 Economy = Literal["developing", "transition", "developed"]
 
 

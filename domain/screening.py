@@ -82,10 +82,6 @@ class ScreeningResult:
     def needing_judgement(self) -> list[Check]:
         return [c for c in self.checks if c.outcome is Outcome.JUDGEMENT]
 
-    @property
-    def unscored(self) -> list[str]:
-        return [c.id for c in self.appraisal if c.score is None]
-
 
 def _check(id: str, step: Step, ok: bool | None, evidence: str, passed: str, failed: str, code: str,
            **params: Any) -> Check:
@@ -97,6 +93,11 @@ def _check(id: str, step: Step, ok: bool | None, evidence: str, passed: str, fai
 
 def _filled(value: str | None) -> bool:
     return bool(value and value.strip())
+
+
+def _logical_framework_complete(doc: ApplicationDocument) -> bool:
+    outputs = doc.form_a.outputs if doc.form_a else []
+    return bool(outputs) and all(o.activities and o.indicators for o in outputs)
 
 
 def completeness(doc: ApplicationDocument, definition: RoundDefinition) -> list[Check]:
@@ -120,8 +121,7 @@ def completeness(doc: ApplicationDocument, definition: RoundDefinition) -> list[
             "form_c.consultation_confirmed", "form C confirms that national consultations took place",
             "form C does not confirm that national consultations took place", "consultation_unconfirmed"),
         "logical_framework": _check(
-            "logical_framework", s,
-            bool(outputs) and all(o.activities and o.indicators for o in outputs),
+            "logical_framework", s, _logical_framework_complete(doc),
             f"form_a.outputs ({len(outputs)} outputs)",
             "the logical framework has outputs, each with activities and indicators",
             "the logical framework is missing or has outputs without activities or indicators",
@@ -166,7 +166,7 @@ def eligibility(doc: ApplicationDocument, definition: RoundDefinition, parties: 
                                  f"{name} is a {party.economy} country, eligible in this round",
                                  f"{name} is a {party.economy} country; this round funds "
                                  f"{' and '.join(allowed)} countries", "economy_not_eligible",
-                                 party=name, economy=party.economy))
+                                 party=name, economies=list(allowed)))
     amount = doc.amount_requested
     if amount is None:
         checks.append(_check("amount_range", s, False, "form_b.total_requested", "",
@@ -193,6 +193,9 @@ def eligibility(doc: ApplicationDocument, definition: RoundDefinition, parties: 
                              f"amounts are in {doc.form_b.currency}, not in {definition.currency}",
                              "wrong_currency", currency=doc.form_b.currency, expected=definition.currency))
     a = doc.form_a
+    if a is not None and a.duration_months is None:
+        checks.append(_check("duration_declared", s, False, "form_a.duration_months", "",
+                             "the project's duration is not declared", "duration_missing"))
     if a is not None and a.duration_months is not None:
         last_month = max((item.end_month for item in a.workplan), default=0)
         checks.append(_check("workplan_fits_duration", s, last_month <= a.duration_months and all(
@@ -230,8 +233,7 @@ def eligibility(doc: ApplicationDocument, definition: RoundDefinition, parties: 
 
 _RULES = {
     "consultation_confirmed": lambda d: bool(d.form_c and d.form_c.consultation_confirmed),
-    "logical_framework_complete": lambda d: bool(d.form_a and d.form_a.outputs and all(
-        o.activities and o.indicators for o in d.form_a.outputs)),
+    "logical_framework_complete": _logical_framework_complete,
     "gender_addressed": lambda d: bool(d.form_a and _filled(d.form_a.gender)),
     "co_financing_declared": lambda d: bool(d.form_b and d.form_b.co_financing),
     "related_projects_declared": lambda d: bool(d.form_a and _filled(d.form_a.related_projects)),
@@ -271,7 +273,7 @@ def weighted_score(results: list[CriterionResult]) -> Decimal | None:
 
 
 def screen(doc: ApplicationDocument, definition: RoundDefinition, parties: Mapping[str, Party],
-           party_rank: int = 1, scores: Mapping[str, int] | None = None) -> ScreeningResult:
+           party_rank: int = 1) -> ScreeningResult:
     """Completeness, then eligibility, then appraisal. Every failed rule is listed,
     not just the first; eligibility is judged only for a complete application."""
     checks = completeness(doc, definition)
@@ -280,7 +282,7 @@ def screen(doc: ApplicationDocument, definition: RoundDefinition, parties: Mappi
     checks += eligibility(doc, definition, parties, party_rank)
     if any(c.outcome is Outcome.FAIL for c in checks):
         return ScreeningResult(Verdict.INELIGIBLE, checks, [])
-    results = appraisal(doc, definition, scores)
+    results = appraisal(doc, definition)
     if any(c.outcome is Outcome.JUDGEMENT for c in checks):
         return ScreeningResult(Verdict.NEEDS_JUDGEMENT, checks, results)
     return ScreeningResult(Verdict.SCREENED, checks, results)

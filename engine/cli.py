@@ -53,9 +53,10 @@ def service_errors() -> Iterator[None]:
     try:
         yield
     except ServiceError as exc:
-        if exc.errors:
-            fail(f"refused, {len(exc.errors)} problem(s); nothing was changed:", exc.errors)
-        fail(exc.message)
+        if len(exc.errors) > 1:
+            fail(f"refused, {len(exc.errors)} problems; nothing was changed:", exc.errors)
+        # The message names the field and says what to do; add the error if it does not already say it.
+        fail(exc.message, [e for e in exc.errors if e.message not in exc.message])
 
 
 def runtime(defaults: bool = True) -> Runtime:
@@ -268,9 +269,9 @@ def applications_resubmit(
     if content is None:
         fail(f"{file}: {problem}")
     with service_errors(), unit_of_work(rt.engine) as session:
-        result = resubmit_forms(session, reference, content, actor=ACTOR, role=Role.SECRETARIAT, at=Runtime.now())
-    typer.echo(f"{reference}: {'forms on file; ' if result['changed'] else 'already on file; '}status "
-               f"{result['status']} (screen the round again to screen it)")
+        result = resubmit_forms(session, rt.settings, reference, content, actor=ACTOR, role=Role.SECRETARIAT,
+                                at=Runtime.now())
+    typer.echo(f"{reference}: {'forms on file' if result['changed'] else 'already on file'}; status {result['status']}")
 
 
 @applications_app.command("list")

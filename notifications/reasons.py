@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from babel.dates import format_date
+from babel.lists import format_list
 from babel.numbers import format_currency
 
 from notifications.render import N_, translations
@@ -25,8 +26,9 @@ REASONS = {
     "not_a_party": N_("%(party)s is not a Party to the Convention according to the register of Parties."),
     "not_party_on_deadline": N_("%(party)s became a Party to the Convention on %(since)s, after the round's "
                                 "deadline (%(deadline)s)."),
-    "economy_not_eligible": N_("The programme funds developing countries and countries with economies in "
-                               "transition; according to the register of Parties, %(party)s is not one of them."),
+    "economy_not_eligible": N_("This round funds %(economies)s; according to the register of Parties, %(party)s "
+                               "is not one of them."),
+    "duration_missing": N_("Form A does not give the project's duration."),
     "amount_missing": N_("Form B does not give the amount requested."),
     "amount_out_of_range": N_("The amount requested (%(amount)s) is outside the round's range of %(minimum)s to "
                               "%(maximum)s."),
@@ -41,18 +43,24 @@ REASONS = {
     "too_many_applications": N_("The round takes at most %(limit)s application(s) per Party; this is the Party's "
                                 "application number %(rank)s."),
 }
+ECONOMIES = {"developing": N_("developing countries"),
+             "transition": N_("countries with economies in transition"),
+             "developed": N_("developed countries")}
 _MONEY = {"amount", "minimum", "maximum", "total"}
 _DATES = {"since", "deadline"}
 
 
 def reason_text(code: str, params: dict[str, Any], language: str, currency: str = "USD") -> str:
     """The sentence for one reason, in `language` (English if it has no catalogue)."""
+    catalog = translations(language)
     values: dict[str, Any] = {}
     for name, value in params.items():
-        if name in _MONEY:
+        if name == "economies":
+            values[name] = format_list([catalog.gettext(ECONOMIES[e]) for e in value], locale=language)
+        elif name in _MONEY:
             values[name] = format_currency(Decimal(value), currency, locale=language)
         elif name in _DATES:
             values[name] = format_date(date.fromisoformat(value), format="long", locale=language)
         else:
             values[name] = value
-    return translations(language).gettext(REASONS[code]) % values
+    return catalog.gettext(REASONS[code]) % values

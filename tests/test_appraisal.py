@@ -121,20 +121,25 @@ def test_an_application_not_screened_cannot_be_overridden(open_round1: Runtime) 
 
 def test_the_report_groups_by_region_shows_ldc_and_sids_and_ranks_the_screened(screened: Runtime,
                                                                                tmp_path: Path) -> None:
-    with unit_of_work(screened.engine) as session:
-        record_scores(session, "sip-2018-r1", parse_score_sheet(SHEET + f"{BEN},feasibility,1,\n", "s"),
-                      actor="o", at=AFTER_CLOSE)
+    with unit_of_work(screened.engine) as session:  # Cameroon passes too, by a person's decision
+        override(session, screened.settings, "sip-2018-r1", CMR, "screened", reason="Party on the deadline",
+                 actor="o", at=AFTER_CLOSE)
+        record_scores(session, "sip-2018-r1", parse_score_sheet(
+            SHEET + f"{BEN},feasibility,1,\n{CMR},feasibility,4,\n", "s"), actor="o", at=AFTER_CLOSE)
         rows = {r.reference: r for r in report_rows(session, "sip-2018-r1")}
         html, text = write_report(session, "sip-2018-r1", tmp_path)
-    assert (rows[BEN].region, rows[BEN].ldc, rows[BEN].rank) == ("Africa", True, 1)
+    assert (rows[CMR].rank, rows[BEN].rank) == (1, 2)  # 100.0 before 62.5
+    assert (rows[BEN].region, rows[BEN].ldc) == ("Africa", True)
     assert "feasibility" not in rows[BEN].unscored.split() and "cost_effectiveness" in rows[BEN].unscored.split()
     assert rows[BEN].scored_weight == 18  # national_consultation (1) and feasibility (1) of 11
     assert (rows[CHE].verdict, rows[CHE].failed, rows[CHE].rank) == ("ineligible", "economy:CHE amount_range", None)
-    assert rows[CMR].needs_judgement == "party:CMR"
+    assert rows[CMR].needs_judgement == "party:CMR" and rows[CMR].overridden == "needs_judgement"
     parsed = list(csv.DictReader(io.StringIO(report_csv(list(rows.values())))))
-    assert len(parsed) == 4 and parsed[0]["ldc"] in ("true", "false")
+    assert [r["region"] for r in parsed] == ["Africa", "Africa", "Africa", "Western European and Others"]
+    assert [r["ldc"] for r in parsed if r["party"] == "LSO"] == ["true"]
     page = html.read_text()
-    assert "<h2>Africa (3)</h2>" in page and "<h2>Western European and Others (1)</h2>" in page
+    assert "<h2>Africa (3)</h2>" in page and "on 18% of the weight" in page
+    assert "<h2>Western European and Others (1)</h2>" in page
     assert '<span class="flag">LDC</span>' in page and text.read_bytes().decode() == report_csv(list(rows.values()))
 
 

@@ -229,3 +229,32 @@ def test_a_screening_killed_part_way_is_finished_by_running_it_again(
     assert code == 0 and "3 screened now" in out
     assert counts() == ({"screened": 4, "incomplete": 1}, 5, 1)  # each application screened once, one notice
     assert "0 screened now" in sip("screen", ROUND1)[1]
+
+
+def test_the_screening_commands_score_override_request_resubmit_and_report(
+        sqlite_settings: Settings, prefect_harness: None, tmp_path: Path) -> None:
+    sip("rounds", "open", ROUND1, "--at", "2018-06-05T00:00:00+02:00")
+    folder = tmp_path / "in"
+    write_applications(folder, 1, {})
+    lso = dict(json.loads(example("lso-inventory-no-form-c.json")), received_at="2018-08-01T10:00:00+02:00")
+    (folder / "lso.json").write_text(json.dumps(lso))
+    sip("applications", "import", ROUND1, str(folder))
+    assert sip("screen", ROUND1, "--at", "2018-09-03T09:00:00+02:00")[0] == 0
+    code, out, _ = sip("screen", "score", ROUND1, "SIP-2018-R1-0001", "feasibility", "3", "--comment", "sound")
+    assert code == 0 and "feasibility = 3 recorded; weighted score 87.5" in out
+    sheet = tmp_path / "scores.csv"
+    sheet.write_text("reference,criterion,score,comment\nSIP-2018-R1-0001,elegance,3,\n")
+    code, _, err = sip("screen", "scores", ROUND1, str(sheet))
+    assert code == 1 and f"{sheet}:2: criterion: 'elegance' is not a criterion" in err
+    code, _, err = sip("screen", "override", ROUND1, "SIP-2018-R1-0002", "--verdict", "screened")
+    assert code == 1 and "needs a reason" in err
+    code, out, _ = sip("screen", "request", ROUND1, "SIP-2018-R1-0002", "--item", "Form C, signed",
+                       "--due", "2030-01-31")
+    assert code == 0 and "by 2030-01-31" in out
+    forms = tmp_path / "forms.json"
+    forms.write_text(json.dumps({"form_c": {"signed_by": "Thabo Mokoena", "signed_on": "2018-09-10",
+                                            "consultation_confirmed": True}}))
+    code, out, _ = sip("applications", "resubmit", "SIP-2018-R1-0002", str(forms))
+    assert code == 0 and "forms on file; status screened" in out
+    code, out, _ = sip("screen", "report", ROUND1, "--output", str(tmp_path / "reports"))
+    assert code == 0 and (tmp_path / "reports" / "screening-sip-2018-r1.csv").read_text().count("SIP-2018-R1") == 2

@@ -53,17 +53,16 @@ def test_a_request_without_items_or_with_a_past_date_is_refused(screened: Runtim
     assert status(screened, LSO) == "incomplete"
 
 
-def test_forms_sent_again_are_screened_again(screened: Runtime) -> None:
+def test_forms_sent_again_are_screened_again_at_once(screened: Runtime) -> None:
     with unit_of_work(screened.engine) as session:
         request_information(session, screened.settings, ROUND1, LSO, ["Form C"], due=None, actor="o", at=AFTER_CLOSE)
-        result = resubmit_forms(session, LSO, json.dumps(FORM_C), actor="officer", role=_role(), at=AFTER_CLOSE)
-    assert result == {"reference": LSO, "status": "submitted", "changed": True}
+        result = resubmit_forms(session, screened.settings, LSO, json.dumps(FORM_C), actor="officer", role=_role(),
+                                at=AFTER_CLOSE)
+    assert result == {"reference": LSO, "status": "screened", "changed": True}  # Lesotho, now complete
     with unit_of_work(screened.engine) as session:
-        again = resubmit_forms(session, LSO, json.dumps(FORM_C), actor="officer", role=_role(), at=AFTER_CLOSE)
         ids = to_screen(session, ROUND1)
-    assert not again["changed"]
     summary = screen_batch(screened.engine, screened.settings, ROUND1, ids, actor="o", at=AFTER_CLOSE)
-    assert summary.verdicts == {"screened": 1}  # Lesotho, now complete; Cameroon unchanged
+    assert (summary.screened, summary.unchanged) == (0, 1)  # only Cameroon, waiting for a person
     with unit_of_work(screened.engine) as session:
         record = session.exec(select(ScreeningRecord).join(Application).where(Application.reference == LSO)).one()
     assert record.verdict == "screened" and status(screened, LSO) == "screened"
@@ -72,7 +71,8 @@ def test_forms_sent_again_are_screened_again(screened: Runtime) -> None:
 def test_forms_cannot_be_sent_again_for_an_application_that_passed(screened: Runtime) -> None:
     with pytest.raises(NotAllowed, match="cannot resubmit an application that is screened"), \
             unit_of_work(screened.engine) as session:
-        resubmit_forms(session, "SIP-2018-R1-0001", json.dumps(FORM_C), actor="o", role=_role(), at=AFTER_CLOSE)
+        resubmit_forms(session, screened.settings, "SIP-2018-R1-0001", json.dumps(FORM_C), actor="o", role=_role(),
+                       at=AFTER_CLOSE)
 
 
 @pytest.mark.parametrize("body,path", [(b"[]", "$"), (b"{}", "$"), (b'{"form_d": {}}', "$.form_d"),
@@ -80,7 +80,7 @@ def test_forms_cannot_be_sent_again_for_an_application_that_passed(screened: Run
                                         "$.form_b.total_requested")])
 def test_bad_forms_are_refused_by_path(screened: Runtime, body: bytes, path: str) -> None:
     with pytest.raises(InvalidInput) as caught, unit_of_work(screened.engine) as session:
-        resubmit_forms(session, LSO, body, actor="o", role=_role(), at=AFTER_CLOSE)
+        resubmit_forms(session, screened.settings, LSO, body, actor="o", role=_role(), at=AFTER_CLOSE)
     assert path in [e.path for e in caught.value.errors]
     assert status(screened, LSO) == "incomplete"
 
@@ -95,6 +95,7 @@ def test_an_applicant_sends_forms_again_through_the_api_with_their_token(open_ro
     clock = Clock(AFTER_CLOSE.replace(month=7))
     with TestClient(create_app(open_round1.settings, now=clock)) as client:
         receipt = client.post(f"/rounds/{ROUND1}/applications", content=example("lso-inventory-no-form-c.json")).json()
+        other = client.post(f"/rounds/{ROUND1}/applications", content=example("ben-asgm-complete.json")).json()
         clock.now = AFTER_CLOSE
         run(open_round1)
         headers = {"Authorization": f"Bearer {receipt['access_token']}"}
@@ -102,8 +103,12 @@ def test_an_applicant_sends_forms_again_through_the_api_with_their_token(open_ro
                            headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 404
         answer = client.put(f"/applications/{receipt['reference']}/forms", json=FORM_C, headers=headers)
-        assert answer.status_code == 200 and answer.json()["status"] == "received"
-        assert [t["status"] for t in answer.json()["timeline"]] == ["received", "incomplete", "received"]
+        assert answer.status_code == 200 and answer.json()["status"] == "under_review"  # complete now: screened
+        assert [t["status"] for t in answer.json()["timeline"]] == ["received", "incomplete", "received",
+                                                                    "under_review"]
+        theirs = client.put(f"/applications/{receipt['reference']}/forms", json=FORM_C,
+                            headers={"Authorization": f"Bearer {other['access_token']}"})
+        assert theirs.status_code == 404 and theirs.json() == wrong.json()  # another applicant's token
 
 
 def _role():

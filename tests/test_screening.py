@@ -98,12 +98,12 @@ def test_rescreening_an_unchanged_round_changes_nothing_and_queues_nothing(impor
     assert state(imported) == before
 
 
-def test_a_crash_part_way_is_finished_by_a_rerun_without_repeating_anything(imported: Runtime) -> None:
+def test_a_run_stopped_between_batches_is_finished_by_a_rerun_without_repeating_anything(imported: Runtime) -> None:
     with unit_of_work(imported.engine) as session:
         start_screening(session, ROUND1, actor="officer", at=AFTER_CLOSE)
         ids = to_screen(session, ROUND1)
     screen_batch(imported.engine, imported.settings, ROUND1, ids[:2], actor="officer", at=AFTER_CLOSE)
-    # ... the process dies here; the second batch never ran ...
+    # ... the run stops here (tests/test_cli.py kills a real one); the second batch never ran ...
     run(imported, batch=1)
     final = state(imported)
     assert final["records"] == 4 and final["statuses"] == {"BEN": "screened", "LSO": "incomplete",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -13,23 +14,21 @@ from typing import Literal
 from sqlmodel import Session, select
 
 from domain.application import FieldError
-from domain.lifecycle import Role, Status
+from domain.lifecycle import APPRAISED_STATUSES, Role
 from domain.rounds import CriterionKind, RoundDefinition
 from domain.screening import Outcome, appraisal, weighted_score
 from engine.services import audit, outbox
 from engine.services.applications import get_application, transition
 from engine.services.errors import InvalidInput, NotAllowed
-from engine.services.intake import status_page_url
 from engine.services.rounds import definition_of, get_round
-from engine.services.screening import NOTICE, document_of
+from engine.services.screening import NOTICE, appraisal_values, document_of, notice
 from engine.settings import Settings
 from engine.tables import Application, AppraisalScore, ScreeningRecord
-from notifications import render
 from notifications.reasons import reason_text
 
-#: Applications that have passed screening, and so are appraised.
-APPRAISED = {Status.SCREENED.value, Status.GMP_REVIEW.value, Status.READY_FOR_COMMITTEE.value}
+APPRAISED = {s.value for s in APPRAISED_STATUSES}
 SHEET_COLUMNS = ["reference", "criterion", "score", "comment"]
+COMMENT_LENGTH = 4000
 
 
 @dataclass(frozen=True)
@@ -82,9 +81,11 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
             problems.append(("criterion", f"{row.criterion!r} is not a criterion of {round_id} ({judgements})"))
         elif criterion.kind is not CriterionKind.JUDGEMENT:
             problems.append(("criterion", f"{row.criterion} is a check the engine evaluates, not scored by a person"))
-        score = int(row.score) if row.score.lstrip("-").isdigit() else None
+        score = int(row.score) if re.fullmatch(r"-?[0-9]{1,6}", row.score) else None
         if score is None:
             problems.append(("score", f"{row.score!r} is not a whole number"))
+        if row.comment is not None and len(row.comment) > COMMENT_LENGTH:
+            problems.append(("comment", f"is {len(row.comment):,} characters; at most {COMMENT_LENGTH:,}"))
         elif criterion is not None and criterion.scale and score not in criterion.scale:
             problems.append(("score", f"{score} is not on the scale of {criterion.id} "
                                       f"({', '.join(map(str, criterion.scale))})"))
@@ -130,9 +131,7 @@ def refresh_appraisal(session: Session, application: Application, definition: Ro
     """Recompute the application's appraisal and weighted score from its scores."""
     record = session.exec(select(ScreeningRecord).where(ScreeningRecord.application_id == application.id)).one()
     results = appraisal(document_of(application), definition, scores_of(session, application.id or 0))
-    record.appraisal = [{"id": r.id, "title": r.title, "kind": r.kind.value, "weight": str(r.weight),
-                         "outcome": r.outcome.value if r.outcome else None,
-                         "score": None if r.score is None else str(r.score)} for r in results]
+    record.appraisal = appraisal_values(results)
     record.weighted_score = weighted_score(results)
     session.add(record)
 
@@ -178,15 +177,7 @@ def override(session: Session, settings: Settings, round_id: str, reference: str
         refresh_appraisal(session, application, definition)
     else:
         failed = [c for c in record.checks if c["outcome"] == Outcome.FAIL.value]
-        language = application.language
-        kind = NOTICE[verdict]  # type: ignore[index]
-        message = render(kind, language, dict(
-            language=language, contact_name=application.applicant["contact"]["name"], reference=reference,
-            title=application.title, round_title=definition.title_in(language),
-            reasons=[reason_text(c["code"], c["params"], language, definition.currency) for c in failed]
-            + [reason.strip()],
-            status_url=status_page_url(settings, reference, language), programme_email=settings.programme_email))
-        outbox.enqueue_rows(session, [outbox.message_row(
-            key=f"{kind}:{reference}:override", kind=kind, recipient=application.applicant["contact"]["email"],
-            message=message, at=at, round_id=round_id, application_id=application.id)])
+        reasons = [reason_text(c["code"], c["params"], application.language, definition.currency) for c in failed]
+        outbox.enqueue_rows(session, [notice(settings, application, definition, NOTICE[verdict],  # type: ignore[index]
+                                             [*reasons, reason.strip()], key=f"override:{at.isoformat()}", at=at)])
     return True

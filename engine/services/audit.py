@@ -30,9 +30,20 @@ def record(
     session.add(
         AuditEvent(
             at=at, actor=actor, role=role, action=action, subject_type=subject_type, subject_id=subject_id,
-            from_status=from_status, to_status=to_status, reason=reason, details=details,
+            from_status=from_status, to_status=to_status, reason=fit_reason(reason), details=details,
         )
     )
+
+
+REASON_LENGTH = 2000
+
+
+def fit_reason(reason: str | None) -> str | None:
+    """A reason as the audit trail keeps it (at most 2,000 characters; a longer one is
+    cut, its whole text being in the record it explains)."""
+    if reason is None or len(reason) <= REASON_LENGTH:
+        return reason
+    return reason[:REASON_LENGTH - 1] + "…"
 
 
 def history_values(transition: TransitionRecord, *, application_id: int, key: str) -> dict[str, Any]:
@@ -54,4 +65,4 @@ def audit_values(transition: TransitionRecord, *, reference: str, recorded_at: d
     return dict(at=recorded_at, actor=transition.actor, role=transition.role.value,
                 action=f"application.{transition.transition}", subject_type="application", subject_id=reference,
                 from_status=transition.from_status.value if transition.from_status else None,
-                to_status=transition.to_status.value, reason=transition.reason, details=extra or None)
+                to_status=transition.to_status.value, reason=fit_reason(transition.reason), details=extra or None)

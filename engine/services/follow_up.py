@@ -13,13 +13,17 @@ from sqlmodel import Session
 
 from domain.application import DocumentError, FieldError, FormA, FormB, FormC, json_path, load_json
 from domain.lifecycle import Role
+from domain.rounds import RoundStatus
 from engine.services import outbox
 from engine.services.applications import get_application, transition
 from engine.services.errors import InvalidInput, NotAllowed
 from engine.services.intake import status_page_url
 from engine.services.rounds import definition_of, get_round
+from engine.services.screening import screen_in_session
 from engine.settings import Settings
 from notifications import render
+
+ITEM_LENGTH, MAX_ITEMS = 300, 20
 
 
 def request_information(session: Session, settings: Settings, round_id: str, reference: str, items: list[str], *,
@@ -30,6 +34,11 @@ def request_information(session: Session, settings: Settings, round_id: str, ref
     if not items:
         raise InvalidInput("say what is missing, e.g. --item \"Form C signed by the national focal point\"",
                            [FieldError(path="items", message="at least one item is required")])
+    too_long = [FieldError(path=f"items[{i}]", message=f"is {len(item)} characters; at most {ITEM_LENGTH}")
+                for i, item in enumerate(items) if len(item) > ITEM_LENGTH]
+    if too_long or len(items) > MAX_ITEMS:
+        raise InvalidInput(f"at most {MAX_ITEMS} items of at most {ITEM_LENGTH} characters each",
+                           too_long or [FieldError(path="items", message=f"{len(items)} items; at most {MAX_ITEMS}")])
     application = get_application(session, reference)
     if application.round_id != round_id:
         raise NotAllowed(f"{reference} is an application of round {application.round_id}, not {round_id}")
@@ -80,10 +89,10 @@ def _forms(body: bytes | str) -> FormsUpdate:
                              for e in exc.errors()]) from None
 
 
-def resubmit_forms(session: Session, reference: str, body: bytes | str, *, actor: str, role: Role,
-                   at: datetime) -> dict[str, Any]:
-    """Replace the forms sent and put the application back for screening. Sending the
-    same forms again changes nothing."""
+def resubmit_forms(session: Session, settings: Settings, reference: str, body: bytes | str, *, actor: str,
+                   role: Role, at: datetime) -> dict[str, Any]:
+    """Replace the forms sent and screen the application again (at once while its round
+    is in screening; otherwise when screening starts). The same forms again change nothing."""
     try:
         update = _forms(body)
     except DocumentError as exc:
@@ -102,4 +111,7 @@ def resubmit_forms(session: Session, reference: str, body: bytes | str, *, actor
             application.amount_requested = update.form_b.total_requested
         session.add(application)
         session.flush()
-    return {"reference": reference, "status": result.status.value, "changed": result.changed}
+        if get_round(session, application.round_id).status == RoundStatus.SCREENING.value:
+            screen_in_session(session, settings, application.round_id, [application.id or 0], actor=actor, at=at)
+            session.refresh(application)
+    return {"reference": reference, "status": application.status, "changed": result.changed}

@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlmodel import Session, select
 
-from domain.lifecycle import Status
+from domain.lifecycle import APPRAISED_STATUSES
 from engine.services.rounds import definition_of, get_round
 from engine.tables import Application, ScreeningRecord
 from engine.tables import Party as PartyRow
@@ -54,7 +54,9 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
         .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
         .where(Application.round_id == round_id).order_by(Application.id)  # type: ignore[arg-type]
     ).all()
-    passed = {Status.SCREENED.value, Status.GMP_REVIEW.value, Status.READY_FOR_COMMITTEE.value}
+    regions = list(REGIONS)
+    found = sorted(found, key=lambda r: regions.index(r[2].un_regional_group if r[2] else None))  # by region
+    passed = {s.value for s in APPRAISED_STATUSES}
     scores = {a.reference: r.weighted_score for a, r, _ in found
               if a.status in passed and r is not None and r.weighted_score is not None}
     # Equal scores share a rank (1, 1, 3, ...).

@@ -24,7 +24,7 @@ from domain.lifecycle import Role, Status
 from domain.money import STORED
 from domain.parties import Party
 from domain.rounds import RoundDefinition, RoundStatus, accepts_applications
-from domain.screening import RULES_VERSION, ScreeningResult, Verdict, screen, weighted_score
+from domain.screening import RULES_VERSION, CriterionResult, ScreeningResult, Verdict, screen, weighted_score
 from engine.db import unit_of_work
 from engine.services import audit, outbox
 from engine.services.applications import transition_many
@@ -49,13 +49,10 @@ def start_screening(session: Session, round_id: str, *, actor: str, at: datetime
     open round past its deadline is closed first (audited); a round already in
     screening is left as it is."""
     row = get_round(session, round_id, for_update=True)
-    definition = definition_of(row)
     stored = RoundStatus(row.status)
     if stored is RoundStatus.SCREENING:
         return row
-    if stored is RoundStatus.DRAFT or accepts_applications(stored, definition, at):
-        raise NotAllowed(f"round {round_id} is still open for applications (until "
-                         f"{definition.closes_at.isoformat()}); screen it after it closes")
+    ensure_closed(row, at)
     if stored is RoundStatus.OPEN:
         row, _ = close_round(session, round_id, actor=actor, at=at)
     elif stored is not RoundStatus.CLOSED:
@@ -66,6 +63,15 @@ def start_screening(session: Session, round_id: str, *, actor: str, at: datetime
                  subject_type="round", subject_id=round_id, from_status=RoundStatus.CLOSED.value,
                  to_status=RoundStatus.SCREENING.value, details={"effective_at": at.isoformat()})
     return row
+
+
+def ensure_closed(row: Round, at: datetime) -> None:
+    """Screening starts after the round's close: refused while it takes applications."""
+    definition = definition_of(row)
+    stored = RoundStatus(row.status)
+    if stored is RoundStatus.DRAFT or accepts_applications(stored, definition, at):
+        raise NotAllowed(f"round {row.id} is still open for applications (until "
+                         f"{definition.closes_at.isoformat()}); screen it after it closes")
 
 
 def to_screen(session: Session, round_id: str) -> list[int]:
@@ -96,7 +102,7 @@ def fingerprint(application: Application, rules: str, parties: dict[str, Party],
     """The inputs of one application's screening (`rules`: `rules_digest`)."""
     codes = [application.party, *application.applicant.get("co_applicants", [])]
     payload = {
-        "rules": rules, "rank": rank,
+        "rules": rules, "rank": rank, "version": application.version,  # forms sent again are screened again
         "application": [application.applicant, application.form_a, application.form_b, application.form_c],
         "parties": {code: parties[code].model_dump(mode="json") if code in parties else None for code in codes},
     }
@@ -124,10 +130,11 @@ def _check_values(result: ScreeningResult) -> list[dict[str, Any]]:
     return [{**asdict(c), "step": c.step.value, "outcome": c.outcome.value} for c in result.checks]
 
 
-def _appraisal_values(result: ScreeningResult) -> list[dict[str, Any]]:
+def appraisal_values(results: list[CriterionResult]) -> list[dict[str, Any]]:
+    """How a screening record keeps the appraisal (JSON)."""
     return [{"id": r.id, "title": r.title, "kind": r.kind.value, "weight": str(r.weight),
              "outcome": r.outcome.value if r.outcome else None,
-             "score": None if r.score is None else str(r.score)} for r in result.appraisal]
+             "score": None if r.score is None else str(r.score)} for r in results]
 
 
 @dataclass
@@ -142,95 +149,103 @@ def screen_batch(engine: Engine, settings: Settings, round_id: str, application_
                  actor: str, at: datetime) -> BatchSummary:
     """Screen these applications in one transaction (a crash leaves the batch
     undone, never half-done), writing the batch with one statement per table."""
-    summary = BatchSummary()
     with unit_of_work(engine) as session:
-        row = get_round(session, round_id)
-        if RoundStatus(row.status) is not RoundStatus.SCREENING:
-            raise NotAllowed(f"round {round_id} is {row.status}; start screening first (`sip screen {round_id}`)")
-        definition = definition_of(row)
-        rules = rules_digest(row.definition)
-        parties = {p.iso3: Party.model_validate(p, from_attributes=True)
-                   for p in session.exec(select(PartyRow)).all()}
-        applications = session.exec(
-            select(Application).where(Application.id.in_(application_ids))  # type: ignore[union-attr]
-            .order_by(Application.id)  # type: ignore[arg-type]
-        ).all()
-        records = {r.application_id: r for r in session.exec(
-            select(ScreeningRecord).where(ScreeningRecord.application_id.in_(application_ids))  # type: ignore[attr-defined]
-        ).all()}
-        # An application's place among its Party's only matters where the round limits them.
-        ranks = (_party_ranks(session, round_id, {a.party for a in applications})
-                 if definition.max_applications_per_party is not None else {})
-        new_records, events, changes, messages = [], [], [], []
-        for application in applications:
-            if application.status != Status.SUBMITTED.value:
-                continue  # screened meanwhile (an earlier run, or a person)
-            assert application.id is not None
-            rank = ranks.get(application.id, 1)
-            inputs = fingerprint(application, rules, parties, rank)
-            record = records.get(application.id)
-            if record is not None and record.fingerprint == inputs:
-                summary.unchanged += 1
-                continue
-            result = screen(document_of(application), definition, parties, rank)
-            values = dict(fingerprint=inputs, verdict=result.verdict.value, checks=_check_values(result),
-                          appraisal=_appraisal_values(result), weighted_score=weighted_score(result.appraisal),
-                          screened_at=at)
-            if record is None:
-                new_records.append(dict(application_id=application.id, round_id=round_id, override=None, **values))
-            else:  # screened before with other inputs (resubmitted, or the register changed)
-                for name, value in values.items():
-                    setattr(record, name, value)
-                session.add(record)
-            events.append(dict(at=at, actor="screening", role=Role.SYSTEM.value,
-                               action="application.screening_recorded", subject_type="application",
-                               subject_id=application.reference, from_status=None, to_status=None, reason=None,
-                               details={"verdict": result.verdict.value, "fingerprint": inputs,
-                                        "failed": [c.id for c in result.failed],
-                                        "needs_judgement": [c.id for c in result.needing_judgement]}))
-            transition_name = TRANSITION[result.verdict]
-            if transition_name is not None:
-                reason = "; ".join(c.reason for c in result.failed) or None
-                changes.append((application, transition_name, f"screening:{inputs[:16]}", reason))
-            if result.verdict in NOTICE:
-                messages.append(_notice(settings, application, definition, result, inputs, at))
-            summary.screened += 1
-            summary.verdicts[result.verdict.value] = summary.verdicts.get(result.verdict.value, 0) + 1
-        session.flush()  # updated records first
-        if new_records:
-            session.execute(insert(ScreeningRecord.__table__), new_records)  # type: ignore[attr-defined]
-        if events:
-            session.execute(insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
-        transition_many(session, changes, actor=actor, role=Role.SECRETARIAT, at=at)
-        summary.notices = outbox.enqueue_rows(session, messages)
+        return screen_in_session(session, settings, round_id, application_ids, actor=actor, at=at)
+
+
+def screen_in_session(session: Session, settings: Settings, round_id: str, application_ids: list[int], *,
+                      actor: str, at: datetime) -> BatchSummary:
+    """`screen_batch` in the caller's transaction."""
+    summary = BatchSummary()
+    row = get_round(session, round_id)
+    if RoundStatus(row.status) is not RoundStatus.SCREENING:
+        raise NotAllowed(f"round {round_id} is {row.status}; start screening first (`sip screen {round_id}`)")
+    definition = definition_of(row)
+    rules = rules_digest(row.definition)
+    parties = {p.iso3: Party.model_validate(p, from_attributes=True)
+               for p in session.exec(select(PartyRow)).all()}
+    applications = session.exec(
+        select(Application).where(Application.id.in_(application_ids))  # type: ignore[union-attr]
+        .order_by(Application.id)  # type: ignore[arg-type]
+    ).all()
+    records = {r.application_id: r for r in session.exec(
+        select(ScreeningRecord).where(ScreeningRecord.application_id.in_(application_ids))  # type: ignore[attr-defined]
+    ).all()}
+    # An application's place among its Party's only matters where the round limits them.
+    ranks = (_party_ranks(session, round_id, {a.party for a in applications})
+             if definition.max_applications_per_party is not None else {})
+    new_records, events, changes, messages = [], [], [], []
+    for application in applications:
+        if application.status != Status.SUBMITTED.value:
+            continue  # screened meanwhile (an earlier run, or a person)
+        assert application.id is not None
+        rank = ranks.get(application.id, 1)
+        inputs = fingerprint(application, rules, parties, rank)
+        record = records.get(application.id)
+        if record is not None and record.fingerprint == inputs:
+            summary.unchanged += 1
+            continue
+        result = screen(document_of(application), definition, parties, rank)
+        values = dict(fingerprint=inputs, verdict=result.verdict.value, checks=_check_values(result),
+                      appraisal=appraisal_values(result.appraisal), weighted_score=weighted_score(result.appraisal),
+                      screened_at=at)
+        if record is None:
+            new_records.append(dict(application_id=application.id, round_id=round_id, override=None, **values))
+        else:  # screened before with other inputs (resubmitted, or the register changed)
+            values["override"] = None  # a person's decision was about the earlier inputs
+            for name, value in values.items():
+                setattr(record, name, value)
+            session.add(record)
+        events.append(dict(at=at, actor="screening", role=Role.SYSTEM.value,
+                           action="application.screening_recorded", subject_type="application",
+                           subject_id=application.reference, from_status=None, to_status=None, reason=None,
+                           details={"verdict": result.verdict.value, "fingerprint": inputs,
+                                    "failed": [c.id for c in result.failed],
+                                    "needs_judgement": [c.id for c in result.needing_judgement]}))
+        transition_name = TRANSITION[result.verdict]
+        if transition_name is not None:
+            reason = "; ".join(c.reason for c in result.failed) or None
+            changes.append((application, transition_name, f"screening:{inputs[:16]}", reason))
+        if result.verdict in NOTICE:
+            reasons = [reason_text(c.code, c.params, application.language, definition.currency)
+                       for c in result.failed]
+            messages.append(notice(settings, application, definition, NOTICE[result.verdict], reasons,
+                                   key=inputs[:16], at=at))
+        summary.screened += 1
+        summary.verdicts[result.verdict.value] = summary.verdicts.get(result.verdict.value, 0) + 1
+    session.flush()  # updated records first
+    if new_records:
+        session.execute(insert(ScreeningRecord.__table__), new_records)  # type: ignore[attr-defined]
+    if events:
+        session.execute(insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
+    transition_many(session, changes, actor=actor, role=Role.SECRETARIAT, at=at)
+    summary.notices = outbox.enqueue_rows(session, messages)
     return summary
 
 
-def _notice(settings: Settings, application: Application, definition: RoundDefinition,
-            result: ScreeningResult, inputs: str, at: datetime) -> dict[str, Any]:
+def notice(settings: Settings, application: Application, definition: RoundDefinition, kind: str,
+           reasons: list[str], *, key: str, at: datetime) -> dict[str, Any]:
+    """The outbox row telling the applicant, in their language, that the application is
+    incomplete or ineligible, and why. `key` makes it one message per screening."""
     language = application.language
-    kind = NOTICE[result.verdict]
     message = render(kind, language, dict(
         language=language, contact_name=application.applicant["contact"]["name"], reference=application.reference,
-        title=application.title, round_title=definition.title_in(language),
-        reasons=[reason_text(c.code, c.params, language, definition.currency) for c in result.failed],
+        title=application.title, round_title=definition.title_in(language), reasons=reasons,
         status_url=status_page_url(settings, application.reference, language),
         programme_email=settings.programme_email,
     ))
-    return outbox.message_row(
-        key=f"{kind}:{application.reference}:{inputs[:16]}", kind=kind,
-        recipient=application.applicant["contact"]["email"], message=message, at=at,
-        round_id=application.round_id, application_id=application.id)
+    return outbox.message_row(key=f"{kind}:{application.reference}:{key}", kind=kind,
+                              recipient=application.applicant["contact"]["email"], message=message, at=at,
+                              round_id=application.round_id, application_id=application.id)
 
 
 def screening_counts(session: Session, round_id: str) -> dict[str, int]:
-    """Applications of the round by screening verdict (those not yet screened too)."""
-    rows = session.exec(
-        select(ScreeningRecord.verdict, func.count()).where(ScreeningRecord.round_id == round_id)
-        .group_by(ScreeningRecord.verdict)
-    ).all()
-    counts = dict(rows)
+    """Applications of the round by screening verdict (a person's override counts as its
+    verdict), and those not screened yet."""
+    counts: Counter[str] = Counter()
+    for verdict, override in session.exec(
+            select(ScreeningRecord.verdict, ScreeningRecord.override).where(ScreeningRecord.round_id == round_id)):
+        counts[(override or {}).get("verdict", verdict)] += 1
     total = session.exec(select(func.count()).select_from(Application)
                          .where(Application.round_id == round_id)).one()
-    counts["not_screened"] = total - sum(counts.values())
-    return counts
+    return {**counts, "not_screened": total - sum(counts.values())}

@@ -34,7 +34,8 @@ def test_a_complete_application_from_an_eligible_party_is_screened() -> None:
     result = screen(doc("ben-asgm-complete.json"), ROUND1, PARTIES)
     assert result.verdict is Verdict.SCREENED and result.failed == []
     assert {c.step.value for c in result.checks} == {"completeness", "eligibility"}
-    assert result.unscored == [c.id for c in ROUND1.criteria if c.kind.value == "judgement"]
+    assert [r.id for r in result.appraisal if r.score is None] == [
+        c.id for c in ROUND1.criteria if c.kind.value == "judgement"]
     national = next(r for r in result.appraisal if r.id == "national_consultation")
     assert national.outcome is Outcome.PASS
 
