@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from intake import PG_ADMIN, documents, postgres_available  # noqa: E402
+from intake import PG_ADMIN, documents, drop_database, postgres_available  # noqa: E402
 
 ROUND = "sip-2018-r1"
 AT = "2018-09-03T09:00:00+02:00"
@@ -85,16 +85,6 @@ def copy_of(url: str, folder: Path) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"'))
     admin.dispose()
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    if url.startswith("postgresql"):
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def phase(name: str, url: str, folder: Path) -> dict[str, Any]:
@@ -190,14 +180,14 @@ def main() -> None:
                                           "--folder", str(folder)], env=env, capture_output=True, text=True,
                                          check=False)
                 finally:
-                    drop(url)
+                    drop_database(url)
                 if out.returncode != 0:
                     print(f"    {name} failed:\n{out.stderr[-3000:]}")
                     sys.exit(1)
                 r = results[(count, name)] = json.loads(out.stdout.strip().splitlines()[-1])
                 print(f"    {count:>6,} {name:<7} {r['seconds']:7.2f} s  {r['per_second']:8,.0f} applications/s  "
                       f"RSS +{r['rss_growth_mb']:.0f} MB during the phase (peak {r['peak_rss_mb']:.0f} MB)", flush=True)
-            drop(template)
+            drop_database(template)
         big = args.count
         ratio = results[(big, "flow")]["seconds"] / results[(big, "plain")]["seconds"]
         print(f"  {backend}: flow / plain = {ratio:.2f}x (target: within 1.5x) {'met' if ratio <= 1.5 else 'NOT met'}; "

@@ -142,3 +142,57 @@ def prefect_harness() -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=90), \
             temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+def changed(raw: bytes, **paths: object) -> bytes:
+    """A JSON document with fields replaced; `a__b=1` sets document["a"]["b"] = 1."""
+    import json
+
+    doc = json.loads(raw)
+    for dotted, value in paths.items():
+        target = doc
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return json.dumps(doc).encode()
+
+
+AFTER_CLOSE = datetime(2018, 9, 3, 9, tzinfo=UTC)
+RECEIVED = "2018-08-20T10:00:00+02:00"
+
+
+def received(name: str, **changes: object) -> bytes:
+    """An example application as the secretariat would import it (received in the round)."""
+    return changed(example(name), **{"received_at": RECEIVED, **changes})
+
+
+@pytest.fixture
+def imported(open_round1: Runtime) -> Runtime:
+    """Round 1 with four imported applications: complete (Benin), incomplete (Lesotho),
+    ineligible (Switzerland), and one whose Party's date is unknown (Cameroon)."""
+    from engine.services.intake import import_batch
+
+    files = [(n, received(n)) for n in ("ben-asgm-complete.json", "lso-inventory-no-form-c.json",
+                                        "che-products-ineligible.json")]
+    files.append(("cmr.json", received("ben-asgm-complete.json", applicant__party="CMR", form_a__title="Cameroon")))
+    assert all(r.ok for r in import_batch(open_round1.engine, open_round1.settings, ROUND1, files, actor="s",
+                                          now=AFTER_CLOSE))
+    return open_round1
+
+
+def run(rt: Runtime, batch: int = 500) -> list:
+    """Screen round 1 as the flow does, batch by batch."""
+    from engine.services.screening import screen_batch, start_screening, to_screen
+
+    with unit_of_work(rt.engine) as session:
+        start_screening(session, ROUND1, actor="officer", at=AFTER_CLOSE)
+        ids = to_screen(session, ROUND1)
+    return [screen_batch(rt.engine, rt.settings, ROUND1, ids[i:i + batch], actor="officer", at=AFTER_CLOSE)
+            for i in range(0, len(ids), batch)]
+
+
+@pytest.fixture
+def screened(imported: Runtime) -> Runtime:
+    run(imported)
+    return imported

@@ -19,16 +19,11 @@ from engine.services.report import report_csv, report_rows, write_report
 from engine.services.rounds import open_round
 from engine.services.setup import Runtime
 from engine.tables import Application, AppraisalScore, AuditEvent, OutboxMessage, ScreeningRecord
-from tests.test_screening import AFTER_CLOSE, imported, received, run  # noqa: F401 - the fixture is used
+from tests.conftest import AFTER_CLOSE, received
 
 SHEET = "reference,criterion,score,comment\n"
 BEN, LSO, CHE, CMR = "SIP-2018-R1-0001", "SIP-2018-R1-0002", "SIP-2018-R1-0003", "SIP-2018-R1-0004"
 
-
-@pytest.fixture
-def screened(imported: Runtime) -> Runtime:  # noqa: F811 - pytest fixture
-    run(imported)
-    return imported
 
 
 def record(rt: Runtime, reference: str) -> ScreeningRecord:

@@ -15,18 +15,12 @@ from engine.services.follow_up import request_information, resubmit_forms
 from engine.services.screening import screen_batch, to_screen
 from engine.services.setup import Runtime
 from engine.tables import Application, OutboxMessage, ScreeningRecord
-from tests.conftest import ROUND1, example
-from tests.test_screening import AFTER_CLOSE, imported, run  # noqa: F401 - the fixture is used
+from tests.conftest import AFTER_CLOSE, ROUND1, example, run
 
 LSO = "SIP-2018-R1-0002"
 FORM_C = {"form_c": {"signed_by": "Thabo Mokoena", "function": "National focal point", "signed_on": "2018-09-10",
                      "consultation_confirmed": True}}
 
-
-@pytest.fixture
-def screened(imported: Runtime) -> Runtime:  # noqa: F811 - pytest fixture
-    run(imported)
-    return imported
 
 
 def status(rt: Runtime, reference: str) -> str:

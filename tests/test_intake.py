@@ -19,7 +19,7 @@ from engine.services.setup import Runtime
 from engine.services.tokens import token_matches
 from engine.tables import Application, AuditEvent, IntakeKey, OutboxMessage, StatusChange
 from notifications import ACCESS_CODE_PLACEHOLDER
-from tests.conftest import IN_ROUND1, ROUND1, example
+from tests.conftest import IN_ROUND1, ROUND1, changed, example
 
 BEN = example("ben-asgm-complete.json")
 TABLES = (Application, StatusChange, AuditEvent, IntakeKey, OutboxMessage)
@@ -28,17 +28,6 @@ TABLES = (Application, StatusChange, AuditEvent, IntakeKey, OutboxMessage)
 def counts(rt: Runtime) -> dict[str, int]:
     with unit_of_work(rt.engine) as session:
         return {t.__tablename__: session.exec(select(func.count()).select_from(t)).one() for t in TABLES}
-
-
-def with_changes(raw: bytes, **paths: object) -> bytes:
-    doc = json.loads(raw)
-    for dotted, value in paths.items():
-        target = doc
-        *parents, leaf = dotted.split("__")
-        for part in parents:
-            target = target[part]
-        target[leaf] = value
-    return json.dumps(doc).encode()
 
 
 def test_a_submission_is_stored_with_its_history_audit_and_receipt_in_one_go(open_round1: Runtime) -> None:
@@ -81,7 +70,7 @@ def test_the_same_idempotency_key_with_other_content_is_a_conflict(open_round1: 
     rt = open_round1
     submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="k-1", now=IN_ROUND1)
     before = counts(rt)
-    other = with_changes(BEN, form_a__title="Another project")
+    other = changed(BEN, form_a__title="Another project")
     with pytest.raises(Conflict, match="already used for application SIP-2018-R1-0001"):
         submit_application(rt.engine, rt.settings, ROUND1, other, idempotency_key="k-1", now=IN_ROUND1)
     assert counts(rt) == before
@@ -90,7 +79,7 @@ def test_the_same_idempotency_key_with_other_content_is_a_conflict(open_round1: 
 def test_an_unknown_party_is_refused_with_its_path_and_nothing_is_written(open_round1: Runtime) -> None:
     rt = open_round1
     before = counts(rt)
-    body = with_changes(BEN, applicant__party="XYZ", applicant__co_applicants=["TGO", "QQQ"])
+    body = changed(BEN, applicant__party="XYZ", applicant__co_applicants=["TGO", "QQQ"])
     with pytest.raises(InvalidInput) as caught:
         submit_application(rt.engine, rt.settings, ROUND1, body, now=IN_ROUND1)
     paths = {e.path: e.message for e in caught.value.errors}
@@ -102,12 +91,12 @@ def test_an_unknown_party_is_refused_with_its_path_and_nothing_is_written(open_r
 @pytest.mark.parametrize("body,path", [
     (b"not json at all", "$"),
     (b'["an", "array"]', "$"),
-    (with_changes(BEN, format="sip-application/0"), "$.format"),
-    (with_changes(BEN, form_b__total_requested=-1), "$.form_b.total_requested"),
-    (with_changes(BEN, form_b__total_requested="190000"), "$.form_b.total_requested"),
-    (with_changes(BEN, form_a__title="x" * 5_000_000), "$.form_a.title"),
-    (with_changes(BEN, round="sip-2019-r2"), "$.round"),
-    (with_changes(BEN, received_at="2018-07-01T10:00:00+02:00"), "$.received_at"),
+    (changed(BEN, format="sip-application/0"), "$.format"),
+    (changed(BEN, form_b__total_requested=-1), "$.form_b.total_requested"),
+    (changed(BEN, form_b__total_requested="190000"), "$.form_b.total_requested"),
+    (changed(BEN, form_a__title="x" * 5_000_000), "$.form_a.title"),
+    (changed(BEN, round="sip-2019-r2"), "$.round"),
+    (changed(BEN, received_at="2018-07-01T10:00:00+02:00"), "$.received_at"),
 ])
 def test_bad_input_is_refused_by_path_and_leaves_the_database_as_it_was(open_round1: Runtime, body: bytes,
                                                                         path: str) -> None:
@@ -146,7 +135,7 @@ def _late_time() -> datetime:
 
 def test_an_import_is_back_dated_to_its_receipt_time_and_mails_the_access_code(open_round1: Runtime) -> None:
     rt = open_round1
-    body = with_changes(BEN, received_at="2018-08-24T15:40:00+01:00")
+    body = changed(BEN, received_at="2018-08-24T15:40:00+01:00")
     [item] = import_batch(rt.engine, rt.settings, ROUND1, [("ben.json", body)], actor="secretariat",
                           now=_late_time())
     assert item.ok and item.created
@@ -163,18 +152,18 @@ def test_an_import_is_back_dated_to_its_receipt_time_and_mails_the_access_code(o
 
 def test_an_import_received_after_the_deadline_is_refused(open_round1: Runtime) -> None:
     rt = open_round1
-    body = with_changes(BEN, received_at="2018-09-01T00:00:00+02:00")
+    body = changed(BEN, received_at="2018-09-01T00:00:00+02:00")
     [item] = import_batch(rt.engine, rt.settings, ROUND1, [("late.json", body)], actor="s", now=_late_time())
     assert not item.ok and item.errors[0].path == "$.received_at" and "outside the round" in item.errors[0].message
 
 
 def test_a_batch_of_100_with_3_bad_files_imports_97_and_reports_3(open_round1: Runtime) -> None:
     rt = open_round1
-    good = [(f"{i:03d}.json", with_changes(BEN, received_at="2018-08-01T10:00:00+02:00",
+    good = [(f"{i:03d}.json", changed(BEN, received_at="2018-08-01T10:00:00+02:00",
                                            form_a__title=f"Project {i}")) for i in range(97)]
-    bad = [("bad-json.json", b"{"), ("bad-party.json", with_changes(BEN, received_at="2018-08-01T10:00:00+02:00",
+    bad = [("bad-json.json", b"{"), ("bad-party.json", changed(BEN, received_at="2018-08-01T10:00:00+02:00",
                                                                             applicant__party="ZZZ")),
-           ("bad-amount.json", with_changes(BEN, received_at="2018-08-01T10:00:00+02:00",
+           ("bad-amount.json", changed(BEN, received_at="2018-08-01T10:00:00+02:00",
                                             form_b__total_requested=-3))]
     results = import_batch(rt.engine, rt.settings, ROUND1, good[:50] + bad + good[50:], actor="s", now=_late_time())
     assert sum(r.ok for r in results) == 97
@@ -213,7 +202,7 @@ def test_two_concurrent_submissions_with_one_idempotency_key_make_one_applicatio
 
 
 def test_round_and_register_errors_are_listed_with_the_format_errors(open_round1: Runtime) -> None:
-    body = with_changes(BEN, format="nope", round="sip-2019-r2", applicant__party="QQQ",
+    body = changed(BEN, format="nope", round="sip-2019-r2", applicant__party="QQQ",
                         received_at="2018-07-01T10:00:00+02:00")
     with pytest.raises(InvalidInput) as caught:
         submit_application(open_round1.engine, open_round1.settings, ROUND1, body, now=IN_ROUND1)
@@ -226,7 +215,7 @@ def test_a_round_whose_date_came_but_that_was_not_opened_says_so(rt: Runtime) ->
 
 
 def test_an_import_outside_the_round_is_reported_with_the_format_errors(open_round1: Runtime) -> None:
-    body = with_changes(BEN, received_at="2018-09-01T00:00:00+02:00", form_b__total_requested=-1)
+    body = changed(BEN, received_at="2018-09-01T00:00:00+02:00", form_b__total_requested=-1)
     [item] = import_batch(open_round1.engine, open_round1.settings, ROUND1, [("x.json", body)], actor="s",
                           now=_late_time())
     assert {e.path for e in item.errors} == {"$.received_at", "$.form_b.total_requested"}
@@ -246,9 +235,9 @@ def test_an_applicant_cannot_name_an_imports_key_to_get_its_access_code(open_rou
     from engine.services.intake import import_key
 
     rt = open_round1
-    body = with_changes(BEN, received_at="2018-08-01T10:00:00+02:00")
+    body = changed(BEN, received_at="2018-08-01T10:00:00+02:00")
     [item] = import_batch(rt.engine, rt.settings, ROUND1, [("a.json", body)], actor="s", now=IN_ROUND1)
-    api_body = with_changes(BEN)
+    api_body = changed(BEN)
     receipt = submit_application(rt.engine, rt.settings, ROUND1, api_body, idempotency_key=import_key(body),
                                  now=IN_ROUND1)
     assert receipt.created and receipt.reference != item.reference

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
@@ -11,44 +10,10 @@ from sqlmodel import select
 
 from engine.db import unit_of_work
 from engine.services.errors import NotAllowed
-from engine.services.intake import import_batch
 from engine.services.screening import screen_batch, start_screening, to_screen
 from engine.services.setup import Runtime
 from engine.tables import Application, AuditEvent, OutboxMessage, ScreeningRecord, StatusChange
-from tests.conftest import ROUND1, example
-
-AFTER_CLOSE = datetime(2018, 9, 3, 9, tzinfo=UTC)
-RECEIVED = "2018-08-20T10:00:00+02:00"
-
-
-def received(name: str, **changes: object) -> bytes:
-    doc = json.loads(example(name))
-    doc["received_at"] = RECEIVED
-    for dotted, value in changes.items():
-        target = doc
-        *parents, leaf = dotted.split("__")
-        for part in parents:
-            target = target[part]
-        target[leaf] = value
-    return json.dumps(doc).encode()
-
-
-@pytest.fixture
-def imported(open_round1: Runtime) -> Runtime:
-    files = [(n, received(n)) for n in ("ben-asgm-complete.json", "lso-inventory-no-form-c.json",
-                                        "che-products-ineligible.json")]
-    files.append(("cmr.json", received("ben-asgm-complete.json", applicant__party="CMR", form_a__title="Cameroon")))
-    assert all(r.ok for r in import_batch(open_round1.engine, open_round1.settings, ROUND1, files, actor="s",
-                                          now=AFTER_CLOSE))
-    return open_round1
-
-
-def run(rt: Runtime, batch: int = 500):
-    with unit_of_work(rt.engine) as session:
-        start_screening(session, ROUND1, actor="officer", at=AFTER_CLOSE)
-        ids = to_screen(session, ROUND1)
-    return [screen_batch(rt.engine, rt.settings, ROUND1, ids[i:i + batch], actor="officer", at=AFTER_CLOSE)
-            for i in range(0, len(ids), batch)]
+from tests.conftest import AFTER_CLOSE, ROUND1, run
 
 
 def state(rt: Runtime) -> dict[str, object]:

@@ -15,16 +15,10 @@ from engine.services.intake import import_batch
 from engine.services.screening import screen_batch, screening_counts, to_screen
 from engine.services.setup import Runtime
 from engine.tables import Application, OutboxMessage, ScreeningRecord
-from tests.conftest import ROUND1
-from tests.test_screening import AFTER_CLOSE, imported, received, run  # noqa: F401 - the fixture is used
+from tests.conftest import AFTER_CLOSE, ROUND1, received, run
 
 LSO, CHE = "SIP-2018-R1-0002", "SIP-2018-R1-0003"
 
-
-@pytest.fixture
-def screened(imported: Runtime) -> Runtime:  # noqa: F811 - pytest fixture
-    run(imported)
-    return imported
 
 
 def _role():

@@ -12,9 +12,8 @@ import pytest
 from api.app import create_app
 from engine.services.setup import Runtime
 from engine.services.tokens import token_hash
-from tests.conftest import ROUND1
+from tests.conftest import AFTER_CLOSE, ROUND1
 from tests.test_api import Clock
-from tests.test_screening import AFTER_CLOSE, imported  # noqa: F401 - the fixture is used
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -25,7 +24,7 @@ OFFICER = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture
-def client(imported: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:  # noqa: F811
+def client(imported: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     settings = imported.settings.model_copy(update={"secretariat_keys": f"amina.diallo:{token_hash(KEY)}"})
     with TestClient(create_app(settings, now=Clock(AFTER_CLOSE))) as client:
         yield client

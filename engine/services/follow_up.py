@@ -53,7 +53,7 @@ def request_information(session: Session, settings: Settings, round_id: str, ref
     language = application.language
     message = render("information_requested", language, dict(
         language=language, contact_name=application.applicant["contact"]["name"], reference=reference,
-        title=application.title, round_title=definition.title_in(language), items=items, due=due,
+        title=application.title, round_title=definition.title_in(language), points=items, due=due,
         status_url=status_page_url(settings, reference, language), programme_email=settings.programme_email))
     outbox.enqueue_rows(session, [outbox.message_row(
         key=f"information_requested:{reference}:{at.isoformat()}", kind="information_requested",

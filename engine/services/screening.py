@@ -230,7 +230,7 @@ def notice(settings: Settings, application: Application, definition: RoundDefini
     language = application.language
     message = render(kind, language, dict(
         language=language, contact_name=application.applicant["contact"]["name"], reference=application.reference,
-        title=application.title, round_title=definition.title_in(language), reasons=reasons,
+        title=application.title, round_title=definition.title_in(language), points=reasons,
         status_url=status_page_url(settings, application.reference, language),
         programme_email=settings.programme_email,
     ))
