@@ -101,6 +101,8 @@ class RoundDefinition(BaseModel):
     completeness_checks: list[CompletenessCheck] = Field(default=list(COMPLETENESS_CHECKS))
     #: Days an applicant has to send items the secretariat asks for (unless it gives a date).
     response_days: int = Field(default=14, ge=1, le=365)
+    #: Global Mercury Partnership reviewers per application (rounds with the gmp_review stage).
+    reviewers_per_application: int = Field(default=2, ge=1, le=10)
     languages: list[Literal["en", "fr", "es"]] = ["en", "fr", "es"]
     criteria_set: str = Field(min_length=1, description="where the criteria come from, e.g. 'default'")
     criteria: list[Criterion]

@@ -488,6 +488,67 @@ def outbox_list(
         typer.echo(f"{m.id:>5}  {m.recipient:<40} {m.kind:<10} {m.language}  {m.state}")
 
 
+# --- GMP review --------------------------------------------------------------------
+
+reviewers_app = typer.Typer(no_args_is_help=True, help="The register of Global Mercury Partnership reviewers.")
+review_app = typer.Typer(no_args_is_help=True, help="Global Mercury Partnership technical review.")
+app.add_typer(reviewers_app, name="reviewers")
+app.add_typer(review_app, name="review")
+
+
+@reviewers_app.command("load")
+def reviewers_load(file: Annotated[Path, typer.Argument(
+        help="CSV: name,email,organisation,country,areas,languages,max_load (areas and languages separated by ;)")]
+                   ) -> None:
+    """Add or update reviewers from FILE (every row is checked first)."""
+    from engine.services.review import load_reviewers, parse_reviewers
+
+    rt = runtime()
+    with service_errors():
+        try:
+            text = file.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            fail(f"{file}: cannot read the reviewers file: {exc.strerror or exc}")
+        reviewers = parse_reviewers(text, str(file))
+        with unit_of_work(rt.engine) as session:
+            counts = load_reviewers(session, reviewers, source=str(file), actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{file}: {counts['reviewers']} reviewers ({counts['added']} added, {counts['updated']} updated)")
+
+
+@reviewers_app.command("list")
+def reviewers_list(as_json: JsonOpt = False) -> None:
+    """The register of reviewers."""
+    from sqlmodel import select
+
+    from engine.tables import Reviewer
+
+    rows = in_session(lambda s: s.exec(select(Reviewer).order_by(Reviewer.email)).all())
+    if as_json:
+        print_json([r.model_dump(exclude={"id"}) for r in rows])
+        return
+    for r in rows:
+        typer.echo(f"{r.email:<35} {r.name:<25} {r.country}  load ≤ {r.max_load:<3} {';'.join(r.areas)}")
+
+
+@review_app.command("assign")
+def review_assign(round_id: str, as_json: JsonOpt = False) -> None:
+    """Propose reviewers for the round's screened applications (the `assign-gmp-reviewers` flow)."""
+    runtime()
+    from flows.review import assign_gmp_reviewers_flow
+
+    placements: Any = _run_flow(assign_gmp_reviewers_flow, round_id=round_id, actor=ACTOR)
+    if as_json:
+        print_json([{k: p[k] for k in ("reference", "reviewers", "unfilled", "reasons")} for p in placements])
+        return
+    for p in placements:
+        typer.echo(f"{p['reference']}  {', '.join(p['reviewers']) or '(none)'}"
+                   + (f"  — {p['unfilled']} place(s) unfilled" if p["unfilled"] else ""))
+        for reason in p["reasons"]:
+            typer.echo(f"    {reason}")
+    unfilled = sum(p["unfilled"] for p in placements)
+    typer.echo(f"{len(placements)} applications; {unfilled} place(s) unfilled")
+
+
 # --- secretariat API keys -------------------------------------------------------
 
 keys_app = typer.Typer(no_args_is_help=True, help="The secretariat's API keys.")

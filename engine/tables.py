@@ -202,3 +202,48 @@ class AppraisalScore(SQLModel, table=True):
     comment: str | None = Field(default=None, max_length=4000)
     scored_by: str = Field(max_length=200)
     scored_at: datetime = _ts(nullable=False)
+
+
+class Reviewer(SQLModel, table=True):
+    """A Global Mercury Partnership expert in the secretariat's register."""
+
+    __tablename__ = "reviewer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(max_length=200)
+    organisation: str = Field(max_length=300)
+    country: str = Field(max_length=3)
+    areas: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    languages: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    max_load: int
+    active: bool = True
+    updated_at: datetime = _ts(nullable=False)
+
+
+class ReviewAssignment(SQLModel, table=True):
+    """A reviewer asked to review an application (proposed until invited)."""
+
+    __tablename__ = "review_assignment"
+    __table_args__ = (UniqueConstraint("application_id", "reviewer_id", name="uq_review_assignment"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    reviewer_id: int = Field(foreign_key="reviewer.id", index=True)
+    state: str = Field(default="proposed", max_length=20)
+    created_at: datetime = _ts(nullable=False)
+
+
+class DeclaredConflict(SQLModel, table=True):
+    """A conflict of interest declared by a reviewer or recorded by the secretariat."""
+
+    __tablename__ = "declared_conflict"
+    __table_args__ = (UniqueConstraint("reviewer_id", "application_id", name="uq_declared_conflict"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    reviewer_id: int = Field(foreign_key="reviewer.id")
+    application_id: int = Field(foreign_key="application.id")
+    reason: str = Field(max_length=2000)
+    declared_by: str = Field(max_length=200)
+    declared_at: datetime = _ts(nullable=False)
