@@ -70,6 +70,15 @@ def in_session(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(session, *args, **kwargs)
 
 
+def read_text(path: Path, what: str) -> str:
+    """A text file the user named (UTF-8, with or without a byte-order mark), or a clear error."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}")
+    raise AssertionError("unreachable")
+
+
 def local(value: datetime, zone: str = "Europe/Zurich") -> str:
     from zoneinfo import ZoneInfo
 
@@ -397,11 +406,7 @@ def screen_scores(
 
     rt = runtime()
     with service_errors():
-        try:
-            text = file.read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            fail(f"{file}: cannot read the scoring sheet: {exc.strerror or exc}")
-        rows = parse_score_sheet(text, str(file))
+        rows = parse_score_sheet(read_text(file, "the scoring sheet"), str(file))
         with unit_of_work(rt.engine) as session:
             changed = record_scores(session, round_id, rows, actor=ACTOR, at=Runtime.now())
     typer.echo(f"{file}: {len(rows)} scores read, {changed} recorded ({len(rows) - changed} unchanged)")
@@ -505,11 +510,7 @@ def reviewers_load(file: Annotated[Path, typer.Argument(
 
     rt = runtime()
     with service_errors():
-        try:
-            text = file.read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            fail(f"{file}: cannot read the reviewers file: {exc.strerror or exc}")
-        reviewers = parse_reviewers(text, str(file))
+        reviewers = parse_reviewers(read_text(file, "the reviewers file"), str(file))
         with unit_of_work(rt.engine) as session:
             counts = load_reviewers(session, reviewers, source=str(file), actor=ACTOR, at=Runtime.now())
     typer.echo(f"{file}: {counts['reviewers']} reviewers ({counts['added']} added, {counts['updated']} updated)")
