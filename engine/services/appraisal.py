@@ -4,8 +4,6 @@ reason. Everything is checked before anything is written, and audited."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +17,7 @@ from domain.rounds import CriterionKind, RoundDefinition
 from domain.screening import Outcome, appraisal, weighted_score
 from engine.services import audit, outbox
 from engine.services.applications import get_application, transition
+from engine.services.csvfile import csv_rows
 from engine.services.errors import InvalidInput, NotAllowed
 from engine.services.rounds import definition_of, get_round
 from engine.services.screening import NOTICE, appraisal_values, document_of, notice
@@ -41,13 +40,8 @@ class ScoreRow:
 
 
 def parse_score_sheet(text: str, source: str) -> list[ScoreRow]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in SHEET_COLUMNS[:3] if c not in (reader.fieldnames or [])]
-    if missing:
-        raise InvalidInput(f"{source}: missing columns {', '.join(missing)}; expected {','.join(SHEET_COLUMNS)}")
-    rows = [ScoreRow((r.get("reference") or "").strip(), (r.get("criterion") or "").strip(),
-                     (r.get("score") or "").strip(), (r.get("comment") or "").strip() or None,
-                     f"{source}:{reader.line_num}") for r in reader]
+    rows = [ScoreRow(r["reference"], r["criterion"], r["score"], r["comment"] or None, f"{source}:{line}")
+            for line, r in csv_rows(text, source, SHEET_COLUMNS, required=SHEET_COLUMNS[:3])]
     if not rows:
         raise InvalidInput(f"{source}: no scores in the file")
     return rows

@@ -3,8 +3,6 @@ replacement by the secretariat (`sip parties load FILE`)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from sqlmodel import Session, select
 from domain.application import FieldError
 from domain.parties import Party
 from engine.services import audit
+from engine.services.csvfile import csv_rows
 from engine.services.errors import InvalidInput
 from engine.tables import Party as PartyRow
 
@@ -24,16 +23,11 @@ COLUMNS = ["iso3", "iso2", "name", "un_regional_group", "party_since", "ldc", "s
 
 def parse_parties(text: str, source: str) -> list[Party]:
     """Every row is checked; all problems are reported together, by line."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise InvalidInput(f"{source}: missing columns {', '.join(missing)}; expected {','.join(COLUMNS)}")
     errors: list[FieldError] = []
     parties: list[Party] = []
     seen: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        cleaned = {k: (v.strip() if v and v.strip() else None) for k, v in row.items() if k in COLUMNS}
+    for line, row in csv_rows(text, source, COLUMNS):
+        cleaned = {k: v or None for k, v in row.items()}
         try:
             party = Party.model_validate(cleaned)
         except ValidationError as exc:

@@ -3,8 +3,6 @@ reviewers to a round's screened applications."""
 
 from __future__ import annotations
 
-import csv
-import io
 import tomllib
 from dataclasses import asdict
 from datetime import datetime
@@ -20,6 +18,7 @@ from domain.application import FieldError
 from domain.lifecycle import Status
 from domain.review import AreaMap, Placement, Reviewer, Subject, assign
 from engine.services import audit
+from engine.services.csvfile import csv_rows
 from engine.services.errors import InvalidInput, NotAllowed
 from engine.services.rounds import definition_of, get_round
 from engine.tables import Application, DeclaredConflict, ReviewAssignment
@@ -36,16 +35,11 @@ def area_map(path: Path = AREA_MAP) -> AreaMap:
 
 def parse_reviewers(text: str, source: str) -> list[Reviewer]:
     """Every row is checked; all problems are reported together, by line."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise InvalidInput(f"{source}: missing columns {', '.join(missing)}; expected {','.join(COLUMNS)}")
     errors: list[FieldError] = []
     reviewers: list[Reviewer] = []
     seen: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        values: dict[str, Any] = {k: (v or "").strip() for k, v in row.items() if k in COLUMNS}
+    for line, row in csv_rows(text, source, COLUMNS):
+        values: dict[str, Any] = dict(row)
         values["areas"] = tuple(a.strip() for a in values["areas"].split(";") if a.strip())
         values["languages"] = tuple(a.strip() for a in values["languages"].split(";") if a.strip())
         try:
