@@ -11,10 +11,14 @@ import heapq
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from domain.rounds import ReviewSettings, TechnicalCriterion
 
 #: The eight partnership areas of the Global Mercury Partnership.
 Area = Literal["artisanal_gold_mining", "chlor_alkali", "air_transport_fate_research", "products",
@@ -67,6 +71,7 @@ class Subject:
     countries: frozenset[str]  # applicant and co-applicants
     executing_agency: str
     areas: frozenset[str]
+    assigned: tuple[str, ...] = ()  # reviewers (e-mails) it already has: they hold places
 
 
 def _normalised(organisation: str) -> str:
@@ -116,13 +121,17 @@ class Placement:
 
 def assign(subjects: list[Subject], reviewers: list[Reviewer], per_application: int,
            declared: Mapping[tuple[str, str], str] | None = None,
-           loads: Mapping[str, int] | None = None) -> list[Placement]:
+           loads: Mapping[str, int] | None = None,
+           excluded: Mapping[tuple[str, str], str] | None = None) -> list[Placement]:
     """Give each application `per_application` reviewers. The most constrained
     applications (fewest possible reviewers) are placed first, each taking the least
     loaded of its possible reviewers, so that load is spread and as few places as
     possible are left unfilled. `loads` are assignments the reviewers already have in
-    the round. The result follows the order of `subjects` and is deterministic."""
+    the round; `excluded` maps (e-mail, reference) to why that reviewer is not to be
+    proposed again (they declined, or the secretariat removed them). The result
+    follows the order of `subjects` and is deterministic."""
     declared = declared or {}
+    excluded = excluded or {}
     people = [_Person.of(r) for r in reviewers]
     load = {p.email: (loads or {}).get(p.email, 0) for p in people}
     capacity = {p.email: p.max_load for p in people}
@@ -133,28 +142,33 @@ def assign(subjects: list[Subject], reviewers: list[Reviewer], per_application: 
     candidates: dict[str, list[str]] = {}
     left_out: dict[str, list[str]] = {}
     for subject in subjects:
-        possible, excluded = [], []
+        possible: list[str] = []
+        left: list[str] = []
         agency = _normalised(subject.executing_agency)
         for index in sorted({i for area in subject.areas for i in by_area.get(area, [])}):  # register order
             person = people[index]
+            if person.email in subject.assigned:
+                continue
             if (person.country in subject.countries or (person.organisation and person.organisation == agency)
                     or (person.email, subject.reference) in declared):
                 why = _conflicts(person, subject, declared)
-                excluded.append(f"{person.email} not chosen: conflict of interest ({', '.join(w.value for w in why)})")
+                left.append(f"{person.email} not chosen: conflict of interest ({', '.join(w.value for w in why)})")
+            elif (person.email, subject.reference) in excluded:
+                left.append(f"{person.email} not chosen: {excluded[person.email, subject.reference]}")
             else:
                 possible.append(person.email)
         candidates[subject.reference] = possible
-        left_out[subject.reference] = excluded
+        left_out[subject.reference] = left
     order = sorted(range(len(subjects)), key=lambda i: (len(candidates[subjects[i].reference]), i))
-    placements = {s.reference: Placement(s.reference) for s in subjects}
+    placements = {s.reference: Placement(s.reference, list(s.assigned)) for s in subjects}
     for index in order:
         subject = subjects[index]
         placement = placements[subject.reference]
         free = [(load[e], e) for e in candidates[subject.reference] if load[e] < capacity[e]]
-        for _, email in heapq.nsmallest(per_application, free):
+        for _, email in heapq.nsmallest(max(per_application - len(subject.assigned), 0), free):
             placement.reviewers.append(email)
             load[email] += 1
-        placement.unfilled = per_application - len(placement.reviewers)
+        placement.unfilled = max(per_application - len(placement.reviewers), 0)
         if placement.unfilled:
             if not subject.areas:
                 placement.reasons.append("the application's subject matches no partnership area; "
@@ -196,3 +210,180 @@ def load_spread(placements: list[Placement], reviewers: list[Reviewer]) -> tuple
             counts[email] += 1
     return (max(counts.values()) - min(counts.values()) if counts else 0,
             sum(p.unfilled for p in placements))
+
+
+# --- the life of an assignment -----------------------------------------------------
+
+class AssignmentState(StrEnum):
+    PROPOSED = "proposed"  # by the assignment or the secretariat; the reviewer does not know yet
+    INVITED = "invited"  # the invitation went out; the review is awaited
+    SUBMITTED = "submitted"  # the reviewer submitted the review
+    DECLINED = "declined"  # the reviewer declined
+    CONFLICTED = "conflicted"  # a conflict of interest was declared after the assignment
+    REMOVED = "removed"  # the secretariat took the reviewer off the application
+
+
+#: Assignments that hold one of an application's places.
+ACTIVE_STATES = frozenset({AssignmentState.PROPOSED, AssignmentState.INVITED, AssignmentState.SUBMITTED})
+#: Assignments through which a reviewer sees the application.
+VISIBLE_STATES = frozenset({AssignmentState.INVITED, AssignmentState.SUBMITTED})
+
+_ASSIGNMENT_MOVES: dict[str, tuple[frozenset[AssignmentState], AssignmentState, frozenset[str]]] = {
+    "invite": (frozenset({AssignmentState.PROPOSED}), AssignmentState.INVITED, frozenset({"secretariat", "system"})),
+    "submit": (frozenset({AssignmentState.INVITED}), AssignmentState.SUBMITTED, frozenset({"reviewer"})),
+    "decline": (frozenset({AssignmentState.INVITED}), AssignmentState.DECLINED, frozenset({"reviewer"})),
+    "declare_conflict": (frozenset({AssignmentState.PROPOSED, AssignmentState.INVITED}), AssignmentState.CONFLICTED,
+                         frozenset({"reviewer", "secretariat"})),
+    "remove": (frozenset({AssignmentState.PROPOSED, AssignmentState.INVITED}), AssignmentState.REMOVED,
+               frozenset({"secretariat"})),
+    "restore": (frozenset({AssignmentState.REMOVED, AssignmentState.DECLINED}), AssignmentState.PROPOSED,
+                frozenset({"secretariat"})),
+}
+
+
+class AssignmentError(Exception):
+    """A move the assignment's state does not allow; the message says why."""
+
+
+def plan_assignment(state: AssignmentState, move: str, role: str) -> AssignmentState:
+    """The state an assignment moves to, or `AssignmentError`."""
+    sources, target, roles = _ASSIGNMENT_MOVES[move]
+    if role not in roles:
+        raise AssignmentError(f"a {role} may not {move.replace('_', ' ')} an assignment")
+    if state not in sources:
+        done = {AssignmentState.SUBMITTED: "the review was submitted", AssignmentState.DECLINED: "it was declined",
+                AssignmentState.CONFLICTED: "a conflict of interest was declared",
+                AssignmentState.REMOVED: "the reviewer was taken off it", AssignmentState.INVITED: "it is invited",
+                AssignmentState.PROPOSED: "it is only proposed (no invitation yet)"}[state]
+        raise AssignmentError(f"cannot {move.replace('_', ' ')}: {done}")
+    return target
+
+
+# --- reviews ---------------------------------------------------------------------
+
+class Recommendation(StrEnum):
+    SUPPORT = "support"
+    SUPPORT_WITH_CHANGES = "support_with_changes"
+    DO_NOT_SUPPORT = "do_not_support"
+
+
+COMMENT_LENGTH = 20_000
+
+
+class ReviewDraft(BaseModel):
+    """What a reviewer writes: a score per technical criterion of the round, a
+    recommendation, comments for the committee and, separately, comments that may be
+    passed to the applicant. A draft may be partial; a submitted review may not."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    scores: dict[str, int] = Field(default_factory=dict)
+    recommendation: Recommendation | None = None
+    comments_for_committee: str | None = Field(default=None, max_length=COMMENT_LENGTH)
+    comments_for_applicant: str | None = Field(default=None, max_length=COMMENT_LENGTH)
+
+
+@dataclass(frozen=True)
+class ReviewProblem:
+    field: str
+    message: str
+
+
+def review_problems(draft: ReviewDraft, criteria: list[TechnicalCriterion], *, final: bool) -> list[ReviewProblem]:
+    """Everything wrong with a review (empty: none). Scores must be on their
+    criterion's scale; a submitted review scores every criterion, recommends, and
+    tells the committee why."""
+    problems = []
+    by_id = {c.id: c for c in criteria}
+    for criterion, score in draft.scores.items():
+        known = by_id.get(criterion)
+        if known is None:
+            problems.append(ReviewProblem(f"scores.{criterion}", "is not a technical criterion of this round "
+                                          f"(criteria: {', '.join(by_id)})"))
+        elif score not in known.scale:
+            problems.append(ReviewProblem(f"scores.{criterion}", f"{score} is not on the scale "
+                                          f"{', '.join(map(str, known.scale))}"))
+    if final:
+        problems += [ReviewProblem(f"scores.{c.id}", "is required to submit the review")
+                     for c in criteria if c.id not in draft.scores]
+        if draft.recommendation is None:
+            problems.append(ReviewProblem("recommendation", "is required to submit the review: "
+                                          + ", ".join(r.value for r in Recommendation)))
+        if not draft.comments_for_committee:
+            problems.append(ReviewProblem("comments_for_committee", "is required to submit the review"))
+    return problems
+
+
+# --- what the committee reads ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class CriterionSummary:
+    id: str
+    title: str
+    scores: tuple[int, ...]
+    mean: Decimal | None
+    spread: int | None  # max - min
+    disagreement: bool
+
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    """One application's submitted reviews, aggregated."""
+
+    reference: str
+    asked: int  # reviews asked for (the round's reviewers per application)
+    submitted: int
+    criteria: tuple[CriterionSummary, ...]
+    recommendations: dict[str, int]
+    disagreement: bool
+    why: tuple[str, ...]  # what the disagreement is about
+
+    @property
+    def short(self) -> bool:
+        """Fewer reviews than asked for."""
+        return self.submitted < self.asked
+
+
+def summarise(reference: str, asked: int, reviews: list[tuple[Mapping[str, int], str]],
+              criteria: list[TechnicalCriterion], threshold: int) -> ReviewSummary:
+    """Per criterion, the mean (one decimal) and spread of the submitted scores; the
+    recommendations; and whether reviewers disagree strongly: scores `threshold` or
+    more apart on a criterion, or one reviewer supporting what another does not."""
+    rows, why = [], []
+    for criterion in criteria:
+        scores = tuple(s[criterion.id] for s, _ in reviews if criterion.id in s)
+        mean = (Decimal(sum(scores)) / len(scores)).quantize(Decimal("0.1")) if scores else None
+        spread = max(scores) - min(scores) if scores else None
+        apart = spread is not None and spread >= threshold
+        if apart:
+            why.append(f"{criterion.id}: scores {', '.join(map(str, scores))}")
+        rows.append(CriterionSummary(criterion.id, criterion.title, scores, mean, spread, apart))
+    counts = {r.value: 0 for r in Recommendation}
+    for _, recommendation in reviews:
+        counts[recommendation] += 1
+    if counts[Recommendation.DO_NOT_SUPPORT] and (counts[Recommendation.SUPPORT]
+                                                    or counts[Recommendation.SUPPORT_WITH_CHANGES]):
+        why.append("recommendations differ: some support, some do not")
+    return ReviewSummary(reference, asked, len(reviews), tuple(rows), counts, bool(why), tuple(why))
+
+
+# --- the review stage's dates -----------------------------------------------------------
+
+def due_date(settings: ReviewSettings, invited_on: date) -> date:
+    """The day reviews are due: the round's date, or `due_days` after the invitations."""
+    return settings.due or invited_on + timedelta(days=settings.due_days)
+
+
+class StageStep(StrEnum):
+    NOTHING = "nothing"
+    REMIND = "remind"  # reviews are due soon
+    OVERDUE = "overdue"  # the due date has passed
+
+
+def stage_step(today: date, due: date, reminder_days: int) -> StageStep:
+    """What the daily run of the review stage does today."""
+    if today > due:
+        return StageStep.OVERDUE
+    if today >= due - timedelta(days=reminder_days):
+        return StageStep.REMIND
+    return StageStep.NOTHING

@@ -4,7 +4,7 @@ status as it follows its dates and the secretariat's actions. Pure."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal, get_args
@@ -72,6 +72,63 @@ class Criterion(BaseModel):
         return self
 
 
+class TechnicalCriterion(BaseModel):
+    """A criterion the Global Mercury Partnership's reviewers score, on its scale."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$", max_length=64)
+    title: str = Field(min_length=1, max_length=300)
+    scale: list[int] = Field(min_length=2)
+    description: str | None = None
+
+    @field_validator("scale")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("the scale repeats a value")
+        return value
+
+
+def _default_technical_criteria() -> list[TechnicalCriterion]:
+    """The engine's DEFAULT technical criteria (the partnership's own are not public)."""
+    scale = [1, 2, 3, 4, 5]
+    return [TechnicalCriterion(id=i, title=t, scale=scale) for i, t in (
+        ("technical_soundness", "Technical soundness of the approach"),
+        ("area_relevance", "Relevance to the partnership area and the Convention's obligations"),
+        ("feasibility", "Feasibility of the activities, workplan and budget"),
+        ("expected_results", "Expected results for reducing mercury use, emissions or releases"),
+    )]
+
+
+class ReviewSettings(BaseModel):
+    """The Global Mercury Partnership review stage of a round (rounds whose `stages`
+    include gmp_review). Every value has a default; the round file may set each."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Where the technical criteria come from, e.g. 'default'.
+    criteria_set: str = Field(default="default", min_length=1)
+    criteria: list[TechnicalCriterion] = Field(default_factory=_default_technical_criteria, min_length=1)
+    #: The day reviews are due (in the round's time zone); unset: `due_days` after the invitations.
+    due: date | None = None
+    due_days: int = Field(default=21, ge=1, le=365)
+    #: A reminder goes to reviewers with reviews outstanding this many days before the due date.
+    reminder_days: int = Field(default=3, ge=0, le=60)
+    #: Reviewers disagree strongly on a criterion when their scores are this far apart (max - min).
+    disagreement_threshold: int = Field(default=2, ge=1)
+    #: Whether the committee's bundles name the reviewers (otherwise "Reviewer 1", "Reviewer 2").
+    reviewer_identities_to_committee: bool = False
+
+    @model_validator(mode="after")
+    def _distinct_criteria(self) -> ReviewSettings:
+        ids = [c.id for c in self.criteria]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"review criteria ids repeat: {', '.join(dupes)}")
+        return self
+
+
 class Meeting(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -103,6 +160,7 @@ class RoundDefinition(BaseModel):
     response_days: int = Field(default=14, ge=1, le=365)
     #: Global Mercury Partnership reviewers per application (rounds with the gmp_review stage).
     reviewers_per_application: int = Field(default=2, ge=1, le=10)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
     languages: list[Literal["en", "fr", "es"]] = ["en", "fr", "es"]
     criteria_set: str = Field(min_length=1, description="where the criteria come from, e.g. 'default'")
     criteria: list[Criterion]
@@ -225,3 +283,29 @@ def plan_close(
             "to close it before its deadline, give a reason"
         )
     return RoundStatus.CLOSED
+
+
+def plan_review(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
+    """The GMP review stage opens with the first invitations, after screening."""
+    if not definition.has_gmp_review:
+        raise RoundActionError(f"round {definition.id} has no GMP review stage (its stages: "
+                               f"{', '.join(definition.stages)})")
+    if stored is RoundStatus.REVIEW:
+        return stored
+    if stored is not RoundStatus.SCREENING:
+        raise RoundActionError(f"round {definition.id} is {stored.value}; reviewers are invited after screening "
+                               f"(`sip screen {definition.id}`) and before the committee")
+    return RoundStatus.REVIEW
+
+
+def plan_committee(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
+    """To the committee: from the review stage where the round has one, else straight
+    from screening."""
+    if stored is RoundStatus.COMMITTEE:
+        return stored
+    expected = RoundStatus.REVIEW if definition.has_gmp_review else RoundStatus.SCREENING
+    if stored is not expected:
+        step = ("the GMP review stage must be open (invite reviewers with `sip review invite`)"
+                if definition.has_gmp_review else "it must be in screening")
+        raise RoundActionError(f"round {definition.id} is {stored.value}; to go to the committee {step}")
+    return RoundStatus.COMMITTEE

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     programme_email: str = Field(default="sip@example.org", alias="SIP_PROGRAMME_EMAIL",
                                  description="the secretariat's address named in letters")
 
+    reviewer_link_days: int = Field(default=30, alias="SIP_REVIEWER_LINK_DAYS", ge=1, le=365,
+                                    description="days a reviewer's sign-in link stays valid (it is used once)")
+    reviewer_session_hours: int = Field(default=12, alias="SIP_REVIEWER_SESSION_HOURS", ge=1, le=24 * 30,
+                                        description="hours a reviewer's session lasts after signing in")
+
     _generated_key: bytes | None = PrivateAttr(default=None)
 
     secretariat_keys: str = Field(

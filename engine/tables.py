@@ -233,6 +233,57 @@ class ReviewAssignment(SQLModel, table=True):
     reviewer_id: int = Field(foreign_key="reviewer.id", index=True)
     state: str = Field(default="proposed", max_length=20)
     created_at: datetime = _ts(nullable=False)
+    invited_at: datetime | None = _ts(nullable=True)
+    #: When it last changed state after the invitation (declined, conflict, submitted, removed).
+    changed_at: datetime | None = _ts(nullable=True)
+    #: Why it was declined, removed or is conflicted.
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Review(SQLModel, table=True):
+    """A reviewer's review of an application: a draft until submitted, then fixed."""
+
+    __tablename__ = "review"
+
+    id: int | None = Field(default=None, primary_key=True)
+    assignment_id: int = Field(foreign_key="review_assignment.id", unique=True)
+    scores: dict[str, int] = Field(sa_column=Column(JSONType, nullable=False))
+    recommendation: str | None = Field(default=None, max_length=30)
+    comments_for_committee: str | None = Field(default=None, max_length=20000)
+    comments_for_applicant: str | None = Field(default=None, max_length=20000)
+    state: str = Field(default="draft", max_length=20)
+    updated_at: datetime = _ts(nullable=False)
+    submitted_at: datetime | None = _ts(nullable=True)
+
+
+class ReviewStage(SQLModel, table=True):
+    """A round's GMP review stage: open from the first invitations until closed."""
+
+    __tablename__ = "review_stage"
+
+    round_id: str = Field(foreign_key="round.id", primary_key=True, max_length=40)
+    due_on: date
+    invited_at: datetime = _ts(nullable=False)
+    closed_at: datetime | None = _ts(nullable=True)
+    closed_by: str | None = Field(default=None, max_length=200)
+
+
+class ReviewerToken(SQLModel, table=True):
+    """A reviewer's credential, kept as a hash: a link (sent by e-mail, used once) or
+    the session a link opens. A link's token is derived from the secret key and its
+    nonce when the message is delivered, so the outbox never holds it."""
+
+    __tablename__ = "reviewer_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reviewer_id: int = Field(foreign_key="reviewer.id", index=True)
+    purpose: str = Field(max_length=10, description="link or session")
+    token_hash: str = Field(max_length=64, unique=True)
+    nonce: str | None = Field(default=None, max_length=64)
+    message_key: str | None = Field(default=None, max_length=300, index=True)
+    issued_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)
+    used_at: datetime | None = _ts(nullable=True)
 
 
 class DeclaredConflict(SQLModel, table=True):

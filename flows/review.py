@@ -1,15 +1,30 @@
-"""Global Mercury Partnership review of a round's screened applications."""
+"""Global Mercury Partnership review of a round's screened applications, and the step
+to the Steering Committee.
+
+People act between these flows: `invite-gmp-reviewers` ends once the invitations are
+queued; reviews come in through the API; `review-day` (scheduled daily when the
+engine's flows are served) reminds, reports overdue reviews and closes the stage at
+the deadline when every review is in; `send-to-committee` closes it on the
+secretariat's word."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.schedules import Cron
 
-from engine.db import unit_of_work
+from engine.db import reading, unit_of_work
 from engine.services.review import assign_reviewers, placement_json
+from engine.services.reviewing import invite, review_day, rounds_in_review, send_to_committee
 from flows.common import instant, runtime
+
+#: When the daily run of the review stage starts (cron, in `REVIEW_DAY_ZONE`).
+REVIEW_DAY_CRON = "0 7 * * *"
+REVIEW_DAY_ZONE = "Europe/Zurich"
 
 
 @task(name="propose-reviewers", cache_policy=NO_CACHE)
@@ -27,3 +42,80 @@ def assign_gmp_reviewers_flow(round_id: str, actor: str = "secretariat") -> list
     unfilled = sum(p["unfilled"] for p in placements)
     get_run_logger().info("round %s: %d applications, %d places unfilled", round_id, len(placements), unfilled)
     return placements
+
+
+@task(name="queue-invitations", cache_policy=NO_CACHE)
+def queue_invitations(round_id: str, actor: str, at_iso: str, due: str | None) -> dict[str, Any]:
+    """One transaction: the assignments, the applications' status and the invitations
+    commit together, so a re-run after a crash invites nobody twice."""
+    rt = runtime()
+    with unit_of_work(rt.engine) as session:
+        summary = invite(session, rt.settings, round_id, actor=actor, at=instant(at_iso),
+                         due=date.fromisoformat(due) if due else None)
+    return asdict(summary)
+
+
+@flow(name="invite-gmp-reviewers", log_prints=False)
+def invite_gmp_reviewers_flow(round_id: str, actor: str = "secretariat", due: str | None = None,
+                              at: str | None = None) -> dict[str, Any]:
+    """Invite the proposed reviewers (one message each, in their language, with a
+    personal sign-in link) and open the review stage. The flow ends here: reviews
+    come in through the API."""
+    summary = queue_invitations(round_id, actor, instant(at).isoformat(), due)
+    get_run_logger().info("round %s: %d assignments invited, %d invitations queued, reviews due %s", round_id,
+                          summary["invited"], summary["reviewers"], summary["due_on"])
+    return summary
+
+
+@task(name="run-review-day", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def run_review_day(round_id: str, at_iso: str) -> dict[str, Any]:
+    """One round, one transaction; safe to retry (messages are keyed by round, person and due date)."""
+    rt = runtime()
+    with unit_of_work(rt.engine) as session:
+        return asdict(review_day(session, rt.settings, round_id, at=instant(at_iso)))
+
+
+@flow(name="review-day", log_prints=False)
+def review_day_flow(at: str | None = None) -> list[dict[str, Any]]:
+    """The daily run of every open review stage: reminders before the due date, a
+    notice to the secretariat of overdue reviews, and the close at the deadline when
+    every review is in. Running it twice the same day sends nothing twice."""
+    at_iso = instant(at).isoformat()
+    with reading(runtime().engine) as session:
+        round_ids = rounds_in_review(session)
+    results = [run_review_day(round_id, at_iso) for round_id in round_ids]
+    for result in results:
+        get_run_logger().info("round %s: %s; %d outstanding, %d reminders%s%s", result["round"], result["step"],
+                              result["outstanding"], result["reminders"],
+                              ", overdue notice" if result["overdue_notice"] else "",
+                              ", closed" if result["closed"] else "")
+    return results
+
+
+@task(name="close-stage", cache_policy=NO_CACHE)
+def close_stage(round_id: str, actor: str, at_iso: str, reason: str | None) -> dict[str, Any]:
+    with unit_of_work(runtime().engine) as session:
+        return asdict(send_to_committee(session, round_id, actor=actor, at=instant(at_iso), reason=reason))
+
+
+@flow(name="send-to-committee", log_prints=False)
+def send_to_committee_flow(round_id: str, actor: str = "secretariat", reason: str | None = None,
+                           at: str | None = None) -> dict[str, Any]:
+    """Close the GMP review stage (or, in a round without it, screening) and put the
+    screened applications on the Steering Committee's agenda; those with fewer
+    reviews than asked go forward marked as such."""
+    summary = close_stage(round_id, actor, instant(at).isoformat(), reason)
+    get_run_logger().info("round %s: %d applications to the committee, %d short of reviews", round_id,
+                          summary["sent"], len(summary["short"]))
+    return summary
+
+
+def deployments() -> list[Any]:
+    """What `sip flows serve` serves: the review stage's daily run on its schedule, and
+    the secretariat's stages to run on demand (from the API, the UI or an event)."""
+    return [
+        review_day_flow.to_deployment(name="daily", schedules=[Cron(REVIEW_DAY_CRON, timezone=REVIEW_DAY_ZONE)]),
+        assign_gmp_reviewers_flow.to_deployment(name="on-demand"),
+        invite_gmp_reviewers_flow.to_deployment(name="on-demand"),
+        send_to_committee_flow.to_deployment(name="on-demand"),
+    ]

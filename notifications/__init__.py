@@ -5,6 +5,14 @@ One template per message kind; the words come from gettext catalogues
 Rendering is pure: the service layer writes the result to the outbox in the same
 transaction as the change that causes it."""
 
-from notifications.render import ACCESS_CODE_PLACEHOLDER, LANGUAGES, RenderedMessage, render, status_label
+from notifications.render import (
+    ACCESS_CODE_PLACEHOLDER,
+    LANGUAGES,
+    REVIEW_LINK_PLACEHOLDER,
+    RenderedMessage,
+    render,
+    status_label,
+)
 
-__all__ = ["ACCESS_CODE_PLACEHOLDER", "LANGUAGES", "RenderedMessage", "render", "status_label"]
+__all__ = ["ACCESS_CODE_PLACEHOLDER", "LANGUAGES", "REVIEW_LINK_PLACEHOLDER", "RenderedMessage", "render",
+           "status_label"]

@@ -28,6 +28,8 @@ LANGUAGES = ("en", "fr", "es")
 #: Stands for a secret (an applicant's access code) in a queued message; the relay
 #: puts the secret in at delivery, so the outbox never holds it.
 ACCESS_CODE_PLACEHOLDER = "[[access-code]]"
+#: Stands for a reviewer's sign-in link token in a queued message (put in at delivery).
+REVIEW_LINK_PLACEHOLDER = "[[review-link]]"
 FALLBACK = "en"
 
 

@@ -196,3 +196,42 @@ def run(rt: Runtime, batch: int = 500) -> list:
 def screened(imported: Runtime) -> Runtime:
     run(imported)
     return imported
+
+
+ROUND4 = "sip-2024-r4"
+AFTER_R4 = datetime(2024, 8, 5, 9, tzinfo=UTC)
+HEADER = "name,email,organisation,country,areas,languages,max_load\n"
+REGISTER = HEADER + (
+    "Ana Gold,ana@example.org,Universidad de Lima,PER,artisanal_gold_mining;waste_management,es;en,3\n"
+    "Kofi Mine,kofi@example.org,Ghana EPA,GHA,artisanal_gold_mining,en,3\n"
+    "Bénédicte Or,bene@example.org,Université d'Abomey,BEN,artisanal_gold_mining,fr,3\n"
+    "Paul Retort,paul@example.org,Ministère du Cadre de Vie et du Développement Durable,TGO,"
+    "artisanal_gold_mining,fr;en,3\n"
+    "Lena Lamp,lena@example.org,Zero Mercury,DEU,products;waste_management,en,3\n")
+
+
+@pytest.fixture
+def round4(rt: Runtime) -> Runtime:
+    """Round 4 (the first with GMP review), screened: a gold-mining application from
+    Benin (SIP-2024-R4-0001) and one on products and wastes from Lesotho (-0002); and
+    a register of five reviewers."""
+    from engine.services.intake import import_batch
+    from engine.services.review import load_reviewers, parse_reviewers
+    from engine.services.screening import screen_batch, start_screening, to_screen
+
+    with unit_of_work(rt.engine) as session:
+        open_round(session, ROUND4, actor="s", at=datetime(2024, 4, 25, tzinfo=UTC))
+    files = [("ben.json", changed(example("ben-asgm-complete.json"), round=ROUND4,
+                                  received_at="2024-07-01T10:00:00+02:00")),
+             ("lso.json", changed(example("ben-asgm-complete.json"), round=ROUND4, applicant__party="LSO",
+                                  received_at="2024-07-02T10:00:00+02:00", form_a__convention_articles=[4, 11],
+                                  form_a__title="Mercury-added products and their wastes",
+                                  form_a__summary="Inventory of products", form_a__objective="Regulate products"))]
+    assert all(r.ok for r in import_batch(rt.engine, rt.settings, ROUND4, files, actor="s", now=AFTER_R4))
+    with unit_of_work(rt.engine) as session:
+        start_screening(session, ROUND4, actor="s", at=AFTER_R4)
+        ids = to_screen(session, ROUND4)
+    screen_batch(rt.engine, rt.settings, ROUND4, ids, actor="s", at=AFTER_R4)
+    with unit_of_work(rt.engine) as session:
+        load_reviewers(session, parse_reviewers(REGISTER, "r.csv"), source="r.csv", actor="s", at=AFTER_R4)
+    return rt

@@ -3,52 +3,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
 from engine.db import unit_of_work
 from engine.services.errors import InvalidInput, NotAllowed
-from engine.services.intake import import_batch
-from engine.services.review import assign_reviewers, load_reviewers, parse_reviewers
-from engine.services.rounds import open_round
-from engine.services.screening import screen_batch, start_screening, to_screen
+from engine.services.review import assign_reviewers, parse_reviewers
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent, ReviewAssignment
-from tests.conftest import changed, example
-
-ROUND4 = "sip-2024-r4"
-AFTER = datetime(2024, 8, 5, 9, tzinfo=UTC)
-HEADER = "name,email,organisation,country,areas,languages,max_load\n"
-REGISTER = HEADER + (
-    "Ana Gold,ana@example.org,Universidad de Lima,PER,artisanal_gold_mining;waste_management,es;en,3\n"
-    "Kofi Mine,kofi@example.org,Ghana EPA,GHA,artisanal_gold_mining,en,3\n"
-    "Bénédicte Or,bene@example.org,Université d'Abomey,BEN,artisanal_gold_mining,fr,3\n"
-    "Paul Retort,paul@example.org,Ministère du Cadre de Vie et du Développement Durable,TGO,"
-    "artisanal_gold_mining,fr;en,3\n"
-    "Lena Lamp,lena@example.org,Zero Mercury,DEU,products;waste_management,en,3\n")
-
-
-@pytest.fixture
-def round4(rt: Runtime) -> Runtime:
-    with unit_of_work(rt.engine) as session:
-        open_round(session, ROUND4, actor="s", at=datetime(2024, 4, 25, tzinfo=UTC))
-    files = [("ben.json", changed(example("ben-asgm-complete.json"), round=ROUND4,
-                                  received_at="2024-07-01T10:00:00+02:00")),
-             ("lso.json", changed(example("ben-asgm-complete.json"), round=ROUND4, applicant__party="LSO",
-                                  received_at="2024-07-02T10:00:00+02:00", form_a__convention_articles=[4, 11],
-                                  form_a__title="Mercury-added products and their wastes",
-                                  form_a__summary="Inventory of products", form_a__objective="Regulate products"))]
-    assert all(r.ok for r in import_batch(rt.engine, rt.settings, ROUND4, files, actor="s", now=AFTER))
-    with unit_of_work(rt.engine) as session:
-        start_screening(session, ROUND4, actor="s", at=AFTER)
-        ids = to_screen(session, ROUND4)
-    screen_batch(rt.engine, rt.settings, ROUND4, ids, actor="s", at=AFTER)
-    with unit_of_work(rt.engine) as session:
-        load_reviewers(session, parse_reviewers(REGISTER, "r.csv"), source="r.csv", actor="s", at=AFTER)
-    return rt
+from tests.conftest import AFTER_R4 as AFTER
+from tests.conftest import HEADER, ROUND4
 
 
 def test_each_screened_application_gets_two_reviewers_of_its_area_and_none_conflicted(round4: Runtime) -> None:

@@ -4,12 +4,17 @@ application's transitions also write a status-change row."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from domain.lifecycle import PUBLIC_STATUS, TransitionRecord
+from engine.db import unit_of_work
+from engine.services.errors import ServiceError
 from engine.tables import AuditEvent
 
 
@@ -66,3 +71,18 @@ def audit_values(transition: TransitionRecord, *, reference: str, recorded_at: d
                 action=f"application.{transition.transition}", subject_type="application", subject_id=reference,
                 from_status=transition.from_status.value if transition.from_status else None,
                 to_status=transition.to_status.value, reason=fit_reason(transition.reason), details=extra or None)
+
+
+@contextmanager
+def refusals_recorded(engine: Engine, *, actor: str, role: str, action: str, subject_type: str,
+                      subject_id: str) -> Iterator[None]:
+    """Run an attempt; if a service refuses it (its own transaction is rolled back),
+    the refusal is audited in a transaction of its own, then raised again."""
+    try:
+        yield
+    except ServiceError as exc:
+        with unit_of_work(engine) as session:
+            record(session, at=datetime.now(UTC), actor=actor[:200], role=role, action=f"{action}.refused"[:60],
+                   subject_type=subject_type, subject_id=subject_id[:100], reason=exc.message,
+                   details={"error": exc.code, "errors": [e.model_dump() for e in exc.errors]})
+        raise

@@ -21,6 +21,13 @@ class NotFound(ServiceError):
     http_status = 404
 
 
+class Unauthorized(ServiceError):
+    """A missing, unknown, expired or used credential."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
 class InvalidInput(ServiceError):
     """Input that names fields: every offending one is listed in `errors`."""
 

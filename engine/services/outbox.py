@@ -11,10 +11,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from engine.services.tokens import derive_token
+from engine.services.tokens import derive_link_token, derive_token
 from engine.settings import Settings
-from engine.tables import IntakeKey, OutboxMessage
-from notifications import ACCESS_CODE_PLACEHOLDER, RenderedMessage
+from engine.tables import IntakeKey, OutboxMessage, ReviewerToken
+from notifications import ACCESS_CODE_PLACEHOLDER, REVIEW_LINK_PLACEHOLDER, RenderedMessage
 
 
 def message_row(*, key: str, kind: str, recipient: str, message: RenderedMessage, at: datetime,
@@ -30,20 +30,39 @@ def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = session.execute(insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name != "postgresql":
+        result = session.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+    # psycopg reports no row count for a batch: leave out the keys already queued first
+    # (the conflict clause still covers a writer racing this one).
+    done = queued(session, [r["key"] for r in rows])
+    rows = [r for r in rows if r["key"] not in done]
+    if rows:
+        session.execute(pg_insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
+    return len(rows)
+
+
+def queued(session: Session, keys: list[str]) -> set[str]:
+    """Which of these business keys already have a message."""
+    if not keys:
+        return set()
+    return set(session.exec(select(OutboxMessage.key).where(OutboxMessage.key.in_(keys))).all())  # type: ignore[attr-defined]
 
 
 def materialize(session: Session, settings: Settings, message: OutboxMessage) -> RenderedMessage:
-    """The message as it is sent: an imported application's receipt gets its access
-    code here, derived again from the secret key and the import's key (so the code is
-    never stored). The secret key must not change between intake and delivery."""
+    """The message as it is sent, with its secret put in, derived again from the secret
+    key (so it is never stored): an imported application's receipt gets its access
+    code (from the import's key), a reviewer's message its sign-in link token (from
+    the link's nonce). The secret key must not change while such messages are queued."""
     text, html = message.body_text, message.body_html
     if ACCESS_CODE_PLACEHOLDER in text or ACCESS_CODE_PLACEHOLDER in html:
         key = session.exec(select(IntakeKey.key).where(IntakeKey.application_id == message.application_id)).one()
         code = derive_token(settings.key(), message.round_id or "", key)
         text, html = text.replace(ACCESS_CODE_PLACEHOLDER, code), html.replace(ACCESS_CODE_PLACEHOLDER, code)
+    if REVIEW_LINK_PLACEHOLDER in text or REVIEW_LINK_PLACEHOLDER in html:
+        nonce = session.exec(select(ReviewerToken.nonce).where(ReviewerToken.message_key == message.key)).one()
+        token = derive_link_token(settings.key(), nonce or "")
+        text, html = text.replace(REVIEW_LINK_PLACEHOLDER, token), html.replace(REVIEW_LINK_PLACEHOLDER, token)
     return RenderedMessage(subject=message.subject, text=text, html=html, language=message.language)
 
 

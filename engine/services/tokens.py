@@ -29,3 +29,10 @@ def token_matches(token: str | None, stored_hash: str) -> bool:
     if not token:
         return False
     return hmac.compare_digest(token_hash(token), stored_hash)
+
+
+def derive_link_token(secret: bytes, nonce: str) -> str:
+    """A reviewer's sign-in link token: derived again from the secret key and the
+    link's nonce when its message is delivered, so it is never stored."""
+    digest = hmac.new(secret, f"reviewer-link\x00{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -1,7 +1,17 @@
 import tomllib
 from pathlib import Path
 
-from domain.review import AreaMap, ConflictSource, Reviewer, Subject, assign, conflicts, greedy, load_spread
+from domain.review import (
+    AreaMap,
+    ConflictSource,
+    Reviewer,
+    Subject,
+    assign,
+    conflicts,
+    greedy,
+    load_spread,
+    summarise,
+)
 
 AREAS = AreaMap.model_validate(tomllib.loads(
     (Path(__file__).resolve().parents[2] / "engine" / "data" / "partnership_areas.toml").read_text()))
@@ -61,3 +71,74 @@ def test_the_most_constrained_applications_are_served_first_where_greedy_leaves_
     assert {p.reference: p.reviewers for p in placements} == {"GOLD": ["r2@example.org"],
                                                               "CEMENT": ["r1@example.org"]}
     assert assign(subjects, reviewers, 1) == placements  # deterministic
+
+
+def test_an_application_keeps_its_reviewers_and_one_who_declined_is_not_proposed_again() -> None:
+    from dataclasses import replace
+
+    reviewers = [reviewer(i) for i in range(4)]
+    placed = assign([replace(subject("A"), assigned=("r1@example.org",))], reviewers, 2,
+                    loads={"r1@example.org": 1}, excluded={("r0@example.org", "A"): "declined the invitation"})
+    assert placed[0].reviewers == ["r1@example.org", "r2@example.org"] and placed[0].unfilled == 0
+    assert "r0@example.org not chosen: declined the invitation" in placed[0].reasons
+
+
+def test_an_assignment_moves_only_as_its_rules_allow() -> None:
+    import pytest
+
+    from domain.review import AssignmentError, AssignmentState, plan_assignment
+
+    assert plan_assignment(AssignmentState.PROPOSED, "invite", "secretariat") is AssignmentState.INVITED
+    assert plan_assignment(AssignmentState.INVITED, "decline", "reviewer") is AssignmentState.DECLINED
+    assert plan_assignment(AssignmentState.DECLINED, "restore", "secretariat") is AssignmentState.PROPOSED
+    with pytest.raises(AssignmentError, match="cannot submit: it is only proposed"):
+        plan_assignment(AssignmentState.PROPOSED, "submit", "reviewer")
+    with pytest.raises(AssignmentError, match="cannot remove: the review was submitted"):
+        plan_assignment(AssignmentState.SUBMITTED, "remove", "secretariat")
+    with pytest.raises(AssignmentError, match="a reviewer may not remove"):
+        plan_assignment(AssignmentState.INVITED, "remove", "reviewer")
+
+
+def test_a_review_is_checked_against_the_rounds_scales_and_complete_only_when_submitted() -> None:
+    from domain.review import ReviewDraft, review_problems
+    from domain.rounds import ReviewSettings
+
+    criteria = ReviewSettings().criteria
+    draft = ReviewDraft(scores={"feasibility": 6, "charm": 3})
+    assert [(p.field, p.message) for p in review_problems(draft, criteria, final=False)] == [
+        ("scores.feasibility", "6 is not on the scale 1, 2, 3, 4, 5"),
+        ("scores.charm", "is not a technical criterion of this round (criteria: technical_soundness, "
+                         "area_relevance, feasibility, expected_results)")]
+    assert review_problems(ReviewDraft(scores={"feasibility": 3}), criteria, final=False) == []
+    final = {p.field for p in review_problems(ReviewDraft(scores={"feasibility": 3}), criteria, final=True)}
+    assert final == {"scores.technical_soundness", "scores.area_relevance", "scores.expected_results",
+                     "recommendation", "comments_for_committee"}
+
+
+def test_reviews_are_summarised_per_criterion_with_disagreement_at_the_rounds_threshold() -> None:
+    from domain.rounds import TechnicalCriterion
+
+    criteria = [TechnicalCriterion(id="a", title="A", scale=[1, 2, 3, 4, 5]),
+                TechnicalCriterion(id="b", title="B", scale=[1, 2, 3, 4, 5])]
+    reviews = [({"a": 4, "b": 2}, "support"), ({"a": 5, "b": 5}, "support_with_changes")]
+    calm = summarise("X", 3, reviews, criteria, threshold=4)
+    assert [(c.id, str(c.mean), c.spread, c.disagreement) for c in calm.criteria] == [
+        ("a", "4.5", 1, False), ("b", "3.5", 3, False)]
+    assert not calm.disagreement and calm.short and calm.recommendations["support"] == 1
+    strict = summarise("X", 2, reviews, criteria, threshold=3)
+    assert strict.disagreement and strict.why == ("b: scores 2, 5",) and not strict.short
+    none = summarise("X", 2, [], criteria, threshold=3)
+    assert none.criteria[0].mean is None and none.submitted == 0 and none.short and not none.disagreement
+
+
+def test_the_review_stage_reminds_before_the_due_date_and_is_overdue_after_it() -> None:
+    from datetime import date
+
+    from domain.review import StageStep, due_date, stage_step
+    from domain.rounds import ReviewSettings
+
+    due = date(2024, 8, 26)
+    assert due_date(ReviewSettings(), date(2024, 8, 5)) == due
+    assert due_date(ReviewSettings(due=date(2024, 9, 1)), date(2024, 8, 5)) == date(2024, 9, 1)
+    assert [stage_step(date(2024, 8, d), due, 3) for d in (22, 23, 26, 27)] == [
+        StageStep.NOTHING, StageStep.REMIND, StageStep.REMIND, StageStep.OVERDUE]

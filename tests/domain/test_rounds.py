@@ -114,3 +114,24 @@ def test_shipped_round_files_are_plain_toml_a_secretariat_can_read() -> None:
         data = tomllib.loads(path.read_text())
         assert {"id", "title", "opens_at", "closes_at", "currency", "amount_min", "amount_max", "stages",
                 "criteria"} <= set(data)
+
+
+def test_a_rounds_review_settings_are_checked_and_name_the_key_at_fault() -> None:
+    text = MINIMAL.replace('stages = ["screening", "committee"]', 'stages = ["screening", "gmp_review", "committee"]')
+    review = text + """
+[review]
+due_days = 0
+colour = "blue"
+[[review.criteria]]
+id = "soundness"
+title = "Soundness"
+scale = [1, 1]
+"""
+    with pytest.raises(InvalidInput) as caught:
+        parse_round(review, "r.toml")
+    problems = {e.path: e.message for e in caught.value.errors}
+    assert problems["r.toml: review.due_days"].startswith("Input should be greater than or equal to 1")
+    assert problems["r.toml: review.colour"] == "is not a key of a round definition (check its spelling)"
+    assert problems["r.toml: review.criteria[0].scale"] == "the scale repeats a value"
+    defaults = parse_round(text, "r.toml").review
+    assert defaults.criteria_set == "default" and len(defaults.criteria) == 4 and defaults.due_days == 21
