@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import secretariat
+from api import reviewer, secretariat
 from api.common import error_json, error_responses
 from api.deps import BearerDep, NowDep, RuntimeDep
 from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
@@ -57,6 +57,8 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     )
     app.state.clock = now
     app.include_router(secretariat.router)
+    app.include_router(secretariat.reviewers_router)
+    app.include_router(reviewer.router)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
@@ -218,6 +220,10 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(document.pop("$defs", {}))
         components["ApplicationDocument"] = document
+        for model in (reviewer.ReviewIn, reviewer.ReasonIn, reviewer.LinkIn):  # bodies checked in the handler
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(model_schema.pop("$defs", {}))
+            components[model.__name__] = model_schema
         app.openapi_schema = schema
         return schema
 

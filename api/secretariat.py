@@ -1,24 +1,31 @@
 """The secretariat's routes (a secretariat API key): trigger screening and follow it,
-and record what people add to it."""
+record what people add to it, keep the register of GMP reviewers, and run the GMP
+review (assignment, invitations, the close to the committee) and follow it."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import asdict
 from datetime import date
 from typing import Any, Literal
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatDep
+from domain.application import FieldError
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
-from engine.services import appraisal, follow_up, report
+from engine.services import appraisal, follow_up, report, reviewing
+from engine.services import review as review_service
 from engine.services import rounds as round_service
+from engine.services.errors import InvalidInput, NotFound
 from engine.services.screening import ensure_closed, screening_counts
+from engine.tables import Reviewer
 
 log = logging.getLogger("sip.api")
 router = APIRouter(prefix="/rounds/{round_id}", tags=["secretariat"])
@@ -105,15 +112,21 @@ async def start_screening(round_id: str, rt: RuntimeDep, now: NowDep, officer: S
                 ensure_closed(row, now)
 
     await run_in_threadpool(check)
-    from prefect.client.orchestration import get_client
-
     from flows.screening import screen_applications_flow
 
-    parameters = {"round_id": round_id, "actor": officer}
+    flow_run_id = await start_flow(screen_applications_flow, {"round_id": round_id, "actor": officer})
+    return ScreeningStarted(flow_run_id=flow_run_id, round=round_id, progress=f"/rounds/{round_id}/screening")
+
+
+async def start_flow(flow: Any, parameters: dict[str, Any]) -> str:
+    """Create the flow's run on the Prefect server and run it in the background;
+    returns its id at once."""
+    from prefect.client.orchestration import get_client
+
     async with get_client() as client:
-        flow_run = await client.create_flow_run(screen_applications_flow, parameters=parameters)
-    _run_in_background(screen_applications_flow, flow_run, parameters)
-    return ScreeningStarted(flow_run_id=str(flow_run.id), round=round_id, progress=f"/rounds/{round_id}/screening")
+        flow_run = await client.create_flow_run(flow, parameters=parameters)
+    _run_in_background(flow, flow_run, parameters)
+    return str(flow_run.id)
 
 
 @router.get("/screening", response_model=ScreeningProgress, responses=error_responses(401, 404))
@@ -162,3 +175,210 @@ def request_information(round_id: str, reference: str, body: InformationRequestI
         due = follow_up.request_information(session, rt.settings, round_id, reference, body.items, due=body.due,
                                             actor=officer, at=now)
     return {"reference": reference, "status": "information_requested", "due": due.isoformat()}
+
+
+# --- GMP review -----------------------------------------------------------------------
+
+class FlowStarted(BaseModel):
+    flow_run_id: str
+    round: str
+    follow: str = Field(description="GET this path to follow the result")
+
+
+class AssignedReviewerOut(BaseModel):
+    email: str
+    name: str
+    state: str = Field(description="proposed, invited, submitted, declined, conflicted or removed")
+    note: str | None
+    review: str | None = Field(description="draft or submitted")
+
+
+class AssignmentOut(BaseModel):
+    reference: str
+    party: str
+    title: str | None
+    status: str
+    areas: list[str]
+    reviewers: list[AssignedReviewerOut]
+    open_places: int
+    proposals: list[str] = Field(description="who the assignment would propose for the open places now")
+    reasons: list[str] = Field(description="why places are open, and why reviewers were not chosen")
+
+
+class InvitationsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    due: date | None = Field(default=None, description="the day reviews are due (default: the round's)")
+
+
+class DueIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    due: date
+
+
+class CloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ConflictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/review/assignment", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
+             responses=error_responses(401, 404, 409))
+async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
+    """Run the `assign-gmp-reviewers` flow: propose reviewers for the open places."""
+    from flows.review import assign_gmp_reviewers_flow
+
+    await run_in_threadpool(_review_of, rt, round_id)
+    run_id = await start_flow(assign_gmp_reviewers_flow, {"round_id": round_id, "actor": officer})
+    return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review/assignment")
+
+
+def _review_of(rt: Any, round_id: str) -> None:
+    """Refuse at once a round that is unknown or has no GMP review stage."""
+    with reading(rt.engine) as session:
+        review_service.round_review(session, round_id)
+
+
+@router.get("/review/assignment", response_model=list[AssignmentOut], responses=error_responses(401, 404, 409))
+def assignment(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Any:
+    """Each application's reviewers and their state, its open places, who would be
+    proposed for them, and why reviewers were not chosen."""
+    with reading(rt.engine) as session:
+        return [asdict(line) for line in review_service.assignment_view(session, round_id)]
+
+
+@router.put("/applications/{reference}/reviewers/{email}", responses=error_responses(401, 404, 409))
+def add_reviewer(round_id: str, reference: str, email: str, rt: RuntimeDep, now: NowDep,
+                 officer: SecretariatDep) -> dict[str, str]:
+    """Put a reviewer on an application by hand (never one with a conflict of interest,
+    and within their maximum load); invite them with POST /review/invitations."""
+    with unit_of_work(rt.engine) as session:
+        outcome = review_service.add_reviewer(session, round_id, reference, email, actor=officer, at=now)
+    return {"reference": reference, "reviewer": email.lower(), "outcome": outcome}
+
+
+@router.delete("/applications/{reference}/reviewers/{email}", responses=error_responses(401, 404, 409, 422))
+def remove_reviewer(round_id: str, reference: str, email: str, rt: RuntimeDep, now: NowDep,
+                    officer: SecretariatDep, reason: str = Query(min_length=1, max_length=2000)) -> dict[str, str]:
+    """Take a reviewer off an application, for a reason (not after their review is submitted)."""
+    with unit_of_work(rt.engine) as session:
+        review_service.remove_reviewer(session, round_id, reference, email, reason=reason, actor=officer, at=now)
+    return {"reference": reference, "reviewer": email.lower(), "state": "removed"}
+
+
+@router.post("/applications/{reference}/conflicts", responses=error_responses(401, 404, 409, 422))
+def record_conflict(round_id: str, reference: str, body: ConflictIn, rt: RuntimeDep, now: NowDep,
+                    officer: SecretariatDep) -> dict[str, Any]:
+    """Record a reviewer's conflict of interest with an application (they come off it)."""
+    with unit_of_work(rt.engine) as session:
+        recorded = review_service.record_conflict(session, round_id, reference, str(body.email), reason=body.reason,
+                                                  actor=officer, role="secretariat", at=now)
+    return {"reference": reference, "reviewer": str(body.email).lower(), "recorded": recorded}
+
+
+@router.post("/review/invitations", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
+             responses=error_responses(401, 404, 409, 422))
+async def invite(round_id: str, rt: RuntimeDep, officer: SecretariatDep,
+                 body: InvitationsIn | None = None) -> FlowStarted:
+    """Run the `invite-gmp-reviewers` flow: invite the proposed reviewers and open the stage."""
+    from flows.review import invite_gmp_reviewers_flow
+
+    await run_in_threadpool(_review_of, rt, round_id)
+    due = body.due.isoformat() if body and body.due else None
+    run_id = await start_flow(invite_gmp_reviewers_flow, {"round_id": round_id, "actor": officer, "due": due})
+    return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
+
+
+@router.put("/review/due", responses=error_responses(401, 404, 409, 422))
+def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+                  ) -> dict[str, str]:
+    """Move the day the reviews are due (the reminders follow it)."""
+    with unit_of_work(rt.engine) as session:
+        before = reviewing.extend(session, round_id, body.due, actor=officer, at=now)
+    return {"round": round_id, "due_on": body.due.isoformat(), "was": before.isoformat()}
+
+
+@router.post("/review/close", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
+             responses=error_responses(401, 404, 409))
+async def close_review(round_id: str, rt: RuntimeDep, officer: SecretariatDep,
+                       body: CloseIn | None = None) -> FlowStarted:
+    """Run the `send-to-committee` flow: close the GMP review (or, in a round without it,
+    screening); applications short of reviews go forward marked as such."""
+    from flows.review import send_to_committee_flow
+
+    run_id = await start_flow(send_to_committee_flow, {"round_id": round_id, "actor": officer,
+                                                       "reason": body.reason if body else None})
+    return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
+
+
+@router.get("/review", responses=error_responses(401, 404, 409))
+def review(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> dict[str, Any]:
+    """The review stage: its due date and state, and per application the reviews in,
+    those outstanding, and their aggregation (mean and spread per criterion, the
+    recommendations, and whether reviewers disagree strongly)."""
+    with reading(rt.engine) as session:
+        return reviewing.review_stage_view(session, round_id)
+
+
+# --- the register of reviewers ------------------------------------------------------------
+
+reviewers_router = APIRouter(prefix="/reviewers", tags=["secretariat"])
+
+
+class ReviewerIn(BaseModel):
+    """A reviewer of the register (PUT: every field; PATCH: those to change)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    organisation: str | None = None
+    country: str | None = Field(default=None, description="ISO 3166 alpha-3, e.g. PER")
+    areas: list[str] | None = Field(default=None, description="partnership areas, e.g. artisanal_gold_mining")
+    languages: list[str] | None = Field(default=None, description="en, fr, es; the first is used for messages")
+    max_load: int | None = None
+    active: bool | None = None
+
+
+@reviewers_router.get("", responses=error_responses(401))
+def list_reviewers(rt: RuntimeDep, officer: SecretariatDep) -> list[dict[str, Any]]:
+    """The register of Global Mercury Partnership reviewers."""
+    with reading(rt.engine) as session:
+        return [r.model_dump(exclude={"id"}) for r in session.exec(select(Reviewer).order_by(Reviewer.email)).all()]
+
+
+def _set_reviewer(rt: Any, now: Any, officer: str, email: str, body: ReviewerIn, *, whole: bool) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True, exclude={"active"})
+    if whole:
+        missing = [f for f in review_service.EDITABLE_FIELDS if changes.get(f) is None]
+        if missing:
+            raise InvalidInput(f"PUT gives every field; missing: {', '.join(missing)} (PATCH changes some)",
+                               [FieldError(path=f"$.{f}", message="is required") for f in missing])
+    with unit_of_work(rt.engine) as session:
+        row, outcome = review_service.set_reviewer(session, email, changes, active=body.active, actor=officer, at=now)
+        return {**row.model_dump(exclude={"id"}), "outcome": outcome}
+
+
+@reviewers_router.put("/{email}", responses=error_responses(401, 422))
+def put_reviewer(email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+                 ) -> dict[str, Any]:
+    """Add a reviewer, or replace their details."""
+    return _set_reviewer(rt, now, officer, email, body, whole=True)
+
+
+@reviewers_router.patch("/{email}", responses=error_responses(401, 404, 422))
+def patch_reviewer(email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+                   ) -> dict[str, Any]:
+    """Change some of a reviewer's details (e.g. max_load, or active=false to take them
+    out of future assignments)."""
+    with reading(rt.engine) as session:
+        if session.exec(select(Reviewer).where(Reviewer.email == email.strip().lower())).first() is None:
+            raise NotFound(f"no reviewer {email!r} in the register; PUT adds one")
+    return _set_reviewer(rt, now, officer, email, body, whole=False)

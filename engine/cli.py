@@ -550,6 +550,238 @@ def review_assign(round_id: str, as_json: JsonOpt = False) -> None:
     typer.echo(f"{len(placements)} applications; {unfilled} place(s) unfilled")
 
 
+def _date_option(value: str | None, option: str) -> Any:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not a date; write it as YYYY-MM-DD")
+
+
+@reviewers_app.command("set")
+def reviewers_set(
+    email: str,
+    name: Annotated[str | None, typer.Option(help="Full name.")] = None,
+    organisation: Annotated[str | None, typer.Option(help="Organisation (conflicts: the executing agency).")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO 3166 alpha-3 (conflicts: the applicant Parties).")] = None,
+    areas: Annotated[str | None, typer.Option(help="Partnership areas separated by ;")] = None,
+    languages: Annotated[str | None, typer.Option(help="en, fr, es separated by ; (the first for messages)")] = None,
+    max_load: Annotated[int | None, typer.Option(help="Most applications per round.")] = None,
+    active: Annotated[bool | None, typer.Option("--active/--inactive",
+                                                help="Inactive reviewers are not proposed or invited.")] = None,
+) -> None:
+    """Add a reviewer (give every field) or change some of a reviewer's details."""
+    from engine.services.review import set_reviewer, split_list
+
+    changes: dict[str, Any] = {k: v for k, v in dict(name=name, organisation=organisation, country=country,
+                                                     max_load=max_load).items() if v is not None}
+    if areas is not None:
+        changes["areas"] = split_list(areas)
+    if languages is not None:
+        changes["languages"] = split_list(languages)
+    if not changes and active is None:
+        fail("say what to change, e.g. --max-load 5 or --inactive (`sip reviewers set --help`)")
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        row, outcome = set_reviewer(session, email, changes, active=active, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{row.email}: {outcome}; {row.name}, {row.organisation} ({row.country}), areas "
+               f"{';'.join(row.areas)}, load ≤ {row.max_load}, {'active' if row.active else 'inactive'}")
+
+
+@review_app.command("show")
+def review_show(round_id: str, as_json: JsonOpt = False) -> None:
+    """The round's assignment: each application's reviewers and their state, open places, and why."""
+    from engine.services.review import assignment_view
+
+    lines = in_session(assignment_view, round_id)
+    if as_json:
+        from dataclasses import asdict
+
+        print_json([asdict(line) for line in lines])
+        return
+    for line in lines:
+        typer.echo(f"{line.reference}  {line.party}  {line.status:<19} areas: {', '.join(line.areas) or '(none)'}")
+        for r in line.reviewers:
+            extra = f" — {r.note}" if r.note else ""
+            review = f", review {r.review}" if r.review else ""
+            typer.echo(f"    {r.email:<35} {r.state}{review}{extra}")
+        if line.open_places:
+            typer.echo(f"    {line.open_places} place(s) open; the assignment would propose: "
+                       f"{', '.join(line.proposals) or 'nobody'}")
+            for reason in line.reasons:
+                typer.echo(f"      {reason}")
+
+
+@review_app.command("add")
+def review_add(round_id: str, reference: str, email: str) -> None:
+    """Put a reviewer on an application by hand (never one with a conflict of interest)."""
+    from engine.services.review import add_reviewer
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        outcome = add_reviewer(session, round_id, reference, email, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{reference}: {email.lower()} {outcome}" + (
+        f"; invite them with `sip review invite {round_id}`" if outcome != "unchanged" else ""))
+
+
+@review_app.command("remove")
+def review_remove(round_id: str, reference: str, email: str,
+                  reason: Annotated[str, typer.Option(help="Why (required; kept in the audit trail).")] = "") -> None:
+    """Take a reviewer off an application, for a reason."""
+    from engine.services.review import remove_reviewer
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        remove_reviewer(session, round_id, reference, email, reason=reason, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{reference}: {email.lower()} taken off; `sip review assign {round_id}` proposes someone else")
+
+
+@review_app.command("conflict")
+def review_conflict(round_id: str, reference: str, email: str,
+                    reason: Annotated[str, typer.Option(help="What the conflict of interest is.")] = "") -> None:
+    """Record a reviewer's conflict of interest with an application (they come off it)."""
+    from engine.services.review import record_conflict
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        recorded = record_conflict(session, round_id, reference, email, reason=reason, actor=ACTOR,
+                                   role="secretariat", at=Runtime.now())
+    typer.echo(f"{reference}: conflict of interest of {email.lower()} {'recorded' if recorded else 'already recorded'}")
+
+
+@review_app.command("invite")
+def review_invite(
+    round_id: str,
+    due: Annotated[str | None, typer.Option(help="Day reviews are due (YYYY-MM-DD); default: the round's.")] = None,
+    at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) the invitations are dated.")] = None,
+) -> None:
+    """Invite the proposed reviewers (the `invite-gmp-reviewers` flow): one message each, in
+    their language, with a personal sign-in link. Running it again invites only new proposals."""
+    runtime()
+    when = _date_option(due, "--due")
+    from flows.review import invite_gmp_reviewers_flow
+
+    result = _run_flow(invite_gmp_reviewers_flow, round_id=round_id, actor=ACTOR,
+                       due=when.isoformat() if when else None, at=at)
+    typer.echo(f"{round_id}: {result['invited']} assignment(s) invited, {result['reviewers']} invitation(s) queued, "
+               f"{result['moved_to_review']} application(s) into review; reviews due {result['due_on']}")
+    if result["unfilled"]:
+        typer.echo(f"  places still open on {', '.join(result['unfilled'])}: `sip review show {round_id}` says why")
+
+
+@review_app.command("extend")
+def review_extend(round_id: str, due: Annotated[str, typer.Option(help="New due day (YYYY-MM-DD).")]) -> None:
+    """Move the day reviews are due (reminders follow it)."""
+    from engine.services.reviewing import extend
+
+    day = _date_option(due, "--due")
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        before = extend(session, round_id, day, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{round_id}: reviews now due {day} (were due {before})")
+
+
+@review_app.command("daily")
+def review_daily(at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) to run it as of.")] = None
+                 ) -> None:
+    """The review stage's daily run (the `review-day` flow, scheduled when the flows are
+    served): reminders, the overdue notice, and the close at the deadline when every review is in."""
+    runtime()
+    from flows.review import review_day_flow
+
+    results: Any = _run_flow(review_day_flow, at=at)
+    if not results:
+        typer.echo("no round is in GMP review")
+    steps = {"nothing": "reviews not due soon", "remind": "reviews due soon", "overdue": "past the due date"}
+    for r in results:
+        typer.echo(f"{r['round']}: {steps[r['step']]}; {r['outstanding']} review(s) outstanding, {r['reminders']} "
+                   f"reminder(s) queued" + (", overdue notice to the secretariat" if r["overdue_notice"] else "")
+                   + (", review closed: the round goes to the committee" if r["closed"] else ""))
+
+
+def _to_committee(round_id: str, reason: str | None, at: str | None) -> None:
+    runtime()
+    from flows.review import send_to_committee_flow
+
+    result = _run_flow(send_to_committee_flow, round_id=round_id, actor=ACTOR, reason=reason, at=at)
+    if not result["changed"]:
+        typer.echo(f"{round_id}: already with the committee")
+        return
+    typer.echo(f"{round_id}: {result['sent']} application(s) ready for the committee")
+    if result["short"]:
+        typer.echo(f"  with fewer GMP reviews than asked: {', '.join(result['short'])}")
+
+
+@review_app.command("close")
+def review_close(
+    round_id: str,
+    reason: Annotated[str | None, typer.Option(help="Why now (kept in the audit trail).")] = None,
+    at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) the close is dated.")] = None,
+) -> None:
+    """Close the GMP review (the `send-to-committee` flow): applications short of reviews go
+    forward marked as such; reviews are no longer taken."""
+    _to_committee(round_id, reason, at)
+
+
+@screen_app.command("close")
+def screen_close(
+    round_id: str,
+    reason: Annotated[str | None, typer.Option(help="Why now (kept in the audit trail).")] = None,
+    at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) the close is dated.")] = None,
+) -> None:
+    """Close screening of a round without GMP review (the `send-to-committee` flow): its
+    screened applications go on the committee's agenda."""
+    _to_committee(round_id, reason, at)
+
+
+@review_app.command("summary")
+def review_summary(round_id: str, as_json: JsonOpt = False) -> None:
+    """The reviews in and their aggregation: mean and spread per criterion, recommendations, disagreement."""
+    from engine.services.reviewing import review_stage_view
+
+    view = in_session(review_stage_view, round_id)
+    if as_json:
+        print_json(view)
+        return
+    stage = view["stage"]
+    typer.echo(f"{round_id}: {view['status']}; " + (
+        f"reviews due {stage['due_on']}" + (f", closed {stage['closed_at'][:10]}" if stage["closed_at"] else "")
+        if stage else "no invitations yet"))
+    for app in view["applications"]:
+        flags = [f for f, on in (("SHORT OF REVIEWS", app["short"]), ("DISAGREEMENT", app["disagreement"])) if on]
+        recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in app["recommendations"].items() if n) or "none"
+        typer.echo(f"{app['reference']}  {app['reviews_submitted']}/{app['reviews_asked']} reviews "
+                   f"({app['outstanding']} outstanding); recommendations: {recs}  {' '.join(flags)}")
+        for c in app["criteria"]:
+            if c["scores"]:
+                typer.echo(f"    {c['id']:<22} mean {c['mean']:>4}  spread {c['spread']}  scores "
+                           f"{', '.join(map(str, c['scores']))}{'  !' if c['disagreement'] else ''}")
+
+
+flows_app = typer.Typer(no_args_is_help=True, help="The engine's Prefect flows.")
+app.add_typer(flows_app, name="flows")
+
+
+@flows_app.command("serve")
+def flows_serve() -> None:
+    """Serve the flows on the Prefect server PREFECT_API_URL names (start one with `prefect
+    server start`): the review stage's daily run on its schedule, and the stages on demand."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        fail("schedules need a long-lived Prefect server: run `prefect server start` and set PREFECT_API_URL "
+             "(e.g. http://127.0.0.1:4200/api)")
+    runtime()
+    from prefect import serve
+
+    from flows.review import deployments
+
+    serve(*deployments())
+
+
 # --- secretariat API keys -------------------------------------------------------
 
 keys_app = typer.Typer(no_args_is_help=True, help="The secretariat's API keys.")

@@ -71,3 +71,31 @@ def test_review_assign_through_the_cli_gives_the_json_the_secretariat_reads(roun
     assert rows["SIP-2024-R4-0001"]["unfilled"] == 0 and len(rows["SIP-2024-R4-0002"]["reviewers"]) == 2
     listed = CliRunner().invoke(app, ["reviewers", "list"])
     assert listed.exit_code == 0 and len(listed.stdout.strip().splitlines()) == 5
+
+
+@pytest.mark.prefect
+def test_the_whole_review_stage_runs_from_the_command_line(round4: Runtime, prefect_harness: None) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    def sip(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, list(args))
+        assert result.exit_code == code, (args, result.stdout, result.stderr)
+        return result.stdout + result.stderr
+
+    assert "missing" not in sip("reviewers", "set", "lena@example.org", "--max-load", "5")
+    refused = sip("reviewers", "set", "new@example.org", "--name", "New", code=1)
+    assert "organisation: is required" in refused and "country: is required" in refused
+    sip("review", "assign", ROUND4)
+    shown = sip("review", "show", ROUND4)
+    assert "kofi@example.org" in shown and "proposed" in shown
+    assert "must be after today" in sip("review", "invite", ROUND4, "--due", "2020-01-01", code=1)
+    invited = sip("review", "invite", ROUND4)
+    assert "4 assignment(s) invited, 3 invitation(s) queued, 2 application(s) into review" in invited
+    assert "reviews not due soon; 4 review(s) outstanding, 0 reminder(s)" in sip("review", "daily")
+    assert "0/2 reviews (2 outstanding)" in sip("review", "summary", ROUND4)
+    closed = sip("review", "close", ROUND4, "--reason", "the committee meets")
+    assert "2 application(s) ready for the committee" in closed and "SIP-2024-R4-0001" in closed
+    assert "already with the committee" in sip("screen", "close", ROUND4)
+    assert "is committee" in sip("review", "add", ROUND4, "SIP-2024-R4-0001", "lena@example.org", code=1)

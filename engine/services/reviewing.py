@@ -652,3 +652,21 @@ def summary_json(items: list[ApplicationReviews]) -> list[dict[str, Any]]:
                  reviews=[{**r, "submitted_at": r["submitted_at"].isoformat() if r["submitted_at"] else None}
                           for r in i.reviews])
             for i in items]
+
+
+def review_stage_view(session: Session, round_id: str) -> dict[str, Any]:
+    """The review stage as the secretariat follows it: dates, assignments by state, and
+    per application the reviews and their aggregation."""
+    row = get_round(session, round_id)
+    stage = _stage(session, round_id)
+    states = dict(session.exec(select(ReviewAssignment.state, func.count()).where(
+        ReviewAssignment.round_id == round_id).group_by(ReviewAssignment.state)).all())
+    items = review_summaries(session, round_id)
+    closed = stage.closed_at.isoformat() if stage and stage.closed_at else None
+    return dict(round=round_id, status=row.status,
+                stage=None if stage is None else dict(due_on=stage.due_on.isoformat(),
+                                                      invited_at=stage.invited_at.isoformat(), closed_at=closed,
+                                                      closed_by=stage.closed_by),
+                assignments=states, short_of_reviews=[i.reference for i in items if i.summary.short],
+                disagreements=[i.reference for i in items if i.summary.disagreement],
+                applications=summary_json(items))
