@@ -24,7 +24,7 @@ from domain.application import ApplicationDocument, json_path
 from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
-from engine.services import follow_up, intake
+from engine.services import audit, follow_up, intake
 from engine.services import rounds as round_service
 from engine.services.errors import ServiceError
 from engine.services.rounds import RoundView
@@ -61,7 +61,13 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     app.include_router(reviewer.router)
 
     @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        officer = getattr(request.state, "officer", None)
+        if officer is not None:  # the secretariat's refused attempts are audited (reviewers' are, by their routes)
+            endpoint = getattr(request.scope.get("endpoint"), "__name__", "request")
+            await run_in_threadpool(audit.record_refusal, request.app.state.runtime.engine, exc, actor=officer,
+                                    role="secretariat", action=f"api.{endpoint}", subject_type="request",
+                                    subject_id=f"{request.method} {request.url.path}")
         return error_json(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors])
 
     @app.exception_handler(RequestValidationError)

@@ -37,6 +37,7 @@ def get_secretariat(request: Request, credentials: Annotated[HTTPAuthorizationCr
     if name is None:
         raise HTTPException(status_code=401, detail="a secretariat API key is needed (Authorization: Bearer <key>)",
                             headers={"WWW-Authenticate": "Bearer"})
+    request.state.officer = name  # a refusal of what they ask is audited under their name
     return name
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

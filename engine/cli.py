@@ -11,11 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from typer.core import TyperGroup
 
 from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
+from engine.services import audit
 from engine.services import outbox as outbox_service
 from engine.services import parties as party_service
 from engine.services import rounds as round_service
@@ -23,7 +25,18 @@ from engine.services.errors import ServiceError
 from engine.services.setup import Runtime, prepare
 from engine.settings import Settings, get_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+
+class _Commands(TyperGroup):
+    """The root command: remembers which command runs, for the audit of a refusal."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        words = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        _command[:] = [w for w in words if not w.startswith("-")][:2]
+        return super().invoke(ctx)
+
+
+_command: list[str] = []
+app = typer.Typer(cls=_Commands, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Grant-management engine of the Specific International Programme (Minamata Convention).")
 rounds_app = typer.Typer(no_args_is_help=True, help="Rounds: load definitions, list, open and close.")
 parties_app = typer.Typer(no_args_is_help=True, help="The Parties register.")
@@ -48,11 +61,28 @@ def fail(message: str, errors: list[Any] | None = None, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+_runtime: list[Runtime] = []  # the database this command works on, once prepared
+
+
+def _audit_refusal(exc: ServiceError) -> None:
+    """A refused command is audited (once the database is there to hold it)."""
+    if not _runtime:
+        return
+    command = " ".join(_command) or "?"
+    try:
+        audit.record_refusal(_runtime[0].engine, exc, actor=ACTOR, role="secretariat",
+                             action=f"cli.{command.replace(' ', '.')}", subject_type="command",
+                             subject_id=f"sip {command}")
+    except Exception as failure:  # noqa: BLE001 - the refusal itself is what the user must see
+        typer.secho(f"warning: the refusal could not be audited ({failure.__class__.__name__})", err=True)
+
+
 @contextmanager
 def service_errors() -> Iterator[None]:
     try:
         yield
     except ServiceError as exc:
+        _audit_refusal(exc)
         if len(exc.errors) > 1:
             fail(f"refused, {len(exc.errors)} problems; nothing was changed:", exc.errors)
         # The message names the field and says what to do; add the error if it does not already say it.
@@ -61,7 +91,9 @@ def service_errors() -> Iterator[None]:
 
 def runtime(defaults: bool = True) -> Runtime:
     with service_errors():
-        return prepare(get_settings(), defaults=defaults)
+        rt = prepare(get_settings(), defaults=defaults)
+    _runtime[:] = [rt]
+    return rt
 
 
 def in_session(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -94,6 +126,7 @@ def main_options(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="SIP_DATA_DIR",
                                                   help="Folder of the embedded database and secret key.")] = None,
 ) -> None:
+    _runtime.clear()
     if data_dir is not None:
         import os
 

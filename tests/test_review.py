@@ -99,3 +99,20 @@ def test_the_whole_review_stage_runs_from_the_command_line(round4: Runtime, pref
     assert "2 application(s) ready for the committee" in closed and "SIP-2024-R4-0001" in closed
     assert "already with the committee" in sip("screen", "close", ROUND4)
     assert "is committee" in sip("review", "add", ROUND4, "SIP-2024-R4-0001", "lena@example.org", code=1)
+
+
+def test_a_refused_reviewer_file_changes_nothing_and_the_attempt_is_audited(round4: Runtime, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+    from engine.tables import Reviewer
+
+    bad = tmp_path / "reviewers.csv"
+    bad.write_text(HEADER + "A,a@example.org,Org,PER,gold,en,2\nB,a@example.org,Org,PER,cement,en,2\n")
+    result = CliRunner().invoke(app, ["reviewers", "load", str(bad)])
+    assert result.exit_code == 1 and "2 problems; nothing was changed" in result.stderr
+    assert "'gold' is not a partnership area" in result.stderr and "duplicate e-mail" in result.stderr
+    with unit_of_work(round4.engine) as session:
+        assert session.exec(select(func.count()).select_from(Reviewer)).one() == 5
+        event = session.exec(select(AuditEvent).where(AuditEvent.action == "cli.reviewers.load.refused")).one()
+    assert event.subject_id == "sip reviewers load" and "the register was not changed" in event.reason

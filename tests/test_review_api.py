@@ -232,6 +232,8 @@ def test_the_secretariat_adjusts_the_assignment_by_hand(client: TestClient) -> N
     path = f"/rounds/{ROUND4}/applications/{BEN}/reviewers"
     conflicted = client.put(f"{path}/bene@example.org", headers=OFFICER)
     assert conflicted.status_code == 409 and "conflict of interest" in conflicted.json()["message"]
+    assert [(e.actor, e.subject_id) for e in refusals(client, "api.add_reviewer")] == [
+        ("amina.diallo", f"PUT {path}/bene@example.org")]
     assert client.delete(f"{path}/kofi@example.org", headers=OFFICER).status_code == 422  # no reason
     removed = client.delete(f"{path}/kofi@example.org", headers=OFFICER, params={"reason": "asked to step back"})
     assert removed.json()["state"] == "removed"

@@ -81,8 +81,18 @@ def refusals_recorded(engine: Engine, *, actor: str, role: str, action: str, sub
     try:
         yield
     except ServiceError as exc:
-        with unit_of_work(engine) as session:
-            record(session, at=datetime.now(UTC), actor=actor[:200], role=role, action=f"{action}.refused"[:60],
-                   subject_type=subject_type, subject_id=subject_id[:100], reason=exc.message,
-                   details={"error": exc.code, "errors": [e.model_dump() for e in exc.errors]})
+        record_refusal(engine, exc, actor=actor, role=role, action=action, subject_type=subject_type,
+                       subject_id=subject_id)
         raise
+
+
+def record_refusal(engine: Engine, exc: ServiceError, *, actor: str, role: str, action: str, subject_type: str,
+                   subject_id: str, details: dict[str, Any] | None = None) -> None:
+    """Audit a refused attempt, in a transaction of its own (once per refusal)."""
+    if exc.audited:
+        return
+    with unit_of_work(engine) as session:
+        record(session, at=datetime.now(UTC), actor=actor[:200], role=role, action=f"{action}.refused"[:60],
+               subject_type=subject_type, subject_id=subject_id[:100], reason=exc.message,
+               details={"error": exc.code, "errors": [e.model_dump() for e in exc.errors], **(details or {})})
+    exc.audited = True

@@ -9,6 +9,8 @@ from domain.application import FieldError
 class ServiceError(Exception):
     code = "error"
     http_status = 400
+    #: Set once the refusal is in the audit trail, so that it is recorded once.
+    audited = False
 
     def __init__(self, message: str, errors: list[FieldError] | None = None):
         super().__init__(message)

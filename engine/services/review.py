@@ -74,18 +74,20 @@ def parse_reviewers(text: str, source: str) -> list[Reviewer]:
         values: dict[str, Any] = dict(row)
         values["areas"] = split_list(values["areas"])
         values["languages"] = split_list(values["languages"])
+        email = values["email"].lower()
+        duplicate = email in seen
+        if duplicate:  # also when either row has other problems
+            errors.append(FieldError(path=f"{source}:{line}: email",
+                                     message=f"duplicate e-mail {email} (first on line {seen[email]})"))
+        elif email:
+            seen[email] = line
         try:
             reviewer = Reviewer.model_validate(values)
         except ValidationError as exc:
             errors += reviewer_errors(exc, f"{source}:{line}: ")
             continue
-        email = str(reviewer.email).lower()
-        if email in seen:
-            errors.append(FieldError(path=f"{source}:{line}: email",
-                                     message=f"duplicate e-mail {email} (first on line {seen[email]})"))
-            continue
-        seen[email] = line
-        reviewers.append(reviewer)
+        if not duplicate:
+            reviewers.append(reviewer)
     if errors:
         raise InvalidInput(f"{source}: {len(errors)} problem(s); the register was not changed", errors)
     if not reviewers:
