@@ -317,3 +317,27 @@ def test_a_round_without_gmp_review_goes_from_screening_to_the_committee(screene
         summary = send_to_committee(session, ROUND1, actor="officer", at=AFTER_R4)
         assert session.get(Round, ROUND1).status == "committee"
     assert summary.sent == 2 and summary.short == []
+
+
+def test_a_link_used_twice_at_the_same_moment_opens_one_session(invited: Runtime, backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): two sign-ins cannot interleave")
+    from sqlalchemy import event
+
+    link = link_of(invited, "kofi@example.org")
+    opened = []
+    with pytest.raises(Unauthorized, match="already used"), unit_of_work(invited.engine) as a_session:
+        connection = a_session.connection()
+
+        @event.listens_for(connection, "before_cursor_execute")
+        def b_signs_in_first(_conn, _cursor, statement: str, *_: object) -> None:
+            if statement.startswith("UPDATE reviewer_token") and not opened:
+                with unit_of_work(invited.engine) as b_session:  # after A read the link as unused
+                    opened.append(sign_in(b_session, invited.settings, link, at=AFTER_R4))
+
+        sign_in(a_session, invited.settings, link, at=AFTER_R4)
+    with unit_of_work(invited.engine) as session:
+        from engine.tables import ReviewerToken
+
+        assert len(opened) == 1 and len(session.exec(select(ReviewerToken).where(
+            ReviewerToken.purpose == "session")).all()) == 1
