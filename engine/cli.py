@@ -627,7 +627,7 @@ def reviewers_set(
 @review_app.command("show")
 def review_show(round_id: str, as_json: JsonOpt = False) -> None:
     """The round's assignment: each application's reviewers and their state, open places, and why."""
-    from engine.services.review import assignment_view
+    from engine.services.review import REVIEWABLE, assignment_view
 
     lines = in_session(assignment_view, round_id)
     if as_json:
@@ -639,9 +639,9 @@ def review_show(round_id: str, as_json: JsonOpt = False) -> None:
         typer.echo(f"{line.reference}  {line.party}  {line.status:<19} areas: {', '.join(line.areas) or '(none)'}")
         for r in line.reviewers:
             extra = f" — {r.note}" if r.note else ""
-            review = f", review {r.review}" if r.review else ""
+            review = ", draft saved" if r.review == "draft" else ""
             typer.echo(f"    {r.email:<35} {r.state}{review}{extra}")
-        if line.open_places:
+        if line.open_places and line.status in REVIEWABLE:
             typer.echo(f"    {line.open_places} place(s) open; the assignment would propose: "
                        f"{', '.join(line.proposals) or 'nobody'}")
             for reason in line.reasons:

@@ -1,5 +1,6 @@
 """`sip demo`: round 1 (2018) of the programme, run as far as the engine goes, on the
-embedded database. Each stage runs as the Prefect flow the secretariat would run.
+embedded database, then round 4 (2024) through its GMP technical review. Each stage
+runs as the Prefect flow the secretariat would run.
 
 Re-running it converges to the same state (intake recognises files already imported,
 opening an open round changes nothing); `--fresh` starts from an empty database."""
@@ -16,8 +17,10 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from domain.lifecycle import PUBLIC_STATUS, Status
+from domain.rounds import RoundStatus
 from engine.db import dispose_all, reading
 from engine.demo_applications import APPLICATIONS, ROUND, document
+from engine.demo_review import ROUND4, run_review_demo
 from engine.services import applications as app_service
 from engine.services import outbox as outbox_service
 from engine.services.report import write_report
@@ -25,8 +28,11 @@ from engine.services.rounds import definition_of, get_round
 from engine.services.setup import prepare
 from engine.settings import Settings
 
-#: The demo screens the round three days after its close.
+#: The demo screens the round three days after its close, and sends it to the committee two weeks later.
 SCREENING_AFTER = timedelta(days=3)
+TO_COMMITTEE_AFTER = timedelta(days=14)
+#: Round statuses in which screening (still) runs.
+SCREENABLE = {RoundStatus.DRAFT, RoundStatus.OPEN, RoundStatus.CLOSED, RoundStatus.SCREENING}
 
 
 def write_demo_files(folder: Path) -> list[Path]:
@@ -82,6 +88,7 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
     echo("  3. starting Prefect (a local ephemeral server; the first start takes 10-30 s)...")
     with quiet_prefect():
         from flows.intake import import_applications_flow
+        from flows.review import send_to_committee_flow
         from flows.rounds import close_round_flow, open_round_flow
         from flows.screening import screen_applications_flow
 
@@ -99,10 +106,19 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
         echo(f"     close-round: {ROUND} {'closed' if closed['changed'] else 'already ' + str(closed['status'])} "
              f"at {closing.isoformat()}")
         screening_at = definition.closes_at + SCREENING_AFTER
-        screened = screen_applications_flow(round_id=ROUND, at=screening_at.isoformat())
-        verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(screened["verdicts"].items()))
-        echo(f"     screen-applications: {screened['screened']} screened ({verdicts or 'nothing new'}), "
-             f"{screened['unchanged']} unchanged, {screened['notices']} notices to applicants")
+        with reading(rt.engine) as session:
+            screening_done = RoundStatus(get_round(session, ROUND).status) not in SCREENABLE
+        if screening_done:
+            echo("     screen-applications: done in an earlier run")
+        else:
+            screened = screen_applications_flow(round_id=ROUND, at=screening_at.isoformat())
+            verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(screened["verdicts"].items()))
+            echo(f"     screen-applications: {screened['screened']} screened ({verdicts or 'nothing new'}), "
+                 f"{screened['unchanged']} unchanged, {screened['notices']} notices to applicants")
+        to_committee = send_to_committee_flow(round_id=ROUND, at=(screening_at + TO_COMMITTEE_AFTER).isoformat())
+        echo(f"     send-to-committee: {to_committee['sent']} screened applications on the Steering Committee's "
+             "agenda (round 1 has no GMP review)" if to_committee["changed"] else
+             "     send-to-committee: already on the committee's agenda")
 
     with reading(rt.engine) as session:
         lines = app_service.list_applications(session, ROUND)
@@ -122,13 +138,19 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
          f"{', '.join(f'{n} in {lang}' for lang, n in sorted(languages.items()))})")
     echo("")
     echo(f"  screening report: {report_html} (and {report_csv.name})")
+
+    with quiet_prefect():
+        refused = run_review_demo(rt, echo)
+
     echo("")
-    echo("The engine goes as far as screening for now: GMP review and the committee come next.")
+    echo("The engine goes as far as the committee's agenda for now: the meeting, decisions and letters come next.")
     sip = _sip_command()
     echo("Look around:")
     echo(f"  {sip} applications list {ROUND}     # one line per application")
     echo(f"  {sip} outbox list                        # the queued notifications")
     echo(f"  {sip} screen score {ROUND} SIP-2018-R1-0003 feasibility 3   # an appraisal score")
+    echo(f"  {sip} review show {ROUND4}              # who reviews what in round 4, and why")
+    echo(f"  {sip} review summary {ROUND4}           # the reviews: means, spread, disagreement")
     echo(f"  {sip} serve                              # the API; http://127.0.0.1:8000/docs")
     echo(f"(demo took {time.perf_counter() - started:.1f} s)")
-    return 0 if summary["failed"] == 0 else 1
+    return 0 if summary["failed"] == 0 and refused == 0 else 1

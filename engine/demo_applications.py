@@ -114,7 +114,7 @@ def _budget(amount: int) -> list[dict[str, Any]]:
     return lines
 
 
-def document(app: DemoApplication) -> dict[str, Any]:
+def document(app: DemoApplication, round_id: str = ROUND) -> dict[str, Any]:
     """The application as the `sip-application/1` document the Party would send."""
     email = f"focal.point@{app.email_domain}"
     outputs = [] if app.flaw == "no_logframe" else [
@@ -133,7 +133,7 @@ def document(app: DemoApplication) -> dict[str, Any]:
     ]
     doc: dict[str, Any] = {
         "format": "sip-application/1",
-        "round": ROUND,
+        "round": round_id,
         "received_at": app.received,
         "applicant": {
             "party": app.party,

@@ -35,10 +35,11 @@ def propose_reviewers(round_id: str, actor: str, at_iso: str) -> list[dict[str, 
 
 
 @flow(name="assign-gmp-reviewers", log_prints=False)
-def assign_gmp_reviewers_flow(round_id: str, actor: str = "secretariat") -> list[dict[str, Any]]:
+def assign_gmp_reviewers_flow(round_id: str, actor: str = "secretariat", at: str | None = None
+                              ) -> list[dict[str, Any]]:
     """Propose reviewers for every screened application of the round; running it again
     only fills places still open."""
-    placements = propose_reviewers(round_id, actor, instant(None).isoformat())
+    placements = propose_reviewers(round_id, actor, instant(at).isoformat())
     unfilled = sum(p["unfilled"] for p in placements)
     get_run_logger().info("round %s: %d applications, %d places unfilled", round_id, len(placements), unfilled)
     return placements

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -123,7 +124,7 @@ def test_opening_a_round_before_its_date_is_refused_with_what_to_do(sqlite_setti
     assert code == 1 and "schedule the open-round flow for that time" in err
 
 
-def test_the_demo_runs_round_1_and_converges_when_run_again(sqlite_settings: Settings,
+def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(sqlite_settings: Settings,
                                                             prefect_harness: None) -> None:
     from engine.demo import run_demo
 
@@ -135,11 +136,19 @@ def test_the_demo_runs_round_1_and_converges_when_run_again(sqlite_settings: Set
     assert "screen-applications: 19 screened (2 incomplete, 2 ineligible, 15 screened)" in output
     assert ("notifications queued: 23 (19 receipt, 2 screening_incomplete, 2 screening_ineligible; "
             "12 in en, 3 in es, 8 in fr)") in output
+    assert "send-to-committee: 15 screened applications on the Steering Committee's agenda" in output
+    # Round 4, with GMP review: a decline and a declared conflict reassigned, one review missing.
+    assert "the secretariat reassigns: 2 new invitation(s) for the two open places" in output
+    assert "overdue notice to the secretariat" in output
+    assert "send-to-committee: 8 applications on the committee's agenda; short of reviews: SIP-2024-R4-0007" in output
+    assert re.search(r"SIP-2024-R4-0003 +CHN +2 of 2 +1 support, 1 do not support +disagreement", output)
     lines.clear()
     assert run_demo(sqlite_settings, echo=lines.append) == 0
     again = "\n".join(lines)
     assert "0 imported, 19 already imported, 0 refused" in again
-    assert "screen-applications: 0 screened (nothing new), 0 unchanged, 0 notices" in again
+    assert "screen-applications: done in an earlier run" in again
+    assert "send-to-committee: already on the committee's agenda" in again
+    assert "(reviewed in an earlier run; nothing to do again)" in again
 
 
 def _free_port() -> int:

@@ -191,6 +191,9 @@ NOT_AGAIN = {AssignmentState.DECLINED: "declined the invitation",
              AssignmentState.CONFLICTED: "declared a conflict of interest"}
 #: Applications that take reviewers: screened, and (for late changes) those in review.
 REVIEWABLE = (Status.SCREENED.value, Status.GMP_REVIEW.value)
+#: Applications whose review can be shown: those above, and those past the review.
+REVIEWED = (*REVIEWABLE, Status.READY_FOR_COMMITTEE.value, Status.APPROVED.value,
+            Status.APPROVED_WITH_CONDITIONS.value, Status.NOT_APPROVED.value, Status.DEFERRED.value)
 
 
 @dataclass
@@ -321,7 +324,7 @@ class AssignmentLine:
 def assignment_view(session: Session, round_id: str) -> list[AssignmentLine]:
     """Every application of the round's review with its reviewers (proposed, invited,
     declined...), its open places, and why reviewers were not chosen."""
-    state = round_review(session, round_id)
+    state = round_review(session, round_id, statuses=REVIEWED)
     reviews = dict(session.exec(select(Review.assignment_id, Review.state).join(ReviewAssignment).where(
         ReviewAssignment.round_id == round_id)).all())
     lines = []
@@ -329,6 +332,8 @@ def assignment_view(session: Session, round_id: str) -> list[AssignmentLine]:
                                                strict=True):
         rows = state.assignments.get(application.id or 0, [])
         held = len(state.active(application.id or 0))
+        if application.status not in REVIEWABLE:  # past the review: nobody is proposed any more
+            placement = Placement(application.reference, placement.reviewers[:held])
         lines.append(AssignmentLine(
             reference=application.reference, party=application.party, title=application.title,
             status=application.status, areas=sorted(subject.areas),

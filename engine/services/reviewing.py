@@ -35,7 +35,14 @@ from domain.rounds import RoundActionError, RoundDefinition, RoundStatus, plan_c
 from engine.services import audit, outbox
 from engine.services.applications import transition_many
 from engine.services.errors import InvalidInput, NotAllowed, NotFound, Unauthorized
-from engine.services.review import as_reviewer, move_assignment, record_conflict, round_review, subject_of
+from engine.services.review import (
+    REVIEWED,
+    as_reviewer,
+    move_assignment,
+    record_conflict,
+    round_review,
+    subject_of,
+)
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_link_token, random_token, token_hash
 from engine.settings import Settings
@@ -83,7 +90,7 @@ def deadline(stage: ReviewStage, definition: RoundDefinition) -> datetime:
     return datetime.combine(stage.due_on + timedelta(days=1), time(), tzinfo=definition.zone)
 
 
-def _stage(session: Session, round_id: str, *, for_update: bool = False) -> ReviewStage | None:
+def stage_of(session: Session, round_id: str, *, for_update: bool = False) -> ReviewStage | None:
     statement = select(ReviewStage).where(ReviewStage.round_id == round_id)
     if for_update:
         statement = statement.with_for_update()
@@ -91,7 +98,7 @@ def _stage(session: Session, round_id: str, *, for_update: bool = False) -> Revi
 
 
 def _open_stage(session: Session, round_id: str, *, for_update: bool = False) -> ReviewStage:
-    stage = _stage(session, round_id, for_update=for_update)
+    stage = stage_of(session, round_id, for_update=for_update)
     if stage is None:
         raise NotAllowed(f"the GMP review of round {round_id} has not started; invite the reviewers with "
                          f"`sip review invite {round_id}`")
@@ -127,7 +134,7 @@ def invite(session: Session, settings: Settings, round_id: str, *, actor: str, a
     except RoundActionError as exc:
         raise NotAllowed(str(exc)) from None
     today = _day(at, definition)
-    stage = _stage(session, round_id, for_update=True)
+    stage = stage_of(session, round_id, for_update=True)
     if stage is None and not any(a.state == AssignmentState.PROPOSED.value
                                  for rows in state.assignments.values() for a in rows):
         raise NotAllowed(f"no reviewers are proposed in round {round_id}; run `sip review assign {round_id}` "
@@ -357,7 +364,7 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str
     technical criteria, the reviewer's own review, and the other reviewers' submitted
     reviews (unnamed) once their own is submitted."""
     assignment, application, definition = _visible(session, reviewer, reference)
-    stage = _stage(session, application.round_id)
+    stage = stage_of(session, application.round_id)
     own = session.exec(select(Review).where(Review.assignment_id == assignment.id)).first()
     others: list[dict[str, Any]] = []
     if assignment.state == AssignmentState.SUBMITTED.value:
@@ -616,10 +623,7 @@ class ApplicationReviews:
 def review_summaries(session: Session, round_id: str) -> list[ApplicationReviews]:
     """Per application in (or past) the review: the submitted reviews and their
     aggregation (mean and spread per criterion, recommendations, disagreement)."""
-    state = round_review(session, round_id, statuses=(Status.SCREENED.value, Status.GMP_REVIEW.value,
-                                                      Status.READY_FOR_COMMITTEE.value, Status.APPROVED.value,
-                                                      Status.APPROVED_WITH_CONDITIONS.value,
-                                                      Status.NOT_APPROVED.value, Status.DEFERRED.value))
+    state = round_review(session, round_id, statuses=REVIEWED)
     reviews = {r.assignment_id: r for r in session.exec(select(Review).join(ReviewAssignment).where(
         ReviewAssignment.round_id == round_id, Review.state == "submitted")).all()}
     review = state.definition.review
@@ -658,7 +662,7 @@ def review_stage_view(session: Session, round_id: str) -> dict[str, Any]:
     """The review stage as the secretariat follows it: dates, assignments by state, and
     per application the reviews and their aggregation."""
     row = get_round(session, round_id)
-    stage = _stage(session, round_id)
+    stage = stage_of(session, round_id)
     states = dict(session.exec(select(ReviewAssignment.state, func.count()).where(
         ReviewAssignment.round_id == round_id).group_by(ReviewAssignment.state)).all())
     items = review_summaries(session, round_id)
