@@ -2,7 +2,11 @@
 assignment next to a greedy baseline in the same run: time, load spread (max minus
 min assignments per reviewer) and places left unfilled.
 
-    .venv/bin/python benchmarks/assignment.py [--applications 10000] [--reviewers 500] [--per 2]"""
+With `--database`, it also times the services the `assign-gmp-reviewers` and
+`invite-gmp-reviewers` flows run, on a screened round 4 of N applications in SQLite
+(reading the round, writing the proposals; then the invitations, one per reviewer).
+
+    .venv/bin/python benchmarks/assignment.py [--applications 10000] [--reviewers 500] [--per 2] [--database]"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from domain.review import Reviewer, Subject, assign, greedy, load_spread  # noqa: E402
 
@@ -42,6 +47,8 @@ def main() -> None:
     parser.add_argument("--applications", type=int, default=10_000)
     parser.add_argument("--reviewers", type=int, default=500)
     parser.add_argument("--per", type=int, default=2, help="reviewers per application")
+    parser.add_argument("--database", action="store_true",
+                        help="also time the proposal and the invitations through the services, on SQLite")
     args = parser.parse_args()
     subjects, reviewers = generate(args.applications, args.reviewers, args.per)
     print(f"assignment benchmark: {args.applications:,} applications, {args.reviewers} reviewers, "
@@ -54,6 +61,62 @@ def main() -> None:
         spread, unfilled = load_spread(placements, reviewers)
         print(f"  {name:<16} {seconds:7.2f} s   load spread (max - min per reviewer) {spread:4d}   "
               f"places unfilled {unfilled:6,}")
+    if args.database:
+        in_database(args.applications, reviewers)
+
+
+def in_database(count: int, reviewers: list[Reviewer]) -> None:
+    """Round 4 with `count` screened applications in a fresh SQLite database; then the
+    proposal and the invitations as the flows run them, each one transaction."""
+    import json
+    import tempfile
+    from datetime import UTC, datetime
+
+    from intake import documents
+
+    from engine.db import unit_of_work
+    from engine.services.intake import import_batch
+    from engine.services.review import assign_reviewers, load_reviewers
+    from engine.services.reviewing import invite
+    from engine.services.rounds import open_round
+    from engine.services.screening import screen_batch, start_screening, to_screen
+    from engine.services.setup import prepare
+    from engine.settings import Settings
+
+    round_id, now = "sip-2024-r4", datetime(2024, 8, 5, tzinfo=UTC)
+    settings = Settings(SIP_DATA_DIR=Path(tempfile.mkdtemp()), SIP_SECRET_KEY="b" * 40)
+    rt = prepare(settings)
+    print(f"  in the database (SQLite): building a screened round of {count:,} applications...", flush=True)
+    with unit_of_work(rt.engine) as session:
+        open_round(session, round_id, actor="bench", at=datetime(2024, 4, 25, tzinfo=UTC))
+    docs = []
+    for raw in documents(count):
+        doc = json.loads(raw)
+        doc.update(round=round_id, received_at="2024-07-01T10:00:00+02:00")
+        docs.append(json.dumps(doc).encode())
+    for start in range(0, count, 500):
+        batch = [(str(start + i), d) for i, d in enumerate(docs[start:start + 500])]
+        import_batch(rt.engine, settings, round_id, batch, actor="bench", now=now)
+    with unit_of_work(rt.engine) as session:
+        start_screening(session, round_id, actor="bench", at=now)
+        ids = to_screen(session, round_id)
+    for start in range(0, len(ids), 500):
+        screen_batch(rt.engine, settings, round_id, ids[start:start + 500], actor="bench", at=now)
+    with unit_of_work(rt.engine) as session:  # the generated reviewers, none from an applicant Party
+        load_reviewers(session, [r.model_copy(update={"country": "NOR"}) for r in reviewers], source="bench",
+                       actor="bench", at=now)
+    started = time.perf_counter()
+    with unit_of_work(rt.engine) as session:
+        placements = assign_reviewers(session, round_id, actor="bench", at=now)
+    proposed = time.perf_counter() - started
+    started = time.perf_counter()
+    with unit_of_work(rt.engine) as session:
+        invited = invite(session, settings, round_id, actor="bench", at=now)
+    print(f"  propose (service) {proposed:6.2f} s   {len(placements):,} screened applications: "
+          f"{sum(len(p.reviewers) for p in placements):,} places filled, {sum(p.unfilled for p in placements):,} "
+          "unfilled (the generated reviewers' loads fit the generated areas, not these applications')")
+    print(f"  invite (service)  {time.perf_counter() - started:6.2f} s   {invited.invited:,} assignments, "
+          f"{invited.reviewers} invitations queued")
 
 
 if __name__ == "__main__":
