@@ -20,13 +20,13 @@ from api import reviewer, secretariat
 from api.common import error_json, error_responses
 from api.deps import BearerDep, NowDep, RuntimeDep
 from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
-from domain.application import ApplicationDocument, json_path
+from domain.application import ApplicationDocument, FieldError, json_path
 from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import audit, follow_up, intake
 from engine.services import rounds as round_service
-from engine.services.errors import ServiceError
+from engine.services.errors import InvalidInput, ServiceError
 from engine.services.rounds import RoundView
 from engine.services.setup import Runtime, prepare
 from engine.settings import Settings
@@ -62,19 +62,26 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        await _audit_officer_refusal(request, exc)
+        return error_json(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors])
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"path": json_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        refused = InvalidInput("the request is not valid: " + "; ".join(f"{e['path']}: {e['message']}"
+                                                                        for e in errors),
+                               [FieldError(path=e["path"], message=e["message"]) for e in errors])
+        await _audit_officer_refusal(request, refused)
+        return error_json(422, "invalid", refused.message, errors)
+
+    async def _audit_officer_refusal(request: Request, exc: ServiceError) -> None:
+        """The secretariat's refused attempts are audited (reviewers' are, by their routes)."""
         officer = getattr(request.state, "officer", None)
-        if officer is not None:  # the secretariat's refused attempts are audited (reviewers' are, by their routes)
+        if officer is not None:
             endpoint = getattr(request.scope.get("endpoint"), "__name__", "request")
             await run_in_threadpool(audit.record_refusal, request.app.state.runtime.engine, exc, actor=officer,
                                     role="secretariat", action=f"api.{endpoint}", subject_type="request",
                                     subject_id=f"{request.method} {request.url.path}")
-        return error_json(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors])
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"path": json_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
-        return error_json(422, "invalid", "the request is not valid: " + "; ".join(
-            f"{e['path']}: {e['message']}" for e in errors), errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

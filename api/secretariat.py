@@ -236,15 +236,15 @@ async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatD
     """Run the `assign-gmp-reviewers` flow: propose reviewers for the open places."""
     from flows.review import assign_gmp_reviewers_flow
 
-    await run_in_threadpool(_review_of, rt, round_id)
+    await run_in_threadpool(_check, rt, review_service.check_assignment, round_id)
     run_id = await start_flow(assign_gmp_reviewers_flow, {"round_id": round_id, "actor": officer})
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review/assignment")
 
 
-def _review_of(rt: Any, round_id: str) -> None:
-    """Refuse at once a round that is unknown or has no GMP review stage."""
+def _check(rt: Any, check: Any, round_id: str, **kwargs: Any) -> None:
+    """Refuse at once what the flow would refuse (the answer names why; the refusal is audited)."""
     with reading(rt.engine) as session:
-        review_service.round_review(session, round_id)
+        check(session, round_id, **kwargs)
 
 
 @router.get("/review/assignment", response_model=list[AssignmentOut], responses=error_responses(401, 404, 409))
@@ -286,13 +286,14 @@ def record_conflict(round_id: str, reference: str, body: ConflictIn, rt: Runtime
 
 @router.post("/review/invitations", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
              responses=error_responses(401, 404, 409, 422))
-async def invite(round_id: str, rt: RuntimeDep, officer: SecretariatDep,
+async def invite(round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep,
                  body: InvitationsIn | None = None) -> FlowStarted:
     """Run the `invite-gmp-reviewers` flow: invite the proposed reviewers and open the stage."""
     from flows.review import invite_gmp_reviewers_flow
 
-    await run_in_threadpool(_review_of, rt, round_id)
-    due = body.due.isoformat() if body and body.due else None
+    due = body.due if body else None
+    await run_in_threadpool(_check, rt, reviewing.check_invite, round_id, at=now, due=due)
+    due = due.isoformat() if due else None
     run_id = await start_flow(invite_gmp_reviewers_flow, {"round_id": round_id, "actor": officer, "due": due})
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
 
@@ -314,6 +315,7 @@ async def close_review(round_id: str, rt: RuntimeDep, officer: SecretariatDep,
     screening); applications short of reviews go forward marked as such."""
     from flows.review import send_to_committee_flow
 
+    await run_in_threadpool(_check, rt, reviewing.check_committee, round_id)
     run_id = await start_flow(send_to_committee_flow, {"round_id": round_id, "actor": officer,
                                                        "reason": body.reason if body else None})
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")

@@ -108,8 +108,8 @@ _WITHDRAWABLE = set(Status) - FINAL_STATUSES - {Status.INELIGIBLE}
 TRANSITIONS: dict[str, Transition] = {
     t.name: t
     for t in (
-        _t("mark_incomplete", {Status.SUBMITTED}, Status.INCOMPLETE, _SCREENERS,
-           description="completeness check failed"),
+        _t("mark_incomplete", {Status.SUBMITTED, Status.INFORMATION_REQUESTED}, Status.INCOMPLETE, _SCREENERS,
+           description="completeness check failed, or the items asked for did not come"),
         _t("mark_ineligible", {Status.SUBMITTED, Status.SCREENED}, Status.INELIGIBLE, _SCREENERS,
            description="eligibility screening failed"),
         _t("pass_screening", {Status.SUBMITTED}, Status.SCREENED, _SCREENERS,

@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
 
 from domain.rounds import ReviewSettings, TechnicalCriterion
 
@@ -100,11 +100,15 @@ class _Person:
                    frozenset(reviewer.areas), reviewer.max_load)
 
 
-def _conflicts(person: _Person, subject: Subject, declared: Mapping[tuple[str, str], str]) -> list[ConflictSource]:
+def _conflicts(person: _Person, subject: Subject, declared: Mapping[tuple[str, str], str],
+               agency: str | None = None) -> list[ConflictSource]:
+    """`agency`: the subject's executing agency, normalised (worked out once by a caller
+    that asks about many reviewers)."""
     found = []
     if person.country in subject.countries:
         found.append(ConflictSource.COUNTRY)
-    if person.organisation and person.organisation == _normalised(subject.executing_agency):
+    if person.organisation and person.organisation == (agency if agency is not None
+                                                       else _normalised(subject.executing_agency)):
         found.append(ConflictSource.ORGANISATION)
     if (person.email, subject.reference) in declared:
         found.append(ConflictSource.DECLARED)
@@ -149,9 +153,8 @@ def assign(subjects: list[Subject], reviewers: list[Reviewer], per_application: 
             person = people[index]
             if person.email in subject.assigned:
                 continue
-            if (person.country in subject.countries or (person.organisation and person.organisation == agency)
-                    or (person.email, subject.reference) in declared):
-                why = _conflicts(person, subject, declared)
+            why = _conflicts(person, subject, declared, agency)
+            if why:
                 left.append(f"{person.email} not chosen: conflict of interest ({', '.join(w.value for w in why)})")
             elif (person.email, subject.reference) in excluded:
                 left.append(f"{person.email} not chosen: {excluded[person.email, subject.reference]}")
@@ -277,7 +280,7 @@ class ReviewDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    scores: dict[str, int] = Field(default_factory=dict)
+    scores: dict[str, StrictInt] = Field(default_factory=dict)
     recommendation: Recommendation | None = None
     comments_for_committee: str | None = Field(default=None, max_length=COMMENT_LENGTH)
     comments_for_applicant: str | None = Field(default=None, max_length=COMMENT_LENGTH)

@@ -280,7 +280,7 @@ class ReviewerToken(SQLModel, table=True):
     purpose: str = Field(max_length=10, description="link or session")
     token_hash: str = Field(max_length=64, unique=True)
     nonce: str | None = Field(default=None, max_length=64)
-    message_key: str | None = Field(default=None, max_length=300, index=True)
+    message_key: str | None = Field(default=None, max_length=300, unique=True)
     issued_at: datetime = _ts(nullable=False)
     expires_at: datetime = _ts(nullable=False)
     used_at: datetime | None = _ts(nullable=True)

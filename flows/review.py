@@ -81,15 +81,25 @@ def review_day_flow(at: str | None = None) -> list[dict[str, Any]]:
     """The daily run of every open review stage: reminders before the due date, a
     notice to the secretariat of overdue reviews, and the close at the deadline when
     every review is in. Running it twice the same day sends nothing twice."""
+    logger = get_run_logger()
     at_iso = instant(at).isoformat()
     with reading(runtime().engine) as session:
         round_ids = rounds_in_review(session)
-    results = [run_review_day(round_id, at_iso) for round_id in round_ids]
-    for result in results:
-        get_run_logger().info("round %s: %s; %d outstanding, %d reminders%s%s", result["round"], result["step"],
-                              result["outstanding"], result["reminders"],
-                              ", overdue notice" if result["overdue_notice"] else "",
-                              ", closed" if result["closed"] else "")
+    results, failed = [], []
+    for round_id in round_ids:  # one round failing does not keep the others from their day
+        state = run_review_day(round_id, at_iso, return_state=True)
+        if not state.is_completed():
+            logger.error("round %s: the review day failed (%s); the other rounds ran", round_id, state.message)
+            failed.append(round_id)
+            continue
+        result = state.result()
+        results.append(result)
+        logger.info("round %s: %s; %d outstanding, %d reminders%s%s", result["round"], result["step"],
+                    result["outstanding"], result["reminders"], ", overdue notice" if result["overdue_notice"] else "",
+                    ", closed" if result["closed"] else "")
+    if failed:
+        raise RuntimeError(f"the review day failed for {', '.join(failed)} (the others ran); run `sip review daily` "
+                           "again once the cause is fixed: nothing is sent twice")
     return results
 
 

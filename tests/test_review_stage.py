@@ -341,3 +341,95 @@ def test_a_link_used_twice_at_the_same_moment_opens_one_session(invited: Runtime
 
         assert len(opened) == 1 and len(session.exec(select(ReviewerToken).where(
             ReviewerToken.purpose == "session")).all()) == 1
+
+
+def test_two_submissions_at_the_same_moment_keep_the_first_and_refuse_the_second(
+        invited: Runtime, act: Act, backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): two submissions cannot interleave")
+    from sqlalchemy import event
+
+    act("kofi@example.org", dossier, BEN)  # signed in
+    first = ReviewDraft(**FULL)
+    second = ReviewDraft(**{**FULL, "recommendation": "do_not_support"})
+    with pytest.raises(NotAllowed, match="you submitted your review"):
+        def racing(session, reviewer):
+            @event.listens_for(session.connection(), "before_cursor_execute")
+            def the_other_submits_first(_conn, _cursor, statement: str, *_: object) -> None:
+                if "FOR UPDATE" in statement and not racing.done:  # after this one read the assignment
+                    racing.done = True
+                    act("kofi@example.org", save_review, BEN, first, submit=True, at=AFTER_R4)
+
+            return save_review(session, reviewer, BEN, second, submit=True, at=AFTER_R4)
+
+        racing.done = False
+        act("kofi@example.org", racing)
+    review = act("kofi@example.org", dossier, BEN)["review"]
+    assert review["state"] == "submitted" and review["recommendation"] == "support"
+    with unit_of_work(invited.engine) as session:
+        assert len(session.exec(select(AuditEvent).where(AuditEvent.action == "assignment.submit")).all()) == 1
+
+
+def test_a_reviewer_restored_after_declining_is_invited_again(invited: Runtime, act: Act) -> None:
+    act("kofi@example.org", lambda s, r: decline(s, invited.settings, r, BEN, "busy", at=AFTER_R4))
+    later = AFTER_R4 + timedelta(days=2)
+    with unit_of_work(invited.engine) as session:
+        assert add_reviewer(session, ROUND4, BEN, "kofi@example.org", actor="o", at=later) == "restored"
+        again = invite(session, invited.settings, ROUND4, actor="o", at=later)
+    assert (again.invited, again.reviewers) == (1, 1)
+    with unit_of_work(invited.engine) as session:  # the new invitation's own link works
+        assert sign_in(session, invited.settings, link_of(invited, "kofi@example.org"), at=later).email == \
+            "kofi@example.org"
+
+
+def test_a_reviewer_whose_country_changes_comes_off_the_applications_now_conflicted(invited: Runtime) -> None:
+    from engine.services.review import set_reviewer
+
+    with unit_of_work(invited.engine) as session:
+        set_reviewer(session, "lena@example.org", {"country": "LSO"}, actor="officer", at=AFTER_R4)
+        lines = {line.reference: line for line in assignment_view(session, ROUND4)}
+    lena = next(r for r in lines[LSO].reviewers if r.email == "lena@example.org")
+    assert lena.state == "conflicted" and "(country) since the register changed" in lena.note
+    with unit_of_work(invited.engine) as session:
+        assert review_day(session, invited.settings, ROUND4, at=at(DUE - timedelta(days=3))).outstanding == 3
+
+
+def test_a_conflict_cannot_be_declared_once_the_stage_closed(invited: Runtime, act: Act) -> None:
+    act("ana@example.org", dossier, BEN)  # signed in before the close
+    with unit_of_work(invited.engine) as session:
+        send_to_committee(session, ROUND4, actor="officer", at=AFTER_R4)
+    with pytest.raises(NotAllowed, match="closed on"):
+        act("ana@example.org", lambda s, r: declare_conflict(s, invited.settings, r, BEN, "late", at=AFTER_R4))
+
+
+def test_the_review_cannot_close_while_an_application_still_waits_for_screening(rt: Runtime) -> None:
+    from engine.services.appraisal import override
+    from engine.services.follow_up import request_information
+    from engine.services.intake import import_batch
+    from engine.services.review import load_reviewers, parse_reviewers
+    from engine.services.rounds import open_round
+    from engine.services.screening import screen_batch, start_screening, to_screen
+    from tests.conftest import REGISTER, changed, example
+
+    with unit_of_work(rt.engine) as session:
+        open_round(session, ROUND4, actor="s", at=AFTER_R4 - timedelta(days=100))
+    files = [(name, changed(example(name), round=ROUND4, received_at="2024-07-01T10:00:00+02:00"))
+             for name in ("ben-asgm-complete.json", "lso-inventory-no-form-c.json")]
+    assert all(r.ok for r in import_batch(rt.engine, rt.settings, ROUND4, files, actor="s", now=AFTER_R4))
+    with unit_of_work(rt.engine) as session:
+        start_screening(session, ROUND4, actor="s", at=AFTER_R4)
+        ids = to_screen(session, ROUND4)
+    screen_batch(rt.engine, rt.settings, ROUND4, ids, actor="s", at=AFTER_R4)
+    lso = "SIP-2024-R4-0002"
+    with unit_of_work(rt.engine) as session:
+        request_information(session, rt.settings, ROUND4, lso, ["Form C, signed"], due=None, actor="o", at=AFTER_R4)
+        load_reviewers(session, parse_reviewers(REGISTER, "r.csv"), source="r.csv", actor="s", at=AFTER_R4)
+        assign_reviewers(session, ROUND4, actor="o", at=AFTER_R4)
+        invite(session, rt.settings, ROUND4, actor="o", at=AFTER_R4)
+    with pytest.raises(NotAllowed, match=f"{lso} still wait"), unit_of_work(rt.engine) as session:
+        send_to_committee(session, ROUND4, actor="officer", at=AFTER_R4)
+    with unit_of_work(rt.engine) as session:  # the items never came: the secretariat decides
+        override(session, rt.settings, ROUND4, lso, "incomplete", reason="no answer by the date", actor="o",
+                 at=AFTER_R4 + timedelta(days=20))
+        closed = send_to_committee(session, ROUND4, actor="officer", at=AFTER_R4 + timedelta(days=21))
+    assert closed.sent == 1 and closed.short == [BEN]

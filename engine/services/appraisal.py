@@ -136,6 +136,7 @@ _OVERRIDES: dict[tuple[str, str], str] = {
     ("submitted", "screened"): "pass_screening", ("submitted", "incomplete"): "mark_incomplete",
     ("submitted", "ineligible"): "mark_ineligible", ("incomplete", "screened"): "reinstate",
     ("ineligible", "screened"): "reinstate", ("screened", "ineligible"): "mark_ineligible",
+    ("information_requested", "incomplete"): "mark_incomplete",  # the items asked for did not come
 }
 
 

@@ -32,11 +32,11 @@ from domain.rounds import RoundDefinition, RoundStatus, accepts_applications, ac
 from engine.db import unit_of_work
 from engine.services import audit, outbox
 from engine.services.errors import Conflict, InvalidInput, NotAccepting, ServiceError
+from engine.services.parties import party_names
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_token, random_token, token_hash
 from engine.settings import Settings
 from engine.tables import Application, AuditEvent, IntakeKey, Round, StatusChange
-from engine.tables import Party as PartyRow
 from notifications import ACCESS_CODE_PLACEHOLDER, render
 
 Channel = Literal["api", "import"]
@@ -295,10 +295,6 @@ def status_page_url(settings: Settings, reference: str, language: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/status?reference={reference}&lang={language}"
 
 
-def _parties(session: Session) -> dict[str, str]:
-    return dict(session.exec(select(PartyRow.iso3, PartyRow.name)).all())
-
-
 def submit_application(engine: Engine, settings: Settings, round_id: str, body: bytes | str, *,
                        channel: Channel = "api", idempotency_key: str | None = None, actor: str = "applicant",
                        role: Role = Role.APPLICANT, now: datetime) -> Receipt:
@@ -315,7 +311,7 @@ def submit_application(engine: Engine, settings: Settings, round_id: str, body: 
                     result: Receipt | ServiceError = _replay(known, key, _request_hash(body), row.id, settings)
                 else:
                     definition = definition_of(row)
-                    parties = _parties(session)
+                    parties = party_names(session)
                     prepared = _prepare(row, definition, body, channel=channel, key=key, now=now,
                                         known_parties=set(parties))
                     [result] = _write_many(session, row, definition, [prepared], known, channel=channel,
@@ -383,7 +379,7 @@ def import_batch(engine: Engine, settings: Settings, round_id: str, items: list[
         with unit_of_work(engine) as session:
             row = get_round(session, round_id, for_update=True)
             definition = definition_of(row)
-            parties = _parties(session)
+            parties = party_names(session)
             known_parties = set(parties)
             keys = [import_key(content) for _, content in items]
             # A file already imported is answered with its receipt, whatever the round's state now.

@@ -33,13 +33,18 @@ def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> int:
     if session.get_bind().dialect.name != "postgresql":
         result = session.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
         return int(result.rowcount)  # type: ignore[attr-defined]
-    # psycopg reports no row count for a batch: leave out the keys already queued first
-    # (the conflict clause still covers a writer racing this one).
+    return len(enqueue_new(session, rows))  # psycopg reports no row count for a batch
+
+
+def enqueue_new(session: Session, rows: list[dict[str, Any]]) -> list[str]:
+    """Queue the messages whose key is not queued yet; returns their keys (the conflict
+    clause still covers a writer racing this one)."""
     done = queued(session, [r["key"] for r in rows])
     rows = [r for r in rows if r["key"] not in done]
     if rows:
-        session.execute(pg_insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
-    return len(rows)
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["key"]), rows)  # type: ignore[attr-defined]
+    return [r["key"] for r in rows]
 
 
 def queued(session: Session, keys: list[str]) -> set[str]:

@@ -76,3 +76,11 @@ def replace_register(session: Session, parties: list[Party], *, source: str, act
                  details={"source": source, **counts, "added_codes": added, "removed_codes": removed,
                           "changed_codes": changed})
     return counts
+
+
+def party_names(session: Session, codes: set[str] | None = None) -> dict[str, str]:
+    """ISO alpha-3 code -> name, of the register (or of `codes` only)."""
+    statement = select(PartyRow.iso3, PartyRow.name)
+    if codes is not None:
+        statement = statement.where(PartyRow.iso3.in_(codes))  # type: ignore[attr-defined]
+    return dict(session.exec(statement).all())

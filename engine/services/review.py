@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from domain.application import FieldError
@@ -31,7 +33,7 @@ from domain.review import (
 from domain.rounds import RoundDefinition, RoundStatus
 from engine.services import audit
 from engine.services.csvfile import csv_rows
-from engine.services.errors import InvalidInput, NotAllowed, NotFound
+from engine.services.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.services.rounds import definition_of, get_round
 from engine.tables import Application, DeclaredConflict, Review, ReviewAssignment
 from engine.tables import Reviewer as ReviewerRow
@@ -109,11 +111,15 @@ def load_reviewers(session: Session, reviewers: list[Reviewer], *, source: str, 
             session.add(ReviewerRow(email=email, updated_at=at, **values))
             added += 1
         elif any(getattr(row, k) != v for k, v in values.items()):
+            moved = row.country != values["country"] or row.organisation != values["organisation"]
             for name, value in values.items():
                 setattr(row, name, value)
             row.updated_at = at
             session.add(row)
             updated += 1
+            if moved:
+                session.flush()
+                recheck_conflicts(session, row, actor=actor, at=at)
     counts = {"reviewers": len(reviewers), "added": added, "updated": updated}
     audit.record(session, at=at, actor=actor, role="secretariat", action="reviewers.loaded", subject_type="register",
                  subject_id="reviewers", details={"source": source, **counts})
@@ -170,6 +176,9 @@ def set_reviewer(session: Session, email: str, changes: dict[str, Any], *, activ
     session.add(row)
     audit.record(session, at=at, actor=actor, role="secretariat", action=f"reviewer.{outcome}", subject_type="reviewer",
                  subject_id=row.email, details={"fields": sorted(changes) + (["active"] if active is not None else [])})
+    if outcome == "updated" and {"country", "organisation"} & set(changed):
+        session.flush()
+        recheck_conflicts(session, row, actor=actor, at=at)
     return row, outcome
 
 
@@ -254,12 +263,40 @@ def round_review(session: Session, round_id: str, *, for_update: bool = False,
     for a in session.exec(select(ReviewAssignment).where(ReviewAssignment.round_id == round_id)
                           .order_by(ReviewAssignment.id)).all():  # type: ignore[arg-type]
         assignments.setdefault(a.application_id, []).append(a)
-    ids = [a.id for a in applications]
-    declared = {(people[r].email, ref): reason for r, ref, reason in session.exec(
-        select(DeclaredConflict.reviewer_id, Application.reference, DeclaredConflict.reason)
-        .join(Application, Application.id == DeclaredConflict.application_id)  # type: ignore[arg-type]
-        .where(DeclaredConflict.application_id.in_(ids))).all()}  # type: ignore[attr-defined]
+    declared = declared_conflicts(session, DeclaredConflict.application_id.in_(  # type: ignore[attr-defined]
+        [a.id for a in applications]))
     return RoundReview(definition, applications, people, assignments, declared)  # type: ignore[arg-type]
+
+
+def declared_conflicts(session: Session, where: Any) -> dict[tuple[str, str], str]:
+    """Declared conflicts matching `where`: (reviewer's e-mail, reference) -> reason."""
+    return {(email, ref): reason for email, ref, reason in session.exec(
+        select(ReviewerRow.email, Application.reference, DeclaredConflict.reason)
+        .join(ReviewerRow, ReviewerRow.id == DeclaredConflict.reviewer_id)  # type: ignore[arg-type]
+        .join(Application, Application.id == DeclaredConflict.application_id)  # type: ignore[arg-type]
+        .where(where)).all()}
+
+
+def recheck_conflicts(session: Session, reviewer: ReviewerRow, *, actor: str, at: datetime) -> list[str]:
+    """After a reviewer's country or organisation changed in the register: the proposed
+    or invited assignments that are now conflicted come off (state conflicted, with
+    why), so the reviewer is neither invited to nor shown them. Returns their references."""
+    rows = session.exec(select(ReviewAssignment, Application)
+                        .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
+                        .where(ReviewAssignment.reviewer_id == reviewer.id,
+                               ReviewAssignment.state.in_([AssignmentState.PROPOSED.value,  # type: ignore[attr-defined]
+                                                           AssignmentState.INVITED.value]))).all()
+    declared = declared_conflicts(session, DeclaredConflict.reviewer_id == reviewer.id)
+    person = as_reviewer(reviewer)
+    moved = []
+    for assignment, application in rows:
+        why = conflicts(person, subject_of(application), declared)
+        if why:
+            move_assignment(session, assignment, "declare_conflict", role="secretariat", actor=actor, at=at,
+                            reference=application.reference, reviewer=reviewer.email,
+                            note=f"conflict of interest ({', '.join(w.value for w in why)}) since the register changed")
+            moved.append(application.reference)
+    return moved
 
 
 def _open_for_assignment(session: Session, round_id: str) -> None:
@@ -274,9 +311,7 @@ def assign_reviewers(session: Session, round_id: str, *, actor: str, at: datetim
     still open: an application keeps the reviewers it has, and a reviewer who declined
     or was taken off is not proposed for it again. Returns every application's placement."""
     state = round_review(session, round_id, for_update=True)
-    _open_for_assignment(session, round_id)
-    if not any(p.active for p in state.people.values()):
-        raise NotAllowed("the register of reviewers is empty; load it with `sip reviewers load FILE`")
+    _assignment_checks(session, state, round_id)
     id_of = {p.email: p.id for p in state.people.values()}
     result = []
     for application, placement in zip(state.applications, state.placements(), strict=True):
@@ -291,6 +326,17 @@ def assign_reviewers(session: Session, round_id: str, *, actor: str, at: datetim
                          details={"reviewers": wanted, "unfilled": placement.unfilled})
         result.append(placement)
     return result
+
+
+def check_assignment(session: Session, round_id: str) -> None:
+    """What `assign_reviewers` refuses, checked beforehand (the API does, before it starts the flow)."""
+    _assignment_checks(session, round_review(session, round_id), round_id)
+
+
+def _assignment_checks(session: Session, state: RoundReview, round_id: str) -> None:
+    _open_for_assignment(session, round_id)
+    if not any(p.active for p in state.people.values()):
+        raise NotAllowed("the register of reviewers is empty; load it with `sip reviewers load FILE`")
 
 
 def placement_json(placements: list[Placement]) -> list[dict[str, Any]]:
@@ -362,16 +408,26 @@ def _assignment(session: Session, round_id: str, reference: str, email: str
 def move_assignment(session: Session, row: ReviewAssignment, move: str, *, role: str, actor: str, at: datetime,
                     reference: str, reviewer: str, note: str | None = None, details: dict[str, Any] | None = None
                     ) -> None:
-    """Change an assignment's state through the domain's rules, with its audit event."""
+    """Change an assignment's state through the domain's rules, with its audit event.
+    The row changes only if it is still in the state it was read in: a concurrent
+    change (a submission racing a decline or a removal) makes this raise `Conflict`."""
     before = AssignmentState(row.state)
     try:
         after = plan_assignment(before, move, role)
     except AssignmentError as exc:
         raise NotAllowed(f"{reference}, {reviewer}: {exc}") from None
-    row.state, row.changed_at = after.value, at
+    values: dict[str, Any] = {"state": after.value, "changed_at": at}
+    if after is AssignmentState.INVITED:
+        values["invited_at"] = at
     if note is not None:
-        row.note = audit.fit_reason(note)
-    session.add(row)
+        values["note"] = audit.fit_reason(note)
+    table = ReviewAssignment.__table__  # type: ignore[attr-defined]
+    changed = session.execute(update(table).where(table.c.id == row.id, table.c.state == before.value).values(**values))
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"{reference}, {reviewer}: the assignment was changed by someone else meanwhile; "
+                       "reload it and try again")
+    for name, value in values.items():
+        set_committed_value(row, name, value)
     audit.record(session, at=at, actor=actor, role=role, action=f"assignment.{move}", subject_type="application",
                  subject_id=reference, from_status=before.value, to_status=after.value, reason=note,
                  details={"reviewer": reviewer, **(details or {})})
@@ -382,9 +438,9 @@ def add_reviewer(session: Session, round_id: str, reference: str, email: str, *,
     """The secretariat puts a reviewer on an application by hand: never one with a
     conflict of interest, and within their maximum load. Returns `added`, `restored`
     (taken off or declined before) or `unchanged`."""
+    state = round_review(session, round_id, for_update=True)  # loads are counted under the round's lock
     _open_for_assignment(session, round_id)
     application, reviewer, row = _assignment(session, round_id, reference, email)
-    state = round_review(session, round_id)
     if application.status not in REVIEWABLE:
         raise NotAllowed(f"{reference} is {application.status}; reviewers review screened applications")
     if row is not None and row.state in ACTIVE_VALUES:

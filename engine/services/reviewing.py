@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from domain.application import FieldError
@@ -35,9 +36,12 @@ from domain.rounds import RoundActionError, RoundDefinition, RoundStatus, plan_c
 from engine.services import audit, outbox
 from engine.services.applications import transition_many
 from engine.services.errors import InvalidInput, NotAllowed, NotFound, Unauthorized
+from engine.services.parties import party_names
 from engine.services.review import (
     REVIEWED,
+    RoundReview,
     as_reviewer,
+    declared_conflicts,
     move_assignment,
     record_conflict,
     round_review,
@@ -47,7 +51,6 @@ from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_link_token, random_token, token_hash
 from engine.settings import Settings
 from engine.tables import Application, DeclaredConflict, Review, ReviewAssignment, ReviewerToken, ReviewStage, Round
-from engine.tables import Party as PartyRow
 from engine.tables import Reviewer as ReviewerRow
 from notifications import LANGUAGES, REVIEW_LINK_PLACEHOLDER, render
 
@@ -67,18 +70,31 @@ def sign_in_url(settings: Settings, language: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/reviewer/sign-in?lang={language}&token={REVIEW_LINK_PLACEHOLDER}"
 
 
-def issue_link(session: Session, settings: Settings, reviewer: ReviewerRow, message_key: str, at: datetime) -> datetime:
-    """A new one-time sign-in link for the message `message_key`; returns its expiry."""
+def link_expiry(settings: Settings, at: datetime) -> datetime:
+    return at + timedelta(days=settings.reviewer_link_days)
+
+
+def issue_link(session: Session, settings: Settings, reviewer: ReviewerRow, message_key: str, at: datetime) -> None:
+    """The one-time sign-in link of the message `message_key` (one link per message)."""
     nonce = secrets.token_hex(16)
-    expires = at + timedelta(days=settings.reviewer_link_days)
     session.add(ReviewerToken(reviewer_id=reviewer.id, purpose="link", nonce=nonce, message_key=message_key,
                               token_hash=token_hash(derive_link_token(settings.key(), nonce)), issued_at=at,
-                              expires_at=expires))
-    return expires
+                              expires_at=link_expiry(settings, at)))
 
 
-def _party_names(session: Session, codes: set[str]) -> dict[str, str]:
-    return dict(session.exec(select(PartyRow.iso3, PartyRow.name).where(PartyRow.iso3.in_(codes))).all())  # type: ignore[attr-defined]
+def _queue_for_reviewers(session: Session, settings: Settings, items: list[tuple[dict[str, Any], ReviewerRow]],
+                         at: datetime) -> int:
+    """Queue messages to reviewers, each with its own sign-in link; a message already
+    queued (a re-run) gets neither a second copy nor a second link."""
+    reviewers = {row["key"]: reviewer for row, reviewer in items}
+    new = outbox.enqueue_new(session, [row for row, _ in items])
+    for key in new:
+        try:
+            with session.begin_nested():
+                issue_link(session, settings, reviewers[key], key, at)
+        except IntegrityError:
+            pass  # a writer racing this one queued the same message, with its own link
+    return len(new)
 
 
 def _day(at: datetime, definition: RoundDefinition) -> date:
@@ -129,21 +145,8 @@ def invite(session: Session, settings: Settings, round_id: str, *, actor: str, a
     state = round_review(session, round_id, for_update=True)
     row = get_round(session, round_id)
     definition = state.definition
-    try:
-        target = plan_review(RoundStatus(row.status), definition)
-    except RoundActionError as exc:
-        raise NotAllowed(str(exc)) from None
-    today = _day(at, definition)
-    stage = stage_of(session, round_id, for_update=True)
-    if stage is None and not any(a.state == AssignmentState.PROPOSED.value
-                                 for rows in state.assignments.values() for a in rows):
-        raise NotAllowed(f"no reviewers are proposed in round {round_id}; run `sip review assign {round_id}` "
-                         "(or add them by hand) first")
+    target, stage, due_on = _invite_checks(session, state, round_id, at=at, due=due)
     if stage is None:
-        due_on = due or due_date(definition.review, today)
-        if due_on <= today:
-            raise InvalidInput(f"the due date of the reviews ({due_on}) must be after today ({today})",
-                               [FieldError(path="due", message=f"must be after {today}")])
         stage = ReviewStage(round_id=round_id, due_on=due_on, invited_at=at)
         session.add(stage)
         row.status, row.updated_at = target.value, at
@@ -151,23 +154,23 @@ def invite(session: Session, settings: Settings, round_id: str, *, actor: str, a
         audit.record(session, at=at, actor=actor, role="secretariat", action="round.review_opened",
                      subject_type="round", subject_id=round_id, from_status=RoundStatus.SCREENING.value,
                      to_status=target.value, details={"due_on": due_on.isoformat()})
-    elif stage.closed_at is not None:
-        raise NotAllowed(f"the GMP review of round {round_id} closed on {stage.closed_at:%Y-%m-%d}")
-    elif due is not None and due != stage.due_on:
-        raise InvalidInput(f"the reviews are already due on {stage.due_on}; change the date with "
-                           f"`sip review extend {round_id} --due {due}`", [FieldError(path="due", message="differs")])
     summary = InviteSummary(round_id, stage.due_on.isoformat())
     by_reviewer: dict[int, list[Application]] = {}
-    for application in state.applications:
+    for application, subject in zip(state.applications, state.subjects(), strict=True):
         for assignment in state.assignments.get(application.id or 0, []):
             if assignment.state != AssignmentState.PROPOSED.value:
                 continue
             reviewer = state.people[assignment.reviewer_id]
             if not reviewer.active:
                 continue  # taken out of the register after the proposal: not invited
+            why = conflicts(as_reviewer(reviewer), subject, state.declared)
+            if why:  # the register or the application changed since the proposal
+                move_assignment(session, assignment, "declare_conflict", role="secretariat", actor=actor, at=at,
+                                reference=application.reference, reviewer=reviewer.email,
+                                note=f"conflict of interest ({', '.join(w.value for w in why)}) found at invitation")
+                continue
             move_assignment(session, assignment, "invite", role="secretariat", actor=actor, at=at,
                             reference=application.reference, reviewer=reviewer.email)
-            assignment.invited_at = at
             by_reviewer.setdefault(reviewer.id or 0, []).append(application)
             summary.invited += 1
         if len(state.active(application.id or 0)) < definition.reviewers_per_application:
@@ -176,24 +179,61 @@ def invite(session: Session, settings: Settings, round_id: str, *, actor: str, a
                 if a.status == Status.SCREENED.value]
     session.flush()
     summary.moved_to_review = transition_many(session, screened, actor=actor, role=Role.SECRETARIAT, at=at)
-    names = _party_names(session, {a.party for a in state.applications})
+    names = party_names(session, {a.party for a in state.applications})
     messages = []
     for reviewer_id, applications in by_reviewer.items():
         reviewer = state.people[reviewer_id]
-        ids = ",".join(str(a.id) for a in applications)
+        # The assignments move to invited in this same transaction, so a re-run has none
+        # left to invite; the instant keeps a later invitation to the same applications
+        # (a reviewer restored after declining) apart from the first.
+        ids = ",".join(str(a.id) for a in applications) + at.isoformat()
         key = f"review_invitation:{round_id}:{reviewer.email}:{hashlib.sha256(ids.encode()).hexdigest()[:16]}"
-        messages.append(_reviewer_message(session, settings, "review_invitation", key, reviewer, definition, stage,
-                                          applications, names, at))
-    summary.reviewers = outbox.enqueue_rows(session, messages)
+        messages.append((_reviewer_message(settings, "review_invitation", key, reviewer, definition, stage,
+                                           applications, names, at), reviewer))
+    summary.reviewers = _queue_for_reviewers(session, settings, messages, at)
     return summary
 
 
-def _reviewer_message(session: Session, settings: Settings, kind: str, key: str, reviewer: ReviewerRow,
-                      definition: RoundDefinition, stage: ReviewStage, applications: list[Application],
-                      names: dict[str, str], at: datetime) -> dict[str, Any]:
-    """A message to a reviewer with a new sign-in link (invitation, reminder)."""
+def check_invite(session: Session, round_id: str, *, at: datetime, due: date | None = None) -> None:
+    """What `invite` refuses, checked beforehand (the API does, before it starts the flow)."""
+    _invite_checks(session, round_review(session, round_id), round_id, at=at, due=due)
+
+
+def _invite_checks(session: Session, state: RoundReview, round_id: str, *, at: datetime, due: date | None
+                   ) -> tuple[RoundStatus, ReviewStage | None, date]:
+    """The round's status after the invitations, its open stage (None before the first
+    invitations) and the due date; or why the invitations are refused."""
+    definition = state.definition
+    try:
+        target = plan_review(RoundStatus(get_round(session, round_id).status), definition)
+    except RoundActionError as exc:
+        raise NotAllowed(str(exc)) from None
+    stage = stage_of(session, round_id, for_update=True)
+    if stage is not None:
+        if stage.closed_at is not None:
+            raise NotAllowed(f"the GMP review of round {round_id} closed on {stage.closed_at:%Y-%m-%d}")
+        if due is not None and due != stage.due_on:
+            raise InvalidInput(f"the reviews are already due on {stage.due_on}; change the date with "
+                               f"`sip review extend {round_id} --due {due}`",
+                               [FieldError(path="due", message="differs")])
+        return target, stage, stage.due_on
+    if not any(a.state == AssignmentState.PROPOSED.value for rows in state.assignments.values() for a in rows):
+        raise NotAllowed(f"no reviewers are proposed in round {round_id}; run `sip review assign {round_id}` "
+                         "(or add them by hand) first")
+    today = _day(at, definition)
+    due_on = due or due_date(definition.review, today)
+    if due_on <= today:
+        raise InvalidInput(f"the due date of the reviews ({due_on}) must be after today ({today})",
+                           [FieldError(path="due", message=f"must be after {today}")])
+    return target, None, due_on
+
+
+def _reviewer_message(settings: Settings, kind: str, key: str, reviewer: ReviewerRow, definition: RoundDefinition,
+                      stage: ReviewStage, applications: list[Application], names: dict[str, str],
+                      at: datetime) -> dict[str, Any]:
+    """A message to a reviewer with a new sign-in link (invitation, reminder, new link)."""
     language = language_of(reviewer)
-    expires = issue_link(session, settings, reviewer, key, at)
+    expires = link_expiry(settings, at)
     message = render(kind, language, dict(
         language=language, name=reviewer.name, round_title=definition.title_in(language), due=stage.due_on,
         applications=[dict(reference=a.reference, title=a.title or "—", party=names.get(a.party, a.party))
@@ -288,17 +328,17 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
         .order_by(Application.id)).all()  # type: ignore[arg-type]
     if not rows:
         return False
-    key = f"review_link:{reviewer.email}:{at:%Y-%m-%dT%H}"
-    if outbox.queued(session, [key]):
-        return False
-    applications = [a for a, _ in rows]
-    stage = rows[0][1]
-    definition = definition_of(get_round(session, stage.round_id))
-    names = _party_names(session, {a.party for a in applications})
-    queued = outbox.enqueue_rows(session, [_reviewer_message(session, settings, "review_link", key, reviewer,
-                                                             definition, stage, applications, names, at)])
+    by_round: dict[str, tuple[ReviewStage, list[Application]]] = {}
+    for application, stage in rows:
+        by_round.setdefault(stage.round_id, (stage, []))[1].append(application)
+    names = party_names(session, {a.party for a, _ in rows})
+    messages = [(_reviewer_message(settings, "review_link", f"review_link:{round_id}:{reviewer.email}:{at:%Y-%m-%dT%H}",
+                                   reviewer, definition_of(get_round(session, round_id)), stage, applications,
+                                   names, at), reviewer)
+                for round_id, (stage, applications) in sorted(by_round.items())]
+    queued = _queue_for_reviewers(session, settings, messages, at)
     audit.record(session, at=at, actor=reviewer.email, role="reviewer", action="reviewer.link_requested",
-                 subject_type="reviewer", subject_id=reviewer.email)
+                 subject_type="reviewer", subject_id=reviewer.email, details={"links": queued})
     return bool(queued)
 
 
@@ -315,7 +355,7 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
                ReviewAssignment.state.in_(VISIBLE))  # type: ignore[attr-defined]
         .order_by(ReviewAssignment.round_id, Application.reference)).all()  # type: ignore[arg-type]
     declared = _declared(session, reviewer)
-    names = _party_names(session, {a.party for _, a, _ in rows})
+    names = party_names(session, {a.party for _, a, _ in rows})
     reviews = dict(session.exec(select(Review.assignment_id, Review.state).where(
         Review.assignment_id.in_([r.id for r, _, _ in rows]))).all())  # type: ignore[attr-defined]
     out = []
@@ -330,10 +370,7 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
 
 
 def _declared(session: Session, reviewer: ReviewerRow) -> dict[tuple[str, str], str]:
-    return {(reviewer.email, ref): reason for ref, reason in session.exec(
-        select(Application.reference, DeclaredConflict.reason)
-        .join(Application, Application.id == DeclaredConflict.application_id)  # type: ignore[arg-type]
-        .where(DeclaredConflict.reviewer_id == reviewer.id)).all()}
+    return declared_conflicts(session, DeclaredConflict.reviewer_id == reviewer.id)
 
 
 def _visible(session: Session, reviewer: ReviewerRow, reference: str
@@ -348,6 +385,21 @@ def _visible(session: Session, reviewer: ReviewerRow, reference: str
         raise NotFound(NOT_YOURS.format(reference=reference))
     assignment, application = found
     return assignment, application, definition_of(get_round(session, application.round_id))
+
+
+def _locked(session: Session, reviewer: ReviewerRow, reference: str
+            ) -> tuple[ReviewAssignment, Application, RoundDefinition, ReviewStage]:
+    """The reviewer's assignment, locked for a change, with its open review stage. Locks
+    are taken in the engine's one order (round, stage, assignment), and the assignment
+    is read again under its lock, so that two changes to it run one after the other."""
+    assignment, application, definition = _visible(session, reviewer, reference)
+    get_round(session, application.round_id, for_update=True)
+    stage = _open_stage(session, application.round_id, for_update=True)
+    assignment = session.exec(select(ReviewAssignment).where(ReviewAssignment.id == assignment.id)
+                              .with_for_update().execution_options(populate_existing=True)).one()
+    if assignment.state not in VISIBLE:  # taken off, declined or conflicted meanwhile
+        raise NotFound(NOT_YOURS.format(reference=reference))
+    return assignment, application, definition, stage
 
 
 def _review_json(review: Review | None) -> dict[str, Any] | None:
@@ -373,10 +425,10 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str
             Review.state == "submitted").order_by(ReviewAssignment.id)).all()  # type: ignore[arg-type]
         others = [dict(reviewer=f"Reviewer {n}", scores=r.scores, recommendation=r.recommendation,
                        comments_for_committee=r.comments_for_committee) for n, r in enumerate(rows, start=1)]
-    party = session.get(PartyRow, application.party)
     return dict(
         reference=application.reference, round=application.round_id, round_title=definition.title,
-        party=party.name if party else application.party, title=application.title,
+        party=party_names(session, {application.party}).get(application.party, application.party),
+        title=application.title,
         amount_requested=None if application.amount_requested is None else f"{application.amount_requested:.2f}",
         currency=definition.currency, applicant=dict(
             executing_agency=application.applicant.get("executing_agency", {}).get("name"),
@@ -393,8 +445,7 @@ def save_review(session: Session, reviewer: ReviewerRow, reference: str, draft: 
                 at: datetime) -> dict[str, Any]:
     """Save the reviewer's draft (it replaces the earlier draft), or submit the review
     (then it no longer changes). Refused after the stage closed and after submission."""
-    assignment, application, definition = _visible(session, reviewer, reference)
-    stage = _open_stage(session, application.round_id, for_update=True)
+    assignment, application, definition, stage = _locked(session, reviewer, reference)
     review = session.exec(select(Review).where(Review.assignment_id == assignment.id)).first()
     if assignment.state == AssignmentState.SUBMITTED.value:
         when = f" on {review.submitted_at:%Y-%m-%d}" if review and review.submitted_at else ""
@@ -419,7 +470,7 @@ def save_review(session: Session, reviewer: ReviewerRow, reference: str, draft: 
                         reference=reference, reviewer=reviewer.email,
                         details={"recommendation": values["recommendation"], "scores": draft.scores})
         session.flush()
-        _close_when_complete(session, stage, definition, actor=reviewer.email, at=at)
+        _close_when_complete(session, stage, definition, at=at)
     else:
         audit.record(session, at=at, actor=reviewer.email, role="reviewer", action="review.draft_saved",
                      subject_type="application", subject_id=reference, details={"scores": draft.scores})
@@ -431,29 +482,32 @@ def decline(session: Session, settings: Settings, reviewer: ReviewerRow, referen
     """The reviewer declines; the secretariat is told, so that it can reassign."""
     if not reason.strip():
         raise InvalidInput("say why you decline", [FieldError(path="$.reason", message="is required")])
-    assignment, application, _ = _visible(session, reviewer, reference)
-    _open_stage(session, application.round_id)
+    assignment, application, _, _ = _locked(session, reviewer, reference)
     move_assignment(session, assignment, "decline", role="reviewer", actor=reviewer.email, at=at,
                     reference=reference, reviewer=reviewer.email, note=reason.strip())
-    _tell_secretariat(session, settings, application.round_id, f"review_declined:{reference}:{reviewer.email}",
-                      f"{reviewer.email} declined to review {reference}", [
-                          f"Reason given: {reason.strip()}",
-                          f"Propose another reviewer: sip review assign {application.round_id}, then "
-                          f"sip review invite {application.round_id}"], at)
+    _place_to_fill(session, settings, application, reviewer, "declined", f"declined to review {reference}",
+                   f"Reason given: {reason.strip()}", at)
 
 
 def declare_conflict(session: Session, settings: Settings, reviewer: ReviewerRow, reference: str, reason: str, *,
                      at: datetime) -> None:
     """The reviewer declares a conflict of interest: recorded with its source, the
     application leaves their list, and the secretariat is told."""
-    _, application, _ = _visible(session, reviewer, reference)
+    _, application, _, _ = _locked(session, reviewer, reference)
     record_conflict(session, application.round_id, reference, reviewer.email, reason=reason, actor=reviewer.email,
                     role="reviewer", at=at)
-    _tell_secretariat(session, settings, application.round_id, f"review_conflict:{reference}:{reviewer.email}",
-                      f"{reviewer.email} declared a conflict of interest with {reference}", [
-                          f"Conflict declared: {reason.strip()}",
-                          f"Propose another reviewer: sip review assign {application.round_id}, then "
-                          f"sip review invite {application.round_id}"], at)
+    _place_to_fill(session, settings, application, reviewer, "conflict",
+                   f"declared a conflict of interest with {reference}", f"Conflict declared: {reason.strip()}", at)
+
+
+def _place_to_fill(session: Session, settings: Settings, application: Application, reviewer: ReviewerRow, kind: str,
+                   what: str, why: str, at: datetime) -> None:
+    """Tell the secretariat that a reviewer left an application, and how to fill the place."""
+    round_id = application.round_id
+    _tell_secretariat(session, settings, round_id, f"review_{kind}:{application.reference}:{reviewer.email}:"
+                      f"{at.isoformat()}", f"{reviewer.email} {what}",
+                      [why, f"Propose another reviewer: sip review assign {round_id}, then sip review invite "
+                            f"{round_id}"], at)
 
 
 def _tell_secretariat(session: Session, settings: Settings, round_id: str, key: str, headline: str,
@@ -487,13 +541,12 @@ def _outstanding(session: Session, round_id: str) -> list[tuple[ReviewerRow, App
         .order_by(ReviewerRow.email, Application.reference)).all())  # type: ignore[arg-type]
 
 
-def review_day(session: Session, settings: Settings, round_id: str, *, at: datetime,
-               actor: str = "schedule") -> DaySummary:
+def review_day(session: Session, settings: Settings, round_id: str, *, at: datetime) -> DaySummary:
     """What the daily schedule does for a round in review: remind reviewers with
     reviews outstanding `reminder_days` before the due date (once per due date), tell
     the secretariat of overdue reviews once the date has passed, and close the stage
     at the deadline when every review is in. Running it again the same day does nothing more."""
-    definition = definition_of(get_round(session, round_id))
+    definition = definition_of(get_round(session, round_id, for_update=True))  # locks: round, then stage
     stage = _open_stage(session, round_id, for_update=True)
     step = stage_step(_day(at, definition), stage.due_on, definition.review.reminder_days)
     pending = _outstanding(session, round_id)
@@ -502,13 +555,12 @@ def review_day(session: Session, settings: Settings, round_id: str, *, at: datet
     for reviewer, application in pending:
         by_reviewer.setdefault(reviewer.email, (reviewer, []))[1].append(application)
     if step is StageStep.REMIND and by_reviewer:
-        keys = {email: f"review_reminder:{round_id}:{email}:{stage.due_on}" for email in by_reviewer}
-        sent = outbox.queued(session, list(keys.values()))
-        names = _party_names(session, {a.party for _, a in pending})
-        messages = [_reviewer_message(session, settings, "review_reminder", keys[email], reviewer, definition, stage,
-                                      applications, names, at)
-                    for email, (reviewer, applications) in by_reviewer.items() if keys[email] not in sent]
-        summary.reminders = outbox.enqueue_rows(session, messages)
+        names = party_names(session, {a.party for _, a in pending})
+        messages = [(_reviewer_message(settings, "review_reminder",
+                                       f"review_reminder:{round_id}:{email}:{stage.due_on}", reviewer, definition,
+                                       stage, applications, names, at), reviewer)
+                    for email, (reviewer, applications) in by_reviewer.items()]
+        summary.reminders = _queue_for_reviewers(session, settings, messages, at)
     if step is StageStep.OVERDUE and pending:
         lines = [f"{reviewer.email} ({reviewer.name}): {', '.join(a.reference for a in applications)}"
                  for reviewer, applications in by_reviewer.values()]
@@ -517,16 +569,16 @@ def review_day(session: Session, settings: Settings, round_id: str, *, at: datet
         summary.overdue_notice = bool(_tell_secretariat(
             session, settings, round_id, f"review_overdue:{round_id}:{stage.due_on}",
             f"{len(pending)} review(s) of {round_id} were due on {stage.due_on} and are not in", lines, at))
-    summary.closed = _close_when_complete(session, stage, definition, actor=actor, at=at)
+    summary.closed = _close_when_complete(session, stage, definition, at=at)
     return summary
 
 
-def _close_when_complete(session: Session, stage: ReviewStage, definition: RoundDefinition, *, actor: str,
-                         at: datetime) -> bool:
+def _close_when_complete(session: Session, stage: ReviewStage, definition: RoundDefinition, *, at: datetime) -> bool:
     """Close the stage automatically at the deadline once every review is in."""
     if at < deadline(stage, definition) or _outstanding(session, stage.round_id):
         return False
-    send_to_committee(session, stage.round_id, actor=actor, at=at, reason="every review is in at the deadline")
+    send_to_committee(session, stage.round_id, actor="review-deadline", role=Role.SYSTEM, at=at,
+                      reason="every review is in at the deadline")
     return True
 
 
@@ -538,8 +590,8 @@ class CommitteeSummary:
     short: list[str] = field(default_factory=list)  # with fewer GMP reviews than asked
 
 
-def send_to_committee(session: Session, round_id: str, *, actor: str, at: datetime,
-                      reason: str | None = None) -> CommitteeSummary:
+def send_to_committee(session: Session, round_id: str, *, actor: str, at: datetime, reason: str | None = None,
+                      role: Role = Role.SECRETARIAT) -> CommitteeSummary:
     """Close the GMP review stage (or, in a round without it, screening) and put the
     round's screened applications on the committee's agenda. Never blocked by a
     missing review: an application with fewer reviews than asked goes forward marked
@@ -547,21 +599,10 @@ def send_to_committee(session: Session, round_id: str, *, actor: str, at: dateti
     row = get_round(session, round_id, for_update=True)
     definition = definition_of(row)
     stored = RoundStatus(row.status)
-    try:
-        target = plan_committee(stored, definition)
-    except RoundActionError as exc:
-        raise NotAllowed(str(exc)) from None
+    target = check_committee(session, round_id)
     if target is stored:
         return CommitteeSummary(round_id, changed=False)
     summary = CommitteeSummary(round_id, changed=True)
-    pending = session.exec(select(Application.reference).where(
-        Application.round_id == round_id,
-        Application.status.in_([Status.SUBMITTED.value, Status.INFORMATION_REQUESTED.value]))  # type: ignore[attr-defined]
-        .order_by(Application.reference)).all()
-    if pending and not definition.has_gmp_review:
-        raise NotAllowed(f"screening of {round_id} is not finished: {', '.join(pending)} still wait(s) for "
-                         "screening, a person's judgement or the applicant's answer; screen, override or withdraw "
-                         "them first")
     changes = []
     if definition.has_gmp_review:
         stage = _open_stage(session, round_id, for_update=True)
@@ -580,13 +621,35 @@ def send_to_committee(session: Session, round_id: str, *, actor: str, at: dateti
     else:
         changes = [(a, "send_to_committee", f"committee:{round_id}", None)
                    for a in _in_statuses(session, round_id, (Status.SCREENED,))]
-    summary.sent = transition_many(session, changes, actor=actor, role=Role.SECRETARIAT, at=at)
+    summary.sent = transition_many(session, changes, actor=actor, role=role, at=at)
     row.status, row.updated_at = target.value, at
     session.add(row)
-    audit.record(session, at=at, actor=actor, role="secretariat", action="round.to_committee", subject_type="round",
+    audit.record(session, at=at, actor=actor, role=role.value, action="round.to_committee", subject_type="round",
                  subject_id=round_id, from_status=stored.value, to_status=target.value, reason=reason,
                  details={"applications": summary.sent, "short_of_reviews": summary.short})
     return summary
+
+
+def check_committee(session: Session, round_id: str) -> RoundStatus:
+    """The round's status once with the committee, or why it cannot go there yet."""
+    row = get_round(session, round_id)
+    stored = RoundStatus(row.status)
+    try:
+        target = plan_committee(stored, definition_of(row))
+    except RoundActionError as exc:
+        raise NotAllowed(str(exc)) from None
+    if target is stored:
+        return target
+    pending = session.exec(select(Application.reference).where(
+        Application.round_id == round_id,
+        Application.status.in_([Status.SUBMITTED.value, Status.INFORMATION_REQUESTED.value]))  # type: ignore[attr-defined]
+        .order_by(Application.reference)).all()
+    if pending:  # they would be left behind in screening
+        raise NotAllowed(f"screening of {round_id} is not finished: {', '.join(pending)} still wait(s) for "
+                         f"screening, a person's judgement or the applicant's answer. Screen them (`sip screen "
+                         f"{round_id}`) or decide with `sip screen override {round_id} REFERENCE --verdict "
+                         "screened|incomplete|ineligible --reason TEXT`, then close again")
+    return target
 
 
 def _in_statuses(session: Session, round_id: str, statuses: tuple[Status, ...]) -> list[Application]:

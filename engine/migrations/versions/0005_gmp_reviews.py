@@ -45,10 +45,10 @@ def upgrade() -> None:
     sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['reviewer_id'], ['reviewer.id'], ),
     sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('message_key'),
     sa.UniqueConstraint('token_hash')
     )
     with op.batch_alter_table('reviewer_token', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_reviewer_token_message_key'), ['message_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_reviewer_token_reviewer_id'), ['reviewer_id'], unique=False)
 
     op.create_table('review',
@@ -82,7 +82,6 @@ def downgrade() -> None:
     op.drop_table('review')
     with op.batch_alter_table('reviewer_token', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_reviewer_token_reviewer_id'))
-        batch_op.drop_index(batch_op.f('ix_reviewer_token_message_key'))
 
     op.drop_table('reviewer_token')
     op.drop_table('review_stage')
