@@ -62,6 +62,18 @@ PUBLIC_STATUS: dict[Status, PublicStatus] = {
 }
 
 
+#: The committee's decisions: the applicant sees one once its letter is on its way.
+DECISIONS = frozenset({Status.APPROVED, Status.APPROVED_WITH_CONDITIONS, Status.NOT_APPROVED, Status.DEFERRED})
+
+
+def public_status(status: Status, *, letter_sent: bool) -> PublicStatus:
+    """What the applicant sees: a decision shows only once the decision letter has gone
+    out (until then the application is still `under_review`)."""
+    if status in DECISIONS and not letter_sent:
+        return PublicStatus.UNDER_REVIEW
+    return PUBLIC_STATUS[status]
+
+
 class Role(StrEnum):
     """Who triggers a transition. `system` is the engine itself (a flow)."""
 

@@ -129,6 +129,17 @@ class ReviewSettings(BaseModel):
         return self
 
 
+class CommitteeSettings(BaseModel):
+    """How the Steering Committee decides on the round's applications (its rules are
+    not public: settings with safe defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Members who must take part in a decision; unset: a majority of the members serving.
+    quorum: int | None = Field(default=None, ge=1, le=10)
+    decision_rule: Literal["consensus", "majority"] = "consensus"
+
+
 class Meeting(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -161,6 +172,7 @@ class RoundDefinition(BaseModel):
     #: Global Mercury Partnership reviewers per application (rounds with the gmp_review stage).
     reviewers_per_application: int = Field(default=2, ge=1, le=10)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    committee: CommitteeSettings = Field(default_factory=CommitteeSettings)
     languages: list[Literal["en", "fr", "es"]] = ["en", "fr", "es"]
     criteria_set: str = Field(min_length=1, description="where the criteria come from, e.g. 'default'")
     criteria: list[Criterion]

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     reviewer_session_hours: int = Field(default=12, alias="SIP_REVIEWER_SESSION_HOURS", ge=1, le=24 * 30,
                                         description="hours a reviewer's session lasts after signing in")
 
+    templates_dir: Path | None = Field(default=None, alias="SIP_TEMPLATES_DIR",
+                                       description="the secretariat's edited message templates; a file there "
+                                                   "replaces the engine's template of the same name")
+
     _generated_key: bytes | None = PrivateAttr(default=None)
 
     secretariat_keys: str = Field(

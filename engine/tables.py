@@ -298,3 +298,89 @@ class DeclaredConflict(SQLModel, table=True):
     reason: str = Field(max_length=2000)
     declared_by: str = Field(max_length=200)
     declared_at: datetime = _ts(nullable=False)
+
+
+class CommitteeMember(SQLModel, table=True):
+    """A member of the Steering Committee for one term (the same person may serve
+    several terms: one row each)."""
+
+    __tablename__ = "committee_member"
+    __table_args__ = (UniqueConstraint("email", "term_start", name="uq_committee_member_term"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, index=True)
+    name: str = Field(max_length=200)
+    country: str = Field(max_length=3)
+    role: str = Field(max_length=10)
+    term_start: date
+    term_end: date
+    language: str = Field(max_length=2)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class MemberConflict(SQLModel, table=True):
+    """A conflict of interest a committee member declared on an application (their own
+    country's applications need none: that rule is applied by itself)."""
+
+    __tablename__ = "member_conflict"
+    __table_args__ = (UniqueConstraint("email", "application_id", name="uq_member_conflict"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)
+    application_id: int = Field(foreign_key="application.id")
+    reason: str = Field(max_length=2000)
+    declared_by: str = Field(max_length=200)
+    declared_at: datetime = _ts(nullable=False)
+
+
+class CommitteeMeeting(SQLModel, table=True):
+    """A round's committee meeting as scheduled, and the funds available for the round."""
+
+    __tablename__ = "committee_meeting"
+
+    round_id: str = Field(foreign_key="round.id", primary_key=True, max_length=40)
+    starts_on: date
+    ends_on: date
+    place: str = Field(max_length=200, description="a city, or 'online'")
+    funds_available: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
+    #: E-mails of the members who attend; None: every member serving on the meeting date.
+    attendees: list[str] | None = Field(default=None, sa_column=Column(JSONType))
+    updated_at: datetime = _ts(nullable=False)
+
+
+class DecisionRecord(SQLModel, table=True):
+    """The committee's decision on an application, as the secretariat recorded it."""
+
+    __tablename__ = "decision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", unique=True)
+    round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
+    decision: str = Field(max_length=30)
+    amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
+    conditions: str | None = Field(default=None, max_length=5000)
+    recommendations: str | None = Field(default=None, max_length=10000)
+    participants: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    rule: str = Field(max_length=20)
+    exception: str | None = Field(default=None, max_length=2000)
+    meeting_on: date
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = _ts(nullable=False)
+
+
+class CommitteeBundle(SQLModel, table=True):
+    """One version of a member's review bundle for a round (the file is kept; its hash
+    shows it was not changed)."""
+
+    __tablename__ = "committee_bundle"
+    __table_args__ = (UniqueConstraint("round_id", "email", "version", name="uq_committee_bundle"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
+    email: str = Field(max_length=320)
+    version: int
+    path: str = Field(max_length=1000)
+    sha256: str = Field(max_length=64)
+    fingerprint: str = Field(max_length=64, description="of the bundle's inputs: unchanged inputs, same version")
+    changes: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = _ts(nullable=False)

@@ -59,10 +59,11 @@ def translations(language: str) -> NullTranslations:
 
 
 @lru_cache
-def environment(language: str, folder: Path = TEMPLATES) -> Environment:
-    """The Jinja2 environment of one language (templates of `folder`)."""
+def environment(language: str, folder: Path = TEMPLATES, overrides: Path | None = None) -> Environment:
+    """The Jinja2 environment of one language (templates of `folder`; a template of the
+    same name in `overrides`, the secretariat's own folder, takes precedence)."""
     env = Environment(
-        loader=FileSystemLoader(folder),
+        loader=FileSystemLoader([overrides, folder] if overrides else folder),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         extensions=[CompiledTranslations],
@@ -93,11 +94,12 @@ def _pick(language: str) -> str:
     return language if language in LANGUAGES else FALLBACK
 
 
-def render(kind: str, language: str, context: dict[str, Any]) -> RenderedMessage:
+def render(kind: str, language: str, context: dict[str, Any], *, overrides: Path | None = None) -> RenderedMessage:
     """Render `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html` in `language`
-    (English when the language has no catalogue)."""
+    (English when the language has no catalogue); `overrides`: the secretariat's folder
+    of edited templates, if any."""
     language = _pick(language)
-    env = environment(language)
+    env = environment(language, TEMPLATES, overrides)
     parts = []
     for ext in ("subject.txt", "txt", "html"):
         name = f"{kind}.{ext}"

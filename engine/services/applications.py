@@ -13,12 +13,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
 
-from domain.lifecycle import PUBLIC_STATUS, PublicStatus, Role, Status, TransitionError, plan_transition
+from domain.lifecycle import (
+    PUBLIC_STATUS,
+    PublicStatus,
+    Role,
+    Status,
+    TransitionError,
+    plan_transition,
+    public_status,
+)
 from engine.services import audit
 from engine.services.errors import Conflict, NotAllowed, NotFound
 from engine.services.rounds import get_round
 from engine.services.tokens import token_matches
-from engine.tables import Application, AuditEvent, Round, StatusChange
+from engine.tables import Application, AuditEvent, OutboxMessage, Round, StatusChange
 from engine.tables import Party as PartyRow
 
 
@@ -83,18 +91,27 @@ def applicant_view(session: Session, reference: str, token: str | None) -> Appli
         select(StatusChange).where(StatusChange.application_id == application.id)
         .order_by(StatusChange.at, StatusChange.id)  # type: ignore[arg-type]
     ).all()
+    letter_sent = decision_letter_sent(session, application.id or 0)
     timeline: list[TimelineEntry] = []
     for change in changes:
-        public = PublicStatus(change.public_status)
+        public = public_status(Status(change.to_status), letter_sent=letter_sent)
         if not timeline or timeline[-1].status != public:
             timeline.append(TimelineEntry(public, change.at))
     round_row = session.get(Round, application.round_id)
     return ApplicantView(
         reference=application.reference, round_id=application.round_id,
         round_title=round_row.title if round_row else application.round_id, title=application.title,
-        status=PUBLIC_STATUS[Status(application.status)], submitted_at=application.submitted_at,
+        status=public_status(Status(application.status), letter_sent=letter_sent),
+        submitted_at=application.submitted_at,
         timeline=timeline,
     )
+
+
+def decision_letter_sent(session: Session, application_id: int) -> bool:
+    """Whether the application's decision letter is on its way (queued or delivered)."""
+    return session.exec(select(OutboxMessage.id).where(
+        OutboxMessage.application_id == application_id,
+        OutboxMessage.kind.startswith("decision_"))).first() is not None  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
