@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import reviewer, secretariat
+from api import committee, reviewer, secretariat
 from api.common import error_json, error_responses
 from api.deps import BearerDep, NowDep, RuntimeDep
 from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
@@ -59,6 +59,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     app.include_router(secretariat.router)
     app.include_router(secretariat.reviewers_router)
     app.include_router(reviewer.router)
+    app.include_router(committee.router)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:

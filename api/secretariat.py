@@ -236,12 +236,12 @@ async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatD
     """Run the `assign-gmp-reviewers` flow: propose reviewers for the open places."""
     from flows.review import assign_gmp_reviewers_flow
 
-    await run_in_threadpool(_check, rt, review_service.check_assignment, round_id)
+    await run_in_threadpool(check_first, rt, review_service.check_assignment, round_id)
     run_id = await start_flow(assign_gmp_reviewers_flow, {"round_id": round_id, "actor": officer})
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review/assignment")
 
 
-def _check(rt: Any, check: Any, round_id: str, **kwargs: Any) -> None:
+def check_first(rt: Any, check: Any, round_id: str, **kwargs: Any) -> None:
     """Refuse at once what the flow would refuse (the answer names why; the refusal is audited)."""
     with reading(rt.engine) as session:
         check(session, round_id, **kwargs)
@@ -292,7 +292,7 @@ async def invite(round_id: str, rt: RuntimeDep, now: NowDep, officer: Secretaria
     from flows.review import invite_gmp_reviewers_flow
 
     due = body.due if body else None
-    await run_in_threadpool(_check, rt, reviewing.check_invite, round_id, at=now, due=due)
+    await run_in_threadpool(check_first, rt, reviewing.check_invite, round_id, at=now, due=due)
     due = due.isoformat() if due else None
     run_id = await start_flow(invite_gmp_reviewers_flow, {"round_id": round_id, "actor": officer, "due": due})
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
@@ -315,7 +315,7 @@ async def close_review(round_id: str, rt: RuntimeDep, officer: SecretariatDep,
     screening); applications short of reviews go forward marked as such."""
     from flows.review import send_to_committee_flow
 
-    await run_in_threadpool(_check, rt, reviewing.check_committee, round_id)
+    await run_in_threadpool(check_first, rt, reviewing.check_committee, round_id)
     run_id = await start_flow(send_to_committee_flow, {"round_id": round_id, "actor": officer,
                                                        "reason": body.reason if body else None})
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")

@@ -313,8 +313,8 @@ def plan_review(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus
 def plan_committee(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
     """To the committee: from the review stage where the round has one, else straight
     from screening."""
-    if stored is RoundStatus.COMMITTEE:
-        return stored
+    if stored in (RoundStatus.COMMITTEE, RoundStatus.DECIDED, RoundStatus.ARCHIVED):
+        return stored  # with the committee already, or past it
     expected = RoundStatus.REVIEW if definition.has_gmp_review else RoundStatus.SCREENING
     if stored is not expected:
         step = ("the GMP review stage must be open (invite reviewers with `sip review invite`)"

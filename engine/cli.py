@@ -794,6 +794,271 @@ def review_summary(round_id: str, as_json: JsonOpt = False) -> None:
                            f"{', '.join(map(str, c['scores']))}{'  !' if c['disagreement'] else ''}")
 
 
+# --- the Steering Committee ---------------------------------------------------------
+
+committee_app = typer.Typer(no_args_is_help=True, help="The Steering Committee: members, meeting, funds, conflicts.")
+decisions_app = typer.Typer(no_args_is_help=True, help="The committee's decisions, as the secretariat records them.")
+letters_app = typer.Typer(no_args_is_help=True, help="The decision letters.")
+export_app = typer.Typer(no_args_is_help=True, help="Open data.")
+app.add_typer(committee_app, name="committee")
+app.add_typer(decisions_app, name="decisions")
+app.add_typer(letters_app, name="letters")
+app.add_typer(export_app, name="export")
+
+
+def _amount_argument(value: str, what: str) -> Any:
+    from domain.committee import parse_amount
+
+    try:
+        return parse_amount(value)
+    except ValueError as exc:
+        fail(f"{what}: {exc}")
+
+
+@committee_app.command("load")
+def committee_load(file: Annotated[Path, typer.Argument(
+        help="CSV: name,email,country,role,term_start,term_end,language (role member or co-chair)")]) -> None:
+    """Add or update the committee's members by term (every row is checked first)."""
+    from engine.services.committee import known_parties, load_members, parse_members
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        members = parse_members(read_text(file, "the membership file"), str(file), known_parties(session))
+        counts = load_members(session, members, source=str(file), actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{file}: {counts['members']} terms ({counts['added']} added, {counts['updated']} updated)")
+
+
+@committee_app.command("list")
+def committee_list(on: Annotated[str | None, typer.Option(help="The committee on this day (YYYY-MM-DD); "
+                                                               "default: today.")] = None,
+                   as_json: JsonOpt = False) -> None:
+    """The members serving on a day, and how the committee differs from its rule (10 members, 2 per region)."""
+    from domain.committee import composition_problems
+    from engine.services.committee import members_on, regions
+
+    day = _date_option(on, "--on") or Runtime.now().date()
+    members, region_of = in_session(lambda s: (members_on(s, day), regions(s)))
+    problems = composition_problems(members, region_of)
+    if as_json:
+        print_json({"on": day.isoformat(), "members": [m.model_dump(mode="json") for m in members],
+                    "composition": problems})
+        return
+    for m in members:
+        typer.echo(f"{str(m.email):<42} {m.name:<25} {m.country} {region_of.get(m.country) or '-':<13} {m.role:<9}"
+                   f" {m.term_start} → {m.term_end}  {m.language}")
+    typer.echo(f"{len(members)} member(s) on {day}" + (f"; differs from the rule: {'; '.join(problems)}"
+                                                         if problems else "; as the rule wants"))
+
+
+@committee_app.command("set")
+def committee_set(
+    email: str,
+    term_start: Annotated[str, typer.Option(help="Start of the term (YYYY-MM-DD): identifies it.")],
+    name: Annotated[str | None, typer.Option()] = None,
+    country: Annotated[str | None, typer.Option(help="ISO 3166 alpha-3.")] = None,
+    role: Annotated[str | None, typer.Option(help="member or co-chair")] = None,
+    term_end: Annotated[str | None, typer.Option(help="End of the term (YYYY-MM-DD).")] = None,
+    language: Annotated[str | None, typer.Option(help="en, fr or es")] = None,
+) -> None:
+    """Add a member's term (every field) or change some of its details."""
+    from engine.services.committee import set_member
+
+    start = _date_option(term_start, "--term-start")
+    changes = {k: v for k, v in dict(name=name, country=country, role=role, language=language).items()
+               if v is not None}
+    if term_end is not None:
+        changes["term_end"] = _date_option(term_end, "--term-end")
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        row, outcome = set_member(session, email, start, changes, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{row.email}: {outcome}; {row.name} ({row.country}), {row.role}, {row.term_start} → {row.term_end}")
+
+
+@committee_app.command("meeting")
+def committee_meeting(
+    round_id: str,
+    on: Annotated[str, typer.Option(help="First day of the meeting (YYYY-MM-DD).")],
+    place: Annotated[str, typer.Option(help="Where, or 'online'.")],
+    until: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD); default: the first.")] = None,
+) -> None:
+    """Schedule the round's committee meeting (it decides who is on the committee: the members on that date)."""
+    from engine.services.committee import schedule_meeting
+
+    starts, ends = _date_option(on, "--on"), _date_option(until, "--until")
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        meeting = schedule_meeting(session, round_id, starts, ends, place, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{round_id}: the committee meets {meeting.starts_on} to {meeting.ends_on}, {meeting.place}")
+
+
+@committee_app.command("funds")
+def committee_funds(round_id: str, amount: Annotated[str, typer.Argument(help="US dollars, e.g. 1000000")]) -> None:
+    """Set the funds available for the round's approvals."""
+    from engine.services.committee import set_funds
+
+    value = _amount_argument(amount, "the funds")
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        set_funds(session, round_id, value, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{round_id}: US$ {value:,.2f} available for approvals")
+
+
+@committee_app.command("attendance")
+def committee_attendance(round_id: str, emails: Annotated[list[str], typer.Argument(
+        help="The members who attend (default, without this: every member serving).")]) -> None:
+    """Record who attends the meeting: they take part in the decisions, less those conflicted."""
+    from engine.services.committee import set_attendees
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        meeting = set_attendees(session, round_id, emails, actor=ACTOR, at=Runtime.now())
+    typer.echo(f"{round_id}: {len(meeting.attendees or [])} member(s) attend")
+
+
+@committee_app.command("conflict")
+def committee_conflict(round_id: str, reference: str, email: str,
+                       reason: Annotated[str, typer.Option(help="What the conflict of interest is.")] = "") -> None:
+    """Record a member's declared conflict of interest (own-country conflicts need none)."""
+    from engine.services.committee import declare_member_conflict
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        recorded = declare_member_conflict(session, round_id, reference, email, reason, actor=ACTOR,
+                                           at=Runtime.now())
+    typer.echo(f"{reference}: {email.lower()}'s conflict {'recorded' if recorded else 'already recorded'}")
+
+
+@app.command("bundles")
+def bundles(round_id: str,
+            output: Annotated[Path, typer.Option(help="Folder for the members' bundles (one file per member, "
+                                                      "named by e-mail).")] = Path("bundles"),
+            at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) they are dated.")] = None) -> None:
+    """Prepare the committee's review bundles (the `prepare-committee-bundles` flow) and copy
+    the latest version of each into OUTPUT."""
+    import shutil
+
+    runtime()
+    from flows.committee import prepare_committee_bundles_flow
+
+    result = _run_flow(prepare_committee_bundles_flow, round_id=round_id, actor=ACTOR, at=at)
+    output.mkdir(parents=True, exist_ok=True)
+    for m in result["members"]:
+        shutil.copyfile(m["path"], output / f"{m['email']}.html")
+        if m["pdf"]:
+            shutil.copyfile(m["pdf"], output / f"{m['email']}.pdf")
+        state = "new" if m["new"] else "unchanged"
+        withheld = f"; left out (conflict): {', '.join(m['withheld'])}" if m["withheld"] else ""
+        typer.echo(f"{m['email']:<42} version {m['version']} ({state}){withheld}")
+        for change in m["changes"]:
+            typer.echo(f"    {change}")
+    typer.echo(f"{result['prepared']} new version(s), {result['unchanged']} unchanged, {result['notified']} member(s) "
+               f"notified; in {output}/" + ("" if result["pdf"] else
+                                            " (HTML only: install WeasyPrint for PDF, see the README)"))
+
+
+def _decisions_summary(summary: Any) -> None:
+    typer.echo(f"{summary.round}: {summary.recorded} decision(s) recorded, {summary.unchanged} unchanged; approvals "
+               f"US$ {float(summary.approved_total):,.2f}" + (f" of {float(summary.funds_available):,.2f} available"
+                                                               if summary.funds_available else ""))
+    if summary.undecided:
+        typer.echo(f"  still to decide: {', '.join(summary.undecided)}")
+
+
+@decisions_app.command("record")
+def decisions_record(
+    round_id: str, reference: str,
+    decision: Annotated[str, typer.Option(help="approved, approved_with_conditions, not_approved or deferred")],
+    amount: Annotated[str | None, typer.Option(help="US dollars approved, e.g. 190000")] = None,
+    conditions: Annotated[str | None, typer.Option()] = None,
+    recommendations: Annotated[str | None, typer.Option(help="For the applicant, to resubmit.")] = None,
+    participant: Annotated[list[str] | None, typer.Option(help="A member who took part (repeat); default: the "
+                                                                "attendees without the conflicted members.")] = None,
+    exception: Annotated[str | None, typer.Option(help="Why the committee decides on an application that did not "
+                                                       "pass screening.")] = None,
+) -> None:
+    """Record one decision of the committee."""
+    from pydantic import ValidationError
+
+    from domain.committee import DecisionIn
+    from engine.services.committee import record_decisions
+
+    try:
+        item = DecisionIn(reference=reference, decision=decision,
+                          amount=_amount_argument(amount, "--amount") if amount else None, conditions=conditions,
+                          recommendations=recommendations, participants=participant or None, exception=exception)
+    except ValidationError as exc:
+        fail("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors()))
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        summary = record_decisions(session, round_id, [(item, reference)], actor=ACTOR, at=Runtime.now())
+    _decisions_summary(summary)
+
+
+@decisions_app.command("load")
+def decisions_load(round_id: str, file: Annotated[Path, typer.Argument(
+        help="CSV: reference,decision,amount,conditions,recommendations")]) -> None:
+    """Record the meeting's decisions from a sheet: all of them, or none if one breaks a rule."""
+    from engine.services.committee import parse_decisions, record_decisions
+
+    rt = runtime()
+    with service_errors():
+        items = parse_decisions(read_text(file, "the decisions sheet"), str(file))
+        with unit_of_work(rt.engine) as session:
+            summary = record_decisions(session, round_id, items, actor=ACTOR, at=Runtime.now())
+    _decisions_summary(summary)
+
+
+@decisions_app.command("list")
+def decisions_list(round_id: str, as_json: JsonOpt = False) -> None:
+    """The decisions recorded for a round."""
+    from engine.services.opendata import lines
+
+    rows = [r for r in in_session(lines, round_id) if r.decision]
+    if as_json:
+        print_json([r.__dict__ for r in rows])
+        return
+    for r in rows:
+        amount = f"{r.amount:,.0f}" if r.amount is not None else "-"
+        typer.echo(f"{r.reference}  {r.party}  {r.decision:<25} {amount:>9}  {r.decided_on}")
+    typer.echo(f"{len(rows)} decision(s)")
+
+
+@letters_app.command("send")
+def letters_send(round_id: str,
+                 at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) they are dated.")] = None
+                 ) -> None:
+    """Queue the decision letters (the `send-decision-letters` flow): one per applicant, in their language, once."""
+    runtime()
+    from flows.committee import send_decision_letters_flow
+
+    result = _run_flow(send_decision_letters_flow, round_id=round_id, actor=ACTOR, at=at)
+    kinds = ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(
+        result["by_kind"].items())) or "none new"
+    typer.echo(f"{round_id}: {result['queued']} letter(s) queued ({kinds}); {result['already_sent']} sent before")
+
+
+@app.command("report")
+def round_report(round_id: str,
+                 output: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("reports")) -> None:
+    """The round report (HTML, CSV: applications, approvals, amounts by region, LDC, SIDS) and the public list
+    of approved projects."""
+    from engine.services.opendata import write_round_report
+
+    paths = in_session(write_round_report, round_id, output)
+    typer.echo("round report: " + ", ".join(str(p) for p in paths))
+
+
+@export_app.command("360giving")
+def export_360giving(round_id: str,
+                     output: Annotated[Path, typer.Option(help="The JSON file to write.")] = Path("grants.json")
+                     ) -> None:
+    """The round's awarded grants in the 360Giving Data Standard (validated against its schema first)."""
+    from engine.services.opendata import export_360giving as export
+
+    path, count = in_session(lambda s: export(s, get_settings(), round_id, output))
+    typer.echo(f"{path}: {count} grant(s), valid against the 360Giving schema 1.4")
+
+
 flows_app = typer.Typer(no_args_is_help=True, help="The engine's Prefect flows.")
 app.add_typer(flows_app, name="flows")
 
@@ -810,7 +1075,7 @@ def flows_serve() -> None:
     runtime()
     from prefect import serve
 
-    from flows.review import deployments
+    from flows.serve import deployments
 
     serve(*deployments())
 

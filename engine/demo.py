@@ -11,21 +11,23 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from domain.lifecycle import PUBLIC_STATUS, Status
-from domain.rounds import RoundStatus
-from engine.db import dispose_all, reading
+from domain.rounds import RoundDefinition, RoundStatus
+from engine.db import dispose_all, reading, unit_of_work
 from engine.demo_applications import APPLICATIONS, ROUND, document
 from engine.demo_review import ROUND4, run_review_demo
 from engine.services import applications as app_service
 from engine.services import outbox as outbox_service
 from engine.services.report import write_report
 from engine.services.rounds import definition_of, get_round
-from engine.services.setup import prepare
+from engine.services.setup import Runtime, prepare
 from engine.settings import Settings
 
 #: The demo screens the round three days after its close, and sends it to the committee two weeks later.
@@ -43,6 +45,73 @@ def write_demo_files(folder: Path) -> list[Path]:
         path.write_text(json.dumps(document(app), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[[str], None]) -> dict[str, Any]:
+    """Round 1's committee: its members load, the funds are set, each member gets a
+    review bundle, the secretariat records the meeting's decisions (the real outcome
+    of round 1) and the letters go out; then the round report and the open data."""
+    from engine.demo_committee import DECISIONS, FUNDS, MEMBERS
+    from engine.services.committee import (
+        committee_of,
+        known_parties,
+        load_members,
+        parse_decisions,
+        parse_members,
+        record_decisions,
+        set_funds,
+    )
+    from engine.services.opendata import export_360giving, write_round_report
+    from flows.committee import prepare_committee_bundles_flow, send_decision_letters_flow
+
+    settings = rt.settings
+    folder = settings.data_dir / "demo" / ROUND
+    register = folder.parent / "committee-2018-2019.csv"
+    register.write_text(MEMBERS, encoding="utf-8")
+    meeting_on = datetime.combine(date.fromisoformat(definition.meeting.starts_on), clock(9),  # type: ignore[union-attr]
+                                  tzinfo=definition.zone)
+    with unit_of_work(rt.engine) as session:
+        load_members(session, parse_members(MEMBERS, str(register), known_parties(session)), source=str(register),
+                     actor="secretariat", at=meeting_on - timedelta(days=30))
+        set_funds(session, ROUND, FUNDS, actor="secretariat", at=meeting_on - timedelta(days=30))
+        committee = committee_of(session, ROUND)
+    echo(f"     the committee of {committee.meeting.starts_on} ({committee.meeting.place}): {len(committee.members)} "
+         f"members loaded from {register}; US$ {FUNDS:,.0f} available (an illustrative figure)")
+    bundles = prepare_committee_bundles_flow(round_id=ROUND, at=(meeting_on - timedelta(days=14)).isoformat(),
+                                             pdf=False)
+    withheld = {m["email"]: m["withheld"] for m in bundles["members"] if m["withheld"]}
+    echo(f"     prepare-committee-bundles: {bundles['prepared']} new, {bundles['unchanged']} unchanged; dossiers left "
+         "out for a conflict of interest: " + (", ".join(f"{e.split('@')[0]} ({', '.join(refs)})"
+                                                         for e, refs in sorted(withheld.items())) or "none"))
+    with reading(rt.engine) as session:
+        by_title = {a.title: a.reference for a in app_service.list_applications(session, ROUND)}
+    rows = ["reference,decision,amount,conditions,recommendations"]
+    for app in APPLICATIONS:
+        if app.slug in DECISIONS:
+            decision, amount, conditions, recommendations = DECISIONS[app.slug]
+            rows.append(",".join(_csv_cell(v) for v in (by_title[app.title], decision, amount, conditions,
+                                                        recommendations)))
+    sheet = folder.parent / "decisions-2018-10-03.csv"
+    sheet.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with unit_of_work(rt.engine) as session:
+        decided = record_decisions(session, ROUND, parse_decisions(sheet.read_text(encoding="utf-8"), str(sheet)),
+                                   actor="secretariat", at=meeting_on + timedelta(days=1, hours=8))
+    echo(f"     decisions (from {sheet.name}): {decided.recorded} recorded, {decided.unchanged} unchanged; approvals "
+         f"US$ {float(decided.approved_total):,.0f}")
+    letters = send_decision_letters_flow(round_id=ROUND, at=(meeting_on + timedelta(days=6)).isoformat())
+    echo(f"     send-decision-letters: {letters['queued']} queued, {letters['already_sent']} sent before")
+    with reading(rt.engine) as session:
+        report, _, public, _ = write_round_report(session, ROUND, settings.data_dir / "reports")
+        export, _ = export_360giving(session, settings, ROUND, settings.data_dir / "open-data" / f"grants-{ROUND}.json")
+    kinds = ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(
+        letters["by_kind"].items())) or "all queued before"
+    return {"bundles": settings.data_dir / "bundles" / ROUND, "letters": kinds, "report": report, "public": public,
+            "export": export}
+
+
+def _csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
 
 
 def _sip_command() -> str:
@@ -119,6 +188,7 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
         echo(f"     send-to-committee: {to_committee['sent']} screened applications on the Steering Committee's "
              "agenda (round 1 has no GMP review)" if to_committee["changed"] else
              "     send-to-committee: already on the committee's agenda")
+        outputs = run_committee_demo(rt, definition, echo)
 
     with reading(rt.engine) as session:
         lines = app_service.list_applications(session, ROUND)
@@ -138,12 +208,16 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
          f"{', '.join(f'{n} in {lang}' for lang, n in sorted(languages.items()))})")
     echo("")
     echo(f"  screening report: {report_html} (and {report_csv.name})")
+    echo(f"  review bundles:   {outputs['bundles']}/ (one per member, named by e-mail)")
+    echo(f"  decision letters: in the outbox (`{_sip_command()} outbox list --round {ROUND}`); "
+         f"{outputs['letters']}")
+    echo(f"  round report:     {outputs['report']} and the public list {outputs['public']} (with CSV)")
+    echo(f"  open data:        {outputs['export']} (360Giving, validated against its schema)")
 
     with quiet_prefect():
         refused = run_review_demo(rt, echo)
 
     echo("")
-    echo("The engine goes as far as the committee's agenda for now: the meeting, decisions and letters come next.")
     sip = _sip_command()
     echo("Look around:")
     echo(f"  {sip} applications list {ROUND}     # one line per application")

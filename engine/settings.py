@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     reviewer_session_hours: int = Field(default=12, alias="SIP_REVIEWER_SESSION_HOURS", ge=1, le=24 * 30,
                                         description="hours a reviewer's session lasts after signing in")
 
+    funder_org_id: str = Field(default="XM-DAC-41116", alias="SIP_FUNDER_ORG_ID",
+                               description="the funding organisation's org-id in the open data (UNEP, which hosts "
+                                           "the programme, by its DAC code)")
+    funder_name: str = Field(default="Specific International Programme of the Minamata Convention on Mercury "
+                                     "(hosted by UNEP)", alias="SIP_FUNDER_NAME")
+    grant_id_prefix: str = Field(default="XM-DAC-41116-SIP", alias="SIP_GRANT_ID_PREFIX",
+                                 description="the stable prefix of the grants' identifiers in the open data")
+
     templates_dir: Path | None = Field(default=None, alias="SIP_TEMPLATES_DIR",
                                        description="the secretariat's edited message templates; a file there "
                                                    "replaces the engine's template of the same name")

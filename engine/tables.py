@@ -363,7 +363,7 @@ class DecisionRecord(SQLModel, table=True):
     participants: list[str] = Field(sa_column=Column(JSONType, nullable=False))
     rule: str = Field(max_length=20)
     exception: str | None = Field(default=None, max_length=2000)
-    meeting_on: date
+    decided_on: date = Field(description="the last day of the meeting")
     recorded_by: str = Field(max_length=200)
     recorded_at: datetime = _ts(nullable=False)
 
@@ -379,8 +379,11 @@ class CommitteeBundle(SQLModel, table=True):
     round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
     email: str = Field(max_length=320)
     version: int
-    path: str = Field(max_length=1000)
-    sha256: str = Field(max_length=64)
-    fingerprint: str = Field(max_length=64, description="of the bundle's inputs: unchanged inputs, same version")
+    path: str = Field(max_length=1000, description="the HTML file as prepared")
+    sha256: str = Field(max_length=64, description="of the HTML file")
+    #: A digest of each part (cover, summary, each dossier): what changed from one version to the next.
+    digests: dict[str, str] = Field(sa_column=Column(JSONType, nullable=False))
     changes: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    #: The download link's token, as a hash (the token is derived from the secret key and the bundle's id).
+    token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _ts(nullable=False)

@@ -15,16 +15,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.schedules import Cron
 
 from engine.db import reading, unit_of_work
 from engine.services.review import assign_reviewers, placement_json
 from engine.services.reviewing import invite, review_day, rounds_in_review, send_to_committee
 from flows.common import instant, runtime
-
-#: When the daily run of the review stage starts (cron, in `REVIEW_DAY_ZONE`).
-REVIEW_DAY_CRON = "0 7 * * *"
-REVIEW_DAY_ZONE = "Europe/Zurich"
 
 
 @task(name="propose-reviewers", cache_policy=NO_CACHE)
@@ -119,14 +114,3 @@ def send_to_committee_flow(round_id: str, actor: str = "secretariat", reason: st
     get_run_logger().info("round %s: %d applications to the committee, %d short of reviews", round_id,
                           summary["sent"], len(summary["short"]))
     return summary
-
-
-def deployments() -> list[Any]:
-    """What `sip flows serve` serves: the review stage's daily run on its schedule, and
-    the secretariat's stages to run on demand (from the API, the UI or an event)."""
-    return [
-        review_day_flow.to_deployment(name="daily", schedules=[Cron(REVIEW_DAY_CRON, timezone=REVIEW_DAY_ZONE)]),
-        assign_gmp_reviewers_flow.to_deployment(name="on-demand"),
-        invite_gmp_reviewers_flow.to_deployment(name="on-demand"),
-        send_to_committee_flow.to_deployment(name="on-demand"),
-    ]

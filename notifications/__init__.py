@@ -7,6 +7,7 @@ transaction as the change that causes it."""
 
 from notifications.render import (
     ACCESS_CODE_PLACEHOLDER,
+    BUNDLE_LINK_PLACEHOLDER,
     LANGUAGES,
     REVIEW_LINK_PLACEHOLDER,
     RenderedMessage,
@@ -14,5 +15,5 @@ from notifications.render import (
     status_label,
 )
 
-__all__ = ["ACCESS_CODE_PLACEHOLDER", "LANGUAGES", "REVIEW_LINK_PLACEHOLDER", "RenderedMessage", "render",
-           "status_label"]
+__all__ = ["ACCESS_CODE_PLACEHOLDER", "BUNDLE_LINK_PLACEHOLDER", "LANGUAGES", "REVIEW_LINK_PLACEHOLDER",
+           "RenderedMessage", "render", "status_label"]

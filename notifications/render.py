@@ -30,6 +30,8 @@ LANGUAGES = ("en", "fr", "es")
 ACCESS_CODE_PLACEHOLDER = "[[access-code]]"
 #: Stands for a reviewer's sign-in link token in a queued message (put in at delivery).
 REVIEW_LINK_PLACEHOLDER = "[[review-link]]"
+#: Stands for a committee member's bundle download token in a queued message.
+BUNDLE_LINK_PLACEHOLDER = "[[bundle-link]]"
 FALLBACK = "en"
 
 

@@ -235,3 +235,36 @@ def round4(rt: Runtime) -> Runtime:
     with unit_of_work(rt.engine) as session:
         load_reviewers(session, parse_reviewers(REGISTER, "r.csv"), source="r.csv", actor="s", at=AFTER_R4)
     return rt
+
+
+COMMITTEE_AT = datetime(2018, 10, 3, 15, tzinfo=UTC)
+
+
+def members(rt: Runtime, text: str | None = None) -> dict[str, int]:
+    """Load a committee membership (default: the demo's 2018-2019 committee)."""
+    from engine.demo_committee import MEMBERS
+    from engine.services.committee import known_parties, load_members, parse_members
+
+    with unit_of_work(rt.engine) as session:
+        return load_members(session, parse_members(text or MEMBERS, "c.csv", known_parties(session)),
+                            source="c.csv", actor="officer", at=COMMITTEE_AT)
+
+
+@pytest.fixture
+def committee(screened: Runtime) -> Runtime:
+    """Round 1 with the committee: Benin's and Cameroon's applications on the agenda
+    (Lesotho's is incomplete, Switzerland's ineligible); funds of US$ 300,000."""
+    from decimal import Decimal
+
+    from engine.services.appraisal import override
+    from engine.services.committee import set_funds
+    from engine.services.reviewing import send_to_committee
+
+    with unit_of_work(screened.engine) as session:
+        override(session, screened.settings, ROUND1, "SIP-2018-R1-0004", "screened", reason="Party since 2017",
+                 actor="o", at=AFTER_CLOSE)
+        send_to_committee(session, ROUND1, actor="officer", at=AFTER_CLOSE)
+    members(screened)
+    with unit_of_work(screened.engine) as session:
+        set_funds(session, ROUND1, Decimal("300000"), actor="officer", at=COMMITTEE_AT)
+    return screened

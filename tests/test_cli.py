@@ -134,9 +134,20 @@ def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(sqlite_s
     assert "19 imported, 0 already imported, 0 refused" in output
     assert "Round sip-2018-r1: 19 applications from 18 Parties" in output
     assert "screen-applications: 19 screened (2 incomplete, 2 ineligible, 15 screened)" in output
-    assert ("notifications queued: 23 (19 receipt, 2 screening_incomplete, 2 screening_ineligible; "
-            "12 in en, 3 in es, 8 in fr)") in output
+    assert ("notifications queued: 48 (10 bundle_ready, 4 decision_approved, 1 decision_approved_with_conditions, "
+            "1 decision_deferred, 9 decision_not_approved, 19 receipt, 2 screening_incomplete, 2 screening_ineligible; "
+            "27 in en, 8 in es, 13 in fr)") in output
     assert "send-to-committee: 15 screened applications on the Steering Committee's agenda" in output
+    # Round 1's committee: the Argentine and Armenian members meet their countries' applications.
+    assert "martin.gomez (SIP-2018-R1-0001)" in output and "anna.hakobyan (SIP-2018-R1-0002)" in output
+    assert "decisions (from decisions-2018-10-03.csv): 15 recorded, 0 unchanged; approvals US$ 930,000" in output
+    assert "send-decision-letters: 15 queued" in output
+    assert re.search(r"approved +approved +4\n +approved_with_conditions", output)
+    grants = json.loads((sqlite_settings.data_dir / "open-data" / "grants-sip-2018-r1.json").read_text())
+    assert sorted(g["recipientOrganization"][0]["name"] for g in grants["grants"]) == [
+        "Government of Argentina", "Government of Armenia", "Government of Benin",
+        "Government of Iran (Islamic Republic of)", "Government of Lesotho"]
+    assert len(list((sqlite_settings.data_dir / "bundles" / "sip-2018-r1").glob("*.v1.html"))) == 10
     # Round 4, with GMP review: a decline and a declared conflict reassigned, one review missing.
     assert "the secretariat reassigns: 2 new invitation(s) for the two open places" in output
     assert "overdue notice to the secretariat" in output
@@ -149,6 +160,8 @@ def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(sqlite_s
     assert "screen-applications: done in an earlier run" in again
     assert "send-to-committee: already on the committee's agenda" in again
     assert "(reviewed in an earlier run; nothing to do again)" in again
+    assert "prepare-committee-bundles: 0 new, 10 unchanged" in again and "0 recorded, 15 unchanged" in again
+    assert "send-decision-letters: 0 queued, 15 sent before" in again
 
 
 def _free_port() -> int:

@@ -13,14 +13,11 @@ from sqlmodel import func, select
 
 from domain.committee import DecisionIn
 from engine.db import unit_of_work
-from engine.demo_committee import MEMBERS
 from engine.services.applications import applicant_view
-from engine.services.appraisal import override
 from engine.services.committee import (
     committee_of,
     declare_member_conflict,
     known_parties,
-    load_members,
     parse_decisions,
     parse_members,
     record_decisions,
@@ -30,35 +27,14 @@ from engine.services.committee import (
 )
 from engine.services.errors import InvalidInput, NotAllowed
 from engine.services.letters import send_decision_letters
-from engine.services.reviewing import send_to_committee
 from engine.services.setup import Runtime
 from engine.services.tokens import derive_token
 from engine.tables import Application, DecisionRecord, IntakeKey, OutboxMessage, Round
-from tests.conftest import AFTER_CLOSE, ROUND1
+from tests.conftest import ROUND1, members
 
 BEN, LSO, CHE, CMR = "SIP-2018-R1-0001", "SIP-2018-R1-0002", "SIP-2018-R1-0003", "SIP-2018-R1-0004"
 AT = datetime(2018, 10, 3, 15, tzinfo=UTC)
 HEADER = "name,email,country,role,term_start,term_end,language\n"
-
-
-def members(rt: Runtime, text: str = MEMBERS) -> dict[str, int]:
-    with unit_of_work(rt.engine) as session:
-        return load_members(session, parse_members(text, "c.csv", known_parties(session)), source="c.csv",
-                            actor="officer", at=AT)
-
-
-@pytest.fixture
-def committee(screened: Runtime) -> Runtime:
-    """Round 1 with the committee: Benin's and Cameroon's applications on the agenda
-    (Lesotho's is incomplete, Switzerland's ineligible); funds of US$ 300,000."""
-    with unit_of_work(screened.engine) as session:
-        override(session, screened.settings, ROUND1, CMR, "screened", reason="Party since 2017", actor="o",
-                 at=AFTER_CLOSE)
-        send_to_committee(session, ROUND1, actor="officer", at=AFTER_CLOSE)
-    members(screened)
-    with unit_of_work(screened.engine) as session:
-        set_funds(session, ROUND1, Decimal("300000"), actor="officer", at=AT)
-    return screened
 
 
 def decide(rt: Runtime, *items: DecisionIn):
@@ -102,7 +78,7 @@ def test_decisions_within_the_rules_are_recorded_once_and_the_round_is_decided(c
     with unit_of_work(committee.engine) as session:
         record = session.exec(select(DecisionRecord).join(Application).where(Application.reference == BEN)).one()
         assert session.get(Round, ROUND1).status == "decided"
-    assert len(record.participants) == 10 and record.rule == "consensus" and record.meeting_on == date(2018, 10, 2)
+    assert len(record.participants) == 10 and record.rule == "consensus" and record.decided_on == date(2018, 10, 3)
     with pytest.raises(InvalidInput, match="a decision is final"):
         decide(committee, DecisionIn(reference=BEN, decision="not_approved", recommendations="No."))
 

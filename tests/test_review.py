@@ -116,3 +116,13 @@ def test_a_refused_reviewer_file_changes_nothing_and_the_attempt_is_audited(roun
         assert session.exec(select(func.count()).select_from(Reviewer)).one() == 5
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "cli.reviewers.load.refused")).one()
     assert event.subject_id == "sip reviewers load" and "the register was not changed" in event.reason
+
+
+def test_served_flows_run_the_review_day_every_morning_and_the_stages_on_demand() -> None:
+    from flows.serve import deployments
+
+    served = {(d.flow_name, d.name): d for d in deployments()}
+    daily = served["review-day", "daily"].schedules[0].schedule
+    assert (daily.cron, daily.timezone) == ("0 7 * * *", "Europe/Zurich")
+    assert {("prepare-committee-bundles", "on-demand"), ("send-decision-letters", "on-demand"),
+            ("invite-gmp-reviewers", "on-demand")} <= set(served)

@@ -238,6 +238,8 @@ def set_funds(session: Session, round_id: str, amount: Decimal, *, actor: str, a
     if amount < approved:
         raise NotAllowed(f"approvals already recorded total {approved:,.2f}, more than {amount:,.2f}")
     meeting = _stored_meeting(session, round_id, at)
+    if meeting.funds_available == amount:
+        return meeting
     before, meeting.funds_available, meeting.updated_at = meeting.funds_available, amount, at
     session.add(meeting)
     audit.record(session, at=at, actor=actor, role="secretariat", action="committee.funds_set", subject_type="round",
@@ -489,7 +491,7 @@ def _record(session: Session, committee: Committee, d: DecisionIn, application: 
     values = dict(decision=d.decision.value, amount=d.amount if d.decision in APPROVALS else None,
                   conditions=d.conditions, recommendations=d.recommendations, participants=participants,
                   rule=committee.definition.committee.decision_rule, exception=d.exception,
-                  meeting_on=committee.meeting.starts_on, recorded_by=actor, recorded_at=at)
+                  decided_on=committee.meeting.ends_on, recorded_by=actor, recorded_at=at)
     if record is None:
         record = DecisionRecord(application_id=application.id or 0, round_id=committee.round_id, **values)
     else:

@@ -11,10 +11,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from engine.services.tokens import derive_link_token, derive_token
+from engine.services.tokens import derive_bundle_token, derive_link_token, derive_token
 from engine.settings import Settings
 from engine.tables import IntakeKey, OutboxMessage, ReviewerToken
-from notifications import ACCESS_CODE_PLACEHOLDER, REVIEW_LINK_PLACEHOLDER, RenderedMessage
+from notifications import ACCESS_CODE_PLACEHOLDER, BUNDLE_LINK_PLACEHOLDER, REVIEW_LINK_PLACEHOLDER, RenderedMessage
 
 
 def message_row(*, key: str, kind: str, recipient: str, message: RenderedMessage, at: datetime,
@@ -58,12 +58,16 @@ def materialize(session: Session, settings: Settings, message: OutboxMessage) ->
     """The message as it is sent, with its secret put in, derived again from the secret
     key (so it is never stored): an imported application's receipt gets its access
     code (from the import's key), a reviewer's message its sign-in link token (from
-    the link's nonce). The secret key must not change while such messages are queued."""
+    the link's nonce), a committee member's its bundle's download token (from the
+    message's key). The secret key must not change while such messages are queued."""
     text, html = message.body_text, message.body_html
     if ACCESS_CODE_PLACEHOLDER in text or ACCESS_CODE_PLACEHOLDER in html:
         key = session.exec(select(IntakeKey.key).where(IntakeKey.application_id == message.application_id)).one()
         code = derive_token(settings.key(), message.round_id or "", key)
         text, html = text.replace(ACCESS_CODE_PLACEHOLDER, code), html.replace(ACCESS_CODE_PLACEHOLDER, code)
+    if BUNDLE_LINK_PLACEHOLDER in text or BUNDLE_LINK_PLACEHOLDER in html:
+        token = derive_bundle_token(settings.key(), message.key)
+        text, html = text.replace(BUNDLE_LINK_PLACEHOLDER, token), html.replace(BUNDLE_LINK_PLACEHOLDER, token)
     if REVIEW_LINK_PLACEHOLDER in text or REVIEW_LINK_PLACEHOLDER in html:
         nonce = session.exec(select(ReviewerToken.nonce).where(ReviewerToken.message_key == message.key)).one()
         token = derive_link_token(settings.key(), nonce or "")

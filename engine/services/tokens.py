@@ -31,8 +31,18 @@ def token_matches(token: str | None, stored_hash: str) -> bool:
     return hmac.compare_digest(token_hash(token), stored_hash)
 
 
-def derive_link_token(secret: bytes, nonce: str) -> str:
-    """A reviewer's sign-in link token: derived again from the secret key and the
-    link's nonce when its message is delivered, so it is never stored."""
-    digest = hmac.new(secret, f"reviewer-link\x00{nonce}".encode(), hashlib.sha256).digest()
+def derive_secret(secret: bytes, purpose: str, value: str) -> str:
+    """A token derived from the secret key for one purpose and value: it can be made
+    again when a message is delivered, so it is never stored (only its hash is)."""
+    digest = hmac.new(secret, f"{purpose}\x00{value}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def derive_link_token(secret: bytes, nonce: str) -> str:
+    """A reviewer's sign-in link token, from the link's nonce."""
+    return derive_secret(secret, "reviewer-link", nonce)
+
+
+def derive_bundle_token(secret: bytes, message_key: str) -> str:
+    """A committee member's download link for a bundle, from its message's key."""
+    return derive_secret(secret, "bundle-link", message_key)

@@ -46,12 +46,14 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('path', sa.String(length=1000), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
-    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('digests', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('changes', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['round_id'], ['round.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('round_id', 'email', 'version', name='uq_committee_bundle')
+    sa.UniqueConstraint('round_id', 'email', 'version', name='uq_committee_bundle'),
+    sa.UniqueConstraint('token_hash')
     )
     with op.batch_alter_table('committee_bundle', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_committee_bundle_round_id'), ['round_id'], unique=False)
@@ -78,7 +80,7 @@ def upgrade() -> None:
     sa.Column('participants', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('rule', sa.String(length=20), nullable=False),
     sa.Column('exception', sa.String(length=2000), nullable=True),
-    sa.Column('meeting_on', sa.Date(), nullable=False),
+    sa.Column('decided_on', sa.Date(), nullable=False),
     sa.Column('recorded_by', sa.String(length=200), nullable=False),
     sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['application_id'], ['application.id'], ),

@@ -1,0 +1,203 @@
+"""The Steering Committee's routes. The secretariat (its API key) keeps the
+membership, schedules the meeting, sets the funds, prepares the bundles, records the
+decisions, sends the letters and publishes the open data. A member opens their
+bundle with the personal link of its message: every download is audited."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
+
+from api.common import error_responses
+from api.deps import NowDep, RuntimeDep, SecretariatDep
+from api.secretariat import check_first, start_flow
+from domain.committee import DecisionIn, composition_problems
+from engine.db import reading, unit_of_work
+from engine.services import audit, bundles, committee, opendata
+from engine.services.errors import NotAllowed
+from engine.tables import CommitteeBundle
+
+router = APIRouter(tags=["committee"])
+
+
+class MemberIn(BaseModel):
+    """A member's term (PUT: every field for a new term; those to change otherwise)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    country: str | None = Field(default=None, description="ISO 3166 alpha-3")
+    role: str | None = Field(default=None, description="member or co-chair")
+    term_end: date | None = None
+    language: str | None = Field(default=None, description="en, fr or es")
+
+
+class MeetingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starts_on: date
+    ends_on: date | None = None
+    place: str = Field(min_length=1, max_length=200, description="a city, or 'online'")
+
+
+class FundsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Decimal = Field(gt=0, decimal_places=2, description="US dollars available for the round's approvals")
+
+
+class AttendanceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attendees: list[EmailStr] = Field(min_length=1, max_length=50)
+
+
+class MemberConflictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class DecisionsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: list[DecisionIn] = Field(min_length=1, max_length=5000)
+
+
+class FlowStarted(BaseModel):
+    flow_run_id: str
+    round: str
+
+
+@router.get("/committee", responses=error_responses(401))
+def members(rt: RuntimeDep, now: NowDep, officer: SecretariatDep,
+            on: Annotated[date | None, Query(description="default: today")] = None) -> dict[str, Any]:
+    """The members serving on a day, and how the committee differs from its rule."""
+    day = on or now.date()
+    with reading(rt.engine) as session:
+        serving, region_of = committee.members_on(session, day), committee.regions(session)
+    return {"on": day, "members": [m.model_dump(mode="json") for m in serving],
+            "composition": composition_problems(serving, region_of)}
+
+
+@router.put("/committee/{email}/{term_start}", responses=error_responses(401, 422))
+def put_member(email: str, term_start: date, body: MemberIn, rt: RuntimeDep, now: NowDep,
+               officer: SecretariatDep) -> dict[str, Any]:
+    """Add a member's term, or change some of its details."""
+    with unit_of_work(rt.engine) as session:
+        row, outcome = committee.set_member(session, email, term_start, body.model_dump(exclude_unset=True),
+                                            actor=officer, at=now)
+        return {**row.model_dump(exclude={"id"}), "outcome": outcome}
+
+
+@router.put("/rounds/{round_id}/meeting", responses=error_responses(401, 404, 422))
+def meeting(round_id: str, body: MeetingIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
+    """Schedule the round's committee meeting."""
+    with unit_of_work(rt.engine) as session:
+        row = committee.schedule_meeting(session, round_id, body.starts_on, body.ends_on, body.place, actor=officer,
+                                         at=now)
+        return row.model_dump(mode="json")
+
+
+@router.put("/rounds/{round_id}/funds", responses=error_responses(401, 404, 409, 422))
+def funds(round_id: str, body: FundsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
+    """Set the funds available for the round's approvals."""
+    with unit_of_work(rt.engine) as session:
+        row = committee.set_funds(session, round_id, body.amount, actor=officer, at=now)
+        return row.model_dump(mode="json")
+
+
+@router.put("/rounds/{round_id}/attendance", responses=error_responses(401, 404, 422))
+def attendance(round_id: str, body: AttendanceIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+               ) -> dict[str, Any]:
+    """Who attends the meeting (they take part in the decisions, less those conflicted)."""
+    with unit_of_work(rt.engine) as session:
+        row = committee.set_attendees(session, round_id, [str(e) for e in body.attendees], actor=officer, at=now)
+        return row.model_dump(mode="json")
+
+
+@router.post("/rounds/{round_id}/applications/{reference}/member-conflicts", responses=error_responses(401, 404, 422))
+def member_conflict(round_id: str, reference: str, body: MemberConflictIn, rt: RuntimeDep, now: NowDep,
+                    officer: SecretariatDep) -> dict[str, Any]:
+    """Record a member's declared conflict of interest with an application."""
+    with unit_of_work(rt.engine) as session:
+        recorded = committee.declare_member_conflict(session, round_id, reference, str(body.email), body.reason,
+                                                     actor=officer, at=now)
+    return {"reference": reference, "member": str(body.email).lower(), "recorded": recorded}
+
+
+@router.post("/rounds/{round_id}/bundles", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
+             responses=error_responses(401, 404, 409))
+async def prepare(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
+    """Run the `prepare-committee-bundles` flow: one bundle per member, each told by a message."""
+    from flows.committee import prepare_committee_bundles_flow
+
+    await run_in_threadpool(check_first, rt, bundles.check_bundles, round_id)
+    run_id = await start_flow(prepare_committee_bundles_flow, {"round_id": round_id, "actor": officer})
+    return FlowStarted(flow_run_id=run_id, round=round_id)
+
+
+@router.get("/rounds/{round_id}/bundles", responses=error_responses(401, 404))
+def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> list[dict[str, Any]]:
+    """Every version of every member's bundle, with what changed."""
+    with reading(rt.engine) as session:
+        rows = session.exec(select(CommitteeBundle).where(CommitteeBundle.round_id == round_id)
+                            .order_by(CommitteeBundle.email, CommitteeBundle.version)).all()  # type: ignore[arg-type]
+    return [dict(email=r.email, version=r.version, changes=r.changes, sha256=r.sha256, created_at=r.created_at)
+            for r in rows]
+
+
+@router.post("/rounds/{round_id}/decisions", responses=error_responses(401, 404, 409, 422))
+def decisions(round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+              ) -> dict[str, Any]:
+    """Record the committee's decisions: all, or none if one breaks a rule (every problem listed)."""
+    with unit_of_work(rt.engine) as session:
+        summary = committee.record_decisions(session, round_id, [(d, f"$.decisions[{i}]")
+                                                                 for i, d in enumerate(body.decisions)],
+                                             actor=officer, at=now)
+    return asdict(summary)
+
+
+@router.post("/rounds/{round_id}/letters", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
+             responses=error_responses(401, 404, 409))
+async def letters(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
+    """Run the `send-decision-letters` flow: one letter per applicant, in their language, once."""
+    from flows.committee import send_decision_letters_flow
+
+    run_id = await start_flow(send_decision_letters_flow, {"round_id": round_id, "actor": officer})
+    return FlowStarted(flow_run_id=run_id, round=round_id)
+
+
+@router.get("/rounds/{round_id}/360giving", responses=error_responses(401, 404, 409))
+def grants(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> dict[str, Any]:
+    """The round's awarded grants as a 360Giving data package (validated before it is given)."""
+    with reading(rt.engine) as session:
+        package = opendata.grants_package(session, rt.settings, round_id)
+    errors = opendata.validation_errors(package)
+    if errors:
+        raise NotAllowed("the package does not validate against the 360Giving schema: " + "; ".join(errors[:5]))
+    return package
+
+
+@router.get("/committee/bundle", response_class=FileResponse, responses=error_responses(404),
+            summary="A committee member's review bundle (the link of their message)")
+def download(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "",
+             format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html") -> FileResponse:  # noqa: A002
+    """The bundle the member's personal link opens; every download is audited. An unknown
+    link answers 404."""
+    with audit.refusals_recorded(rt.engine, actor="unknown", role="committee", action="bundle.download",
+                                 subject_type="bundle", subject_id="link"), unit_of_work(rt.engine) as session:
+        bundle, path = bundles.open_bundle(session, token, pdf=format == "pdf")
+    media = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
+    return FileResponse(path, media_type=media, filename=f"bundle-{bundle.round_id}-v{bundle.version}.{format}",
+                        content_disposition_type="inline",
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})

@@ -1,0 +1,361 @@
+"""The Steering Committee's review bundles: one per member for a round's meeting.
+
+Each application's dossier is rendered once and shared by every member's bundle;
+what differs per member is the cover (their conflicts) and which dossiers are left
+out. A bundle is versioned: preparing again with unchanged inputs makes no new
+version, and a new version says what changed. The member is sent a link (outbox);
+every download through it is audited."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from domain.committee import Member, member_conflict
+from domain.lifecycle import DECISIONS, Status
+from domain.rounds import RoundStatus
+from engine.services import audit, outbox
+from engine.services.committee import Committee, committee_of
+from engine.services.errors import NotAllowed, NotFound
+from engine.services.parties import party_names
+from engine.services.report import REGIONS, report_rows
+from engine.services.reviewing import review_summaries, summary_json
+from engine.services.rounds import get_round
+from engine.services.tokens import derive_bundle_token, token_hash
+from engine.settings import Settings
+from engine.tables import Application, CommitteeBundle, ScreeningRecord
+from notifications import BUNDLE_LINK_PLACEHOLDER, render
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+#: Applications before the committee: on its agenda, or decided at its meeting.
+ON_AGENDA = {Status.READY_FOR_COMMITTEE.value, *(s.value for s in DECISIONS)}
+
+
+@lru_cache
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+
+
+def _usd(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value:,.2f}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pdf_renderer() -> Any | None:
+    """WeasyPrint's HTML class when it is installed with its system libraries (Pango),
+    else None: the bundles are then HTML only."""
+    try:
+        from weasyprint import HTML  # noqa: PLC0415 - optional
+    except (ImportError, OSError):
+        return None
+    return HTML
+
+
+@dataclass
+class Shared:
+    """What every member's bundle of a round has in common, rendered once."""
+
+    committee: Committee
+    summary: list[dict[str, Any]]
+    agenda: list[Application]
+    dossiers: dict[str, Markup]  # reference -> HTML
+    digests: dict[str, str]  # part -> digest
+    funds_available: str
+    total_requested: str
+    difference: str
+    spread: list[dict[str, Any]]
+    has_gmp: bool
+    names: dict[str, str]
+
+
+def shared_parts(session: Session, round_id: str) -> Shared:
+    committee = committee_of(session, round_id)
+    definition = committee.definition
+    rows = report_rows(session, round_id)
+    applications = {a.reference: a for a in session.exec(select(Application).where(
+        Application.round_id == round_id).order_by(Application.reference)).all()}  # type: ignore[arg-type]
+    records = {r.application_id: r for r in session.exec(select(ScreeningRecord).where(
+        ScreeningRecord.round_id == round_id)).all()}
+    has_gmp = definition.has_gmp_review
+    gmp: dict[str, dict[str, Any]] = {}
+    if has_gmp:
+        for item in summary_json(review_summaries(session, round_id)):
+            if not definition.review.reviewer_identities_to_committee:
+                for number, review in enumerate(item["reviews"], start=1):
+                    review.update(reviewer=f"Reviewer {number}", email=None)
+            gmp[item["reference"]] = item
+    agenda = [a for a in applications.values() if a.status in ON_AGENDA]
+    on_agenda = {a.reference for a in agenda}
+    env = _environment()
+    dossier = env.get_template("bundle_dossier.html")
+    summary, dossiers = [], {}
+    for row in rows:
+        application = applications[row.reference]
+        review = gmp.get(row.reference)
+        recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in review["recommendations"].items() if n) \
+            if review else ""
+        score = "—" if row.weighted_score is None else str(row.weighted_score)
+        summary.append(dict(reference=row.reference, party=row.party, party_name=row.party_name, region=row.region,
+                            ldc=row.ldc, sids=row.sids, title=row.title, amount=_usd(row.amount_requested),
+                            verdict=row.verdict, score=score, on_agenda=row.reference in on_agenda,
+                            gmp_recommendations=recs, gmp_disagreement=bool(review and review["disagreement"])))
+        if row.reference not in on_agenda:
+            continue
+        record = records.get(application.id or 0)
+        dossiers[row.reference] = Markup(dossier.render(a=dict(  # noqa: S704 - rendered by an autoescaping template
+            reference=row.reference, party_name=row.party_name, region=row.region, ldc=row.ldc, sids=row.sids,
+            title=row.title, amount=_usd(row.amount_requested), verdict=row.verdict, overridden=row.overridden,
+            score=score, agency=application.applicant.get("executing_agency", {}).get("name", "—"),
+            co_applicants=application.applicant.get("co_applicants", []), form_a=application.form_a,
+            form_b=application.form_b, form_c=application.form_c, checks=record.checks if record else [],
+            appraisal=record.appraisal if record else [], gmp=review)))
+    funds = committee.meeting.funds_available
+    requested = sum((a.amount_requested or Decimal(0) for a in agenda), Decimal(0))
+    counts = Counter(r.region for r in rows)
+    spread = [dict(region=region, received=counts[region],
+                   agenda=sum(1 for r in rows if r.region == region and r.reference in on_agenda),
+                   requested=_usd(sum((r.amount_requested or Decimal(0) for r in rows
+                                       if r.region == region and r.reference in on_agenda), Decimal(0))))
+              for region in REGIONS.values() if counts[region]]
+    digests = {f"dossier {ref}": _digest(html) for ref, html in dossiers.items()}
+    digests["summary"] = _digest(repr((summary, spread)))
+    digests["funds"] = _digest(repr(funds))
+    return Shared(committee, summary, agenda, dossiers, digests, _usd(funds), _usd(requested),
+                  "—" if funds is None else _usd(funds - requested), spread, has_gmp,
+                  party_names(session, {str(m.country) for m in committee.members}))
+
+
+def withheld_for(member: Member, shared: Shared) -> dict[str, str]:
+    """The applications `member` takes no part in, and why."""
+    email = str(member.email).lower()
+    found = {}
+    for application in shared.agenda:
+        why = member_conflict(member, [application.party, *application.applicant.get("co_applicants", [])],
+                              (email, application.id or 0) in shared.committee.declared)
+        if why:
+            found[application.reference] = why
+    return found
+
+
+def render_bundle(member: Member, shared: Shared, *, version: int, changes: list[str], prepared: str,
+                  front_only: bool = False) -> str:
+    """The member's bundle as HTML (`front_only`: without the dossiers, for the PDF,
+    which takes their pages from the shared `PdfPages`)."""
+    withheld = withheld_for(member, shared)
+    committee = shared.committee
+    return _environment().get_template("bundle.html").render(front_only=front_only,
+        definition=committee.definition, meeting=committee.meeting, prepared=prepared, version=version,
+        changes=changes, member=dict(name=member.name, role=member.role,
+                                     country_name=shared.names.get(member.country, member.country)),
+        withheld=[dict(reference=ref, why=why) for ref, why in withheld.items()], withheld_refs=set(withheld),
+        withheld_why=withheld, composition=committee.composition, agenda=shared.agenda, summary=shared.summary,
+        funds_available=shared.funds_available, total_requested=shared.total_requested,
+        difference=shared.difference, spread=shared.spread, has_gmp=shared.has_gmp,
+        dossiers=[dict(reference=a.reference, withheld=a.reference in withheld, why=withheld.get(a.reference),
+                       html=shared.dossiers[a.reference]) for a in shared.agenda])
+
+
+class PdfPages:
+    """The PDF of the bundles, with the work shared: each dossier is laid out once, and
+    each member's PDF is their own front pages followed by the dossiers' pages."""
+
+    def __init__(self, renderer: Any, shared: Shared):
+        self.renderer, self.shared = renderer, shared
+        self.dossiers: dict[str, list[Any]] = {}
+
+    def _pages(self, item: dict[str, Any]) -> list[Any]:
+        html = _environment().get_template("bundle_page.html").render(item=item)
+        return list(self.renderer(string=html).render().pages)
+
+    def write(self, member: Member, front_html: str, path: Path) -> int:
+        """Write the member's PDF; returns its number of pages."""
+        front = self.renderer(string=front_html).render()
+        pages = list(front.pages)
+        withheld = withheld_for(member, self.shared)
+        for application in self.shared.agenda:
+            ref = application.reference
+            if ref in withheld:
+                pages += self._pages(dict(reference=ref, withheld=True, why=withheld[ref]))
+                continue
+            if ref not in self.dossiers:
+                self.dossiers[ref] = self._pages(dict(reference=ref, withheld=False, html=self.shared.dossiers[ref]))
+            pages += self.dossiers[ref]
+        front.copy(pages).write_pdf(path)
+        return len(pages)
+
+
+def member_digests(member: Member, shared: Shared) -> dict[str, str]:
+    """What a member's bundle is made of: the shared parts, less the withheld dossiers."""
+    withheld = withheld_for(member, shared)
+    digests = {k: v for k, v in shared.digests.items() if k.removeprefix("dossier ") not in withheld}
+    digests.update({f"withheld {ref}": why for ref, why in withheld.items()})
+    digests["meeting"] = _digest(repr((shared.committee.meeting.starts_on, shared.committee.meeting.ends_on,
+                                       shared.committee.meeting.place, member.name, member.role)))
+    return digests
+
+
+def describe_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """In words, what differs between two versions' parts."""
+    words = {"summary": "the summary of the applications or the regional spread", "funds": "the funds available",
+             "meeting": "the meeting (date, place) or your membership"}
+    changes = []
+    for part in sorted(set(before) | set(after)):
+        what = words.get(part, part)
+        if part not in before:
+            changes.append(f"added: {what}")
+        elif part not in after:
+            changes.append(f"removed: {what}")
+        elif before[part] != after[part]:
+            changes.append(f"changed: {what}")
+    return changes
+
+
+@dataclass
+class BundleLine:
+    email: str
+    name: str
+    version: int
+    changes: list[str]
+    path: str
+    pdf: str | None
+    withheld: list[str]
+    new: bool
+    pdf_pages: int | None = None  # when its PDF was made in this run
+
+
+@dataclass
+class BundlesSummary:
+    round: str
+    prepared: int = 0  # new versions
+    unchanged: int = 0
+    notified: int = 0
+    pdf: bool = False
+    members: list[BundleLine] = field(default_factory=list)
+
+
+def bundle_file(settings: Settings, round_id: str, email: str, version: int) -> Path:
+    return settings.data_dir / "bundles" / round_id / f"{email}.v{version}.html"
+
+
+def check_bundles(session: Session, round_id: str) -> None:
+    """What `prepare_bundles` refuses, checked beforehand (the API does, before it starts the flow)."""
+    row = get_round(session, round_id)
+    if RoundStatus(row.status) not in (RoundStatus.COMMITTEE, RoundStatus.DECIDED):
+        raise NotAllowed(f"round {round_id} is {row.status}: the bundles are prepared once screening (and the GMP "
+                         f"review, where the round has it) is done and the round is with the committee "
+                         f"(`sip screen close {round_id}` or `sip review close {round_id}`)")
+    committee_of(session, round_id)  # a meeting is scheduled and members serve on its date
+
+
+def prepare_bundles(session: Session, settings: Settings, round_id: str, *, actor: str, at: datetime,
+                    pdf: bool = True, only: set[str] | None = None) -> BundlesSummary:
+    """Prepare every member's bundle for the round's meeting (`only`: these members'
+    e-mails); a member whose bundle would not change keeps their version and gets no
+    new message."""
+    get_round(session, round_id, for_update=True)
+    check_bundles(session, round_id)
+    shared = shared_parts(session, round_id)
+    renderer = pdf_renderer() if pdf else None
+    pdfs = PdfPages(renderer, shared) if renderer is not None else None
+    summary = BundlesSummary(round_id, pdf=renderer is not None)
+    latest = {b.email: b for b in session.exec(select(CommitteeBundle).where(CommitteeBundle.round_id == round_id)
+                                               .order_by(CommitteeBundle.version)).all()}  # type: ignore[arg-type]
+    prepared = at.astimezone(shared.committee.definition.zone).strftime("%Y-%m-%d %H:%M %Z")
+    messages = []
+    for member in shared.committee.members:
+        email = str(member.email).lower()
+        if only is not None and email not in only:
+            continue
+        digests = member_digests(member, shared)
+        previous = latest.get(email)
+        withheld = sorted(withheld_for(member, shared))
+        if previous is not None and previous.digests == digests:
+            pdf_path = Path(previous.path).with_suffix(".pdf")
+            pages = None
+            if pdfs is not None and not pdf_path.exists():  # prepared before without a PDF
+                pages = pdfs.write(member, render_bundle(member, shared, version=previous.version,
+                                                         changes=previous.changes, prepared=prepared,
+                                                         front_only=True), pdf_path)
+            summary.unchanged += 1
+            summary.members.append(BundleLine(email, member.name, previous.version, [], previous.path,
+                                              _pdf_of(previous.path), withheld, new=False, pdf_pages=pages))
+            continue
+        version = previous.version + 1 if previous else 1
+        changes = describe_changes(previous.digests, digests) if previous else []
+        html = render_bundle(member, shared, version=version, changes=changes, prepared=prepared)
+        path = bundle_file(settings, round_id, email, version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+        pages = None
+        if pdfs is not None:
+            pages = pdfs.write(member, render_bundle(member, shared, version=version, changes=changes,
+                                                     prepared=prepared, front_only=True), path.with_suffix(".pdf"))
+        key = f"bundle_ready:{round_id}:{email}:v{version}"
+        session.add(CommitteeBundle(round_id=round_id, email=email, version=version, path=str(path),
+                                    sha256=_digest(html), digests=digests, changes=changes, created_at=at,
+                                    token_hash=token_hash(derive_bundle_token(settings.key(), key))))
+        audit.record(session, at=at, actor=actor, role="secretariat", action="bundle.prepared", subject_type="member",
+                     subject_id=email, details={"round": round_id, "version": version, "changes": changes,
+                                                "withheld": withheld})
+        messages.append(_bundle_message(settings, member, shared, key, version, changes, at))
+        summary.prepared += 1
+        summary.members.append(BundleLine(email, member.name, version, changes, str(path),
+                                          str(path.with_suffix(".pdf")) if renderer else None, withheld, new=True,
+                                          pdf_pages=pages))
+    summary.notified = outbox.enqueue_rows(session, messages)
+    return summary
+
+
+def _pdf_of(path: str) -> str | None:
+    pdf = Path(path).with_suffix(".pdf")
+    return str(pdf) if pdf.exists() else None
+
+
+def download_url(settings: Settings) -> str:
+    return f"{settings.public_base_url.rstrip('/')}/committee/bundle?token={BUNDLE_LINK_PLACEHOLDER}"
+
+
+def _bundle_message(settings: Settings, member: Member, shared: Shared, key: str, version: int, changes: list[str],
+                    at: datetime) -> dict[str, Any]:
+    definition = shared.committee.definition
+    language = member.language
+    message = render("bundle_ready", language, dict(
+        language=language, name=member.name, round_title=definition.title_in(language),
+        meeting_on=shared.committee.meeting.starts_on, place=shared.committee.meeting.place, version=version,
+        changes=changes, count=len(shared.agenda), url=download_url(settings),
+        programme_email=settings.programme_email), overrides=settings.templates_dir)
+    return outbox.message_row(key=key, kind="bundle_ready", recipient=str(member.email).lower(), message=message,
+                              at=at, round_id=definition.id)
+
+
+def open_bundle(session: Session, token: str | None, *, pdf: bool = False) -> tuple[CommitteeBundle, Path]:
+    """The bundle a member's link opens (audited); an unknown link is `NotFound`."""
+    bundle = session.exec(select(CommitteeBundle).where(CommitteeBundle.token_hash == token_hash(token or ""))
+                          ).first() if token else None
+    if bundle is None:
+        raise NotFound("no bundle for this link; ask the secretariat for the link of your latest bundle")
+    path = Path(bundle.path).with_suffix(".pdf") if pdf else Path(bundle.path)
+    if not path.exists():
+        raise NotFound(f"the {'PDF' if pdf else 'file'} of this bundle is not on this server; ask the secretariat")
+    latest = session.exec(select(func.max(CommitteeBundle.version)).where(
+        CommitteeBundle.round_id == bundle.round_id, CommitteeBundle.email == bundle.email)).one()
+    audit.record(session, at=datetime.now(UTC), actor=bundle.email, role="committee", action="bundle.downloaded",
+                 subject_type="member", subject_id=bundle.email,
+                 details={"round": bundle.round_id, "version": bundle.version, "latest": latest,
+                          "format": "pdf" if pdf else "html"})
+    return bundle, path

@@ -1,0 +1,209 @@
+"""After the committee's decisions: the round report (HTML and CSV: applications,
+approvals and amounts by region, LDC and SIDS), the public list of approved projects,
+and the awarded grants in the 360Giving Data Standard, validated against its official
+schema before it is written."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlmodel import Session, select
+
+from domain.committee import APPROVALS
+from domain.rounds import RoundStatus
+from engine.services.errors import NotAllowed
+from engine.services.report import REGIONS
+from engine.services.rounds import definition_of, get_round
+from engine.settings import Settings
+from engine.tables import Application, DecisionRecord
+from engine.tables import Party as PartyRow
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "360giving"
+APPROVED = {d.value for d in APPROVALS}
+
+
+@dataclass(frozen=True)
+class Line:
+    reference: str
+    party: str
+    party_name: str
+    iso2: str
+    region: str
+    ldc: bool
+    sids: bool
+    title: str | None
+    requested: Decimal | None
+    status: str
+    decision: str | None
+    amount: Decimal | None
+    conditions: str | None
+    decided_on: str | None
+
+
+def _decided(session: Session, round_id: str) -> str:
+    row = get_round(session, round_id)
+    if RoundStatus(row.status) not in (RoundStatus.DECIDED, RoundStatus.ARCHIVED, RoundStatus.COMMITTEE):
+        raise NotAllowed(f"round {round_id} is {row.status}; the report and the open data follow the committee's "
+                         "decisions")
+    return row.status
+
+
+def lines(session: Session, round_id: str) -> list[Line]:
+    found = session.exec(
+        select(Application, DecisionRecord, PartyRow)
+        .join(DecisionRecord, DecisionRecord.application_id == Application.id, isouter=True)  # type: ignore[arg-type]
+        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .where(Application.round_id == round_id).order_by(Application.reference)).all()  # type: ignore[arg-type]
+    return [Line(a.reference, a.party, p.name if p else a.party, p.iso2 if p else "",
+                 REGIONS.get(p.un_regional_group if p else None, "No region"), bool(p and p.ldc), bool(p and p.sids),
+                 a.title, a.amount_requested, a.status, d.decision if d else None, d.amount if d else None,
+                 d.conditions if d else None, d.decided_on.isoformat() if d else None)
+            for a, d, p in found]
+
+
+def _summary(rows: list[Line]) -> list[dict[str, Any]]:
+    groups = [(region, [r for r in rows if r.region == region]) for region in REGIONS.values()]
+    groups += [("LDC", [r for r in rows if r.ldc]), ("SIDS", [r for r in rows if r.sids]), ("All", rows)]
+    return [dict(group=name, applications=len(members),
+                 requested=sum((r.requested or Decimal(0) for r in members), Decimal(0)),
+                 approved=sum(1 for r in members if r.decision in APPROVED),
+                 awarded=sum((r.amount or Decimal(0) for r in members if r.decision in APPROVED), Decimal(0)))
+            for name, members in groups if members]
+
+
+@lru_cache
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def write_round_report(session: Session, round_id: str, folder: Path) -> tuple[Path, Path, Path, Path]:
+    """The round report (HTML, CSV) and the public list of approved projects (HTML, CSV)."""
+    _decided(session, round_id)
+    definition = definition_of(get_round(session, round_id))
+    rows = lines(session, round_id)
+    approved = [r for r in rows if r.decision in APPROVED]
+    folder.mkdir(parents=True, exist_ok=True)
+    env = _environment()
+    generated = datetime.now(UTC).astimezone(definition.zone).strftime("%Y-%m-%d %H:%M %Z")
+    report = folder / f"round-{round_id}.html"
+    report.write_text(env.get_template("round_report.html").render(
+        definition=definition, rows=rows, summary=_summary(rows), generated=generated), encoding="utf-8")
+    report_csv = folder / f"round-{round_id}.csv"
+    report_csv.write_text(_csv(rows, ["reference", "party", "party_name", "region", "ldc", "sids", "title",
+                                      "requested", "status", "decision", "amount", "conditions", "decided_on"]),
+                          encoding="utf-8")
+    public = folder / f"approved-{round_id}.html"
+    public.write_text(env.get_template("approved_projects.html").render(
+        definition=definition, rows=approved, total=sum((r.amount or Decimal(0) for r in approved), Decimal(0)),
+        generated=generated), encoding="utf-8")
+    public_csv = folder / f"approved-{round_id}.csv"
+    public_csv.write_text(_csv(approved, ["reference", "party_name", "region", "title", "amount", "decided_on"]),
+                          encoding="utf-8")
+    return report, report_csv, public, public_csv
+
+
+def _csv(rows: list[Line], columns: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        values = [getattr(row, c) for c in columns]
+        writer.writerow(["" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for v in values])
+    return out.getvalue()
+
+
+# --- 360Giving ------------------------------------------------------------------------------
+
+def grant_id(settings: Settings, reference: str) -> str:
+    return f"{settings.grant_id_prefix}-{reference}"
+
+
+def grants_package(session: Session, settings: Settings, round_id: str) -> dict[str, Any]:
+    """The round's awarded grants as a 360Giving data package."""
+    _decided(session, round_id)
+    definition = definition_of(get_round(session, round_id))
+    funder = {"id": settings.funder_org_id, "name": settings.funder_name}
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    grants = []
+    for application, decision, party in session.exec(
+            select(Application, DecisionRecord, PartyRow).join(DecisionRecord)
+            .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+            .where(Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))  # type: ignore[attr-defined]
+            .order_by(Application.reference)).all():  # type: ignore[arg-type]
+        form_a = application.form_a or {}
+        name = party.name if party else application.party
+        grant: dict[str, Any] = {
+            "id": grant_id(settings, application.reference),
+            "title": application.title or application.reference,
+            "description": form_a.get("summary") or form_a.get("objective") or application.title or "",
+            "currency": definition.currency,
+            "amountAppliedFor": float(application.amount_requested or 0),
+            "amountAwarded": float(decision.amount or 0),
+            "awardDate": decision.decided_on.isoformat(),
+            "recipientOrganization": [{
+                "id": f"{settings.grant_id_prefix}-PARTY-{application.party}",
+                "name": f"Government of {name}",
+                "description": "Party to the Minamata Convention on Mercury; executing agency: "
+                               + application.applicant.get("executing_agency", {}).get("name", "not given"),
+                **({"addressCountry": name} if party else {}),
+            }],
+            "fundingOrganization": [funder],
+            "grantProgramme": [{"code": definition.id, "title": definition.title}],
+            "fromOpenCall": "Yes",
+            "dateModified": now,
+        }
+        if party:
+            grant["beneficiaryLocation"] = [{"name": name, "countryCode": party.iso2}]
+        if form_a.get("duration_months"):
+            grant["plannedDates"] = [{"duration": form_a["duration_months"]}]
+        grants.append(grant)
+    if not grants:
+        raise NotAllowed(f"round {round_id} has no approved grant to publish")
+    return {"version": "1.4", "title": f"Grants awarded: {definition.title}",
+            "description": "Grants of the Specific International Programme to support capacity-building and "
+                           "technical assistance of the Minamata Convention on Mercury",
+            "modified": now, "license": "https://creativecommons.org/licenses/by/4.0/",
+            "publisher": {"name": settings.funder_name, "identifier": settings.funder_org_id},
+            "grants": grants}
+
+
+@lru_cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - only the export needs it
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
+    package = json.loads((SCHEMAS / "360-giving-package-schema.json").read_text(encoding="utf-8"))
+    grant = DRAFT202012.create_resource(json.loads((SCHEMAS / "360-giving-schema.json").read_text(encoding="utf-8")))
+    # The package schema refers to the grant schema by address: resolve it here, never over the network.
+    registry = Registry().with_resources([(package["properties"]["grants"]["items"]["$ref"], grant),
+                                          (grant.contents["$id"], grant)])
+    return Draft202012Validator(package, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def validation_errors(package: dict[str, Any]) -> list[str]:
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(package)'}: {e.message}"
+            for e in _validator().iter_errors(package)]
+
+
+def export_360giving(session: Session, settings: Settings, round_id: str, output: Path) -> tuple[Path, int]:
+    """Write the round's grants as a 360Giving JSON package, once it validates."""
+    package = grants_package(session, settings, round_id)
+    errors = validation_errors(package)
+    if errors:
+        raise NotAllowed("the 360Giving package does not validate against the standard's schema, so it was not "
+                         "written: " + "; ".join(errors[:5]))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(package, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return output, len(package["grants"])

@@ -1,0 +1,121 @@
+"""The committee's review bundles, on SQLite and PostgreSQL: one per member, the
+member's own country's dossiers left out with a note, versions that say what changed,
+delivery by a link whose every download is audited, and PDF where WeasyPrint is."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from engine.db import unit_of_work
+from engine.services import outbox
+from engine.services.bundles import open_bundle, pdf_renderer, prepare_bundles
+from engine.services.committee import declare_member_conflict, set_funds
+from engine.services.errors import NotAllowed, NotFound
+from engine.services.setup import Runtime
+from engine.tables import AuditEvent, CommitteeBundle, OutboxMessage
+from tests.conftest import ROUND1, members
+
+AT = datetime(2018, 9, 20, 9, tzinfo=UTC)
+BEN, CMR = "SIP-2018-R1-0001", "SIP-2018-R1-0004"
+GHANA = "kwame.boateng@committee.example.org"
+CAMEROON = "Amadou Bello,amadou.bello@committee.example.org,CMR,member,2018-01-01,2019-12-31,fr\n"
+
+
+def prepare(rt: Runtime, at: datetime = AT, pdf: bool = False):
+    with unit_of_work(rt.engine) as session:
+        return prepare_bundles(session, rt.settings, ROUND1, actor="officer", at=at, pdf=pdf)
+
+
+def bundle_of(summary, email: str):
+    return next(m for m in summary.members if m.email == email)
+
+
+def test_each_member_gets_a_bundle_with_the_agenda_summary_funds_and_dossiers(committee: Runtime) -> None:
+    summary = prepare(committee)
+    assert (summary.prepared, summary.unchanged, summary.notified) == (10, 0, 10)
+    html = Path(bundle_of(summary, GHANA).path).read_text()
+    for part in ("Agenda", "Summary of the applications", "Funds available and amounts requested",
+                 "Regional spread", 'id="SIP-2018-R1-0001"', 'id="SIP-2018-R1-0004"', "Form A – the project",
+                 "Form B – the budget", "Form C – transmittal letter", "Screening record", "300,000.00"):
+        assert part in html, part
+    assert "Switzerland" in html and 'id="SIP-2018-R1-0003"' not in html  # in the summary; no dossier (ineligible)
+    assert "Kwame Boateng" in html and "version 1" in html
+
+
+def test_a_members_own_country_and_declared_conflicts_are_left_out_with_a_note(committee: Runtime) -> None:
+    members(committee, "name,email,country,role,term_start,term_end,language\n" + CAMEROON)
+    with unit_of_work(committee.engine) as session:
+        declare_member_conflict(session, ROUND1, BEN, GHANA, "advised the executing agency", actor="officer", at=AT)
+    summary = prepare(committee)
+    cameroon = bundle_of(summary, "amadou.bello@committee.example.org")
+    html = Path(cameroon.path).read_text()
+    assert cameroon.withheld == [CMR] and 'id="SIP-2018-R1-0004"' not in html
+    assert "This dossier is left out of your bundle: own country" in html and 'class="own"' in html
+    assert "11 members serve, not 10" in html  # the composition is reported, not refused
+    ghana = Path(bundle_of(summary, GHANA).path).read_text()
+    assert "left out of your bundle: declared conflict" in ghana and 'id="SIP-2018-R1-0001"' not in ghana
+    assert 'id="SIP-2018-R1-0004"' in ghana
+
+
+def test_preparing_again_makes_a_new_version_only_for_a_change_and_says_what_changed(committee: Runtime) -> None:
+    prepare(committee)
+    again = prepare(committee)
+    assert (again.prepared, again.unchanged, again.notified) == (0, 10, 0)
+    with unit_of_work(committee.engine) as session:
+        set_funds(session, ROUND1, Decimal("400000"), actor="officer", at=AT)
+    changed = prepare(committee)
+    ghana = bundle_of(changed, GHANA)
+    assert (changed.prepared, ghana.version, ghana.changes) == (10, 2, ["changed: the funds available"])
+    assert "What changed since version 1" in Path(ghana.path).read_text()
+    with unit_of_work(committee.engine) as session:
+        versions = session.exec(select(CommitteeBundle.version).where(CommitteeBundle.email == GHANA)).all()
+        message = session.exec(select(OutboxMessage).where(OutboxMessage.key == f"bundle_ready:{ROUND1}:{GHANA}:v2")
+                               ).one()
+    assert sorted(versions) == [1, 2] and "changed: the funds available" in message.body_text
+
+
+def test_a_members_link_opens_their_bundle_and_every_download_is_audited(committee: Runtime) -> None:
+    prepare(committee)
+    with unit_of_work(committee.engine) as session:
+        message = session.exec(select(OutboxMessage).where(OutboxMessage.recipient == GHANA)).one()
+        assert "[[bundle-link]]" in message.body_text  # the outbox never holds the token
+        text = outbox.materialize(session, committee.settings, message).text
+    token = re.search(r"token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
+    for _ in range(2):
+        with unit_of_work(committee.engine) as session:
+            bundle, path = open_bundle(session, token)
+        assert bundle.email == GHANA and path.name == f"{GHANA}.v1.html"
+    with pytest.raises(NotFound), unit_of_work(committee.engine) as session:
+        open_bundle(session, token + "x")
+    with unit_of_work(committee.engine) as session:
+        downloads = session.exec(select(AuditEvent).where(AuditEvent.action == "bundle.downloaded")).all()
+    assert [(d.actor, d.details["version"]) for d in downloads] == [(GHANA, 1), (GHANA, 1)]
+
+
+def test_bundles_are_refused_before_screening_is_done(imported: Runtime) -> None:
+    members(imported)
+    with pytest.raises(NotAllowed, match="the bundles are prepared once screening"), \
+            unit_of_work(imported.engine) as session:
+        prepare_bundles(session, imported.settings, ROUND1, actor="officer", at=AT)
+
+
+@pytest.mark.skipif(pdf_renderer() is None, reason="WeasyPrint (and its Pango libraries) is not installed: "
+                                                  "bundles are HTML only; `pip install -e '.[pdf]'` adds PDF")
+def test_a_pdf_is_made_beside_each_html_bundle_where_weasyprint_is_installed(committee: Runtime) -> None:
+    with unit_of_work(committee.engine) as session:
+        declare_member_conflict(session, ROUND1, BEN, GHANA, "advised the executing agency", actor="officer", at=AT)
+    summary = prepare(committee, pdf=True)
+
+    def pages(email: str) -> int:
+        line = bundle_of(summary, email)
+        assert Path(line.pdf or "").read_bytes()[:5] == b"%PDF-"
+        return line.pdf_pages or 0
+
+    # The dossiers' pages are laid out once and shared; Ghana's member has Benin's withheld (a one-page note).
+    assert summary.pdf and pages(GHANA) < pages("pieter.devries@committee.example.org")

@@ -1,0 +1,86 @@
+"""After the decisions: the round report, the public list of approved projects, and
+the 360Giving export, validated with `jsonschema` against the standard's official
+schemas (the package schema's reference to the grant schema resolved locally)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+from domain.committee import DecisionIn
+from engine.db import unit_of_work
+from engine.services.committee import record_decisions
+from engine.services.errors import NotAllowed
+from engine.services.opendata import export_360giving, validation_errors, write_round_report
+from engine.services.setup import Runtime
+from tests.conftest import ROUND1
+
+OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "standards" / "360giving"
+AT = datetime(2018, 10, 3, 15, tzinfo=UTC)
+
+
+@pytest.fixture
+def decided(committee: Runtime) -> Runtime:
+    with unit_of_work(committee.engine) as session:
+        record_decisions(session, ROUND1, [
+            (DecisionIn(reference="SIP-2018-R1-0001", decision="approved_with_conditions", amount=Decimal("150000"),
+                        conditions="Name the district focal points."), "1"),
+            (DecisionIn(reference="SIP-2018-R1-0004", decision="not_approved", recommendations="Baseline data."), "2")],
+            actor="officer", at=AT)
+    return committee
+
+
+def official_validator() -> Draft202012Validator:
+    """The official schemas as published (a copy outside the engine's own)."""
+    folder = OFFICIAL if OFFICIAL.exists() else Path(__file__).resolve().parents[1] / "engine" / "data" / "360giving"
+    package = json.loads((folder / "360-giving-package-schema.json").read_text())
+    grant = DRAFT202012.create_resource(json.loads((folder / "360-giving-schema.json").read_text()))
+    registry = Registry().with_resource(package["properties"]["grants"]["items"]["$ref"], grant)
+    return Draft202012Validator(package, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_the_awarded_grants_export_validates_against_the_official_360giving_schema(decided: Runtime,
+                                                                                   tmp_path: Path) -> None:
+    with unit_of_work(decided.engine) as session:
+        path, count = export_360giving(session, decided.settings, ROUND1, tmp_path / "grants.json")
+    package = json.loads(path.read_text())
+    assert count == 1 and list(official_validator().iter_errors(package)) == []
+    grant = package["grants"][0]
+    assert grant["id"] == "XM-DAC-41116-SIP-SIP-2018-R1-0001" and grant["amountAwarded"] == 150000
+    assert grant["recipientOrganization"][0]["name"] == "Government of Benin"
+    assert grant["fundingOrganization"][0]["id"] == "XM-DAC-41116" and grant["currency"] == "USD"
+    assert grant["grantProgramme"] == [{"code": ROUND1, "title": "Specific International Programme – first round "
+                                                                 "(2018)"}]
+    assert grant["awardDate"] == "2018-10-03" and grant["beneficiaryLocation"][0]["countryCode"] == "BJ"
+
+
+def test_a_package_that_breaks_the_schema_is_named_field_by_field() -> None:
+    problems = validation_errors({"grants": [{"id": "x", "awardDate": "3 October 2018", "currency": "usd"}]})
+    assert any(p.startswith("grants/0/awardDate") for p in problems)
+    assert any(p.startswith("grants/0/currency") for p in problems)
+
+
+def test_the_round_report_and_the_public_list_give_approvals_by_region_ldc_and_sids(decided: Runtime,
+                                                                                   tmp_path: Path) -> None:
+    with unit_of_work(decided.engine) as session:
+        report, report_csv, public, public_csv = write_round_report(session, ROUND1, tmp_path)
+    html = report.read_text()
+    assert "Africa" in html and "LDC" in html and "150,000.00" in html
+    rows = report_csv.read_text().splitlines()
+    assert rows[0].startswith("reference,party,party_name,region,ldc,sids") and len(rows) == 5
+    assert public_csv.read_text().splitlines()[1:] == [
+        "SIP-2018-R1-0001,Benin,Africa,Réduction de l'utilisation du mercure dans l'orpaillage artisanal au nord "
+        "du Bénin,150000.00,2018-10-03"]
+    assert "Cameroon" not in public.read_text()
+
+
+def test_there_is_nothing_to_export_before_the_decisions(committee: Runtime, tmp_path: Path) -> None:
+    with pytest.raises(NotAllowed, match="no approved grant"), unit_of_work(committee.engine) as session:
+        export_360giving(session, committee.settings, ROUND1, tmp_path / "g.json")
