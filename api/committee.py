@@ -22,6 +22,7 @@ from api.secretariat import check_first, start_flow
 from domain.committee import DecisionIn, composition_problems
 from engine.db import reading, unit_of_work
 from engine.services import audit, bundles, committee, opendata
+from engine.services import letters as letters_service
 from engine.services.errors import NotAllowed
 from engine.tables import CommitteeBundle
 
@@ -173,6 +174,7 @@ async def letters(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Flo
     """Run the `send-decision-letters` flow: one letter per applicant, in their language, once."""
     from flows.committee import send_decision_letters_flow
 
+    await run_in_threadpool(check_first, rt, letters_service.check_letters, round_id)
     run_id = await start_flow(send_decision_letters_flow, {"round_id": round_id, "actor": officer})
     return FlowStarted(flow_run_id=run_id, round=round_id)
 
@@ -190,13 +192,13 @@ def grants(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> dict[str, 
 
 @router.get("/committee/bundle", response_class=FileResponse, responses=error_responses(404),
             summary="A committee member's review bundle (the link of their message)")
-def download(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "",
+def download(rt: RuntimeDep, now: NowDep, token: Annotated[str, Query(max_length=200)] = "",
              format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html") -> FileResponse:  # noqa: A002
     """The bundle the member's personal link opens; every download is audited. An unknown
     link answers 404."""
     with audit.refusals_recorded(rt.engine, actor="unknown", role="committee", action="bundle.download",
                                  subject_type="bundle", subject_id="link"), unit_of_work(rt.engine) as session:
-        bundle, path = bundles.open_bundle(session, token, pdf=format == "pdf")
+        bundle, path = bundles.open_bundle(session, token, at=now, pdf=format == "pdf")
     media = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
     return FileResponse(path, media_type=media, filename=f"bundle-{bundle.round_id}-v{bundle.version}.{format}",
                         content_disposition_type="inline",

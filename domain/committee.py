@@ -174,7 +174,11 @@ def decision_problems(d: DecisionIn, facts: Facts, participants: list[str]) -> l
         problems.append(("conditions", "an approval with conditions needs the conditions"))
     if d.decision is Decision.DEFERRED and not (d.recommendations or d.conditions):
         problems.append(("recommendations", "say why the decision is deferred (recommendations)"))
-    if facts.status in NOT_SCREENED_IN and not d.exception:
+    if facts.status in (Status.INFORMATION_REQUESTED, Status.WITHDRAWN):
+        problems.append(("reference", f"{d.reference} is {facts.status.value.replace('_', ' ')}: "
+                                      + ("it waits for the applicant's answer; screen it first"
+                                         if facts.status is Status.INFORMATION_REQUESTED else "nothing to decide")))
+    elif facts.status in NOT_SCREENED_IN and not d.exception:
         problems.append(("exception", f"{d.reference} did not pass screening ({facts.status.value}); the committee "
                                       "decides on it only with a reasoned exception"))
     unknown = sorted(set(participants) - facts.committee)

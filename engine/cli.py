@@ -941,11 +941,13 @@ def bundles(round_id: str,
     from flows.committee import prepare_committee_bundles_flow
 
     result = _run_flow(prepare_committee_bundles_flow, round_id=round_id, actor=ACTOR, at=at)
+    from engine.services.bundles import file_name
+
     output.mkdir(parents=True, exist_ok=True)
     for m in result["members"]:
-        shutil.copyfile(m["path"], output / f"{m['email']}.html")
+        shutil.copyfile(m["path"], output / f"{file_name(m['email'])}.html")
         if m["pdf"]:
-            shutil.copyfile(m["pdf"], output / f"{m['email']}.pdf")
+            shutil.copyfile(m["pdf"], output / f"{file_name(m['email'])}.pdf")
         state = "new" if m["new"] else "unchanged"
         withheld = f"; left out (conflict): {', '.join(m['withheld'])}" if m["withheld"] else ""
         typer.echo(f"{m['email']:<42} version {m['version']} ({state}){withheld}")
@@ -957,9 +959,11 @@ def bundles(round_id: str,
 
 
 def _decisions_summary(summary: Any) -> None:
+    from decimal import Decimal
+
+    funds = f" of {Decimal(summary.funds_available):,.2f} available" if summary.funds_available else ""
     typer.echo(f"{summary.round}: {summary.recorded} decision(s) recorded, {summary.unchanged} unchanged; approvals "
-               f"US$ {float(summary.approved_total):,.2f}" + (f" of {float(summary.funds_available):,.2f} available"
-                                                               if summary.funds_available else ""))
+               f"US$ {Decimal(summary.approved_total):,.2f}{funds}")
     if summary.undecided:
         typer.echo(f"  still to decide: {', '.join(summary.undecided)}")
 
@@ -1018,8 +1022,8 @@ def decisions_list(round_id: str, as_json: JsonOpt = False) -> None:
         print_json([r.__dict__ for r in rows])
         return
     for r in rows:
-        amount = f"{r.amount:,.0f}" if r.amount is not None else "-"
-        typer.echo(f"{r.reference}  {r.party}  {r.decision:<25} {amount:>9}  {r.decided_on}")
+        amount = f"{r.amount:,.2f}" if r.amount is not None else "-"
+        typer.echo(f"{r.reference}  {r.party}  {r.decision:<25} {amount:>12}  {r.decided_on}")
     typer.echo(f"{len(rows)} decision(s)")
 
 

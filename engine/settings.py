@@ -37,7 +37,7 @@ class Settings(BaseSettings):
                                            "the programme, by its DAC code)")
     funder_name: str = Field(default="Specific International Programme of the Minamata Convention on Mercury "
                                      "(hosted by UNEP)", alias="SIP_FUNDER_NAME")
-    grant_id_prefix: str = Field(default="XM-DAC-41116-SIP", alias="SIP_GRANT_ID_PREFIX",
+    grant_id_prefix: str = Field(default="XM-DAC-41116", alias="SIP_GRANT_ID_PREFIX",
                                  description="the stable prefix of the grants' identifiers in the open data")
 
     templates_dir: Path | None = Field(default=None, alias="SIP_TEMPLATES_DIR",

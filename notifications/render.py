@@ -71,7 +71,9 @@ def environment(language: str, folder: Path = TEMPLATES, overrides: Path | None 
         extensions=[CompiledTranslations],
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        auto_reload=False,  # templates are read once per process; restart to pick up an edited template
+        # The engine's own templates are read once per process; the secretariat's edited
+        # ones are checked for changes, so a corrected template is used at the next run.
+        auto_reload=overrides is not None,
     )
     catalog = translations(language)
     env.compiled_translations = catalog  # type: ignore[attr-defined]
@@ -108,7 +110,7 @@ def render(kind: str, language: str, context: dict[str, Any], *, overrides: Path
         try:
             parts.append(env.get_template(name).render(**context))
         except TemplateError as exc:
-            raise RenderError(f"template {name}{_line_in(exc, name)}: {exc}; nothing was queued") from exc
+            raise RenderError(f"template {_where(exc, name)}: {exc}; nothing was queued") from exc
     subject, text, html = parts
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return RenderedMessage(subject=" ".join(subject.split()), text=text, html=html, language=language)
@@ -119,16 +121,18 @@ def N_(message: str) -> str:
     return message
 
 
-def _line_in(exc: BaseException, name: str) -> str:
-    """The template line an error happened on (Jinja2 rewrites the traceback so that
-    its frames point into the template file)."""
-    line = getattr(exc, "lineno", None)
+def _where(exc: BaseException, name: str) -> str:
+    """The template file and line an error happened on: the innermost template frame,
+    which may be a template `name` extends (Jinja2 rewrites the traceback so that its
+    frames point into the template files)."""
+    where, line = name, getattr(exc, "lineno", None)
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(name):
-            line = tb.tb_lineno
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".txt", ".html")):
+            where, line = Path(filename).name, tb.tb_lineno
         tb = tb.tb_next
-    return f" line {line}" if line else ""
+    return f"{where} line {line}" if line else where
 
 
 _STATUS_LABELS = {

@@ -89,10 +89,10 @@ def test_a_members_link_opens_their_bundle_and_every_download_is_audited(committ
     token = re.search(r"token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
     for _ in range(2):
         with unit_of_work(committee.engine) as session:
-            bundle, path = open_bundle(session, token)
+            bundle, path = open_bundle(session, token, at=AT)
         assert bundle.email == GHANA and path.name == f"{GHANA}.v1.html"
     with pytest.raises(NotFound), unit_of_work(committee.engine) as session:
-        open_bundle(session, token + "x")
+        open_bundle(session, token + "x", at=AT)
     with unit_of_work(committee.engine) as session:
         downloads = session.exec(select(AuditEvent).where(AuditEvent.action == "bundle.downloaded")).all()
     assert [(d.actor, d.details["version"]) for d in downloads] == [(GHANA, 1), (GHANA, 1)]
@@ -119,3 +119,32 @@ def test_a_pdf_is_made_beside_each_html_bundle_where_weasyprint_is_installed(com
 
     # The dossiers' pages are laid out once and shared; Ghana's member has Benin's withheld (a one-page note).
     assert summary.pdf and pages(GHANA) < pages("pieter.devries@committee.example.org")
+
+
+def link_of(rt: Runtime, email: str, version: int) -> str:
+    with unit_of_work(rt.engine) as session:
+        message = session.exec(select(OutboxMessage).where(
+            OutboxMessage.key == f"bundle_ready:{ROUND1}:{email}:v{version}")).one()
+        text = outbox.materialize(session, rt.settings, message).text
+    return re.search(r"token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
+
+
+def test_an_older_versions_link_no_longer_opens_once_a_new_version_went_out(committee: Runtime) -> None:
+    prepare(committee)
+    first = link_of(committee, GHANA, 1)
+    with unit_of_work(committee.engine) as session:  # Ghana's member declares a conflict: Benin's dossier must go
+        declare_member_conflict(session, ROUND1, BEN, GHANA, "advised the executing agency", actor="officer", at=AT)
+    prepare(committee)
+    with pytest.raises(NotFound, match="version 2 replaced it"), unit_of_work(committee.engine) as session:
+        open_bundle(session, first, at=AT)
+    with unit_of_work(committee.engine) as session:
+        bundle, path = open_bundle(session, link_of(committee, GHANA, 2), at=AT)
+    assert bundle.version == 2 and 'id="SIP-2018-R1-0001"' not in path.read_text()
+
+
+def test_a_link_stops_working_a_month_after_the_meeting(committee: Runtime) -> None:
+    prepare(committee)
+    token = link_of(committee, GHANA, 1)
+    with pytest.raises(NotFound, match="expired 30 days after the meeting"), \
+            unit_of_work(committee.engine) as session:
+        open_bundle(session, token, at=datetime(2018, 11, 3, tzinfo=UTC))

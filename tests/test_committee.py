@@ -210,3 +210,41 @@ def test_the_meeting_is_scheduled_and_funds_cannot_fall_below_the_approvals(comm
     with pytest.raises(NotAllowed, match="approvals already recorded total 150,000.00"), \
             unit_of_work(committee.engine) as session:
         set_funds(session, ROUND1, Decimal("100000"), actor="o", at=AT)
+
+
+def test_an_error_in_an_extended_template_names_that_file_and_a_corrected_one_is_used_at_once(
+        committee: Runtime, tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    base = (Path(__file__).resolve().parents[1] / "notifications" / "templates" / "_decision.txt").read_text()
+    (folder / "_decision.txt").write_text(base.replace("{{ programme_email }}", "{{ programme_mail }}"))
+    decide(committee, DecisionIn(reference=CMR, decision="not_approved", recommendations="Give the baseline."))
+    settings = committee.settings.model_copy(update={"templates_dir": folder})
+    line = base.splitlines().index("{{ programme_email }}") + 1
+    with pytest.raises(NotAllowed, match=f"template _decision.txt line {line}: 'programme_mail' is undefined"), \
+            unit_of_work(committee.engine) as session:
+        send_decision_letters(session, settings, ROUND1, actor="officer", at=AT)
+    (folder / "_decision.txt").write_text(base.replace("Dear", "Dear colleague"))  # corrected, same process
+    with unit_of_work(committee.engine) as session:
+        assert send_decision_letters(session, settings, ROUND1, actor="officer", at=AT).queued == 1
+
+
+def test_a_deferral_recorded_again_with_new_reasons_sends_a_new_letter(committee: Runtime) -> None:
+    decide(committee, DecisionIn(reference=CMR, decision="deferred", recommendations="Confirm the ratification."))
+    with unit_of_work(committee.engine) as session:
+        assert send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT).queued == 1
+    with unit_of_work(committee.engine) as session:
+        record_decisions(session, ROUND1, [(DecisionIn(reference=CMR, decision="deferred",
+                                                       recommendations="Also send the budget in detail."), "1")],
+                         actor="officer", at=datetime(2018, 10, 4, tzinfo=UTC))
+        again = send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT)
+    assert again.queued == 1 and again.already_sent == 0
+    # Decided at a later meeting: the applicant sees the approval only once its letter is queued.
+    with unit_of_work(committee.engine) as session:
+        record_decisions(session, ROUND1, [(DecisionIn(reference=CMR, decision="approved", amount=Decimal("100000")),
+                                            "1")], actor="officer", at=datetime(2019, 3, 1, tzinfo=UTC))
+        key = session.exec(select(IntakeKey.key).join(Application).where(Application.reference == CMR)).one()
+        token = derive_token(committee.settings.key(), ROUND1, key)
+        assert applicant_view(session, CMR, token).status.value == "under_review"
+        send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT)
+        assert applicant_view(session, CMR, token).status.value == "approved"

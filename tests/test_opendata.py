@@ -18,6 +18,7 @@ from domain.committee import DecisionIn
 from engine.db import unit_of_work
 from engine.services.committee import record_decisions
 from engine.services.errors import NotAllowed
+from engine.services.letters import send_decision_letters
 from engine.services.opendata import export_360giving, validation_errors, write_round_report
 from engine.services.setup import Runtime
 from tests.conftest import ROUND1
@@ -34,6 +35,7 @@ def decided(committee: Runtime) -> Runtime:
                         conditions="Name the district focal points."), "1"),
             (DecisionIn(reference="SIP-2018-R1-0004", decision="not_approved", recommendations="Baseline data."), "2")],
             actor="officer", at=AT)
+        send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT)
     return committee
 
 
@@ -53,7 +55,7 @@ def test_the_awarded_grants_export_validates_against_the_official_360giving_sche
     package = json.loads(path.read_text())
     assert count == 1 and list(official_validator().iter_errors(package)) == []
     grant = package["grants"][0]
-    assert grant["id"] == "XM-DAC-41116-SIP-SIP-2018-R1-0001" and grant["amountAwarded"] == 150000
+    assert grant["id"] == "XM-DAC-41116-SIP-2018-R1-0001" and grant["amountAwarded"] == 150000
     assert grant["recipientOrganization"][0]["name"] == "Government of Benin"
     assert grant["fundingOrganization"][0]["id"] == "XM-DAC-41116" and grant["currency"] == "USD"
     assert grant["grantProgramme"] == [{"code": ROUND1, "title": "Specific International Programme – first round "
@@ -81,6 +83,18 @@ def test_the_round_report_and_the_public_list_give_approvals_by_region_ldc_and_s
     assert "Cameroon" not in public.read_text()
 
 
-def test_there_is_nothing_to_export_before_the_decisions(committee: Runtime, tmp_path: Path) -> None:
-    with pytest.raises(NotAllowed, match="no approved grant"), unit_of_work(committee.engine) as session:
+def test_there_is_nothing_to_publish_before_the_decisions_and_their_letters(committee: Runtime,
+                                                                           tmp_path: Path) -> None:
+    with pytest.raises(NotAllowed, match="follow the committee's decisions"), unit_of_work(committee.engine) as session:
         export_360giving(session, committee.settings, ROUND1, tmp_path / "g.json")
+    with unit_of_work(committee.engine) as session:
+        record_decisions(session, ROUND1, [
+            (DecisionIn(reference="SIP-2018-R1-0001", decision="approved", amount=Decimal("150000")), "1"),
+            (DecisionIn(reference="SIP-2018-R1-0004", decision="deferred", recommendations="Later."), "2")],
+            actor="officer", at=AT)
+    with pytest.raises(NotAllowed, match="have not been sent their letters"), \
+            unit_of_work(committee.engine) as session:
+        export_360giving(session, committee.settings, ROUND1, tmp_path / "g.json")
+    with unit_of_work(committee.engine) as session:
+        _, _, public, _ = write_round_report(session, ROUND1, tmp_path)
+    assert "0 project(s) approved" in public.read_text()

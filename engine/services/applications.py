@@ -4,7 +4,7 @@ and status transitions through the domain state machine."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,11 +22,11 @@ from domain.lifecycle import (
     plan_transition,
     public_status,
 )
-from engine.services import audit
+from engine.services import audit, outbox
 from engine.services.errors import Conflict, NotAllowed, NotFound
 from engine.services.rounds import get_round
 from engine.services.tokens import token_matches
-from engine.tables import Application, AuditEvent, OutboxMessage, Round, StatusChange
+from engine.tables import Application, AuditEvent, DecisionRecord, Round, StatusChange
 from engine.tables import Party as PartyRow
 
 
@@ -91,7 +91,7 @@ def applicant_view(session: Session, reference: str, token: str | None) -> Appli
         select(StatusChange).where(StatusChange.application_id == application.id)
         .order_by(StatusChange.at, StatusChange.id)  # type: ignore[arg-type]
     ).all()
-    letter_sent = decision_letter_sent(session, application.id or 0)
+    letter_sent = decision_letter_sent(session, application)
     timeline: list[TimelineEntry] = []
     for change in changes:
         public = public_status(Status(change.to_status), letter_sent=letter_sent)
@@ -107,11 +107,23 @@ def applicant_view(session: Session, reference: str, token: str | None) -> Appli
     )
 
 
-def decision_letter_sent(session: Session, application_id: int) -> bool:
-    """Whether the application's decision letter is on its way (queued or delivered)."""
-    return session.exec(select(OutboxMessage.id).where(
-        OutboxMessage.application_id == application_id,
-        OutboxMessage.kind.startswith("decision_"))).first() is not None  # type: ignore[attr-defined]
+def countries_of(application: Application) -> list[str]:
+    """The applicant Party and the co-applicants (conflicts of interest, eligibility)."""
+    return [application.party, *application.applicant.get("co_applicants", [])]
+
+
+def letter_key(reference: str, decision: str, recorded_at: datetime) -> str:
+    """The outbox key of a decision's letter: one per decision as recorded (a deferral
+    recorded again, with new reasons, gets a letter of its own)."""
+    return f"decision_letter:{reference}:{decision}:{recorded_at.astimezone(UTC):%Y%m%dT%H%M%S}"
+
+
+def decision_letter_sent(session: Session, application: Application) -> bool:
+    """Whether the letter of the application's current decision is on its way."""
+    record = session.exec(select(DecisionRecord).where(DecisionRecord.application_id == application.id)).first()
+    if record is None or record.decision != application.status:
+        return False
+    return bool(outbox.queued(session, [letter_key(application.reference, record.decision, record.recorded_at)]))
 
 
 @dataclass(frozen=True)

@@ -9,27 +9,26 @@ every download through it is audited."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from domain.committee import Member, member_conflict
+from domain.committee import Member
 from domain.lifecycle import DECISIONS, Status
 from domain.rounds import RoundStatus
 from engine.services import audit, outbox
 from engine.services.committee import Committee, committee_of
 from engine.services.errors import NotAllowed, NotFound
 from engine.services.parties import party_names
-from engine.services.report import REGIONS, report_rows
+from engine.services.report import REGIONS, documents, report_rows
 from engine.services.reviewing import review_summaries, summary_json
 from engine.services.rounds import get_round
 from engine.services.tokens import derive_bundle_token, token_hash
@@ -37,15 +36,10 @@ from engine.settings import Settings
 from engine.tables import Application, CommitteeBundle, ScreeningRecord
 from notifications import BUNDLE_LINK_PLACEHOLDER, render
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 #: Applications before the committee: on its agenda, or decided at its meeting.
 ON_AGENDA = {Status.READY_FOR_COMMITTEE.value, *(s.value for s in DECISIONS)}
 
 
-@lru_cache
-def _environment() -> Environment:
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 
 
 def _usd(value: Decimal | None) -> str:
@@ -101,7 +95,7 @@ def shared_parts(session: Session, round_id: str) -> Shared:
             gmp[item["reference"]] = item
     agenda = [a for a in applications.values() if a.status in ON_AGENDA]
     on_agenda = {a.reference for a in agenda}
-    env = _environment()
+    env = documents()
     dossier = env.get_template("bundle_dossier.html")
     summary, dossiers = [], {}
     for row in rows:
@@ -145,8 +139,7 @@ def withheld_for(member: Member, shared: Shared) -> dict[str, str]:
     email = str(member.email).lower()
     found = {}
     for application in shared.agenda:
-        why = member_conflict(member, [application.party, *application.applicant.get("co_applicants", [])],
-                              (email, application.id or 0) in shared.committee.declared)
+        why = shared.committee.conflicts(application).get(email)
         if why:
             found[application.reference] = why
     return found
@@ -158,7 +151,7 @@ def render_bundle(member: Member, shared: Shared, *, version: int, changes: list
     which takes their pages from the shared `PdfPages`)."""
     withheld = withheld_for(member, shared)
     committee = shared.committee
-    return _environment().get_template("bundle.html").render(front_only=front_only,
+    return documents().get_template("bundle.html").render(front_only=front_only,
         definition=committee.definition, meeting=committee.meeting, prepared=prepared, version=version,
         changes=changes, member=dict(name=member.name, role=member.role,
                                      country_name=shared.names.get(member.country, member.country)),
@@ -179,7 +172,7 @@ class PdfPages:
         self.dossiers: dict[str, list[Any]] = {}
 
     def _pages(self, item: dict[str, Any]) -> list[Any]:
-        html = _environment().get_template("bundle_page.html").render(item=item)
+        html = documents().get_template("bundle_page.html").render(item=item)
         return list(self.renderer(string=html).render().pages)
 
     def write(self, member: Member, front_html: str, path: Path) -> int:
@@ -204,15 +197,17 @@ def member_digests(member: Member, shared: Shared) -> dict[str, str]:
     withheld = withheld_for(member, shared)
     digests = {k: v for k, v in shared.digests.items() if k.removeprefix("dossier ") not in withheld}
     digests.update({f"withheld {ref}": why for ref, why in withheld.items()})
-    digests["meeting"] = _digest(repr((shared.committee.meeting.starts_on, shared.committee.meeting.ends_on,
-                                       shared.committee.meeting.place, member.name, member.role)))
+    meeting, definition = shared.committee.meeting, shared.committee.definition
+    digests["cover"] = _digest(repr((definition.title, meeting.starts_on, meeting.ends_on, meeting.place, member.name,
+                                     member.role, shared.names.get(member.country, member.country),
+                                     shared.committee.composition, shared.has_gmp)))
     return digests
 
 
 def describe_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
     """In words, what differs between two versions' parts."""
     words = {"summary": "the summary of the applications or the regional spread", "funds": "the funds available",
-             "meeting": "the meeting (date, place) or your membership"}
+             "cover": "the cover: the meeting (date, place), the committee's composition or your membership"}
     changes = []
     for part in sorted(set(before) | set(after)):
         what = words.get(part, part)
@@ -248,8 +243,13 @@ class BundlesSummary:
     members: list[BundleLine] = field(default_factory=list)
 
 
+def file_name(email: str) -> str:
+    """A member's e-mail as a file name (any character a path could misread replaced)."""
+    return re.sub(r"[^\w.@+-]", "_", email)
+
+
 def bundle_file(settings: Settings, round_id: str, email: str, version: int) -> Path:
-    return settings.data_dir / "bundles" / round_id / f"{email}.v{version}.html"
+    return settings.data_dir / "bundles" / round_id / f"{file_name(email)}.v{version}.html"
 
 
 def check_bundles(session: Session, round_id: str) -> None:
@@ -343,19 +343,33 @@ def _bundle_message(settings: Settings, member: Member, shared: Shared, key: str
                               at=at, round_id=definition.id)
 
 
-def open_bundle(session: Session, token: str | None, *, pdf: bool = False) -> tuple[CommitteeBundle, Path]:
-    """The bundle a member's link opens (audited); an unknown link is `NotFound`."""
+#: A bundle's link works until this many days after the meeting's last day.
+LINK_DAYS_AFTER_MEETING = 30
+
+
+def open_bundle(session: Session, token: str | None, *, at: datetime, pdf: bool = False
+                ) -> tuple[CommitteeBundle, Path]:
+    """The bundle a member's link opens (audited): only the member's latest version,
+    only while they are on the round's committee, and only until a month after the
+    meeting. An unknown link is `NotFound`."""
     bundle = session.exec(select(CommitteeBundle).where(CommitteeBundle.token_hash == token_hash(token or ""))
                           ).first() if token else None
     if bundle is None:
         raise NotFound("no bundle for this link; ask the secretariat for the link of your latest bundle")
+    latest = session.exec(select(func.max(CommitteeBundle.version)).where(
+        CommitteeBundle.round_id == bundle.round_id, CommitteeBundle.email == bundle.email)).one()
+    if bundle.version != latest:
+        raise NotFound(f"this link is to version {bundle.version} of your bundle; version {latest} replaced it: "
+                       "use the link of its message")
+    committee = committee_of(session, bundle.round_id)
+    if bundle.email not in {str(m.email).lower() for m in committee.members}:
+        raise NotFound("you are no longer on this round's committee; ask the secretariat")
+    if at.date() > committee.meeting.ends_on + timedelta(days=LINK_DAYS_AFTER_MEETING):
+        raise NotFound(f"this link expired {LINK_DAYS_AFTER_MEETING} days after the meeting; ask the secretariat")
     path = Path(bundle.path).with_suffix(".pdf") if pdf else Path(bundle.path)
     if not path.exists():
         raise NotFound(f"the {'PDF' if pdf else 'file'} of this bundle is not on this server; ask the secretariat")
-    latest = session.exec(select(func.max(CommitteeBundle.version)).where(
-        CommitteeBundle.round_id == bundle.round_id, CommitteeBundle.email == bundle.email)).one()
-    audit.record(session, at=datetime.now(UTC), actor=bundle.email, role="committee", action="bundle.downloaded",
+    audit.record(session, at=at, actor=bundle.email, role="committee", action="bundle.downloaded",
                  subject_type="member", subject_id=bundle.email,
-                 details={"round": bundle.round_id, "version": bundle.version, "latest": latest,
-                          "format": "pdf" if pdf else "html"})
+                 details={"round": bundle.round_id, "version": bundle.version, "format": "pdf" if pdf else "html"})
     return bundle, path

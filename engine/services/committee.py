@@ -33,7 +33,7 @@ from domain.committee import (
 from domain.lifecycle import Role, Status
 from domain.rounds import RoundDefinition, RoundStatus
 from engine.services import audit
-from engine.services.applications import get_application, transition
+from engine.services.applications import countries_of, get_application, transition
 from engine.services.csvfile import csv_rows
 from engine.services.errors import InvalidInput, NotAllowed, NotFound
 from engine.services.rounds import definition_of, get_round
@@ -234,6 +234,7 @@ def set_funds(session: Session, round_id: str, amount: Decimal, *, actor: str, a
     if amount <= 0:
         raise InvalidInput("the funds available must be more than zero", [FieldError(path="amount",
                                                                                      message="must be > 0")])
+    get_round(session, round_id, for_update=True)  # decisions being recorded see the funds before or after
     approved = approved_total(session, round_id)
     if amount < approved:
         raise NotAllowed(f"approvals already recorded total {approved:,.2f}, more than {amount:,.2f}")
@@ -250,6 +251,7 @@ def set_funds(session: Session, round_id: str, amount: Decimal, *, actor: str, a
 def set_attendees(session: Session, round_id: str, emails: list[str], *, actor: str, at: datetime
                   ) -> CommitteeMeeting:
     """The members who attend the meeting (by default, every member serving on its date)."""
+    get_round(session, round_id, for_update=True)
     meeting = _stored_meeting(session, round_id, at)
     emails = sorted({e.strip().lower() for e in emails if e.strip()})
     on_committee = {str(m.email).lower() for m in members_on(session, meeting.starts_on)}
@@ -314,7 +316,7 @@ class Committee:
 
     def conflicts(self, application: Application) -> dict[str, str]:
         """Member e-mail -> why they take no part in the decision on `application`."""
-        countries = [application.party, *application.applicant.get("co_applicants", [])]
+        countries = countries_of(application)
         found = {}
         for member in self.members:
             email = str(member.email).lower()
@@ -395,8 +397,12 @@ class DecisionsSummary:
 
 
 def _same(record: DecisionRecord, d: DecisionIn) -> bool:
-    return (record.decision, record.amount, record.conditions or None, record.recommendations or None) == (
+    """The decision recorded again: same content, and the same participants and exception
+    where the secretariat names them."""
+    return ((record.decision, record.amount, record.conditions or None, record.recommendations or None) == (
         d.decision.value, d.amount, d.conditions or None, d.recommendations or None)
+        and (d.participants is None or sorted(str(p).lower() for p in d.participants) == sorted(record.participants))
+        and (d.exception is None or d.exception == record.exception))
 
 
 def record_decisions(session: Session, round_id: str, items: list[tuple[DecisionIn, str]], *, actor: str,

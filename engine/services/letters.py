@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from domain.rounds import RoundStatus
 from engine.services import audit, outbox
+from engine.services.applications import letter_key
 from engine.services.committee import meeting_of
 from engine.services.errors import NotAllowed
 from engine.services.intake import status_page_url
@@ -30,10 +31,12 @@ class LettersSummary:
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def letter_key(reference: str, decision: str) -> str:
-    """One letter per application and decision (a deferred application decided later
-    gets a second letter, for the new decision)."""
-    return f"decision_letter:{reference}:{decision}"
+def check_letters(session: Session, round_id: str) -> None:
+    """What `send_decision_letters` refuses, checked beforehand (the API does)."""
+    row = get_round(session, round_id)
+    if RoundStatus(row.status) not in (RoundStatus.COMMITTEE, RoundStatus.DECIDED, RoundStatus.ARCHIVED):
+        raise NotAllowed(f"round {round_id} is {row.status}; letters follow the committee's decisions (record them "
+                         f"with `sip decisions load {round_id} FILE`)")
 
 
 def send_decision_letters(session: Session, settings: Settings, round_id: str, *, actor: str,
@@ -41,15 +44,14 @@ def send_decision_letters(session: Session, settings: Settings, round_id: str, *
     """Queue the letter of every decision of the round not yet written to; running it
     again queues nothing more. The applicant sees the decision once its letter is queued."""
     row = get_round(session, round_id)
-    if RoundStatus(row.status) not in (RoundStatus.COMMITTEE, RoundStatus.DECIDED, RoundStatus.ARCHIVED):
-        raise NotAllowed(f"round {round_id} is {row.status}; letters follow the committee's decisions")
+    check_letters(session, round_id)
     definition = definition_of(row)
     meeting = meeting_of(session, round_id)
     decisions = session.exec(select(DecisionRecord, Application).join(Application)
                              .where(DecisionRecord.round_id == round_id)
                              .order_by(Application.reference)).all()  # type: ignore[arg-type]
     summary = LettersSummary(round_id, decided=len(decisions))
-    keys = [letter_key(a.reference, d.decision) for d, a in decisions]
+    keys = [letter_key(a.reference, d.decision, d.recorded_at) for d, a in decisions]
     done = outbox.queued(session, keys)
     rows = []
     for (decision, application), key in zip(decisions, keys, strict=True):

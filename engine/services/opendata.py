@@ -15,19 +15,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlmodel import Session, select
 
 from domain.committee import APPROVALS
 from domain.rounds import RoundStatus
+from engine.services.applications import decision_letter_sent
 from engine.services.errors import NotAllowed
-from engine.services.report import REGIONS
+from engine.services.report import REGIONS, documents
 from engine.services.rounds import definition_of, get_round
 from engine.settings import Settings
 from engine.tables import Application, DecisionRecord
 from engine.tables import Party as PartyRow
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "360giving"
 APPROVED = {d.value for d in APPROVALS}
 
@@ -52,10 +51,18 @@ class Line:
 
 def _decided(session: Session, round_id: str) -> str:
     row = get_round(session, round_id)
-    if RoundStatus(row.status) not in (RoundStatus.DECIDED, RoundStatus.ARCHIVED, RoundStatus.COMMITTEE):
+    if RoundStatus(row.status) not in (RoundStatus.DECIDED, RoundStatus.ARCHIVED):
         raise NotAllowed(f"round {round_id} is {row.status}; the report and the open data follow the committee's "
-                         "decisions")
+                         f"decisions on every application on its agenda (`sip decisions list {round_id}`)")
     return row.status
+
+
+def _announced(session: Session, round_id: str) -> set[str]:
+    """The approvals the applicants have been told of (their letter is queued): only
+    these are published."""
+    return {a.reference for a in session.exec(select(Application).join(DecisionRecord).where(
+        Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))).all()  # type: ignore[attr-defined]
+        if decision_letter_sent(session, a)}
 
 
 def lines(session: Session, round_id: str) -> list[Line]:
@@ -81,20 +88,15 @@ def _summary(rows: list[Line]) -> list[dict[str, Any]]:
             for name, members in groups if members]
 
 
-@lru_cache
-def _environment() -> Environment:
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
 def write_round_report(session: Session, round_id: str, folder: Path) -> tuple[Path, Path, Path, Path]:
     """The round report (HTML, CSV) and the public list of approved projects (HTML, CSV)."""
     _decided(session, round_id)
     definition = definition_of(get_round(session, round_id))
     rows = lines(session, round_id)
-    approved = [r for r in rows if r.decision in APPROVED]
+    announced = _announced(session, round_id)
+    approved = [r for r in rows if r.decision in APPROVED and r.reference in announced]
     folder.mkdir(parents=True, exist_ok=True)
-    env = _environment()
+    env = documents()
     generated = datetime.now(UTC).astimezone(definition.zone).strftime("%Y-%m-%d %H:%M %Z")
     report = folder / f"round-{round_id}.html"
     report.write_text(env.get_template("round_report.html").render(
@@ -133,6 +135,13 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
     """The round's awarded grants as a 360Giving data package."""
     _decided(session, round_id)
     definition = definition_of(get_round(session, round_id))
+    announced = _announced(session, round_id)
+    untold = session.exec(select(Application.reference).join(DecisionRecord).where(
+        Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))).all()  # type: ignore[attr-defined]
+    untold = sorted(set(untold) - announced)
+    if untold:
+        raise NotAllowed(f"the applicants of {', '.join(untold)} have not been sent their letters; the open data "
+                         f"follows the letters (`sip letters send {round_id}`)")
     funder = {"id": settings.funder_org_id, "name": settings.funder_name}
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     grants = []

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +107,17 @@ def _by_region(rows: list[ReportRow]) -> Iterator[tuple[str, list[ReportRow]]]:
             yield region, members
 
 
+@lru_cache
+def documents() -> Environment:
+    """The Jinja2 environment of the secretariat's and the committee's documents
+    (reports, bundles): autoescaped, strict about missing variables."""
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+
+
 def report_html(session: Session, round_id: str, rows: list[ReportRow]) -> str:
     definition = definition_of(get_round(session, round_id))
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = documents()
     verdicts: dict[str, int] = {}
     for row in rows:
         verdicts[row.verdict] = verdicts.get(row.verdict, 0) + 1

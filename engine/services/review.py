@@ -32,6 +32,7 @@ from domain.review import (
 )
 from domain.rounds import RoundDefinition, RoundStatus
 from engine.services import audit
+from engine.services.applications import countries_of
 from engine.services.csvfile import csv_rows
 from engine.services.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.services.rounds import definition_of, get_round
@@ -187,7 +188,7 @@ def subject_of(application: Application, assigned: tuple[str, ...] = ()) -> Subj
     text = " ".join(str(form_a.get(k) or "") for k in ("title", "summary", "objective"))
     return Subject(
         reference=application.reference,
-        countries=frozenset([application.party, *application.applicant.get("co_applicants", [])]),
+        countries=frozenset(countries_of(application)),
         executing_agency=application.applicant.get("executing_agency", {}).get("name", ""),
         areas=frozenset(area_map().areas_of(form_a.get("convention_articles", []), text)),
         assigned=assigned,

@@ -27,7 +27,7 @@ from domain.rounds import RoundDefinition, RoundStatus, accepts_applications
 from domain.screening import RULES_VERSION, CriterionResult, ScreeningResult, Verdict, screen, weighted_score
 from engine.db import unit_of_work
 from engine.services import audit, outbox
-from engine.services.applications import transition_many
+from engine.services.applications import countries_of, transition_many
 from engine.services.errors import NotAllowed
 from engine.services.intake import status_page_url
 from engine.services.rounds import close_round, definition_of, get_round
@@ -100,7 +100,7 @@ def rules_digest(definition: dict[str, Any]) -> str:
 
 def fingerprint(application: Application, rules: str, parties: dict[str, Party], rank: int) -> str:
     """The inputs of one application's screening (`rules`: `rules_digest`)."""
-    codes = [application.party, *application.applicant.get("co_applicants", [])]
+    codes = countries_of(application)
     payload = {
         "rules": rules, "rank": rank, "version": application.version,  # forms sent again are screened again
         "application": [application.applicant, application.form_a, application.form_b, application.form_c],
