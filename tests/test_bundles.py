@@ -148,3 +148,32 @@ def test_a_link_stops_working_a_month_after_the_meeting(committee: Runtime) -> N
     with pytest.raises(NotFound, match="expired 30 days after the meeting"), \
             unit_of_work(committee.engine) as session:
         open_bundle(session, token, at=datetime(2018, 11, 3, tzinfo=UTC))
+
+
+def test_a_gmp_rounds_bundle_shows_the_reviews_without_the_reviewers_names(round4: Runtime) -> None:
+    from datetime import date
+
+    from domain.review import ReviewDraft
+    from engine.services.committee import schedule_meeting
+    from engine.services.review import assign_reviewers
+    from engine.services.reviewing import invite, reviewer_for, save_review, send_to_committee, sign_in
+    from tests.conftest import AFTER_R4, ROUND4
+    from tests.test_review_stage import FULL, link_of
+
+    with unit_of_work(round4.engine) as session:
+        assign_reviewers(session, ROUND4, actor="o", at=AFTER_R4)
+        invite(session, round4.settings, ROUND4, actor="o", at=AFTER_R4)
+    with unit_of_work(round4.engine) as session:
+        signed = sign_in(session, round4.settings, link_of(round4, "kofi@example.org"), at=AFTER_R4)
+        save_review(session, reviewer_for(session, signed.session_token, at=AFTER_R4), "SIP-2024-R4-0001",
+                    ReviewDraft(**FULL), submit=True, at=AFTER_R4)
+        send_to_committee(session, ROUND4, actor="o", at=AFTER_R4)
+        schedule_meeting(session, ROUND4, date(2024, 10, 1), None, "online", actor="o", at=AFTER_R4)
+    members(round4, "name,email,country,role,term_start,term_end,language\n"
+                    "Ama Owusu,ama@committee.example.org,GHA,co-chair,2024-01-01,2025-12-31,en\n")
+    with unit_of_work(round4.engine) as session:
+        summary = prepare_bundles(session, round4.settings, ROUND4, actor="o", at=AFTER_R4, pdf=False)
+    html = Path(summary.members[0].path).read_text()
+    assert "Global Mercury Partnership review" in html and "SHORT OF REVIEWS" in html
+    assert "Reviewer 1: support" in html and "kofi@example.org" not in html and "Kofi Mine" not in html
+    assert "<th>GMP recommendations</th>" in html
