@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     app.state.clock = now
     app.include_router(secretariat.router)
     app.include_router(secretariat.reviewers_router)
+    app.include_router(secretariat.outbox_router)
     app.include_router(reviewer.router)
     app.include_router(committee.router)
 

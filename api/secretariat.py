@@ -21,6 +21,7 @@ from domain.application import FieldError
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
 from engine.services import appraisal, follow_up, report, reviewing
+from engine.services import outbox as outbox_service
 from engine.services import review as review_service
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, NotFound
@@ -384,3 +385,17 @@ def patch_reviewer(email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, of
         if session.exec(select(Reviewer).where(Reviewer.email == email.strip().lower())).first() is None:
             raise NotFound(f"no reviewer {email!r} in the register; PUT adds one")
     return _set_reviewer(rt, now, officer, email, body, whole=False)
+
+
+# --- the outbox -----------------------------------------------------------------------------
+
+outbox_router = APIRouter(prefix="/outbox", tags=["secretariat"])
+
+
+@outbox_router.get("", responses=error_responses(401))
+def outbox(rt: RuntimeDep, officer: SecretariatDep,
+           state: str | None = Query(default=None, pattern="^(queued|sent|failed)$"),
+           round_id: str | None = Query(default=None, alias="round", max_length=40)) -> list[dict[str, Any]]:
+    """The notifications (`state=failed`: those that failed for good, with why)."""
+    with reading(rt.engine) as session:
+        return [asdict(m) for m in outbox_service.list_messages(session, state=state, round_id=round_id)]

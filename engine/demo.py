@@ -216,6 +216,13 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
 
     with quiet_prefect():
         refused = run_review_demo(rt, echo)
+        from flows.notifications import deliver_notifications_flow
+
+        delivered = deliver_notifications_flow()
+    mail = settings.mail_folder
+    echo("")
+    echo(f"deliver-notifications: {delivered['sent']} message(s) sent now, as e-mail files anyone can open, to "
+         f"{mail}/ ({len(list(mail.glob('*.eml')))} in all; NOTIFICATIONS_BACKEND=smtp sends them to a mail server)")
 
     echo("")
     sip = _sip_command()

@@ -7,8 +7,9 @@ import secrets
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +41,25 @@ class Settings(BaseSettings):
     grant_id_prefix: str = Field(default="XM-DAC-41116", alias="SIP_GRANT_ID_PREFIX",
                                  description="the stable prefix of the grants' identifiers in the open data")
 
+    notifications_backend: Literal["file", "smtp"] = Field(
+        default="file", alias="NOTIFICATIONS_BACKEND",
+        description="file: one .eml file per message in SIP_OUTBOX_DIR (the embedded default); smtp: a mail server")
+    outbox_dir: Path | None = Field(default=None, alias="SIP_OUTBOX_DIR",
+                                    description="where the file backend writes messages; default: SIP_DATA_DIR/mail")
+    smtp_host: str = Field(default="127.0.0.1", alias="SMTP_HOST")
+    smtp_port: int | None = Field(default=None, alias="SMTP_PORT", ge=1, le=65535,
+                                  description="default: 465 with SMTP_SECURITY=tls, 587 with starttls, 25 with none")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(default="starttls", alias="SMTP_SECURITY")
+    smtp_username: str | None = Field(default=None, alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, alias="SMTP_PASSWORD")
+    smtp_timeout: float = Field(default=30, alias="SMTP_TIMEOUT", gt=0)
+    mail_from: str | None = Field(default=None, alias="MAIL_FROM",
+                                  description="the sender of every message; default: SIP_PROGRAMME_EMAIL")
+    delivery_attempts: int = Field(default=6, alias="SIP_DELIVERY_ATTEMPTS", ge=1, le=50,
+                                   description="failed sends before a message is marked failed")
+    delivery_backoff_seconds: int = Field(default=60, alias="SIP_DELIVERY_BACKOFF_SECONDS", ge=0,
+                                          description="wait after the first failure; doubled after each next one")
+
     templates_dir: Path | None = Field(default=None, alias="SIP_TEMPLATES_DIR",
                                        description="the secretariat's edited message templates; a file there "
                                                    "replaces the engine's template of the same name")
@@ -67,6 +87,18 @@ class Settings(BaseSettings):
         if value is not None and (len(value) < 32 or value.lower() in {"changeme", "secret", "change-me"}):
             raise ValueError("SIP_SECRET_KEY must be at least 32 random characters (e.g. `openssl rand -hex 32`)")
         return value
+
+    @property
+    def sender(self) -> str:
+        return self.mail_from or self.programme_email
+
+    @property
+    def mail_folder(self) -> Path:
+        return self.outbox_dir or self.data_dir / "mail"
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or {"tls": 465, "starttls": 587, "none": 25}[self.smtp_security]
 
     @property
     def url(self) -> str:

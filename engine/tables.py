@@ -162,10 +162,18 @@ class OutboxMessage(SQLModel, table=True):
     subject: str = Field(max_length=300)
     body_text: str
     body_html: str
-    state: str = Field(default="queued", max_length=20, index=True)
+    state: str = Field(default="queued", max_length=20, index=True, description="queued, sent or failed")
     attempts: int = 0
     created_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _ts(nullable=True)
+    #: Delivery: not before this instant (a failed attempt waits before the next).
+    next_attempt_at: datetime | None = _ts(nullable=True)
+    #: The relay that claimed the message, and until when its claim holds.
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = _ts(nullable=True)
+    last_attempt_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, max_length=1000)
+    message_id: str | None = Field(default=None, max_length=250, description="the Message-ID it was sent with")
 
 
 class ScreeningRecord(SQLModel, table=True):

@@ -148,6 +148,8 @@ def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(sqlite_s
         "Government of Argentina", "Government of Armenia", "Government of Benin",
         "Government of Iran (Islamic Republic of)", "Government of Lesotho"]
     assert len(list((sqlite_settings.data_dir / "bundles" / "sip-2018-r1").glob("*.v1.html"))) == 10
+    mails = list((sqlite_settings.data_dir / "mail").glob("*.eml"))
+    assert f"deliver-notifications: {len(mails)} message(s) sent now" in output and len(mails) > 70
     # Round 4, with GMP review: a decline and a declared conflict reassigned, one review missing.
     assert "the secretariat reassigns: 2 new invitation(s) for the two open places" in output
     assert "overdue notice to the secretariat" in output
@@ -162,6 +164,7 @@ def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(sqlite_s
     assert "(reviewed in an earlier run; nothing to do again)" in again
     assert "prepare-committee-bundles: 0 new, 10 unchanged" in again and "0 recorded, 15 unchanged" in again
     assert "send-decision-letters: 0 queued, 15 sent before" in again
+    assert "deliver-notifications: 0 message(s) sent now" in again
 
 
 def _free_port() -> int:

@@ -84,6 +84,10 @@ class OutboxLine:
     language: str
     state: str
     subject: str
+    attempts: int
+    sent_at: datetime | None
+    last_error: str | None
+    message_id: str | None
 
 
 def list_messages(session: Session, *, state: str | None = None, round_id: str | None = None) -> list[OutboxLine]:
@@ -93,6 +97,7 @@ def list_messages(session: Session, *, state: str | None = None, round_id: str |
     if round_id:
         statement = statement.where(OutboxMessage.round_id == round_id)
     return [
-        OutboxLine(m.id or 0, m.created_at, m.recipient, m.kind, m.language, m.state, m.subject)
+        OutboxLine(m.id or 0, m.created_at, m.recipient, m.kind, m.language, m.state, m.subject, m.attempts,
+                   m.sent_at, m.last_error, m.message_id)
         for m in session.exec(statement).all()
     ]
