@@ -208,3 +208,39 @@ def test_the_outbox_is_delivered_from_the_command_line_and_failures_are_listed(
     inbox.refuse = None
     assert "4 sent (127.0.0.1:" in CliRunner().invoke(app, ["outbox", "deliver"]).stdout
     assert len(inbox.received) == 4
+
+
+def test_a_server_that_drops_the_connection_mid_batch_leaves_the_rest_for_a_retry(
+        rt: Runtime, smtp: tuple[Inbox, Controller]) -> None:
+    inbox, controller = smtp
+    settings = smtp_settings(rt.settings, controller)
+    queue(rt, 3)
+    inbox.refuse = "421 4.3.2 Service shutting down"  # the server closes the connection
+    dropped = deliver(rt.engine, settings, now=T0)
+    assert (dropped.sent, dropped.retrying) == (0, 3)
+    inbox.refuse = None
+    assert deliver(rt.engine, settings, now=T0 + timedelta(minutes=1)).sent == 3
+    with unit_of_work(rt.engine) as session:
+        assert {m.attempts for m in outbox.list_messages(session)} == {2}
+
+
+def test_the_secretariat_sees_failed_messages_through_the_api(rt: Runtime, smtp: tuple[Inbox, Controller]) -> None:
+    import warnings
+
+    from api.app import create_app
+    from engine.services.tokens import token_hash
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    inbox, controller = smtp
+    queue(rt, 2)
+    inbox.refuse = "550 5.1.1 No such mailbox"
+    deliver(rt.engine, smtp_settings(rt.settings, controller, delivery_attempts=1), now=T0)
+    settings = rt.settings.model_copy(update={"secretariat_keys": f"amina:{token_hash('k' * 40)}"})
+    with TestClient(create_app(settings)) as client:
+        failed = client.get("/outbox", params={"state": "failed"}, headers={"Authorization": f"Bearer {'k' * 40}"})
+        assert client.get("/outbox").status_code == 401
+    assert [(m["state"], m["attempts"]) for m in failed.json()] == [("failed", 1), ("failed", 1)]
+    assert "550 5.1.1 No such mailbox" in failed.json()[0]["last_error"]
