@@ -244,3 +244,15 @@ def test_the_secretariat_sees_failed_messages_through_the_api(rt: Runtime, smtp:
         assert client.get("/outbox").status_code == 401
     assert [(m["state"], m["attempts"]) for m in failed.json()] == [("failed", 1), ("failed", 1)]
     assert "550 5.1.1 No such mailbox" in failed.json()[0]["last_error"]
+
+
+def test_a_message_that_cannot_be_made_does_not_hold_up_the_others(imported: Runtime,
+                                                                    smtp: tuple[Inbox, Controller]) -> None:
+    from engine.tables import IntakeKey
+
+    inbox, controller = smtp
+    with unit_of_work(imported.engine) as session:  # the import's key is gone: its receipt's code cannot be made
+        session.execute(IntakeKey.__table__.delete().where(IntakeKey.id == 1))  # type: ignore[attr-defined]
+    done = deliver(imported.engine, smtp_settings(imported.settings, controller, delivery_attempts=1), now=T0)
+    assert (done.sent, done.failed) == (3, 1) and "could not be made" in done.errors[0]
+    assert len(inbox.received) == 3

@@ -167,13 +167,21 @@ def deliver_claimed(engine: Engine, settings: Settings, ids: list[int], *, relay
     with reading(engine) as session:
         rows = list(session.exec(select(OutboxMessage).where(OutboxMessage.id.in_(ids))  # type: ignore[attr-defined]
                                  .order_by(OutboxMessage.id)).all())  # type: ignore[arg-type]
-        emails = {m.id: build(materialize(session, settings, m), sender=settings.sender, recipient=m.recipient,
-                              mid=message_id(m.key, settings.sender), date=m.created_at, kind=m.kind) for m in rows}
+        emails: dict[int | None, Message] = {}
+        failures: dict[int, str] = {}
+        for m in rows:
+            try:
+                emails[m.id] = build(materialize(session, settings, m), sender=settings.sender, recipient=m.recipient,
+                                     mid=message_id(m.key, settings.sender), date=m.created_at, kind=m.kind)
+            except Exception as exc:  # noqa: BLE001 - one message that cannot be made does not hold up the others
+                failures[m.id or 0] = (f"the message could not be made ({exc.__class__.__name__}: {exc}); it needs "
+                                       "a person: see `sip outbox list --failed`")
     sent: list[OutboxMessage] = []
-    failures: dict[int, str] = {}
     try:
         with backend.open() as connection:
             for message in rows:
+                if message.id in failures:
+                    continue
                 try:
                     connection.send(emails[message.id], settings.sender, message.recipient)
                     sent.append(message)
@@ -181,7 +189,7 @@ def deliver_claimed(engine: Engine, settings: Settings, ids: list[int], *, relay
                     failures[message.id or 0] = str(exc)
     except DeliveryError as exc:  # no connection: every message not sent yet failed this time
         for message in rows:
-            if message not in sent:
+            if message not in sent and message.id not in failures:
                 failures[message.id or 0] = str(exc)
     _record(engine, settings, sent, [m for m in rows if m.id in failures], failures, relay=relay, now=now,
             result=result)
