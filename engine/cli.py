@@ -15,6 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from domain.application import FieldError
 from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import audit
@@ -89,9 +90,23 @@ def service_errors() -> Iterator[None]:
         fail(exc.message, [e for e in exc.errors if e.message not in exc.message])
 
 
+def settings_or_fail() -> Settings:
+    """The settings, or a message naming each one at fault."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        fail("the settings are not valid; correct them in the environment or .env:", [
+            FieldError(path=str(e["loc"][0]) if e["loc"] else "settings",
+                       message=e["msg"].removeprefix("Value error, ")) for e in exc.errors()])
+    raise AssertionError("unreachable")
+
+
 def runtime(defaults: bool = True) -> Runtime:
+    settings = settings_or_fail()
     with service_errors():
-        rt = prepare(get_settings(), defaults=defaults)
+        rt = prepare(settings, defaults=defaults)
     _runtime[:] = [rt]
     return rt
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
                                   description="the sender of every message; default: SIP_PROGRAMME_EMAIL")
     delivery_attempts: int = Field(default=6, alias="SIP_DELIVERY_ATTEMPTS", ge=1, le=50,
                                    description="failed sends before a message is marked failed")
-    delivery_backoff_seconds: int = Field(default=60, alias="SIP_DELIVERY_BACKOFF_SECONDS", ge=0,
+    delivery_backoff_seconds: int = Field(default=60, alias="SIP_DELIVERY_BACKOFF_SECONDS", ge=1, le=86400,
                                           description="wait after the first failure; doubled after each next one")
 
     templates_dir: Path | None = Field(default=None, alias="SIP_TEMPLATES_DIR",
@@ -80,6 +80,24 @@ class Settings(BaseSettings):
                 raise ValueError(f"SIP_SECRETARIAT_KEYS: {pair!r} is not name:sha256 (see `sip keys new NAME`)")
             found[digest.lower()] = name
         return found
+
+    @field_validator("mail_from", "programme_email")
+    @classmethod
+    def _plain_address(cls, value: str | None) -> str | None:
+        if value is not None and not (value.isascii() and value.count("@") == 1 and "." in value.rsplit("@", 1)[1]
+                                      and " " not in value):
+            raise ValueError(f"{value!r} is not a plain ASCII e-mail address (e.g. sip@example.org): messages are "
+                             "sent from it")
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_credentials(self) -> Settings:
+        if self.smtp_username and self.smtp_password is None:
+            raise ValueError("SMTP_USERNAME is set without SMTP_PASSWORD: set both, or neither")
+        if self.smtp_username and self.smtp_security == "none":
+            raise ValueError("SMTP_USERNAME with SMTP_SECURITY=none would send the password in clear: set "
+                             "SMTP_SECURITY=starttls or tls")
+        return self
 
     @field_validator("secret_key")
     @classmethod

@@ -16,11 +16,12 @@ BATCH = 100
 
 
 @task(name="deliver-batch", cache_policy=NO_CACHE)
-def deliver_batch(relay: str, limit: int) -> dict[str, Any]:
-    """Claim a batch, send it over one connection, record each outcome."""
+def deliver_batch(relay: str, limit: int, due_iso: str) -> dict[str, Any]:
+    """Claim a batch of messages due when the run started, send it over one
+    connection, record each outcome."""
     rt = runtime()
     now = instant(None)
-    ids = claim(rt.engine, relay, now=now, limit=limit)
+    ids = claim(rt.engine, relay, now=now, due=instant(due_iso), limit=limit)
     result = asdict(deliver_claimed(rt.engine, rt.settings, ids, relay=relay, now=now))
     return {**result, "claimed": len(ids)}
 
@@ -31,14 +32,18 @@ def deliver_notifications_flow(batch: int = BATCH, limit: int | None = None) -> 
     (or `limit` messages); failed sends wait and are tried again by a later run."""
     logger = get_run_logger()
     relay = f"flow-{uuid.uuid4().hex[:8]}"
-    total: dict[str, Any] = {"sent": 0, "retrying": 0, "failed": 0, "errors": []}
-    while limit is None or total["sent"] + total["retrying"] + total["failed"] < limit:
-        left = None if limit is None else limit - (total["sent"] + total["retrying"] + total["failed"])
-        done = deliver_batch(relay, min(batch, left) if left else batch)
+    due = instant(None).isoformat()  # what fails in this run waits for a later one
+    total: dict[str, Any] = {"sent": 0, "retrying": 0, "failed": 0, "released": 0, "errors": []}
+    claimed = 0
+    while limit is None or claimed < limit:
+        done = deliver_batch(relay, min(batch, limit - claimed) if limit else batch, due)
         if not done["claimed"]:
             break
-        for name in ("sent", "retrying", "failed"):
+        claimed += done["claimed"]
+        for name in ("sent", "retrying", "failed", "released"):
             total[name] += done[name]
         total["errors"] = sorted(set(total["errors"]) | set(done["errors"]))[:20]
         logger.info("%d sent, %d to try again, %d failed so far", total["sent"], total["retrying"], total["failed"])
+        if done["released"]:  # the connection was lost: the next run starts afresh
+            break
     return total

@@ -16,7 +16,7 @@ from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
 
@@ -24,14 +24,17 @@ from notifications.render import RenderedMessage
 
 PROGRAMME = "Specific International Programme – Minamata Convention"
 class _Wire(Compat32):
-    """compat32 with SMTP's line endings, which writes an ASCII header (within RFC 5322's
-    998 characters a line) as it is, instead of re-encoding it: the library's fold
-    costs more than the rest of a message. A non-ASCII subject is still encoded (and
-    folded) by the library."""
+    """compat32 with SMTP's line endings, which writes a header that is already ASCII
+    and within 78 characters a line (or folded so) as it is, instead of re-encoding
+    it: the library's fold costs more than the rest of a message. Any other header is
+    encoded and folded by the library."""
 
     def _fold(self, name: str, value: Any, sanitize: bool) -> str:
-        if isinstance(value, str) and value.isascii() and len(name) + len(value) + 2 <= 998 and "\n" not in value:
-            return f"{name}: {value}{self.linesep}"
+        if isinstance(value, str) and value.isascii() and "\r" not in value.replace(self.linesep, ""):
+            lines = f"{name}: {value}".split(self.linesep)
+            if "\n" not in value.replace(self.linesep, "") and all(len(line) <= 78 for line in lines) and all(
+                    line[:1] in (" ", "\t") for line in lines[1:]):
+                return f"{name}: {value}{self.linesep}"
         return super()._fold(name, value, sanitize)
 
 
@@ -50,22 +53,35 @@ _UTF8 = Charset("utf-8")
 _UTF8.header_encoding = BASE64
 
 
-def _header(value: str) -> str | Header:
-    return value if value.isascii() else Header(value, _UTF8)
+def _subject(value: str) -> str | Header:
+    return value if value.isascii() else Header(value, _UTF8, header_name="Subject")
 
 
 @lru_cache(maxsize=64)
 def _from(sender: str) -> str:
-    """The sender, with the programme's name (encoded once)."""
-    return formataddr((PROGRAMME, sender), charset=_UTF8)
+    """The sender, with the programme's name as RFC 2047 encoded words, folded (once)."""
+    name = Header(PROGRAMME, _UTF8, header_name="From")
+    name.append(f"<{sender}>", "us-ascii")
+    return name.encode(linesep=WIRE.linesep)
+
+
+def ascii_domain(address: str) -> str:
+    """The address with an internationalised domain in its ASCII (punycode) form, as
+    SMTP and the headers take it. `UnicodeError` if the domain is not a valid one."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.encode('idna').decode('ascii')}" if not domain.isascii() else address
 
 
 def build(message: RenderedMessage, *, sender: str, recipient: str, mid: str, date: datetime,
           kind: str) -> Message:
+    """`date`: when it is sent (a message tried again later carries the later date)."""
     email = MIMEMultipart("alternative")
     email["From"] = _from(sender)
-    email["To"] = recipient
-    email["Subject"] = _header(message.subject)
+    try:
+        email["To"] = ascii_domain(recipient)
+    except UnicodeError:
+        email["To"] = recipient  # refused when it is sent, with the reason
+    email["Subject"] = _subject(message.subject)
     email["Date"] = format_datetime(date)
     email["Message-ID"] = mid
     email["Content-Language"] = message.language

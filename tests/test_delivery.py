@@ -217,11 +217,13 @@ def test_a_server_that_drops_the_connection_mid_batch_leaves_the_rest_for_a_retr
     queue(rt, 3)
     inbox.refuse = "421 4.3.2 Service shutting down"  # the server closes the connection
     dropped = deliver(rt.engine, settings, now=T0)
-    assert (dropped.sent, dropped.retrying) == (0, 3)
+    # The message the server closed on counts an attempt, with the server's reason; the
+    # rest go back to the queue untried.
+    assert (dropped.sent, dropped.retrying, dropped.released) == (0, 1, 2) and "421" in dropped.errors[0]
     inbox.refuse = None
     assert deliver(rt.engine, settings, now=T0 + timedelta(minutes=1)).sent == 3
     with unit_of_work(rt.engine) as session:
-        assert {m.attempts for m in outbox.list_messages(session)} == {2}
+        assert sorted(m.attempts for m in outbox.list_messages(session)) == [1, 1, 2]
 
 
 def test_the_secretariat_sees_failed_messages_through_the_api(rt: Runtime, smtp: tuple[Inbox, Controller]) -> None:
@@ -253,6 +255,40 @@ def test_a_message_that_cannot_be_made_does_not_hold_up_the_others(imported: Run
     inbox, controller = smtp
     with unit_of_work(imported.engine) as session:  # the import's key is gone: its receipt's code cannot be made
         session.execute(IntakeKey.__table__.delete().where(IntakeKey.id == 1))  # type: ignore[attr-defined]
-    done = deliver(imported.engine, smtp_settings(imported.settings, controller, delivery_attempts=1), now=T0)
-    assert (done.sent, done.failed) == (3, 1) and "could not be made" in done.errors[0]
+    done = deliver(imported.engine, smtp_settings(imported.settings, controller), now=T0)
+    assert (done.sent, done.failed) == (3, 1) and "cannot be made" in done.errors[0]  # failed at once: no retry helps
     assert len(inbox.received) == 3
+
+
+def test_a_relay_whose_claim_ran_out_does_not_overwrite_the_relay_that_took_over(
+        rt: Runtime, smtp: tuple[Inbox, Controller]) -> None:
+    from engine.services.delivery import deliver_claimed
+
+    inbox, controller = smtp
+    settings = smtp_settings(rt.settings, controller)
+    queue(rt, 1)
+    slow = claim(rt.engine, "slow", now=T0, limit=1)  # relay "slow" claims, then stalls past its claim
+    later = T0 + timedelta(minutes=6)
+    assert deliver(rt.engine, settings, now=later, relay="quick").sent == 1  # another relay took over
+    inbox.refuse = "451 4.3.0 try later"
+    stale = deliver_claimed(rt.engine, settings, slow, relay="slow", now=later)  # "slow" wakes up: refused
+    assert stale.retrying == 1
+    with unit_of_work(rt.engine) as session:  # its outcome did not overwrite the sent message
+        (message,) = outbox.list_messages(session)
+    assert (message.state, message.attempts) == ("sent", 1)
+
+
+def test_a_non_ascii_address_fails_on_its_own_and_the_batch_goes_on(rt: Runtime,
+                                                                    smtp: tuple[Inbox, Controller]) -> None:
+    inbox, controller = smtp
+    settings = smtp_settings(rt.settings, controller)
+    rows = [outbox.message_row(key=f"idn:{i}", kind="receipt", recipient=address, at=T0,
+                               message=RenderedMessage(subject="S", text="T\n", html="<p>H</p>", language="en"))
+            for i, address in enumerate(("before@example.org", "jösé@bücher.de", "contact@bücher.de"))]
+    with unit_of_work(rt.engine) as session:
+        outbox.enqueue_rows(session, rows)
+    done = deliver(rt.engine, settings, now=T0)
+    envelopes = sorted(m["To"] for m in inbox.received)
+    assert (done.sent, done.failed) == (2, 1) and "non-ASCII mailbox names" in done.errors[0]
+    assert envelopes == ["before@example.org", "contact@xn--bcher-kva.de"]  # the domain in its ASCII form
+    assert deliver(rt.engine, settings, now=T0 + timedelta(hours=1)).sent == 0

@@ -5,9 +5,11 @@ failed for good after `SIP_DELIVERY_ATTEMPTS` tries. Nothing is deleted.
 Exactly once, as the recipient sees it: each message has a Message-ID derived from
 its business key. Two relays never claim the same row (PostgreSQL: `FOR UPDATE SKIP
 LOCKED`; SQLite takes the write lock at the start of the claim). The one window left
-is a relay that dies after the server accepted a message and before it marked it
-sent: once its claim expires (`SIP_DELIVERY_LEASE_SECONDS`), another relay sends the
-message again, with the same Message-ID, so mail clients show it once."""
+is a relay that dies after the server accepted messages and before it recorded them
+sent (it records every 25 messages): once its claim expires (5 minutes), another
+relay sends those again, with the same Message-ID, so mail clients show each once. A
+relay whose claim runs out stops sending, and records nothing over a relay that took
+the claim over."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import os
 import smtplib
 import ssl
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import Engine, bindparam, or_, update
+from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, select
 
 from engine.db import reading, unit_of_work
@@ -32,13 +36,24 @@ from engine.services import audit
 from engine.services.outbox import materialize
 from engine.settings import Settings
 from engine.tables import OutboxMessage
-from notifications.mail import build, message_id, wire_bytes
+from notifications.mail import ascii_domain, build, message_id, wire_bytes
 
 LEASE = timedelta(minutes=5)
 
 
 class DeliveryError(Exception):
-    """One message could not be sent (the relay tries it again later)."""
+    """One message could not be sent this time (the relay tries it again later)."""
+
+    permanent = False  # it never will be as it is: failed at once, for a person to see
+    connection_lost = False  # the rest of the batch goes back to the queue, no attempt counted
+
+
+class PermanentError(DeliveryError):
+    permanent = True
+
+
+class ConnectionLost(DeliveryError):
+    connection_lost = True
 
 
 class Sender(Protocol):
@@ -104,18 +119,42 @@ class SmtpBackend:
 class _SmtpSender:
     def __init__(self, client: smtplib.SMTP):
         self.client = client
+        self.utf8 = client.has_extn("smtputf8")
 
     def send(self, email: Message, sender: str, recipient: str) -> None:
+        address = smtp_address(recipient, self.utf8)  # PermanentError for an address no retry will help
+        options = ["SMTPUTF8"] if not address.isascii() else []
         try:
-            self.client.sendmail(sender, [recipient], wire_bytes(email))
+            self.client.sendmail(sender, [address], wire_bytes(email), mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
-            raise DeliveryError(f"the server refused {recipient}: {code} {reply.decode(errors='replace')}") from exc
+            error = PermanentError if 500 <= code < 600 else DeliveryError
+            raise error(f"the server refused {recipient}: {code} {reply.decode(errors='replace')}") from exc
+        except smtplib.SMTPServerDisconnected as exc:
+            raise ConnectionLost(f"the server closed the connection: {exc}") from exc
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"the server answered {exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
-                                ) from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"the connection failed: {exc.__class__.__name__}: {exc}") from exc
+            reply = f"the server answered {exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+            if exc.smtp_code == 421:  # the server is closing the connection
+                raise ConnectionLost(reply) from exc
+            raise (PermanentError if 500 <= exc.smtp_code < 600 else DeliveryError)(reply) from exc
+        except (OSError, smtplib.SMTPException) as exc:  # a timeout or a broken connection
+            raise ConnectionLost(f"the connection failed: {exc.__class__.__name__}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - anything else fails this message alone
+            raise DeliveryError(f"{exc.__class__.__name__}: {exc}") from exc
+
+
+def smtp_address(address: str, utf8: bool) -> str:
+    """The address as the SMTP envelope takes it: an internationalised domain in its
+    ASCII (punycode) form; a non-ASCII mailbox name only where the server says SMTPUTF8."""
+    try:
+        converted = ascii_domain(address)
+    except UnicodeError as exc:
+        raise PermanentError(f"{address}: the domain is not a valid internationalised domain name; correct the "
+                             "address") from exc
+    if not converted.isascii() and not utf8:
+        raise PermanentError(f"{address}: the mail server does not take non-ASCII mailbox names (SMTPUTF8); "
+                             "correct the address or use another server")
+    return converted
 
 
 def backend_for(settings: Settings) -> FileBackend | SmtpBackend:
@@ -124,16 +163,18 @@ def backend_for(settings: Settings) -> FileBackend | SmtpBackend:
 
 # --- the relay --------------------------------------------------------------------------------
 
-def _due(now: datetime):  # noqa: ANN202 - a SQL condition
+def _due(now: datetime, due: datetime):  # noqa: ANN202 - a SQL condition
     return (OutboxMessage.state == "queued",
-            or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),  # type: ignore[union-attr]
+            or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due),  # type: ignore[union-attr]
             or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))  # type: ignore[union-attr]
 
 
-def claim(engine: Engine, relay: str, *, now: datetime, limit: int, lease: timedelta = LEASE) -> list[int]:
-    """Claim up to `limit` messages due now, for `lease`: no other relay takes them meanwhile."""
+def claim(engine: Engine, relay: str, *, now: datetime, limit: int, lease: timedelta = LEASE,
+          due: datetime | None = None) -> list[int]:
+    """Claim up to `limit` messages due by `due` (default: now), for `lease`: no other
+    relay takes them meanwhile."""
     with unit_of_work(engine) as session:
-        statement = select(OutboxMessage.id).where(*_due(now)).order_by(OutboxMessage.id).limit(limit)  # type: ignore[arg-type]
+        statement = select(OutboxMessage.id).where(*_due(now, due or now)).order_by(OutboxMessage.id).limit(limit)  # type: ignore[arg-type]
         if session.get_bind().dialect.name == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
         ids = list(session.exec(statement).all())
@@ -148,97 +189,145 @@ class Delivered:
     sent: int = 0
     retrying: int = 0  # failed this time; tried again later
     failed: int = 0  # failed for good
+    released: int = 0  # not tried (the connection was lost, or the claim ran out): back in the queue
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: Delivered) -> None:
-        self.sent, self.retrying, self.failed = (self.sent + other.sent, self.retrying + other.retrying,
-                                                 self.failed + other.failed)
+        self.sent, self.retrying, self.failed, self.released = (
+            self.sent + other.sent, self.retrying + other.retrying, self.failed + other.failed,
+            self.released + other.released)
         self.errors += other.errors
 
 
+#: Outcomes are recorded every this many messages: a relay that dies re-sends at most these.
+RECORD_EVERY = 25
+#: A relay stops sending this long before its claim runs out.
+MARGIN = timedelta(seconds=30)
+
+
 def deliver_claimed(engine: Engine, settings: Settings, ids: list[int], *, relay: str, now: datetime,
-                    backend: FileBackend | SmtpBackend | None = None) -> Delivered:
-    """Send the messages `relay` claimed and record each outcome (one statement per
-    kind of outcome)."""
+                    backend: FileBackend | SmtpBackend | None = None,
+                    lease: timedelta = LEASE) -> Delivered:
+    """Send the messages `relay` claimed, over one connection, recording the outcomes as
+    it goes (every `RECORD_EVERY` messages). A lost connection, or a claim about to run
+    out, ends the batch: what was not tried goes back to the queue."""
     result = Delivered()
     if not ids:
         return result
     backend = backend or backend_for(settings)
+    stop_at = time.monotonic() + (lease - MARGIN).total_seconds()
     with reading(engine) as session:
         rows = list(session.exec(select(OutboxMessage).where(OutboxMessage.id.in_(ids))  # type: ignore[attr-defined]
                                  .order_by(OutboxMessage.id)).all())  # type: ignore[arg-type]
         emails: dict[int | None, Message] = {}
-        failures: dict[int, str] = {}
+        unmade: list[tuple[OutboxMessage, DeliveryError]] = []
         for m in rows:
             try:
                 emails[m.id] = build(materialize(session, settings, m), sender=settings.sender, recipient=m.recipient,
-                                     mid=message_id(m.key, settings.sender), date=m.created_at, kind=m.kind)
-            except Exception as exc:  # noqa: BLE001 - one message that cannot be made does not hold up the others
-                failures[m.id or 0] = (f"the message could not be made ({exc.__class__.__name__}: {exc}); it needs "
-                                       "a person: see `sip outbox list --failed`")
-    sent: list[OutboxMessage] = []
+                                     mid=message_id(m.key, settings.sender), date=now, kind=m.kind)
+            except NoResultFound as exc:  # what its secret is derived from is gone: no retry will help
+                unmade.append((m, PermanentError(f"the message cannot be made ({exc}); it needs a person: see "
+                                                 "`sip outbox list --failed`")))
+    outcomes: list[tuple[OutboxMessage, DeliveryError | None]] = list(unmade)
+    tried = {m.id for m, _ in unmade}
     try:
         with backend.open() as connection:
             for message in rows:
-                if message.id in failures:
+                if message.id in tried:
                     continue
+                if time.monotonic() > stop_at:
+                    break  # the claim runs out soon: leave the rest to the next run
+                tried.add(message.id)
                 try:
                     connection.send(emails[message.id], settings.sender, message.recipient)
-                    sent.append(message)
+                    outcomes.append((message, None))
                 except DeliveryError as exc:
-                    failures[message.id or 0] = str(exc)
-    except DeliveryError as exc:  # no connection: every message not sent yet failed this time
-        for message in rows:
-            if message not in sent and message.id not in failures:
-                failures[message.id or 0] = str(exc)
-    _record(engine, settings, sent, [m for m in rows if m.id in failures], failures, relay=relay, now=now,
-            result=result)
+                    outcomes.append((message, exc))
+                    if exc.connection_lost:
+                        break
+                if len(outcomes) >= RECORD_EVERY:
+                    _record(engine, settings, outcomes, relay=relay, now=now, result=result)
+                    outcomes = []
+    except DeliveryError as exc:  # no connection at all: this counts as an attempt for each message
+        outcomes += [(m, exc) for m in rows if m.id not in tried]
+        tried |= {m.id for m in rows}
+    finally:
+        _record(engine, settings, outcomes, relay=relay, now=now, result=result)
+        untried = [m.id for m in rows if m.id not in tried]
+        if untried:
+            _release(engine, relay, untried)
+            result.released += len(untried)
     return result
 
 
-def _record(engine: Engine, settings: Settings, sent: list[OutboxMessage], failed: list[OutboxMessage],
-            errors: dict[int, str], *, relay: str, now: datetime, result: Delivered) -> None:
+def _release(engine: Engine, relay: str, ids: list[int | None]) -> None:
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     with unit_of_work(engine) as session:
+        session.execute(update(table).where(table.c.id.in_(ids), table.c.claimed_by == relay)
+                        .values(claimed_by=None, claimed_until=None))
+
+
+#: The longest a failed message waits before its next try.
+MAX_WAIT = timedelta(days=1)
+
+
+def _record(engine: Engine, settings: Settings, outcomes: list[tuple[OutboxMessage, DeliveryError | None]], *,
+            relay: str, now: datetime, result: Delivered) -> None:
+    """Record what happened to each message, only where `relay` still holds the claim
+    (a relay whose claim ran out does not overwrite the relay that took over)."""
+    if not outcomes:
+        return
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    mine = (table.c.id == bindparam("b_id"), table.c.claimed_by == relay)
+    sent = [m for m, error in outcomes if error is None]
+    with unit_of_work(engine) as session:
         if sent:
-            session.execute(update(table).where(table.c.id == bindparam("b_id")).values(
+            session.execute(update(table).where(*mine).values(
                 state="sent", sent_at=now, attempts=table.c.attempts + 1, last_attempt_at=now, claimed_by=None,
                 claimed_until=None, last_error=None, message_id=bindparam("b_mid")),
                 [{"b_id": m.id, "b_mid": message_id(m.key, settings.sender)} for m in sent])
             result.sent += len(sent)
         rows = []
-        for message in failed:
+        for message, error in outcomes:
+            if error is None:
+                continue
             attempts = message.attempts + 1
-            final = attempts >= settings.delivery_attempts
-            wait = timedelta(seconds=settings.delivery_backoff_seconds * 2 ** (attempts - 1))
-            rows.append({"b_id": message.id, "b_state": "failed" if final else "queued", "b_attempts": attempts,
-                         "b_next": None if final else now + wait, "b_error": errors[message.id or 0][:1000]})
+            final = error.permanent or attempts >= settings.delivery_attempts
+            wait = min(timedelta(seconds=settings.delivery_backoff_seconds * 2 ** min(attempts - 1, 20)), MAX_WAIT)
+            rows.append({"b_id": message.id, "b_state": "failed" if final else "queued",
+                         "b_next": None if final else now + wait, "b_error": str(error)[:1000]})
             result.failed += final
             result.retrying += not final
             if final:
                 audit.record(session, at=now, actor=f"relay {relay}", role="system", action="notification.failed",
-                             subject_type="notification", subject_id=str(message.id), reason=errors[message.id or 0],
+                             subject_type="notification", subject_id=str(message.id), reason=str(error),
                              details={"key": message.key, "recipient": message.recipient, "attempts": attempts})
         if rows:
-            session.execute(update(table).where(table.c.id == bindparam("b_id")).values(
-                state=bindparam("b_state"), attempts=bindparam("b_attempts"), next_attempt_at=bindparam("b_next"),
+            session.execute(update(table).where(*mine).values(
+                state=bindparam("b_state"), attempts=table.c.attempts + 1, next_attempt_at=bindparam("b_next"),
                 last_error=bindparam("b_error"), last_attempt_at=now, claimed_by=None, claimed_until=None), rows)
             result.errors += sorted({r["b_error"] for r in rows})
 
 
 def deliver(engine: Engine, settings: Settings, *, now: datetime | None = None, batch: int = 100,
-            limit: int | None = None, relay: str | None = None) -> Delivered:
-    """Deliver what is due, batch after batch, until nothing is left (or `limit`)."""
+            limit: int | None = None, relay: str | None = None, lease: timedelta = LEASE) -> Delivered:
+    """Deliver what is due, batch after batch, until nothing is left (or `limit`). What
+    fails waits for a later run: only messages due when the run starts are tried."""
     relay = relay or uuid.uuid4().hex[:12]
+    started = now or datetime.now(UTC)
     total = Delivered()
     done = 0
     while limit is None or done < limit:
         at = now or datetime.now(UTC)
-        ids = claim(engine, relay, now=at, limit=min(batch, limit - done) if limit else batch)
+        ids = claim(engine, relay, now=at, due=started, lease=lease,
+                    limit=min(batch, limit - done) if limit else batch)
         if not ids:
             break
-        total.add(deliver_claimed(engine, settings, ids, relay=relay, now=at))
+        outcome = deliver_claimed(engine, settings, ids, relay=relay, now=at, lease=lease)
+        total.add(outcome)
         done += len(ids)
+        if outcome.released:  # the connection was lost: the next run starts afresh
+            break
     return total
 
 
