@@ -34,7 +34,7 @@ from domain.lifecycle import Role, Status
 from domain.rounds import RoundDefinition, RoundStatus
 from engine.services import audit
 from engine.services.applications import countries_of, get_application, transition
-from engine.services.csvfile import csv_rows
+from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput, NotAllowed, NotFound
 from engine.services.rounds import definition_of, get_round
 from engine.tables import Application, CommitteeMeeting, CommitteeMember, DecisionRecord, MemberConflict
@@ -45,15 +45,6 @@ DECISION_COLUMNS = ["reference", "decision", "amount", "conditions", "recommenda
 
 
 # --- the membership ---------------------------------------------------------------------
-
-def _member_errors(exc: ValidationError, where: str) -> list[FieldError]:
-    errors = []
-    for err in exc.errors():
-        column = str(err["loc"][0]) if err["loc"] else "row"
-        message = "is required" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
-        errors.append(FieldError(path=f"{where}{column}", message=message))
-    return errors
-
 
 def parse_members(text: str, source: str, parties: set[str]) -> list[Member]:
     """Every row is checked; all problems are reported together, by line."""
@@ -70,7 +61,7 @@ def parse_members(text: str, source: str, parties: set[str]) -> list[Member]:
         try:
             member = Member.model_validate(row)
         except ValidationError as exc:
-            errors += _member_errors(exc, f"{source}:{line}: ")
+            errors += row_errors(exc, f"{source}:{line}: ")
             continue
         if member.country not in parties:
             errors.append(FieldError(path=f"{source}:{line}: country", message=f"{member.country} is not in the "
@@ -80,11 +71,7 @@ def parse_members(text: str, source: str, parties: set[str]) -> list[Member]:
     for a, b in overlapping_terms(members):
         errors.append(FieldError(path=f"{source}: {a.email}", message=f"terms overlap: {a.term_start} to "
                                  f"{a.term_end} and {b.term_start} to {b.term_end}"))
-    if errors:
-        raise InvalidInput(f"{source}: {len(errors)} problem(s); the membership was not changed", errors)
-    if not members:
-        raise InvalidInput(f"{source}: no members in the file; the membership was not changed")
-    return members
+    return all_or_nothing(members, errors, source, what="members", unchanged="the membership was not changed")
 
 
 def known_parties(session: Session) -> set[str]:
@@ -149,7 +136,7 @@ def set_member(session: Session, email: str, term_start: date, changes: dict[str
     try:
         member = Member.model_validate({**current, **changes, "email": email})
     except ValidationError as exc:
-        errors = _member_errors(exc, "")
+        errors = row_errors(exc, "")
         raise InvalidInput(f"member {email} refused: " + "; ".join(f"{e.path}: {e.message}" for e in errors),
                            errors) from None
     if member.country not in known_parties(session):
@@ -373,17 +360,10 @@ def parse_decisions(text: str, source: str) -> list[tuple[DecisionIn, str]]:
         try:
             items.append((DecisionIn.model_validate(values), where))
         except ValidationError as exc:
-            for err in exc.errors():
-                column = str(err["loc"][0]) if err["loc"] else "row"
-                message = err["msg"]
-                if column == "decision":
-                    message = f"{err['input']!r} is not a decision: {', '.join(d.value for d in Decision)}"
-                errors.append(FieldError(path=f"{where}: {column}", message=message))
-    if errors:
-        raise InvalidInput(f"{source}: {len(errors)} problem(s); no decision was recorded", errors)
-    if not items:
-        raise InvalidInput(f"{source}: no decisions in the file")
-    return items
+            errors += row_errors(exc, f"{where}: ", lambda column, err: (
+                f"{err['input']!r} is not a decision: {', '.join(d.value for d in Decision)}"
+                if column == "decision" else None))
+    return all_or_nothing(items, errors, source, what="decisions", unchanged="no decision was recorded")
 
 
 @dataclass

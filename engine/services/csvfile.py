@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
+from domain.application import FieldError
 from engine.services.errors import InvalidInput
+
+T = TypeVar("T")
 
 
 def csv_rows(text: str, source: str, columns: list[str], required: list[str] | None = None
@@ -20,3 +26,29 @@ def csv_rows(text: str, source: str, columns: list[str], required: list[str] | N
                            f"{','.join(columns)}")
     for row in reader:
         yield reader.line_num, {k: (row.get(k) or "").strip() for k in columns}
+
+
+def row_errors(exc: ValidationError, where: str,
+               explain: Callable[[str, dict[str, Any]], str | None] | None = None) -> list[FieldError]:
+    """A refused row's problems, one per column (`where`: e.g. "file.csv:4: "). A
+    list's "too short" is left out where one of its items was refused already;
+    `explain` may word a column's error better (None: the library's words)."""
+    errors = []
+    specific = {err["loc"][0] for err in exc.errors() if err["loc"] and err["type"] != "too_short"}
+    for err in exc.errors():
+        column = str(err["loc"][0]) if err["loc"] else "row"
+        if err["type"] == "too_short" and column in specific:
+            continue
+        message = "is required" if err["type"] == "missing" else (
+            (explain(column, err) if explain else None) or err["msg"].removeprefix("Value error, "))
+        errors.append(FieldError(path=f"{where}{column}", message=message))
+    return errors
+
+
+def all_or_nothing(items: list[T], errors: list[FieldError], source: str, *, what: str, unchanged: str) -> list[T]:
+    """The rows of a file, or `InvalidInput` listing every problem (or saying it is empty)."""
+    if errors:
+        raise InvalidInput(f"{source}: {len(errors)} problem(s); {unchanged}", errors)
+    if not items:
+        raise InvalidInput(f"{source}: no {what} in the file; {unchanged}")
+    return items

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from domain.application import FieldError
 from domain.parties import Party
 from engine.services import audit
-from engine.services.csvfile import csv_rows
+from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput
 from engine.tables import Party as PartyRow
 
@@ -31,10 +31,7 @@ def parse_parties(text: str, source: str) -> list[Party]:
         try:
             party = Party.model_validate(cleaned)
         except ValidationError as exc:
-            for err in exc.errors():
-                column = err["loc"][0] if err["loc"] else "row"
-                message = "is required" if err["type"] == "missing" else err["msg"]
-                errors.append(FieldError(path=f"{source}:{line}: {column}", message=message))
+            errors += row_errors(exc, f"{source}:{line}: ")
             continue
         if party.iso3 in seen:
             errors.append(FieldError(path=f"{source}:{line}: iso3",
@@ -42,11 +39,7 @@ def parse_parties(text: str, source: str) -> list[Party]:
             continue
         seen[party.iso3] = line
         parties.append(party)
-    if errors:
-        raise InvalidInput(f"{source}: {len(errors)} problem(s); the register was not changed", errors)
-    if not parties:
-        raise InvalidInput(f"{source}: no Parties in the file; the register was not changed")
-    return parties
+    return all_or_nothing(parties, errors, source, what="Parties", unchanged="the register was not changed")
 
 
 def read_parties_file(path: Path) -> list[Party]:

@@ -33,7 +33,7 @@ from domain.review import (
 from domain.rounds import RoundDefinition, RoundStatus
 from engine.services import audit
 from engine.services.applications import countries_of
-from engine.services.csvfile import csv_rows
+from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.services.rounds import definition_of, get_round
 from engine.tables import Application, DeclaredConflict, Review, ReviewAssignment
@@ -55,17 +55,12 @@ def split_list(value: str) -> tuple[str, ...]:
 
 def reviewer_errors(exc: ValidationError, where: str) -> list[FieldError]:
     """A refused reviewer's problems, one per field (`where`: the line, or the API's path)."""
-    errors = []
-    specific = {err["loc"][0] for err in exc.errors() if err["loc"] and err["type"] != "too_short"}
-    for err in exc.errors():
-        column = str(err["loc"][0]) if err["loc"] else "row"
-        if err["type"] == "too_short" and column in specific:
-            continue  # the consequence of an item refused above
-        message = "is required" if err["type"] == "missing" else err["msg"]
+    def explain(column: str, err: dict[str, Any]) -> str | None:
         if column == "areas" and err["type"] == "literal_error":
-            message = f"{err['input']!r} is not a partnership area ({err['ctx']['expected']})"
-        errors.append(FieldError(path=f"{where}{column}", message=message))
-    return errors
+            return f"{err['input']!r} is not a partnership area ({err['ctx']['expected']})"
+        return None
+
+    return row_errors(exc, where, explain)
 
 
 def parse_reviewers(text: str, source: str) -> list[Reviewer]:
@@ -91,11 +86,7 @@ def parse_reviewers(text: str, source: str) -> list[Reviewer]:
             continue
         if not duplicate:
             reviewers.append(reviewer)
-    if errors:
-        raise InvalidInput(f"{source}: {len(errors)} problem(s); the register was not changed", errors)
-    if not reviewers:
-        raise InvalidInput(f"{source}: no reviewers in the file; the register was not changed")
-    return reviewers
+    return all_or_nothing(reviewers, errors, source, what="reviewers", unchanged="the register was not changed")
 
 
 def load_reviewers(session: Session, reviewers: list[Reviewer], *, source: str, actor: str,
