@@ -197,11 +197,11 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
 
     echo("")
     echo(f"Round {ROUND}: {len(lines)} applications from {len({a.party for a in lines})} Parties")
-    echo(f"  {'internal status':<22} {'public status':<15} {'count':>5}")
+    echo(f"  {'internal status':<25} {'public status':<25} {'count':>5}")
     counts = Counter(line.status for line in lines)
     for status in Status:
         if counts.get(status):
-            echo(f"  {status.value:<22} {PUBLIC_STATUS[status].value:<15} {counts[status]:>5}")
+            echo(f"  {status.value:<25} {PUBLIC_STATUS[status].value:<25} {counts[status]:>5}")
     kinds = Counter(m.kind for m in queued)
     languages = Counter(m.language for m in queued)
     echo(f"  notifications queued: {len(queued)} ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; "
