@@ -13,12 +13,15 @@ from fastapi import FastAPI, Form, Header, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import literal
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import committee, reviewer, secretariat
 from api.common import error_json, error_responses
-from api.deps import BearerDep, NowDep, RuntimeDep
+from api.deps import BearerDep, NowDep, RuntimeDep, get_runtime
 from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
 from domain.application import ApplicationDocument, FieldError, json_path
 from domain.lifecycle import Role
@@ -26,9 +29,9 @@ from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import audit, follow_up, intake
 from engine.services import rounds as round_service
-from engine.services.errors import InvalidInput, ServiceError
+from engine.services.errors import InvalidInput, ServiceError, Unavailable
 from engine.services.rounds import RoundView
-from engine.services.setup import Runtime, prepare
+from engine.services.setup import Runtime, prepare, safe_url
 from engine.settings import Settings
 from notifications import LANGUAGES
 from notifications.render import PAGES, environment
@@ -46,7 +49,11 @@ IDEMPOTENCY_HELP = "Send the same key when retrying: the first result is returne
 def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = await run_in_threadpool(prepare, settings)
+        try:
+            app.state.runtime = await run_in_threadpool(prepare, settings)
+        except ServiceError as exc:  # e.g. the database does not answer yet: say so, and answer 503 until it does
+            log.error("%s; the API answers 503 until then (GET /health/ready says when it is ready)", exc.message)
+            app.state.runtime = None
         yield
 
     app = FastAPI(
@@ -56,6 +63,8 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         lifespan=lifespan,
     )
     app.state.clock = now
+    app.state.settings = settings
+    app.state.runtime = None  # prepared on start-up (or at the first request, if the database answers only then)
     app.include_router(secretariat.router)
     app.include_router(secretariat.reviewers_router)
     app.include_router(secretariat.outbox_router)
@@ -79,7 +88,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     async def _audit_officer_refusal(request: Request, exc: ServiceError) -> None:
         """The secretariat's refused attempts are audited (reviewers' are, by their routes)."""
         officer = getattr(request.state, "officer", None)
-        if officer is not None:
+        if officer is not None and request.app.state.runtime is not None and not isinstance(exc, Unavailable):
             endpoint = getattr(request.scope.get("endpoint"), "__name__", "request")
             await run_in_threadpool(audit.record_refusal, request.app.state.runtime.engine, exc, actor=officer,
                                     role="secretariat", action=f"api.{endpoint}", subject_type="request",
@@ -98,9 +107,29 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         return error_json(500, "internal", "the engine failed unexpectedly; nothing was half-written. Try again, and "
                                        "tell the secretariat if it happens again")
 
-    @app.get("/health", tags=["service"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/health/live", tags=["service"])
+    def alive() -> dict[str, str]:
+        """Liveness: the process answers (a process manager restarts it when it does not)."""
+        return {"status": "alive"}
+
+    @app.get("/health/ready", tags=["service"], responses=error_responses(503))
+    @app.get("/health", tags=["service"], responses=error_responses(503))
+    def ready(request: Request) -> Any:
+        """Readiness: the database answers and its schema is the one this engine needs
+        (a load balancer sends requests here only then)."""
+        try:
+            rt = get_runtime(request)
+            with reading(rt.engine) as session:
+                session.exec(select(literal(1))).one()
+        except ServiceError as exc:
+            log.warning("not ready: %s", exc.message)
+            return error_json(503, exc.code, exc.message)
+        except OperationalError as exc:
+            message = (f"the database at {safe_url(settings.url)} does not answer "
+                       f"({str(exc.orig or exc).strip().splitlines()[0][:200]})")
+            log.warning("not ready: %s", message)
+            return error_json(503, "unavailable", message)
+        return {"status": "ready"}
 
     @app.get("/rounds", response_model=list[RoundView], tags=["rounds"])
     def list_rounds(rt: RuntimeDep, now: NowDep) -> list[RoundView]:

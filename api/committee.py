@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatDep
-from api.secretariat import check_first, start_flow
+from api.stages import check_first, start_stage
 from domain.committee import DecisionIn, composition_problems
 from engine.db import reading, unit_of_work
 from engine.services import audit, bundles, committee, opendata
@@ -137,13 +137,14 @@ def member_conflict(round_id: str, reference: str, body: MemberConflictIn, rt: R
 
 
 @router.post("/rounds/{round_id}/bundles", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409))
+             responses=error_responses(401, 404, 409, 503))
 async def prepare(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
     """Run the `prepare-committee-bundles` flow: one bundle per member, each told by a message."""
     from flows.committee import prepare_committee_bundles_flow
 
     await run_in_threadpool(check_first, rt, bundles.check_bundles, round_id)
-    run_id = await start_flow(prepare_committee_bundles_flow, {"round_id": round_id, "actor": officer})
+    run_id = await start_stage(rt, prepare_committee_bundles_flow, {"round_id": round_id}, officer=officer,
+                               round_id=round_id)
     return FlowStarted(flow_run_id=run_id, round=round_id)
 
 
@@ -169,13 +170,14 @@ def decisions(round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, off
 
 
 @router.post("/rounds/{round_id}/letters", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409))
+             responses=error_responses(401, 404, 409, 503))
 async def letters(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
     """Run the `send-decision-letters` flow: one letter per applicant, in their language, once."""
     from flows.committee import send_decision_letters_flow
 
     await run_in_threadpool(check_first, rt, letters_service.check_letters, round_id)
-    run_id = await start_flow(send_decision_letters_flow, {"round_id": round_id, "actor": officer})
+    run_id = await start_stage(rt, send_decision_letters_flow, {"round_id": round_id}, officer=officer,
+                               round_id=round_id)
     return FlowStarted(flow_run_id=run_id, round=round_id)
 
 
@@ -198,7 +200,7 @@ def download(rt: RuntimeDep, now: NowDep, token: Annotated[str, Query(max_length
     link answers 404."""
     with audit.refusals_recorded(rt.engine, actor="unknown", role="committee", action="bundle.download",
                                  subject_type="bundle", subject_id="link"), unit_of_work(rt.engine) as session:
-        bundle, path = bundles.open_bundle(session, token, at=now, pdf=format == "pdf")
+        bundle, path = bundles.open_bundle(session, rt.settings, token, at=now, pdf=format == "pdf")
     media = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
     return FileResponse(path, media_type=media, filename=f"bundle-{bundle.round_id}-v{bundle.version}.{format}",
                         content_disposition_type="inline",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
@@ -9,12 +10,23 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from engine.services.setup import Runtime
+from engine.services.setup import Runtime, prepare
+
+_preparing = threading.Lock()
 
 
 def get_runtime(request: Request) -> Runtime:
-    """The runtime the application's start-up prepared (migrations applied once)."""
-    return request.app.state.runtime
+    """The runtime the application's start-up prepared (migrations applied once); if
+    the database did not answer then, it is prepared at the first request that finds
+    it answering (until then: 503, naming why)."""
+    runtime = request.app.state.runtime
+    if runtime is None:
+        with _preparing:
+            runtime = request.app.state.runtime
+            if runtime is None:
+                runtime = prepare(request.app.state.settings)
+                request.app.state.runtime = runtime
+    return runtime
 
 
 def get_now(request: Request) -> datetime:
@@ -32,7 +44,7 @@ def get_secretariat(request: Request, credentials: Annotated[HTTPAuthorizationCr
     """The name of the secretariat officer whose key this is; 401 otherwise."""
     from engine.services.tokens import token_hash
 
-    known = request.app.state.runtime.settings.secretariat_key_hashes()
+    known = request.app.state.settings.secretariat_key_hashes()
     name = known.get(token_hash(credentials.credentials)) if credentials else None
     if name is None:
         raise HTTPException(status_code=401, detail="a secretariat API key is needed (Authorization: Bearer <key>)",

@@ -5,7 +5,6 @@ review (assignment, invitations, the close to the committee) and follow it."""
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import asdict
 from datetime import date
 from typing import Any, Literal
@@ -17,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatDep
+from api.stages import check_first, start_stage
 from domain.application import FieldError
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
@@ -25,7 +25,7 @@ from engine.services import outbox as outbox_service
 from engine.services import review as review_service
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, NotFound
-from engine.services.screening import ensure_closed, screening_counts
+from engine.services.screening import check_screening, screening_counts
 from engine.tables import Reviewer
 
 log = logging.getLogger("sip.api")
@@ -90,44 +90,17 @@ class InformationRequestIn(BaseModel):
     due: date | None = None
 
 
-def _run_in_background(flow: Any, flow_run: Any, parameters: dict[str, Any]) -> None:
-    from prefect.flow_engine import run_flow
-
-    def target() -> None:
-        try:
-            run_flow(flow, flow_run=flow_run, parameters=parameters)
-        except Exception:  # the flow run's state in Prefect records it too
-            log.exception("flow run %s (%s) failed", flow_run.id, flow.name)
-
-    threading.Thread(target=target, name=f"flow-run-{flow_run.id}", daemon=True).start()
-
-
 @router.post("/screening", status_code=status.HTTP_202_ACCEPTED, response_model=ScreeningStarted,
-             responses=error_responses(401, 404, 409))
+             responses=error_responses(401, 404, 409, 503))
 async def start_screening(round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> ScreeningStarted:
-    """Start the `screen-applications` flow for a closed round; answers at once with the flow run's id."""
-    def check() -> None:
-        with reading(rt.engine) as session:
-            row = round_service.get_round(session, round_id)
-            if row.status != RoundStatus.SCREENING.value:
-                ensure_closed(row, now)
-
-    await run_in_threadpool(check)
+    """Start the `screen-applications` flow for a closed round (a run of its deployment
+    where there is a Prefect server); answers at once with the flow run's id."""
+    await run_in_threadpool(check_first, rt, check_screening, round_id, at=now)
     from flows.screening import screen_applications_flow
 
-    flow_run_id = await start_flow(screen_applications_flow, {"round_id": round_id, "actor": officer})
+    flow_run_id = await start_stage(rt, screen_applications_flow, {"round_id": round_id}, officer=officer,
+                                    round_id=round_id)
     return ScreeningStarted(flow_run_id=flow_run_id, round=round_id, progress=f"/rounds/{round_id}/screening")
-
-
-async def start_flow(flow: Any, parameters: dict[str, Any]) -> str:
-    """Create the flow's run on the Prefect server and run it in the background;
-    returns its id at once."""
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        flow_run = await client.create_flow_run(flow, parameters=parameters)
-    _run_in_background(flow, flow_run, parameters)
-    return str(flow_run.id)
 
 
 @router.get("/screening", response_model=ScreeningProgress, responses=error_responses(401, 404))
@@ -232,20 +205,15 @@ class ConflictIn(BaseModel):
 
 
 @router.post("/review/assignment", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409))
+             responses=error_responses(401, 404, 409, 503))
 async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
     """Run the `assign-gmp-reviewers` flow: propose reviewers for the open places."""
     from flows.review import assign_gmp_reviewers_flow
 
     await run_in_threadpool(check_first, rt, review_service.check_assignment, round_id)
-    run_id = await start_flow(assign_gmp_reviewers_flow, {"round_id": round_id, "actor": officer})
+    run_id = await start_stage(rt, assign_gmp_reviewers_flow, {"round_id": round_id}, officer=officer,
+                               round_id=round_id)
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review/assignment")
-
-
-def check_first(rt: Any, check: Any, round_id: str, **kwargs: Any) -> None:
-    """Refuse at once what the flow would refuse (the answer names why; the refusal is audited)."""
-    with reading(rt.engine) as session:
-        check(session, round_id, **kwargs)
 
 
 @router.get("/review/assignment", response_model=list[AssignmentOut], responses=error_responses(401, 404, 409))
@@ -286,7 +254,7 @@ def record_conflict(round_id: str, reference: str, body: ConflictIn, rt: Runtime
 
 
 @router.post("/review/invitations", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409, 422))
+             responses=error_responses(401, 404, 409, 422, 503))
 async def invite(round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep,
                  body: InvitationsIn | None = None) -> FlowStarted:
     """Run the `invite-gmp-reviewers` flow: invite the proposed reviewers and open the stage."""
@@ -295,7 +263,8 @@ async def invite(round_id: str, rt: RuntimeDep, now: NowDep, officer: Secretaria
     due = body.due if body else None
     await run_in_threadpool(check_first, rt, reviewing.check_invite, round_id, at=now, due=due)
     due = due.isoformat() if due else None
-    run_id = await start_flow(invite_gmp_reviewers_flow, {"round_id": round_id, "actor": officer, "due": due})
+    run_id = await start_stage(rt, invite_gmp_reviewers_flow, {"round_id": round_id, "due": due}, officer=officer,
+                               round_id=round_id)
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
 
 
@@ -309,7 +278,7 @@ def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, offic
 
 
 @router.post("/review/close", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409))
+             responses=error_responses(401, 404, 409, 503))
 async def close_review(round_id: str, rt: RuntimeDep, officer: SecretariatDep,
                        body: CloseIn | None = None) -> FlowStarted:
     """Run the `send-to-committee` flow: close the GMP review (or, in a round without it,
@@ -317,8 +286,9 @@ async def close_review(round_id: str, rt: RuntimeDep, officer: SecretariatDep,
     from flows.review import send_to_committee_flow
 
     await run_in_threadpool(check_first, rt, reviewing.check_committee, round_id)
-    run_id = await start_flow(send_to_committee_flow, {"round_id": round_id, "actor": officer,
-                                                       "reason": body.reason if body else None})
+    run_id = await start_stage(rt, send_to_committee_flow, {"round_id": round_id,
+                                                            "reason": body.reason if body else None},
+                               officer=officer, round_id=round_id)
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
 
 

@@ -4,7 +4,7 @@ status as it follows its dates and the secretariat's actions. Pure."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal, get_args
@@ -267,6 +267,31 @@ def accepts_import(stored: RoundStatus, definition: RoundDefinition, received_at
     return stored in (RoundStatus.OPEN, RoundStatus.CLOSED) and (
         definition.opens_at <= received_at <= definition.closes_at
     )
+
+
+def due_by_dates(stored: RoundStatus, definition: RoundDefinition, now: datetime) -> RoundStatus | None:
+    """What a round's own dates call for at `now`: a draft round inside its window
+    opens, an open round past its deadline closes; None when nothing is due. (A draft
+    round whose deadline has passed was never meant to open: the rounds of past years
+    are loaded as drafts.)"""
+    if stored is RoundStatus.DRAFT and definition.opens_at <= now <= definition.closes_at:
+        return RoundStatus.OPEN
+    if stored is RoundStatus.OPEN and now > definition.closes_at:
+        return RoundStatus.CLOSED
+    return None
+
+
+def dates_ahead(stored: RoundStatus, definition: RoundDefinition, now: datetime, until: datetime
+                ) -> list[tuple[RoundStatus, datetime]]:
+    """The round's openings and closes due after `now` and by `until`, each with the
+    first instant it may take effect (a close: one second after the deadline)."""
+    ahead = []
+    if stored is RoundStatus.DRAFT and now < definition.opens_at <= until:
+        ahead.append((RoundStatus.OPEN, definition.opens_at))
+    closes = definition.closes_at + timedelta(seconds=1)
+    if (stored is RoundStatus.OPEN or ahead) and now < closes <= until:
+        ahead.append((RoundStatus.CLOSED, closes))
+    return ahead
 
 
 def plan_open(stored: RoundStatus, definition: RoundDefinition, now: datetime) -> RoundStatus:

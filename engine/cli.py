@@ -153,10 +153,15 @@ def main_options(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the schema migrations (and load the default register and rounds)."""
+    """Apply the schema migrations (and load the default register and rounds). Where
+    SIP_MIGRATE_ON_START=false, this is the step that does it (before the API and the
+    workers start)."""
     from engine import migrate
 
-    rt = runtime()
+    settings = settings_or_fail()
+    with service_errors():
+        rt = prepare(settings.model_copy(update={"migrate_on_start": True}))
+    _runtime[:] = [rt]
     typer.echo(f"database at revision {migrate.current(rt.engine)}: {safe_url(rt.settings)}")
 
 
@@ -198,20 +203,51 @@ def rounds_load(file: Annotated[Path, typer.Argument(help="A round definition (T
                f"({definition.criteria_set} set); status {view.status.value}")
 
 
-def _run_flow(flow: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any]:
-    from engine.prefect_quiet import quiet_prefect
+def _announce_prefect() -> None:
+    import os
 
+    server = os.environ.get("PREFECT_API_URL")
+    typer.echo(f"running on the Prefect server at {server}…" if server else
+               "starting Prefect (a local server for this command, 10-30 s)…", err=True)
+
+
+def _run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
+    """Run a stage's flow (`module:function`) in this process. Call it once what the
+    stage would refuse has been checked: Prefect takes seconds to start."""
+    import importlib
+
+    from engine.prefect_quiet import quiet_prefect
+    from flows.common import started_in
+
+    if announce:
+        _announce_prefect()
+    module, name = where.split(":")
+    flow = getattr(importlib.import_module(module), name)
+    token = started_in.set("sip command line")
     with service_errors(), quiet_prefect():
         try:
             return flow(**params)
         except ServiceError:
             raise
-        except ValueError as exc:
-            fail(str(exc))
         except Exception as exc:  # Prefect itself failed (e.g. its server did not start)
             fail(f"the {getattr(flow, 'name', 'Prefect')} flow could not run: {exc.__class__.__name__}: {exc}. "
                  "Nothing was half-written; run the command again, and if it fails the same way, set "
                  "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher or point PREFECT_API_URL at a server")
+        finally:
+            started_in.reset(token)
+    raise AssertionError("unreachable")
+
+
+def _instant(at: str | None, option: str = "--at") -> datetime | None:
+    """An instant the user gave (ISO 8601 with its offset, not in the future), or a clear error at once."""
+    from flows.common import instant
+
+    if at is None:
+        return None
+    try:
+        return instant(at)
+    except ServiceError as exc:
+        fail(exc.message.replace("at=", f"{option} ", 1))
     raise AssertionError("unreachable")
 
 
@@ -219,10 +255,9 @@ def _run_flow(flow: Callable[..., dict[str, Any]], **params: Any) -> dict[str, A
 def rounds_open(round_id: str, at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) "
                                                                        "at which it opened.")] = None) -> None:
     """Open a round for applications (runs the `open-round` flow)."""
-    runtime()
-    from flows.rounds import open_round_flow
-
-    result = _run_flow(open_round_flow, round_id=round_id, at=at, actor=ACTOR)
+    when = _instant(at)
+    in_session(round_service.check_open, round_id, at=when or Runtime.now())
+    result = _run_flow("flows.opening:open_round_flow", round_id=round_id, at=when)
     typer.echo(f"{round_id}: {'opened' if result['changed'] else 'already ' + str(result['status'])}")
 
 
@@ -233,10 +268,9 @@ def rounds_close(
     early_reason: Annotated[str | None, typer.Option(help="Why it closes before its deadline.")] = None,
 ) -> None:
     """Close a round (runs the `close-round` flow)."""
-    runtime()
-    from flows.rounds import close_round_flow
-
-    result = _run_flow(close_round_flow, round_id=round_id, at=at, actor=ACTOR, early_reason=early_reason)
+    when = _instant(at)
+    in_session(round_service.check_close, round_id, at=when or Runtime.now(), early_reason=early_reason)
+    result = _run_flow("flows.opening:close_round_flow", round_id=round_id, at=when, early_reason=early_reason)
     typer.echo(f"{round_id}: {'closed' if result['changed'] else 'already ' + str(result['status'])}")
 
 
@@ -288,9 +322,7 @@ def applications_import(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}")
-    from flows.intake import import_applications_flow
-
-    summary = _run_flow(import_applications_flow, round_id=round_id, paths=[str(p) for p in paths], actor=ACTOR)
+    summary = _run_flow("flows.intake:import_applications_flow", round_id=round_id, paths=[str(p) for p in paths])
     if as_json:
         print_json(summary)
     else:
@@ -380,20 +412,16 @@ def screen(round_id: str,
     from sqlalchemy import func
     from sqlmodel import select
 
-    from engine.services.screening import to_screen
+    from engine.services.screening import check_screening, to_screen
     from engine.tables import ScreeningRecord
-    from flows.common import instant
-    from flows.screening import screen_applications_flow
 
+    when = _instant(at) or Runtime.now()
     rt = runtime()
     with service_errors(), reading(rt.engine) as session:
-        round_service.get_round(session, round_id)
+        check_screening(session, round_id, when)
         total = len(to_screen(session, round_id))
-    try:
-        when = instant(at)
-    except ValueError as exc:
-        fail(str(exc))
     done = threading.Event()
+    _announce_prefect()
 
     def follow(bar: Any) -> None:  # the flow writes records batch by batch; show how far it is
         shown = 0
@@ -409,7 +437,7 @@ def screen(round_id: str,
         follower = threading.Thread(target=follow, args=(bar,), daemon=True)
         follower.start()
         try:
-            result = _run_flow(screen_applications_flow, round_id=round_id, actor=ACTOR, at=when.isoformat())
+            result = _run_flow("flows.screening:screen_applications_flow", announce=False, round_id=round_id, at=when)
         finally:
             done.set()
             follower.join()
@@ -550,9 +578,7 @@ def outbox_deliver(limit: Annotated[int | None, typer.Option(help="At most this 
     """Send what is queued and due (the `deliver-notifications` flow), by the backend the settings
     name: files (NOTIFICATIONS_BACKEND=file, the default) or a mail server (smtp)."""
     rt = runtime()
-    from flows.notifications import deliver_notifications_flow
-
-    result = _run_flow(deliver_notifications_flow, limit=limit)
+    result = _run_flow("flows.delivery:deliver_notifications_flow", limit=limit)
     where = (f"files in {rt.settings.mail_folder}" if rt.settings.notifications_backend == "file"
              else f"{rt.settings.smtp_host}:{rt.settings.smtp_port_or_default}")
     typer.echo(f"{result['sent']} sent ({where}), {result['retrying']} to try again later, {result['failed']} failed")
@@ -617,10 +643,10 @@ def reviewers_list(as_json: JsonOpt = False) -> None:
 @review_app.command("assign")
 def review_assign(round_id: str, as_json: JsonOpt = False) -> None:
     """Propose reviewers for the round's screened applications (the `assign-gmp-reviewers` flow)."""
-    runtime()
-    from flows.review import assign_gmp_reviewers_flow
+    from engine.services.review import check_assignment
 
-    placements: Any = _run_flow(assign_gmp_reviewers_flow, round_id=round_id, actor=ACTOR)
+    in_session(check_assignment, round_id)
+    placements: Any = _run_flow("flows.review:assign_gmp_reviewers_flow", round_id=round_id)
     if as_json:
         print_json([{k: p[k] for k in ("reference", "reviewers", "unfilled", "reasons")} for p in placements])
         return
@@ -743,12 +769,12 @@ def review_invite(
 ) -> None:
     """Invite the proposed reviewers (the `invite-gmp-reviewers` flow): one message each, in
     their language, with a personal sign-in link. Running it again invites only new proposals."""
-    runtime()
-    when = _date_option(due, "--due")
-    from flows.review import invite_gmp_reviewers_flow
+    from engine.services.reviewing import check_invite
 
-    result = _run_flow(invite_gmp_reviewers_flow, round_id=round_id, actor=ACTOR,
-                       due=when.isoformat() if when else None, at=at)
+    day = _date_option(due, "--due")
+    when = _instant(at)
+    in_session(check_invite, round_id, at=when or Runtime.now(), due=day)
+    result = _run_flow("flows.review:invite_gmp_reviewers_flow", round_id=round_id, due=day, at=when)
     typer.echo(f"{round_id}: {result['invited']} assignment(s) invited, {result['reviewers']} invitation(s) queued, "
                f"{result['moved_to_review']} application(s) into review; reviews due {result['due_on']}")
     if result["unfilled"]:
@@ -772,10 +798,9 @@ def review_daily(at: Annotated[str | None, typer.Option(help="Past instant (ISO 
                  ) -> None:
     """The review stage's daily run (the `review-day` flow, scheduled when the flows are
     served): reminders, the overdue notice, and the close at the deadline when every review is in."""
+    when = _instant(at)
     runtime()
-    from flows.review import review_day_flow
-
-    results: Any = _run_flow(review_day_flow, at=at)
+    results: Any = _run_flow("flows.review:review_day_flow", at=when)
     if not results:
         typer.echo("no round is in GMP review")
     steps = {"nothing": "reviews not due soon", "remind": "reviews due soon", "overdue": "past the due date"}
@@ -786,10 +811,11 @@ def review_daily(at: Annotated[str | None, typer.Option(help="Past instant (ISO 
 
 
 def _to_committee(round_id: str, reason: str | None, at: str | None) -> None:
-    runtime()
-    from flows.review import send_to_committee_flow
+    from engine.services.reviewing import check_committee
 
-    result = _run_flow(send_to_committee_flow, round_id=round_id, actor=ACTOR, reason=reason, at=at)
+    when = _instant(at)
+    in_session(check_committee, round_id)
+    result = _run_flow("flows.review:send_to_committee_flow", round_id=round_id, reason=reason, at=when)
     if not result["changed"]:
         typer.echo(f"{round_id}: already with the committee")
         return
@@ -987,10 +1013,11 @@ def bundles(round_id: str,
     the latest version of each into OUTPUT."""
     import shutil
 
-    runtime()
-    from flows.committee import prepare_committee_bundles_flow
+    from engine.services.bundles import check_bundles
 
-    result = _run_flow(prepare_committee_bundles_flow, round_id=round_id, actor=ACTOR, at=at)
+    when = _instant(at)
+    in_session(check_bundles, round_id)
+    result = _run_flow("flows.committee:prepare_committee_bundles_flow", round_id=round_id, at=when)
     from engine.services.bundles import file_name
 
     output.mkdir(parents=True, exist_ok=True)
@@ -1082,10 +1109,11 @@ def letters_send(round_id: str,
                  at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) they are dated.")] = None
                  ) -> None:
     """Queue the decision letters (the `send-decision-letters` flow): one per applicant, in their language, once."""
-    runtime()
-    from flows.committee import send_decision_letters_flow
+    from engine.services.letters import check_letters
 
-    result = _run_flow(send_decision_letters_flow, round_id=round_id, actor=ACTOR, at=at)
+    when = _instant(at)
+    in_session(check_letters, round_id)
+    result = _run_flow("flows.committee:send_decision_letters_flow", round_id=round_id, at=when)
     kinds = ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(
         result["by_kind"].items())) or "none new"
     typer.echo(f"{round_id}: {result['queued']} letter(s) queued ({kinds}); {result['already_sent']} sent before")
@@ -1117,21 +1145,88 @@ flows_app = typer.Typer(no_args_is_help=True, help="The engine's Prefect flows."
 app.add_typer(flows_app, name="flows")
 
 
-@flows_app.command("serve")
-def flows_serve() -> None:
-    """Serve the flows on the Prefect server PREFECT_API_URL names (start one with `prefect
-    server start`): the review stage's daily run on its schedule, and the stages on demand."""
+def _prefect_server() -> str:
     import os
 
-    if not os.environ.get("PREFECT_API_URL"):
-        fail("schedules need a long-lived Prefect server: run `prefect server start` and set PREFECT_API_URL "
+    server = os.environ.get("PREFECT_API_URL")
+    if not server:
+        fail("the deployments need a long-lived Prefect server: run `prefect server start` and set PREFECT_API_URL "
              "(e.g. http://127.0.0.1:4200/api)")
-    runtime()
+    return str(server)
+
+
+def _prefect_logs_shown() -> None:
+    """An operator serving the flows sees Prefect's log (each run, its start and its end)."""
+    import os
+
+    for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+        name = f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL"
+        if os.environ.get(name) == _QUIET:
+            os.environ[name] = "INFO"
+
+
+def _absolute_folders(settings: Settings) -> Settings:
+    """The folders the settings name relatively, made absolute for the runs this
+    process starts (each run may work in a folder of its own)."""
+    import os
+
+    values = {"SIP_DATA_DIR": settings.data_dir, "SIP_FILES_DIR": settings.files_dir,
+              "SIP_OUTBOX_DIR": settings.outbox_dir, "SIP_TEMPLATES_DIR": settings.templates_dir}
+    for name in settings.relative_folders():
+        os.environ[name] = str(Path(values[name] or settings.data_dir).resolve())
+    get_settings.cache_clear()
+    return settings_or_fail()
+
+
+@flows_app.command("serve")
+def flows_serve(limit: Annotated[int | None, typer.Option(help="At most this many runs at once.")] = None) -> None:
+    """Serve every deployment of the engine from this process, on the Prefect server
+    PREFECT_API_URL names (start one with `prefect server start`): each stage on demand
+    (the Prefect UI, `prefect deployment run`, the API), the rounds' dates, the
+    delivery every 5 minutes and the review stage's day at 07:00 Geneva time."""
+    server = _prefect_server()
+    rt = runtime()
+    settings = _absolute_folders(rt.settings)
+    _prefect_logs_shown()
     from prefect import serve
 
-    from flows.serve import deployments
+    from flows.deployments import deployments
 
-    serve(*deployments())
+    served = deployments()
+    typer.echo(f"serving {len(served)} deployments on {server} (database: {safe_url(settings)}); each run starts "
+               "in a process of its own. Ctrl-C stops serving (a run in progress is marked crashed, and running it "
+               "again does nothing twice).")
+    serve(*served, limit=limit, print_starting_message=True)
+
+
+@flows_app.command("deploy")
+def flows_deploy(pool: Annotated[str, typer.Option(help="The work pool (made, as a process pool, if it is not "
+                                                        "there).")]) -> None:
+    """Register every deployment of the engine in a work pool of the Prefect server
+    PREFECT_API_URL names; `prefect worker start --pool NAME` on any number of machines
+    then runs them. Each machine needs the engine installed and the same settings."""
+    server = _prefect_server()
+    rt = runtime()
+    relative = rt.settings.relative_folders()
+    if relative:
+        fail(f"{', '.join(relative)} name(s) a folder by a relative path, and a worker's runs each work in a "
+             "temporary folder of their own: set absolute paths (e.g. SIP_DATA_DIR=/var/lib/sip) here and on the "
+             "workers, or DATABASE_URL, SIP_SECRET_KEY and SIP_FILES_DIR")
+    from engine.prefect_quiet import quiet_prefect
+    from flows.deployments import register
+
+    with quiet_prefect():
+        try:
+            registered, made = register(pool)
+        except Exception as exc:  # the Prefect server's refusal or absence, said plainly
+            fail(f"the deployments could not be registered on {server}: {exc.__class__.__name__}: {exc}")
+    if made:
+        typer.echo(f"work pool {pool!r} made (type: process)")
+    for name in registered:
+        typer.echo(f"  {name} → {pool}")
+    typer.echo(f"{len(registered)} deployments in work pool {pool!r} on {server}. On each machine that runs them, "
+               f"with the engine installed and the same settings (DATABASE_URL, SIP_SECRET_KEY, SIP_FILES_DIR…):\n"
+               f"  prefect worker start --pool {pool}")
 
 
 # --- secretariat API keys -------------------------------------------------------
@@ -1162,16 +1257,16 @@ def keys_new(name: Annotated[str, typer.Argument(help="Whose key (kept in the au
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes answering requests.")] = 1,
 ) -> None:
-    """Start the HTTP API (OpenAPI page at /docs)."""
+    """Start the HTTP API (OpenAPI page at /docs): the ASGI application `api.main:app`,
+    in WORKERS processes."""
     import uvicorn
 
-    from api.app import create_app
-
-    rt = runtime()
-    typer.echo(f"SIP engine API on http://{host}:{port} (documentation: http://{host}:{port}/docs); "
-               f"database: {safe_url(rt.settings)}")
-    uvicorn.run(create_app(rt.settings), host=host, port=port, log_level="info")
+    rt = runtime()  # migrated once here, before the workers start
+    typer.echo(f"SIP engine API on http://{host}:{port} (documentation: http://{host}:{port}/docs), {workers} "
+               f"worker(s); database: {safe_url(rt.settings)}")
+    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
 
 
 @app.command("demo")
@@ -1184,13 +1279,17 @@ def demo(fresh: Annotated[bool, typer.Option(help="Start from an empty embedded 
     raise typer.Exit(code)
 
 
+_QUIET = "CRITICAL"
+
+
 def quiet_console() -> None:
-    """Prefect's console logging is for operators of a Prefect server; the CLI prints
-    its own progress and errors. (Logs still reach the Prefect API.)"""
+    """Prefect's console logging is for operators of a Prefect server (`sip flows
+    serve` shows it); the CLI prints its own progress and errors. (Logs still reach
+    the Prefect API.)"""
     import os
 
     for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
-        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", "CRITICAL")
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", _QUIET)
 
 
 def main() -> None:

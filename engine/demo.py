@@ -105,7 +105,7 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
         export, _ = export_360giving(session, settings, ROUND, settings.data_dir / "open-data" / f"grants-{ROUND}.json")
     kinds = ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(
         letters["by_kind"].items())) or "all queued before"
-    return {"bundles": settings.data_dir / "bundles" / ROUND, "letters": kinds, "report": report, "public": public,
+    return {"bundles": settings.files_folder / "bundles" / ROUND, "letters": kinds, "report": report, "public": public,
             "export": export}
 
 
@@ -130,6 +130,16 @@ def _sip_command() -> str:
 
 
 def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
+    from flows.common import started_in
+
+    token = started_in.set("sip demo")
+    try:
+        return _run_demo(settings, fresh=fresh, echo=echo)
+    finally:
+        started_in.reset(token)
+
+
+def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -> int:
     from engine.prefect_quiet import quiet_prefect
 
     started = time.perf_counter()
@@ -157,8 +167,8 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
     echo("  3. starting Prefect (a local ephemeral server; the first start takes 10-30 s)...")
     with quiet_prefect():
         from flows.intake import import_applications_flow
+        from flows.opening import close_round_flow, open_round_flow
         from flows.review import send_to_committee_flow
-        from flows.rounds import close_round_flow, open_round_flow
         from flows.screening import screen_applications_flow
 
         opened = open_round_flow(round_id=ROUND, at=definition.opens_at.isoformat())
@@ -216,7 +226,7 @@ def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], N
 
     with quiet_prefect():
         refused = run_review_demo(rt, echo)
-        from flows.notifications import deliver_notifications_flow
+        from flows.delivery import deliver_notifications_flow
 
         delivered = deliver_notifications_flow()
     mail = settings.mail_folder

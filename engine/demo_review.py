@@ -148,13 +148,13 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     """Round 4 from opening to the committee's agenda, with GMP review. Returns the
     number of files refused at import (0 expected)."""
     from flows.intake import import_applications_flow
+    from flows.opening import close_round_flow, open_round_flow
     from flows.review import (
         assign_gmp_reviewers_flow,
         invite_gmp_reviewers_flow,
         review_day_flow,
         send_to_committee_flow,
     )
-    from flows.rounds import close_round_flow, open_round_flow
     from flows.screening import screen_applications_flow
 
     settings = rt.settings

@@ -1,4 +1,5 @@
-"""Apply the Alembic migrations (`sip db upgrade`; the demo and the API do it on start)."""
+"""Apply the Alembic migrations (`sip db upgrade`; the demo, the API and the flows do it on
+start unless SIP_MIGRATE_ON_START=false makes it a step of its own)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         connection.commit()
+
+
+def head() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def current(engine: Engine) -> str | None:

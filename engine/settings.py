@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     templates_dir: Path | None = Field(default=None, alias="SIP_TEMPLATES_DIR",
                                        description="the secretariat's edited message templates; a file there "
                                                    "replaces the engine's template of the same name")
+    files_dir: Path | None = Field(default=None, alias="SIP_FILES_DIR",
+                                   description="the files the engine makes and serves later (the committee's "
+                                               "bundles); default: SIP_DATA_DIR. On several machines, a folder "
+                                               "they all mount")
+    migrate_on_start: bool = Field(default=True, alias="SIP_MIGRATE_ON_START",
+                                   description="apply the database migrations when a command, the API or a flow "
+                                               "starts; false where `sip db upgrade` is run as a step of its own, "
+                                               "and the others only check the schema is current")
 
     _generated_key: bytes | None = PrivateAttr(default=None)
 
@@ -113,6 +121,23 @@ class Settings(BaseSettings):
     @property
     def mail_folder(self) -> Path:
         return self.outbox_dir or self.data_dir / "mail"
+
+    @property
+    def files_folder(self) -> Path:
+        return self.files_dir or self.data_dir
+
+    def relative_folders(self) -> list[str]:
+        """The settings naming a folder this configuration uses by a relative path:
+        another process in another working folder (a Prefect worker's flow run)
+        would read and write elsewhere."""
+        used = [("SIP_FILES_DIR" if self.files_dir else "SIP_DATA_DIR", self.files_folder)]
+        if self.database_url is None or self.secret_key is None:
+            used.append(("SIP_DATA_DIR", self.data_dir))
+        if self.notifications_backend == "file":
+            used.append(("SIP_OUTBOX_DIR" if self.outbox_dir else "SIP_DATA_DIR", self.mail_folder))
+        if self.templates_dir is not None:
+            used.append(("SIP_TEMPLATES_DIR", self.templates_dir))
+        return sorted({name for name, folder in used if not folder.is_absolute()})
 
     @property
     def smtp_port_or_default(self) -> int:

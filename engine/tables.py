@@ -387,7 +387,7 @@ class CommitteeBundle(SQLModel, table=True):
     round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
     email: str = Field(max_length=320)
     version: int
-    path: str = Field(max_length=1000, description="the HTML file as prepared")
+    path: str = Field(max_length=1000, description="the HTML file as prepared, relative to SIP_FILES_DIR")
     sha256: str = Field(max_length=64, description="of the HTML file")
     #: A digest of each part (cover, summary, each dossier): what changed from one version to the next.
     digests: dict[str, str] = Field(sa_column=Column(JSONType, nullable=False))
@@ -395,3 +395,14 @@ class CommitteeBundle(SQLModel, table=True):
     #: The download link's token, as a hash (the token is derived from the secret key and the bundle's id).
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _ts(nullable=False)
+
+
+class Installation(SQLModel, table=True):
+    """Facts about the installation that every machine of it must agree on (e.g. a
+    check of the secret key: never the key itself)."""
+
+    __tablename__ = "installation"
+
+    name: str = Field(primary_key=True, max_length=60)
+    value: str = Field(max_length=200)
+    recorded_at: datetime = _ts(nullable=False)

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from engine.services.intake import import_batch, iter_application_files, read_file
-from flows.common import instant, runtime
+from flows.common import check_round, instant, param, refusals_end_the_run, round_param, runtime, started_by, summarise
 
 BATCH = 200
 
@@ -38,14 +38,24 @@ def import_application_batch(round_id: str, paths: list[str], actor: str, now_is
     return results
 
 
-@flow(name="import-applications", log_prints=False)
-def import_applications_flow(round_id: str, paths: list[str], actor: str = "secretariat",
-                             batch_size: int = BATCH) -> dict[str, Any]:
+@flow(name="import-applications", log_prints=False,
+      description="Import application files received by the secretariat (JSON, or folders of them on the machine "
+                  "that runs the flow) into a round; each applicant gets a receipt. Running it again imports "
+                  "nothing twice.")
+@refusals_end_the_run
+def import_applications_flow(round_id: str = round_param(),
+                             paths: list[str] = param("Files and folders", "Application files (JSON) or folders of "
+                                                      "them, as paths on the machine that runs the flow.",
+                                                      min_length=1),
+                             batch_size: int = param("Batch size", "Files imported per transaction.", BATCH,
+                                                     ge=1, le=2000)) -> dict[str, Any]:
     """Import application files (and the *.json files of folders) into a round.
     Re-running it imports nothing twice."""
     logger = get_run_logger()
+    check_round(round_id)
     files = [str(p) for p in iter_application_files(paths)]
     now_iso = instant(None).isoformat()
+    actor = started_by()
     results: list[dict[str, Any]] = []
     chunks = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
     for number, chunk in enumerate(chunks, start=1):
@@ -61,4 +71,13 @@ def import_applications_flow(round_id: str, paths: list[str], actor: str = "secr
     }
     logger.info("round %s: %d imported, %d already there, %d failed", round_id, summary["imported"],
                 summary["already_imported"], summary["failed"])
+    for item in results:
+        if not item["reference"]:
+            logger.warning("%s refused: %s", item["file"], "; ".join(f"{e['path']}: {e['message']}"
+                                                                    for e in item["errors"]))
+    summarise("import-applications", round_id, f"Import into {round_id}", [
+        ("files", summary["files"]), ("imported", summary["imported"]),
+        ("already imported", summary["already_imported"]), ("refused", summary["failed"])],
+        [f"{item['file']} refused: " + "; ".join(f"{e['path']}: {e['message']}" for e in item["errors"])
+         for item in results if not item["reference"]][:50])
     return summary

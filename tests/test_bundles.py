@@ -89,10 +89,10 @@ def test_a_members_link_opens_their_bundle_and_every_download_is_audited(committ
     token = re.search(r"token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
     for _ in range(2):
         with unit_of_work(committee.engine) as session:
-            bundle, path = open_bundle(session, token, at=AT)
+            bundle, path = open_bundle(session, committee.settings, token, at=AT)
         assert bundle.email == GHANA and path.name == f"{GHANA}.v1.html"
     with pytest.raises(NotFound), unit_of_work(committee.engine) as session:
-        open_bundle(session, token + "x", at=AT)
+        open_bundle(session, committee.settings, token + "x", at=AT)
     with unit_of_work(committee.engine) as session:
         downloads = session.exec(select(AuditEvent).where(AuditEvent.action == "bundle.downloaded")).all()
     assert [(d.actor, d.details["version"]) for d in downloads] == [(GHANA, 1), (GHANA, 1)]
@@ -136,9 +136,9 @@ def test_an_older_versions_link_no_longer_opens_once_a_new_version_went_out(comm
         declare_member_conflict(session, ROUND1, BEN, GHANA, "advised the executing agency", actor="officer", at=AT)
     prepare(committee)
     with pytest.raises(NotFound, match="version 2 replaced it"), unit_of_work(committee.engine) as session:
-        open_bundle(session, first, at=AT)
+        open_bundle(session, committee.settings, first, at=AT)
     with unit_of_work(committee.engine) as session:
-        bundle, path = open_bundle(session, link_of(committee, GHANA, 2), at=AT)
+        bundle, path = open_bundle(session, committee.settings, link_of(committee, GHANA, 2), at=AT)
     assert bundle.version == 2 and 'id="SIP-2018-R1-0001"' not in path.read_text()
 
 
@@ -147,7 +147,7 @@ def test_a_link_stops_working_a_month_after_the_meeting(committee: Runtime) -> N
     token = link_of(committee, GHANA, 1)
     with pytest.raises(NotFound, match="expired 30 days after the meeting"), \
             unit_of_work(committee.engine) as session:
-        open_bundle(session, token, at=datetime(2018, 11, 3, tzinfo=UTC))
+        open_bundle(session, committee.settings, token, at=datetime(2018, 11, 3, tzinfo=UTC))
 
 
 def test_a_gmp_rounds_bundle_shows_the_reviews_without_the_reviewers_names(round4: Runtime) -> None:

@@ -119,7 +119,7 @@ def test_a_refused_reviewer_file_changes_nothing_and_the_attempt_is_audited(roun
 
 
 def test_served_flows_run_the_review_day_every_morning_and_the_stages_on_demand() -> None:
-    from flows.serve import deployments
+    from flows.deployments import deployments
 
     served = {(d.flow_name, d.name): d for d in deployments()}
     daily = served["review-day", "daily"].schedules[0].schedule

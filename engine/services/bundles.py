@@ -248,8 +248,14 @@ def file_name(email: str) -> str:
     return re.sub(r"[^\w.@+-]", "_", email)
 
 
-def bundle_file(settings: Settings, round_id: str, email: str, version: int) -> Path:
-    return settings.data_dir / "bundles" / round_id / f"{file_name(email)}.v{version}.html"
+def bundle_file(round_id: str, email: str, version: int) -> str:
+    """Where a bundle is kept, relative to the files folder (SIP_FILES_DIR) that every
+    machine of the engine reads."""
+    return f"bundles/{file_name(round_id)}/{file_name(email)}.v{version}.html"
+
+
+def stored_file(settings: Settings, relative: str) -> Path:
+    return settings.files_folder / relative
 
 
 def check_bundles(session: Session, round_id: str) -> None:
@@ -285,20 +291,22 @@ def prepare_bundles(session: Session, settings: Settings, round_id: str, *, acto
         previous = latest.get(email)
         withheld = sorted(withheld_for(member, shared))
         if previous is not None and previous.digests == digests:
-            pdf_path = Path(previous.path).with_suffix(".pdf")
+            html_path = stored_file(settings, previous.path)
+            pdf_path = html_path.with_suffix(".pdf")
             pages = None
             if pdfs is not None and not pdf_path.exists():  # prepared before without a PDF
                 pages = pdfs.write(member, render_bundle(member, shared, version=previous.version,
                                                          changes=previous.changes, prepared=prepared,
                                                          front_only=True), pdf_path)
             summary.unchanged += 1
-            summary.members.append(BundleLine(email, member.name, previous.version, [], previous.path,
-                                              _pdf_of(previous.path), withheld, new=False, pdf_pages=pages))
+            summary.members.append(BundleLine(email, member.name, previous.version, [], str(html_path),
+                                              _pdf_of(html_path), withheld, new=False, pdf_pages=pages))
             continue
         version = previous.version + 1 if previous else 1
         changes = describe_changes(previous.digests, digests) if previous else []
         html = render_bundle(member, shared, version=version, changes=changes, prepared=prepared)
-        path = bundle_file(settings, round_id, email, version)
+        relative = bundle_file(round_id, email, version)
+        path = stored_file(settings, relative)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
         pages = None
@@ -306,7 +314,7 @@ def prepare_bundles(session: Session, settings: Settings, round_id: str, *, acto
             pages = pdfs.write(member, render_bundle(member, shared, version=version, changes=changes,
                                                      prepared=prepared, front_only=True), path.with_suffix(".pdf"))
         key = f"bundle_ready:{round_id}:{email}:v{version}"
-        session.add(CommitteeBundle(round_id=round_id, email=email, version=version, path=str(path),
+        session.add(CommitteeBundle(round_id=round_id, email=email, version=version, path=relative,
                                     sha256=_digest(html), digests=digests, changes=changes, created_at=at,
                                     token_hash=token_hash(derive_bundle_token(settings.key(), key))))
         audit.record(session, at=at, actor=actor, role="secretariat", action="bundle.prepared", subject_type="member",
@@ -321,8 +329,8 @@ def prepare_bundles(session: Session, settings: Settings, round_id: str, *, acto
     return summary
 
 
-def _pdf_of(path: str) -> str | None:
-    pdf = Path(path).with_suffix(".pdf")
+def _pdf_of(path: Path) -> str | None:
+    pdf = path.with_suffix(".pdf")
     return str(pdf) if pdf.exists() else None
 
 
@@ -347,7 +355,7 @@ def _bundle_message(settings: Settings, member: Member, shared: Shared, key: str
 LINK_DAYS_AFTER_MEETING = 30
 
 
-def open_bundle(session: Session, token: str | None, *, at: datetime, pdf: bool = False
+def open_bundle(session: Session, settings: Settings, token: str | None, *, at: datetime, pdf: bool = False
                 ) -> tuple[CommitteeBundle, Path]:
     """The bundle a member's link opens (audited): only the member's latest version,
     only while they are on the round's committee, and only until a month after the
@@ -366,9 +374,11 @@ def open_bundle(session: Session, token: str | None, *, at: datetime, pdf: bool 
         raise NotFound("you are no longer on this round's committee; ask the secretariat")
     if at.date() > committee.meeting.ends_on + timedelta(days=LINK_DAYS_AFTER_MEETING):
         raise NotFound(f"this link expired {LINK_DAYS_AFTER_MEETING} days after the meeting; ask the secretariat")
-    path = Path(bundle.path).with_suffix(".pdf") if pdf else Path(bundle.path)
+    path = stored_file(settings, bundle.path)
+    path = path.with_suffix(".pdf") if pdf else path
     if not path.exists():
-        raise NotFound(f"the {'PDF' if pdf else 'file'} of this bundle is not on this server; ask the secretariat")
+        raise NotFound(f"the {'PDF' if pdf else 'file'} of this bundle is not on this server (its files folder, "
+                       "SIP_FILES_DIR, must be shared by every machine of the engine); ask the secretariat")
     audit.record(session, at=at, actor=bundle.email, role="committee", action="bundle.downloaded",
                  subject_type="member", subject_id=bundle.email,
                  details={"round": bundle.round_id, "version": bundle.version, "format": "pdf" if pdf else "html"})

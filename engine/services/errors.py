@@ -56,3 +56,10 @@ class NotAllowed(ServiceError):
 
     code = "not_allowed"
     http_status = 409
+
+
+class Unavailable(ServiceError):
+    """The database does not answer, or its schema is not the one this engine needs."""
+
+    code = "unavailable"
+    http_status = 503

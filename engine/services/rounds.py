@@ -156,12 +156,8 @@ def store_round(
 def _act(session: Session, round_id: str, action: str, plan: Any, *, actor: str, at: datetime,
          reason: str | None) -> tuple[Round, bool]:
     row = get_round(session, round_id, for_update=True)
-    definition = definition_of(row)
     stored = RoundStatus(row.status)
-    try:
-        target = plan(stored, definition)
-    except RoundActionError as exc:
-        raise NotAllowed(str(exc)) from None
+    target = _planned(row, plan)
     if target is stored:
         return row, False
     recorded = datetime.now(UTC)
@@ -175,14 +171,26 @@ def _act(session: Session, round_id: str, action: str, plan: Any, *, actor: str,
     return row, True
 
 
-def open_round(session: Session, round_id: str, *, actor: str, at: datetime) -> tuple[Round, bool]:
-    """Open a draft round (at or after `opens_at`). A round opened before (open now,
-    or already further on) is left as it is: changed=False."""
-
+def _opening(at: datetime) -> Any:
     def plan(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
         return stored if stored is not RoundStatus.DRAFT else plan_open(stored, definition, at)
 
-    return _act(session, round_id, "opened", plan, actor=actor, at=at, reason=None)
+    return plan
+
+
+def _closing(at: datetime, early_reason: str | None) -> Any:
+    def plan(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
+        if stored not in (RoundStatus.DRAFT, RoundStatus.OPEN):
+            return stored
+        return plan_close(stored, definition, at, early_reason=early_reason)
+
+    return plan
+
+
+def open_round(session: Session, round_id: str, *, actor: str, at: datetime) -> tuple[Round, bool]:
+    """Open a draft round (at or after `opens_at`). A round opened before (open now,
+    or already further on) is left as it is: changed=False."""
+    return _act(session, round_id, "opened", _opening(at), actor=actor, at=at, reason=None)
 
 
 def close_round(
@@ -190,10 +198,21 @@ def close_round(
 ) -> tuple[Round, bool]:
     """Close an open round after its deadline (or before it, with a reason). A round
     closed before (closed now, or further on) is left as it is: changed=False."""
+    return _act(session, round_id, "closed", _closing(at, early_reason), actor=actor, at=at, reason=early_reason)
 
-    def plan(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
-        if stored not in (RoundStatus.DRAFT, RoundStatus.OPEN):
-            return stored
-        return plan_close(stored, definition, at, early_reason=early_reason)
 
-    return _act(session, round_id, "closed", plan, actor=actor, at=at, reason=early_reason)
+def check_open(session: Session, round_id: str, *, at: datetime) -> None:
+    """What `open_round` refuses, checked beforehand (before a flow starts)."""
+    _planned(get_round(session, round_id), _opening(at))
+
+
+def check_close(session: Session, round_id: str, *, at: datetime, early_reason: str | None = None) -> None:
+    """What `close_round` refuses, checked beforehand (before a flow starts)."""
+    _planned(get_round(session, round_id), _closing(at, early_reason))
+
+
+def _planned(row: Round, plan: Any) -> RoundStatus:
+    try:
+        return plan(RoundStatus(row.status), definition_of(row))
+    except RoundActionError as exc:
+        raise NotAllowed(str(exc)) from None

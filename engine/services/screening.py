@@ -65,6 +65,14 @@ def start_screening(session: Session, round_id: str, *, actor: str, at: datetime
     return row
 
 
+def check_screening(session: Session, round_id: str, at: datetime) -> None:
+    """What screening refuses before it starts (the CLI, the API and the flow check it
+    first): an unknown round, or one still taking applications."""
+    row = get_round(session, round_id)
+    if row.status != RoundStatus.SCREENING.value:
+        ensure_closed(row, at)
+
+
 def ensure_closed(row: Round, at: datetime) -> None:
     """Screening starts after the round's close: refused while it takes applications."""
     definition = definition_of(row)

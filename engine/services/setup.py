@@ -1,24 +1,33 @@
 """Bring a database to the current schema and give it the shipped defaults: the
-Parties register (when it is empty) and the real rounds (those not stored yet)."""
+Parties register (when it is empty) and the real rounds (those not stored yet).
+Where migrations are a step of their own (SIP_MIGRATE_ON_START=false), only check
+that the schema is current. Either way, check that this machine's secret key is the
+one the database was set up with."""
 
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import select
 
 from engine import migrate
-from engine.db import get_engine, unit_of_work
+from engine.db import get_engine, reading, unit_of_work
+from engine.services.errors import NotAllowed, Unavailable
 from engine.services.parties import DEFAULT_REGISTER, read_parties_file, replace_register
 from engine.services.rounds import read_round_file, store_round
 from engine.settings import Settings
-from engine.tables import Party, Round
+from engine.tables import Installation, Party, Round
 from rounds import shipped_round_files
 
 SYSTEM = "engine"
+KEY_CHECK = "secret_key_check"
 
 
 @dataclass
@@ -49,16 +58,60 @@ def load_defaults(engine: Engine, at: datetime) -> dict[str, int]:
     return loaded
 
 
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def ensure_current(engine: Engine, url: str) -> None:
+    """The schema is the one this engine needs (where migrations are their own step)."""
+    at, needed = migrate.current(engine), migrate.head()
+    if at != needed:
+        raise Unavailable(f"the database at {safe_url(url)} is at schema revision {at or 'none'} and this engine "
+                          f"needs {needed}: run the migrations first (`sip db upgrade`, the deployment's migration "
+                          "step), then start this again")
+
+
+def check_secret_key(engine: Engine, settings: Settings) -> None:
+    """Every machine of one engine must use the same SIP_SECRET_KEY: access codes and
+    links are derived from it. The database keeps a check of the key it was set up
+    with (an HMAC of a fixed text, never the key); another key is refused."""
+    check = hmac.new(settings.key(), b"sip-engine: secret key check", hashlib.sha256).hexdigest()
+    with reading(engine) as session:
+        stored = session.get(Installation, KEY_CHECK)
+    if stored is None:
+        try:
+            with unit_of_work(engine) as session:
+                session.add(Installation(name=KEY_CHECK, value=check, recorded_at=datetime.now(UTC)))
+        except IntegrityError:  # another machine recorded its key at the same moment
+            with reading(engine) as session:
+                stored = session.get(Installation, KEY_CHECK)
+    if stored is not None and not hmac.compare_digest(stored.value, check):
+        raise NotAllowed("SIP_SECRET_KEY is not the key this database was set up with: every machine of the engine "
+                         "must use the same key (applicants' access codes and people's links are derived from it). "
+                         "Set the key the other machines use (kept with the database's backups); a new key would "
+                         "break every code and link already sent")
+
+
 _prepared: set[tuple[str, bool]] = set()
 
 
 def prepare(settings: Settings, *, defaults: bool = True) -> Runtime:
-    """Migrate the database (and load the defaults), once per process and database."""
+    """Migrate the database (and load the defaults), or check its schema where
+    migrations are their own step; once per process and database."""
     engine = get_engine(settings.url)
     if (settings.url, defaults) not in _prepared:
-        migrate.upgrade(engine)
-        if defaults:
-            load_defaults(engine, datetime.now(UTC))
+        try:
+            if settings.migrate_on_start:
+                migrate.upgrade(engine)
+            else:
+                ensure_current(engine, settings.url)
+            check_secret_key(engine, settings)
+            if defaults and settings.migrate_on_start:
+                load_defaults(engine, datetime.now(UTC))
+        except OperationalError as exc:
+            raise Unavailable(f"the database at {safe_url(settings.url)} does not answer "
+                              f"({str(exc.orig or exc).strip().splitlines()[0][:200]}): check DATABASE_URL and that "
+                              "the database server runs, then try again") from None
         _prepared.add((settings.url, defaults))
         # What exists now (modules, the engine, compiled templates) lives as long as the
         # process: keep it out of the garbage collector's full passes, which would
