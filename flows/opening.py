@@ -112,6 +112,7 @@ def _schedule(ahead: dict[str, list[tuple[RoundStatus, datetime]]]) -> list[tupl
         FlowRunFilterTags,
     )
     from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
     from prefect.deployments import run_deployment
 
     wanted = {(f"{'open' if status is RoundStatus.OPEN else 'close'}-{round_id}-{when.isoformat()}")
@@ -121,7 +122,8 @@ def _schedule(ahead: dict[str, list[tuple[RoundStatus, datetime]]]) -> list[tupl
             flow_run_filter=FlowRunFilter(
                 tags=FlowRunFilterTags(all_=["round-dates"]),
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[ON_DEMAND])))
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[ON_DEMAND])),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=200)  # (Prefect 3.8's server wants both said)
         for run in pending:
             if run.idempotency_key not in wanted:
                 client.delete_flow_run(run.id)

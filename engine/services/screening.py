@@ -172,9 +172,12 @@ def screen_in_session(session: Session, settings: Settings, round_id: str, appli
     rules = rules_digest(row.definition)
     parties = {p.iso3: Party.model_validate(p, from_attributes=True)
                for p in session.exec(select(PartyRow)).all()}
+    # Locked, in id order: a second run screening the same batch at the same moment
+    # (two workers) waits, then finds them screened and does nothing twice.
     applications = session.exec(
         select(Application).where(Application.id.in_(application_ids))  # type: ignore[union-attr]
         .order_by(Application.id)  # type: ignore[arg-type]
+        .with_for_update().execution_options(populate_existing=True)
     ).all()
     records = {r.application_id: r for r in session.exec(
         select(ScreeningRecord).where(ScreeningRecord.application_id.in_(application_ids))  # type: ignore[attr-defined]
