@@ -135,3 +135,22 @@ scale = [1, 1]
     assert problems["r.toml: review.criteria[0].scale"] == "the scale repeats a value"
     defaults = parse_round(text, "r.toml").review
     assert defaults.criteria_set == "default" and len(defaults.criteria) == 4 and defaults.due_days == 21
+
+
+def test_a_rounds_dates_call_for_its_opening_and_its_close_and_never_for_a_past_draft() -> None:
+    from domain.rounds import dates_ahead, due_by_dates
+
+    r = parse_round(MINIMAL, "t")
+    before, during, after = r.opens_at - timedelta(hours=1), r.opens_at + timedelta(days=1), r.closes_at
+    assert due_by_dates(RoundStatus.DRAFT, r, before) is None
+    assert due_by_dates(RoundStatus.DRAFT, r, r.opens_at) is RoundStatus.OPEN
+    assert due_by_dates(RoundStatus.OPEN, r, during) is None
+    assert due_by_dates(RoundStatus.OPEN, r, after) is None  # the deadline's last second still takes applications
+    assert due_by_dates(RoundStatus.OPEN, r, after + timedelta(seconds=1)) is RoundStatus.CLOSED
+    assert due_by_dates(RoundStatus.DRAFT, r, after + timedelta(days=1)) is None  # the rounds of past years
+    assert due_by_dates(RoundStatus.SCREENING, r, after + timedelta(days=1)) is None
+    assert dates_ahead(RoundStatus.DRAFT, r, before, before + timedelta(days=1)) == [(RoundStatus.OPEN, r.opens_at)]
+    closing = r.closes_at + timedelta(seconds=1)
+    assert dates_ahead(RoundStatus.OPEN, r, closing - timedelta(hours=2), closing) == [(RoundStatus.CLOSED, closing)]
+    assert dates_ahead(RoundStatus.OPEN, r, during, during + timedelta(days=1)) == []
+    assert dates_ahead(RoundStatus.CLOSED, r, closing - timedelta(hours=2), closing) == []
