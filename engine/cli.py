@@ -1179,7 +1179,9 @@ def _absolute_folders(settings: Settings) -> Settings:
 
 
 @flows_app.command("serve")
-def flows_serve(limit: Annotated[int | None, typer.Option(help="At most this many runs at once.")] = None) -> None:
+def flows_serve(limit: Annotated[int | None, typer.Option(help="At most this many runs at once.")] = None,
+                poll: Annotated[float, typer.Option(min=0.5, max=60, help="Seconds between looks for runs to start "
+                                                                          "(Prefect's default is 10).")] = 2) -> None:
     """Serve every deployment of the engine from this process, on the Prefect server
     PREFECT_API_URL names (start one with `prefect server start`): each stage on demand
     (the Prefect UI, `prefect deployment run`, the API), the rounds' dates, the
@@ -1196,7 +1198,7 @@ def flows_serve(limit: Annotated[int | None, typer.Option(help="At most this man
     typer.echo(f"serving {len(served)} deployments on {server} (database: {safe_url(settings)}); each run starts "
                "in a process of its own. Ctrl-C stops serving (a run in progress is marked crashed, and running it "
                "again does nothing twice).")
-    serve(*served, limit=limit, print_starting_message=True)
+    serve(*served, limit=limit, print_starting_message=True, query_seconds=poll)
 
 
 @flows_app.command("deploy")

@@ -194,7 +194,7 @@ def test_every_stage_runs_as_a_served_deployment_started_from_another_process(
     api, home = prefect
     serving_in = tmp_path / "served-from"  # the engine's files: a relative SIP_DATA_DIR, made absolute by serve
     serving_in.mkdir()
-    env = engine_env(shared_database, api, home, SIP_DATA_DIR="sip-data", PREFECT_RUNNER_POLL_FREQUENCY="2")
+    env = engine_env(shared_database, api, home, SIP_DATA_DIR="sip-data")
     migrate(env, serving_in)
     folders = write_applications(tmp_path / "incoming")
     rt = runtime_on(shared_database, serving_in / "sip-data")
@@ -258,8 +258,7 @@ def test_every_stage_runs_as_a_served_deployment_started_from_another_process(
 def test_a_served_engine_opens_and_closes_a_round_on_its_dates(
         prefect: tuple[str, Path], shared_database: str, tmp_path: Path) -> None:
     api, home = prefect
-    env = engine_env(shared_database, api, home, SIP_DATA_DIR=str(tmp_path / "data"),
-                     PREFECT_RUNNER_POLL_FREQUENCY="1")
+    env = engine_env(shared_database, api, home, SIP_DATA_DIR=str(tmp_path / "data"))
     migrate(env, tmp_path)
     rt = runtime_on(shared_database, tmp_path / "data")
     opens = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
