@@ -101,7 +101,8 @@ def round_dates_flow() -> dict[str, Any]:
 def _schedule(ahead: dict[str, list[tuple[RoundStatus, datetime]]]) -> list[tuple[str, str, datetime]]:
     """Runs of open-round and close-round at the exact instants (one per round and
     instant, however often this runs); a run scheduled for a date since changed is
-    deleted."""
+    deleted. Where those deployments are not registered, nothing is scheduled: the
+    next look does what has come due."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -114,8 +115,12 @@ def _schedule(ahead: dict[str, list[tuple[RoundStatus, datetime]]]) -> list[tupl
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
-    wanted = {(f"{'open' if status is RoundStatus.OPEN else 'close'}-{round_id}-{when.isoformat()}")
+    def action(status: RoundStatus) -> str:
+        return "open" if status is RoundStatus.OPEN else "close"
+
+    wanted = {f"{action(status)}-{round_id}-{when.isoformat()}": (round_id, status, when)
               for round_id, dates in ahead.items() for status, when in dates}
     with get_client(sync_client=True) as client:
         pending = client.read_flow_runs(
@@ -128,11 +133,16 @@ def _schedule(ahead: dict[str, list[tuple[RoundStatus, datetime]]]) -> list[tupl
             if run.idempotency_key not in wanted:
                 client.delete_flow_run(run.id)
     scheduled = []
-    for round_id, dates in ahead.items():
-        for status, when in dates:
-            action = "open" if status is RoundStatus.OPEN else "close"
-            run_deployment(f"{action}-round/{ON_DEMAND}", parameters={"round_id": round_id},
-                           scheduled_time=when, timeout=0, idempotency_key=f"{action}-{round_id}-{when.isoformat()}",
+    for key, (round_id, status, when) in wanted.items():
+        try:
+            run_deployment(f"{action(status)}-round/{ON_DEMAND}", parameters={"round_id": round_id},
+                           scheduled_time=when, timeout=0, idempotency_key=key,
                            tags=["round-dates", f"round:{round_id}"], as_subflow=False)
-            scheduled.append((round_id, status.value, when))
+        except ObjectNotFound:
+            get_run_logger().warning("%s-round/%s is not registered on this Prefect server: round %s's %s at %s is "
+                                     "left for a later look (serve or deploy the engine's flows)", action(status),
+                                     ON_DEMAND, round_id, "opening" if status is RoundStatus.OPEN else "close",
+                                     when.isoformat())
+            continue
+        scheduled.append((round_id, status.value, when))
     return scheduled

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -206,3 +206,35 @@ def test_the_instant_a_stage_is_dated_is_checked() -> None:
                       ("2999-01-01T00:00:00+00:00", "is in the future")):
         with pytest.raises(InvalidInput, match=said):
             instant(bad)
+
+
+@pytest.mark.prefect
+def test_round_dates_schedules_each_opening_once_and_moves_it_when_the_date_changes(prefect_harness: None) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from domain.rounds import RoundStatus
+    from flows.deployments import deployments
+    from flows.opening import _schedule
+
+    for deployment in deployments():
+        if deployment.flow_name in ("open-round", "close-round"):
+            deployment.apply()
+    first = datetime(2031, 3, 1, 9, tzinfo=UTC)
+    later = datetime(2031, 3, 2, 9, tzinfo=UTC)
+
+    def pending() -> list[tuple[str, datetime]]:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["round:r-dates"])),
+                                         sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=50)
+        return [(run.idempotency_key, run.expected_start_time) for run in runs]
+
+    _schedule({"r-dates": [(RoundStatus.OPEN, first)]})
+    _schedule({"r-dates": [(RoundStatus.OPEN, first)]})  # the next look: nothing twice
+    assert pending() == [(f"open-r-dates-{first.isoformat()}", first)]
+    _schedule({"r-dates": [(RoundStatus.OPEN, later), (RoundStatus.CLOSED, later + timedelta(days=30))]})
+    assert pending() == [(f"open-r-dates-{later.isoformat()}", later),
+                         (f"close-r-dates-{(later + timedelta(days=30)).isoformat()}", later + timedelta(days=30))]
+    _schedule({})  # the round was taken back to a later year: nothing stays scheduled for it
+    assert pending() == []
