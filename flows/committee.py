@@ -44,7 +44,7 @@ def prepare_committee_bundles_flow(round_id: str = round_param(), at: datetime |
                           summary["prepared"], summary["unchanged"], summary["notified"])
     summarise("prepare-committee-bundles", round_id, f"Committee bundles for {round_id}", [
         ("bundles prepared", summary["prepared"]), ("unchanged", summary["unchanged"]),
-        ("members notified", summary["notified"]), ("PDF", "yes" if summary["pdf"] else "no")],
+        ("members notified", summary["notified"]), ("with a PDF", sum(1 for m in summary["members"] if m["pdf"]))],
         [f"{m['email']}: version {m['version']}"
          + (f", {len(m['withheld'])} dossier(s) withheld" if m["withheld"] else "") for m in summary["members"]])
     return summary

@@ -159,13 +159,16 @@ def artifact_key(stage: str, round_id: str | None = None) -> str:
 
 
 def summarise(stage: str, round_id: str | None, title: str, rows: Iterable[tuple[str, Any]],
-              notes: Iterable[str] = ()) -> None:
+              notes: Iterable[str] = (), columns: tuple[str, str] = ("", "Number")) -> None:
     """Leave the run's summary in the Prefect UI: a markdown table of what it did."""
     from prefect.artifacts import create_markdown_artifact
 
-    lines = [f"### {title}", "", "| | |", "|---|---:|"]
-    lines += [f"| {name} | {_cell(value)} |" for name, value in rows]
-    lines += ["", *(f"- {_cell(note)}" for note in notes)]
+    rows = list(rows)
+    lines = [f"### {title}", ""]
+    if rows:
+        lines += [f"| {columns[0]} | {columns[1]} |", "|---|---:|", *(f"| {name} | {_cell(value)} |"
+                                                                      for name, value in rows), ""]
+    lines += [f"- {_cell(note)}" for note in notes]
     create_markdown_artifact(markdown="\n".join(lines).rstrip() + "\n", key=artifact_key(stage, round_id),
                              description=title)
 

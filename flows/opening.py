@@ -41,7 +41,7 @@ def open_round_flow(round_id: str = round_param(), at: datetime | None = at_para
         row, changed = open_round(session, round_id, actor=started_by(), at=when)
     outcome = "opened" if changed else f"already {row.status}"
     get_run_logger().info("round %s: %s", round_id, outcome)
-    summarise("open-round", round_id, f"Round {round_id}: {outcome}", [("status", row.status)])
+    summarise("open-round", round_id, f"Round {round_id}: {outcome}", [], [f"The round is {row.status}."])
     return {"round": round_id, "status": row.status, "changed": changed}
 
 
@@ -59,7 +59,7 @@ def close_round_flow(round_id: str = round_param(), at: datetime | None = at_par
         row, changed = close_round(session, round_id, actor=started_by(), at=when, early_reason=early_reason)
     outcome = "closed" if changed else f"already {row.status}"
     get_run_logger().info("round %s: %s", round_id, outcome)
-    summarise("close-round", round_id, f"Round {round_id}: {outcome}", [("status", row.status)])
+    summarise("close-round", round_id, f"Round {round_id}: {outcome}", [], [f"The round is {row.status}."])
     return {"round": round_id, "status": row.status, "changed": changed}
 
 

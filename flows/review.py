@@ -88,7 +88,7 @@ def invite_gmp_reviewers_flow(round_id: str = round_param(),
                           summary["invited"], summary["reviewers"], summary["due_on"])
     summarise("invite-gmp-reviewers", round_id, f"Reviewers invited for {round_id}", [
         ("assignments invited", summary["invited"]), ("invitations queued", summary["reviewers"]),
-        ("reviews due on", summary["due_on"])])
+        ("applications into review", summary["moved_to_review"])], [f"Reviews are due on {summary['due_on']}."])
     return summary
 
 
@@ -129,7 +129,7 @@ def review_day_flow(at: datetime | None = at_param("the day's run")) -> list[dic
         (r["round"], f"{r['step']}; {r['outstanding']} outstanding, {r['reminders']} reminders"
                      f"{', overdue notice' if r['overdue_notice'] else ''}{', closed' if r['closed'] else ''}")
         for r in results] + [(round_id, "failed: see the logs") for round_id in failed]
-        or [("rounds in review", 0)])
+        or [("no round is in review", "")], columns=("Round", "The day's run"))
     if failed:
         raise RuntimeError(f"the review day failed for {', '.join(failed)} (the others ran); run `sip review daily` "
                            "again once the cause is fixed: nothing is sent twice")
