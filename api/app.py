@@ -31,7 +31,7 @@ from engine.services import audit, follow_up, intake
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, ServiceError, Unavailable
 from engine.services.rounds import RoundView
-from engine.services.setup import Runtime, prepare, safe_url
+from engine.services.setup import Runtime, prepare, unreachable
 from engine.settings import Settings
 from notifications import LANGUAGES
 from notifications.render import PAGES, environment
@@ -121,15 +121,14 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             rt = get_runtime(request)
             with reading(rt.engine) as session:
                 session.exec(select(literal(1))).one()
-        except ServiceError as exc:
-            log.warning("not ready: %s", exc.message)
-            return error_json(503, exc.code, exc.message)
         except OperationalError as exc:
-            message = (f"the database at {safe_url(settings.url)} does not answer "
-                       f"({str(exc.orig or exc).strip().splitlines()[0][:200]})")
-            log.warning("not ready: %s", message)
-            return error_json(503, "unavailable", message)
-        return {"status": "ready"}
+            refusal: ServiceError = unreachable(settings.url, exc)
+        except ServiceError as exc:
+            refusal = exc
+        else:
+            return {"status": "ready"}
+        log.warning("not ready: %s", refusal.message)
+        return error_json(503, refusal.code, refusal.message)
 
     @app.get("/rounds", response_model=list[RoundView], tags=["rounds"])
     def list_rounds(rt: RuntimeDep, now: NowDep) -> list[RoundView]:

@@ -166,9 +166,9 @@ def db_upgrade() -> None:
 
 
 def safe_url(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
+    from engine.services.setup import safe_url as without_password
 
-    return make_url(settings.url).render_as_string(hide_password=True)
+    return without_password(settings.url)
 
 
 # --- rounds ------------------------------------------------------------------

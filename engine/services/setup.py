@@ -62,6 +62,13 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def unreachable(url: str, exc: OperationalError) -> Unavailable:
+    """The database does not answer: said with its address (never its password) and why."""
+    why = str(exc.orig or exc).strip().splitlines()[0][:200]
+    return Unavailable(f"the database at {safe_url(url)} does not answer ({why}): check DATABASE_URL and that the "
+                       "database server runs, then try again")
+
+
 def ensure_current(engine: Engine, url: str) -> None:
     """The schema is the one this engine needs (where migrations are their own step)."""
     at, needed = migrate.current(engine), migrate.head()
@@ -109,9 +116,7 @@ def prepare(settings: Settings, *, defaults: bool = True) -> Runtime:
             if defaults and settings.migrate_on_start:
                 load_defaults(engine, datetime.now(UTC))
         except OperationalError as exc:
-            raise Unavailable(f"the database at {safe_url(settings.url)} does not answer "
-                              f"({str(exc.orig or exc).strip().splitlines()[0][:200]}): check DATABASE_URL and that "
-                              "the database server runs, then try again") from None
+            raise unreachable(settings.url, exc) from None
         _prepared.add((settings.url, defaults))
         # What exists now (modules, the engine, compiled templates) lives as long as the
         # process: keep it out of the garbage collector's full passes, which would
