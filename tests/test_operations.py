@@ -162,6 +162,7 @@ def test_folders_named_relatively_are_found_and_a_worker_deployment_refuses_them
     absolute = Settings(SIP_DATA_DIR="/var/lib/sip", SIP_SECRET_KEY=SECRET, DATABASE_URL="postgresql+psycopg://h/sip",
                         SIP_TEMPLATES_DIR="templates")
     assert absolute.relative_folders() == ["SIP_TEMPLATES_DIR"]
+    monkeypatch.chdir(sqlite_settings.data_dir)  # its `data` folder is the test's own
     monkeypatch.setenv("SIP_DATA_DIR", "data")
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     from engine.settings import get_settings

@@ -96,7 +96,8 @@ def check_secret_key(engine: Engine, settings: Settings) -> None:
         raise NotAllowed("SIP_SECRET_KEY is not the key this database was set up with: every machine of the engine "
                          "must use the same key (applicants' access codes and people's links are derived from it). "
                          "Set the key the other machines use (kept with the database's backups); a new key would "
-                         "break every code and link already sent")
+                         "break every code and link already sent. (A database only the demo used can start afresh: "
+                         "`sip demo --fresh`.)")
 
 
 _prepared: set[tuple[str, bool]] = set()
