@@ -8,10 +8,11 @@ import functools
 import logging
 import os
 import re
+import time
 import typing
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import Field
@@ -56,9 +57,11 @@ def _deployment_run() -> bool:
     return bool(context and context.flow_run and context.flow_run.deployment_id)
 
 
-def instant(at: datetime | str | None) -> datetime:
+def instant(at: datetime | str | None, *, wait: float = 0) -> datetime:
     """The instant a stage takes effect: now, or a past scheduled time (ISO 8601 with
-    an offset), e.g. a round's close run after a machine was down."""
+    an offset), e.g. a round's close run after a machine was down. An instant at most
+    `wait` seconds ahead is waited for (a scheduled run may start a few seconds early:
+    Prefect's runner and workers take runs before their time)."""
     now = datetime.now(UTC)
     if at is None:
         return now
@@ -68,8 +71,10 @@ def instant(at: datetime | str | None) -> datetime:
         raise _bad_at(at, "is not an instant (ISO 8601), e.g. 2018-08-31T23:59:59+02:00") from None
     if value.tzinfo is None:
         raise _bad_at(at, "needs a UTC offset, e.g. 2018-08-31T23:59:59+02:00")
-    if value > now:
+    if value > now + timedelta(seconds=wait):
         raise _bad_at(at, "is in the future; schedule the flow for that time instead")
+    if value > now:
+        time.sleep((value - now).total_seconds())
     return value
 
 

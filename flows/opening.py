@@ -28,6 +28,9 @@ from flows.common import (
 
 #: How far ahead `round-dates` schedules a round's opening and close at their exact instants.
 HORIZON = timedelta(days=1)
+#: A scheduled run may start this many seconds before its instant (the runner and the
+#: workers take runs early); it waits for its instant.
+EARLY_START_SECONDS = 60
 
 
 @flow(name="open-round", log_prints=False,
@@ -36,7 +39,7 @@ HORIZON = timedelta(days=1)
 def open_round_flow(round_id: str = round_param(), at: datetime | None = at_param("the opening")) -> dict[str, Any]:
     """Open a round for applications (at its `opens_at`, or later)."""
     check_round(round_id)
-    when = instant(at)
+    when = instant(at, wait=EARLY_START_SECONDS)
     with unit_of_work(runtime().engine) as session:
         row, changed = open_round(session, round_id, actor=started_by(), at=when)
     outcome = "opened" if changed else f"already {row.status}"
@@ -54,7 +57,7 @@ def close_round_flow(round_id: str = round_param(), at: datetime | None = at_par
                          max_length=2000)) -> dict[str, Any]:
     """Close a round after its deadline (before it only with a reason)."""
     check_round(round_id)
-    when = instant(at)
+    when = instant(at, wait=EARLY_START_SECONDS)
     with unit_of_work(runtime().engine) as session:
         row, changed = close_round(session, round_id, actor=started_by(), at=when, early_reason=early_reason)
     outcome = "closed" if changed else f"already {row.status}"
@@ -135,7 +138,8 @@ def _schedule(ahead: dict[str, list[tuple[RoundStatus, datetime]]]) -> list[tupl
     scheduled = []
     for key, (round_id, status, when) in wanted.items():
         try:
-            run_deployment(f"{action(status)}-round/{ON_DEMAND}", parameters={"round_id": round_id},
+            run_deployment(f"{action(status)}-round/{ON_DEMAND}", parameters={"round_id": round_id,
+                                                                               "at": when.isoformat()},
                            scheduled_time=when, timeout=0, idempotency_key=key,
                            tags=["round-dates", f"round:{round_id}"], as_subflow=False)
         except ObjectNotFound:

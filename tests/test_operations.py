@@ -207,6 +207,11 @@ def test_the_instant_a_stage_is_dated_is_checked() -> None:
                       ("2999-01-01T00:00:00+00:00", "is in the future")):
         with pytest.raises(InvalidInput, match=said):
             instant(bad)
+    # A scheduled run that starts a moment before its instant waits for it.
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    assert instant(soon, wait=60) == soon and datetime.now(UTC) >= soon
+    with pytest.raises(InvalidInput, match="is in the future"):
+        instant(datetime.now(UTC) + timedelta(seconds=90), wait=60)
 
 
 @pytest.mark.prefect
@@ -229,6 +234,8 @@ def test_round_dates_schedules_each_opening_once_and_moves_it_when_the_date_chan
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["round:r-dates"])),
                                          sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=50)
+        assert all(run.parameters == {"round_id": "r-dates", "at": run.expected_start_time.isoformat()}
+                   for run in runs)  # dated at its instant, even if it starts a moment early
         return [(run.idempotency_key, run.expected_start_time) for run in runs]
 
     _schedule({"r-dates": [(RoundStatus.OPEN, first)]})
