@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -268,3 +270,30 @@ def committee(screened: Runtime) -> Runtime:
     with unit_of_work(screened.engine) as session:
         set_funds(session, ROUND1, Decimal("300000"), actor="officer", at=COMMITTEE_AT)
     return screened
+
+
+class Clock:
+    """The API's clock, set by a test."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def wait_for_run(run_id: str) -> Any:
+    """The final state of a flow run the API started in the background."""
+    import threading
+
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as prefect:
+        while not (run := prefect.read_flow_run(run_id)).state.is_final():
+            assert time.monotonic() < deadline, "the flow run did not finish"
+            time.sleep(0.2)
+    for thread in threading.enumerate():
+        if thread.name == f"flow-run-{run_id}":
+            thread.join(30)
+    return run.state

@@ -12,8 +12,7 @@ import pytest
 from api.app import create_app
 from engine.services.setup import Runtime
 from engine.services.tokens import token_hash
-from tests.conftest import AFTER_CLOSE, ROUND1
-from tests.test_api import Clock
+from tests.conftest import AFTER_CLOSE, ROUND1, Clock
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -6,11 +6,9 @@ refused attempt of a reviewer is audited."""
 from __future__ import annotations
 
 import re
-import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -23,8 +21,7 @@ from engine.services.reviewing import invite
 from engine.services.setup import Runtime
 from engine.services.tokens import token_hash
 from engine.tables import AuditEvent, OutboxMessage, ReviewAssignment
-from tests.conftest import AFTER_R4, ROUND4
-from tests.test_api import Clock
+from tests.conftest import AFTER_R4, ROUND4, Clock, wait_for_run
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -78,22 +75,6 @@ def signed_in(client: TestClient, email: str) -> dict[str, str]:
     assert answer.status_code == 201, answer.text
     return {"Authorization": f"Bearer {answer.json()['session_token']}"}
 
-
-def wait_for_run(run_id: str) -> Any:
-    """The final state of a flow run the API started in the background."""
-    import threading
-
-    from prefect.client.orchestration import get_client
-
-    deadline = time.monotonic() + 60
-    with get_client(sync_client=True) as prefect:
-        while not (run := prefect.read_flow_run(run_id)).state.is_final():
-            assert time.monotonic() < deadline, "the flow run did not finish"
-            time.sleep(0.2)
-    for thread in threading.enumerate():
-        if thread.name == f"flow-run-{run_id}":
-            thread.join(30)
-    return run.state
 
 
 def refusals(client: TestClient, action: str) -> list[AuditEvent]:

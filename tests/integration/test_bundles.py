@@ -158,7 +158,7 @@ def test_a_gmp_rounds_bundle_shows_the_reviews_without_the_reviewers_names(round
     from engine.services.review import assign_reviewers
     from engine.services.reviewing import invite, reviewer_for, save_review, send_to_committee, sign_in
     from tests.conftest import AFTER_R4, ROUND4
-    from tests.test_review_stage import FULL, link_of
+    from tests.integration.test_review_stage import FULL, link_of
 
     with unit_of_work(round4.engine) as session:
         assign_reviewers(session, ROUND4, actor="o", at=AFTER_R4)

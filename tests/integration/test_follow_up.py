@@ -15,7 +15,7 @@ from engine.services.follow_up import request_information, resubmit_forms
 from engine.services.screening import screen_batch, to_screen
 from engine.services.setup import Runtime
 from engine.tables import Application, OutboxMessage, ScreeningRecord
-from tests.conftest import AFTER_CLOSE, ROUND1, example, run
+from tests.conftest import AFTER_CLOSE, ROUND1, Clock, example, run
 
 LSO = "SIP-2018-R1-0002"
 FORM_C = {"form_c": {"signed_by": "Thabo Mokoena", "function": "National focal point", "signed_on": "2018-09-10",
@@ -81,7 +81,6 @@ def test_bad_forms_are_refused_by_path(screened: Runtime, body: bytes, path: str
 
 def test_an_applicant_sends_forms_again_through_the_api_with_their_token(open_round1: Runtime) -> None:
     from api.app import create_app
-    from tests.test_api import Clock
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -23,8 +23,7 @@ from engine.services.errors import NotAllowed, Unavailable
 from engine.services.setup import Runtime, prepare
 from engine.services.tokens import token_hash
 from engine.settings import Settings
-from tests.conftest import AFTER_CLOSE, ROUND1, SECRET
-from tests.test_api import Clock
+from tests.conftest import AFTER_CLOSE, ROUND1, SECRET, Clock
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -17,9 +17,7 @@ from engine.services import outbox
 from engine.services.setup import Runtime
 from engine.services.tokens import token_hash
 from engine.tables import AuditEvent, OutboxMessage
-from tests.conftest import ROUND1
-from tests.test_api import Clock
-from tests.test_review_api import wait_for_run
+from tests.conftest import ROUND1, Clock, wait_for_run
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

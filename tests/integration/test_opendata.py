@@ -23,7 +23,7 @@ from engine.services.opendata import export_360giving, validation_errors, write_
 from engine.services.setup import Runtime
 from tests.conftest import ROUND1
 
-OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "standards" / "360giving"
+OFFICIAL = Path(__file__).resolve().parents[3] / "shared" / "standards" / "360giving"
 AT = datetime(2018, 10, 3, 15, tzinfo=UTC)
 
 
@@ -41,7 +41,7 @@ def decided(committee: Runtime) -> Runtime:
 
 def official_validator() -> Draft202012Validator:
     """The official schemas as published (a copy outside the engine's own)."""
-    folder = OFFICIAL if OFFICIAL.exists() else Path(__file__).resolve().parents[1] / "engine" / "data" / "360giving"
+    folder = OFFICIAL if OFFICIAL.exists() else Path(__file__).resolve().parents[2] / "engine" / "data" / "360giving"
     package = json.loads((folder / "360-giving-package-schema.json").read_text())
     grant = DRAFT202012.create_resource(json.loads((folder / "360-giving-schema.json").read_text()))
     registry = Registry().with_resource(package["properties"]["grants"]["items"]["$ref"], grant)

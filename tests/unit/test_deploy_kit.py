@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from engine.cli import app
 from tests.processes import VENV_BIN
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 README = (DEPLOY.parent / "README.md").read_text()
 ENGINE_SETTINGS = {"DATABASE_URL", "SIP_SECRET_KEY", "SIP_MIGRATE_ON_START", "SIP_FILES_DIR", "PREFECT_API_URL"}
 

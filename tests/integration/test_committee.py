@@ -216,7 +216,7 @@ def test_an_error_in_an_extended_template_names_that_file_and_a_corrected_one_is
         committee: Runtime, tmp_path: Path) -> None:
     folder = tmp_path / "templates"
     folder.mkdir()
-    base = (Path(__file__).resolve().parents[1] / "notifications" / "templates" / "_decision.txt").read_text()
+    base = (Path(__file__).resolve().parents[2] / "notifications" / "templates" / "_decision.txt").read_text()
     (folder / "_decision.txt").write_text(base.replace("{{ programme_email }}", "{{ programme_mail }}"))
     decide(committee, DecisionIn(reference=CMR, decision="not_approved", recommendations="Give the baseline."))
     settings = committee.settings.model_copy(update={"templates_dir": folder})

@@ -11,7 +11,7 @@ import pytest
 
 from api.app import create_app
 from engine.services.setup import Runtime
-from tests.conftest import IN_ROUND1, ROUND1, example
+from tests.conftest import IN_ROUND1, ROUND1, Clock, example
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -20,14 +20,6 @@ with warnings.catch_warnings():
 BEN = example("ben-asgm-complete.json")
 LSO = example("lso-inventory-no-form-c.json")
 URL = f"/rounds/{ROUND1}/applications"
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
