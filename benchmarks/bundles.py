@@ -43,8 +43,8 @@ def build_round(count: int, folder: Path) -> Path:
     eligible) and with the committee; the demo's committee and funds."""
     from sqlmodel import select
 
+    from demo.committee import MEMBERS
     from engine.db import dispose_all, unit_of_work
-    from engine.demo_committee import MEMBERS
     from engine.services.appraisal import override
     from engine.services.committee import known_parties, load_members, parse_members, set_funds
     from engine.services.intake import import_batch

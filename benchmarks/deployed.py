@@ -80,8 +80,8 @@ def build_rounds(url: str, folder: Path, count: int) -> list[str]:
     """`count` copies of round 1, each with the demo's 19 applications, closed."""
     from datetime import UTC, datetime
 
+    from demo.applications import APPLICATIONS, document
     from engine.db import dispose_all, unit_of_work
-    from engine.demo_applications import APPLICATIONS, document
     from engine.services.intake import import_batch
     from engine.services.rounds import close_round, open_round, parse_round, store_round
     from engine.services.setup import prepare

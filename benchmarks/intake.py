@@ -35,7 +35,7 @@ PARTIES = ["BEN", "ARG", "ARM", "IRN", "LSO", "ECU", "PER", "GHA", "MDG", "SEN",
 
 
 def documents(count: int) -> list[bytes]:
-    from engine.demo_applications import APPLICATIONS, document
+    from demo.applications import APPLICATIONS, document
 
     out = []
     for i in range(count):

@@ -1274,7 +1274,7 @@ def serve(
 @app.command("demo")
 def demo(fresh: Annotated[bool, typer.Option(help="Start from an empty embedded database.")] = False) -> None:
     """Run round 1 (2018) as far as the engine goes, on the embedded database."""
-    from engine.demo import run_demo
+    from demo.run import run_demo
 
     with service_errors():
         code = run_demo(get_settings(), fresh=fresh, echo=typer.echo)

@@ -244,7 +244,7 @@ COMMITTEE_AT = datetime(2018, 10, 3, 15, tzinfo=UTC)
 
 def members(rt: Runtime, text: str | None = None) -> dict[str, int]:
     """Load a committee membership (default: the demo's 2018-2019 committee)."""
-    from engine.demo_committee import MEMBERS
+    from demo.committee import MEMBERS
     from engine.services.committee import known_parties, load_members, parse_members
 
     with unit_of_work(rt.engine) as session:

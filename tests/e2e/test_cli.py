@@ -126,7 +126,7 @@ def test_opening_a_round_before_its_date_is_refused_with_what_to_do(sqlite_setti
 
 def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(sqlite_settings: Settings,
                                                             prefect_harness: None) -> None:
-    from engine.demo import run_demo
+    from demo.run import run_demo
 
     lines: list[str] = []
     assert run_demo(sqlite_settings, echo=lines.append) == 0

@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from demo.applications import APPLICATIONS, ROUND, document
+from demo.review import ROUND4, run_review_demo
 from domain.lifecycle import PUBLIC_STATUS, Status
 from domain.rounds import RoundDefinition, RoundStatus
 from engine.db import dispose_all, reading, unit_of_work
-from engine.demo_applications import APPLICATIONS, ROUND, document
-from engine.demo_review import ROUND4, run_review_demo
 from engine.services import applications as app_service
 from engine.services import outbox as outbox_service
 from engine.services.report import write_report
@@ -51,7 +51,7 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
     """Round 1's committee: its members load, the funds are set, each member gets a
     review bundle, the secretariat records the meeting's decisions (the real outcome
     of round 1) and the letters go out; then the round report and the open data."""
-    from engine.demo_committee import DECISIONS, FUNDS, MEMBERS
+    from demo.committee import DECISIONS, FUNDS, MEMBERS
     from engine.services.committee import (
         committee_of,
         known_parties,

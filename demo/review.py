@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlmodel import select
 
+from demo.applications import DemoApplication, document
 from domain.review import ReviewDraft
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
-from engine.demo_applications import DemoApplication, document
 from engine.services import outbox, reviewing
 from engine.services.review import assignment_view, load_reviewers, parse_reviewers
 from engine.services.rounds import definition_of, get_round
