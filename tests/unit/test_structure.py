@@ -1,0 +1,49 @@
+"""The house's rooms and what each may import (the README's map, "How it is built"):
+`domain/` is pure, the flows never reach into the API or the command line, and the
+API and the command line do not import each other (both may start flows)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imports(folder: str) -> Iterator[tuple[str, str]]:
+    """(file, top-level module path) of every import in the Python files of `folder`,
+    including imports inside functions."""
+    for path in sorted((ROOT / folder).rglob("*.py")) if (ROOT / folder).is_dir() else [ROOT / folder]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                yield from ((str(path.relative_to(ROOT)), alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                yield str(path.relative_to(ROOT)), node.module
+
+
+def reaching(folder: str, forbidden: tuple[str, ...]) -> list[str]:
+    return [f"{file}: {module}" for file, module in imports(folder)
+            if any(module == f or module.startswith(f + ".") for f in forbidden)]
+
+
+def test_the_domain_imports_only_the_standard_library_and_pydantic() -> None:
+    allowed = set(sys.stdlib_module_names) | {"pydantic", "pydantic_core", "domain", "__future__"}
+    outside = [f"{file}: {module}" for file, module in imports("domain") if module.split(".")[0] not in allowed]
+    assert outside == []
+
+
+def test_the_flows_never_import_the_api_or_the_command_line() -> None:
+    assert reaching("flows", ("api", "cli", "engine.cli")) == []
+
+
+def test_the_api_and_the_command_line_do_not_import_each_other() -> None:
+    assert reaching("api", ("cli", "engine.cli")) == []
+    command_line = "cli" if (ROOT / "cli").is_dir() else "engine/cli.py"
+    assert reaching(command_line, ("api",)) == []
+
+
+def test_the_engine_never_imports_its_callers() -> None:
+    assert reaching("engine/services", ("api", "cli", "flows", "demo", "engine.cli")) == []
+    assert reaching("domain", ("engine", "flows", "api", "cli", "notifications")) == []
