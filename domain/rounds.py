@@ -4,6 +4,7 @@ status as it follows its dates and the secretariat's actions. Pure."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -245,6 +246,40 @@ class RoundStatus(StrEnum):
 
 class RoundActionError(Exception):
     """A secretariat action on a round that its status or dates do not allow."""
+
+
+@dataclass(frozen=True)
+class RoundMove:
+    """One move of a round's status: from which statuses, to which, and the audit
+    action that records it. Whether a move is due (the dates, the stages a round has)
+    is for the `plan_*` rules below; which moves exist at all is this table."""
+
+    name: str
+    sources: frozenset[RoundStatus]
+    target: RoundStatus
+    action: str
+
+
+#: Every move of a round's status, in the order of a round.
+ROUND_TRANSITIONS: dict[str, RoundMove] = {move.name: move for move in (
+    RoundMove("open", frozenset({RoundStatus.DRAFT}), RoundStatus.OPEN, "round.opened"),
+    RoundMove("close", frozenset({RoundStatus.OPEN}), RoundStatus.CLOSED, "round.closed"),
+    RoundMove("start_screening", frozenset({RoundStatus.CLOSED}), RoundStatus.SCREENING, "round.screening"),
+    RoundMove("open_review", frozenset({RoundStatus.SCREENING}), RoundStatus.REVIEW, "round.review_opened"),
+    RoundMove("to_committee", frozenset({RoundStatus.SCREENING, RoundStatus.REVIEW}), RoundStatus.COMMITTEE,
+              "round.to_committee"),
+    RoundMove("decide", frozenset({RoundStatus.COMMITTEE}), RoundStatus.DECIDED, "round.decided"),
+)}
+
+
+def round_move(stored: RoundStatus, name: str, round_id: str) -> RoundMove:
+    """The move `name` from `stored`, or why the table does not allow it."""
+    move = ROUND_TRANSITIONS[name]
+    if stored not in move.sources:
+        allowed = " or ".join(sorted(s.value for s in move.sources))
+        raise RoundActionError(f"round {round_id} is {stored.value}; it can only be moved to {move.target.value} "
+                               f"from {allowed}")
+    return move
 
 
 def effective_status(stored: RoundStatus, definition: RoundDefinition, now: datetime) -> RoundStatus:

@@ -36,7 +36,7 @@ from engine.services import audit
 from engine.services.applications import countries_of, get_application, transition
 from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput, NotAllowed, NotFound
-from engine.services.rounds import definition_of, get_round
+from engine.services.rounds import definition_of, get_round, move_round
 from engine.tables import Application, CommitteeMeeting, CommitteeMember, DecisionRecord, MemberConflict
 from engine.tables import Party as PartyRow
 
@@ -447,10 +447,7 @@ def record_decisions(session: Session, round_id: str, items: list[tuple[Decision
         Application.round_id == round_id, Application.status == Status.READY_FOR_COMMITTEE.value)
         .order_by(Application.reference)).all())
     if not summary.undecided and RoundStatus(row.status) is RoundStatus.COMMITTEE:
-        row.status, row.updated_at = RoundStatus.DECIDED.value, at
-        session.add(row)
-        audit.record(session, at=at, actor=actor, role="secretariat", action="round.decided", subject_type="round",
-                     subject_id=round_id, from_status=RoundStatus.COMMITTEE.value, to_status=RoundStatus.DECIDED.value)
+        move_round(session, row, "decide", actor=actor, at=at)
     return summary
 
 

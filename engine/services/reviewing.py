@@ -47,7 +47,7 @@ from engine.services.review import (
     round_review,
     subject_of,
 )
-from engine.services.rounds import definition_of, get_round
+from engine.services.rounds import definition_of, get_round, move_round
 from engine.services.tokens import derive_link_token, random_token, token_hash
 from engine.settings import Settings
 from engine.tables import Application, DeclaredConflict, Review, ReviewAssignment, ReviewerToken, ReviewStage, Round
@@ -149,11 +149,7 @@ def invite(session: Session, settings: Settings, round_id: str, *, actor: str, a
     if stage is None:
         stage = ReviewStage(round_id=round_id, due_on=due_on, invited_at=at)
         session.add(stage)
-        row.status, row.updated_at = target.value, at
-        session.add(row)
-        audit.record(session, at=at, actor=actor, role="secretariat", action="round.review_opened",
-                     subject_type="round", subject_id=round_id, from_status=RoundStatus.SCREENING.value,
-                     to_status=target.value, details={"due_on": due_on.isoformat()})
+        move_round(session, row, "open_review", actor=actor, at=at, details={"due_on": due_on.isoformat()})
     summary = InviteSummary(round_id, stage.due_on.isoformat())
     by_reviewer: dict[int, list[Application]] = {}
     for application, subject in zip(state.applications, state.subjects(), strict=True):
@@ -622,11 +618,8 @@ def send_to_committee(session: Session, round_id: str, *, actor: str, at: dateti
         changes = [(a, "send_to_committee", f"committee:{round_id}", None)
                    for a in _in_statuses(session, round_id, (Status.SCREENED,))]
     summary.sent = transition_many(session, changes, actor=actor, role=role, at=at)
-    row.status, row.updated_at = target.value, at
-    session.add(row)
-    audit.record(session, at=at, actor=actor, role=role.value, action="round.to_committee", subject_type="round",
-                 subject_id=round_id, from_status=stored.value, to_status=target.value, reason=reason,
-                 details={"applications": summary.sent, "short_of_reviews": summary.short})
+    move_round(session, row, "to_committee", actor=actor, role=role.value, at=at, reason=reason,
+               details={"applications": summary.sent, "short_of_reviews": summary.short})
     return summary
 
 

@@ -21,6 +21,7 @@ from domain.rounds import (
     effective_status,
     plan_close,
     plan_open,
+    round_move,
 )
 from engine.services import audit
 from engine.services.errors import InvalidInput, NotAllowed, NotFound
@@ -153,21 +154,33 @@ def store_round(
     return row, "updated"
 
 
-def _act(session: Session, round_id: str, action: str, plan: Any, *, actor: str, at: datetime,
+def move_round(session: Session, row: Round, move: str, *, actor: str, at: datetime, role: str = "secretariat",
+               reason: str | None = None, details: dict[str, Any] | None = None) -> RoundStatus:
+    """Every change of a round's status goes through here: the move must be in the
+    round's table (`domain.rounds.ROUND_TRANSITIONS`), and one audit event records it.
+    The event is dated when it is recorded; the instant the move takes effect (a
+    scheduled close run late, the demo's 2018 dates) is kept beside it. Returns the
+    status the round had."""
+    stored = RoundStatus(row.status)
+    try:
+        transition = round_move(stored, move, row.id)
+    except RoundActionError as exc:
+        raise NotAllowed(str(exc)) from None
+    recorded = datetime.now(UTC)
+    row.status, row.updated_at = transition.target.value, recorded
+    session.add(row)
+    audit.record(session, at=recorded, actor=actor, role=role, action=transition.action, subject_type="round",
+                 subject_id=row.id, from_status=stored.value, to_status=transition.target.value, reason=reason,
+                 details={**(details or {}), "effective_at": at.isoformat()})
+    return stored
+
+
+def _act(session: Session, round_id: str, move: str, plan: Any, *, actor: str, at: datetime,
          reason: str | None) -> tuple[Round, bool]:
     row = get_round(session, round_id, for_update=True)
-    stored = RoundStatus(row.status)
-    target = _planned(row, plan)
-    if target is stored:
+    if _planned(row, plan) is RoundStatus(row.status):
         return row, False
-    recorded = datetime.now(UTC)
-    row.status, row.updated_at = target.value, recorded
-    session.add(row)
-    # The event is dated when it is recorded; the instant the action takes effect (a
-    # scheduled close run late, the demo's 2018 dates) is kept beside it.
-    audit.record(session, at=recorded, actor=actor, role="secretariat", action=f"round.{action}",
-                 subject_type="round", subject_id=round_id, from_status=stored.value, to_status=target.value,
-                 reason=reason, details={"effective_at": at.isoformat()})
+    move_round(session, row, move, actor=actor, at=at, reason=reason)
     return row, True
 
 
@@ -190,7 +203,7 @@ def _closing(at: datetime, early_reason: str | None) -> Any:
 def open_round(session: Session, round_id: str, *, actor: str, at: datetime) -> tuple[Round, bool]:
     """Open a draft round (at or after `opens_at`). A round opened before (open now,
     or already further on) is left as it is: changed=False."""
-    return _act(session, round_id, "opened", _opening(at), actor=actor, at=at, reason=None)
+    return _act(session, round_id, "open", _opening(at), actor=actor, at=at, reason=None)
 
 
 def close_round(
@@ -198,7 +211,7 @@ def close_round(
 ) -> tuple[Round, bool]:
     """Close an open round after its deadline (or before it, with a reason). A round
     closed before (closed now, or further on) is left as it is: changed=False."""
-    return _act(session, round_id, "closed", _closing(at, early_reason), actor=actor, at=at, reason=early_reason)
+    return _act(session, round_id, "close", _closing(at, early_reason), actor=actor, at=at, reason=early_reason)
 
 
 def check_open(session: Session, round_id: str, *, at: datetime) -> None:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert
@@ -26,11 +26,11 @@ from domain.parties import Party
 from domain.rounds import RoundDefinition, RoundStatus, accepts_applications
 from domain.screening import RULES_VERSION, CriterionResult, ScreeningResult, Verdict, screen, weighted_score
 from engine.db import unit_of_work
-from engine.services import audit, outbox
+from engine.services import outbox
 from engine.services.applications import countries_of, transition_many
 from engine.services.errors import NotAllowed
 from engine.services.intake import status_page_url
-from engine.services.rounds import close_round, definition_of, get_round
+from engine.services.rounds import close_round, definition_of, get_round, move_round
 from engine.settings import Settings
 from engine.tables import Application, AuditEvent, Round, ScreeningRecord
 from engine.tables import Party as PartyRow
@@ -57,11 +57,7 @@ def start_screening(session: Session, round_id: str, *, actor: str, at: datetime
         row, _ = close_round(session, round_id, actor=actor, at=at)
     elif stored is not RoundStatus.CLOSED:
         raise NotAllowed(f"round {round_id} is {stored.value}; screening comes right after the close")
-    row.status = RoundStatus.SCREENING.value
-    session.add(row)
-    audit.record(session, at=datetime.now(UTC), actor=actor, role="secretariat", action="round.screening",
-                 subject_type="round", subject_id=round_id, from_status=RoundStatus.CLOSED.value,
-                 to_status=RoundStatus.SCREENING.value, details={"effective_at": at.isoformat()})
+    move_round(session, row, "start_screening", actor=actor, at=at)
     return row
 
 

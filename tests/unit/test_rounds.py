@@ -154,3 +154,16 @@ def test_a_rounds_dates_call_for_its_opening_and_its_close_and_never_for_a_past_
     assert dates_ahead(RoundStatus.OPEN, r, closing - timedelta(hours=2), closing) == [(RoundStatus.CLOSED, closing)]
     assert dates_ahead(RoundStatus.OPEN, r, during, during + timedelta(days=1)) == []
     assert dates_ahead(RoundStatus.CLOSED, r, closing - timedelta(hours=2), closing) == []
+
+
+def test_a_rounds_status_moves_only_as_its_table_says() -> None:
+    from domain.rounds import ROUND_TRANSITIONS, RoundActionError, round_move
+
+    reached = {RoundStatus.DRAFT} | {move.target for move in ROUND_TRANSITIONS.values()}
+    assert reached == set(RoundStatus) - {RoundStatus.ARCHIVED}  # archiving is not built yet
+    assert round_move(RoundStatus.REVIEW, "to_committee", "r").target is RoundStatus.COMMITTEE
+    assert round_move(RoundStatus.SCREENING, "to_committee", "r").target is RoundStatus.COMMITTEE
+    with pytest.raises(RoundActionError, match="round r is draft; it can only be moved to screening from closed"):
+        round_move(RoundStatus.DRAFT, "start_screening", "r")
+    with pytest.raises(RoundActionError, match="is decided; it can only be moved to open from draft"):
+        round_move(RoundStatus.DECIDED, "open", "r")
