@@ -40,9 +40,15 @@ log = logging.getLogger("sip.api")
 
 NOT_FOUND = "no application with that reference and access token"
 #: The body of a resubmission: any of the three forms.
-FORMS = {"type": "object", "additionalProperties": False, "minProperties": 1,
-         "properties": {form: {"$ref": f"#/components/schemas/{model}"}
-                        for form, model in (("form_a", "FormA"), ("form_b", "FormB"), ("form_c", "FormC"))}}
+FORMS = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        form: {"$ref": f"#/components/schemas/{model}"}
+        for form, model in (("form_a", "FormA"), ("form_b", "FormB"), ("form_c", "FormC"))
+    },
+}
 IDEMPOTENCY_HELP = "Send the same key when retrying: the first result is returned, not a second application"
 
 
@@ -79,9 +85,10 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"path": json_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
-        refused = InvalidInput("the request is not valid: " + "; ".join(f"{e['path']}: {e['message']}"
-                                                                        for e in errors),
-                               [FieldError(path=e["path"], message=e["message"]) for e in errors])
+        refused = InvalidInput(
+            "the request is not valid: " + "; ".join(f"{e['path']}: {e['message']}" for e in errors),
+            [FieldError(path=e["path"], message=e["message"]) for e in errors],
+        )
         await _audit_officer_refusal(request, refused)
         return error_json(422, "invalid", refused.message, errors)
 
@@ -90,9 +97,16 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         officer = getattr(request.state, "officer", None)
         if officer is not None and request.app.state.runtime is not None and not isinstance(exc, Unavailable):
             endpoint = getattr(request.scope.get("endpoint"), "__name__", "request")
-            await run_in_threadpool(audit.record_refusal, request.app.state.runtime.engine, exc, actor=officer,
-                                    role="secretariat", action=f"api.{endpoint}", subject_type="request",
-                                    subject_id=f"{request.method} {request.url.path}")
+            await run_in_threadpool(
+                audit.record_refusal,
+                request.app.state.runtime.engine,
+                exc,
+                actor=officer,
+                role="secretariat",
+                action=f"api.{endpoint}",
+                subject_type="request",
+                subject_id=f"{request.method} {request.url.path}",
+            )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -104,8 +118,12 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return error_json(500, "internal", "the engine failed unexpectedly; nothing was half-written. Try again, and "
-                                       "tell the secretariat if it happens again")
+        return error_json(
+            500,
+            "internal",
+            "the engine failed unexpectedly; nothing was half-written. Try again, and "
+            "tell the secretariat if it happens again",
+        )
 
     @app.get("/health/live", tags=["service"])
     def alive() -> dict[str, str]:
@@ -147,16 +165,21 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         response_model=ReceiptOut,
         responses=error_responses(404, 409, 413, 422),
         tags=["applications"],
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/ApplicationDocument"}}}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApplicationDocument"}}},
+            }
+        },
     )
     async def submit(
         round_id: str,
         request: Request,
         rt: RuntimeDep,
         now: NowDep,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
-                                                      description=IDEMPOTENCY_HELP)] = None,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, description=IDEMPOTENCY_HELP)
+        ] = None,
     ) -> Any:
         """Submit an application (format `sip-application/1`) while the round is open.
 
@@ -171,22 +194,37 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             if len(body) > limit:
                 return _too_large(len(body), limit)
         receipt = await run_in_threadpool(
-            intake.submit_application, rt.engine, rt.settings, round_id, bytes(body), channel="api",
-            idempotency_key=idempotency_key, now=now,
+            intake.submit_application,
+            rt.engine,
+            rt.settings,
+            round_id,
+            bytes(body),
+            channel="api",
+            idempotency_key=idempotency_key,
+            now=now,
         )
         return JSONResponse(
             status_code=201,
-            headers={"Location": f"/applications/{receipt.reference}",
-                     **({} if receipt.created else {"Idempotent-Replayed": "true"})},
-            content=ReceiptOut(reference=receipt.reference, status=receipt.status, round=receipt.round_id,
-                               submitted_at=receipt.submitted_at, access_token=receipt.access_token
-                               ).model_dump(mode="json"),
+            headers={
+                "Location": f"/applications/{receipt.reference}",
+                **({} if receipt.created else {"Idempotent-Replayed": "true"}),
+            },
+            content=ReceiptOut(
+                reference=receipt.reference,
+                status=receipt.status,
+                round=receipt.round_id,
+                submitted_at=receipt.submitted_at,
+                access_token=receipt.access_token,
+            ).model_dump(mode="json"),
         )
 
-    @app.get("/applications/{reference}", response_model=ApplicationStatusOut, responses=error_responses(404),
-             tags=["applications"])
-    def application_status(
-        reference: str, rt: RuntimeDep, credentials: BearerDep) -> Any:
+    @app.get(
+        "/applications/{reference}",
+        response_model=ApplicationStatusOut,
+        responses=error_responses(404),
+        tags=["applications"],
+    )
+    def application_status(reference: str, rt: RuntimeDep, credentials: BearerDep) -> Any:
         """The application's public status and timeline, for its applicant (Bearer access token).
 
         A wrong or missing token and an unknown reference get the same 404."""
@@ -197,9 +235,13 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             return error_json(404, "not_found", NOT_FOUND)
         return _status_out(view)
 
-    @app.put("/applications/{reference}/forms", response_model=ApplicationStatusOut, tags=["applications"],
-             responses=error_responses(404, 409, 413, 422),
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": FORMS}}}})
+    @app.put(
+        "/applications/{reference}/forms",
+        response_model=ApplicationStatusOut,
+        tags=["applications"],
+        responses=error_responses(404, 409, 413, 422),
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": FORMS}}}},
+    )
     async def resubmit(reference: str, request: Request, rt: RuntimeDep, now: NowDep, credentials: BearerDep) -> Any:
         """Send forms again (any of form_a, form_b, form_c) after the secretariat found the application
         incomplete or asked for information; the application is then screened again."""
@@ -212,8 +254,9 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             with unit_of_work(rt.engine) as session:
                 if app_service.applicant_view(session, reference, token) is None:
                     return None
-                follow_up.resubmit_forms(session, rt.settings, reference, body, actor="applicant",
-                                         role=Role.APPLICANT, at=now)
+                follow_up.resubmit_forms(
+                    session, rt.settings, reference, body, actor="applicant", role=Role.APPLICANT, at=now
+                )
             with reading(rt.engine) as session:
                 return app_service.applicant_view(session, reference, token)
 
@@ -223,16 +266,26 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         return _status_out(view)
 
     @app.get("/status", response_class=HTMLResponse, tags=["status page"])
-    def status_page(rt: RuntimeDep, reference: str | None = Query(default=None, max_length=60),
-                    lang: str = Query(default="en", max_length=5)) -> HTMLResponse:
+    def status_page(
+        rt: RuntimeDep,
+        reference: str | None = Query(default=None, max_length=60),
+        lang: str = Query(default="en", max_length=5),
+    ) -> HTMLResponse:
         """The applicant's status page (HTML): a form for the reference and access code."""
         return _page(rt, lang, reference=reference)
 
-    @app.post("/status", response_class=HTMLResponse, tags=["status page"],
-              responses={404: {"description": "no application with that reference and access code"}})
-    def status_page_result(rt: RuntimeDep, reference: Annotated[str, Form(max_length=60)],
-                           access_code: Annotated[str, Form(max_length=200)],
-                           lang: Annotated[str, Form(max_length=5)] = "en") -> HTMLResponse:
+    @app.post(
+        "/status",
+        response_class=HTMLResponse,
+        tags=["status page"],
+        responses={404: {"description": "no application with that reference and access code"}},
+    )
+    def status_page_result(
+        rt: RuntimeDep,
+        reference: Annotated[str, Form(max_length=60)],
+        access_code: Annotated[str, Form(max_length=200)],
+        lang: Annotated[str, Form(max_length=5)] = "en",
+    ) -> HTMLResponse:
         """The status, for the applicant who gives the reference and access code (sent in the
         request body, never in the address). A wrong code and an unknown reference look the same."""
         reference = reference.strip()
@@ -240,20 +293,39 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             view = app_service.applicant_view(session, reference, access_code.strip())
         return _page(rt, lang, reference=reference, view=view, not_found=view is None)
 
-    def _page(rt: Runtime, lang: str, *, reference: str | None, view: app_service.ApplicantView | None = None,
-              not_found: bool = False) -> HTMLResponse:
+    def _page(
+        rt: Runtime,
+        lang: str,
+        *,
+        reference: str | None,
+        view: app_service.ApplicantView | None = None,
+        not_found: bool = False,
+    ) -> HTMLResponse:
         language = lang if lang in LANGUAGES else "en"
         round_title, timezone = "", "Europe/Zurich"
         if view is not None:
             with reading(rt.engine) as session:
                 definition = round_service.definition_of(round_service.get_round(session, view.round_id))
             round_title, timezone = definition.title_in(language), definition.timezone
-        html = environment(language, PAGES).get_template("status.html").render(
-            language=language, languages=[("en", "English"), ("fr", "Français"), ("es", "Español")],
-            reference=reference, view=view, not_found=not_found, round_title=round_title, timezone=timezone,
-            programme_email=rt.settings.programme_email)
-        return HTMLResponse(html, status_code=404 if not_found else 200,
-                            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        html = (
+            environment(language, PAGES)
+            .get_template("status.html")
+            .render(
+                language=language,
+                languages=[("en", "English"), ("fr", "Français"), ("es", "Español")],
+                reference=reference,
+                view=view,
+                not_found=not_found,
+                round_title=round_title,
+                timezone=timezone,
+                programme_email=rt.settings.programme_email,
+            )
+        )
+        return HTMLResponse(
+            html,
+            status_code=404 if not_found else 200,
+            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -276,12 +348,20 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
 
 def _status_out(view: app_service.ApplicantView) -> ApplicationStatusOut:
     return ApplicationStatusOut(
-        reference=view.reference, status=view.status, round=view.round_id, round_title=view.round_title,
-        title=view.title, submitted_at=view.submitted_at,
+        reference=view.reference,
+        status=view.status,
+        round=view.round_id,
+        round_title=view.round_title,
+        title=view.title,
+        submitted_at=view.submitted_at,
         timeline=[TimelineItemOut(status=t.status, at=t.at) for t in view.timeline],
     )
 
 
 def _too_large(size: int, limit: int) -> JSONResponse:
-    return error_json(413, "too_large", f"the request is {size / 1e6:.1f} MB or more; an application is at most "
-                                    f"{limit / 1e6:.1f} MB (attachments are not sent through this call)")
+    return error_json(
+        413,
+        "too_large",
+        f"the request is {size / 1e6:.1f} MB or more; an application is at most "
+        f"{limit / 1e6:.1f} MB (attachments are not sent through this call)",
+    )

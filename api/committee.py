@@ -80,23 +80,32 @@ class FlowStarted(BaseModel):
 
 
 @router.get("/committee", responses=error_responses(401))
-def members(rt: RuntimeDep, now: NowDep, officer: SecretariatDep,
-            on: Annotated[date | None, Query(description="default: today")] = None) -> dict[str, Any]:
+def members(
+    rt: RuntimeDep,
+    now: NowDep,
+    officer: SecretariatDep,
+    on: Annotated[date | None, Query(description="default: today")] = None,
+) -> dict[str, Any]:
     """The members serving on a day, and how the committee differs from its rule."""
     day = on or now.date()
     with reading(rt.engine) as session:
         serving, region_of = committee.members_on(session, day), committee.regions(session)
-    return {"on": day, "members": [m.model_dump(mode="json") for m in serving],
-            "composition": composition_problems(serving, region_of)}
+    return {
+        "on": day,
+        "members": [m.model_dump(mode="json") for m in serving],
+        "composition": composition_problems(serving, region_of),
+    }
 
 
 @router.put("/committee/{email}/{term_start}", responses=error_responses(401, 422))
-def put_member(email: str, term_start: date, body: MemberIn, rt: RuntimeDep, now: NowDep,
-               officer: SecretariatDep) -> dict[str, Any]:
+def put_member(
+    email: str, term_start: date, body: MemberIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+) -> dict[str, Any]:
     """Add a member's term, or change some of its details."""
     with unit_of_work(rt.engine) as session:
-        row, outcome = committee.set_member(session, email, term_start, body.model_dump(exclude_unset=True),
-                                            actor=officer, at=now)
+        row, outcome = committee.set_member(
+            session, email, term_start, body.model_dump(exclude_unset=True), actor=officer, at=now
+        )
         return {**row.model_dump(exclude={"id"}), "outcome": outcome}
 
 
@@ -104,8 +113,9 @@ def put_member(email: str, term_start: date, body: MemberIn, rt: RuntimeDep, now
 def meeting(round_id: str, body: MeetingIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
     """Schedule the round's committee meeting."""
     with unit_of_work(rt.engine) as session:
-        row = committee.schedule_meeting(session, round_id, body.starts_on, body.ends_on, body.place, actor=officer,
-                                         at=now)
+        row = committee.schedule_meeting(
+            session, round_id, body.starts_on, body.ends_on, body.place, actor=officer, at=now
+        )
         return row.model_dump(mode="json")
 
 
@@ -118,8 +128,9 @@ def funds(round_id: str, body: FundsIn, rt: RuntimeDep, now: NowDep, officer: Se
 
 
 @router.put("/rounds/{round_id}/attendance", responses=error_responses(401, 404, 422))
-def attendance(round_id: str, body: AttendanceIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-               ) -> dict[str, Any]:
+def attendance(
+    round_id: str, body: AttendanceIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+) -> dict[str, Any]:
     """Who attends the meeting (they take part in the decisions, less those conflicted)."""
     with unit_of_work(rt.engine) as session:
         row = committee.set_attendees(session, round_id, [str(e) for e in body.attendees], actor=officer, at=now)
@@ -127,24 +138,31 @@ def attendance(round_id: str, body: AttendanceIn, rt: RuntimeDep, now: NowDep, o
 
 
 @router.post("/rounds/{round_id}/applications/{reference}/member-conflicts", responses=error_responses(401, 404, 422))
-def member_conflict(round_id: str, reference: str, body: MemberConflictIn, rt: RuntimeDep, now: NowDep,
-                    officer: SecretariatDep) -> dict[str, Any]:
+def member_conflict(
+    round_id: str, reference: str, body: MemberConflictIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+) -> dict[str, Any]:
     """Record a member's declared conflict of interest with an application."""
     with unit_of_work(rt.engine) as session:
-        recorded = committee.declare_member_conflict(session, round_id, reference, str(body.email), body.reason,
-                                                     actor=officer, at=now)
+        recorded = committee.declare_member_conflict(
+            session, round_id, reference, str(body.email), body.reason, actor=officer, at=now
+        )
     return {"reference": reference, "member": str(body.email).lower(), "recorded": recorded}
 
 
-@router.post("/rounds/{round_id}/bundles", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409, 503))
+@router.post(
+    "/rounds/{round_id}/bundles",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowStarted,
+    responses=error_responses(401, 404, 409, 503),
+)
 async def prepare(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
     """Run the `prepare-committee-bundles` flow: one bundle per member, each told by a message."""
     from flows.committee import prepare_committee_bundles_flow
 
     await run_in_threadpool(check_first, rt, bundles.check_bundles, round_id)
-    run_id = await start_stage(rt, prepare_committee_bundles_flow, {"round_id": round_id}, officer=officer,
-                               round_id=round_id)
+    run_id = await start_stage(
+        rt, prepare_committee_bundles_flow, {"round_id": round_id}, officer=officer, round_id=round_id
+    )
     return FlowStarted(flow_run_id=run_id, round=round_id)
 
 
@@ -152,32 +170,41 @@ async def prepare(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Flo
 def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> list[dict[str, Any]]:
     """Every version of every member's bundle, with what changed."""
     with reading(rt.engine) as session:
-        rows = session.exec(select(CommitteeBundle).where(CommitteeBundle.round_id == round_id)
-                            .order_by(CommitteeBundle.email, CommitteeBundle.version)).all()  # type: ignore[arg-type]
-    return [dict(email=r.email, version=r.version, changes=r.changes, sha256=r.sha256, created_at=r.created_at)
-            for r in rows]
+        rows = session.exec(
+            select(CommitteeBundle)
+            .where(CommitteeBundle.round_id == round_id)
+            .order_by(CommitteeBundle.email, CommitteeBundle.version)
+        ).all()  # type: ignore[arg-type]
+    return [
+        dict(email=r.email, version=r.version, changes=r.changes, sha256=r.sha256, created_at=r.created_at)
+        for r in rows
+    ]
 
 
 @router.post("/rounds/{round_id}/decisions", responses=error_responses(401, 404, 409, 422))
-def decisions(round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-              ) -> dict[str, Any]:
+def decisions(round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
     """Record the committee's decisions: all, or none if one breaks a rule (every problem listed)."""
     with unit_of_work(rt.engine) as session:
-        summary = committee.record_decisions(session, round_id, [(d, f"$.decisions[{i}]")
-                                                                 for i, d in enumerate(body.decisions)],
-                                             actor=officer, at=now)
+        summary = committee.record_decisions(
+            session, round_id, [(d, f"$.decisions[{i}]") for i, d in enumerate(body.decisions)], actor=officer, at=now
+        )
     return asdict(summary)
 
 
-@router.post("/rounds/{round_id}/letters", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409, 503))
+@router.post(
+    "/rounds/{round_id}/letters",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowStarted,
+    responses=error_responses(401, 404, 409, 503),
+)
 async def letters(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
     """Run the `send-decision-letters` flow: one letter per applicant, in their language, once."""
     from flows.committee import send_decision_letters_flow
 
     await run_in_threadpool(check_first, rt, letters_service.check_letters, round_id)
-    run_id = await start_stage(rt, send_decision_letters_flow, {"round_id": round_id}, officer=officer,
-                               round_id=round_id)
+    run_id = await start_stage(
+        rt, send_decision_letters_flow, {"round_id": round_id}, officer=officer, round_id=round_id
+    )
     return FlowStarted(flow_run_id=run_id, round=round_id)
 
 
@@ -192,16 +219,37 @@ def grants(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> dict[str, 
     return package
 
 
-@router.get("/committee/bundle", response_class=FileResponse, responses=error_responses(404),
-            summary="A committee member's review bundle (the link of their message)")
-def download(rt: RuntimeDep, now: NowDep, token: Annotated[str, Query(max_length=200)] = "",
-             format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html") -> FileResponse:  # noqa: A002
+@router.get(
+    "/committee/bundle",
+    response_class=FileResponse,
+    responses=error_responses(404),
+    summary="A committee member's review bundle (the link of their message)",
+)
+def download(
+    rt: RuntimeDep,
+    now: NowDep,
+    token: Annotated[str, Query(max_length=200)] = "",
+    format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html",
+) -> FileResponse:  # noqa: A002
     """The bundle the member's personal link opens; every download is audited. An unknown
     link answers 404."""
-    with audit.refusals_recorded(rt.engine, actor="unknown", role="committee", action="bundle.download",
-                                 subject_type="bundle", subject_id="link"), unit_of_work(rt.engine) as session:
+    with (
+        audit.refusals_recorded(
+            rt.engine,
+            actor="unknown",
+            role="committee",
+            action="bundle.download",
+            subject_type="bundle",
+            subject_id="link",
+        ),
+        unit_of_work(rt.engine) as session,
+    ):
         bundle, path = bundles.open_bundle(session, rt.settings, token, at=now, pdf=format == "pdf")
     media = "application/pdf" if format == "pdf" else "text/html; charset=utf-8"
-    return FileResponse(path, media_type=media, filename=f"bundle-{bundle.round_id}-v{bundle.version}.{format}",
-                        content_disposition_type="inline",
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return FileResponse(
+        path,
+        media_type=media,
+        filename=f"bundle-{bundle.round_id}-v{bundle.version}.{format}",
+        content_disposition_type="inline",
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )

@@ -11,9 +11,11 @@ from api.schemas import ErrorOut
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
-        401: "a secretariat API key is needed", 404: "not found",
+        401: "a secretariat API key is needed",
+        404: "not found",
         409: "the round does not accept this now, or a conflicting change",
-        413: "the request is too large", 422: "invalid input: every offending field is listed",
+        413: "the request is too large",
+        422: "invalid input: every offending field is listed",
         503: "the database or the Prefect server does not answer (the message says which, and what to do)",
     }
     return {code: {"model": ErrorOut, "description": described[code]} for code in codes}

@@ -35,22 +35,28 @@ def get_now(request: Request) -> datetime:
 
 
 bearer = HTTPBearer(auto_error=False, description="The access token given when the application was received")
-secretariat_bearer = HTTPBearer(auto_error=False, scheme_name="SecretariatKey",
-                                description="A secretariat API key (`sip keys new NAME`)")
+secretariat_bearer = HTTPBearer(
+    auto_error=False, scheme_name="SecretariatKey", description="A secretariat API key (`sip keys new NAME`)"
+)
 
 
-def get_secretariat(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                                                Depends(secretariat_bearer)]) -> str:
+def get_secretariat(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(secretariat_bearer)]
+) -> str:
     """The name of the secretariat officer whose key this is; 401 otherwise."""
     from engine.services.tokens import token_hash
 
     known = request.app.state.settings.secretariat_key_hashes()
     name = known.get(token_hash(credentials.credentials)) if credentials else None
     if name is None:
-        raise HTTPException(status_code=401, detail="a secretariat API key is needed (Authorization: Bearer <key>)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status_code=401,
+            detail="a secretariat API key is needed (Authorization: Bearer <key>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     request.state.officer = name  # a refusal of what they ask is audited under their name
     return name
+
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 NowDep = Annotated[datetime, Depends(get_now)]

@@ -15,8 +15,9 @@ from engine.settings import get_settings
 try:
     _settings = get_settings()
 except ValidationError as exc:  # say which setting is wrong, not a traceback of the loader
-    problems = "; ".join(f"{e['loc'][0] if e['loc'] else 'settings'}: {e['msg'].removeprefix('Value error, ')}"
-                         for e in exc.errors())
+    problems = "; ".join(
+        f"{e['loc'][0] if e['loc'] else 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+    )
     raise SystemExit(f"the settings are not valid ({problems}); correct them in the environment or .env") from None
 
 app = create_app(_settings)

@@ -29,12 +29,17 @@ from notifications import LANGUAGES
 from notifications.render import PAGES, environment
 
 router = APIRouter(prefix="/reviewer", tags=["reviewers"])
-session_bearer = HTTPBearer(auto_error=False, scheme_name="ReviewerSession",
-                            description="A reviewer's session token (POST /reviewer/sessions with the link's token)")
+session_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ReviewerSession",
+    description="A reviewer's session token (POST /reviewer/sessions with the link's token)",
+)
 SessionDep = Annotated[HTTPAuthorizationCredentials | None, Depends(session_bearer)]
 T = TypeVar("T")
-LINK_SENT = ("If this address belongs to a reviewer with reviews to do, a new sign-in link is on its way to it "
-             "(at most one an hour).")
+LINK_SENT = (
+    "If this address belongs to a reviewer with reviews to do, a new sign-in link is on its way to it "
+    "(at most one an hour)."
+)
 
 
 class SessionIn(BaseModel):
@@ -79,39 +84,73 @@ class AssignmentOut(BaseModel):
     stage_open: bool
 
 
-def _as_reviewer(rt: Runtime, now: datetime, credentials: HTTPAuthorizationCredentials | None, action: str,
-                 subject: str, fn: Callable[[Session, ReviewerRow], T]) -> T:
+def _as_reviewer(
+    rt: Runtime,
+    now: datetime,
+    credentials: HTTPAuthorizationCredentials | None,
+    action: str,
+    subject: str,
+    fn: Callable[[Session, ReviewerRow], T],
+) -> T:
     """Run `fn` as the reviewer whose session this is, in one transaction. A refusal
     (no session, not assigned, invalid review...) is audited, then answered."""
     token = credentials.credentials if credentials else None
-    with audit.refusals_recorded(rt.engine, actor="unknown", role="reviewer", action=action,
-                                 subject_type="application", subject_id=subject), reading(rt.engine) as session:
+    with (
+        audit.refusals_recorded(
+            rt.engine, actor="unknown", role="reviewer", action=action, subject_type="application", subject_id=subject
+        ),
+        reading(rt.engine) as session,
+    ):
         email = reviewing.reviewer_for(session, token, at=now).email
-    with audit.refusals_recorded(rt.engine, actor=email, role="reviewer", action=action, subject_type="application",
-                                 subject_id=subject), unit_of_work(rt.engine) as session:
+    with (
+        audit.refusals_recorded(
+            rt.engine, actor=email, role="reviewer", action=action, subject_type="application", subject_id=subject
+        ),
+        unit_of_work(rt.engine) as session,
+    ):
         return fn(session, reviewing.reviewer_for(session, token, at=now))
 
 
-@router.post("/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionOut,
-             responses=error_responses(401, 422))
+@router.post(
+    "/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionOut, responses=error_responses(401, 422)
+)
 def open_session(body: SessionIn, rt: RuntimeDep, now: NowDep) -> SessionOut:
     """Exchange the token of a sign-in link (it works once) for a session token."""
     signed = _sign_in(rt, now, body.token)
-    return SessionOut(session_token=signed.session_token, expires_at=signed.expires_at, email=signed.email,
-                      name=signed.name)
+    return SessionOut(
+        session_token=signed.session_token, expires_at=signed.expires_at, email=signed.email, name=signed.name
+    )
 
 
 def _sign_in(rt: Runtime, now: datetime, token: str) -> reviewing.SignedIn:
-    with audit.refusals_recorded(rt.engine, actor="unknown", role="reviewer", action="reviewer.sign_in",
-                                 subject_type="reviewer", subject_id="sign-in link"), \
-            unit_of_work(rt.engine) as session:
+    with (
+        audit.refusals_recorded(
+            rt.engine,
+            actor="unknown",
+            role="reviewer",
+            action="reviewer.sign_in",
+            subject_type="reviewer",
+            subject_id="sign-in link",
+        ),
+        unit_of_work(rt.engine) as session,
+    ):
         return reviewing.sign_in(session, rt.settings, token, at=now)
 
 
-@router.post("/links", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(422),
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"$ref": "#/components/schemas/LinkIn"}},
-                 "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/LinkIn"}}}}})
+@router.post(
+    "/links",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/LinkIn"}},
+                "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/LinkIn"}},
+            },
+        }
+    },
+)
 async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> Any:
     """Ask for a new sign-in link by e-mail. The answer is the same whether or not the
     address is a reviewer's (JSON, or the page for a browser's form)."""
@@ -156,8 +195,7 @@ def assignments(rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> Any:
 def application(reference: str, rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> dict[str, Any]:
     """An application assigned to you: forms A and B, the round's technical criteria,
     your review, and (once yours is submitted) the other reviewers' reviews, unnamed."""
-    return _as_reviewer(rt, now, credentials, "review.read", reference,
-                        lambda s, r: reviewing.dossier(s, r, reference))
+    return _as_reviewer(rt, now, credentials, "review.read", reference, lambda s, r: reviewing.dossier(s, r, reference))
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -169,22 +207,30 @@ def _parse(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = [FieldError(path=json_path(tuple(e["loc"])), message=e["msg"]) for e in exc.errors()]
-        raise InvalidInput("the request is not valid: " + "; ".join(f"{e.path}: {e.message}" for e in errors),
-                           errors) from None
+        raise InvalidInput(
+            "the request is not valid: " + "; ".join(f"{e.path}: {e.message}" for e in errors), errors
+        ) from None
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
 
 
-@router.put("/assignments/{reference}/review", responses=error_responses(401, 404, 409, 422),
-            openapi_extra=_body(ReviewIn))
-def save_review(reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep,
-                credentials: SessionDep) -> dict[str, Any]:
+@router.put(
+    "/assignments/{reference}/review", responses=error_responses(401, 404, 409, 422), openapi_extra=_body(ReviewIn)
+)
+def save_review(
+    reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
+) -> dict[str, Any]:
     """Save your review: it replaces your draft; with `submit: true` it is submitted
     (every criterion scored, a recommendation, comments for the committee) and then no
     longer changes. Refused after the review stage closed."""
+
     def save(session: Session, reviewer: ReviewerRow) -> dict[str, Any]:
         review = _parse(ReviewIn, body)
         draft = ReviewDraft.model_validate(review.model_dump(exclude={"submit"}))
@@ -193,27 +239,44 @@ def save_review(reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, no
     return _as_reviewer(rt, now, credentials, "review.save", reference, save)
 
 
-@router.post("/assignments/{reference}/decline", responses=error_responses(401, 404, 409, 422),
-             openapi_extra=_body(ReasonIn))
-def decline(reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
-            ) -> dict[str, str]:
+@router.post(
+    "/assignments/{reference}/decline", responses=error_responses(401, 404, 409, 422), openapi_extra=_body(ReasonIn)
+)
+def decline(
+    reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
+) -> dict[str, str]:
     """Decline to review this application (the secretariat is told, and reassigns it)."""
-    _as_reviewer(rt, now, credentials, "review.decline", reference, lambda s, r: reviewing.decline(
-        s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now))
+    _as_reviewer(
+        rt,
+        now,
+        credentials,
+        "review.decline",
+        reference,
+        lambda s, r: reviewing.decline(s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now),
+    )
     return {"reference": reference, "state": "declined"}
 
 
-@router.post("/assignments/{reference}/conflict", responses=error_responses(401, 404, 409, 422),
-             openapi_extra=_body(ReasonIn))
-def conflict(reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
-             ) -> dict[str, str]:
+@router.post(
+    "/assignments/{reference}/conflict", responses=error_responses(401, 404, 409, 422), openapi_extra=_body(ReasonIn)
+)
+def conflict(
+    reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
+) -> dict[str, str]:
     """Declare a conflict of interest with this application: it leaves your list."""
-    _as_reviewer(rt, now, credentials, "review.conflict", reference, lambda s, r: reviewing.declare_conflict(
-        s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now))
+    _as_reviewer(
+        rt,
+        now,
+        credentials,
+        "review.conflict",
+        reference,
+        lambda s, r: reviewing.declare_conflict(s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now),
+    )
     return {"reference": reference, "state": "conflicted"}
 
 
 # --- pages for a browser: the link in the e-mail opens these ---------------------------------
+
 
 def _language(lang: str | None) -> str:
     return lang if lang in LANGUAGES else "en"
@@ -221,11 +284,22 @@ def _language(lang: str | None) -> str:
 
 def _page(lang: str | None, mode: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     language = _language(lang)
-    html = environment(language, PAGES).get_template("reviewer.html").render(
-        language=language, mode=mode, token=context.pop("token", ""), error=context.pop("error", None),
-        signed=context.pop("signed", None), assignments=context.pop("assignments", []), **context)
-    return HTMLResponse(html, status_code=status_code,
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    html = (
+        environment(language, PAGES)
+        .get_template("reviewer.html")
+        .render(
+            language=language,
+            mode=mode,
+            token=context.pop("token", ""),
+            error=context.pop("error", None),
+            signed=context.pop("signed", None),
+            assignments=context.pop("assignments", []),
+            **context,
+        )
+    )
+    return HTMLResponse(
+        html, status_code=status_code, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )
 
 
 @router.get("/sign-in", response_class=HTMLResponse, include_in_schema=False)
@@ -236,8 +310,12 @@ def sign_in_page(token: str = "", lang: str = "en") -> HTMLResponse:
 
 
 @router.post("/sign-in", response_class=HTMLResponse, include_in_schema=False)
-def sign_in_form(rt: RuntimeDep, now: NowDep, token: Annotated[str, Form(max_length=200)] = "",
-                 lang: Annotated[str, Form(max_length=5)] = "en") -> HTMLResponse:
+def sign_in_form(
+    rt: RuntimeDep,
+    now: NowDep,
+    token: Annotated[str, Form(max_length=200)] = "",
+    lang: Annotated[str, Form(max_length=5)] = "en",
+) -> HTMLResponse:
     try:
         signed = _sign_in(rt, now, token)
     except ServiceError as exc:

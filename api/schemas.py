@@ -22,16 +22,26 @@ class ErrorOut(BaseModel):
 
 
 class ReceiptOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {
-        "reference": "SIP-2018-R1-0007", "status": "received", "round": "sip-2018-r1",
-        "submitted_at": "2018-08-24T13:40:00Z", "access_token": "(43 characters, shown once)"}})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "reference": "SIP-2018-R1-0007",
+                "status": "received",
+                "round": "sip-2018-r1",
+                "submitted_at": "2018-08-24T13:40:00Z",
+                "access_token": "(43 characters, shown once)",
+            }
+        }
+    )
 
     reference: str
     status: PublicStatus
     round: str
     submitted_at: datetime
-    access_token: str = Field(description="Shown once: keep it to check the application's status "
-                                          "(GET /applications/{reference} with Authorization: Bearer <token>)")
+    access_token: str = Field(
+        description="Shown once: keep it to check the application's status "
+        "(GET /applications/{reference} with Authorization: Bearer <token>)"
+    )
 
 
 class TimelineItemOut(BaseModel):

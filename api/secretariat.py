@@ -90,16 +90,21 @@ class InformationRequestIn(BaseModel):
     due: date | None = None
 
 
-@router.post("/screening", status_code=status.HTTP_202_ACCEPTED, response_model=ScreeningStarted,
-             responses=error_responses(401, 404, 409, 503))
+@router.post(
+    "/screening",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ScreeningStarted,
+    responses=error_responses(401, 404, 409, 503),
+)
 async def start_screening(round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> ScreeningStarted:
     """Start the `screen-applications` flow for a closed round (a run of its deployment
     where there is a Prefect server); answers at once with the flow run's id."""
     await run_in_threadpool(check_first, rt, check_screening, round_id, at=now)
     from flows.screening import screen_applications_flow
 
-    flow_run_id = await start_stage(rt, screen_applications_flow, {"round_id": round_id}, officer=officer,
-                                    round_id=round_id)
+    flow_run_id = await start_stage(
+        rt, screen_applications_flow, {"round_id": round_id}, officer=officer, round_id=round_id
+    )
     return ScreeningStarted(flow_run_id=flow_run_id, round=round_id, progress=f"/rounds/{round_id}/screening")
 
 
@@ -110,48 +115,71 @@ def screening_progress(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -
         row = round_service.get_round(session, round_id)
         rows = report.report_rows(session, round_id)
         counts = screening_counts(session, round_id)
-    return ScreeningProgress(round=round_id, status=RoundStatus(row.status), counts=counts, applications=[
-        ScreeningRow(rank=r.rank, reference=r.reference, party=r.party, region=r.region, ldc=r.ldc, sids=r.sids,
-                     verdict=r.verdict, overridden=r.overridden, failed=r.failed.split(),
-                     needs_judgement=r.needs_judgement.split(),
-                     weighted_score=None if r.weighted_score is None else str(r.weighted_score),
-                     scored_weight=None if r.scored_weight is None else str(r.scored_weight),
-                     unscored=r.unscored.split())
-        for r in rows])
+    return ScreeningProgress(
+        round=round_id,
+        status=RoundStatus(row.status),
+        counts=counts,
+        applications=[
+            ScreeningRow(
+                rank=r.rank,
+                reference=r.reference,
+                party=r.party,
+                region=r.region,
+                ldc=r.ldc,
+                sids=r.sids,
+                verdict=r.verdict,
+                overridden=r.overridden,
+                failed=r.failed.split(),
+                needs_judgement=r.needs_judgement.split(),
+                weighted_score=None if r.weighted_score is None else str(r.weighted_score),
+                scored_weight=None if r.scored_weight is None else str(r.scored_weight),
+                unscored=r.unscored.split(),
+            )
+            for r in rows
+        ],
+    )
 
 
 @router.post("/screening/scores", responses=error_responses(401, 404, 422))
-def record_scores(round_id: str, body: ScoresIn, rt: RuntimeDep, now: NowDep,
-                  officer: SecretariatDep) -> dict[str, int]:
+def record_scores(
+    round_id: str, body: ScoresIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+) -> dict[str, int]:
     """Record appraisal scores (all, or none if one is wrong: every problem is listed)."""
-    rows = [appraisal.ScoreRow(s.reference, s.criterion, str(s.score), s.comment, f"$.scores[{i}]")
-            for i, s in enumerate(body.scores)]
+    rows = [
+        appraisal.ScoreRow(s.reference, s.criterion, str(s.score), s.comment, f"$.scores[{i}]")
+        for i, s in enumerate(body.scores)
+    ]
     with unit_of_work(rt.engine) as session:
         changed = appraisal.record_scores(session, round_id, rows, actor=officer, at=now)
     return {"scores": len(rows), "recorded": changed}
 
 
 @router.post("/applications/{reference}/override", responses=error_responses(401, 404, 409, 422))
-def override(round_id: str, reference: str, body: OverrideIn, rt: RuntimeDep, now: NowDep,
-             officer: SecretariatDep) -> dict[str, Any]:
+def override(
+    round_id: str, reference: str, body: OverrideIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+) -> dict[str, Any]:
     """Replace an automatic screening verdict with a person's decision, for a reason."""
     with unit_of_work(rt.engine) as session:
-        changed = appraisal.override(session, rt.settings, round_id, reference, body.verdict, reason=body.reason,
-                                     actor=officer, at=now)
+        changed = appraisal.override(
+            session, rt.settings, round_id, reference, body.verdict, reason=body.reason, actor=officer, at=now
+        )
     return {"reference": reference, "verdict": body.verdict, "changed": changed}
 
 
 @router.post("/applications/{reference}/information-request", responses=error_responses(401, 404, 409, 422))
-def request_information(round_id: str, reference: str, body: InformationRequestIn, rt: RuntimeDep, now: NowDep,
-                        officer: SecretariatDep) -> dict[str, Any]:
+def request_information(
+    round_id: str, reference: str, body: InformationRequestIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+) -> dict[str, Any]:
     """Ask the applicant for missing items by a date (default: the round's response days)."""
     with unit_of_work(rt.engine) as session:
-        due = follow_up.request_information(session, rt.settings, round_id, reference, body.items, due=body.due,
-                                            actor=officer, at=now)
+        due = follow_up.request_information(
+            session, rt.settings, round_id, reference, body.items, due=body.due, actor=officer, at=now
+        )
     return {"reference": reference, "status": "information_requested", "due": due.isoformat()}
 
 
 # --- GMP review -----------------------------------------------------------------------
+
 
 class FlowStarted(BaseModel):
     flow_run_id: str
@@ -204,15 +232,20 @@ class ConflictIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/review/assignment", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409, 503))
+@router.post(
+    "/review/assignment",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowStarted,
+    responses=error_responses(401, 404, 409, 503),
+)
 async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
     """Run the `assign-gmp-reviewers` flow: propose reviewers for the open places."""
     from flows.review import assign_gmp_reviewers_flow
 
     await run_in_threadpool(check_first, rt, review_service.check_assignment, round_id)
-    run_id = await start_stage(rt, assign_gmp_reviewers_flow, {"round_id": round_id}, officer=officer,
-                               round_id=round_id)
+    run_id = await start_stage(
+        rt, assign_gmp_reviewers_flow, {"round_id": round_id}, officer=officer, round_id=round_id
+    )
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review/assignment")
 
 
@@ -225,8 +258,9 @@ def assignment(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Any:
 
 
 @router.put("/applications/{reference}/reviewers/{email}", responses=error_responses(401, 404, 409))
-def add_reviewer(round_id: str, reference: str, email: str, rt: RuntimeDep, now: NowDep,
-                 officer: SecretariatDep) -> dict[str, str]:
+def add_reviewer(
+    round_id: str, reference: str, email: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+) -> dict[str, str]:
     """Put a reviewer on an application by hand (never one with a conflict of interest,
     and within their maximum load); invite them with POST /review/invitations."""
     with unit_of_work(rt.engine) as session:
@@ -235,8 +269,15 @@ def add_reviewer(round_id: str, reference: str, email: str, rt: RuntimeDep, now:
 
 
 @router.delete("/applications/{reference}/reviewers/{email}", responses=error_responses(401, 404, 409, 422))
-def remove_reviewer(round_id: str, reference: str, email: str, rt: RuntimeDep, now: NowDep,
-                    officer: SecretariatDep, reason: str = Query(min_length=1, max_length=2000)) -> dict[str, str]:
+def remove_reviewer(
+    round_id: str,
+    reference: str,
+    email: str,
+    rt: RuntimeDep,
+    now: NowDep,
+    officer: SecretariatDep,
+    reason: str = Query(min_length=1, max_length=2000),
+) -> dict[str, str]:
     """Take a reviewer off an application, for a reason (not after their review is submitted)."""
     with unit_of_work(rt.engine) as session:
         review_service.remove_reviewer(session, round_id, reference, email, reason=reason, actor=officer, at=now)
@@ -244,51 +285,67 @@ def remove_reviewer(round_id: str, reference: str, email: str, rt: RuntimeDep, n
 
 
 @router.post("/applications/{reference}/conflicts", responses=error_responses(401, 404, 409, 422))
-def record_conflict(round_id: str, reference: str, body: ConflictIn, rt: RuntimeDep, now: NowDep,
-                    officer: SecretariatDep) -> dict[str, Any]:
+def record_conflict(
+    round_id: str, reference: str, body: ConflictIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+) -> dict[str, Any]:
     """Record a reviewer's conflict of interest with an application (they come off it)."""
     with unit_of_work(rt.engine) as session:
-        recorded = review_service.record_conflict(session, round_id, reference, str(body.email), reason=body.reason,
-                                                  actor=officer, role="secretariat", at=now)
+        recorded = review_service.record_conflict(
+            session, round_id, reference, str(body.email), reason=body.reason, actor=officer, role="secretariat", at=now
+        )
     return {"reference": reference, "reviewer": str(body.email).lower(), "recorded": recorded}
 
 
-@router.post("/review/invitations", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409, 422, 503))
-async def invite(round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep,
-                 body: InvitationsIn | None = None) -> FlowStarted:
+@router.post(
+    "/review/invitations",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowStarted,
+    responses=error_responses(401, 404, 409, 422, 503),
+)
+async def invite(
+    round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep, body: InvitationsIn | None = None
+) -> FlowStarted:
     """Run the `invite-gmp-reviewers` flow: invite the proposed reviewers and open the stage."""
     from flows.review import invite_gmp_reviewers_flow
 
     due = body.due if body else None
     await run_in_threadpool(check_first, rt, reviewing.check_invite, round_id, at=now, due=due)
     due = due.isoformat() if due else None
-    run_id = await start_stage(rt, invite_gmp_reviewers_flow, {"round_id": round_id, "due": due}, officer=officer,
-                               round_id=round_id)
+    run_id = await start_stage(
+        rt, invite_gmp_reviewers_flow, {"round_id": round_id, "due": due}, officer=officer, round_id=round_id
+    )
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
 
 
 @router.put("/review/due", responses=error_responses(401, 404, 409, 422))
-def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-                  ) -> dict[str, str]:
+def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, str]:
     """Move the day the reviews are due (the reminders follow it)."""
     with unit_of_work(rt.engine) as session:
         before = reviewing.extend(session, round_id, body.due, actor=officer, at=now)
     return {"round": round_id, "due_on": body.due.isoformat(), "was": before.isoformat()}
 
 
-@router.post("/review/close", status_code=status.HTTP_202_ACCEPTED, response_model=FlowStarted,
-             responses=error_responses(401, 404, 409, 503))
-async def close_review(round_id: str, rt: RuntimeDep, officer: SecretariatDep,
-                       body: CloseIn | None = None) -> FlowStarted:
+@router.post(
+    "/review/close",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FlowStarted,
+    responses=error_responses(401, 404, 409, 503),
+)
+async def close_review(
+    round_id: str, rt: RuntimeDep, officer: SecretariatDep, body: CloseIn | None = None
+) -> FlowStarted:
     """Run the `send-to-committee` flow: close the GMP review (or, in a round without it,
     screening); applications short of reviews go forward marked as such."""
     from flows.review import send_to_committee_flow
 
     await run_in_threadpool(check_first, rt, reviewing.check_committee, round_id)
-    run_id = await start_stage(rt, send_to_committee_flow, {"round_id": round_id,
-                                                            "reason": body.reason if body else None},
-                               officer=officer, round_id=round_id)
+    run_id = await start_stage(
+        rt,
+        send_to_committee_flow,
+        {"round_id": round_id, "reason": body.reason if body else None},
+        officer=officer,
+        round_id=round_id,
+    )
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
 
 
@@ -332,23 +389,25 @@ def _set_reviewer(rt: Any, now: Any, officer: str, email: str, body: ReviewerIn,
     if whole:
         missing = [f for f in review_service.EDITABLE_FIELDS if changes.get(f) is None]
         if missing:
-            raise InvalidInput(f"PUT gives every field; missing: {', '.join(missing)} (PATCH changes some)",
-                               [FieldError(path=f"$.{f}", message="is required") for f in missing])
+            raise InvalidInput(
+                f"PUT gives every field; missing: {', '.join(missing)} (PATCH changes some)",
+                [FieldError(path=f"$.{f}", message="is required") for f in missing],
+            )
     with unit_of_work(rt.engine) as session:
         row, outcome = review_service.set_reviewer(session, email, changes, active=body.active, actor=officer, at=now)
         return {**row.model_dump(exclude={"id"}), "outcome": outcome}
 
 
 @reviewers_router.put("/{email}", responses=error_responses(401, 422))
-def put_reviewer(email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-                 ) -> dict[str, Any]:
+def put_reviewer(email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
     """Add a reviewer, or replace their details."""
     return _set_reviewer(rt, now, officer, email, body, whole=True)
 
 
 @reviewers_router.patch("/{email}", responses=error_responses(401, 404, 422))
-def patch_reviewer(email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-                   ) -> dict[str, Any]:
+def patch_reviewer(
+    email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+) -> dict[str, Any]:
     """Change some of a reviewer's details (e.g. max_load, or active=false to take them
     out of future assignments)."""
     with reading(rt.engine) as session:
@@ -363,9 +422,12 @@ outbox_router = APIRouter(prefix="/outbox", tags=["secretariat"])
 
 
 @outbox_router.get("", responses=error_responses(401))
-def outbox(rt: RuntimeDep, officer: SecretariatDep,
-           state: str | None = Query(default=None, pattern="^(queued|sent|failed)$"),
-           round_id: str | None = Query(default=None, alias="round", max_length=40)) -> list[dict[str, Any]]:
+def outbox(
+    rt: RuntimeDep,
+    officer: SecretariatDep,
+    state: str | None = Query(default=None, pattern="^(queued|sent|failed)$"),
+    round_id: str | None = Query(default=None, alias="round", max_length=40),
+) -> list[dict[str, Any]]:
     """The notifications (`state=failed`: those that failed for good, with why)."""
     with reading(rt.engine) as session:
         return [asdict(m) for m in outbox_service.list_messages(session, state=state, round_id=round_id)]

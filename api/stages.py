@@ -45,27 +45,38 @@ async def start_stage(rt: Runtime, flow: Any, parameters: dict[str, Any], *, off
     else:
         run_id = await _run_here(flow, parameters, officer=officer)
         where = {"runs_in": "the API process (no PREFECT_API_URL)"}
-    await run_in_threadpool(_record_request, rt, flow.name, run_id, parameters, where, officer=officer,
-                            round_id=round_id)
+    await run_in_threadpool(
+        _record_request, rt, flow.name, run_id, parameters, where, officer=officer, round_id=round_id
+    )
     return run_id
 
 
-async def _run_deployment(server: str, deployment: str, parameters: dict[str, Any], *, officer: str,
-                          round_id: str) -> str:
+async def _run_deployment(
+    server: str, deployment: str, parameters: dict[str, Any], *, officer: str, round_id: str
+) -> str:
     import httpx
     from prefect.deployments import arun_deployment
     from prefect.exceptions import ObjectNotFound
 
     try:
-        run = await arun_deployment(deployment, parameters=parameters, timeout=0, as_subflow=False,
-                                    tags=["sip", f"round:{round_id}", f"requested-by:{officer}"])
+        run = await arun_deployment(
+            deployment,
+            parameters=parameters,
+            timeout=0,
+            as_subflow=False,
+            tags=["sip", f"round:{round_id}", f"requested-by:{officer}"],
+        )
     except ObjectNotFound:
-        raise Unavailable(f"the {deployment} deployment is not on the Prefect server at {server}: serve the "
-                          "engine's flows there (`sip flows serve`) or register them for workers (`sip flows "
-                          "deploy --pool NAME`), then ask again") from None
+        raise Unavailable(
+            f"the {deployment} deployment is not on the Prefect server at {server}: serve the "
+            "engine's flows there (`sip flows serve`) or register them for workers (`sip flows "
+            "deploy --pool NAME`), then ask again"
+        ) from None
     except httpx.HTTPError as exc:
-        raise Unavailable(f"the Prefect server at {server} does not answer ({exc.__class__.__name__}); nothing was "
-                          "started: check that it runs, then ask again") from None
+        raise Unavailable(
+            f"the Prefect server at {server} does not answer ({exc.__class__.__name__}); nothing was "
+            "started: check that it runs, then ask again"
+        ) from None
     return str(run.id)
 
 
@@ -92,9 +103,24 @@ async def _run_here(flow: Any, parameters: dict[str, Any], *, officer: str) -> s
     return str(flow_run.id)
 
 
-def _record_request(rt: Runtime, stage: str, run_id: str, parameters: dict[str, Any], where: dict[str, str], *,
-                    officer: str, round_id: str) -> None:
+def _record_request(
+    rt: Runtime,
+    stage: str,
+    run_id: str,
+    parameters: dict[str, Any],
+    where: dict[str, str],
+    *,
+    officer: str,
+    round_id: str,
+) -> None:
     with unit_of_work(rt.engine) as session:
-        audit.record(session, at=datetime.now(UTC), actor=officer, role="secretariat", action="stage.requested",
-                     subject_type="round", subject_id=round_id,
-                     details={"flow": stage, "flow_run_id": run_id, "parameters": parameters, **where})
+        audit.record(
+            session,
+            at=datetime.now(UTC),
+            actor=officer,
+            role="secretariat",
+            action="stage.requested",
+            subject_type="round",
+            subject_id=round_id,
+            details={"flow": stage, "flow_run_id": run_id, "parameters": parameters, **where},
+        )

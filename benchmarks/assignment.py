@@ -21,8 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from domain.review import Reviewer, Subject, assign, greedy, load_spread  # noqa: E402
 
-AREAS = ["artisanal_gold_mining", "chlor_alkali", "air_transport_fate_research", "products", "coal_combustion",
-         "waste_management", "supply_storage", "cement"]
+AREAS = [
+    "artisanal_gold_mining",
+    "chlor_alkali",
+    "air_transport_fate_research",
+    "products",
+    "coal_combustion",
+    "waste_management",
+    "supply_storage",
+    "cement",
+]
 #: Skewed like real rounds: most applications are about gold mining, products or waste.
 AREA_WEIGHTS = [30, 3, 8, 20, 8, 20, 6, 5]
 COUNTRIES = [f"C{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(60)]  # CAA, CAB, ...
@@ -30,15 +38,28 @@ COUNTRIES = [f"C{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(60)]  # CA
 
 def generate(applications: int, reviewers: int, per: int, seed: int = 7) -> tuple[list[Subject], list[Reviewer]]:
     rng = random.Random(seed)
-    subjects = [Subject(f"APP-{i:05d}", frozenset(rng.sample(COUNTRIES, rng.choice([1, 1, 1, 2]))),
-                        f"Agency {rng.randrange(400)}",
-                        frozenset(rng.choices(AREAS, AREA_WEIGHTS, k=rng.choice([1, 2]))))
-                for i in range(applications)]
+    subjects = [
+        Subject(
+            f"APP-{i:05d}",
+            frozenset(rng.sample(COUNTRIES, rng.choice([1, 1, 1, 2]))),
+            f"Agency {rng.randrange(400)}",
+            frozenset(rng.choices(AREAS, AREA_WEIGHTS, k=rng.choice([1, 2]))),
+        )
+        for i in range(applications)
+    ]
     capacity = applications * per * 1.3 / reviewers  # 30 % more places than needed, in all
-    people = [Reviewer(name=f"Reviewer {j}", email=f"r{j}@example.org", organisation=f"Agency {rng.randrange(400)}",
-                       country=rng.choice(COUNTRIES), areas=tuple(sorted(set(rng.choices(AREAS, AREA_WEIGHTS, k=3)))),
-                       languages=("en",), max_load=max(1, int(rng.gauss(capacity, capacity / 4))))
-              for j in range(reviewers)]
+    people = [
+        Reviewer(
+            name=f"Reviewer {j}",
+            email=f"r{j}@example.org",
+            organisation=f"Agency {rng.randrange(400)}",
+            country=rng.choice(COUNTRIES),
+            areas=tuple(sorted(set(rng.choices(AREAS, AREA_WEIGHTS, k=3)))),
+            languages=("en",),
+            max_load=max(1, int(rng.gauss(capacity, capacity / 4))),
+        )
+        for j in range(reviewers)
+    ]
     return subjects, people
 
 
@@ -47,20 +68,29 @@ def main() -> None:
     parser.add_argument("--applications", type=int, default=10_000)
     parser.add_argument("--reviewers", type=int, default=500)
     parser.add_argument("--per", type=int, default=2, help="reviewers per application")
-    parser.add_argument("--database", action="store_true",
-                        help="also time the proposal and the invitations through the services, on SQLite")
+    parser.add_argument(
+        "--database",
+        action="store_true",
+        help="also time the proposal and the invitations through the services, on SQLite",
+    )
     args = parser.parse_args()
     subjects, reviewers = generate(args.applications, args.reviewers, args.per)
-    print(f"assignment benchmark: {args.applications:,} applications, {args.reviewers} reviewers, "
-          f"{args.per} per application")
-    for name, run in (("greedy baseline", lambda: greedy(subjects, reviewers, args.per)),
-                      ("engine", lambda: assign(subjects, reviewers, args.per))):
+    print(
+        f"assignment benchmark: {args.applications:,} applications, {args.reviewers} reviewers, "
+        f"{args.per} per application"
+    )
+    for name, run in (
+        ("greedy baseline", lambda: greedy(subjects, reviewers, args.per)),
+        ("engine", lambda: assign(subjects, reviewers, args.per)),
+    ):
         started = time.perf_counter()
         placements = run()
         seconds = time.perf_counter() - started
         spread, unfilled = load_spread(placements, reviewers)
-        print(f"  {name:<16} {seconds:7.2f} s   load spread (max - min per reviewer) {spread:4d}   "
-              f"places unfilled {unfilled:6,}")
+        print(
+            f"  {name:<16} {seconds:7.2f} s   load spread (max - min per reviewer) {spread:4d}   "
+            f"places unfilled {unfilled:6,}"
+        )
     if args.database:
         in_database(args.applications, reviewers)
 
@@ -95,16 +125,17 @@ def in_database(count: int, reviewers: list[Reviewer]) -> None:
         doc.update(round=round_id, received_at="2024-07-01T10:00:00+02:00")
         docs.append(json.dumps(doc).encode())
     for start in range(0, count, 500):
-        batch = [(str(start + i), d) for i, d in enumerate(docs[start:start + 500])]
+        batch = [(str(start + i), d) for i, d in enumerate(docs[start : start + 500])]
         import_batch(rt.engine, settings, round_id, batch, actor="bench", now=now)
     with unit_of_work(rt.engine) as session:
         start_screening(session, round_id, actor="bench", at=now)
         ids = to_screen(session, round_id)
     for start in range(0, len(ids), 500):
-        screen_batch(rt.engine, settings, round_id, ids[start:start + 500], actor="bench", at=now)
+        screen_batch(rt.engine, settings, round_id, ids[start : start + 500], actor="bench", at=now)
     with unit_of_work(rt.engine) as session:  # the generated reviewers, none from an applicant Party
-        load_reviewers(session, [r.model_copy(update={"country": "NOR"}) for r in reviewers], source="bench",
-                       actor="bench", at=now)
+        load_reviewers(
+            session, [r.model_copy(update={"country": "NOR"}) for r in reviewers], source="bench", actor="bench", at=now
+        )
     started = time.perf_counter()
     with unit_of_work(rt.engine) as session:
         placements = assign_reviewers(session, round_id, actor="bench", at=now)
@@ -112,11 +143,15 @@ def in_database(count: int, reviewers: list[Reviewer]) -> None:
     started = time.perf_counter()
     with unit_of_work(rt.engine) as session:
         invited = invite(session, settings, round_id, actor="bench", at=now)
-    print(f"  propose (service) {proposed:6.2f} s   {len(placements):,} screened applications: "
-          f"{sum(len(p.reviewers) for p in placements):,} places filled, {sum(p.unfilled for p in placements):,} "
-          "unfilled (the generated reviewers' loads fit the generated areas, not these applications')")
-    print(f"  invite (service)  {time.perf_counter() - started:6.2f} s   {invited.invited:,} assignments, "
-          f"{invited.reviewers} invitations queued")
+    print(
+        f"  propose (service) {proposed:6.2f} s   {len(placements):,} screened applications: "
+        f"{sum(len(p.reviewers) for p in placements):,} places filled, {sum(p.unfilled for p in placements):,} "
+        "unfilled (the generated reviewers' loads fit the generated areas, not these applications')"
+    )
+    print(
+        f"  invite (service)  {time.perf_counter() - started:6.2f} s   {invited.invited:,} assignments, "
+        f"{invited.reviewers} invitations queued"
+    )
 
 
 if __name__ == "__main__":

@@ -61,20 +61,27 @@ def build_round(count: int, folder: Path) -> Path:
         open_round(session, ROUND, actor="bench", at=datetime(2018, 6, 5, 9, tzinfo=UTC))
     docs, now = documents(count), datetime(2018, 9, 2, tzinfo=UTC)
     for start in range(0, count, 500):
-        import_batch(rt.engine, settings, ROUND, [(f"{start + i}", d) for i, d in enumerate(docs[start:start + 500])],
-                     actor="bench", now=now)
+        import_batch(
+            rt.engine,
+            settings,
+            ROUND,
+            [(f"{start + i}", d) for i, d in enumerate(docs[start : start + 500])],
+            actor="bench",
+            now=now,
+        )
     with unit_of_work(rt.engine) as session:
         close_round(session, ROUND, actor="bench", at=now)
         start_screening(session, ROUND, actor="bench", at=now)
         ids = to_screen(session, ROUND)
     for start in range(0, len(ids), 500):
-        screen_batch(rt.engine, settings, ROUND, ids[start:start + 500], actor="bench", at=now)
+        screen_batch(rt.engine, settings, ROUND, ids[start : start + 500], actor="bench", at=now)
     with unit_of_work(rt.engine) as session:
         for reference in session.exec(select(Application.reference).where(Application.status == "submitted")).all():
             override(session, settings, ROUND, reference, "screened", reason="judged eligible", actor="bench", at=now)
         send_to_committee(session, ROUND, actor="bench", at=now)
-        load_members(session, parse_members(MEMBERS, "bench", known_parties(session)), source="bench", actor="bench",
-                     at=now)
+        load_members(
+            session, parse_members(MEMBERS, "bench", known_parties(session)), source="bench", actor="bench", at=now
+        )
         set_funds(session, ROUND, Decimal("50000000"), actor="bench", at=now)
     dispose_all()
     return folder / "sip.db"
@@ -99,13 +106,20 @@ def phase(members: int, pdf: bool, folder: Path, trace: bool) -> dict[str, Any]:
     base_rss = current_rss_mb()
     started = time.perf_counter()
     with unit_of_work(rt.engine) as session:
-        summary = prepare_bundles(session, rt.settings, ROUND, actor="bench", at=AT, pdf=pdf,
-                                  only={ONE} if members == 1 else None)
+        summary = prepare_bundles(
+            session, rt.settings, ROUND, actor="bench", at=AT, pdf=pdf, only={ONE} if members == 1 else None
+        )
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] / 1e6 if trace else None
     sizes = [Path(m.path).stat().st_size for m in summary.members]
-    return {"members": len(summary.members), "seconds": seconds, "peak_mb": peak, "peak_rss_mb": rss_mb(),
-            "rss_growth_mb": rss_mb() - base_rss, "html_mb": sum(sizes) / 1e6}
+    return {
+        "members": len(summary.members),
+        "seconds": seconds,
+        "peak_mb": peak,
+        "peak_rss_mb": rss_mb(),
+        "rss_growth_mb": rss_mb() - base_rss,
+        "html_mb": sum(sizes) / 1e6,
+    }
 
 
 def current_rss_mb() -> float:
@@ -128,8 +142,10 @@ def main() -> None:
     from engine.services.bundles import pdf_renderer
 
     kinds = ["html"] + (["pdf"] if pdf_renderer() is not None and not args.no_pdf else [])
-    print(f"bundle benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {args.count:,} applications"
-          + ("" if "pdf" in kinds else " (HTML only: WeasyPrint is not installed, or --no-pdf)"))
+    print(
+        f"bundle benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {args.count:,} applications"
+        + ("" if "pdf" in kinds else " (HTML only: WeasyPrint is not installed, or --no-pdf)")
+    )
     template_folder = Path(tempfile.mkdtemp(prefix="sip-bundles-"))
     print("  building the round...", flush=True)
     template = build_round(args.count, template_folder)
@@ -138,8 +154,20 @@ def main() -> None:
     def run(members: int, kind: str, trace: bool) -> dict[str, Any]:
         folder = Path(tempfile.mkdtemp(prefix="sip-bundles-"))
         shutil.copy(template, folder / "sip.db")
-        out = subprocess.run([sys.executable, __file__, "--phase", f"{members}:{kind}:{'trace' if trace else 'time'}",
-                              "--folder", str(folder)], env=env, capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--phase",
+                f"{members}:{kind}:{'trace' if trace else 'time'}",
+                "--folder",
+                str(folder),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         shutil.rmtree(folder, ignore_errors=True)
         if out.returncode != 0:
             print(f"  {kind}, {members} member(s) failed:\n{out.stderr[-3000:]}")
@@ -156,10 +184,15 @@ def main() -> None:
             else:  # the resident memory the layout added
                 r["memory"] = r["rss_growth_mb"]
                 memory = f"resident memory +{r['memory']:6.1f} MB"
-            print(f"  {kind:<4} {r['members']:>2} member(s) {r['seconds']:8.2f} s   {memory} (process peak RSS "
-                  f"{r['peak_rss_mb']:.0f} MB)   HTML {r['html_mb']:.1f} MB", flush=True)
-        print(f"  {kind}: 10 members / 1 member = {results[10]['seconds'] / results[1]['seconds']:.2f}x the time "
-              f"(10x if nothing were shared), {results[10]['memory'] / results[1]['memory']:.2f}x the memory")
+            print(
+                f"  {kind:<4} {r['members']:>2} member(s) {r['seconds']:8.2f} s   {memory} (process peak RSS "
+                f"{r['peak_rss_mb']:.0f} MB)   HTML {r['html_mb']:.1f} MB",
+                flush=True,
+            )
+        print(
+            f"  {kind}: 10 members / 1 member = {results[10]['seconds'] / results[1]['seconds']:.2f}x the time "
+            f"(10x if nothing were shared), {results[10]['memory'] / results[1]['memory']:.2f}x the memory"
+        )
     shutil.rmtree(template_folder, ignore_errors=True)
 
 

@@ -37,8 +37,11 @@ def free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
-                               "-c", "aiosmtpd.handlers.Sink"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -63,16 +66,32 @@ def queue(url: str, folder: Path, count: int):  # noqa: ANN201 - settings and en
     rows = []
     for i in range(count):
         language = ("en", "fr", "es")[i % 3]
-        message = render("receipt", language, dict(
-            language=language, contact_name=f"Person {i}", reference=f"SIP-2026-R9-{i:05d}",
-            round_title="Specific International Programme – ninth round", title=f"Project {i}", party_name="Benin",
-            submitted_at=AT, timezone="Europe/Zurich", status="received", access_token=None,
-            status_url="http://127.0.0.1:8000/status", programme_email="sip@example.org"))
-        rows.append(outbox.message_row(key=f"bench:{i}", kind="receipt", recipient=f"person{i}@example.org",
-                                       message=message, at=AT))
+        message = render(
+            "receipt",
+            language,
+            dict(
+                language=language,
+                contact_name=f"Person {i}",
+                reference=f"SIP-2026-R9-{i:05d}",
+                round_title="Specific International Programme – ninth round",
+                title=f"Project {i}",
+                party_name="Benin",
+                submitted_at=AT,
+                timezone="Europe/Zurich",
+                status="received",
+                access_token=None,
+                status_url="http://127.0.0.1:8000/status",
+                programme_email="sip@example.org",
+            ),
+        )
+        rows.append(
+            outbox.message_row(
+                key=f"bench:{i}", kind="receipt", recipient=f"person{i}@example.org", message=message, at=AT
+            )
+        )
     with unit_of_work(rt.engine) as session:
         for start in range(0, count, 1000):
-            outbox.enqueue_rows(session, rows[start:start + 1000])
+            outbox.enqueue_rows(session, rows[start : start + 1000])
     return rt
 
 
@@ -80,8 +99,9 @@ def relay(url: str, folder: Path, port: int, count: int) -> float:
     from engine.services.delivery import deliver
 
     rt = queue(url, folder, count)
-    settings = rt.settings.model_copy(update={"notifications_backend": "smtp", "smtp_host": "127.0.0.1",
-                                              "smtp_port": port, "smtp_security": "none"})
+    settings = rt.settings.model_copy(
+        update={"notifications_backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
+    )
     started = time.perf_counter()
     done = deliver(rt.engine, settings, now=AT, batch=200)
     seconds = time.perf_counter() - started
@@ -100,10 +120,22 @@ def bare_loop(url: str, folder: Path, port: int, count: int) -> float:
 
     rt = queue(url, folder, count)
     with reading(rt.engine) as session:  # the same messages, built before the clock starts
-        prebuilt = [(m.recipient, wire_bytes(build(materialize(session, rt.settings, m), sender="sip@example.org",
-                                              recipient=m.recipient, mid=message_id(m.key, "sip@example.org"),
-                                              date=m.created_at, kind=m.kind)))
-                    for m in session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all()]  # type: ignore[arg-type]
+        prebuilt = [
+            (
+                m.recipient,
+                wire_bytes(
+                    build(
+                        materialize(session, rt.settings, m),
+                        sender="sip@example.org",
+                        recipient=m.recipient,
+                        mid=message_id(m.key, "sip@example.org"),
+                        date=m.created_at,
+                        kind=m.kind,
+                    )
+                ),
+            )
+            for m in session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        ]  # type: ignore[arg-type]
     started = time.perf_counter()
     with smtplib.SMTP("127.0.0.1", port) as client:
         for recipient, data in prebuilt:
@@ -125,7 +157,8 @@ def main() -> None:
             print(f"  PostgreSQL not reachable at {PG_ADMIN}: the relay is measured on SQLite only")
         timings = {}
         for name, backend, run in [("smtplib loop", "sqlite", bare_loop)] + [
-                (f"relay ({b})", b, relay) for b in backends]:
+            (f"relay ({b})", b, relay) for b in backends
+        ]:
             folder = Path(tempfile.mkdtemp(prefix="sip-delivery-"))
             url = fresh_database(backend, folder)
             try:
@@ -139,8 +172,10 @@ def main() -> None:
         for name, seconds in timings.items():
             if name.startswith("relay"):
                 ratio = seconds / timings["smtplib loop"]
-                print(f"  {name}: {ratio:.2f}x the bare loop's time (target: within 2x) "
-                      f"{'met' if ratio <= 2 else 'NOT met'}")
+                print(
+                    f"  {name}: {ratio:.2f}x the bare loop's time (target: within 2x) "
+                    f"{'met' if ratio <= 2 else 'NOT met'}"
+                )
     finally:
         server.terminate()
         server.wait(10)

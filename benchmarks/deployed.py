@@ -53,7 +53,7 @@ from prefect.deployments import run_deployment
 with get_client(sync_client=True) as client:
     for round_id in sys.argv[1:]:
         started = time.perf_counter()
-        run = run_deployment("screen-applications/on-demand", parameters={"round_id": round_id, "at": %r},
+        run = run_deployment("screen-applications/on-demand", parameters={"round_id": round_id, "at": SCREEN_AT},
                              timeout=0, as_subflow=False)
         while not (state := client.read_flow_run(run.id).state).is_final():
             time.sleep(0.05)
@@ -62,18 +62,17 @@ with get_client(sync_client=True) as client:
         print(json.dumps({"round": round_id, "state": state.type.value, "wall": wall,
                           "run": (done.end_time - done.start_time).total_seconds(),
                           "waited": (done.start_time - done.created).total_seconds()}), flush=True)
-""" % SCREEN_AT  # noqa: UP031 - a script for another process
+""".replace("SCREEN_AT", repr(SCREEN_AT))
 
 IN_PROCESS = """
 import json, sys, time
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 from flows.screening import screen_applications_flow
 for round_id in sys.argv[1:]:
     started = time.perf_counter()
-    result = screen_applications_flow(round_id=round_id, at=%r)
+    result = screen_applications_flow(round_id=round_id, at=SCREEN_AT)
     print(json.dumps({"round": round_id, "screened": result["screened"], "wall": time.perf_counter() - started}),
           flush=True)
-""" % SCREEN_AT  # noqa: UP031 - a script for another process
+""".replace("SCREEN_AT", repr(SCREEN_AT))
 
 
 def build_rounds(url: str, folder: Path, count: int) -> list[str]:
@@ -92,8 +91,13 @@ def build_rounds(url: str, folder: Path, count: int) -> list[str]:
     ids = [f"bench-r1-{n}" for n in range(count)]
     for round_id in ids:
         with unit_of_work(rt.engine) as session:
-            store_round(session, parse_round(source.replace(ROUND, round_id), "bench"), source="bench",
-                        actor="bench", at=datetime.now(UTC))
+            store_round(
+                session,
+                parse_round(source.replace(ROUND, round_id), "bench"),
+                source="bench",
+                actor="bench",
+                at=datetime.now(UTC),
+            )
             open_round(session, round_id, actor="bench", at=datetime(2018, 6, 5, 9, tzinfo=UTC))
         files = [(f"{a.slug}.json", json.dumps(dict(document(a), round=round_id)).encode()) for a in APPLICATIONS]
         import_batch(rt.engine, rt.settings, round_id, files, actor="bench", now=datetime(2018, 9, 1, 9, tzinfo=UTC))
@@ -126,27 +130,50 @@ def served(args: argparse.Namespace) -> None:
     try:
         ids = build_rounds(url, folder, 2 * args.runs)
         with prefect_server(folder / "prefect") as api:
-            env = quiet_env(DATABASE_URL=url, SIP_SECRET_KEY=SECRET, SIP_DATA_DIR=str(folder / "data"),
-                            PREFECT_API_URL=api, PREFECT_HOME=str(folder / "prefect"),
-                            PYTHONPATH=str(ROOT))
-            here = subprocess.run([sys.executable, "-c", IN_PROCESS, *ids[:args.runs]], env=env, cwd=folder,
-                                  capture_output=True, text=True, check=True)
+            env = quiet_env(
+                DATABASE_URL=url,
+                SIP_SECRET_KEY=SECRET,
+                SIP_DATA_DIR=str(folder / "data"),
+                PREFECT_API_URL=api,
+                PREFECT_HOME=str(folder / "prefect"),
+                PYTHONPATH=str(ROOT),
+            )
+            here = subprocess.run(
+                [sys.executable, "-c", IN_PROCESS, *ids[: args.runs]],
+                env=env,
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             local = [json.loads(line) for line in here.stdout.splitlines() if line.startswith("{")]
-            with running([str(VENV_BIN / "sip"), "flows", "serve", "--poll", str(args.poll)], env=env, cwd=folder,
-                         log=folder / "serve.log") as process:
+            with running(
+                [str(VENV_BIN / "sip"), "flows", "serve", "--poll", str(args.poll)],
+                env=env,
+                cwd=folder,
+                log=folder / "serve.log",
+            ) as process:
                 deadline = time.monotonic() + 120
                 while "screen-applications/on-demand" not in deployments_on(api):
                     assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
                     time.sleep(0.5)
-                there = subprocess.run([sys.executable, "-c", DRIVER, *ids[args.runs:]], env=env, cwd=folder,
-                                       capture_output=True, text=True, check=True)
+                there = subprocess.run(
+                    [sys.executable, "-c", DRIVER, *ids[args.runs :]],
+                    env=env,
+                    cwd=folder,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
             remote = [json.loads(line) for line in there.stdout.splitlines() if line.startswith("{")]
     finally:
         drop()
         shutil.rmtree(folder, ignore_errors=True)
     assert all(r["screened"] == 19 for r in local) and all(r["state"] == "COMPLETED" for r in remote)
-    print(f"screen-applications, round 1 (19 applications), {args.database}, {args.runs} runs each; "
-          f"the runner looks for runs every {args.poll:g} s")
+    print(
+        f"screen-applications, round 1 (19 applications), {args.database}, {args.runs} runs each; "
+        f"the runner looks for runs every {args.poll:g} s"
+    )
     print("  in-process call (same server): " + ", ".join(f"{r['wall']:.2f} s" for r in local))
     print("  served, deployment run to its end: " + ", ".join(f"{r['wall']:.2f} s" for r in remote))
     print("    of which waiting for the runner to pick it up: " + ", ".join(f"{r['waited']:.2f} s" for r in remote))
@@ -165,22 +192,43 @@ def api(args: argparse.Namespace) -> None:
     url, drop = database("postgresql", folder)
     try:
         env = quiet_env(DATABASE_URL=url, SIP_SECRET_KEY=SECRET, SIP_DATA_DIR=str(folder / "data"))
-        subprocess.run([str(VENV_BIN / "sip"), "db", "upgrade"], env=env, cwd=folder, check=True,
-                       capture_output=True)
+        subprocess.run([str(VENV_BIN / "sip"), "db", "upgrade"], env=env, cwd=folder, check=True, capture_output=True)
         reference, token = _one_application(url, folder)
         results = {}
         for workers in (1, 2) * args.rounds:
             port = free_port()
             log = folder / f"api-{workers}.log"
-            with running([str(VENV_BIN / "sip"), "serve", "--port", str(port), "--workers", str(workers)],
-                         env=env, cwd=folder, log=log) as process:
+            with running(
+                [str(VENV_BIN / "sip"), "serve", "--port", str(port), "--workers", str(workers)],
+                env=env,
+                cwd=folder,
+                log=log,
+            ) as process:
                 wait_for(f"http://127.0.0.1:{port}/health/ready", process, log)
                 target = f"http://127.0.0.1:{port}/applications/{reference}"
-                subprocess.run(["wrk", "-t1", "-c", str(args.clients), "-d", "3s", "-H",
-                                f"Authorization: Bearer {token}", target], capture_output=True, check=True)
-                done = subprocess.run(["wrk", "-t1", "-c", str(args.clients), "-d", f"{args.seconds}s",
-                                       "--latency", "-H", f"Authorization: Bearer {token}", target],
-                                      capture_output=True, text=True, check=True, timeout=args.seconds + 60)
+                subprocess.run(
+                    ["wrk", "-t1", "-c", str(args.clients), "-d", "3s", "-H", f"Authorization: Bearer {token}", target],
+                    capture_output=True,
+                    check=True,
+                )
+                done = subprocess.run(
+                    [
+                        "wrk",
+                        "-t1",
+                        "-c",
+                        str(args.clients),
+                        "-d",
+                        f"{args.seconds}s",
+                        "--latency",
+                        "-H",
+                        f"Authorization: Bearer {token}",
+                        target,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=args.seconds + 60,
+                )
             match = WRK_SUMMARY.search(done.stdout)
             assert match and "Non-2xx" not in done.stdout, done.stdout
             latency = dict(re.findall(r"(?m)^\s+(50|99)%\s+([\d.]+\w+)", done.stdout))
@@ -188,11 +236,15 @@ def api(args: argparse.Namespace) -> None:
     finally:
         drop()
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"GET /applications/{{reference}}, PostgreSQL, {args.clients} connections, {args.seconds} s each, "
-          f"wrk (one thread) on loopback, {args.rounds} rounds each, alternating")
+    print(
+        f"GET /applications/{{reference}}, PostgreSQL, {args.clients} connections, {args.seconds} s each, "
+        f"wrk (one thread) on loopback, {args.rounds} rounds each, alternating"
+    )
     for workers, rows in sorted(results.items()):
-        print(f"  --workers {workers}: " + "; ".join(f"{rps:,.0f} requests/s (p50 {p50}, p99 {p99})"
-                                                  for rps, p50, p99 in rows))
+        print(
+            f"  --workers {workers}: "
+            + "; ".join(f"{rps:,.0f} requests/s (p50 {p50}, p99 {p99})" for rps, p50, p99 in rows)
+        )
     ratio = statistics.median(r[0] for r in results[2]) / statistics.median(r[0] for r in results[1])
     print(f"  ratio --workers 2 / --workers 1 (medians): {ratio:.2f}x")
 
@@ -211,8 +263,15 @@ def _one_application(url: str, folder: Path) -> tuple[str, str]:
     rt = prepare(Settings(DATABASE_URL=url, SIP_SECRET_KEY=SECRET, SIP_DATA_DIR=folder))
     with unit_of_work(rt.engine) as session:
         open_round(session, ROUND, actor="bench", at=datetime(2018, 6, 5, 9, tzinfo=UTC))
-    receipt = submit_application(rt.engine, rt.settings, ROUND, example("ben-asgm-complete.json"), channel="api",
-                                 idempotency_key=None, now=datetime(2018, 7, 2, 9, tzinfo=UTC) + timedelta(0))
+    receipt = submit_application(
+        rt.engine,
+        rt.settings,
+        ROUND,
+        example("ben-asgm-complete.json"),
+        channel="api",
+        idempotency_key=None,
+        now=datetime(2018, 7, 2, 9, tzinfo=UTC) + timedelta(0),
+    )
     dispose_all()
     return receipt.reference, receipt.access_token
 

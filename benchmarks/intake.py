@@ -93,7 +93,7 @@ def run_intake(rt: Any, docs: list[bytes], batch: int) -> int:
     now = datetime(2018, 9, 2, tzinfo=UTC)
     ok = 0
     for start in range(0, len(docs), batch):
-        items = [(f"{start + i}.json", d) for i, d in enumerate(docs[start:start + batch])]
+        items = [(f"{start + i}.json", d) for i, d in enumerate(docs[start : start + batch])]
         ok += sum(r.ok for r in import_batch(rt.engine, rt.settings, ROUND, items, actor="bench", now=now))
     return ok
 
@@ -104,34 +104,105 @@ def prebuilt_rows(rt: Any, docs: list[bytes]) -> list[dict[str, list[dict[str, A
     from notifications import render
 
     now = datetime(2018, 9, 2, tzinfo=UTC)
-    message = render("receipt", "en", dict(
-        contact_name="x", reference="SIP-2018-R1-0001", round_title="Round 1", title="t", party_name="Benin",
-        submitted_at=now, timezone="Europe/Zurich", status="received", access_token="t" * 43,
-        status_url="http://x/", programme_email="sip@example.org", language="en"))
+    message = render(
+        "receipt",
+        "en",
+        dict(
+            contact_name="x",
+            reference="SIP-2018-R1-0001",
+            round_title="Round 1",
+            title="t",
+            party_name="Benin",
+            submitted_at=now,
+            timezone="Europe/Zurich",
+            status="received",
+            access_token="t" * 43,
+            status_url="http://x/",
+            programme_email="sip@example.org",
+            language="en",
+        ),
+    )
     rows = []
     for i, raw in enumerate(docs, start=1):
         doc = parse_document(raw)
         dump = doc.model_dump(mode="json", exclude_unset=True)
         reference = f"SIP-2018-R1-{i:05d}"
-        rows.append({
-            "application": [dict(id=i, reference=reference, round_id=ROUND, party=doc.applicant.party,
-                                 language=doc.applicant.language, title=doc.title,
-                                 amount_requested=doc.amount_requested, status="submitted", version=1,
-                                 applicant=dump["applicant"], form_a=dump.get("form_a"), form_b=dump.get("form_b"),
-                                 form_c=dump.get("form_c"), channel="import", submitted_at=doc.received_at,
-                                 created_at=now, access_token_hash="0" * 64)],
-            "status_change": [dict(application_id=i, key="submit", transition="submit", from_status=None,
-                                   to_status="submitted", public_status="received", at=doc.received_at)],
-            "audit_event": [dict(at=now, actor="bench", role="secretariat", action="application.submitted",
-                                 subject_type="application", subject_id=reference, from_status=None,
-                                 to_status="submitted", reason=None, details={"channel": "import"})],
-            "intake_key": [dict(round_id=ROUND, key=f"import-sha256:{i:064d}", request_hash="0" * 64,
-                                application_id=i, created_at=now)],
-            "outbox": [dict(key=f"receipt:{reference}", kind="receipt", round_id=ROUND, application_id=i,
-                            recipient="x@example.org", language="en", subject=message.subject,
-                            body_text=message.text, body_html=message.html, state="queued", attempts=0,
-                            created_at=now, sent_at=None)],
-        })
+        rows.append(
+            {
+                "application": [
+                    dict(
+                        id=i,
+                        reference=reference,
+                        round_id=ROUND,
+                        party=doc.applicant.party,
+                        language=doc.applicant.language,
+                        title=doc.title,
+                        amount_requested=doc.amount_requested,
+                        status="submitted",
+                        version=1,
+                        applicant=dump["applicant"],
+                        form_a=dump.get("form_a"),
+                        form_b=dump.get("form_b"),
+                        form_c=dump.get("form_c"),
+                        channel="import",
+                        submitted_at=doc.received_at,
+                        created_at=now,
+                        access_token_hash="0" * 64,
+                    )
+                ],
+                "status_change": [
+                    dict(
+                        application_id=i,
+                        key="submit",
+                        transition="submit",
+                        from_status=None,
+                        to_status="submitted",
+                        public_status="received",
+                        at=doc.received_at,
+                    )
+                ],
+                "audit_event": [
+                    dict(
+                        at=now,
+                        actor="bench",
+                        role="secretariat",
+                        action="application.submitted",
+                        subject_type="application",
+                        subject_id=reference,
+                        from_status=None,
+                        to_status="submitted",
+                        reason=None,
+                        details={"channel": "import"},
+                    )
+                ],
+                "intake_key": [
+                    dict(
+                        round_id=ROUND,
+                        key=f"import-sha256:{i:064d}",
+                        request_hash="0" * 64,
+                        application_id=i,
+                        created_at=now,
+                    )
+                ],
+                "outbox": [
+                    dict(
+                        key=f"receipt:{reference}",
+                        kind="receipt",
+                        round_id=ROUND,
+                        application_id=i,
+                        recipient="x@example.org",
+                        language="en",
+                        subject=message.subject,
+                        body_text=message.text,
+                        body_html=message.html,
+                        state="queued",
+                        attempts=0,
+                        created_at=now,
+                        sent_at=None,
+                    )
+                ],
+            }
+        )
     return rows
 
 
@@ -140,7 +211,7 @@ def run_bare(rt: Any, rows: list[dict[str, list[dict[str, Any]]]], batch: int) -
 
     tables = SQLModel.metadata.tables
     for start in range(0, len(rows), batch):
-        chunk = rows[start:start + batch]
+        chunk = rows[start : start + batch]
         with rt.engine.begin() as conn:
             for name in ("application", "status_change", "audit_event", "intake_key", "outbox"):
                 conn.execute(tables[name].insert(), [r for app in chunk for r in app[name]])
@@ -161,8 +232,15 @@ def phase(name: str, backend: str, count: int, batch: int) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         peak = rss_mb()
         rt.engine.dispose()
-        return {"phase": name, "backend": backend, "count": done, "seconds": seconds, "per_second": done / seconds,
-                "peak_rss_mb": peak, "rss_growth_mb": peak - base}
+        return {
+            "phase": name,
+            "backend": backend,
+            "count": done,
+            "seconds": seconds,
+            "per_second": done / seconds,
+            "peak_rss_mb": peak,
+            "rss_growth_mb": peak - base,
+        }
     finally:
         from engine.db import dispose_all
 
@@ -197,16 +275,32 @@ def main() -> None:
     backends = ["sqlite"] + (["postgresql"] if postgres_available() else [])
     if "postgresql" not in backends:
         print(f"PostgreSQL not reachable at {PG_ADMIN}: measuring SQLite only")
-    print(f"intake benchmark: {args.count:,} applications, transactions of {args.batch}, "
-          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(
+        f"intake benchmark: {args.count:,} applications, transactions of {args.batch}, "
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    )
     results: dict[tuple[str, str], dict[str, Any]] = {}
     for backend in backends:
         runs: dict[str, list[dict[str, Any]]] = {"bare": [], "intake": []}
         for _ in range(args.repeat):
             for name in ("bare", "intake"):
-                out = subprocess.run([sys.executable, __file__, "--phase", name, "--backend", backend,
-                                      "--count", str(args.count), "--batch", str(args.batch)],
-                                     capture_output=True, text=True, check=False)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--phase",
+                        name,
+                        "--backend",
+                        backend,
+                        "--count",
+                        str(args.count),
+                        "--batch",
+                        str(args.batch),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 if out.returncode != 0:
                     print(f"  {backend} {name} failed:\n{out.stderr[-2000:]}")
                     sys.exit(1)
@@ -215,15 +309,19 @@ def main() -> None:
             ordered = sorted(runs[name], key=lambda r: r["seconds"])
             result = results[(backend, name)] = ordered[len(ordered) // 2]
             spread = ", ".join(f"{r['seconds']:.2f}" for r in runs[name])
-            print(f"  {backend:<10} {name:<7} {result['seconds']:7.2f} s  {result['per_second']:9,.0f} applications/s"
-                  f"  peak RSS {max(r['peak_rss_mb'] for r in runs[name]):5.0f} MB "
-                  f"(+{max(r['rss_growth_mb'] for r in runs[name]):.0f} MB during the phase)  runs: {spread} s")
+            print(
+                f"  {backend:<10} {name:<7} {result['seconds']:7.2f} s  {result['per_second']:9,.0f} applications/s"
+                f"  peak RSS {max(r['peak_rss_mb'] for r in runs[name]):5.0f} MB "
+                f"(+{max(r['rss_growth_mb'] for r in runs[name]):.0f} MB during the phase)  runs: {spread} s"
+            )
     print()
     for backend in backends:
         bare, intake = results[(backend, "bare")], results[(backend, "intake")]
         ratio = intake["seconds"] / bare["seconds"]
-        print(f"  {backend:<10} intake / bare insert = {ratio:.2f}x (medians; target: within 3x) "
-              f"{'met' if ratio <= 3 else 'NOT met'}")
+        print(
+            f"  {backend:<10} intake / bare insert = {ratio:.2f}x (medians; target: within 3x) "
+            f"{'met' if ratio <= 3 else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,14 @@ def build_round(backend: str, count: int, folder: Path) -> str:
     docs = documents(count)
     now = datetime(2018, 9, 2, tzinfo=UTC)
     for start in range(0, count, 500):
-        import_batch(rt.engine, settings, ROUND, [(f"{start + i}", d) for i, d in enumerate(docs[start:start + 500])],
-                     actor="bench", now=now)
+        import_batch(
+            rt.engine,
+            settings,
+            ROUND,
+            [(f"{start + i}", d) for i, d in enumerate(docs[start : start + 500])],
+            actor="bench",
+            now=now,
+        )
     with unit_of_work(rt.engine) as session:
         close_round(session, ROUND, actor="bench", at=now)
     dispose_all()
@@ -119,8 +125,9 @@ def phase(name: str, url: str, folder: Path) -> dict[str, Any]:
             ids = to_screen(session, ROUND)
         count = 0
         for start in range(0, len(ids), 500):
-            count += screen_batch(rt.engine, rt.settings, ROUND, ids[start:start + 500], actor="bench",
-                                  at=datetime.fromisoformat(AT)).screened
+            count += screen_batch(
+                rt.engine, rt.settings, ROUND, ids[start : start + 500], actor="bench", at=datetime.fromisoformat(AT)
+            ).screened
         seconds = time.perf_counter() - started
     else:  # the checks alone, over the same rows, streamed in batches, no writes
         from sqlmodel import select
@@ -135,15 +142,23 @@ def phase(name: str, url: str, folder: Path) -> dict[str, Any]:
         count = 0
         with reading(rt.engine) as session:
             definition = definition_of(get_round(session, ROUND))
-            parties = {p.iso3: Party.model_validate(p, from_attributes=True)
-                       for p in session.exec(select(PartyRow)).all()}
-            for application in session.exec(select(Application).where(Application.round_id == ROUND)
-                                             .execution_options(yield_per=500)):
+            parties = {
+                p.iso3: Party.model_validate(p, from_attributes=True) for p in session.exec(select(PartyRow)).all()
+            }
+            for application in session.exec(
+                select(Application).where(Application.round_id == ROUND).execution_options(yield_per=500)
+            ):
                 screen(document_of(application), definition, parties)
                 count += 1
         seconds = time.perf_counter() - started
-    return {"phase": name, "count": count, "seconds": seconds, "per_second": count / seconds,
-            "rss_growth_mb": rss_mb() - base, "peak_rss_mb": rss_mb()}
+    return {
+        "phase": name,
+        "count": count,
+        "seconds": seconds,
+        "per_second": count / seconds,
+        "rss_growth_mb": rss_mb() - base,
+        "peak_rss_mb": rss_mb(),
+    }
 
 
 def main() -> None:
@@ -161,11 +176,14 @@ def main() -> None:
     if "postgresql" not in backends:
         print(f"PostgreSQL not reachable at {PG_ADMIN}: measuring SQLite only")
     print(f"screening benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-           "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
-           "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "WARNING",
-           "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "WARNING",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "WARNING",
+    }
     env.pop("PREFECT_API_URL", None)
     for backend in backends:
         results: dict[tuple[int, str], dict[str, Any]] = {}
@@ -176,26 +194,37 @@ def main() -> None:
             for name in ("checks", "plain", "flow"):
                 url = copy_of(template, folder)
                 try:
-                    out = subprocess.run([sys.executable, __file__, "--phase", name, "--url", url,
-                                          "--folder", str(folder)], env=env, capture_output=True, text=True,
-                                         check=False)
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--phase", name, "--url", url, "--folder", str(folder)],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
                 finally:
                     drop_database(url)
                 if out.returncode != 0:
                     print(f"    {name} failed:\n{out.stderr[-3000:]}")
                     sys.exit(1)
                 r = results[(count, name)] = json.loads(out.stdout.strip().splitlines()[-1])
-                print(f"    {count:>6,} {name:<7} {r['seconds']:7.2f} s  {r['per_second']:8,.0f} applications/s  "
-                      f"RSS +{r['rss_growth_mb']:.0f} MB during the phase (peak {r['peak_rss_mb']:.0f} MB)", flush=True)
+                print(
+                    f"    {count:>6,} {name:<7} {r['seconds']:7.2f} s  {r['per_second']:8,.0f} applications/s  "
+                    f"RSS +{r['rss_growth_mb']:.0f} MB during the phase (peak {r['peak_rss_mb']:.0f} MB)",
+                    flush=True,
+                )
             drop_database(template)
         big = args.count
         ratio = results[(big, "flow")]["seconds"] / results[(big, "plain")]["seconds"]
-        print(f"  {backend}: flow / plain = {ratio:.2f}x (target: within 1.5x) {'met' if ratio <= 1.5 else 'NOT met'}; "
-              f"{big:,} applications by the flow in {results[(big, 'flow')]['seconds']:.1f} s (target: under 60 s) "
-              f"{'met' if results[(big, 'flow')]['seconds'] < 60 else 'NOT met'}")
-        growth = {n: results[(n, 'flow')]['rss_growth_mb'] for n in (args.small, big)}
-        print(f"  {backend}: flow memory growth {growth[args.small]:.0f} MB at {args.small:,} and "
-              f"{growth[big]:.0f} MB at {big:,} applications")
+        print(
+            f"  {backend}: flow / plain = {ratio:.2f}x (target: within 1.5x) {'met' if ratio <= 1.5 else 'NOT met'}; "
+            f"{big:,} applications by the flow in {results[(big, 'flow')]['seconds']:.1f} s (target: under 60 s) "
+            f"{'met' if results[(big, 'flow')]['seconds'] < 60 else 'NOT met'}"
+        )
+        growth = {n: results[(n, "flow")]["rss_growth_mb"] for n in (args.small, big)}
+        print(
+            f"  {backend}: flow memory growth {growth[args.small]:.0f} MB at {args.small:,} and "
+            f"{growth[big]:.0f} MB at {big:,} applications"
+        )
 
 
 if __name__ == "__main__":

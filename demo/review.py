@@ -35,32 +35,110 @@ from engine.tables import OutboxMessage
 ROUND4 = "sip-2024-r4"
 
 APPLICATIONS = [
-    DemoApplication("bol-asgm", "BOL", "es", "Ministerio de Medio Ambiente y Agua", "Marcela Quispe",
-                    "mmaya.example.bo", "Minería aurífera artesanal sin mercurio en el norte de La Paz", (7,),
-                    "artisanal and small-scale gold mining", 210000, "2024-07-25T15:00:00-04:00"),
-    DemoApplication("bfa-asgm", "BFA", "fr", "Ministère de l'Environnement, de l'Eau et de l'Assainissement",
-                    "Salif Kaboré", "environnement.example.bf",
-                    "Techniques sans mercure pour les orpailleurs du Sahel", (7, 18),
-                    "artisanal and small-scale gold mining", 180000, "2024-07-30T10:00:00+00:00"),
-    DemoApplication("chn-coal", "CHN", "en", "Ministry of Ecology and Environment", "Zhang Min",
-                    "mee.example.cn", "Mercury emissions from coal-fired industrial boilers", (8,),
-                    "emissions from coal combustion", 240000, "2024-07-29T09:00:00+08:00"),
-    DemoApplication("cub-products", "CUB", "es", "Ministerio de Ciencia, Tecnología y Medio Ambiente",
-                    "Yanet Pérez", "citma.example.cu", "Sustitución de termómetros con mercurio en hospitales",
-                    (4,), "mercury-added products in health care", 120000, "2024-07-22T11:00:00-04:00"),
-    DemoApplication("bwa-lamps", "BWA", "en", "Department of Waste Management and Pollution Control",
-                    "Kagiso Molefe", "dwmpc.example.bw", "Collection and safe management of mercury-containing lamps",
-                    (11,), "mercury-containing lamps and their wastes", 150000, "2024-07-26T14:00:00+02:00"),
-    DemoApplication("arm-monitoring", "ARM", "en", "Ministry of Environment", "Anahit Sargsyan",
-                    "env.example.am", "A national laboratory for monitoring mercury in air and fish", (19,),
-                    "monitoring capacity", 200000, "2024-07-31T16:00:00+04:00"),
-    DemoApplication("dom-storage", "DOM", "es", "Ministerio de Medio Ambiente y Recursos Naturales",
-                    "Rafael Jiménez", "ambiente.example.do",
-                    "Almacenamiento provisional ambientalmente racional del mercurio", (3, 10),
-                    "interim storage of mercury", 170000, "2024-07-24T12:00:00-04:00"),
-    DemoApplication("slv-dental", "SLV", "es", "Ministerio de Salud de El Salvador", "Gabriela Flores",
-                    "salud.example.sv", "Reducción gradual del uso de la amalgama dental", (4,),
-                    "dental amalgam phase-down", 90000, "2024-07-23T09:30:00-06:00"),
+    DemoApplication(
+        "bol-asgm",
+        "BOL",
+        "es",
+        "Ministerio de Medio Ambiente y Agua",
+        "Marcela Quispe",
+        "mmaya.example.bo",
+        "Minería aurífera artesanal sin mercurio en el norte de La Paz",
+        (7,),
+        "artisanal and small-scale gold mining",
+        210000,
+        "2024-07-25T15:00:00-04:00",
+    ),
+    DemoApplication(
+        "bfa-asgm",
+        "BFA",
+        "fr",
+        "Ministère de l'Environnement, de l'Eau et de l'Assainissement",
+        "Salif Kaboré",
+        "environnement.example.bf",
+        "Techniques sans mercure pour les orpailleurs du Sahel",
+        (7, 18),
+        "artisanal and small-scale gold mining",
+        180000,
+        "2024-07-30T10:00:00+00:00",
+    ),
+    DemoApplication(
+        "chn-coal",
+        "CHN",
+        "en",
+        "Ministry of Ecology and Environment",
+        "Zhang Min",
+        "mee.example.cn",
+        "Mercury emissions from coal-fired industrial boilers",
+        (8,),
+        "emissions from coal combustion",
+        240000,
+        "2024-07-29T09:00:00+08:00",
+    ),
+    DemoApplication(
+        "cub-products",
+        "CUB",
+        "es",
+        "Ministerio de Ciencia, Tecnología y Medio Ambiente",
+        "Yanet Pérez",
+        "citma.example.cu",
+        "Sustitución de termómetros con mercurio en hospitales",
+        (4,),
+        "mercury-added products in health care",
+        120000,
+        "2024-07-22T11:00:00-04:00",
+    ),
+    DemoApplication(
+        "bwa-lamps",
+        "BWA",
+        "en",
+        "Department of Waste Management and Pollution Control",
+        "Kagiso Molefe",
+        "dwmpc.example.bw",
+        "Collection and safe management of mercury-containing lamps",
+        (11,),
+        "mercury-containing lamps and their wastes",
+        150000,
+        "2024-07-26T14:00:00+02:00",
+    ),
+    DemoApplication(
+        "arm-monitoring",
+        "ARM",
+        "en",
+        "Ministry of Environment",
+        "Anahit Sargsyan",
+        "env.example.am",
+        "A national laboratory for monitoring mercury in air and fish",
+        (19,),
+        "monitoring capacity",
+        200000,
+        "2024-07-31T16:00:00+04:00",
+    ),
+    DemoApplication(
+        "dom-storage",
+        "DOM",
+        "es",
+        "Ministerio de Medio Ambiente y Recursos Naturales",
+        "Rafael Jiménez",
+        "ambiente.example.do",
+        "Almacenamiento provisional ambientalmente racional del mercurio",
+        (3, 10),
+        "interim storage of mercury",
+        170000,
+        "2024-07-24T12:00:00-04:00",
+    ),
+    DemoApplication(
+        "slv-dental",
+        "SLV",
+        "es",
+        "Ministerio de Salud de El Salvador",
+        "Gabriela Flores",
+        "salud.example.sv",
+        "Reducción gradual del uso de la amalgama dental",
+        (4,),
+        "dental amalgam phase-down",
+        90000,
+        "2024-07-23T09:30:00-06:00",
+    ),
 ]
 
 #: The register the secretariat loads (`sip reviewers load`), with the columns the engine takes.
@@ -105,17 +183,26 @@ def _review(party: str, email: str, *, against: bool = False) -> ReviewDraft:
     """A reviewer's (invented) review: the application's quality, or one point more."""
     wobble = int(hashlib.sha256(f"{party}{email}".encode()).hexdigest(), 16)
     base = 1 if against else QUALITY[party]
-    scores = {c: max(1, min(5, base + (wobble >> i) % 2)) for i, c in enumerate(
-        ("technical_soundness", "area_relevance", "feasibility", "expected_results"))}
+    scores = {
+        c: max(1, min(5, base + (wobble >> i) % 2))
+        for i, c in enumerate(("technical_soundness", "area_relevance", "feasibility", "expected_results"))
+    }
     if against:
         scores["feasibility"] = 1
     mean = sum(scores.values()) / len(scores)
     recommendation = "do_not_support" if mean < 2.5 else "support_with_changes" if mean < 3.75 else "support"
-    return ReviewDraft(scores=scores, recommendation=recommendation,
-                       comments_for_committee=("The approach is sound and the budget realistic." if mean >= 3.75 else
-                                               "Feasible if the workplan is tightened." if mean >= 2.5 else
-                                               "The expected results are not demonstrated by the workplan."),
-                       comments_for_applicant="Add indicators that measure the reduction of mercury use.")
+    return ReviewDraft(
+        scores=scores,
+        recommendation=recommendation,
+        comments_for_committee=(
+            "The approach is sound and the budget realistic."
+            if mean >= 3.75
+            else "Feasible if the workplan is tightened."
+            if mean >= 2.5
+            else "The expected results are not demonstrated by the workplan."
+        ),
+        comments_for_applicant="Add indicators that measure the reduction of mercury use.",
+    )
 
 
 class _Reviewers:
@@ -130,8 +217,9 @@ class _Reviewers:
 
     def act(self, email: str, at: Any, fn: Callable[..., Any], *args: Any) -> Any:
         with reading(self.rt.engine) as session:
-            message = session.exec(select(OutboxMessage).where(OutboxMessage.recipient == email)
-                                   .order_by(OutboxMessage.id.desc())).first()  # type: ignore[union-attr]
+            message = session.exec(
+                select(OutboxMessage).where(OutboxMessage.recipient == email).order_by(OutboxMessage.id.desc())
+            ).first()  # type: ignore[union-attr]
             assert message is not None and message.id is not None
             known = self.sessions.get(email)
             if known is None or known[0] != message.id:
@@ -175,8 +263,13 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
         echo("  an earlier run stopped during the review; run `sip demo --fresh` to start again")
         return 1
     with unit_of_work(rt.engine) as session:
-        load_reviewers(session, parse_reviewers(REVIEWERS, str(register)), source=str(register), actor="secretariat",
-                       at=definition.closes_at)
+        load_reviewers(
+            session,
+            parse_reviewers(REVIEWERS, str(register)),
+            source=str(register),
+            actor="secretariat",
+            at=definition.closes_at,
+        )
     open_round_flow(round_id=ROUND4, at=definition.opens_at.isoformat())
     summary = import_applications_flow(round_id=ROUND4, paths=[str(folder)])
     close_round_flow(round_id=ROUND4, at=(definition.closes_at + timedelta(seconds=1)).isoformat())
@@ -186,11 +279,15 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     invited_at = definition.closes_at + INVITED_AFTER
     placements = assign_gmp_reviewers_flow(round_id=ROUND4, at=(invited_at - timedelta(days=1)).isoformat())
     conflicted = sum(1 for p in placements for r in p["reasons"] if "conflict of interest" in r)
-    echo(f"     assign-gmp-reviewers: {sum(len(p['reviewers']) for p in placements)} places filled by area and "
-         f"load; {conflicted} reviewer(s) left out for a conflict of interest (own country or organisation)")
+    echo(
+        f"     assign-gmp-reviewers: {sum(len(p['reviewers']) for p in placements)} places filled by area and "
+        f"load; {conflicted} reviewer(s) left out for a conflict of interest (own country or organisation)"
+    )
     invited = invite_gmp_reviewers_flow(round_id=ROUND4, at=invited_at.isoformat())
-    echo(f"     invite-gmp-reviewers: {invited['reviewers']} invitations, each in the reviewer's language with a "
-         f"one-time sign-in link; reviews due {invited['due_on']}")
+    echo(
+        f"     invite-gmp-reviewers: {invited['reviewers']} invitations, each in the reviewer's language with a "
+        f"one-time sign-in link; reviews due {invited['due_on']}"
+    )
 
     with reading(rt.engine) as session:
         lines = {line.party: line for line in assignment_view(session, ROUND4)}
@@ -199,14 +296,27 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     declining = lines["ARM"].reviewers[0].email
     conflicting = lines["CUB"].reviewers[0].email
     late = lines["DOM"].reviewers[-1].email
-    reviewers.act(declining, day, lambda s, r: reviewing.decline(s, settings, r, lines["ARM"].reference,
-                                                                 "On mission during the review period", at=day))
-    reviewers.act(conflicting, day, lambda s, r: reviewing.declare_conflict(
-        s, settings, r, lines["CUB"].reference, "I advised the ministry on its thermometer inventory", at=day))
-    echo(f"     {declining} declined {lines['ARM'].reference}; {conflicting} declared a conflict of interest with "
-         f"{lines['CUB'].reference} (the secretariat is told of both)")
-    submitted = _submit_all(reviewers, lines, skip={(declining, "ARM"), (conflicting, "CUB"), (late, "DOM")},
-                            day=day + timedelta(days=2))
+    reviewers.act(
+        declining,
+        day,
+        lambda s, r: reviewing.decline(
+            s, settings, r, lines["ARM"].reference, "On mission during the review period", at=day
+        ),
+    )
+    reviewers.act(
+        conflicting,
+        day,
+        lambda s, r: reviewing.declare_conflict(
+            s, settings, r, lines["CUB"].reference, "I advised the ministry on its thermometer inventory", at=day
+        ),
+    )
+    echo(
+        f"     {declining} declined {lines['ARM'].reference}; {conflicting} declared a conflict of interest with "
+        f"{lines['CUB'].reference} (the secretariat is told of both)"
+    )
+    submitted = _submit_all(
+        reviewers, lines, skip={(declining, "ARM"), (conflicting, "CUB"), (late, "DOM")}, day=day + timedelta(days=2)
+    )
 
     again = invited_at + timedelta(days=6)
     placements = assign_gmp_reviewers_flow(round_id=ROUND4, at=again.isoformat())
@@ -215,8 +325,10 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     with reading(rt.engine) as session:
         lines = {line.party: line for line in assignment_view(session, ROUND4)}
     submitted += _submit_all(reviewers, lines, skip={(late, "DOM")}, day=again + timedelta(days=2))
-    echo(f"     {submitted} reviews submitted through the reviewers' service; {late} has not reviewed "
-         f"{lines['DOM'].reference}")
+    echo(
+        f"     {submitted} reviews submitted through the reviewers' service; {late} has not reviewed "
+        f"{lines['DOM'].reference}"
+    )
 
     with reading(rt.engine) as session:
         stage = reviewing.stage_of(session, ROUND4)
@@ -224,12 +336,17 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     due = reviewing.deadline(stage, definition)
     for when in (due - timedelta(days=2), due + timedelta(hours=12)):
         for result in review_day_flow(at=when.isoformat()):
-            echo(f"     review-day {when.date()}: {result['reminders']} reminder(s)"
-                 + (", overdue notice to the secretariat" if result["overdue_notice"] else ""))
-    closed = send_to_committee_flow(round_id=ROUND4, reason="the committee's documents are due",
-                                    at=(due + timedelta(days=2)).isoformat())
-    echo(f"     send-to-committee: {closed['sent']} applications on the committee's agenda; short of reviews: "
-         f"{', '.join(closed['short']) or 'none'}")
+            echo(
+                f"     review-day {when.date()}: {result['reminders']} reminder(s)"
+                + (", overdue notice to the secretariat" if result["overdue_notice"] else "")
+            )
+    closed = send_to_committee_flow(
+        round_id=ROUND4, reason="the committee's documents are due", at=(due + timedelta(days=2)).isoformat()
+    )
+    echo(
+        f"     send-to-committee: {closed['sent']} applications on the committee's agenda; short of reviews: "
+        f"{', '.join(closed['short']) or 'none'}"
+    )
     _print_summary(rt, echo)
     return summary["failed"]
 
@@ -243,11 +360,16 @@ def _submit_all(reviewers: _Reviewers, lines: dict[str, Any], *, skip: set[tuple
         for reviewer in invited:
             if (reviewer.email, party) in skip:
                 continue
-            against = party == "CHN" and reviewer.email == sorted(r.email for r in line.reviewers
-                                                                  if r.state in ("invited", "submitted"))[-1]
+            against = (
+                party == "CHN"
+                and reviewer.email == sorted(r.email for r in line.reviewers if r.state in ("invited", "submitted"))[-1]
+            )
             draft = _review(party, reviewer.email, against=against)
-            reviewers.act(reviewer.email, day, lambda s, r, ref=line.reference, d=draft: reviewing.save_review(
-                s, r, ref, d, submit=True, at=day))
+            reviewers.act(
+                reviewer.email,
+                day,
+                lambda s, r, ref=line.reference, d=draft: reviewing.save_review(s, r, ref, d, submit=True, at=day),
+            )
             done += 1
     return done
 
@@ -262,8 +384,11 @@ def _print_summary(rt: Runtime, echo: Callable[[str], None]) -> None:
     echo(f"  {'application':<18} {'Party':<5} {'reviews':>7}  {'recommendations':<42} flags")
     for app in view["applications"]:
         recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in app["recommendations"].items() if n) or "-"
-        flags = " ".join(f for f, on in (("short of reviews", app["short"]), ("disagreement", app["disagreement"]))
-                         if on)
-        echo(f"  {app['reference']:<18} {app['party']:<5} {app['reviews_submitted']:>3} of {app['reviews_asked']}"
-             f"  {recs:<42} {flags}")
+        flags = " ".join(
+            f for f, on in (("short of reviews", app["short"]), ("disagreement", app["disagreement"])) if on
+        )
+        echo(
+            f"  {app['reference']:<18} {app['party']:<5} {app['reviews_submitted']:>3} of {app['reviews_asked']}"
+            f"  {recs:<42} {flags}"
+        )
     echo(f"  messages queued for round 4: {', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}")

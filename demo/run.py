@@ -68,45 +68,73 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
     folder = settings.data_dir / "demo" / ROUND
     register = folder.parent / "committee-2018-2019.csv"
     register.write_text(MEMBERS, encoding="utf-8")
-    meeting_on = datetime.combine(date.fromisoformat(definition.meeting.starts_on), clock(9),  # type: ignore[union-attr]
-                                  tzinfo=definition.zone)
+    meeting_on = datetime.combine(
+        date.fromisoformat(definition.meeting.starts_on),
+        clock(9),  # type: ignore[union-attr]
+        tzinfo=definition.zone,
+    )
     with unit_of_work(rt.engine) as session:
-        load_members(session, parse_members(MEMBERS, str(register), known_parties(session)), source=str(register),
-                     actor="secretariat", at=meeting_on - timedelta(days=30))
+        load_members(
+            session,
+            parse_members(MEMBERS, str(register), known_parties(session)),
+            source=str(register),
+            actor="secretariat",
+            at=meeting_on - timedelta(days=30),
+        )
         set_funds(session, ROUND, FUNDS, actor="secretariat", at=meeting_on - timedelta(days=30))
         committee = committee_of(session, ROUND)
-    echo(f"     the committee of {committee.meeting.starts_on} ({committee.meeting.place}): {len(committee.members)} "
-         f"members loaded from {register}; US$ {FUNDS:,.0f} available (an illustrative figure)")
-    bundles = prepare_committee_bundles_flow(round_id=ROUND, at=(meeting_on - timedelta(days=14)).isoformat(),
-                                             pdf=False)
+    echo(
+        f"     the committee of {committee.meeting.starts_on} ({committee.meeting.place}): {len(committee.members)} "
+        f"members loaded from {register}; US$ {FUNDS:,.0f} available (an illustrative figure)"
+    )
+    bundles = prepare_committee_bundles_flow(
+        round_id=ROUND, at=(meeting_on - timedelta(days=14)).isoformat(), pdf=False
+    )
     withheld = {m["email"]: m["withheld"] for m in bundles["members"] if m["withheld"]}
-    echo(f"     prepare-committee-bundles: {bundles['prepared']} new, {bundles['unchanged']} unchanged; dossiers left "
-         "out for a conflict of interest: " + (", ".join(f"{e.split('@')[0]} ({', '.join(refs)})"
-                                                         for e, refs in sorted(withheld.items())) or "none"))
+    echo(
+        f"     prepare-committee-bundles: {bundles['prepared']} new, {bundles['unchanged']} unchanged; dossiers left "
+        "out for a conflict of interest: "
+        + (", ".join(f"{e.split('@')[0]} ({', '.join(refs)})" for e, refs in sorted(withheld.items())) or "none")
+    )
     with reading(rt.engine) as session:
         by_title = {a.title: a.reference for a in app_service.list_applications(session, ROUND)}
     rows = ["reference,decision,amount,conditions,recommendations"]
     for app in APPLICATIONS:
         if app.slug in DECISIONS:
             decision, amount, conditions, recommendations = DECISIONS[app.slug]
-            rows.append(",".join(_csv_cell(v) for v in (by_title[app.title], decision, amount, conditions,
-                                                        recommendations)))
+            rows.append(
+                ",".join(_csv_cell(v) for v in (by_title[app.title], decision, amount, conditions, recommendations))
+            )
     sheet = folder.parent / "decisions-2018-10-03.csv"
     sheet.write_text("\n".join(rows) + "\n", encoding="utf-8")
     with unit_of_work(rt.engine) as session:
-        decided = record_decisions(session, ROUND, parse_decisions(sheet.read_text(encoding="utf-8"), str(sheet)),
-                                   actor="secretariat", at=meeting_on + timedelta(days=1, hours=8))
-    echo(f"     decisions (from {sheet.name}): {decided.recorded} recorded, {decided.unchanged} unchanged; approvals "
-         f"US$ {float(decided.approved_total):,.0f}")
+        decided = record_decisions(
+            session,
+            ROUND,
+            parse_decisions(sheet.read_text(encoding="utf-8"), str(sheet)),
+            actor="secretariat",
+            at=meeting_on + timedelta(days=1, hours=8),
+        )
+    echo(
+        f"     decisions (from {sheet.name}): {decided.recorded} recorded, {decided.unchanged} unchanged; approvals "
+        f"US$ {float(decided.approved_total):,.0f}"
+    )
     letters = send_decision_letters_flow(round_id=ROUND, at=(meeting_on + timedelta(days=6)).isoformat())
     echo(f"     send-decision-letters: {letters['queued']} queued, {letters['already_sent']} sent before")
     with reading(rt.engine) as session:
         report, _, public, _ = write_round_report(session, ROUND, settings.data_dir / "reports")
         export, _ = export_360giving(session, settings, ROUND, settings.data_dir / "open-data" / f"grants-{ROUND}.json")
-    kinds = ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(
-        letters["by_kind"].items())) or "all queued before"
-    return {"bundles": settings.files_folder / "bundles" / ROUND, "letters": kinds, "report": report, "public": public,
-            "export": export}
+    kinds = (
+        ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(letters["by_kind"].items()))
+        or "all queued before"
+    )
+    return {
+        "bundles": settings.files_folder / "bundles" / ROUND,
+        "letters": kinds,
+        "report": report,
+        "public": public,
+        "export": export,
+    }
 
 
 def _csv_cell(value: object) -> str:
@@ -172,18 +200,24 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
         from flows.screening import screen_applications_flow
 
         opened = open_round_flow(round_id=ROUND, at=definition.opens_at.isoformat())
-        echo(f"     open-round: {ROUND} {'opened' if opened['changed'] else 'already ' + str(opened['status'])} "
-             f"at {definition.opens_at.isoformat()}")
+        echo(
+            f"     open-round: {ROUND} {'opened' if opened['changed'] else 'already ' + str(opened['status'])} "
+            f"at {definition.opens_at.isoformat()}"
+        )
         summary = import_applications_flow(round_id=ROUND, paths=[str(folder)])
-        echo(f"     import-applications: {summary['imported']} imported, {summary['already_imported']} already "
-             f"imported, {summary['failed']} refused")
+        echo(
+            f"     import-applications: {summary['imported']} imported, {summary['already_imported']} already "
+            f"imported, {summary['failed']} refused"
+        )
         for item in summary["results"]:
             for error in item["errors"]:
                 echo(f"       refused {item['file']}: {error['path']}: {error['message']}")
         closing = definition.closes_at + timedelta(seconds=1)
         closed = close_round_flow(round_id=ROUND, at=closing.isoformat())
-        echo(f"     close-round: {ROUND} {'closed' if closed['changed'] else 'already ' + str(closed['status'])} "
-             f"at {closing.isoformat()}")
+        echo(
+            f"     close-round: {ROUND} {'closed' if closed['changed'] else 'already ' + str(closed['status'])} "
+            f"at {closing.isoformat()}"
+        )
         screening_at = definition.closes_at + SCREENING_AFTER
         with reading(rt.engine) as session:
             screening_done = RoundStatus(get_round(session, ROUND).status) not in SCREENABLE
@@ -192,12 +226,17 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
         else:
             screened = screen_applications_flow(round_id=ROUND, at=screening_at.isoformat())
             verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(screened["verdicts"].items()))
-            echo(f"     screen-applications: {screened['screened']} screened ({verdicts or 'nothing new'}), "
-                 f"{screened['unchanged']} unchanged, {screened['notices']} notices to applicants")
+            echo(
+                f"     screen-applications: {screened['screened']} screened ({verdicts or 'nothing new'}), "
+                f"{screened['unchanged']} unchanged, {screened['notices']} notices to applicants"
+            )
         to_committee = send_to_committee_flow(round_id=ROUND, at=(screening_at + TO_COMMITTEE_AFTER).isoformat())
-        echo(f"     send-to-committee: {to_committee['sent']} screened applications on the Steering Committee's "
-             "agenda (round 1 has no GMP review)" if to_committee["changed"] else
-             "     send-to-committee: already on the committee's agenda")
+        echo(
+            f"     send-to-committee: {to_committee['sent']} screened applications on the Steering Committee's "
+            "agenda (round 1 has no GMP review)"
+            if to_committee["changed"]
+            else "     send-to-committee: already on the committee's agenda"
+        )
         outputs = run_committee_demo(rt, definition, echo)
 
     with reading(rt.engine) as session:
@@ -214,13 +253,14 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
             echo(f"  {status.value:<25} {PUBLIC_STATUS[status].value:<25} {counts[status]:>5}")
     kinds = Counter(m.kind for m in queued)
     languages = Counter(m.language for m in queued)
-    echo(f"  notifications queued: {len(queued)} ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; "
-         f"{', '.join(f'{n} in {lang}' for lang, n in sorted(languages.items()))})")
+    echo(
+        f"  notifications queued: {len(queued)} ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; "
+        f"{', '.join(f'{n} in {lang}' for lang, n in sorted(languages.items()))})"
+    )
     echo("")
     echo(f"  screening report: {report_html} (and {report_csv.name})")
     echo(f"  review bundles:   {outputs['bundles']}/ (one per member, named by e-mail)")
-    echo(f"  decision letters: in the outbox (`{_sip_command()} outbox list --round {ROUND}`); "
-         f"{outputs['letters']}")
+    echo(f"  decision letters: in the outbox (`{_sip_command()} outbox list --round {ROUND}`); {outputs['letters']}")
     echo(f"  round report:     {outputs['report']} and the public list {outputs['public']} (with CSV)")
     echo(f"  open data:        {outputs['export']} (360Giving, validated against its schema)")
 
@@ -231,8 +271,10 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
         delivered = deliver_notifications_flow()
     mail = settings.mail_folder
     echo("")
-    echo(f"deliver-notifications: {delivered['sent']} message(s) sent now, as e-mail files anyone can open, to "
-         f"{mail}/ ({len(list(mail.glob('*.eml')))} in all; NOTIFICATIONS_BACKEND=smtp sends them to a mail server)")
+    echo(
+        f"deliver-notifications: {delivered['sent']} message(s) sent now, as e-mail files anyone can open, to "
+        f"{mail}/ ({len(list(mail.glob('*.eml')))} in all; NOTIFICATIONS_BACKEND=smtp sends them to a mail server)"
+    )
 
     echo("")
     sip = _sip_command()

@@ -100,8 +100,12 @@ class Decision(StrEnum):
 
 
 #: The transition of the application's state machine each decision makes.
-TRANSITION = {Decision.APPROVED: "approve", Decision.APPROVED_WITH_CONDITIONS: "approve_with_conditions",
-              Decision.NOT_APPROVED: "not_approve", Decision.DEFERRED: "defer"}
+TRANSITION = {
+    Decision.APPROVED: "approve",
+    Decision.APPROVED_WITH_CONDITIONS: "approve_with_conditions",
+    Decision.NOT_APPROVED: "not_approve",
+    Decision.DEFERRED: "defer",
+}
 APPROVALS = frozenset({Decision.APPROVED, Decision.APPROVED_WITH_CONDITIONS})
 #: Statuses of an application that did not pass screening.
 NOT_SCREENED_IN = frozenset({Status.SUBMITTED, Status.INFORMATION_REQUESTED, Status.INCOMPLETE, Status.INELIGIBLE})
@@ -114,8 +118,10 @@ def parse_amount(text: str) -> Decimal:
     after a point; no thousands separator, no currency sign."""
     value = text.strip()
     if not _AMOUNT.match(value):
-        raise ValueError(f"{text!r} is not an amount: write 200000 or 200000.50, without thousands separators or "
-                         "currency sign (amounts are in US dollars)")
+        raise ValueError(
+            f"{text!r} is not an amount: write 200000 or 200000.50, without thousands separators or "
+            "currency sign (amounts are in US dollars)"
+        )
     return Decimal(value).quantize(CENT)
 
 
@@ -160,14 +166,25 @@ def decision_problems(d: DecisionIn, facts: Facts, participants: list[str]) -> l
             if facts.requested is not None and d.amount > facts.requested:
                 problems.append(("amount", f"{d.amount:,.2f} is above the {facts.requested:,.2f} requested"))
             if not facts.amount_min <= d.amount <= facts.amount_max:
-                problems.append(("amount", f"{d.amount:,.2f} is outside the round's range "
-                                           f"({facts.amount_min:,.0f} to {facts.amount_max:,.0f})"))
+                problems.append(
+                    (
+                        "amount",
+                        f"{d.amount:,.2f} is outside the round's range "
+                        f"({facts.amount_min:,.0f} to {facts.amount_max:,.0f})",
+                    )
+                )
             if facts.funds_available is None:
-                problems.append(("amount", "the funds available for the round are not set "
-                                           "(`sip committee funds ROUND_ID AMOUNT`)"))
+                problems.append(
+                    ("amount", "the funds available for the round are not set (`sip committee funds ROUND_ID AMOUNT`)")
+                )
             elif facts.approved_elsewhere + d.amount > facts.funds_available:
-                problems.append(("amount", f"approvals would total {facts.approved_elsewhere + d.amount:,.2f}, "
-                                           f"above the {facts.funds_available:,.2f} available"))
+                problems.append(
+                    (
+                        "amount",
+                        f"approvals would total {facts.approved_elsewhere + d.amount:,.2f}, "
+                        f"above the {facts.funds_available:,.2f} available",
+                    )
+                )
     elif d.amount is not None:
         problems.append(("amount", f"a decision '{d.decision.value}' carries no amount"))
     if d.decision is Decision.APPROVED_WITH_CONDITIONS and not d.conditions:
@@ -175,19 +192,36 @@ def decision_problems(d: DecisionIn, facts: Facts, participants: list[str]) -> l
     if d.decision is Decision.DEFERRED and not (d.recommendations or d.conditions):
         problems.append(("recommendations", "say why the decision is deferred (recommendations)"))
     if facts.status in (Status.INFORMATION_REQUESTED, Status.WITHDRAWN):
-        problems.append(("reference", f"{d.reference} is {facts.status.value.replace('_', ' ')}: "
-                                      + ("it waits for the applicant's answer; screen it first"
-                                         if facts.status is Status.INFORMATION_REQUESTED else "nothing to decide")))
+        problems.append(
+            (
+                "reference",
+                f"{d.reference} is {facts.status.value.replace('_', ' ')}: "
+                + (
+                    "it waits for the applicant's answer; screen it first"
+                    if facts.status is Status.INFORMATION_REQUESTED
+                    else "nothing to decide"
+                ),
+            )
+        )
     elif facts.status in NOT_SCREENED_IN and not d.exception:
-        problems.append(("exception", f"{d.reference} did not pass screening ({facts.status.value}); the committee "
-                                      "decides on it only with a reasoned exception"))
+        problems.append(
+            (
+                "exception",
+                f"{d.reference} did not pass screening ({facts.status.value}); the committee "
+                "decides on it only with a reasoned exception",
+            )
+        )
     unknown = sorted(set(participants) - facts.committee)
     if unknown:
         problems.append(("participants", f"not on the committee on the meeting date: {', '.join(unknown)}"))
     conflicted = sorted(p for p in participants if p in facts.conflicted)
     if conflicted:
-        problems.append(("participants", "conflicted, so taking no part: " + ", ".join(
-            f"{p} ({facts.conflicted[p]})" for p in conflicted)))
+        problems.append(
+            (
+                "participants",
+                "conflicted, so taking no part: " + ", ".join(f"{p} ({facts.conflicted[p]})" for p in conflicted),
+            )
+        )
     if len(participants) < facts.quorum:
         problems.append(("participants", f"{len(participants)} member(s) took part; the quorum is {facts.quorum}"))
     return problems

@@ -108,8 +108,15 @@ class Transition:
     description: str = ""
 
 
-def _t(name: str, sources: set[Status], target: Status, roles: set[Role], *, needs_reason: bool = False,
-       description: str = "") -> Transition:
+def _t(
+    name: str,
+    sources: set[Status],
+    target: Status,
+    roles: set[Role],
+    *,
+    needs_reason: bool = False,
+    description: str = "",
+) -> Transition:
     return Transition(name, frozenset(sources), target, frozenset(roles), needs_reason, description)
 
 
@@ -120,31 +127,81 @@ _WITHDRAWABLE = set(Status) - FINAL_STATUSES - {Status.INELIGIBLE}
 TRANSITIONS: dict[str, Transition] = {
     t.name: t
     for t in (
-        _t("mark_incomplete", {Status.SUBMITTED, Status.INFORMATION_REQUESTED}, Status.INCOMPLETE, _SCREENERS,
-           description="completeness check failed, or the items asked for did not come"),
-        _t("mark_ineligible", {Status.SUBMITTED, Status.SCREENED}, Status.INELIGIBLE, _SCREENERS,
-           description="eligibility screening failed"),
-        _t("pass_screening", {Status.SUBMITTED}, Status.SCREENED, _SCREENERS,
-           description="complete and eligible; appraised"),
-        _t("request_information", {Status.SUBMITTED, Status.INCOMPLETE}, Status.INFORMATION_REQUESTED,
-           {Role.SECRETARIAT}, needs_reason=True, description="the applicant is asked for missing items, by a date"),
-        _t("resubmit", {Status.INCOMPLETE, Status.INFORMATION_REQUESTED}, Status.SUBMITTED,
-           {Role.APPLICANT, Role.SECRETARIAT}, description="missing items supplied; to be screened again"),
-        _t("reinstate", {Status.INCOMPLETE, Status.INELIGIBLE}, Status.SCREENED, {Role.SECRETARIAT},
-           needs_reason=True, description="the secretariat overrides an automatic screening outcome"),
-        _t("start_gmp_review", {Status.SCREENED}, Status.GMP_REVIEW, _SCREENERS,
-           description="sent to Global Mercury Partnership reviewers"),
-        _t("send_to_committee", {Status.SCREENED, Status.GMP_REVIEW, Status.DEFERRED},
-           Status.READY_FOR_COMMITTEE, _SCREENERS,
-           description="on the Steering Committee's agenda"),
+        _t(
+            "mark_incomplete",
+            {Status.SUBMITTED, Status.INFORMATION_REQUESTED},
+            Status.INCOMPLETE,
+            _SCREENERS,
+            description="completeness check failed, or the items asked for did not come",
+        ),
+        _t(
+            "mark_ineligible",
+            {Status.SUBMITTED, Status.SCREENED},
+            Status.INELIGIBLE,
+            _SCREENERS,
+            description="eligibility screening failed",
+        ),
+        _t(
+            "pass_screening",
+            {Status.SUBMITTED},
+            Status.SCREENED,
+            _SCREENERS,
+            description="complete and eligible; appraised",
+        ),
+        _t(
+            "request_information",
+            {Status.SUBMITTED, Status.INCOMPLETE},
+            Status.INFORMATION_REQUESTED,
+            {Role.SECRETARIAT},
+            needs_reason=True,
+            description="the applicant is asked for missing items, by a date",
+        ),
+        _t(
+            "resubmit",
+            {Status.INCOMPLETE, Status.INFORMATION_REQUESTED},
+            Status.SUBMITTED,
+            {Role.APPLICANT, Role.SECRETARIAT},
+            description="missing items supplied; to be screened again",
+        ),
+        _t(
+            "reinstate",
+            {Status.INCOMPLETE, Status.INELIGIBLE},
+            Status.SCREENED,
+            {Role.SECRETARIAT},
+            needs_reason=True,
+            description="the secretariat overrides an automatic screening outcome",
+        ),
+        _t(
+            "start_gmp_review",
+            {Status.SCREENED},
+            Status.GMP_REVIEW,
+            _SCREENERS,
+            description="sent to Global Mercury Partnership reviewers",
+        ),
+        _t(
+            "send_to_committee",
+            {Status.SCREENED, Status.GMP_REVIEW, Status.DEFERRED},
+            Status.READY_FOR_COMMITTEE,
+            _SCREENERS,
+            description="on the Steering Committee's agenda",
+        ),
         # The committee decides; the secretariat records the decision on its behalf.
         _t("approve", {Status.READY_FOR_COMMITTEE}, Status.APPROVED, {Role.SECRETARIAT, Role.COMMITTEE}),
-        _t("approve_with_conditions", {Status.READY_FOR_COMMITTEE}, Status.APPROVED_WITH_CONDITIONS,
-           {Role.SECRETARIAT, Role.COMMITTEE}, needs_reason=True),
-        _t("not_approve", {Status.READY_FOR_COMMITTEE}, Status.NOT_APPROVED,
-           {Role.SECRETARIAT, Role.COMMITTEE}),
-        _t("defer", {Status.READY_FOR_COMMITTEE}, Status.DEFERRED, {Role.SECRETARIAT, Role.COMMITTEE},
-           needs_reason=True),
+        _t(
+            "approve_with_conditions",
+            {Status.READY_FOR_COMMITTEE},
+            Status.APPROVED_WITH_CONDITIONS,
+            {Role.SECRETARIAT, Role.COMMITTEE},
+            needs_reason=True,
+        ),
+        _t("not_approve", {Status.READY_FOR_COMMITTEE}, Status.NOT_APPROVED, {Role.SECRETARIAT, Role.COMMITTEE}),
+        _t(
+            "defer",
+            {Status.READY_FOR_COMMITTEE},
+            Status.DEFERRED,
+            {Role.SECRETARIAT, Role.COMMITTEE},
+            needs_reason=True,
+        ),
         _t("withdraw", _WITHDRAWABLE, Status.WITHDRAWN, {Role.APPLICANT, Role.SECRETARIAT}, needs_reason=True),
     )
 }
@@ -170,9 +227,7 @@ class TransitionRecord:
 
 
 def allowed_transitions(status: Status, role: Role | None = None) -> list[str]:
-    return sorted(
-        t.name for t in TRANSITIONS.values() if status in t.sources and (role is None or role in t.roles)
-    )
+    return sorted(t.name for t in TRANSITIONS.values() if status in t.sources and (role is None or role in t.roles))
 
 
 def plan_transition(

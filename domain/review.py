@@ -21,8 +21,16 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
 from domain.rounds import ReviewSettings, TechnicalCriterion
 
 #: The eight partnership areas of the Global Mercury Partnership.
-Area = Literal["artisanal_gold_mining", "chlor_alkali", "air_transport_fate_research", "products",
-               "coal_combustion", "waste_management", "supply_storage", "cement"]
+Area = Literal[
+    "artisanal_gold_mining",
+    "chlor_alkali",
+    "air_transport_fate_research",
+    "products",
+    "coal_combustion",
+    "waste_management",
+    "supply_storage",
+    "cement",
+]
 
 
 class Reviewer(BaseModel):
@@ -96,19 +104,26 @@ class _Person:
 
     @classmethod
     def of(cls, reviewer: Reviewer) -> _Person:
-        return cls(str(reviewer.email).lower(), reviewer.country, _normalised(reviewer.organisation),
-                   frozenset(reviewer.areas), reviewer.max_load)
+        return cls(
+            str(reviewer.email).lower(),
+            reviewer.country,
+            _normalised(reviewer.organisation),
+            frozenset(reviewer.areas),
+            reviewer.max_load,
+        )
 
 
-def _conflicts(person: _Person, subject: Subject, declared: Mapping[tuple[str, str], str],
-               agency: str | None = None) -> list[ConflictSource]:
+def _conflicts(
+    person: _Person, subject: Subject, declared: Mapping[tuple[str, str], str], agency: str | None = None
+) -> list[ConflictSource]:
     """`agency`: the subject's executing agency, normalised (worked out once by a caller
     that asks about many reviewers)."""
     found = []
     if person.country in subject.countries:
         found.append(ConflictSource.COUNTRY)
-    if person.organisation and person.organisation == (agency if agency is not None
-                                                       else _normalised(subject.executing_agency)):
+    if person.organisation and person.organisation == (
+        agency if agency is not None else _normalised(subject.executing_agency)
+    ):
         found.append(ConflictSource.ORGANISATION)
     if (person.email, subject.reference) in declared:
         found.append(ConflictSource.DECLARED)
@@ -123,10 +138,14 @@ class Placement:
     reasons: list[str] = field(default_factory=list)  # why places are unfilled, and who was left out
 
 
-def assign(subjects: list[Subject], reviewers: list[Reviewer], per_application: int,
-           declared: Mapping[tuple[str, str], str] | None = None,
-           loads: Mapping[str, int] | None = None,
-           excluded: Mapping[tuple[str, str], str] | None = None) -> list[Placement]:
+def assign(
+    subjects: list[Subject],
+    reviewers: list[Reviewer],
+    per_application: int,
+    declared: Mapping[tuple[str, str], str] | None = None,
+    loads: Mapping[str, int] | None = None,
+    excluded: Mapping[tuple[str, str], str] | None = None,
+) -> list[Placement]:
     """Give each application `per_application` reviewers. The most constrained
     applications (fewest possible reviewers) are placed first, each taking the least
     loaded of its possible reviewers, so that load is spread and as few places as
@@ -174,13 +193,17 @@ def assign(subjects: list[Subject], reviewers: list[Reviewer], per_application: 
         placement.unfilled = max(per_application - len(placement.reviewers), 0)
         if placement.unfilled:
             if not subject.areas:
-                placement.reasons.append("the application's subject matches no partnership area; "
-                                         "assign reviewers by hand or correct the area map")
+                placement.reasons.append(
+                    "the application's subject matches no partnership area; "
+                    "assign reviewers by hand or correct the area map"
+                )
             elif not candidates[subject.reference]:
                 placement.reasons.append(f"no reviewer without a conflict covers {', '.join(sorted(subject.areas))}")
             else:
-                placement.reasons.append(f"only {len(placement.reviewers)} reviewer(s) without a conflict and "
-                                         f"below their maximum load cover {', '.join(sorted(subject.areas))}")
+                placement.reasons.append(
+                    f"only {len(placement.reviewers)} reviewer(s) without a conflict and "
+                    f"below their maximum load cover {', '.join(sorted(subject.areas))}"
+                )
         placement.reasons += left_out[subject.reference]
     return [placements[s.reference] for s in subjects]
 
@@ -196,8 +219,11 @@ def greedy(subjects: list[Subject], reviewers: list[Reviewer], per_application: 
         for person in people:
             if len(placement.reviewers) == per_application:
                 break
-            if (subject.areas & person.areas and load[person.email] < person.max_load
-                    and not _conflicts(person, subject, {})):
+            if (
+                subject.areas & person.areas
+                and load[person.email] < person.max_load
+                and not _conflicts(person, subject, {})
+            ):
                 placement.reviewers.append(person.email)
                 load[person.email] += 1
         placement.unfilled = per_application - len(placement.reviewers)
@@ -211,11 +237,11 @@ def load_spread(placements: list[Placement], reviewers: list[Reviewer]) -> tuple
     for placement in placements:
         for email in placement.reviewers:
             counts[email] += 1
-    return (max(counts.values()) - min(counts.values()) if counts else 0,
-            sum(p.unfilled for p in placements))
+    return (max(counts.values()) - min(counts.values()) if counts else 0, sum(p.unfilled for p in placements))
 
 
 # --- the life of an assignment -----------------------------------------------------
+
 
 class AssignmentState(StrEnum):
     PROPOSED = "proposed"  # by the assignment or the secretariat; the reviewer does not know yet
@@ -235,12 +261,21 @@ _ASSIGNMENT_MOVES: dict[str, tuple[frozenset[AssignmentState], AssignmentState, 
     "invite": (frozenset({AssignmentState.PROPOSED}), AssignmentState.INVITED, frozenset({"secretariat", "system"})),
     "submit": (frozenset({AssignmentState.INVITED}), AssignmentState.SUBMITTED, frozenset({"reviewer"})),
     "decline": (frozenset({AssignmentState.INVITED}), AssignmentState.DECLINED, frozenset({"reviewer"})),
-    "declare_conflict": (frozenset({AssignmentState.PROPOSED, AssignmentState.INVITED}), AssignmentState.CONFLICTED,
-                         frozenset({"reviewer", "secretariat"})),
-    "remove": (frozenset({AssignmentState.PROPOSED, AssignmentState.INVITED}), AssignmentState.REMOVED,
-               frozenset({"secretariat"})),
-    "restore": (frozenset({AssignmentState.REMOVED, AssignmentState.DECLINED}), AssignmentState.PROPOSED,
-                frozenset({"secretariat"})),
+    "declare_conflict": (
+        frozenset({AssignmentState.PROPOSED, AssignmentState.INVITED}),
+        AssignmentState.CONFLICTED,
+        frozenset({"reviewer", "secretariat"}),
+    ),
+    "remove": (
+        frozenset({AssignmentState.PROPOSED, AssignmentState.INVITED}),
+        AssignmentState.REMOVED,
+        frozenset({"secretariat"}),
+    ),
+    "restore": (
+        frozenset({AssignmentState.REMOVED, AssignmentState.DECLINED}),
+        AssignmentState.PROPOSED,
+        frozenset({"secretariat"}),
+    ),
 }
 
 
@@ -254,15 +289,20 @@ def plan_assignment(state: AssignmentState, move: str, role: str) -> AssignmentS
     if role not in roles:
         raise AssignmentError(f"a {role} may not {move.replace('_', ' ')} an assignment")
     if state not in sources:
-        done = {AssignmentState.SUBMITTED: "the review was submitted", AssignmentState.DECLINED: "it was declined",
-                AssignmentState.CONFLICTED: "a conflict of interest was declared",
-                AssignmentState.REMOVED: "the reviewer was taken off it", AssignmentState.INVITED: "it is invited",
-                AssignmentState.PROPOSED: "it is only proposed (no invitation yet)"}[state]
+        done = {
+            AssignmentState.SUBMITTED: "the review was submitted",
+            AssignmentState.DECLINED: "it was declined",
+            AssignmentState.CONFLICTED: "a conflict of interest was declared",
+            AssignmentState.REMOVED: "the reviewer was taken off it",
+            AssignmentState.INVITED: "it is invited",
+            AssignmentState.PROPOSED: "it is only proposed (no invitation yet)",
+        }[state]
         raise AssignmentError(f"cannot {move.replace('_', ' ')}: {done}")
     return target
 
 
 # --- reviews ---------------------------------------------------------------------
+
 
 class Recommendation(StrEnum):
     SUPPORT = "support"
@@ -301,23 +341,34 @@ def review_problems(draft: ReviewDraft, criteria: list[TechnicalCriterion], *, f
     for criterion, score in draft.scores.items():
         known = by_id.get(criterion)
         if known is None:
-            problems.append(ReviewProblem(f"scores.{criterion}", "is not a technical criterion of this round "
-                                          f"(criteria: {', '.join(by_id)})"))
+            problems.append(
+                ReviewProblem(
+                    f"scores.{criterion}", f"is not a technical criterion of this round (criteria: {', '.join(by_id)})"
+                )
+            )
         elif score not in known.scale:
-            problems.append(ReviewProblem(f"scores.{criterion}", f"{score} is not on the scale "
-                                          f"{', '.join(map(str, known.scale))}"))
+            problems.append(
+                ReviewProblem(f"scores.{criterion}", f"{score} is not on the scale {', '.join(map(str, known.scale))}")
+            )
     if final:
-        problems += [ReviewProblem(f"scores.{c.id}", "is required to submit the review")
-                     for c in criteria if c.id not in draft.scores]
+        problems += [
+            ReviewProblem(f"scores.{c.id}", "is required to submit the review")
+            for c in criteria
+            if c.id not in draft.scores
+        ]
         if draft.recommendation is None:
-            problems.append(ReviewProblem("recommendation", "is required to submit the review: "
-                                          + ", ".join(r.value for r in Recommendation)))
+            problems.append(
+                ReviewProblem(
+                    "recommendation", "is required to submit the review: " + ", ".join(r.value for r in Recommendation)
+                )
+            )
         if not draft.comments_for_committee:
             problems.append(ReviewProblem("comments_for_committee", "is required to submit the review"))
     return problems
 
 
 # --- what the committee reads ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CriterionSummary:
@@ -347,8 +398,13 @@ class ReviewSummary:
         return self.submitted < self.asked
 
 
-def summarise(reference: str, asked: int, reviews: list[tuple[Mapping[str, int], str]],
-              criteria: list[TechnicalCriterion], threshold: int) -> ReviewSummary:
+def summarise(
+    reference: str,
+    asked: int,
+    reviews: list[tuple[Mapping[str, int], str]],
+    criteria: list[TechnicalCriterion],
+    threshold: int,
+) -> ReviewSummary:
     """Per criterion, the mean (one decimal) and spread of the submitted scores; the
     recommendations; and whether reviewers disagree strongly: scores `threshold` or
     more apart on a criterion, or one reviewer supporting what another does not."""
@@ -364,13 +420,15 @@ def summarise(reference: str, asked: int, reviews: list[tuple[Mapping[str, int],
     counts = {r.value: 0 for r in Recommendation}
     for _, recommendation in reviews:
         counts[recommendation] += 1
-    if counts[Recommendation.DO_NOT_SUPPORT] and (counts[Recommendation.SUPPORT]
-                                                    or counts[Recommendation.SUPPORT_WITH_CHANGES]):
+    if counts[Recommendation.DO_NOT_SUPPORT] and (
+        counts[Recommendation.SUPPORT] or counts[Recommendation.SUPPORT_WITH_CHANGES]
+    ):
         why.append("recommendations differ: some support, some do not")
     return ReviewSummary(reference, asked, len(reviews), tuple(rows), counts, bool(why), tuple(why))
 
 
 # --- the review stage's dates -----------------------------------------------------------
+
 
 def due_date(settings: ReviewSettings, invited_on: date) -> date:
     """The day reviews are due: the round's date, or `due_days` after the invitations."""

@@ -29,12 +29,25 @@ AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
 #: Checks the engine evaluates for an appraisal criterion of kind "check".
-CheckRule = Literal["consultation_confirmed", "logical_framework_complete", "gender_addressed",
-                    "co_financing_declared", "related_projects_declared"]
+CheckRule = Literal[
+    "consultation_confirmed",
+    "logical_framework_complete",
+    "gender_addressed",
+    "co_financing_declared",
+    "related_projects_declared",
+]
 
 #: The completeness checklist (chapter 2 of the guidelines); a round lists the ones it uses.
-CompletenessCheck = Literal["form_a", "form_b", "form_c", "form_c_signed", "consultation_confirmed",
-                            "logical_framework", "workplan", "budget_lines"]
+CompletenessCheck = Literal[
+    "form_a",
+    "form_b",
+    "form_c",
+    "form_c_signed",
+    "consultation_confirmed",
+    "logical_framework",
+    "workplan",
+    "budget_lines",
+]
 COMPLETENESS_CHECKS: tuple[str, ...] = get_args(CompletenessCheck)
 Economy = Literal["developing", "transition", "developed"]
 
@@ -68,8 +81,10 @@ class Criterion(BaseModel):
             if self.scale is not None:
                 raise ValueError(f"criterion {self.id!r}: only a judgement has a scale")
             if self.rule is None:
-                raise ValueError(f"criterion {self.id!r}: a check needs the rule the engine evaluates, one of "
-                                 f"{', '.join(CheckRule.__args__)}")  # type: ignore[attr-defined]
+                raise ValueError(
+                    f"criterion {self.id!r}: a check needs the rule the engine evaluates, one of "
+                    f"{', '.join(CheckRule.__args__)}"
+                )  # type: ignore[attr-defined]
         return self
 
 
@@ -94,12 +109,15 @@ class TechnicalCriterion(BaseModel):
 def _default_technical_criteria() -> list[TechnicalCriterion]:
     """The engine's DEFAULT technical criteria (the partnership's own are not public)."""
     scale = [1, 2, 3, 4, 5]
-    return [TechnicalCriterion(id=i, title=t, scale=scale) for i, t in (
-        ("technical_soundness", "Technical soundness of the approach"),
-        ("area_relevance", "Relevance to the partnership area and the Convention's obligations"),
-        ("feasibility", "Feasibility of the activities, workplan and budget"),
-        ("expected_results", "Expected results for reducing mercury use, emissions or releases"),
-    )]
+    return [
+        TechnicalCriterion(id=i, title=t, scale=scale)
+        for i, t in (
+            ("technical_soundness", "Technical soundness of the approach"),
+            ("area_relevance", "Relevance to the partnership area and the Convention's obligations"),
+            ("feasibility", "Feasibility of the activities, workplan and budget"),
+            ("expected_results", "Expected results for reducing mercury use, emissions or releases"),
+        )
+    ]
 
 
 class ReviewSettings(BaseModel):
@@ -261,15 +279,22 @@ class RoundMove:
 
 
 #: Every move of a round's status, in the order of a round.
-ROUND_TRANSITIONS: dict[str, RoundMove] = {move.name: move for move in (
-    RoundMove("open", frozenset({RoundStatus.DRAFT}), RoundStatus.OPEN, "round.opened"),
-    RoundMove("close", frozenset({RoundStatus.OPEN}), RoundStatus.CLOSED, "round.closed"),
-    RoundMove("start_screening", frozenset({RoundStatus.CLOSED}), RoundStatus.SCREENING, "round.screening"),
-    RoundMove("open_review", frozenset({RoundStatus.SCREENING}), RoundStatus.REVIEW, "round.review_opened"),
-    RoundMove("to_committee", frozenset({RoundStatus.SCREENING, RoundStatus.REVIEW}), RoundStatus.COMMITTEE,
-              "round.to_committee"),
-    RoundMove("decide", frozenset({RoundStatus.COMMITTEE}), RoundStatus.DECIDED, "round.decided"),
-)}
+ROUND_TRANSITIONS: dict[str, RoundMove] = {
+    move.name: move
+    for move in (
+        RoundMove("open", frozenset({RoundStatus.DRAFT}), RoundStatus.OPEN, "round.opened"),
+        RoundMove("close", frozenset({RoundStatus.OPEN}), RoundStatus.CLOSED, "round.closed"),
+        RoundMove("start_screening", frozenset({RoundStatus.CLOSED}), RoundStatus.SCREENING, "round.screening"),
+        RoundMove("open_review", frozenset({RoundStatus.SCREENING}), RoundStatus.REVIEW, "round.review_opened"),
+        RoundMove(
+            "to_committee",
+            frozenset({RoundStatus.SCREENING, RoundStatus.REVIEW}),
+            RoundStatus.COMMITTEE,
+            "round.to_committee",
+        ),
+        RoundMove("decide", frozenset({RoundStatus.COMMITTEE}), RoundStatus.DECIDED, "round.decided"),
+    )
+}
 
 
 def round_move(stored: RoundStatus, name: str, round_id: str) -> RoundMove:
@@ -277,8 +302,9 @@ def round_move(stored: RoundStatus, name: str, round_id: str) -> RoundMove:
     move = ROUND_TRANSITIONS[name]
     if stored not in move.sources:
         allowed = " or ".join(sorted(s.value for s in move.sources))
-        raise RoundActionError(f"round {round_id} is {stored.value}; it can only be moved to {move.target.value} "
-                               f"from {allowed}")
+        raise RoundActionError(
+            f"round {round_id} is {stored.value}; it can only be moved to {move.target.value} from {allowed}"
+        )
     return move
 
 
@@ -316,8 +342,9 @@ def due_by_dates(stored: RoundStatus, definition: RoundDefinition, now: datetime
     return None
 
 
-def dates_ahead(stored: RoundStatus, definition: RoundDefinition, now: datetime, until: datetime
-                ) -> list[tuple[RoundStatus, datetime]]:
+def dates_ahead(
+    stored: RoundStatus, definition: RoundDefinition, now: datetime, until: datetime
+) -> list[tuple[RoundStatus, datetime]]:
     """The round's openings and closes due after `now` and by `until`, each with the
     first instant it may take effect (a close: one second after the deadline)."""
     ahead = []
@@ -360,13 +387,16 @@ def plan_close(
 def plan_review(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus:
     """The GMP review stage opens with the first invitations, after screening."""
     if not definition.has_gmp_review:
-        raise RoundActionError(f"round {definition.id} has no GMP review stage (its stages: "
-                               f"{', '.join(definition.stages)})")
+        raise RoundActionError(
+            f"round {definition.id} has no GMP review stage (its stages: {', '.join(definition.stages)})"
+        )
     if stored is RoundStatus.REVIEW:
         return stored
     if stored is not RoundStatus.SCREENING:
-        raise RoundActionError(f"round {definition.id} is {stored.value}; reviewers are invited after screening "
-                               f"(`sip screen {definition.id}`) and before the committee")
+        raise RoundActionError(
+            f"round {definition.id} is {stored.value}; reviewers are invited after screening "
+            f"(`sip screen {definition.id}`) and before the committee"
+        )
     return RoundStatus.REVIEW
 
 
@@ -377,7 +407,10 @@ def plan_committee(stored: RoundStatus, definition: RoundDefinition) -> RoundSta
         return stored  # with the committee already, or past it
     expected = RoundStatus.REVIEW if definition.has_gmp_review else RoundStatus.SCREENING
     if stored is not expected:
-        step = ("the GMP review stage must be open (invite reviewers with `sip review invite`)"
-                if definition.has_gmp_review else "it must be in screening")
+        step = (
+            "the GMP review stage must be open (invite reviewers with `sip review invite`)"
+            if definition.has_gmp_review
+            else "it must be in screening"
+        )
         raise RoundActionError(f"round {definition.id} is {stored.value}; to go to the committee {step}")
     return RoundStatus.COMMITTEE

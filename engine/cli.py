@@ -37,8 +37,13 @@ class _Commands(TyperGroup):
 
 
 _command: list[str] = []
-app = typer.Typer(cls=_Commands, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Grant-management engine of the Specific International Programme (Minamata Convention).")
+app = typer.Typer(
+    cls=_Commands,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Grant-management engine of the Specific International Programme (Minamata Convention).",
+)
 rounds_app = typer.Typer(no_args_is_help=True, help="Rounds: load definitions, list, open and close.")
 parties_app = typer.Typer(no_args_is_help=True, help="The Parties register.")
 applications_app = typer.Typer(no_args_is_help=True, help="Applications: import and list.")
@@ -71,9 +76,15 @@ def _audit_refusal(exc: ServiceError) -> None:
         return
     command = " ".join(_command) or "?"
     try:
-        audit.record_refusal(_runtime[0].engine, exc, actor=ACTOR, role="secretariat",
-                             action=f"cli.{command.replace(' ', '.')}", subject_type="command",
-                             subject_id=f"sip {command}")
+        audit.record_refusal(
+            _runtime[0].engine,
+            exc,
+            actor=ACTOR,
+            role="secretariat",
+            action=f"cli.{command.replace(' ', '.')}",
+            subject_type="command",
+            subject_id=f"sip {command}",
+        )
     except Exception as failure:  # noqa: BLE001 - the refusal itself is what the user must see
         typer.secho(f"warning: the refusal could not be audited ({failure.__class__.__name__})", err=True)
 
@@ -97,9 +108,15 @@ def settings_or_fail() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        fail("the settings are not valid; correct them in the environment or .env:", [
-            FieldError(path=str(e["loc"][0]) if e["loc"] else "settings",
-                       message=e["msg"].removeprefix("Value error, ")) for e in exc.errors()])
+        fail(
+            "the settings are not valid; correct them in the environment or .env:",
+            [
+                FieldError(
+                    path=str(e["loc"][0]) if e["loc"] else "settings", message=e["msg"].removeprefix("Value error, ")
+                )
+                for e in exc.errors()
+            ],
+        )
     raise AssertionError("unreachable")
 
 
@@ -138,8 +155,10 @@ def print_json(data: Any) -> None:
 
 @app.callback()
 def main_options(
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="SIP_DATA_DIR",
-                                                  help="Folder of the embedded database and secret key.")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", envvar="SIP_DATA_DIR", help="Folder of the embedded database and secret key."),
+    ] = None,
 ) -> None:
     _runtime.clear()
     if data_dir is not None:
@@ -150,6 +169,7 @@ def main_options(
 
 
 # --- db ----------------------------------------------------------------------
+
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
@@ -173,6 +193,7 @@ def safe_url(settings: Settings) -> str:
 
 # --- rounds ------------------------------------------------------------------
 
+
 @rounds_app.command("list")
 def rounds_list(as_json: JsonOpt = False) -> None:
     """The rounds, with their dates and whether they accept applications."""
@@ -182,8 +203,10 @@ def rounds_list(as_json: JsonOpt = False) -> None:
         return
     for v in views:
         accepting = "accepting applications" if v.accepts_applications else "not accepting"
-        typer.echo(f"{v.id:<14} {v.status.value:<10} {local(v.opens_at, v.timezone)} → "
-                   f"{local(v.closes_at, v.timezone)}  {accepting}  {v.title}")
+        typer.echo(
+            f"{v.id:<14} {v.status.value:<10} {local(v.opens_at, v.timezone)} → "
+            f"{local(v.closes_at, v.timezone)}  {accepting}  {v.title}"
+        )
 
 
 @rounds_app.command("load")
@@ -193,22 +216,29 @@ def rounds_load(file: Annotated[Path, typer.Argument(help="A round definition (T
     with service_errors():
         definition = round_service.read_round_file(file)
         with unit_of_work(rt.engine) as session:
-            row, outcome = round_service.store_round(session, definition, source=str(file), actor=ACTOR,
-                                                     at=Runtime.now())
+            row, outcome = round_service.store_round(
+                session, definition, source=str(file), actor=ACTOR, at=Runtime.now()
+            )
             view = round_service.RoundView.of(row, Runtime.now())
     typer.echo(f"{outcome}: {definition.id} — {definition.title}")
     typer.echo(f"  applications from {local(view.opens_at, view.timezone)} to {local(view.closes_at, view.timezone)}")
-    typer.echo(f"  amounts {definition.currency} {definition.amount_min:,.0f} to {definition.amount_max:,.0f}; "
-               f"stages: {', '.join(definition.stages)}; {len(definition.criteria)} criteria "
-               f"({definition.criteria_set} set); status {view.status.value}")
+    typer.echo(
+        f"  amounts {definition.currency} {definition.amount_min:,.0f} to {definition.amount_max:,.0f}; "
+        f"stages: {', '.join(definition.stages)}; {len(definition.criteria)} criteria "
+        f"({definition.criteria_set} set); status {view.status.value}"
+    )
 
 
 def _announce_prefect() -> None:
     import os
 
     server = os.environ.get("PREFECT_API_URL")
-    typer.echo(f"running on the Prefect server at {server}…" if server else
-               "starting Prefect (a local server for this command, 10-30 s)…", err=True)
+    typer.echo(
+        f"running on the Prefect server at {server}…"
+        if server
+        else "starting Prefect (a local server for this command, 10-30 s)…",
+        err=True,
+    )
 
 
 def _run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
@@ -230,9 +260,11 @@ def _run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
         except ServiceError:
             raise
         except Exception as exc:  # Prefect itself failed (e.g. its server did not start)
-            fail(f"the {getattr(flow, 'name', 'Prefect')} flow could not run: {exc.__class__.__name__}: {exc}. "
-                 "Nothing was half-written; run the command again, and if it fails the same way, set "
-                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher or point PREFECT_API_URL at a server")
+            fail(
+                f"the {getattr(flow, 'name', 'Prefect')} flow could not run: {exc.__class__.__name__}: {exc}. "
+                "Nothing was half-written; run the command again, and if it fails the same way, set "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher or point PREFECT_API_URL at a server"
+            )
         finally:
             started_in.reset(token)
     raise AssertionError("unreachable")
@@ -252,8 +284,9 @@ def _instant(at: str | None, option: str = "--at") -> datetime | None:
 
 
 @rounds_app.command("open")
-def rounds_open(round_id: str, at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) "
-                                                                       "at which it opened.")] = None) -> None:
+def rounds_open(
+    round_id: str, at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) at which it opened.")] = None
+) -> None:
     """Open a round for applications (runs the `open-round` flow)."""
     when = _instant(at)
     in_session(round_service.check_open, round_id, at=when or Runtime.now())
@@ -276,6 +309,7 @@ def rounds_close(
 
 # --- parties -------------------------------------------------------------------
 
+
 @parties_app.command("load")
 def parties_load(file: Annotated[Path, typer.Argument(help="A Parties register (CSV, columns as shipped).")]) -> None:
     """Replace the Parties register with FILE (all rows are checked first)."""
@@ -283,10 +317,11 @@ def parties_load(file: Annotated[Path, typer.Argument(help="A Parties register (
     with service_errors():
         parties = party_service.read_parties_file(file)
         with unit_of_work(rt.engine) as session:
-            counts = party_service.replace_register(session, parties, source=str(file), actor=ACTOR,
-                                                    at=Runtime.now())
-    typer.echo(f"register replaced from {file}: {counts['parties']} Parties "
-               f"({counts['added']} added, {counts['removed']} removed, {counts['changed']} changed)")
+            counts = party_service.replace_register(session, parties, source=str(file), actor=ACTOR, at=Runtime.now())
+    typer.echo(
+        f"register replaced from {file}: {counts['parties']} Parties "
+        f"({counts['added']} added, {counts['removed']} removed, {counts['changed']} changed)"
+    )
 
 
 @parties_app.command("list")
@@ -302,11 +337,14 @@ def parties_list(as_json: JsonOpt = False) -> None:
         return
     for r in rows:
         flags = " ".join(f for f, on in (("LDC", r.ldc), ("SIDS", r.sids)) if on)
-        typer.echo(f"{r.iso3}  {r.name:<45} {r.un_regional_group or '-':<12} since {r.party_since or 'unknown':<10} "
-                   f"{r.economy:<10} {flags}")
+        typer.echo(
+            f"{r.iso3}  {r.name:<45} {r.un_regional_group or '-':<12} since {r.party_since or 'unknown':<10} "
+            f"{r.economy:<10} {flags}"
+        )
 
 
 # --- applications --------------------------------------------------------------
+
 
 @applications_app.command("import")
 def applications_import(
@@ -328,18 +366,22 @@ def applications_import(
     else:
         for item in summary["results"]:
             if item["reference"]:
-                typer.echo(f"{'imported' if item['created'] else 'already imported':<17} {item['reference']}  "
-                           f"{item['file']}")
+                typer.echo(
+                    f"{'imported' if item['created'] else 'already imported':<17} {item['reference']}  {item['file']}"
+                )
             else:
                 typer.secho(f"{'refused':<17} {'':<17} {item['file']}", fg=typer.colors.RED)
                 for error in item["errors"]:
                     typer.echo(f"    {error['path']}: {error['message']}")
-        typer.echo(f"{summary['files']} files: {summary['imported']} imported, {summary['already_imported']} "
-                   f"already imported, {summary['failed']} refused")
+        typer.echo(
+            f"{summary['files']} files: {summary['imported']} imported, {summary['already_imported']} "
+            f"already imported, {summary['failed']} refused"
+        )
     if summary["failed"]:
         if not as_json:
-            typer.echo("Correct the refused files and import them again; the others will not be imported twice.",
-                       err=True)
+            typer.echo(
+                "Correct the refused files and import them again; the others will not be imported twice.", err=True
+            )
         raise typer.Exit(1)
 
 
@@ -358,8 +400,9 @@ def applications_resubmit(
     if content is None:
         fail(f"{file}: {problem}")
     with service_errors(), unit_of_work(rt.engine) as session:
-        result = resubmit_forms(session, rt.settings, reference, content, actor=ACTOR, role=Role.SECRETARIAT,
-                                at=Runtime.now())
+        result = resubmit_forms(
+            session, rt.settings, reference, content, actor=ACTOR, role=Role.SECRETARIAT, at=Runtime.now()
+        )
     typer.echo(f"{reference}: {'forms on file' if result['changed'] else 'already on file'}; status {result['status']}")
 
 
@@ -368,23 +411,35 @@ def applications_list(round_id: str, as_json: JsonOpt = False) -> None:
     """The round's applications, one per line: reference, Party, public and internal status."""
     lines = in_session(app_service.list_applications, round_id)
     if as_json:
-        print_json([
-            {"reference": a.reference, "party": a.party, "party_name": a.party_name, "title": a.title,
-             "amount_requested": None if a.amount_requested is None else f"{a.amount_requested:.2f}",
-             "language": a.language, "public_status": a.public_status.value, "status": a.status.value,
-             "submitted_at": a.submitted_at.isoformat()}
-            for a in lines
-        ])
+        print_json(
+            [
+                {
+                    "reference": a.reference,
+                    "party": a.party,
+                    "party_name": a.party_name,
+                    "title": a.title,
+                    "amount_requested": None if a.amount_requested is None else f"{a.amount_requested:.2f}",
+                    "language": a.language,
+                    "public_status": a.public_status.value,
+                    "status": a.status.value,
+                    "submitted_at": a.submitted_at.isoformat(),
+                }
+                for a in lines
+            ]
+        )
         return
     if not lines:
         typer.echo(f"no applications in {round_id}")
     for a in lines:
         amount = "-" if a.amount_requested is None else f"{a.amount_requested:,.0f}"
-        typer.echo(f"{a.reference}  {a.party}  {a.public_status.value:<13} {a.status.value:<20} "
-                   f"{amount:>9}  {(a.title or '(no title)')[:70]}")
+        typer.echo(
+            f"{a.reference}  {a.party}  {a.public_status.value:<13} {a.status.value:<20} "
+            f"{amount:>9}  {(a.title or '(no title)')[:70]}"
+        )
 
 
 # --- screening -----------------------------------------------------------------
+
 
 class _ScreenCommands(TyperGroup):
     """`sip screen ROUND_ID` runs the screening; `sip screen score|scores|override|report ...`
@@ -396,15 +451,20 @@ class _ScreenCommands(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-screen_app = typer.Typer(cls=_ScreenCommands, no_args_is_help=True,
-                         help="Screening: `sip screen ROUND_ID` runs it; score, scores, override and report.")
+screen_app = typer.Typer(
+    cls=_ScreenCommands,
+    no_args_is_help=True,
+    help="Screening: `sip screen ROUND_ID` runs it; score, scores, override and report.",
+)
 app.add_typer(screen_app, name="screen")
 
 
 @screen_app.command("run", hidden=True)
-def screen(round_id: str,
-           at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) the screening is dated.")] = None,
-           as_json: JsonOpt = False) -> None:
+def screen(
+    round_id: str,
+    at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) the screening is dated.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Screen a closed round (the `screen-applications` flow): completeness, eligibility,
     and the automatic appraisal criteria. Running it again screens nothing twice."""
     import threading
@@ -427,13 +487,21 @@ def screen(round_id: str,
         shown = 0
         while not done.wait(0.5):
             with reading(rt.engine) as session:
-                count = session.exec(select(func.count()).select_from(ScreeningRecord).where(
-                    ScreeningRecord.round_id == round_id, ScreeningRecord.screened_at == when)).one()
+                count = session.exec(
+                    select(func.count())
+                    .select_from(ScreeningRecord)
+                    .where(ScreeningRecord.round_id == round_id, ScreeningRecord.screened_at == when)
+                ).one()
             bar.update(count - shown)
             shown = count
 
-    with typer.progressbar(length=max(total, 1), label=f"screening {total} application(s)", file=sys.stderr,
-                           show_pos=True, hidden=total == 0) as bar:
+    with typer.progressbar(
+        length=max(total, 1),
+        label=f"screening {total} application(s)",
+        file=sys.stderr,
+        show_pos=True,
+        hidden=total == 0,
+    ) as bar:
         follower = threading.Thread(target=follow, args=(bar,), daemon=True)
         follower.start()
         try:
@@ -446,18 +514,25 @@ def screen(round_id: str,
         print_json(result)
         return
     verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(result["verdicts"].items())) or "none"
-    typer.echo(f"{round_id}: {result['screened']} screened now ({verdicts}); {result['unchanged']} unchanged; "
-               f"{result['notices']} notices queued")
+    typer.echo(
+        f"{round_id}: {result['screened']} screened now ({verdicts}); {result['unchanged']} unchanged; "
+        f"{result['notices']} notices queued"
+    )
     counts = result["round_counts"]
     typer.echo("round totals: " + ", ".join(f"{v.replace('_', ' ')} {n}" for v, n in sorted(counts.items())))
     if counts.get("needs_judgement"):
-        typer.echo(f"{counts['needs_judgement']} application(s) need a person's judgement on eligibility: "
-                   f"see `sip applications list {round_id}`")
+        typer.echo(
+            f"{counts['needs_judgement']} application(s) need a person's judgement on eligibility: "
+            f"see `sip applications list {round_id}`"
+        )
 
 
 @screen_app.command("score")
 def screen_score(
-    round_id: str, reference: str, criterion: str, score: str,
+    round_id: str,
+    reference: str,
+    criterion: str,
+    score: str,
     comment: Annotated[str | None, typer.Option(help="Why this score (for the committee).")] = None,
 ) -> None:
     """Record a person's appraisal score of one application on one judgement criterion."""
@@ -465,11 +540,18 @@ def screen_score(
 
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
-        changed = record_scores(session, round_id, [ScoreRow(reference, criterion, score, comment, reference)],
-                                actor=ACTOR, at=Runtime.now())
+        changed = record_scores(
+            session,
+            round_id,
+            [ScoreRow(reference, criterion, score, comment, reference)],
+            actor=ACTOR,
+            at=Runtime.now(),
+        )
         record = _record_of(session, reference)
-    typer.echo(f"{reference}: {criterion} = {score} {'recorded' if changed else '(unchanged)'}; weighted score "
-               f"{record.weighted_score if record.weighted_score is not None else '-'}")
+    typer.echo(
+        f"{reference}: {criterion} = {score} {'recorded' if changed else '(unchanged)'}; weighted score "
+        f"{record.weighted_score if record.weighted_score is not None else '-'}"
+    )
 
 
 @screen_app.command("scores")
@@ -490,7 +572,8 @@ def screen_scores(
 
 @screen_app.command("override")
 def screen_override(
-    round_id: str, reference: str,
+    round_id: str,
+    reference: str,
     verdict: Annotated[str, typer.Option(help="screened, incomplete or ineligible")],
     reason: Annotated[str, typer.Option(help="Why (required; kept in the audit trail).")] = "",
 ) -> None:
@@ -501,17 +584,27 @@ def screen_override(
         fail(f"--verdict must be screened, incomplete or ineligible, not {verdict!r}")
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
-        changed = override(session, rt.settings, round_id, reference, verdict,  # type: ignore[arg-type]
-                           reason=reason, actor=ACTOR, at=Runtime.now())
+        changed = override(
+            session,
+            rt.settings,
+            round_id,
+            reference,
+            verdict,  # type: ignore[arg-type]
+            reason=reason,
+            actor=ACTOR,
+            at=Runtime.now(),
+        )
     typer.echo(f"{reference}: {'now ' + verdict if changed else 'already ' + verdict}")
 
 
 @screen_app.command("request")
 def screen_request(
-    round_id: str, reference: str,
+    round_id: str,
+    reference: str,
     item: Annotated[list[str], typer.Option(help="What is missing (repeat for each item).")],
-    due: Annotated[str | None, typer.Option(help="Date to answer by (YYYY-MM-DD); default: the round's "
-                                                 "response_days from today.")] = None,
+    due: Annotated[
+        str | None, typer.Option(help="Date to answer by (YYYY-MM-DD); default: the round's response_days from today.")
+    ] = None,
 ) -> None:
     """Ask an applicant for missing items by a date; they are told in their language."""
     from datetime import date
@@ -524,15 +617,16 @@ def screen_request(
         fail(f"--due {due!r} is not a date; write it as YYYY-MM-DD")
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
-        given = request_information(session, rt.settings, round_id, reference, item, due=by, actor=ACTOR,
-                                    at=Runtime.now())
+        given = request_information(
+            session, rt.settings, round_id, reference, item, due=by, actor=ACTOR, at=Runtime.now()
+        )
     typer.echo(f"{reference}: information requested ({len(item)} item(s)) by {given}; the applicant is notified")
 
 
 @screen_app.command("report")
-def screen_report(round_id: str,
-                  output: Annotated[Path, typer.Option(help="Folder to write the report into.")] = Path("reports")
-                  ) -> None:
+def screen_report(
+    round_id: str, output: Annotated[Path, typer.Option(help="Folder to write the report into.")] = Path("reports")
+) -> None:
     """Write the round's screening report (HTML and CSV), grouped by region."""
     from engine.services.report import write_report
 
@@ -552,6 +646,7 @@ def _record_of(session: Any, reference: str) -> Any:
 
 # --- outbox --------------------------------------------------------------------
 
+
 @outbox_app.command("list")
 def outbox_list(
     state: Annotated[str | None, typer.Option(help="Only messages in this state (queued, sent, failed).")] = None,
@@ -567,8 +662,10 @@ def outbox_list(
     if not lines:
         typer.echo("no message" + (" has failed" if failed else "s"))
     for m in lines:
-        typer.echo(f"{m.id:>5}  {m.recipient:<40} {m.kind:<34} {m.language}  {m.state:<7} "
-                   + (f"{m.attempts} attempt(s): {m.last_error}" if m.last_error else ""))
+        typer.echo(
+            f"{m.id:>5}  {m.recipient:<40} {m.kind:<34} {m.language}  {m.state:<7} "
+            + (f"{m.attempts} attempt(s): {m.last_error}" if m.last_error else "")
+        )
     if failed and lines:
         typer.echo(f"{len(lines)} failed; once the cause is fixed, `sip outbox retry --all` queues them again")
 
@@ -579,8 +676,11 @@ def outbox_deliver(limit: Annotated[int | None, typer.Option(help="At most this 
     name: files (NOTIFICATIONS_BACKEND=file, the default) or a mail server (smtp)."""
     rt = runtime()
     result = _run_flow("flows.delivery:deliver_notifications_flow", limit=limit)
-    where = (f"files in {rt.settings.mail_folder}" if rt.settings.notifications_backend == "file"
-             else f"{rt.settings.smtp_host}:{rt.settings.smtp_port_or_default}")
+    where = (
+        f"files in {rt.settings.mail_folder}"
+        if rt.settings.notifications_backend == "file"
+        else f"{rt.settings.smtp_host}:{rt.settings.smtp_port_or_default}"
+    )
     typer.echo(f"{result['sent']} sent ({where}), {result['retrying']} to try again later, {result['failed']} failed")
     for error in result["errors"]:
         typer.echo(f"  {error}", err=True)
@@ -589,8 +689,10 @@ def outbox_deliver(limit: Annotated[int | None, typer.Option(help="At most this 
 
 
 @outbox_app.command("retry")
-def outbox_retry(ids: Annotated[list[int] | None, typer.Argument(help="The failed messages' ids.")] = None,
-                 all_failed: Annotated[bool, typer.Option("--all", help="Every failed message.")] = False) -> None:
+def outbox_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="The failed messages' ids.")] = None,
+    all_failed: Annotated[bool, typer.Option("--all", help="Every failed message.")] = False,
+) -> None:
     """Queue failed messages again (after the mail server or an address was fixed)."""
     from engine.services.delivery import retry_failed
 
@@ -611,9 +713,14 @@ app.add_typer(review_app, name="review")
 
 
 @reviewers_app.command("load")
-def reviewers_load(file: Annotated[Path, typer.Argument(
-        help="CSV: name,email,organisation,country,areas,languages,max_load (areas and languages separated by ;)")]
-                   ) -> None:
+def reviewers_load(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: name,email,organisation,country,areas,languages,max_load (areas and languages separated by ;)"
+        ),
+    ],
+) -> None:
     """Add or update reviewers from FILE (every row is checked first)."""
     from engine.services.review import load_reviewers, parse_reviewers
 
@@ -651,8 +758,10 @@ def review_assign(round_id: str, as_json: JsonOpt = False) -> None:
         print_json([{k: p[k] for k in ("reference", "reviewers", "unfilled", "reasons")} for p in placements])
         return
     for p in placements:
-        typer.echo(f"{p['reference']}  {', '.join(p['reviewers']) or '(none)'}"
-                   + (f"  — {p['unfilled']} place(s) unfilled" if p["unfilled"] else ""))
+        typer.echo(
+            f"{p['reference']}  {', '.join(p['reviewers']) or '(none)'}"
+            + (f"  — {p['unfilled']} place(s) unfilled" if p["unfilled"] else "")
+        )
         for reason in p["reasons"]:
             typer.echo(f"    {reason}")
     unfilled = sum(p["unfilled"] for p in placements)
@@ -679,14 +788,18 @@ def reviewers_set(
     areas: Annotated[str | None, typer.Option(help="Partnership areas separated by ;")] = None,
     languages: Annotated[str | None, typer.Option(help="en, fr, es separated by ; (the first for messages)")] = None,
     max_load: Annotated[int | None, typer.Option(help="Most applications per round.")] = None,
-    active: Annotated[bool | None, typer.Option("--active/--inactive",
-                                                help="Inactive reviewers are not proposed or invited.")] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Inactive reviewers are not proposed or invited.")
+    ] = None,
 ) -> None:
     """Add a reviewer (give every field) or change some of a reviewer's details."""
     from engine.services.review import set_reviewer, split_list
 
-    changes: dict[str, Any] = {k: v for k, v in dict(name=name, organisation=organisation, country=country,
-                                                     max_load=max_load).items() if v is not None}
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in dict(name=name, organisation=organisation, country=country, max_load=max_load).items()
+        if v is not None
+    }
     if areas is not None:
         changes["areas"] = split_list(areas)
     if languages is not None:
@@ -696,8 +809,10 @@ def reviewers_set(
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
         row, outcome = set_reviewer(session, email, changes, active=active, actor=ACTOR, at=Runtime.now())
-    typer.echo(f"{row.email}: {outcome}; {row.name}, {row.organisation} ({row.country}), areas "
-               f"{';'.join(row.areas)}, load ≤ {row.max_load}, {'active' if row.active else 'inactive'}")
+    typer.echo(
+        f"{row.email}: {outcome}; {row.name}, {row.organisation} ({row.country}), areas "
+        f"{';'.join(row.areas)}, load ≤ {row.max_load}, {'active' if row.active else 'inactive'}"
+    )
 
 
 @review_app.command("show")
@@ -718,8 +833,10 @@ def review_show(round_id: str, as_json: JsonOpt = False) -> None:
             review = ", draft saved" if r.review == "draft" else ""
             typer.echo(f"    {r.email:<35} {r.state}{review}{extra}")
         if line.open_places and line.status in REVIEWABLE:
-            typer.echo(f"    {line.open_places} place(s) open; the assignment would propose: "
-                       f"{', '.join(line.proposals) or 'nobody'}")
+            typer.echo(
+                f"    {line.open_places} place(s) open; the assignment would propose: "
+                f"{', '.join(line.proposals) or 'nobody'}"
+            )
             for reason in line.reasons:
                 typer.echo(f"      {reason}")
 
@@ -732,13 +849,19 @@ def review_add(round_id: str, reference: str, email: str) -> None:
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
         outcome = add_reviewer(session, round_id, reference, email, actor=ACTOR, at=Runtime.now())
-    typer.echo(f"{reference}: {email.lower()} {outcome}" + (
-        f"; invite them with `sip review invite {round_id}`" if outcome != "unchanged" else ""))
+    typer.echo(
+        f"{reference}: {email.lower()} {outcome}"
+        + (f"; invite them with `sip review invite {round_id}`" if outcome != "unchanged" else "")
+    )
 
 
 @review_app.command("remove")
-def review_remove(round_id: str, reference: str, email: str,
-                  reason: Annotated[str, typer.Option(help="Why (required; kept in the audit trail).")] = "") -> None:
+def review_remove(
+    round_id: str,
+    reference: str,
+    email: str,
+    reason: Annotated[str, typer.Option(help="Why (required; kept in the audit trail).")] = "",
+) -> None:
     """Take a reviewer off an application, for a reason."""
     from engine.services.review import remove_reviewer
 
@@ -749,15 +872,20 @@ def review_remove(round_id: str, reference: str, email: str,
 
 
 @review_app.command("conflict")
-def review_conflict(round_id: str, reference: str, email: str,
-                    reason: Annotated[str, typer.Option(help="What the conflict of interest is.")] = "") -> None:
+def review_conflict(
+    round_id: str,
+    reference: str,
+    email: str,
+    reason: Annotated[str, typer.Option(help="What the conflict of interest is.")] = "",
+) -> None:
     """Record a reviewer's conflict of interest with an application (they come off it)."""
     from engine.services.review import record_conflict
 
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
-        recorded = record_conflict(session, round_id, reference, email, reason=reason, actor=ACTOR,
-                                   role="secretariat", at=Runtime.now())
+        recorded = record_conflict(
+            session, round_id, reference, email, reason=reason, actor=ACTOR, role="secretariat", at=Runtime.now()
+        )
     typer.echo(f"{reference}: conflict of interest of {email.lower()} {'recorded' if recorded else 'already recorded'}")
 
 
@@ -775,8 +903,10 @@ def review_invite(
     when = _instant(at)
     in_session(check_invite, round_id, at=when or Runtime.now(), due=day)
     result = _run_flow("flows.review:invite_gmp_reviewers_flow", round_id=round_id, due=day, at=when)
-    typer.echo(f"{round_id}: {result['invited']} assignment(s) invited, {result['reviewers']} invitation(s) queued, "
-               f"{result['moved_to_review']} application(s) into review; reviews due {result['due_on']}")
+    typer.echo(
+        f"{round_id}: {result['invited']} assignment(s) invited, {result['reviewers']} invitation(s) queued, "
+        f"{result['moved_to_review']} application(s) into review; reviews due {result['due_on']}"
+    )
     if result["unfilled"]:
         typer.echo(f"  places still open on {', '.join(result['unfilled'])}: `sip review show {round_id}` says why")
 
@@ -794,8 +924,9 @@ def review_extend(round_id: str, due: Annotated[str, typer.Option(help="New due 
 
 
 @review_app.command("daily")
-def review_daily(at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) to run it as of.")] = None
-                 ) -> None:
+def review_daily(
+    at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) to run it as of.")] = None,
+) -> None:
     """The review stage's daily run (the `review-day` flow, scheduled when the flows are
     served): reminders, the overdue notice, and the close at the deadline when every review is in."""
     when = _instant(at)
@@ -805,9 +936,12 @@ def review_daily(at: Annotated[str | None, typer.Option(help="Past instant (ISO 
         typer.echo("no round is in GMP review")
     steps = {"nothing": "reviews not due soon", "remind": "reviews due soon", "overdue": "past the due date"}
     for r in results:
-        typer.echo(f"{r['round']}: {steps[r['step']]}; {r['outstanding']} review(s) outstanding, {r['reminders']} "
-                   f"reminder(s) queued" + (", overdue notice to the secretariat" if r["overdue_notice"] else "")
-                   + (", review closed: the round goes to the committee" if r["closed"] else ""))
+        typer.echo(
+            f"{r['round']}: {steps[r['step']]}; {r['outstanding']} review(s) outstanding, {r['reminders']} "
+            f"reminder(s) queued"
+            + (", overdue notice to the secretariat" if r["overdue_notice"] else "")
+            + (", review closed: the round goes to the committee" if r["closed"] else "")
+        )
 
 
 def _to_committee(round_id: str, reason: str | None, at: str | None) -> None:
@@ -856,18 +990,27 @@ def review_summary(round_id: str, as_json: JsonOpt = False) -> None:
         print_json(view)
         return
     stage = view["stage"]
-    typer.echo(f"{round_id}: {view['status']}; " + (
-        f"reviews due {stage['due_on']}" + (f", closed {stage['closed_at'][:10]}" if stage["closed_at"] else "")
-        if stage else "no invitations yet"))
+    typer.echo(
+        f"{round_id}: {view['status']}; "
+        + (
+            f"reviews due {stage['due_on']}" + (f", closed {stage['closed_at'][:10]}" if stage["closed_at"] else "")
+            if stage
+            else "no invitations yet"
+        )
+    )
     for app in view["applications"]:
         flags = [f for f, on in (("SHORT OF REVIEWS", app["short"]), ("DISAGREEMENT", app["disagreement"])) if on]
         recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in app["recommendations"].items() if n) or "none"
-        typer.echo(f"{app['reference']}  {app['reviews_submitted']}/{app['reviews_asked']} reviews "
-                   f"({app['outstanding']} outstanding); recommendations: {recs}  {' '.join(flags)}")
+        typer.echo(
+            f"{app['reference']}  {app['reviews_submitted']}/{app['reviews_asked']} reviews "
+            f"({app['outstanding']} outstanding); recommendations: {recs}  {' '.join(flags)}"
+        )
         for c in app["criteria"]:
             if c["scores"]:
-                typer.echo(f"    {c['id']:<22} mean {c['mean']:>4}  spread {c['spread']}  scores "
-                           f"{', '.join(map(str, c['scores']))}{'  !' if c['disagreement'] else ''}")
+                typer.echo(
+                    f"    {c['id']:<22} mean {c['mean']:>4}  spread {c['spread']}  scores "
+                    f"{', '.join(map(str, c['scores']))}{'  !' if c['disagreement'] else ''}"
+                )
 
 
 # --- the Steering Committee ---------------------------------------------------------
@@ -892,8 +1035,11 @@ def _amount_argument(value: str, what: str) -> Any:
 
 
 @committee_app.command("load")
-def committee_load(file: Annotated[Path, typer.Argument(
-        help="CSV: name,email,country,role,term_start,term_end,language (role member or co-chair)")]) -> None:
+def committee_load(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: name,email,country,role,term_start,term_end,language (role member or co-chair)")
+    ],
+) -> None:
     """Add or update the committee's members by term (every row is checked first)."""
     from engine.services.committee import known_parties, load_members, parse_members
 
@@ -905,9 +1051,10 @@ def committee_load(file: Annotated[Path, typer.Argument(
 
 
 @committee_app.command("list")
-def committee_list(on: Annotated[str | None, typer.Option(help="The committee on this day (YYYY-MM-DD); "
-                                                               "default: today.")] = None,
-                   as_json: JsonOpt = False) -> None:
+def committee_list(
+    on: Annotated[str | None, typer.Option(help="The committee on this day (YYYY-MM-DD); default: today.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """The members serving on a day, and how the committee differs from its rule (10 members, 2 per region)."""
     from domain.committee import composition_problems
     from engine.services.committee import members_on, regions
@@ -916,14 +1063,19 @@ def committee_list(on: Annotated[str | None, typer.Option(help="The committee on
     members, region_of = in_session(lambda s: (members_on(s, day), regions(s)))
     problems = composition_problems(members, region_of)
     if as_json:
-        print_json({"on": day.isoformat(), "members": [m.model_dump(mode="json") for m in members],
-                    "composition": problems})
+        print_json(
+            {"on": day.isoformat(), "members": [m.model_dump(mode="json") for m in members], "composition": problems}
+        )
         return
     for m in members:
-        typer.echo(f"{str(m.email):<42} {m.name:<25} {m.country} {region_of.get(m.country) or '-':<13} {m.role:<9}"
-                   f" {m.term_start} → {m.term_end}  {m.language}")
-    typer.echo(f"{len(members)} member(s) on {day}" + (f"; differs from the rule: {'; '.join(problems)}"
-                                                         if problems else "; as the rule wants"))
+        typer.echo(
+            f"{str(m.email):<42} {m.name:<25} {m.country} {region_of.get(m.country) or '-':<13} {m.role:<9}"
+            f" {m.term_start} → {m.term_end}  {m.language}"
+        )
+    typer.echo(
+        f"{len(members)} member(s) on {day}"
+        + (f"; differs from the rule: {'; '.join(problems)}" if problems else "; as the rule wants")
+    )
 
 
 @committee_app.command("set")
@@ -940,8 +1092,7 @@ def committee_set(
     from engine.services.committee import set_member
 
     start = _date_option(term_start, "--term-start")
-    changes = {k: v for k, v in dict(name=name, country=country, role=role, language=language).items()
-               if v is not None}
+    changes = {k: v for k, v in dict(name=name, country=country, role=role, language=language).items() if v is not None}
     if term_end is not None:
         changes["term_end"] = _date_option(term_end, "--term-end")
     rt = runtime()
@@ -980,8 +1131,12 @@ def committee_funds(round_id: str, amount: Annotated[str, typer.Argument(help="U
 
 
 @committee_app.command("attendance")
-def committee_attendance(round_id: str, emails: Annotated[list[str], typer.Argument(
-        help="The members who attend (default, without this: every member serving).")]) -> None:
+def committee_attendance(
+    round_id: str,
+    emails: Annotated[
+        list[str], typer.Argument(help="The members who attend (default, without this: every member serving).")
+    ],
+) -> None:
     """Record who attends the meeting: they take part in the decisions, less those conflicted."""
     from engine.services.committee import set_attendees
 
@@ -992,23 +1147,29 @@ def committee_attendance(round_id: str, emails: Annotated[list[str], typer.Argum
 
 
 @committee_app.command("conflict")
-def committee_conflict(round_id: str, reference: str, email: str,
-                       reason: Annotated[str, typer.Option(help="What the conflict of interest is.")] = "") -> None:
+def committee_conflict(
+    round_id: str,
+    reference: str,
+    email: str,
+    reason: Annotated[str, typer.Option(help="What the conflict of interest is.")] = "",
+) -> None:
     """Record a member's declared conflict of interest (own-country conflicts need none)."""
     from engine.services.committee import declare_member_conflict
 
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
-        recorded = declare_member_conflict(session, round_id, reference, email, reason, actor=ACTOR,
-                                           at=Runtime.now())
+        recorded = declare_member_conflict(session, round_id, reference, email, reason, actor=ACTOR, at=Runtime.now())
     typer.echo(f"{reference}: {email.lower()}'s conflict {'recorded' if recorded else 'already recorded'}")
 
 
 @app.command("bundles")
-def bundles(round_id: str,
-            output: Annotated[Path, typer.Option(help="Folder for the members' bundles (one file per member, "
-                                                      "named by e-mail).")] = Path("bundles"),
-            at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) they are dated.")] = None) -> None:
+def bundles(
+    round_id: str,
+    output: Annotated[
+        Path, typer.Option(help="Folder for the members' bundles (one file per member, named by e-mail).")
+    ] = Path("bundles"),
+    at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) they are dated.")] = None,
+) -> None:
     """Prepare the committee's review bundles (the `prepare-committee-bundles` flow) and copy
     the latest version of each into OUTPUT."""
     import shutil
@@ -1030,32 +1191,40 @@ def bundles(round_id: str,
         typer.echo(f"{m['email']:<42} version {m['version']} ({state}){withheld}")
         for change in m["changes"]:
             typer.echo(f"    {change}")
-    typer.echo(f"{result['prepared']} new version(s), {result['unchanged']} unchanged, {result['notified']} member(s) "
-               f"notified; in {output}/" + ("" if result["pdf"] else
-                                            " (HTML only: install WeasyPrint for PDF, see the README)"))
+    typer.echo(
+        f"{result['prepared']} new version(s), {result['unchanged']} unchanged, {result['notified']} member(s) "
+        f"notified; in {output}/"
+        + ("" if result["pdf"] else " (HTML only: install WeasyPrint for PDF, see the README)")
+    )
 
 
 def _decisions_summary(summary: Any) -> None:
     from decimal import Decimal
 
     funds = f" of {Decimal(summary.funds_available):,.2f} available" if summary.funds_available else ""
-    typer.echo(f"{summary.round}: {summary.recorded} decision(s) recorded, {summary.unchanged} unchanged; approvals "
-               f"US$ {Decimal(summary.approved_total):,.2f}{funds}")
+    typer.echo(
+        f"{summary.round}: {summary.recorded} decision(s) recorded, {summary.unchanged} unchanged; approvals "
+        f"US$ {Decimal(summary.approved_total):,.2f}{funds}"
+    )
     if summary.undecided:
         typer.echo(f"  still to decide: {', '.join(summary.undecided)}")
 
 
 @decisions_app.command("record")
 def decisions_record(
-    round_id: str, reference: str,
+    round_id: str,
+    reference: str,
     decision: Annotated[str, typer.Option(help="approved, approved_with_conditions, not_approved or deferred")],
     amount: Annotated[str | None, typer.Option(help="US dollars approved, e.g. 190000")] = None,
     conditions: Annotated[str | None, typer.Option()] = None,
     recommendations: Annotated[str | None, typer.Option(help="For the applicant, to resubmit.")] = None,
-    participant: Annotated[list[str] | None, typer.Option(help="A member who took part (repeat); default: the "
-                                                                "attendees without the conflicted members.")] = None,
-    exception: Annotated[str | None, typer.Option(help="Why the committee decides on an application that did not "
-                                                       "pass screening.")] = None,
+    participant: Annotated[
+        list[str] | None,
+        typer.Option(help="A member who took part (repeat); default: the attendees without the conflicted members."),
+    ] = None,
+    exception: Annotated[
+        str | None, typer.Option(help="Why the committee decides on an application that did not pass screening.")
+    ] = None,
 ) -> None:
     """Record one decision of the committee."""
     from pydantic import ValidationError
@@ -1064,9 +1233,15 @@ def decisions_record(
     from engine.services.committee import record_decisions
 
     try:
-        item = DecisionIn(reference=reference, decision=decision,
-                          amount=_amount_argument(amount, "--amount") if amount else None, conditions=conditions,
-                          recommendations=recommendations, participants=participant or None, exception=exception)
+        item = DecisionIn(
+            reference=reference,
+            decision=decision,
+            amount=_amount_argument(amount, "--amount") if amount else None,
+            conditions=conditions,
+            recommendations=recommendations,
+            participants=participant or None,
+            exception=exception,
+        )
     except ValidationError as exc:
         fail("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors()))
     rt = runtime()
@@ -1076,8 +1251,10 @@ def decisions_record(
 
 
 @decisions_app.command("load")
-def decisions_load(round_id: str, file: Annotated[Path, typer.Argument(
-        help="CSV: reference,decision,amount,conditions,recommendations")]) -> None:
+def decisions_load(
+    round_id: str,
+    file: Annotated[Path, typer.Argument(help="CSV: reference,decision,amount,conditions,recommendations")],
+) -> None:
     """Record the meeting's decisions from a sheet: all of them, or none if one breaks a rule."""
     from engine.services.committee import parse_decisions, record_decisions
 
@@ -1105,23 +1282,26 @@ def decisions_list(round_id: str, as_json: JsonOpt = False) -> None:
 
 
 @letters_app.command("send")
-def letters_send(round_id: str,
-                 at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) they are dated.")] = None
-                 ) -> None:
+def letters_send(
+    round_id: str, at: Annotated[str | None, typer.Option(help="Past instant (ISO 8601) they are dated.")] = None
+) -> None:
     """Queue the decision letters (the `send-decision-letters` flow): one per applicant, in their language, once."""
     from engine.services.letters import check_letters
 
     when = _instant(at)
     in_session(check_letters, round_id)
     result = _run_flow("flows.committee:send_decision_letters_flow", round_id=round_id, at=when)
-    kinds = ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(
-        result["by_kind"].items())) or "none new"
+    kinds = (
+        ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(result["by_kind"].items()))
+        or "none new"
+    )
     typer.echo(f"{round_id}: {result['queued']} letter(s) queued ({kinds}); {result['already_sent']} sent before")
 
 
 @app.command("report")
-def round_report(round_id: str,
-                 output: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("reports")) -> None:
+def round_report(
+    round_id: str, output: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("reports")
+) -> None:
     """The round report (HTML, CSV: applications, approvals, amounts by region, LDC, SIDS) and the public list
     of approved projects."""
     from engine.services.opendata import write_round_report
@@ -1131,9 +1311,9 @@ def round_report(round_id: str,
 
 
 @export_app.command("360giving")
-def export_360giving(round_id: str,
-                     output: Annotated[Path, typer.Option(help="The JSON file to write.")] = Path("grants.json")
-                     ) -> None:
+def export_360giving(
+    round_id: str, output: Annotated[Path, typer.Option(help="The JSON file to write.")] = Path("grants.json")
+) -> None:
     """The round's awarded grants in the 360Giving Data Standard (validated against its schema first)."""
     from engine.services.opendata import export_360giving as export
 
@@ -1150,8 +1330,10 @@ def _prefect_server() -> str:
 
     server = os.environ.get("PREFECT_API_URL")
     if not server:
-        fail("the deployments need a long-lived Prefect server: run `prefect server start` and set PREFECT_API_URL "
-             "(e.g. http://127.0.0.1:4200/api)")
+        fail(
+            "the deployments need a long-lived Prefect server: run `prefect server start` and set PREFECT_API_URL "
+            "(e.g. http://127.0.0.1:4200/api)"
+        )
     return str(server)
 
 
@@ -1170,8 +1352,12 @@ def _absolute_folders(settings: Settings) -> Settings:
     process starts (each run may work in a folder of its own)."""
     import os
 
-    values = {"SIP_DATA_DIR": settings.data_dir, "SIP_FILES_DIR": settings.files_dir,
-              "SIP_OUTBOX_DIR": settings.outbox_dir, "SIP_TEMPLATES_DIR": settings.templates_dir}
+    values = {
+        "SIP_DATA_DIR": settings.data_dir,
+        "SIP_FILES_DIR": settings.files_dir,
+        "SIP_OUTBOX_DIR": settings.outbox_dir,
+        "SIP_TEMPLATES_DIR": settings.templates_dir,
+    }
     for name in settings.relative_folders():
         os.environ[name] = str(Path(values[name] or settings.data_dir).resolve())
     get_settings.cache_clear()
@@ -1179,9 +1365,12 @@ def _absolute_folders(settings: Settings) -> Settings:
 
 
 @flows_app.command("serve")
-def flows_serve(limit: Annotated[int | None, typer.Option(help="At most this many runs at once.")] = None,
-                poll: Annotated[float, typer.Option(min=0.5, max=60, help="Seconds between looks for runs to start "
-                                                                          "(Prefect's default is 10).")] = 2) -> None:
+def flows_serve(
+    limit: Annotated[int | None, typer.Option(help="At most this many runs at once.")] = None,
+    poll: Annotated[
+        float, typer.Option(min=0.5, max=60, help="Seconds between looks for runs to start (Prefect's default is 10).")
+    ] = 2,
+) -> None:
     """Serve every deployment of the engine from this process, on the Prefect server
     PREFECT_API_URL names (start one with `prefect server start`): each stage on demand
     (the Prefect UI, `prefect deployment run`, the API), the rounds' dates, the
@@ -1195,15 +1384,18 @@ def flows_serve(limit: Annotated[int | None, typer.Option(help="At most this man
     from flows.deployments import deployments
 
     served = deployments()
-    typer.echo(f"serving {len(served)} deployments on {server} (database: {safe_url(settings)}); each run starts "
-               "in a process of its own. Ctrl-C stops serving (a run in progress is marked crashed, and running it "
-               "again does nothing twice).")
+    typer.echo(
+        f"serving {len(served)} deployments on {server} (database: {safe_url(settings)}); each run starts "
+        "in a process of its own. Ctrl-C stops serving (a run in progress is marked crashed, and running it "
+        "again does nothing twice)."
+    )
     serve(*served, limit=limit, print_starting_message=True, query_seconds=poll)
 
 
 @flows_app.command("deploy")
-def flows_deploy(pool: Annotated[str, typer.Option(help="The work pool (made, as a process pool, if it is not "
-                                                        "there).")]) -> None:
+def flows_deploy(
+    pool: Annotated[str, typer.Option(help="The work pool (made, as a process pool, if it is not there).")],
+) -> None:
     """Register every deployment of the engine in a work pool of the Prefect server
     PREFECT_API_URL names; `prefect worker start --pool NAME` on any number of machines
     then runs them. Each machine needs the engine installed and the same settings."""
@@ -1211,9 +1403,11 @@ def flows_deploy(pool: Annotated[str, typer.Option(help="The work pool (made, as
     rt = runtime()
     relative = rt.settings.relative_folders()
     if relative:
-        fail(f"{', '.join(relative)} name(s) a folder by a relative path, and a worker's runs each work in a "
-             "temporary folder of their own: set absolute paths (e.g. SIP_DATA_DIR=/var/lib/sip) here and on the "
-             "workers, or DATABASE_URL, SIP_SECRET_KEY and SIP_FILES_DIR")
+        fail(
+            f"{', '.join(relative)} name(s) a folder by a relative path, and a worker's runs each work in a "
+            "temporary folder of their own: set absolute paths (e.g. SIP_DATA_DIR=/var/lib/sip) here and on the "
+            "workers, or DATABASE_URL, SIP_SECRET_KEY and SIP_FILES_DIR"
+        )
     from engine.prefect_quiet import quiet_prefect
     from flows.deployments import register
 
@@ -1226,9 +1420,11 @@ def flows_deploy(pool: Annotated[str, typer.Option(help="The work pool (made, as
         typer.echo(f"work pool {pool!r} made (type: process)")
     for name in registered:
         typer.echo(f"  {name} → {pool}")
-    typer.echo(f"{len(registered)} deployments in work pool {pool!r} on {server}. On each machine that runs them, "
-               f"with the engine installed and the same settings (DATABASE_URL, SIP_SECRET_KEY, SIP_FILES_DIR…):\n"
-               f"  prefect worker start --pool {pool}")
+    typer.echo(
+        f"{len(registered)} deployments in work pool {pool!r} on {server}. On each machine that runs them, "
+        f"with the engine installed and the same settings (DATABASE_URL, SIP_SECRET_KEY, SIP_FILES_DIR…):\n"
+        f"  prefect worker start --pool {pool}"
+    )
 
 
 # --- secretariat API keys -------------------------------------------------------
@@ -1238,8 +1434,9 @@ app.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("new")
-def keys_new(name: Annotated[str, typer.Argument(help="Whose key (kept in the audit trail), e.g. amina.diallo")]
-             ) -> None:
+def keys_new(
+    name: Annotated[str, typer.Argument(help="Whose key (kept in the audit trail), e.g. amina.diallo")],
+) -> None:
     """Make an API key for a secretariat officer. The key is shown once; the settings keep only its hash."""
     import re
     import secrets
@@ -1255,6 +1452,7 @@ def keys_new(name: Annotated[str, typer.Argument(help="Whose key (kept in the au
 
 # --- serve and demo --------------------------------------------------------------
 
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -1266,8 +1464,10 @@ def serve(
     import uvicorn
 
     rt = runtime()  # migrated once here, before the workers start
-    typer.echo(f"SIP engine API on http://{host}:{port} (documentation: http://{host}:{port}/docs), {workers} "
-               f"worker(s); database: {safe_url(rt.settings)}")
+    typer.echo(
+        f"SIP engine API on http://{host}:{port} (documentation: http://{host}:{port}/docs), {workers} "
+        f"worker(s); database: {safe_url(rt.settings)}"
+    )
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
 
 

@@ -16,67 +16,128 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=Path("data"), alias="SIP_DATA_DIR",
-                           description="where the embedded database, secret key and demo output live")
-    database_url: str | None = Field(default=None, alias="DATABASE_URL",
-                                     description="SQLAlchemy URL; default: a SQLite file in SIP_DATA_DIR")
-    secret_key: str | None = Field(default=None, alias="SIP_SECRET_KEY",
-                                   description="key for access tokens; default: generated once into SIP_DATA_DIR")
+    data_dir: Path = Field(
+        default=Path("data"),
+        alias="SIP_DATA_DIR",
+        description="where the embedded database, secret key and demo output live",
+    )
+    database_url: str | None = Field(
+        default=None, alias="DATABASE_URL", description="SQLAlchemy URL; default: a SQLite file in SIP_DATA_DIR"
+    )
+    secret_key: str | None = Field(
+        default=None,
+        alias="SIP_SECRET_KEY",
+        description="key for access tokens; default: generated once into SIP_DATA_DIR",
+    )
     max_request_bytes: int = Field(default=2_000_000, alias="SIP_MAX_REQUEST_BYTES", ge=10_000)
-    public_base_url: str = Field(default="http://127.0.0.1:8000", alias="SIP_PUBLIC_BASE_URL",
-                                 description="where applicants reach the status API (used in letters)")
-    programme_email: str = Field(default="sip@example.org", alias="SIP_PROGRAMME_EMAIL",
-                                 description="the secretariat's address named in letters")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        alias="SIP_PUBLIC_BASE_URL",
+        description="where applicants reach the status API (used in letters)",
+    )
+    programme_email: str = Field(
+        default="sip@example.org", alias="SIP_PROGRAMME_EMAIL", description="the secretariat's address named in letters"
+    )
 
-    reviewer_link_days: int = Field(default=30, alias="SIP_REVIEWER_LINK_DAYS", ge=1, le=365,
-                                    description="days a reviewer's sign-in link stays valid (it is used once)")
-    reviewer_session_hours: int = Field(default=12, alias="SIP_REVIEWER_SESSION_HOURS", ge=1, le=24 * 30,
-                                        description="hours a reviewer's session lasts after signing in")
+    reviewer_link_days: int = Field(
+        default=30,
+        alias="SIP_REVIEWER_LINK_DAYS",
+        ge=1,
+        le=365,
+        description="days a reviewer's sign-in link stays valid (it is used once)",
+    )
+    reviewer_session_hours: int = Field(
+        default=12,
+        alias="SIP_REVIEWER_SESSION_HOURS",
+        ge=1,
+        le=24 * 30,
+        description="hours a reviewer's session lasts after signing in",
+    )
 
-    funder_org_id: str = Field(default="XM-DAC-41116", alias="SIP_FUNDER_ORG_ID",
-                               description="the funding organisation's org-id in the open data (UNEP, which hosts "
-                                           "the programme, by its DAC code)")
-    funder_name: str = Field(default="Specific International Programme of the Minamata Convention on Mercury "
-                                     "(hosted by UNEP)", alias="SIP_FUNDER_NAME")
-    grant_id_prefix: str = Field(default="XM-DAC-41116", alias="SIP_GRANT_ID_PREFIX",
-                                 description="the stable prefix of the grants' identifiers in the open data")
+    funder_org_id: str = Field(
+        default="XM-DAC-41116",
+        alias="SIP_FUNDER_ORG_ID",
+        description="the funding organisation's org-id in the open data (UNEP, which hosts "
+        "the programme, by its DAC code)",
+    )
+    funder_name: str = Field(
+        default="Specific International Programme of the Minamata Convention on Mercury (hosted by UNEP)",
+        alias="SIP_FUNDER_NAME",
+    )
+    grant_id_prefix: str = Field(
+        default="XM-DAC-41116",
+        alias="SIP_GRANT_ID_PREFIX",
+        description="the stable prefix of the grants' identifiers in the open data",
+    )
 
     notifications_backend: Literal["file", "smtp"] = Field(
-        default="file", alias="NOTIFICATIONS_BACKEND",
-        description="file: one .eml file per message in SIP_OUTBOX_DIR (the embedded default); smtp: a mail server")
-    outbox_dir: Path | None = Field(default=None, alias="SIP_OUTBOX_DIR",
-                                    description="where the file backend writes messages; default: SIP_DATA_DIR/mail")
+        default="file",
+        alias="NOTIFICATIONS_BACKEND",
+        description="file: one .eml file per message in SIP_OUTBOX_DIR (the embedded default); smtp: a mail server",
+    )
+    outbox_dir: Path | None = Field(
+        default=None,
+        alias="SIP_OUTBOX_DIR",
+        description="where the file backend writes messages; default: SIP_DATA_DIR/mail",
+    )
     smtp_host: str = Field(default="127.0.0.1", alias="SMTP_HOST")
-    smtp_port: int | None = Field(default=None, alias="SMTP_PORT", ge=1, le=65535,
-                                  description="default: 465 with SMTP_SECURITY=tls, 587 with starttls, 25 with none")
+    smtp_port: int | None = Field(
+        default=None,
+        alias="SMTP_PORT",
+        ge=1,
+        le=65535,
+        description="default: 465 with SMTP_SECURITY=tls, 587 with starttls, 25 with none",
+    )
     smtp_security: Literal["none", "starttls", "tls"] = Field(default="starttls", alias="SMTP_SECURITY")
     smtp_username: str | None = Field(default=None, alias="SMTP_USERNAME")
     smtp_password: SecretStr | None = Field(default=None, alias="SMTP_PASSWORD")
     smtp_timeout: float = Field(default=30, alias="SMTP_TIMEOUT", gt=0)
-    mail_from: str | None = Field(default=None, alias="MAIL_FROM",
-                                  description="the sender of every message; default: SIP_PROGRAMME_EMAIL")
-    delivery_attempts: int = Field(default=6, alias="SIP_DELIVERY_ATTEMPTS", ge=1, le=50,
-                                   description="failed sends before a message is marked failed")
-    delivery_backoff_seconds: int = Field(default=60, alias="SIP_DELIVERY_BACKOFF_SECONDS", ge=1, le=86400,
-                                          description="wait after the first failure; doubled after each next one")
+    mail_from: str | None = Field(
+        default=None, alias="MAIL_FROM", description="the sender of every message; default: SIP_PROGRAMME_EMAIL"
+    )
+    delivery_attempts: int = Field(
+        default=6,
+        alias="SIP_DELIVERY_ATTEMPTS",
+        ge=1,
+        le=50,
+        description="failed sends before a message is marked failed",
+    )
+    delivery_backoff_seconds: int = Field(
+        default=60,
+        alias="SIP_DELIVERY_BACKOFF_SECONDS",
+        ge=1,
+        le=86400,
+        description="wait after the first failure; doubled after each next one",
+    )
 
-    templates_dir: Path | None = Field(default=None, alias="SIP_TEMPLATES_DIR",
-                                       description="the secretariat's edited message templates; a file there "
-                                                   "replaces the engine's template of the same name")
-    files_dir: Path | None = Field(default=None, alias="SIP_FILES_DIR",
-                                   description="the files the engine makes and serves later (the committee's "
-                                               "bundles); default: SIP_DATA_DIR. On several machines, a folder "
-                                               "they all mount")
-    migrate_on_start: bool = Field(default=True, alias="SIP_MIGRATE_ON_START",
-                                   description="apply the database migrations when a command, the API or a flow "
-                                               "starts; false where `sip db upgrade` is run as a step of its own, "
-                                               "and the others only check the schema is current")
+    templates_dir: Path | None = Field(
+        default=None,
+        alias="SIP_TEMPLATES_DIR",
+        description="the secretariat's edited message templates; a file there "
+        "replaces the engine's template of the same name",
+    )
+    files_dir: Path | None = Field(
+        default=None,
+        alias="SIP_FILES_DIR",
+        description="the files the engine makes and serves later (the committee's "
+        "bundles); default: SIP_DATA_DIR. On several machines, a folder "
+        "they all mount",
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        alias="SIP_MIGRATE_ON_START",
+        description="apply the database migrations when a command, the API or a flow "
+        "starts; false where `sip db upgrade` is run as a step of its own, "
+        "and the others only check the schema is current",
+    )
 
     _generated_key: bytes | None = PrivateAttr(default=None)
 
     secretariat_keys: str = Field(
-        default="", alias="SIP_SECRETARIAT_KEYS",
-        description="the secretariat's API keys as name:sha256 pairs, comma-separated (`sip keys new NAME`)")
+        default="",
+        alias="SIP_SECRETARIAT_KEYS",
+        description="the secretariat's API keys as name:sha256 pairs, comma-separated (`sip keys new NAME`)",
+    )
 
     def secretariat_key_hashes(self) -> dict[str, str]:
         """sha256 hex of each key -> the name of the person it belongs to."""
@@ -92,10 +153,12 @@ class Settings(BaseSettings):
     @field_validator("mail_from", "programme_email")
     @classmethod
     def _plain_address(cls, value: str | None) -> str | None:
-        if value is not None and not (value.isascii() and value.count("@") == 1 and "." in value.rsplit("@", 1)[1]
-                                      and " " not in value):
-            raise ValueError(f"{value!r} is not a plain ASCII e-mail address (e.g. sip@example.org): messages are "
-                             "sent from it")
+        if value is not None and not (
+            value.isascii() and value.count("@") == 1 and "." in value.rsplit("@", 1)[1] and " " not in value
+        ):
+            raise ValueError(
+                f"{value!r} is not a plain ASCII e-mail address (e.g. sip@example.org): messages are sent from it"
+            )
         return value
 
     @model_validator(mode="after")
@@ -103,8 +166,10 @@ class Settings(BaseSettings):
         if self.smtp_username and self.smtp_password is None:
             raise ValueError("SMTP_USERNAME is set without SMTP_PASSWORD: set both, or neither")
         if self.smtp_username and self.smtp_security == "none":
-            raise ValueError("SMTP_USERNAME with SMTP_SECURITY=none would send the password in clear: set "
-                             "SMTP_SECURITY=starttls or tls")
+            raise ValueError(
+                "SMTP_USERNAME with SMTP_SECURITY=none would send the password in clear: set "
+                "SMTP_SECURITY=starttls or tls"
+            )
         return self
 
     @field_validator("secret_key")

@@ -26,27 +26,48 @@ def render_bundles(round_id: str, actor: str, at_iso: str, pdf: bool) -> dict[st
         return asdict(prepare_bundles(session, rt.settings, round_id, actor=actor, at=instant(at_iso), pdf=pdf))
 
 
-@flow(name="prepare-committee-bundles", log_prints=False,
-      description="Prepare one review bundle per Steering Committee member (HTML, and PDF where WeasyPrint is "
-                  "installed), leaving out the dossiers a member is conflicted on; each member with a new version "
-                  "gets a message with a personal link. An unchanged bundle keeps its version.")
+@flow(
+    name="prepare-committee-bundles",
+    log_prints=False,
+    description="Prepare one review bundle per Steering Committee member (HTML, and PDF where WeasyPrint is "
+    "installed), leaving out the dossiers a member is conflicted on; each member with a new version "
+    "gets a message with a personal link. An unchanged bundle keeps its version.",
+)
 @refusals_end_the_run
-def prepare_committee_bundles_flow(round_id: str = round_param(), at: datetime | None = at_param("the bundles"),
-                                   pdf: bool = param("PDF too", "Also lay the bundles out as PDF (where WeasyPrint "
-                                                     "is installed).", True)) -> dict[str, Any]:
+def prepare_committee_bundles_flow(
+    round_id: str = round_param(),
+    at: datetime | None = at_param("the bundles"),
+    pdf: bool = param("PDF too", "Also lay the bundles out as PDF (where WeasyPrint is installed).", True),
+) -> dict[str, Any]:
     """One review bundle per committee member (HTML, and PDF where WeasyPrint is
     installed and `pdf`), each member told by a message with their personal link."""
     when = instant(at)
     with reading(runtime().engine) as session:
         check_bundles(session, round_id)
     summary = render_bundles(round_id, started_by(), when.isoformat(), pdf)
-    get_run_logger().info("round %s: %d bundles prepared, %d unchanged, %d members notified", round_id,
-                          summary["prepared"], summary["unchanged"], summary["notified"])
-    summarise("prepare-committee-bundles", round_id, f"Committee bundles for {round_id}", [
-        ("bundles prepared", summary["prepared"]), ("unchanged", summary["unchanged"]),
-        ("members notified", summary["notified"]), ("with a PDF", sum(1 for m in summary["members"] if m["pdf"]))],
-        [f"{m['email']}: version {m['version']}"
-         + (f", {len(m['withheld'])} dossier(s) withheld" if m["withheld"] else "") for m in summary["members"]])
+    get_run_logger().info(
+        "round %s: %d bundles prepared, %d unchanged, %d members notified",
+        round_id,
+        summary["prepared"],
+        summary["unchanged"],
+        summary["notified"],
+    )
+    summarise(
+        "prepare-committee-bundles",
+        round_id,
+        f"Committee bundles for {round_id}",
+        [
+            ("bundles prepared", summary["prepared"]),
+            ("unchanged", summary["unchanged"]),
+            ("members notified", summary["notified"]),
+            ("with a PDF", sum(1 for m in summary["members"] if m["pdf"])),
+        ],
+        [
+            f"{m['email']}: version {m['version']}"
+            + (f", {len(m['withheld'])} dossier(s) withheld" if m["withheld"] else "")
+            for m in summary["members"]
+        ],
+    )
     return summary
 
 
@@ -57,20 +78,32 @@ def queue_letters(round_id: str, actor: str, at_iso: str) -> dict[str, Any]:
         return asdict(send_decision_letters(session, rt.settings, round_id, actor=actor, at=instant(at_iso)))
 
 
-@flow(name="send-decision-letters", log_prints=False,
-      description="Queue one decision letter per decided application, in the applicant's language; never twice.")
+@flow(
+    name="send-decision-letters",
+    log_prints=False,
+    description="Queue one decision letter per decided application, in the applicant's language; never twice.",
+)
 @refusals_end_the_run
-def send_decision_letters_flow(round_id: str = round_param(), at: datetime | None = at_param("the letters")
-                               ) -> dict[str, Any]:
+def send_decision_letters_flow(
+    round_id: str = round_param(), at: datetime | None = at_param("the letters")
+) -> dict[str, Any]:
     """One letter per decided application, in the applicant's language; never twice."""
     when = instant(at)
     with reading(runtime().engine) as session:
         check_letters(session, round_id)
     summary = queue_letters(round_id, started_by(), when.isoformat())
-    get_run_logger().info("round %s: %d letters queued, %d sent before", round_id, summary["queued"],
-                          summary["already_sent"])
-    summarise("send-decision-letters", round_id, f"Decision letters for {round_id}", [
-        ("decisions", summary["decided"]), ("letters queued", summary["queued"]),
-        ("queued before", summary["already_sent"]),
-        *((f"queued: {kind.replace('_', ' ')}", count) for kind, count in sorted(summary["by_kind"].items()))])
+    get_run_logger().info(
+        "round %s: %d letters queued, %d sent before", round_id, summary["queued"], summary["already_sent"]
+    )
+    summarise(
+        "send-decision-letters",
+        round_id,
+        f"Decision letters for {round_id}",
+        [
+            ("decisions", summary["decided"]),
+            ("letters queued", summary["queued"]),
+            ("queued before", summary["already_sent"]),
+            *((f"queued: {kind.replace('_', ' ')}", count) for kind, count in sorted(summary["by_kind"].items())),
+        ],
+    )
     return summary

@@ -43,10 +43,12 @@ def runtime() -> Runtime:
     settings = get_settings()
     relative = settings.relative_folders()
     if relative and _deployment_run():
-        raise InvalidInput(f"{', '.join(relative)} name(s) a folder by a relative path, and this run works in "
-                           f"{os.getcwd()}: set absolute paths (e.g. SIP_DATA_DIR=/var/lib/sip) where the flows run "
-                           "(`sip flows serve` does it itself)", [FieldError(path=name, message="is a relative path")
-                                                                 for name in relative])
+        raise InvalidInput(
+            f"{', '.join(relative)} name(s) a folder by a relative path, and this run works in "
+            f"{os.getcwd()}: set absolute paths (e.g. SIP_DATA_DIR=/var/lib/sip) where the flows run "
+            "(`sip flows serve` does it itself)",
+            [FieldError(path=name, message="is a relative path") for name in relative],
+        )
     return prepare(settings, defaults=False)
 
 
@@ -89,8 +91,12 @@ def param(title: str, description: str, default: Any = PydanticUndefined, **cons
 
 
 def round_param() -> Any:
-    return param("Round", "The round's identifier, e.g. sip-2024-r4 (the rounds: `sip rounds list`).",
-                 min_length=1, max_length=40)
+    return param(
+        "Round",
+        "The round's identifier, e.g. sip-2024-r4 (the rounds: `sip rounds list`).",
+        min_length=1,
+        max_length=40,
+    )
 
 
 def at_param(what: str) -> Any:
@@ -121,8 +127,11 @@ class _RefusalsOnce(logging.Filter):
     logged once already, plainly: that second record is left out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], ServiceError)
-                    and str(record.msg).startswith("Engine execution exited"))
+        return not (
+            record.exc_info
+            and isinstance(record.exc_info[1], ServiceError)
+            and str(record.msg).startswith("Engine execution exited")
+        )
 
 
 logging.getLogger("prefect.flow_runs").addFilter(_RefusalsOnce())
@@ -163,19 +172,30 @@ def artifact_key(stage: str, round_id: str | None = None) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{stage}-{round_id}" if round_id else stage).strip("-")[:100]
 
 
-def summarise(stage: str, round_id: str | None, title: str, rows: Iterable[tuple[str, Any]],
-              notes: Iterable[str] = (), columns: tuple[str, str] = ("", "Number")) -> None:
+def summarise(
+    stage: str,
+    round_id: str | None,
+    title: str,
+    rows: Iterable[tuple[str, Any]],
+    notes: Iterable[str] = (),
+    columns: tuple[str, str] = ("", "Number"),
+) -> None:
     """Leave the run's summary in the Prefect UI: a markdown table of what it did."""
     from prefect.artifacts import create_markdown_artifact
 
     rows = list(rows)
     lines = [f"### {title}", ""]
     if rows:
-        lines += [f"| {columns[0]} | {columns[1]} |", "|---|---:|", *(f"| {name} | {_cell(value)} |"
-                                                                      for name, value in rows), ""]
+        lines += [
+            f"| {columns[0]} | {columns[1]} |",
+            "|---|---:|",
+            *(f"| {name} | {_cell(value)} |" for name, value in rows),
+            "",
+        ]
     lines += [f"- {_cell(note)}" for note in notes]
-    create_markdown_artifact(markdown="\n".join(lines).rstrip() + "\n", key=artifact_key(stage, round_id),
-                             description=title)
+    create_markdown_artifact(
+        markdown="\n".join(lines).rstrip() + "\n", key=artifact_key(stage, round_id), description=title
+    )
 
 
 def _cell(value: Any) -> str:

@@ -26,13 +26,16 @@ def deliver_batch(relay: str, limit: int, due_iso: str) -> dict[str, Any]:
     return {**result, "claimed": len(ids)}
 
 
-@flow(name="deliver-notifications", log_prints=False,
-      description="Send the messages the outbox holds and are due (by SMTP, or as .eml files), batch by batch; a "
-                  "failed send waits and is tried again by a later run, and after the last try is marked failed.")
-def deliver_notifications_flow(batch: int = param("Batch size", "Messages sent over one connection.", BATCH,
-                                                  ge=1, le=1000),
-                               limit: int | None = param("At most", "Stop after this many messages; empty for "
-                                                         "all that are due.", None, ge=1)) -> dict[str, Any]:
+@flow(
+    name="deliver-notifications",
+    log_prints=False,
+    description="Send the messages the outbox holds and are due (by SMTP, or as .eml files), batch by batch; a "
+    "failed send waits and is tried again by a later run, and after the last try is marked failed.",
+)
+def deliver_notifications_flow(
+    batch: int = param("Batch size", "Messages sent over one connection.", BATCH, ge=1, le=1000),
+    limit: int | None = param("At most", "Stop after this many messages; empty for all that are due.", None, ge=1),
+) -> dict[str, Any]:
     """Send what the outbox holds and is due, batch by batch, until nothing is left
     (or `limit` messages); failed sends wait and are tried again by a later run."""
     logger = get_run_logger()
@@ -52,7 +55,16 @@ def deliver_notifications_flow(batch: int = param("Batch size", "Messages sent o
         if done["released"]:  # the connection was lost: the next run starts afresh
             break
     if claimed:  # a run with nothing to send leaves nothing behind (it runs every few minutes)
-        summarise("deliver-notifications", None, "Notifications delivered", [
-            ("sent", total["sent"]), ("to try again later", total["retrying"]), ("failed for good", total["failed"]),
-            ("returned to the queue", total["released"])], total["errors"])
+        summarise(
+            "deliver-notifications",
+            None,
+            "Notifications delivered",
+            [
+                ("sent", total["sent"]),
+                ("to try again later", total["retrying"]),
+                ("failed for good", total["failed"]),
+                ("returned to the queue", total["released"]),
+            ],
+            total["errors"],
+        )
     return total

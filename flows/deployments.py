@@ -36,9 +36,17 @@ DELIVERY_EVERY_SECONDS = 300
 ROUND_DATES_EVERY_SECONDS = 900
 
 #: The stages the secretariat starts, in the order of a round.
-ON_DEMAND_FLOWS = (open_round_flow, close_round_flow, import_applications_flow, screen_applications_flow,
-                   assign_gmp_reviewers_flow, invite_gmp_reviewers_flow, send_to_committee_flow,
-                   prepare_committee_bundles_flow, send_decision_letters_flow)
+ON_DEMAND_FLOWS = (
+    open_round_flow,
+    close_round_flow,
+    import_applications_flow,
+    screen_applications_flow,
+    assign_gmp_reviewers_flow,
+    invite_gmp_reviewers_flow,
+    send_to_committee_flow,
+    prepare_committee_bundles_flow,
+    send_decision_letters_flow,
+)
 #: A deployment's tags, so a Prefect server shared with other work shows the engine's apart.
 TAGS = ["sip"]
 
@@ -68,9 +76,14 @@ def register(pool: str) -> tuple[list[str], bool]:
         try:
             client.read_work_pool(pool)
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(
-                name=pool, type="process", base_job_template=ProcessWorker.get_default_base_job_template(),
-                description="The SIP engine's flows, run by `prefect worker start --pool " + pool + "`"))
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=pool,
+                    type="process",
+                    base_job_template=ProcessWorker.get_default_base_job_template(),
+                    description="The SIP engine's flows, run by `prefect worker start --pool " + pool + "`",
+                )
+            )
             made = True
     names = []
     for deployment in deployments():

@@ -24,31 +24,41 @@ def import_application_batch(round_id: str, paths: list[str], actor: str, now_is
     for path in paths:
         content, problem = read_file(Path(path), rt.settings.max_request_bytes)
         if content is None:
-            results.append({"file": path, "reference": None, "created": False,
-                            "errors": [{"path": "$", "message": problem}]})
+            results.append(
+                {"file": path, "reference": None, "created": False, "errors": [{"path": "$", "message": problem}]}
+            )
         else:
             readable.append((path, content))
-    for item in import_batch(rt.engine, rt.settings, round_id, readable, actor=actor,
-                             now=instant(now_iso)):
-        results.append({
-            "file": item.name, "reference": item.reference, "created": item.created,
-            "errors": [e.model_dump() for e in item.errors] or (
-                [{"path": "$", "message": item.message}] if item.message else []),
-        })
+    for item in import_batch(rt.engine, rt.settings, round_id, readable, actor=actor, now=instant(now_iso)):
+        results.append(
+            {
+                "file": item.name,
+                "reference": item.reference,
+                "created": item.created,
+                "errors": [e.model_dump() for e in item.errors]
+                or ([{"path": "$", "message": item.message}] if item.message else []),
+            }
+        )
     return results
 
 
-@flow(name="import-applications", log_prints=False,
-      description="Import application files received by the secretariat (JSON, or folders of them on the machine "
-                  "that runs the flow) into a round; each applicant gets a receipt. Running it again imports "
-                  "nothing twice.")
+@flow(
+    name="import-applications",
+    log_prints=False,
+    description="Import application files received by the secretariat (JSON, or folders of them on the machine "
+    "that runs the flow) into a round; each applicant gets a receipt. Running it again imports "
+    "nothing twice.",
+)
 @refusals_end_the_run
-def import_applications_flow(round_id: str = round_param(),
-                             paths: list[str] = param("Files and folders", "Application files (JSON) or folders of "
-                                                      "them, as paths on the machine that runs the flow.",
-                                                      min_length=1),
-                             batch_size: int = param("Batch size", "Files imported per transaction.", BATCH,
-                                                     ge=1, le=2000)) -> dict[str, Any]:
+def import_applications_flow(
+    round_id: str = round_param(),
+    paths: list[str] = param(
+        "Files and folders",
+        "Application files (JSON) or folders of them, as paths on the machine that runs the flow.",
+        min_length=1,
+    ),
+    batch_size: int = param("Batch size", "Files imported per transaction.", BATCH, ge=1, le=2000),
+) -> dict[str, Any]:
     """Import application files (and the *.json files of folders) into a round.
     Re-running it imports nothing twice."""
     logger = get_run_logger()
@@ -57,7 +67,7 @@ def import_applications_flow(round_id: str = round_param(),
     now_iso = instant(None).isoformat()
     actor = started_by()
     results: list[dict[str, Any]] = []
-    chunks = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
+    chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
     for number, chunk in enumerate(chunks, start=1):
         results += import_application_batch(round_id, chunk, actor, now_iso)
         logger.info("batch %d: %d of %d files done", number, len(results), len(files))
@@ -69,15 +79,32 @@ def import_applications_flow(round_id: str = round_param(),
         "failed": sum(1 for r in results if not r["reference"]),
         "results": results,
     }
-    logger.info("round %s: %d imported, %d already there, %d failed", round_id, summary["imported"],
-                summary["already_imported"], summary["failed"])
+    logger.info(
+        "round %s: %d imported, %d already there, %d failed",
+        round_id,
+        summary["imported"],
+        summary["already_imported"],
+        summary["failed"],
+    )
     for item in results:
         if not item["reference"]:
-            logger.warning("%s refused: %s", item["file"], "; ".join(f"{e['path']}: {e['message']}"
-                                                                    for e in item["errors"]))
-    summarise("import-applications", round_id, f"Import into {round_id}", [
-        ("files", summary["files"]), ("imported", summary["imported"]),
-        ("already imported", summary["already_imported"]), ("refused", summary["failed"])],
-        [f"{item['file']} refused: " + "; ".join(f"{e['path']}: {e['message']}" for e in item["errors"])
-         for item in results if not item["reference"]][:50])
+            logger.warning(
+                "%s refused: %s", item["file"], "; ".join(f"{e['path']}: {e['message']}" for e in item["errors"])
+            )
+    summarise(
+        "import-applications",
+        round_id,
+        f"Import into {round_id}",
+        [
+            ("files", summary["files"]),
+            ("imported", summary["imported"]),
+            ("already imported", summary["already_imported"]),
+            ("refused", summary["failed"]),
+        ],
+        [
+            f"{item['file']} refused: " + "; ".join(f"{e['path']}: {e['message']}" for e in item["errors"])
+            for item in results
+            if not item["reference"]
+        ][:50],
+    )
     return summary

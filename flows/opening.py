@@ -33,8 +33,7 @@ HORIZON = timedelta(days=1)
 EARLY_START_SECONDS = 60
 
 
-@flow(name="open-round", log_prints=False,
-      description="Open a round for applications, at its opening time or later.")
+@flow(name="open-round", log_prints=False, description="Open a round for applications, at its opening time or later.")
 @refusals_end_the_run
 def open_round_flow(round_id: str = round_param(), at: datetime | None = at_param("the opening")) -> dict[str, Any]:
     """Open a round for applications (at its `opens_at`, or later)."""
@@ -48,13 +47,17 @@ def open_round_flow(round_id: str = round_param(), at: datetime | None = at_para
     return {"round": round_id, "status": row.status, "changed": changed}
 
 
-@flow(name="close-round", log_prints=False,
-      description="Close a round after its deadline (before it only with a reason).")
+@flow(
+    name="close-round", log_prints=False, description="Close a round after its deadline (before it only with a reason)."
+)
 @refusals_end_the_run
-def close_round_flow(round_id: str = round_param(), at: datetime | None = at_param("the close"),
-                     early_reason: str | None = param(
-                         "Reason for closing early", "Needed only to close the round before its deadline.", None,
-                         max_length=2000)) -> dict[str, Any]:
+def close_round_flow(
+    round_id: str = round_param(),
+    at: datetime | None = at_param("the close"),
+    early_reason: str | None = param(
+        "Reason for closing early", "Needed only to close the round before its deadline.", None, max_length=2000
+    ),
+) -> dict[str, Any]:
     """Close a round after its deadline (before it only with a reason)."""
     check_round(round_id)
     when = instant(at, wait=EARLY_START_SECONDS)
@@ -66,10 +69,13 @@ def close_round_flow(round_id: str = round_param(), at: datetime | None = at_par
     return {"round": round_id, "status": row.status, "changed": changed}
 
 
-@flow(name="round-dates", log_prints=False,
-      description="Open each loaded round at its opening time and close it at its deadline: what is due now "
-                  "is done at once, and the openings and closes of the next day are scheduled for their "
-                  "exact instants (as runs of open-round and close-round).")
+@flow(
+    name="round-dates",
+    log_prints=False,
+    description="Open each loaded round at its opening time and close it at its deadline: what is due now "
+    "is done at once, and the openings and closes of the next day are scheduled for their "
+    "exact instants (as runs of open-round and close-round).",
+)
 def round_dates_flow() -> dict[str, Any]:
     """Keep the rounds' statuses on their dates; running it again does nothing twice."""
     logger = get_run_logger()
@@ -91,14 +97,21 @@ def round_dates_flow() -> dict[str, Any]:
     ahead = {round_id: dates_ahead(stored, definition, now, now + HORIZON) for round_id, stored, definition in rounds}
     scheduled = _schedule(ahead)
     for round_id, status, when in scheduled:
-        logger.info("round %s: %s scheduled for %s", round_id, "opening" if status == "open" else "close",
-                    when.isoformat())
-    summarise("round-dates", None, "Rounds kept on their dates",
-              [("opened or closed now", len(done)), ("scheduled for the next day", len(scheduled))],
-              [f"{round_id}: {status} now" for round_id, status in done]
-              + [f"{round_id}: {status} at {when.isoformat()}" for round_id, status, when in scheduled])
-    return {"done": [{"round": r, "status": s} for r, s in done],
-            "scheduled": [{"round": r, "status": s, "at": w.isoformat()} for r, s, w in scheduled]}
+        logger.info(
+            "round %s: %s scheduled for %s", round_id, "opening" if status == "open" else "close", when.isoformat()
+        )
+    summarise(
+        "round-dates",
+        None,
+        "Rounds kept on their dates",
+        [("opened or closed now", len(done)), ("scheduled for the next day", len(scheduled))],
+        [f"{round_id}: {status} now" for round_id, status in done]
+        + [f"{round_id}: {status} at {when.isoformat()}" for round_id, status, when in scheduled],
+    )
+    return {
+        "done": [{"round": r, "status": s} for r, s in done],
+        "scheduled": [{"round": r, "status": s, "at": w.isoformat()} for r, s, w in scheduled],
+    }
 
 
 def _schedule(ahead: dict[str, list[tuple[RoundStatus, datetime]]]) -> list[tuple[str, str, datetime]]:
@@ -123,30 +136,46 @@ def _schedule(ahead: dict[str, list[tuple[RoundStatus, datetime]]]) -> list[tupl
     def action(status: RoundStatus) -> str:
         return "open" if status is RoundStatus.OPEN else "close"
 
-    wanted = {f"{action(status)}-{round_id}-{when.isoformat()}": (round_id, status, when)
-              for round_id, dates in ahead.items() for status, when in dates}
+    wanted = {
+        f"{action(status)}-{round_id}-{when.isoformat()}": (round_id, status, when)
+        for round_id, dates in ahead.items()
+        for status, when in dates
+    }
     with get_client(sync_client=True) as client:
         pending = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 tags=FlowRunFilterTags(all_=["round-dates"]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            ),
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[ON_DEMAND])),
-            sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=200)  # (Prefect 3.8's server wants both said)
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
+        )  # (Prefect 3.8's server wants both said)
         for run in pending:
             if run.idempotency_key not in wanted:
                 client.delete_flow_run(run.id)
     scheduled = []
     for key, (round_id, status, when) in wanted.items():
         try:
-            run_deployment(f"{action(status)}-round/{ON_DEMAND}", parameters={"round_id": round_id,
-                                                                               "at": when.isoformat()},
-                           scheduled_time=when, timeout=0, idempotency_key=key,
-                           tags=["round-dates", f"round:{round_id}"], as_subflow=False)
+            run_deployment(
+                f"{action(status)}-round/{ON_DEMAND}",
+                parameters={"round_id": round_id, "at": when.isoformat()},
+                scheduled_time=when,
+                timeout=0,
+                idempotency_key=key,
+                tags=["round-dates", f"round:{round_id}"],
+                as_subflow=False,
+            )
         except ObjectNotFound:
-            get_run_logger().warning("%s-round/%s is not registered on this Prefect server: round %s's %s at %s is "
-                                     "left for a later look (serve or deploy the engine's flows)", action(status),
-                                     ON_DEMAND, round_id, "opening" if status is RoundStatus.OPEN else "close",
-                                     when.isoformat())
+            get_run_logger().warning(
+                "%s-round/%s is not registered on this Prefect server: round %s's %s at %s is "
+                "left for a later look (serve or deploy the engine's flows)",
+                action(status),
+                ON_DEMAND,
+                round_id,
+                "opening" if status is RoundStatus.OPEN else "close",
+                when.isoformat(),
+            )
             continue
         scheduled.append((round_id, status.value, when))
     return scheduled

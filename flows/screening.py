@@ -29,15 +29,19 @@ def screen_batch_task(round_id: str, application_ids: list[int], actor: str, at_
     return summary.__dict__
 
 
-@flow(name="screen-applications", log_prints=False,
-      description="Screen a closed round: completeness, eligibility and the automatic appraisal criteria, in "
-                  "batches; the applicants of incomplete or ineligible applications are told. Running it again "
-                  "screens nothing twice.")
+@flow(
+    name="screen-applications",
+    log_prints=False,
+    description="Screen a closed round: completeness, eligibility and the automatic appraisal criteria, in "
+    "batches; the applicants of incomplete or ineligible applications are told. Running it again "
+    "screens nothing twice.",
+)
 @refusals_end_the_run
-def screen_applications_flow(round_id: str = round_param(),
-                             batch_size: int = param("Batch size", "Applications screened per transaction.", BATCH,
-                                                     ge=1, le=5000),
-                             at: datetime | None = at_param("the screening")) -> dict[str, Any]:
+def screen_applications_flow(
+    round_id: str = round_param(),
+    batch_size: int = param("Batch size", "Applications screened per transaction.", BATCH, ge=1, le=5000),
+    at: datetime | None = at_param("the screening"),
+) -> dict[str, Any]:
     """Screen a closed round: completeness, eligibility and the automatic appraisal
     criteria, in batches. Re-running it screens nothing twice."""
     logger = get_run_logger()
@@ -48,10 +52,16 @@ def screen_applications_flow(round_id: str = round_param(),
     start_screening_task(round_id, actor, at_iso)
     with reading(runtime().engine) as session:
         ids = to_screen(session, round_id)
-    total: dict[str, Any] = {"round": round_id, "looked_at": len(ids), "screened": 0, "unchanged": 0,
-                             "notices": 0, "verdicts": {}}
+    total: dict[str, Any] = {
+        "round": round_id,
+        "looked_at": len(ids),
+        "screened": 0,
+        "unchanged": 0,
+        "notices": 0,
+        "verdicts": {},
+    }
     for number, start in enumerate(range(0, len(ids), batch_size), start=1):
-        done = screen_batch_task(round_id, ids[start:start + batch_size], actor, at_iso)
+        done = screen_batch_task(round_id, ids[start : start + batch_size], actor, at_iso)
         for name in ("screened", "unchanged", "notices"):
             total[name] += done[name]
         for verdict, count in done["verdicts"].items():
@@ -59,11 +69,26 @@ def screen_applications_flow(round_id: str = round_param(),
         logger.info("batch %d: %d of %d applications looked at", number, min(start + batch_size, len(ids)), len(ids))
     with reading(runtime().engine) as session:
         total["round_counts"] = screening_counts(session, round_id)
-    logger.info("round %s: %d screened, %d unchanged, %d notices queued", round_id, total["screened"],
-                total["unchanged"], total["notices"])
-    summarise("screen-applications", round_id, f"Screening of {round_id}", [
-        ("looked at", total["looked_at"]), ("screened now", total["screened"]), ("unchanged", total["unchanged"]),
-        ("notices queued", total["notices"]),
-        *((f"round total: {verdict.replace('_', ' ')}", count)
-          for verdict, count in sorted(total["round_counts"].items()))])
+    logger.info(
+        "round %s: %d screened, %d unchanged, %d notices queued",
+        round_id,
+        total["screened"],
+        total["unchanged"],
+        total["notices"],
+    )
+    summarise(
+        "screen-applications",
+        round_id,
+        f"Screening of {round_id}",
+        [
+            ("looked at", total["looked_at"]),
+            ("screened now", total["screened"]),
+            ("unchanged", total["unchanged"]),
+            ("notices queued", total["notices"]),
+            *(
+                (f"round total: {verdict.replace('_', ' ')}", count)
+                for verdict, count in sorted(total["round_counts"].items())
+            ),
+        ],
+    )
     return total

@@ -15,5 +15,12 @@ from notifications.render import (
     status_label,
 )
 
-__all__ = ["ACCESS_CODE_PLACEHOLDER", "BUNDLE_LINK_PLACEHOLDER", "LANGUAGES", "REVIEW_LINK_PLACEHOLDER",
-           "RenderedMessage", "render", "status_label"]
+__all__ = [
+    "ACCESS_CODE_PLACEHOLDER",
+    "BUNDLE_LINK_PLACEHOLDER",
+    "LANGUAGES",
+    "REVIEW_LINK_PLACEHOLDER",
+    "RenderedMessage",
+    "render",
+    "status_label",
+]

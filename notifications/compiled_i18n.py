@@ -21,13 +21,21 @@ class CompiledTranslations(InternationalizationExtension):
     #: set on the environment before templates are compiled
     catalog_attribute = "compiled_translations"
 
-    def _make_node(self, singular: str, plural: str | None, context: str | None,
-                   variables: dict[str, nodes.Expr], plural_expr: nodes.Expr | None, vars_referenced: bool,
-                   num_called_num: bool) -> nodes.Output:
+    def _make_node(
+        self,
+        singular: str,
+        plural: str | None,
+        context: str | None,
+        variables: dict[str, nodes.Expr],
+        plural_expr: nodes.Expr | None,
+        vars_referenced: bool,
+        num_called_num: bool,
+    ) -> nodes.Output:
         catalog: Any = getattr(self.environment, self.catalog_attribute, None)
         if catalog is None or plural is not None or context is not None:
-            return super()._make_node(singular, plural, context, variables, plural_expr, vars_referenced,
-                                      num_called_num)
+            return super()._make_node(
+                singular, plural, context, variables, plural_expr, vars_referenced, num_called_num
+            )
         text = catalog.gettext(singular)
         if not vars_referenced:
             # Jinja2 doubles a literal % in a block without variables.
@@ -37,7 +45,7 @@ class CompiledTranslations(InternationalizationExtension):
         position = 0
         for match in _PLACEHOLDER.finditer(text):
             if match.start() > position:
-                parts.append(nodes.TemplateData(text[position:match.start()]))
+                parts.append(nodes.TemplateData(text[position : match.start()]))
             if match.group(0) == "%%":
                 parts.append(nodes.TemplateData("%"))
             else:

@@ -23,6 +23,8 @@ from typing import Any
 from notifications.render import RenderedMessage
 
 PROGRAMME = "Specific International Programme – Minamata Convention"
+
+
 class _Wire(Compat32):
     """compat32 with SMTP's line endings, which writes a header that is already ASCII
     and within 78 characters a line (or folded so) as it is, instead of re-encoding
@@ -32,8 +34,11 @@ class _Wire(Compat32):
     def _fold(self, name: str, value: Any, sanitize: bool) -> str:
         if isinstance(value, str) and value.isascii() and "\r" not in value.replace(self.linesep, ""):
             lines = f"{name}: {value}".split(self.linesep)
-            if "\n" not in value.replace(self.linesep, "") and all(len(line) <= 78 for line in lines) and all(
-                    line[:1] in (" ", "\t") for line in lines[1:]):
+            if (
+                "\n" not in value.replace(self.linesep, "")
+                and all(len(line) <= 78 for line in lines)
+                and all(line[:1] in (" ", "\t") for line in lines[1:])
+            ):
                 return f"{name}: {value}{self.linesep}"
         return super()._fold(name, value, sanitize)
 
@@ -72,8 +77,7 @@ def ascii_domain(address: str) -> str:
     return f"{local}@{domain.encode('idna').decode('ascii')}" if not domain.isascii() else address
 
 
-def build(message: RenderedMessage, *, sender: str, recipient: str, mid: str, date: datetime,
-          kind: str) -> Message:
+def build(message: RenderedMessage, *, sender: str, recipient: str, mid: str, date: datetime, kind: str) -> Message:
     """`date`: when it is sent (a message tried again later carries the later date)."""
     email = MIMEMultipart("alternative")
     email["From"] = _from(sender)

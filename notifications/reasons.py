@@ -19,33 +19,42 @@ REASONS = {
     "form_c_missing": N_("Form C (the transmittal letter signed by the national focal point) is missing."),
     "form_c_unsigned": N_("Form C is not signed and dated by the national focal point."),
     "consultation_unconfirmed": N_("Form C does not confirm that national consultations took place."),
-    "logframe_incomplete": N_("The logical framework is missing, or one of its outputs has no activities or "
-                              "indicators."),
+    "logframe_incomplete": N_(
+        "The logical framework is missing, or one of its outputs has no activities or indicators."
+    ),
     "workplan_missing": N_("The workplan is missing."),
     "budget_lines_missing": N_("The budget (form B) has no lines."),
     "not_a_party": N_("%(party)s is not a Party to the Convention according to the register of Parties."),
-    "not_party_on_deadline": N_("%(party)s became a Party to the Convention on %(since)s, after the round's "
-                                "deadline (%(deadline)s)."),
-    "economy_not_eligible": N_("This round funds %(economies)s; according to the register of Parties, %(party)s "
-                               "is not one of them."),
+    "not_party_on_deadline": N_(
+        "%(party)s became a Party to the Convention on %(since)s, after the round's deadline (%(deadline)s)."
+    ),
+    "economy_not_eligible": N_(
+        "This round funds %(economies)s; according to the register of Parties, %(party)s is not one of them."
+    ),
     "duration_missing": N_("Form A does not give the project's duration."),
     "amount_missing": N_("Form B does not give the amount requested."),
-    "amount_out_of_range": N_("The amount requested (%(amount)s) is outside the round's range of %(minimum)s to "
-                              "%(maximum)s."),
+    "amount_out_of_range": N_(
+        "The amount requested (%(amount)s) is outside the round's range of %(minimum)s to %(maximum)s."
+    ),
     "budget_does_not_add_up": N_("The budget lines add up to %(total)s, not to the %(amount)s requested."),
     "wrong_currency": N_("The amounts are in %(currency)s; the round takes applications in %(expected)s."),
-    "workplan_exceeds_duration": N_("The workplan runs to month %(last_month)s, beyond the project's declared "
-                                    "duration of %(duration)s months."),
-    "duration_too_long": N_("The project's duration (%(duration)s months) exceeds the round's maximum of "
-                            "%(maximum)s months."),
+    "workplan_exceeds_duration": N_(
+        "The workplan runs to month %(last_month)s, beyond the project's declared duration of %(duration)s months."
+    ),
+    "duration_too_long": N_(
+        "The project's duration (%(duration)s months) exceeds the round's maximum of %(maximum)s months."
+    ),
     "articles_missing": N_("The application does not name the articles of the Convention the project implements."),
     "articles_invalid": N_("The application names articles that are not in the Convention: %(articles)s."),
-    "too_many_applications": N_("The round takes at most %(limit)s application(s) per Party; this is the Party's "
-                                "application number %(rank)s."),
+    "too_many_applications": N_(
+        "The round takes at most %(limit)s application(s) per Party; this is the Party's application number %(rank)s."
+    ),
 }
-ECONOMIES = {"developing": N_("developing countries"),
-             "transition": N_("countries with economies in transition"),
-             "developed": N_("developed countries")}
+ECONOMIES = {
+    "developing": N_("developing countries"),
+    "transition": N_("countries with economies in transition"),
+    "developed": N_("developed countries"),
+}
 _MONEY = {"amount", "minimum", "maximum", "total"}
 _DATES = {"since", "deadline"}
 

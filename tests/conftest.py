@@ -59,8 +59,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_url() -> Iterator[str]:
     problem = _postgres_reachable()
     if problem:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({problem}); PostgreSQL tests skipped. "
-                    "Start PostgreSQL or set SIP_TEST_POSTGRES_URL to run them.")
+        pytest.skip(
+            f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({problem}); PostgreSQL tests skipped. "
+            "Start PostgreSQL or set SIP_TEST_POSTGRES_URL to run them."
+        )
     name = f"sip_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -77,8 +79,12 @@ def postgres_url() -> Iterator[str]:
 def _empty_postgres(url: str) -> None:
     engine = get_engine(url)
     with engine.begin() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "select tablename from pg_tables where schemaname = 'public' and tablename <> 'alembic_version'"))]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text("select tablename from pg_tables where schemaname = 'public' and tablename <> 'alembic_version'")
+            )
+        ]
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
@@ -87,8 +93,9 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def _fresh_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
-                    monkeypatch: pytest.MonkeyPatch) -> Settings:
+def _fresh_settings(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     monkeypatch.setenv("SIP_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SIP_SECRET_KEY", SECRET)
     if backend == "sqlite":
@@ -105,8 +112,7 @@ def _fresh_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path
 
 
 @pytest.fixture
-def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings for a fresh database with the defaults (Parties, shipped rounds), also
     exported to the environment so that flows and the CLI use the same database."""
     return _fresh_settings(backend, request, tmp_path, monkeypatch)
@@ -141,8 +147,10 @@ def prefect_harness() -> Iterator[None]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90), \
-            temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with (
+        prefect_test_harness(server_startup_timeout=90),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield
 
 
@@ -175,11 +183,14 @@ def imported(open_round1: Runtime) -> Runtime:
     ineligible (Switzerland), and one whose Party's date is unknown (Cameroon)."""
     from engine.services.intake import import_batch
 
-    files = [(n, received(n)) for n in ("ben-asgm-complete.json", "lso-inventory-no-form-c.json",
-                                        "che-products-ineligible.json")]
+    files = [
+        (n, received(n))
+        for n in ("ben-asgm-complete.json", "lso-inventory-no-form-c.json", "che-products-ineligible.json")
+    ]
     files.append(("cmr.json", received("ben-asgm-complete.json", applicant__party="CMR", form_a__title="Cameroon")))
-    assert all(r.ok for r in import_batch(open_round1.engine, open_round1.settings, ROUND1, files, actor="s",
-                                          now=AFTER_CLOSE))
+    assert all(
+        r.ok for r in import_batch(open_round1.engine, open_round1.settings, ROUND1, files, actor="s", now=AFTER_CLOSE)
+    )
     return open_round1
 
 
@@ -190,8 +201,10 @@ def run(rt: Runtime, batch: int = 500) -> list:
     with unit_of_work(rt.engine) as session:
         start_screening(session, ROUND1, actor="officer", at=AFTER_CLOSE)
         ids = to_screen(session, ROUND1)
-    return [screen_batch(rt.engine, rt.settings, ROUND1, ids[i:i + batch], actor="officer", at=AFTER_CLOSE)
-            for i in range(0, len(ids), batch)]
+    return [
+        screen_batch(rt.engine, rt.settings, ROUND1, ids[i : i + batch], actor="officer", at=AFTER_CLOSE)
+        for i in range(0, len(ids), batch)
+    ]
 
 
 @pytest.fixture
@@ -209,7 +222,8 @@ REGISTER = HEADER + (
     "Bénédicte Or,bene@example.org,Université d'Abomey,BEN,artisanal_gold_mining,fr,3\n"
     "Paul Retort,paul@example.org,Ministère du Cadre de Vie et du Développement Durable,TGO,"
     "artisanal_gold_mining,fr;en,3\n"
-    "Lena Lamp,lena@example.org,Zero Mercury,DEU,products;waste_management,en,3\n")
+    "Lena Lamp,lena@example.org,Zero Mercury,DEU,products;waste_management,en,3\n"
+)
 
 
 @pytest.fixture
@@ -223,12 +237,22 @@ def round4(rt: Runtime) -> Runtime:
 
     with unit_of_work(rt.engine) as session:
         open_round(session, ROUND4, actor="s", at=datetime(2024, 4, 25, tzinfo=UTC))
-    files = [("ben.json", changed(example("ben-asgm-complete.json"), round=ROUND4,
-                                  received_at="2024-07-01T10:00:00+02:00")),
-             ("lso.json", changed(example("ben-asgm-complete.json"), round=ROUND4, applicant__party="LSO",
-                                  received_at="2024-07-02T10:00:00+02:00", form_a__convention_articles=[4, 11],
-                                  form_a__title="Mercury-added products and their wastes",
-                                  form_a__summary="Inventory of products", form_a__objective="Regulate products"))]
+    files = [
+        ("ben.json", changed(example("ben-asgm-complete.json"), round=ROUND4, received_at="2024-07-01T10:00:00+02:00")),
+        (
+            "lso.json",
+            changed(
+                example("ben-asgm-complete.json"),
+                round=ROUND4,
+                applicant__party="LSO",
+                received_at="2024-07-02T10:00:00+02:00",
+                form_a__convention_articles=[4, 11],
+                form_a__title="Mercury-added products and their wastes",
+                form_a__summary="Inventory of products",
+                form_a__objective="Regulate products",
+            ),
+        ),
+    ]
     assert all(r.ok for r in import_batch(rt.engine, rt.settings, ROUND4, files, actor="s", now=AFTER_R4))
     with unit_of_work(rt.engine) as session:
         start_screening(session, ROUND4, actor="s", at=AFTER_R4)
@@ -248,8 +272,13 @@ def members(rt: Runtime, text: str | None = None) -> dict[str, int]:
     from engine.services.committee import known_parties, load_members, parse_members
 
     with unit_of_work(rt.engine) as session:
-        return load_members(session, parse_members(text or MEMBERS, "c.csv", known_parties(session)),
-                            source="c.csv", actor="officer", at=COMMITTEE_AT)
+        return load_members(
+            session,
+            parse_members(text or MEMBERS, "c.csv", known_parties(session)),
+            source="c.csv",
+            actor="officer",
+            at=COMMITTEE_AT,
+        )
 
 
 @pytest.fixture
@@ -263,8 +292,16 @@ def committee(screened: Runtime) -> Runtime:
     from engine.services.reviewing import send_to_committee
 
     with unit_of_work(screened.engine) as session:
-        override(session, screened.settings, ROUND1, "SIP-2018-R1-0004", "screened", reason="Party since 2017",
-                 actor="o", at=AFTER_CLOSE)
+        override(
+            session,
+            screened.settings,
+            ROUND1,
+            "SIP-2018-R1-0004",
+            "screened",
+            reason="Party since 2017",
+            actor="o",
+            at=AFTER_CLOSE,
+        )
         send_to_committee(session, ROUND1, actor="officer", at=AFTER_CLOSE)
     members(screened)
     with unit_of_work(screened.engine) as session:

@@ -30,10 +30,14 @@ def free_port() -> int:
 def quiet_env(**extra: str) -> dict[str, str]:
     """The environment of a process of the test: this one's, without the settings a
     test may have set for itself (its database, its Prefect)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SIP_", "PREFECT_")) and k not in ("DATABASE_URL", "NOTIFICATIONS_BACKEND")}
-    env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-                "PYTHONUNBUFFERED": "1", **extra})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SIP_", "PREFECT_")) and k not in ("DATABASE_URL", "NOTIFICATIONS_BACKEND")
+    }
+    env.update(
+        {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", "PYTHONUNBUFFERED": "1", **extra}
+    )
     return env
 
 
@@ -42,8 +46,7 @@ def running(args: list[str], *, env: dict[str, str], cwd: Path, log: Path) -> It
     """A process of its own (its own process group), stopped with SIGTERM at the end and
     killed 20 s later if it is still there."""
     with log.open("wb") as out:
-        process = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             yield process
         finally:
@@ -79,8 +82,12 @@ def prefect_server(home: Path) -> Iterator[str]:
     port = free_port()
     env = quiet_env(PREFECT_HOME=str(home))
     log = home / "server.log"
-    with running([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                 env=env, cwd=home, log=log) as process:
+    with running(
+        [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=home,
+        log=log,
+    ) as process:
         url = f"http://127.0.0.1:{port}/api"
         wait_for(f"{url}/health", process, log)
         yield url
@@ -96,8 +103,14 @@ def deployments_on(api: str) -> set[str]:
 def start_runs(api: str, home: Path, batches: list[list[dict[str, object]]], *, cwd: Path) -> list[dict[str, str]]:
     """Start the runs from a process of their own (Prefect's client only), batch by
     batch; returns each run's deployment, id, final state and message."""
-    done = subprocess.run([sys.executable, str(START_RUNS), json.dumps(batches)], cwd=cwd, capture_output=True,
-                          text=True, timeout=900, env=quiet_env(PREFECT_API_URL=api, PREFECT_HOME=str(home)))
+    done = subprocess.run(
+        [sys.executable, str(START_RUNS), json.dumps(batches)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=quiet_env(PREFECT_API_URL=api, PREFECT_HOME=str(home)),
+    )
     runs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0, (runs, done.stderr[-3000:])
     return runs

@@ -23,18 +23,43 @@ def main() -> int:
     batches = json.loads(sys.argv[1])
     with get_client(sync_client=True) as client:
         for batch in batches:
-            runs = [(item["deployment"], run_deployment(item["deployment"], parameters=item.get("parameters", {}),
-                                                        timeout=0, as_subflow=False)) for item in batch]
+            runs = [
+                (
+                    item["deployment"],
+                    run_deployment(
+                        item["deployment"], parameters=item.get("parameters", {}), timeout=0, as_subflow=False
+                    ),
+                )
+                for item in batch
+            ]
             deadline = time.monotonic() + WAIT_SECONDS
             for deployment, run in runs:
                 while not (state := client.read_flow_run(run.id).state) or not state.is_final():
                     if time.monotonic() > deadline:
-                        print(json.dumps({"deployment": deployment, "id": str(run.id), "state": "TIMEOUT",
-                                          "message": f"not over after {WAIT_SECONDS} s"}), flush=True)
+                        print(
+                            json.dumps(
+                                {
+                                    "deployment": deployment,
+                                    "id": str(run.id),
+                                    "state": "TIMEOUT",
+                                    "message": f"not over after {WAIT_SECONDS} s",
+                                }
+                            ),
+                            flush=True,
+                        )
                         return 1
                     time.sleep(0.5)
-                print(json.dumps({"deployment": deployment, "id": str(run.id), "state": state.type.value,
-                                  "message": state.message}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "deployment": deployment,
+                            "id": str(run.id),
+                            "state": state.type.value,
+                            "message": state.message,
+                        }
+                    ),
+                    flush=True,
+                )
     return 0
 
 

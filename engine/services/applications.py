@@ -52,8 +52,17 @@ def list_applications(session: Session, round_id: str) -> list[ApplicationLine]:
         .order_by(Application.id)  # type: ignore[arg-type]
     ).all()
     return [
-        ApplicationLine(a.reference, a.party, name or a.party, a.title, a.amount_requested, a.language,
-                        PUBLIC_STATUS[Status(a.status)], Status(a.status), a.submitted_at)
+        ApplicationLine(
+            a.reference,
+            a.party,
+            name or a.party,
+            a.title,
+            a.amount_requested,
+            a.language,
+            PUBLIC_STATUS[Status(a.status)],
+            Status(a.status),
+            a.submitted_at,
+        )
         for a, name in rows
     ]
 
@@ -88,7 +97,8 @@ def applicant_view(session: Session, reference: str, token: str | None) -> Appli
     if not token_matches(token, application.access_token_hash if application else _NO_APPLICATION) or not application:
         return None
     changes = session.exec(
-        select(StatusChange).where(StatusChange.application_id == application.id)
+        select(StatusChange)
+        .where(StatusChange.application_id == application.id)
         .order_by(StatusChange.at, StatusChange.id)  # type: ignore[arg-type]
     ).all()
     letter_sent = decision_letter_sent(session, application)
@@ -99,8 +109,10 @@ def applicant_view(session: Session, reference: str, token: str | None) -> Appli
             timeline.append(TimelineEntry(public, change.at))
     round_row = session.get(Round, application.round_id)
     return ApplicantView(
-        reference=application.reference, round_id=application.round_id,
-        round_title=round_row.title if round_row else application.round_id, title=application.title,
+        reference=application.reference,
+        round_id=application.round_id,
+        round_title=round_row.title if round_row else application.round_id,
+        title=application.title,
         status=public_status(Status(application.status), letter_sent=letter_sent),
         submitted_at=application.submitted_at,
         timeline=timeline,
@@ -143,8 +155,17 @@ def get_application(session: Session, reference: str) -> Application:
 
 
 def transition(
-    session: Session, reference: str, name: str, *, key: str, actor: str, role: Role, at: datetime,
-    reason: str | None = None, expected_version: int | None = None, details: dict[str, Any] | None = None,
+    session: Session,
+    reference: str,
+    name: str,
+    *,
+    key: str,
+    actor: str,
+    role: Role,
+    at: datetime,
+    reason: str | None = None,
+    expected_version: int | None = None,
+    details: dict[str, Any] | None = None,
 ) -> TransitionResult:
     """Apply a transition of the state machine, with its status-change row and audit
     event, in the caller's transaction.
@@ -158,11 +179,14 @@ def transition(
     current = Status(application.status)
     done = _recorded(session, application.id, key, name, reference)
     if done is not None:
-        return TransitionResult(reference, Status(done.from_status or done.to_status), current,
-                                application.version, changed=False)
+        return TransitionResult(
+            reference, Status(done.from_status or done.to_status), current, application.version, changed=False
+        )
     if expected_version is not None and expected_version != application.version:
-        raise Conflict(f"{reference} changed since you read it (version {expected_version}, now "
-                       f"{application.version}); reload it and try again")
+        raise Conflict(
+            f"{reference} changed since you read it (version {expected_version}, now "
+            f"{application.version}); reload it and try again"
+        )
     try:
         record = plan_transition(current, name, actor=actor, role=role, at=at, reason=reason)
     except TransitionError as exc:
@@ -172,22 +196,27 @@ def transition(
             application.status = record.to_status.value
             session.add(application)
             session.add(StatusChange(**audit.history_values(record, application_id=application.id, key=key)))
-            session.add(AuditEvent(**audit.audit_values(record, reference=reference, recorded_at=at,
-                                                        details={"key": key, **(details or {})})))
+            session.add(
+                AuditEvent(
+                    **audit.audit_values(
+                        record, reference=reference, recorded_at=at, details={"key": key, **(details or {})}
+                    )
+                )
+            )
     except (StaleDataError, IntegrityError):
         # Someone else changed the application first. If it was this very transition
         # (a replay running at the same time), there is nothing left to do.
         done = _recorded(session, application.id, key, name, reference)
         if done is not None:
             session.refresh(application)
-            return TransitionResult(reference, current, Status(application.status), application.version,
-                                    changed=False)
+            return TransitionResult(reference, current, Status(application.status), application.version, changed=False)
         raise Conflict(f"{reference} was changed by someone else at the same time; reload it and try again") from None
     return TransitionResult(reference, current, record.to_status, application.version, changed=True)
 
 
-def transition_many(session: Session, changes: list[tuple[Application, str, str, str | None]], *, actor: str,
-                    role: Role, at: datetime) -> int:
+def transition_many(
+    session: Session, changes: list[tuple[Application, str, str, str | None]], *, actor: str, role: Role, at: datetime
+) -> int:
     """`transition` for a batch (application, transition, key, reason), with one
     statement per table. Every change is planned by the state machine; keys already
     recorded change nothing. If any application changed since it was read, nothing is
@@ -195,10 +224,14 @@ def transition_many(session: Session, changes: list[tuple[Application, str, str,
     if not changes:
         return 0
     ids = [a.id for a, *_ in changes]
-    done = {(application_id, key): name for application_id, key, name in session.exec(
-        select(StatusChange.application_id, StatusChange.key, StatusChange.transition)
-        .where(StatusChange.application_id.in_(ids))  # type: ignore[attr-defined]
-    ).all()}
+    done = {
+        (application_id, key): name
+        for application_id, key, name in session.exec(
+            select(StatusChange.application_id, StatusChange.key, StatusChange.transition).where(
+                StatusChange.application_id.in_(ids)
+            )  # type: ignore[attr-defined]
+        ).all()
+    }
     planned = []
     for application, name, key, reason in changes:
         earlier = done.get((application.id, key))
@@ -207,24 +240,38 @@ def transition_many(session: Session, changes: list[tuple[Application, str, str,
                 raise Conflict(f"transition id {key!r} was already used for {earlier} of {application.reference}")
             continue
         try:
-            planned.append((application, key, plan_transition(Status(application.status), name, actor=actor,
-                                                              role=role, at=at, reason=reason)))
+            planned.append(
+                (
+                    application,
+                    key,
+                    plan_transition(Status(application.status), name, actor=actor, role=role, at=at, reason=reason),
+                )
+            )
         except TransitionError as exc:
             raise NotAllowed(f"{application.reference}: {exc}") from None
     if not planned:
         return 0
     table = Application.__table__  # type: ignore[attr-defined]
     updated = session.execute(
-        update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
         .values(status=bindparam("b_status"), version=table.c.version + 1),
         [{"b_id": a.id, "b_version": a.version, "b_status": r.to_status.value} for a, _, r in planned],
     )
     if updated.rowcount != len(planned):  # type: ignore[attr-defined]
         raise Conflict("some applications were changed by someone else meanwhile; nothing was written, run it again")
-    session.execute(insert(StatusChange.__table__), [  # type: ignore[attr-defined]
-        audit.history_values(r, application_id=a.id or 0, key=key) for a, key, r in planned])
-    session.execute(insert(AuditEvent.__table__), [  # type: ignore[attr-defined]
-        audit.audit_values(r, reference=a.reference, recorded_at=at, details={"key": key}) for a, key, r in planned])
+    session.execute(
+        insert(StatusChange.__table__),
+        [  # type: ignore[attr-defined]
+            audit.history_values(r, application_id=a.id or 0, key=key) for a, key, r in planned
+        ],
+    )
+    session.execute(
+        insert(AuditEvent.__table__),
+        [  # type: ignore[attr-defined]
+            audit.audit_values(r, reference=a.reference, recorded_at=at, details={"key": key}) for a, key, r in planned
+        ],
+    )
     for application, _, _ in planned:
         session.expire(application)  # the rows changed underneath the loaded objects
     return len(planned)

@@ -40,8 +40,10 @@ class ScoreRow:
 
 
 def parse_score_sheet(text: str, source: str) -> list[ScoreRow]:
-    rows = [ScoreRow(r["reference"], r["criterion"], r["score"], r["comment"] or None, f"{source}:{line}")
-            for line, r in csv_rows(text, source, SHEET_COLUMNS, required=SHEET_COLUMNS[:3])]
+    rows = [
+        ScoreRow(r["reference"], r["criterion"], r["score"], r["comment"] or None, f"{source}:{line}")
+        for line, r in csv_rows(text, source, SHEET_COLUMNS, required=SHEET_COLUMNS[:3])
+    ]
     if not rows:
         raise InvalidInput(f"{source}: no scores in the file")
     return rows
@@ -53,8 +55,9 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
     definition = definition_of(get_round(session, round_id))
     criteria = {c.id: c for c in definition.criteria}
     references = {r.reference for r in rows}
-    applications = {a.reference: a for a in session.exec(
-        select(Application).where(Application.reference.in_(references))).all()}  # type: ignore[attr-defined]
+    applications = {
+        a.reference: a for a in session.exec(select(Application).where(Application.reference.in_(references))).all()
+    }  # type: ignore[attr-defined]
     errors: list[FieldError] = []
     seen: dict[tuple[str, str], str] = {}
     values: list[tuple[Application, str, int, str | None]] = []
@@ -64,11 +67,16 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
         if application is None:
             problems.append(("reference", f"no application {row.reference!r}"))
         elif application.round_id != round_id:
-            problems.append(("reference", f"{row.reference} is an application of round {application.round_id}, "
-                                          f"not {round_id}"))
+            problems.append(
+                ("reference", f"{row.reference} is an application of round {application.round_id}, not {round_id}")
+            )
         elif application.status not in APPRAISED:
-            problems.append(("reference", f"{row.reference} is {application.status}; only applications that "
-                                          "passed screening are appraised"))
+            problems.append(
+                (
+                    "reference",
+                    f"{row.reference} is {application.status}; only applications that passed screening are appraised",
+                )
+            )
         criterion = criteria.get(row.criterion)
         if criterion is None:
             judgements = ", ".join(c.id for c in definition.criteria if c.kind is CriterionKind.JUDGEMENT)
@@ -81,8 +89,9 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
         if row.comment is not None and len(row.comment) > COMMENT_LENGTH:
             problems.append(("comment", f"is {len(row.comment):,} characters; at most {COMMENT_LENGTH:,}"))
         elif criterion is not None and criterion.scale and score not in criterion.scale:
-            problems.append(("score", f"{score} is not on the scale of {criterion.id} "
-                                      f"({', '.join(map(str, criterion.scale))})"))
+            problems.append(
+                ("score", f"{score} is not on the scale of {criterion.id} ({', '.join(map(str, criterion.scale))})")
+            )
         key = (row.reference, row.criterion)
         if key in seen:
             problems.append(("criterion", f"{row.reference} is scored on {row.criterion} twice (also {seen[key]})"))
@@ -93,22 +102,37 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
     if errors:
         raise InvalidInput(f"{len(errors)} problem(s) in the scores; none was recorded", errors)
 
-    existing = {(s.application_id, s.criterion): s for s in session.exec(
-        select(AppraisalScore).where(AppraisalScore.application_id.in_(  # type: ignore[attr-defined]
-            [a.id for a, *_ in values]))).all()}
+    existing = {
+        (s.application_id, s.criterion): s
+        for s in session.exec(
+            select(AppraisalScore).where(
+                AppraisalScore.application_id.in_(  # type: ignore[attr-defined]
+                    [a.id for a, *_ in values]
+                )
+            )
+        ).all()
+    }
     changed = 0
     for application, criterion_id, score, comment in values:
         current = existing.get((application.id, criterion_id))  # type: ignore[arg-type]
         if current is not None and (current.score, current.comment) == (score, comment):
             continue
         previous = None if current is None else current.score
-        current = current or AppraisalScore(application_id=application.id, criterion=criterion_id, score=score,
-                                            scored_by=actor, scored_at=at)
+        current = current or AppraisalScore(
+            application_id=application.id, criterion=criterion_id, score=score, scored_by=actor, scored_at=at
+        )
         current.score, current.comment, current.scored_by, current.scored_at = score, comment, actor, at
         session.add(current)
-        audit.record(session, at=at, actor=actor, role=Role.SECRETARIAT.value, action="application.scored",
-                     subject_type="application", subject_id=application.reference,
-                     details={"criterion": criterion_id, "score": score, "previous": previous})
+        audit.record(
+            session,
+            at=at,
+            actor=actor,
+            role=Role.SECRETARIAT.value,
+            action="application.scored",
+            subject_type="application",
+            subject_id=application.reference,
+            details={"criterion": criterion_id, "score": score, "previous": previous},
+        )
         changed += 1
     session.flush()
     for application in {a.reference: a for a, *_ in values}.values():
@@ -117,8 +141,13 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
 
 
 def scores_of(session: Session, application_id: int) -> dict[str, int]:
-    return dict(session.exec(select(AppraisalScore.criterion, AppraisalScore.score)
-                             .where(AppraisalScore.application_id == application_id)).all())
+    return dict(
+        session.exec(
+            select(AppraisalScore.criterion, AppraisalScore.score).where(
+                AppraisalScore.application_id == application_id
+            )
+        ).all()
+    )
 
 
 def refresh_appraisal(session: Session, application: Application, definition: RoundDefinition) -> None:
@@ -133,20 +162,34 @@ def refresh_appraisal(session: Session, application: Application, definition: Ro
 Overridable = Literal["screened", "incomplete", "ineligible"]
 #: The transition that takes an application from its status to the verdict a person chose.
 _OVERRIDES: dict[tuple[str, str], str] = {
-    ("submitted", "screened"): "pass_screening", ("submitted", "incomplete"): "mark_incomplete",
-    ("submitted", "ineligible"): "mark_ineligible", ("incomplete", "screened"): "reinstate",
-    ("ineligible", "screened"): "reinstate", ("screened", "ineligible"): "mark_ineligible",
+    ("submitted", "screened"): "pass_screening",
+    ("submitted", "incomplete"): "mark_incomplete",
+    ("submitted", "ineligible"): "mark_ineligible",
+    ("incomplete", "screened"): "reinstate",
+    ("ineligible", "screened"): "reinstate",
+    ("screened", "ineligible"): "mark_ineligible",
     ("information_requested", "incomplete"): "mark_incomplete",  # the items asked for did not come
 }
 
 
-def override(session: Session, settings: Settings, round_id: str, reference: str, verdict: Overridable, *,
-             reason: str | None, actor: str, at: datetime) -> bool:
+def override(
+    session: Session,
+    settings: Settings,
+    round_id: str,
+    reference: str,
+    verdict: Overridable,
+    *,
+    reason: str | None,
+    actor: str,
+    at: datetime,
+) -> bool:
     """Replace the automatic screening verdict with a person's, for a reason (required).
     The same override again changes nothing (returns False)."""
     if not (reason and reason.strip()):
-        raise InvalidInput("an override needs a reason, e.g. --reason \"Party since 2019-03-18 (depositary)\"",
-                           [FieldError(path="reason", message="is required")])
+        raise InvalidInput(
+            'an override needs a reason, e.g. --reason "Party since 2019-03-18 (depositary)"',
+            [FieldError(path="reason", message="is required")],
+        )
     application = get_application(session, reference)
     if application.round_id != round_id:
         raise NotAllowed(f"{reference} is an application of round {application.round_id}, not {round_id}")
@@ -158,14 +201,36 @@ def override(session: Session, settings: Settings, round_id: str, reference: str
     name = _OVERRIDES.get((application.status, verdict))
     if name is None:
         raise NotAllowed(f"{reference} is {application.status}; it cannot be overridden to {verdict}")
-    transition(session, reference, name, key=f"override:{verdict}:{at.isoformat()}", actor=actor,
-               role=Role.SECRETARIAT, at=at, reason=reason)
-    record.override = {"verdict": verdict, "reason": reason.strip(), "by": actor, "at": at.isoformat(),
-                       "automatic": record.verdict}
+    transition(
+        session,
+        reference,
+        name,
+        key=f"override:{verdict}:{at.isoformat()}",
+        actor=actor,
+        role=Role.SECRETARIAT,
+        at=at,
+        reason=reason,
+    )
+    record.override = {
+        "verdict": verdict,
+        "reason": reason.strip(),
+        "by": actor,
+        "at": at.isoformat(),
+        "automatic": record.verdict,
+    }
     session.add(record)
-    audit.record(session, at=at, actor=actor, role=Role.SECRETARIAT.value, action="application.screening_overridden",
-                 subject_type="application", subject_id=reference, from_status=record.verdict, to_status=verdict,
-                 reason=reason.strip())
+    audit.record(
+        session,
+        at=at,
+        actor=actor,
+        role=Role.SECRETARIAT.value,
+        action="application.screening_overridden",
+        subject_type="application",
+        subject_id=reference,
+        from_status=record.verdict,
+        to_status=verdict,
+        reason=reason.strip(),
+    )
     definition = definition_of(get_round(session, round_id))
     if verdict == "screened":
         session.flush()
@@ -173,6 +238,18 @@ def override(session: Session, settings: Settings, round_id: str, reference: str
     else:
         failed = [c for c in record.checks if c["outcome"] == Outcome.FAIL.value]
         reasons = [reason_text(c["code"], c["params"], application.language, definition.currency) for c in failed]
-        outbox.enqueue_rows(session, [notice(settings, application, definition, NOTICE[verdict],  # type: ignore[index]
-                                             [*reasons, reason.strip()], key=f"override:{at.isoformat()}", at=at)])
+        outbox.enqueue_rows(
+            session,
+            [
+                notice(
+                    settings,
+                    application,
+                    definition,
+                    NOTICE[verdict],  # type: ignore[index]
+                    [*reasons, reason.strip()],
+                    key=f"override:{at.isoformat()}",
+                    at=at,
+                )
+            ],
+        )
     return True

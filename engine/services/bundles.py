@@ -40,8 +40,6 @@ from notifications import BUNDLE_LINK_PLACEHOLDER, render
 ON_AGENDA = {Status.READY_FOR_COMMITTEE.value, *(s.value for s in DECISIONS)}
 
 
-
-
 def _usd(value: Decimal | None) -> str:
     return "—" if value is None else f"{value:,.2f}"
 
@@ -81,10 +79,16 @@ def shared_parts(session: Session, round_id: str) -> Shared:
     committee = committee_of(session, round_id)
     definition = committee.definition
     rows = report_rows(session, round_id)
-    applications = {a.reference: a for a in session.exec(select(Application).where(
-        Application.round_id == round_id).order_by(Application.reference)).all()}  # type: ignore[arg-type]
-    records = {r.application_id: r for r in session.exec(select(ScreeningRecord).where(
-        ScreeningRecord.round_id == round_id)).all()}
+    applications = {
+        a.reference: a
+        for a in session.exec(
+            select(Application).where(Application.round_id == round_id).order_by(Application.reference)
+        ).all()
+    }  # type: ignore[arg-type]
+    records = {
+        r.application_id: r
+        for r in session.exec(select(ScreeningRecord).where(ScreeningRecord.round_id == round_id)).all()
+    }
     has_gmp = definition.has_gmp_review
     gmp: dict[str, dict[str, Any]] = {}
     if has_gmp:
@@ -101,37 +105,88 @@ def shared_parts(session: Session, round_id: str) -> Shared:
     for row in rows:
         application = applications[row.reference]
         review = gmp.get(row.reference)
-        recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in review["recommendations"].items() if n) \
-            if review else ""
+        recs = (
+            ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in review["recommendations"].items() if n) if review else ""
+        )
         score = "—" if row.weighted_score is None else str(row.weighted_score)
-        summary.append(dict(reference=row.reference, party=row.party, party_name=row.party_name, region=row.region,
-                            ldc=row.ldc, sids=row.sids, title=row.title, amount=_usd(row.amount_requested),
-                            verdict=row.verdict, score=score, on_agenda=row.reference in on_agenda,
-                            gmp_recommendations=recs, gmp_disagreement=bool(review and review["disagreement"])))
+        summary.append(
+            dict(
+                reference=row.reference,
+                party=row.party,
+                party_name=row.party_name,
+                region=row.region,
+                ldc=row.ldc,
+                sids=row.sids,
+                title=row.title,
+                amount=_usd(row.amount_requested),
+                verdict=row.verdict,
+                score=score,
+                on_agenda=row.reference in on_agenda,
+                gmp_recommendations=recs,
+                gmp_disagreement=bool(review and review["disagreement"]),
+            )
+        )
         if row.reference not in on_agenda:
             continue
         record = records.get(application.id or 0)
-        dossiers[row.reference] = Markup(dossier.render(a=dict(  # noqa: S704 - rendered by an autoescaping template
-            reference=row.reference, party_name=row.party_name, region=row.region, ldc=row.ldc, sids=row.sids,
-            title=row.title, amount=_usd(row.amount_requested), verdict=row.verdict, overridden=row.overridden,
-            score=score, agency=application.applicant.get("executing_agency", {}).get("name", "—"),
-            co_applicants=application.applicant.get("co_applicants", []), form_a=application.form_a,
-            form_b=application.form_b, form_c=application.form_c, checks=record.checks if record else [],
-            appraisal=record.appraisal if record else [], gmp=review)))
+        dossiers[row.reference] = Markup(  # noqa: S704 - rendered by an autoescaping template
+            dossier.render(
+                a=dict(
+                    reference=row.reference,
+                    party_name=row.party_name,
+                    region=row.region,
+                    ldc=row.ldc,
+                    sids=row.sids,
+                    title=row.title,
+                    amount=_usd(row.amount_requested),
+                    verdict=row.verdict,
+                    overridden=row.overridden,
+                    score=score,
+                    agency=application.applicant.get("executing_agency", {}).get("name", "—"),
+                    co_applicants=application.applicant.get("co_applicants", []),
+                    form_a=application.form_a,
+                    form_b=application.form_b,
+                    form_c=application.form_c,
+                    checks=record.checks if record else [],
+                    appraisal=record.appraisal if record else [],
+                    gmp=review,
+                )
+            )
+        )
     funds = committee.meeting.funds_available
     requested = sum((a.amount_requested or Decimal(0) for a in agenda), Decimal(0))
     counts = Counter(r.region for r in rows)
-    spread = [dict(region=region, received=counts[region],
-                   agenda=sum(1 for r in rows if r.region == region and r.reference in on_agenda),
-                   requested=_usd(sum((r.amount_requested or Decimal(0) for r in rows
-                                       if r.region == region and r.reference in on_agenda), Decimal(0))))
-              for region in REGIONS.values() if counts[region]]
+    spread = [
+        dict(
+            region=region,
+            received=counts[region],
+            agenda=sum(1 for r in rows if r.region == region and r.reference in on_agenda),
+            requested=_usd(
+                sum(
+                    (r.amount_requested or Decimal(0) for r in rows if r.region == region and r.reference in on_agenda),
+                    Decimal(0),
+                )
+            ),
+        )
+        for region in REGIONS.values()
+        if counts[region]
+    ]
     digests = {f"dossier {ref}": _digest(html) for ref, html in dossiers.items()}
     digests["summary"] = _digest(repr((summary, spread)))
     digests["funds"] = _digest(repr(funds))
-    return Shared(committee, summary, agenda, dossiers, digests, _usd(funds), _usd(requested),
-                  "—" if funds is None else _usd(funds - requested), spread, has_gmp,
-                  party_names(session, {str(m.country) for m in committee.members}))
+    return Shared(
+        committee,
+        summary,
+        agenda,
+        dossiers,
+        digests,
+        _usd(funds),
+        _usd(requested),
+        "—" if funds is None else _usd(funds - requested),
+        spread,
+        has_gmp,
+        party_names(session, {str(m.country) for m in committee.members}),
+    )
 
 
 def withheld_for(member: Member, shared: Shared) -> dict[str, str]:
@@ -145,22 +200,48 @@ def withheld_for(member: Member, shared: Shared) -> dict[str, str]:
     return found
 
 
-def render_bundle(member: Member, shared: Shared, *, version: int, changes: list[str], prepared: str,
-                  front_only: bool = False) -> str:
+def render_bundle(
+    member: Member, shared: Shared, *, version: int, changes: list[str], prepared: str, front_only: bool = False
+) -> str:
     """The member's bundle as HTML (`front_only`: without the dossiers, for the PDF,
     which takes their pages from the shared `PdfPages`)."""
     withheld = withheld_for(member, shared)
     committee = shared.committee
-    return documents().get_template("bundle.html").render(front_only=front_only,
-        definition=committee.definition, meeting=committee.meeting, prepared=prepared, version=version,
-        changes=changes, member=dict(name=member.name, role=member.role,
-                                     country_name=shared.names.get(member.country, member.country)),
-        withheld=[dict(reference=ref, why=why) for ref, why in withheld.items()], withheld_refs=set(withheld),
-        withheld_why=withheld, composition=committee.composition, agenda=shared.agenda, summary=shared.summary,
-        funds_available=shared.funds_available, total_requested=shared.total_requested,
-        difference=shared.difference, spread=shared.spread, has_gmp=shared.has_gmp,
-        dossiers=[dict(reference=a.reference, withheld=a.reference in withheld, why=withheld.get(a.reference),
-                       html=shared.dossiers[a.reference]) for a in shared.agenda])
+    return (
+        documents()
+        .get_template("bundle.html")
+        .render(
+            front_only=front_only,
+            definition=committee.definition,
+            meeting=committee.meeting,
+            prepared=prepared,
+            version=version,
+            changes=changes,
+            member=dict(
+                name=member.name, role=member.role, country_name=shared.names.get(member.country, member.country)
+            ),
+            withheld=[dict(reference=ref, why=why) for ref, why in withheld.items()],
+            withheld_refs=set(withheld),
+            withheld_why=withheld,
+            composition=committee.composition,
+            agenda=shared.agenda,
+            summary=shared.summary,
+            funds_available=shared.funds_available,
+            total_requested=shared.total_requested,
+            difference=shared.difference,
+            spread=shared.spread,
+            has_gmp=shared.has_gmp,
+            dossiers=[
+                dict(
+                    reference=a.reference,
+                    withheld=a.reference in withheld,
+                    why=withheld.get(a.reference),
+                    html=shared.dossiers[a.reference],
+                )
+                for a in shared.agenda
+            ],
+        )
+    )
 
 
 class PdfPages:
@@ -198,16 +279,31 @@ def member_digests(member: Member, shared: Shared) -> dict[str, str]:
     digests = {k: v for k, v in shared.digests.items() if k.removeprefix("dossier ") not in withheld}
     digests.update({f"withheld {ref}": why for ref, why in withheld.items()})
     meeting, definition = shared.committee.meeting, shared.committee.definition
-    digests["cover"] = _digest(repr((definition.title, meeting.starts_on, meeting.ends_on, meeting.place, member.name,
-                                     member.role, shared.names.get(member.country, member.country),
-                                     shared.committee.composition, shared.has_gmp)))
+    digests["cover"] = _digest(
+        repr(
+            (
+                definition.title,
+                meeting.starts_on,
+                meeting.ends_on,
+                meeting.place,
+                member.name,
+                member.role,
+                shared.names.get(member.country, member.country),
+                shared.committee.composition,
+                shared.has_gmp,
+            )
+        )
+    )
     return digests
 
 
 def describe_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
     """In words, what differs between two versions' parts."""
-    words = {"summary": "the summary of the applications or the regional spread", "funds": "the funds available",
-             "cover": "the cover: the meeting (date, place), the committee's composition or your membership"}
+    words = {
+        "summary": "the summary of the applications or the regional spread",
+        "funds": "the funds available",
+        "cover": "the cover: the meeting (date, place), the committee's composition or your membership",
+    }
     changes = []
     for part in sorted(set(before) | set(after)):
         what = words.get(part, part)
@@ -262,14 +358,24 @@ def check_bundles(session: Session, round_id: str) -> None:
     """What `prepare_bundles` refuses, checked beforehand (the API does, before it starts the flow)."""
     row = get_round(session, round_id)
     if RoundStatus(row.status) not in (RoundStatus.COMMITTEE, RoundStatus.DECIDED):
-        raise NotAllowed(f"round {round_id} is {row.status}: the bundles are prepared once screening (and the GMP "
-                         f"review, where the round has it) is done and the round is with the committee "
-                         f"(`sip screen close {round_id}` or `sip review close {round_id}`)")
+        raise NotAllowed(
+            f"round {round_id} is {row.status}: the bundles are prepared once screening (and the GMP "
+            f"review, where the round has it) is done and the round is with the committee "
+            f"(`sip screen close {round_id}` or `sip review close {round_id}`)"
+        )
     committee_of(session, round_id)  # a meeting is scheduled and members serve on its date
 
 
-def prepare_bundles(session: Session, settings: Settings, round_id: str, *, actor: str, at: datetime,
-                    pdf: bool = True, only: set[str] | None = None) -> BundlesSummary:
+def prepare_bundles(
+    session: Session,
+    settings: Settings,
+    round_id: str,
+    *,
+    actor: str,
+    at: datetime,
+    pdf: bool = True,
+    only: set[str] | None = None,
+) -> BundlesSummary:
     """Prepare every member's bundle for the round's meeting (`only`: these members'
     e-mails); a member whose bundle would not change keeps their version and gets no
     new message."""
@@ -279,8 +385,12 @@ def prepare_bundles(session: Session, settings: Settings, round_id: str, *, acto
     renderer = pdf_renderer() if pdf else None
     pdfs = PdfPages(renderer, shared) if renderer is not None else None
     summary = BundlesSummary(round_id, pdf=renderer is not None)
-    latest = {b.email: b for b in session.exec(select(CommitteeBundle).where(CommitteeBundle.round_id == round_id)
-                                               .order_by(CommitteeBundle.version)).all()}  # type: ignore[arg-type]
+    latest = {
+        b.email: b
+        for b in session.exec(
+            select(CommitteeBundle).where(CommitteeBundle.round_id == round_id).order_by(CommitteeBundle.version)
+        ).all()
+    }  # type: ignore[arg-type]
     prepared = at.astimezone(shared.committee.definition.zone).strftime("%Y-%m-%d %H:%M %Z")
     messages = []
     for member in shared.committee.members:
@@ -295,12 +405,32 @@ def prepare_bundles(session: Session, settings: Settings, round_id: str, *, acto
             pdf_path = html_path.with_suffix(".pdf")
             pages = None
             if pdfs is not None and not pdf_path.exists():  # prepared before without a PDF
-                pages = pdfs.write(member, render_bundle(member, shared, version=previous.version,
-                                                         changes=previous.changes, prepared=prepared,
-                                                         front_only=True), pdf_path)
+                pages = pdfs.write(
+                    member,
+                    render_bundle(
+                        member,
+                        shared,
+                        version=previous.version,
+                        changes=previous.changes,
+                        prepared=prepared,
+                        front_only=True,
+                    ),
+                    pdf_path,
+                )
             summary.unchanged += 1
-            summary.members.append(BundleLine(email, member.name, previous.version, [], str(html_path),
-                                              _pdf_of(html_path), withheld, new=False, pdf_pages=pages))
+            summary.members.append(
+                BundleLine(
+                    email,
+                    member.name,
+                    previous.version,
+                    [],
+                    str(html_path),
+                    _pdf_of(html_path),
+                    withheld,
+                    new=False,
+                    pdf_pages=pages,
+                )
+            )
             continue
         version = previous.version + 1 if previous else 1
         changes = describe_changes(previous.digests, digests) if previous else []
@@ -311,20 +441,50 @@ def prepare_bundles(session: Session, settings: Settings, round_id: str, *, acto
         path.write_text(html, encoding="utf-8")
         pages = None
         if pdfs is not None:
-            pages = pdfs.write(member, render_bundle(member, shared, version=version, changes=changes,
-                                                     prepared=prepared, front_only=True), path.with_suffix(".pdf"))
+            pages = pdfs.write(
+                member,
+                render_bundle(member, shared, version=version, changes=changes, prepared=prepared, front_only=True),
+                path.with_suffix(".pdf"),
+            )
         key = f"bundle_ready:{round_id}:{email}:v{version}"
-        session.add(CommitteeBundle(round_id=round_id, email=email, version=version, path=relative,
-                                    sha256=_digest(html), digests=digests, changes=changes, created_at=at,
-                                    token_hash=token_hash(derive_bundle_token(settings.key(), key))))
-        audit.record(session, at=at, actor=actor, role="secretariat", action="bundle.prepared", subject_type="member",
-                     subject_id=email, details={"round": round_id, "version": version, "changes": changes,
-                                                "withheld": withheld})
+        session.add(
+            CommitteeBundle(
+                round_id=round_id,
+                email=email,
+                version=version,
+                path=relative,
+                sha256=_digest(html),
+                digests=digests,
+                changes=changes,
+                created_at=at,
+                token_hash=token_hash(derive_bundle_token(settings.key(), key)),
+            )
+        )
+        audit.record(
+            session,
+            at=at,
+            actor=actor,
+            role="secretariat",
+            action="bundle.prepared",
+            subject_type="member",
+            subject_id=email,
+            details={"round": round_id, "version": version, "changes": changes, "withheld": withheld},
+        )
         messages.append(_bundle_message(settings, member, shared, key, version, changes, at))
         summary.prepared += 1
-        summary.members.append(BundleLine(email, member.name, version, changes, str(path),
-                                          str(path.with_suffix(".pdf")) if renderer else None, withheld, new=True,
-                                          pdf_pages=pages))
+        summary.members.append(
+            BundleLine(
+                email,
+                member.name,
+                version,
+                changes,
+                str(path),
+                str(path.with_suffix(".pdf")) if renderer else None,
+                withheld,
+                new=True,
+                pdf_pages=pages,
+            )
+        )
     summary.notified = outbox.enqueue_rows(session, messages)
     return summary
 
@@ -338,37 +498,65 @@ def download_url(settings: Settings) -> str:
     return f"{settings.public_base_url.rstrip('/')}/committee/bundle?token={BUNDLE_LINK_PLACEHOLDER}"
 
 
-def _bundle_message(settings: Settings, member: Member, shared: Shared, key: str, version: int, changes: list[str],
-                    at: datetime) -> dict[str, Any]:
+def _bundle_message(
+    settings: Settings, member: Member, shared: Shared, key: str, version: int, changes: list[str], at: datetime
+) -> dict[str, Any]:
     definition = shared.committee.definition
     language = member.language
-    message = render("bundle_ready", language, dict(
-        language=language, name=member.name, round_title=definition.title_in(language),
-        meeting_on=shared.committee.meeting.starts_on, place=shared.committee.meeting.place, version=version,
-        changes=changes, count=len(shared.agenda), url=download_url(settings),
-        programme_email=settings.programme_email), overrides=settings.templates_dir)
-    return outbox.message_row(key=key, kind="bundle_ready", recipient=str(member.email).lower(), message=message,
-                              at=at, round_id=definition.id)
+    message = render(
+        "bundle_ready",
+        language,
+        dict(
+            language=language,
+            name=member.name,
+            round_title=definition.title_in(language),
+            meeting_on=shared.committee.meeting.starts_on,
+            place=shared.committee.meeting.place,
+            version=version,
+            changes=changes,
+            count=len(shared.agenda),
+            url=download_url(settings),
+            programme_email=settings.programme_email,
+        ),
+        overrides=settings.templates_dir,
+    )
+    return outbox.message_row(
+        key=key,
+        kind="bundle_ready",
+        recipient=str(member.email).lower(),
+        message=message,
+        at=at,
+        round_id=definition.id,
+    )
 
 
 #: A bundle's link works until this many days after the meeting's last day.
 LINK_DAYS_AFTER_MEETING = 30
 
 
-def open_bundle(session: Session, settings: Settings, token: str | None, *, at: datetime, pdf: bool = False
-                ) -> tuple[CommitteeBundle, Path]:
+def open_bundle(
+    session: Session, settings: Settings, token: str | None, *, at: datetime, pdf: bool = False
+) -> tuple[CommitteeBundle, Path]:
     """The bundle a member's link opens (audited): only the member's latest version,
     only while they are on the round's committee, and only until a month after the
     meeting. An unknown link is `NotFound`."""
-    bundle = session.exec(select(CommitteeBundle).where(CommitteeBundle.token_hash == token_hash(token or ""))
-                          ).first() if token else None
+    bundle = (
+        session.exec(select(CommitteeBundle).where(CommitteeBundle.token_hash == token_hash(token or ""))).first()
+        if token
+        else None
+    )
     if bundle is None:
         raise NotFound("no bundle for this link; ask the secretariat for the link of your latest bundle")
-    latest = session.exec(select(func.max(CommitteeBundle.version)).where(
-        CommitteeBundle.round_id == bundle.round_id, CommitteeBundle.email == bundle.email)).one()
+    latest = session.exec(
+        select(func.max(CommitteeBundle.version)).where(
+            CommitteeBundle.round_id == bundle.round_id, CommitteeBundle.email == bundle.email
+        )
+    ).one()
     if bundle.version != latest:
-        raise NotFound(f"this link is to version {bundle.version} of your bundle; version {latest} replaced it: "
-                       "use the link of its message")
+        raise NotFound(
+            f"this link is to version {bundle.version} of your bundle; version {latest} replaced it: "
+            "use the link of its message"
+        )
     committee = committee_of(session, bundle.round_id)
     if bundle.email not in {str(m.email).lower() for m in committee.members}:
         raise NotFound("you are no longer on this round's committee; ask the secretariat")
@@ -377,9 +565,18 @@ def open_bundle(session: Session, settings: Settings, token: str | None, *, at: 
     path = stored_file(settings, bundle.path)
     path = path.with_suffix(".pdf") if pdf else path
     if not path.exists():
-        raise NotFound(f"the {'PDF' if pdf else 'file'} of this bundle is not on this server (its files folder, "
-                       "SIP_FILES_DIR, must be shared by every machine of the engine); ask the secretariat")
-    audit.record(session, at=at, actor=bundle.email, role="committee", action="bundle.downloaded",
-                 subject_type="member", subject_id=bundle.email,
-                 details={"round": bundle.round_id, "version": bundle.version, "format": "pdf" if pdf else "html"})
+        raise NotFound(
+            f"the {'PDF' if pdf else 'file'} of this bundle is not on this server (its files folder, "
+            "SIP_FILES_DIR, must be shared by every machine of the engine); ask the secretariat"
+        )
+    audit.record(
+        session,
+        at=at,
+        actor=bundle.email,
+        role="committee",
+        action="bundle.downloaded",
+        subject_type="member",
+        subject_id=bundle.email,
+        details={"round": bundle.round_id, "version": bundle.version, "format": "pdf" if pdf else "html"},
+    )
     return bundle, path

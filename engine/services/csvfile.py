@@ -15,21 +15,24 @@ from engine.services.errors import InvalidInput
 T = TypeVar("T")
 
 
-def csv_rows(text: str, source: str, columns: list[str], required: list[str] | None = None
-             ) -> Iterator[tuple[int, dict[str, str]]]:
+def csv_rows(
+    text: str, source: str, columns: list[str], required: list[str] | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row with stripped values of `columns`) for each row, after checking
     the header has the required columns (default: all of them)."""
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in (required or columns) if c not in (reader.fieldnames or [])]
     if missing:
-        raise InvalidInput(f"{source}: missing columns {', '.join(missing)}; the first line must be "
-                           f"{','.join(columns)}")
+        raise InvalidInput(
+            f"{source}: missing columns {', '.join(missing)}; the first line must be {','.join(columns)}"
+        )
     for row in reader:
         yield reader.line_num, {k: (row.get(k) or "").strip() for k in columns}
 
 
-def row_errors(exc: ValidationError, where: str,
-               explain: Callable[[str, dict[str, Any]], str | None] | None = None) -> list[FieldError]:
+def row_errors(
+    exc: ValidationError, where: str, explain: Callable[[str, dict[str, Any]], str | None] | None = None
+) -> list[FieldError]:
     """A refused row's problems, one per column (`where`: e.g. "file.csv:4: "). A
     list's "too short" is left out where one of its items was refused already;
     `explain` may word a column's error better (None: the library's words)."""
@@ -39,8 +42,11 @@ def row_errors(exc: ValidationError, where: str,
         column = str(err["loc"][0]) if err["loc"] else "row"
         if err["type"] == "too_short" and column in specific:
             continue
-        message = "is required" if err["type"] == "missing" else (
-            (explain(column, err) if explain else None) or err["msg"].removeprefix("Value error, "))
+        message = (
+            "is required"
+            if err["type"] == "missing"
+            else ((explain(column, err) if explain else None) or err["msg"].removeprefix("Value error, "))
+        )
         errors.append(FieldError(path=f"{where}{column}", message=message))
     return errors
 

@@ -96,8 +96,9 @@ class SmtpBackend:
         host, port = s.smtp_host, s.smtp_port_or_default
         try:
             if s.smtp_security == "tls":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=s.smtp_timeout,
-                                                        context=ssl.create_default_context())
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    host, port, timeout=s.smtp_timeout, context=ssl.create_default_context()
+                )
             else:
                 client = smtplib.SMTP(host, port, timeout=s.smtp_timeout)
                 if s.smtp_security == "starttls":
@@ -105,8 +106,10 @@ class SmtpBackend:
             if s.smtp_username:
                 client.login(s.smtp_username, s.smtp_password.get_secret_value() if s.smtp_password else "")
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"cannot connect to the mail server {host}:{port} ({s.smtp_security}): {exc}; check "
-                                "SMTP_HOST, SMTP_PORT, SMTP_SECURITY and the credentials") from exc
+            raise DeliveryError(
+                f"cannot connect to the mail server {host}:{port} ({s.smtp_security}): {exc}; check "
+                "SMTP_HOST, SMTP_PORT, SMTP_SECURITY and the credentials"
+            ) from exc
         try:
             yield _SmtpSender(client)
         finally:
@@ -149,11 +152,14 @@ def smtp_address(address: str, utf8: bool) -> str:
     try:
         converted = ascii_domain(address)
     except UnicodeError as exc:
-        raise PermanentError(f"{address}: the domain is not a valid internationalised domain name; correct the "
-                             "address") from exc
+        raise PermanentError(
+            f"{address}: the domain is not a valid internationalised domain name; correct the address"
+        ) from exc
     if not converted.isascii() and not utf8:
-        raise PermanentError(f"{address}: the mail server does not take non-ASCII mailbox names (SMTPUTF8); "
-                             "correct the address or use another server")
+        raise PermanentError(
+            f"{address}: the mail server does not take non-ASCII mailbox names (SMTPUTF8); "
+            "correct the address or use another server"
+        )
     return converted
 
 
@@ -163,14 +169,18 @@ def backend_for(settings: Settings) -> FileBackend | SmtpBackend:
 
 # --- the relay --------------------------------------------------------------------------------
 
+
 def _due(now: datetime, due: datetime):  # noqa: ANN202 - a SQL condition
-    return (OutboxMessage.state == "queued",
-            or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due),  # type: ignore[union-attr]
-            or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))  # type: ignore[union-attr]
+    return (
+        OutboxMessage.state == "queued",
+        or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due),  # type: ignore[union-attr]
+        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+    )  # type: ignore[union-attr]
 
 
-def claim(engine: Engine, relay: str, *, now: datetime, limit: int, lease: timedelta = LEASE,
-          due: datetime | None = None) -> list[int]:
+def claim(
+    engine: Engine, relay: str, *, now: datetime, limit: int, lease: timedelta = LEASE, due: datetime | None = None
+) -> list[int]:
     """Claim up to `limit` messages due by `due` (default: now), for `lease`: no other
     relay takes them meanwhile."""
     with unit_of_work(engine) as session:
@@ -179,8 +189,11 @@ def claim(engine: Engine, relay: str, *, now: datetime, limit: int, lease: timed
             statement = statement.with_for_update(skip_locked=True)
         ids = list(session.exec(statement).all())
         if ids:
-            session.execute(update(OutboxMessage.__table__).where(OutboxMessage.id.in_(ids))  # type: ignore[attr-defined]
-                            .values(claimed_by=relay, claimed_until=now + lease))
+            session.execute(
+                update(OutboxMessage.__table__)
+                .where(OutboxMessage.id.in_(ids))  # type: ignore[attr-defined]
+                .values(claimed_by=relay, claimed_until=now + lease)
+            )
     return ids  # type: ignore[return-value]
 
 
@@ -194,8 +207,11 @@ class Delivered:
 
     def add(self, other: Delivered) -> None:
         self.sent, self.retrying, self.failed, self.released = (
-            self.sent + other.sent, self.retrying + other.retrying, self.failed + other.failed,
-            self.released + other.released)
+            self.sent + other.sent,
+            self.retrying + other.retrying,
+            self.failed + other.failed,
+            self.released + other.released,
+        )
         self.errors += other.errors
 
 
@@ -205,9 +221,16 @@ RECORD_EVERY = 25
 MARGIN = timedelta(seconds=30)
 
 
-def deliver_claimed(engine: Engine, settings: Settings, ids: list[int], *, relay: str, now: datetime,
-                    backend: FileBackend | SmtpBackend | None = None,
-                    lease: timedelta = LEASE) -> Delivered:
+def deliver_claimed(
+    engine: Engine,
+    settings: Settings,
+    ids: list[int],
+    *,
+    relay: str,
+    now: datetime,
+    backend: FileBackend | SmtpBackend | None = None,
+    lease: timedelta = LEASE,
+) -> Delivered:
     """Send the messages `relay` claimed, over one connection, recording the outcomes as
     it goes (every `RECORD_EVERY` messages). A lost connection, or a claim about to run
     out, ends the batch: what was not tried goes back to the queue."""
@@ -217,17 +240,34 @@ def deliver_claimed(engine: Engine, settings: Settings, ids: list[int], *, relay
     backend = backend or backend_for(settings)
     stop_at = time.monotonic() + (lease - MARGIN).total_seconds()
     with reading(engine) as session:
-        rows = list(session.exec(select(OutboxMessage).where(OutboxMessage.id.in_(ids))  # type: ignore[attr-defined]
-                                 .order_by(OutboxMessage.id)).all())  # type: ignore[arg-type]
+        rows = list(
+            session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))  # type: ignore[attr-defined]
+                .order_by(OutboxMessage.id)
+            ).all()
+        )  # type: ignore[arg-type]
         emails: dict[int | None, Message] = {}
         unmade: list[tuple[OutboxMessage, DeliveryError]] = []
         for m in rows:
             try:
-                emails[m.id] = build(materialize(session, settings, m), sender=settings.sender, recipient=m.recipient,
-                                     mid=message_id(m.key, settings.sender), date=now, kind=m.kind)
+                emails[m.id] = build(
+                    materialize(session, settings, m),
+                    sender=settings.sender,
+                    recipient=m.recipient,
+                    mid=message_id(m.key, settings.sender),
+                    date=now,
+                    kind=m.kind,
+                )
             except NoResultFound as exc:  # what its secret is derived from is gone: no retry will help
-                unmade.append((m, PermanentError(f"the message cannot be made ({exc}); it needs a person: see "
-                                                 "`sip outbox list --failed`")))
+                unmade.append(
+                    (
+                        m,
+                        PermanentError(
+                            f"the message cannot be made ({exc}); it needs a person: see `sip outbox list --failed`"
+                        ),
+                    )
+                )
     outcomes: list[tuple[OutboxMessage, DeliveryError | None]] = list(unmade)
     tried = {m.id for m, _ in unmade}
     try:
@@ -263,16 +303,26 @@ def deliver_claimed(engine: Engine, settings: Settings, ids: list[int], *, relay
 def _release(engine: Engine, relay: str, ids: list[int | None]) -> None:
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     with unit_of_work(engine) as session:
-        session.execute(update(table).where(table.c.id.in_(ids), table.c.claimed_by == relay)
-                        .values(claimed_by=None, claimed_until=None))
+        session.execute(
+            update(table)
+            .where(table.c.id.in_(ids), table.c.claimed_by == relay)
+            .values(claimed_by=None, claimed_until=None)
+        )
 
 
 #: The longest a failed message waits before its next try.
 MAX_WAIT = timedelta(days=1)
 
 
-def _record(engine: Engine, settings: Settings, outcomes: list[tuple[OutboxMessage, DeliveryError | None]], *,
-            relay: str, now: datetime, result: Delivered) -> None:
+def _record(
+    engine: Engine,
+    settings: Settings,
+    outcomes: list[tuple[OutboxMessage, DeliveryError | None]],
+    *,
+    relay: str,
+    now: datetime,
+    result: Delivered,
+) -> None:
     """Record what happened to each message, only where `relay` still holds the claim
     (a relay whose claim ran out does not overwrite the relay that took over)."""
     if not outcomes:
@@ -282,10 +332,21 @@ def _record(engine: Engine, settings: Settings, outcomes: list[tuple[OutboxMessa
     sent = [m for m, error in outcomes if error is None]
     with unit_of_work(engine) as session:
         if sent:
-            session.execute(update(table).where(*mine).values(
-                state="sent", sent_at=now, attempts=table.c.attempts + 1, last_attempt_at=now, claimed_by=None,
-                claimed_until=None, last_error=None, message_id=bindparam("b_mid")),
-                [{"b_id": m.id, "b_mid": message_id(m.key, settings.sender)} for m in sent])
+            session.execute(
+                update(table)
+                .where(*mine)
+                .values(
+                    state="sent",
+                    sent_at=now,
+                    attempts=table.c.attempts + 1,
+                    last_attempt_at=now,
+                    claimed_by=None,
+                    claimed_until=None,
+                    last_error=None,
+                    message_id=bindparam("b_mid"),
+                ),
+                [{"b_id": m.id, "b_mid": message_id(m.key, settings.sender)} for m in sent],
+            )
             result.sent += len(sent)
         rows = []
         for message, error in outcomes:
@@ -294,23 +355,56 @@ def _record(engine: Engine, settings: Settings, outcomes: list[tuple[OutboxMessa
             attempts = message.attempts + 1
             final = error.permanent or attempts >= settings.delivery_attempts
             wait = min(timedelta(seconds=settings.delivery_backoff_seconds * 2 ** min(attempts - 1, 20)), MAX_WAIT)
-            rows.append({"b_id": message.id, "b_state": "failed" if final else "queued",
-                         "b_next": None if final else now + wait, "b_error": str(error)[:1000]})
+            rows.append(
+                {
+                    "b_id": message.id,
+                    "b_state": "failed" if final else "queued",
+                    "b_next": None if final else now + wait,
+                    "b_error": str(error)[:1000],
+                }
+            )
             result.failed += final
             result.retrying += not final
             if final:
-                audit.record(session, at=now, actor=f"relay {relay}", role="system", action="notification.failed",
-                             subject_type="notification", subject_id=str(message.id), reason=str(error),
-                             details={"key": message.key, "recipient": message.recipient, "attempts": attempts})
+                audit.record(
+                    session,
+                    at=now,
+                    actor=f"relay {relay}",
+                    role="system",
+                    action="notification.failed",
+                    subject_type="notification",
+                    subject_id=str(message.id),
+                    reason=str(error),
+                    details={"key": message.key, "recipient": message.recipient, "attempts": attempts},
+                )
         if rows:
-            session.execute(update(table).where(*mine).values(
-                state=bindparam("b_state"), attempts=table.c.attempts + 1, next_attempt_at=bindparam("b_next"),
-                last_error=bindparam("b_error"), last_attempt_at=now, claimed_by=None, claimed_until=None), rows)
+            session.execute(
+                update(table)
+                .where(*mine)
+                .values(
+                    state=bindparam("b_state"),
+                    attempts=table.c.attempts + 1,
+                    next_attempt_at=bindparam("b_next"),
+                    last_error=bindparam("b_error"),
+                    last_attempt_at=now,
+                    claimed_by=None,
+                    claimed_until=None,
+                ),
+                rows,
+            )
             result.errors += sorted({r["b_error"] for r in rows})
 
 
-def deliver(engine: Engine, settings: Settings, *, now: datetime | None = None, batch: int = 100,
-            limit: int | None = None, relay: str | None = None, lease: timedelta = LEASE) -> Delivered:
+def deliver(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    batch: int = 100,
+    limit: int | None = None,
+    relay: str | None = None,
+    lease: timedelta = LEASE,
+) -> Delivered:
     """Deliver what is due, batch after batch, until nothing is left (or `limit`). What
     fails waits for a later run: only messages due when the run starts are tried."""
     relay = relay or uuid.uuid4().hex[:12]
@@ -319,8 +413,7 @@ def deliver(engine: Engine, settings: Settings, *, now: datetime | None = None, 
     done = 0
     while limit is None or done < limit:
         at = now or datetime.now(UTC)
-        ids = claim(engine, relay, now=at, due=started, lease=lease,
-                    limit=min(batch, limit - done) if limit else batch)
+        ids = claim(engine, relay, now=at, due=started, lease=lease, limit=min(batch, limit - done) if limit else batch)
         if not ids:
             break
         outcome = deliver_claimed(engine, settings, ids, relay=relay, now=at, lease=lease)
@@ -339,6 +432,14 @@ def retry_failed(session: Session, ids: list[int] | None, *, actor: str, at: dat
     if ids is not None:
         statement = statement.where(table.c.id.in_(ids))
     count = session.execute(statement.values(state="queued", attempts=0, next_attempt_at=None)).rowcount  # type: ignore[attr-defined]
-    audit.record(session, at=at, actor=actor, role="secretariat", action="notification.requeued",
-                 subject_type="outbox", subject_id="failed", details={"ids": ids, "count": count})
+    audit.record(
+        session,
+        at=at,
+        actor=actor,
+        role="secretariat",
+        action="notification.requeued",
+        subject_type="outbox",
+        subject_id="failed",
+        details={"ids": ids, "count": count},
+    )
     return int(count)

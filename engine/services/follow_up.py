@@ -26,19 +26,35 @@ from notifications import render
 ITEM_LENGTH, MAX_ITEMS = 300, 20
 
 
-def request_information(session: Session, settings: Settings, round_id: str, reference: str, items: list[str], *,
-                        due: date | None, actor: str, at: datetime) -> date:
+def request_information(
+    session: Session,
+    settings: Settings,
+    round_id: str,
+    reference: str,
+    items: list[str],
+    *,
+    due: date | None,
+    actor: str,
+    at: datetime,
+) -> date:
     """Ask the applicant for `items` by `due` (default: the round's `response_days`
     from now); they are told in their language. Returns the date given."""
     items = [item.strip() for item in items if item and item.strip()]
     if not items:
-        raise InvalidInput("say what is missing, e.g. --item \"Form C signed by the national focal point\"",
-                           [FieldError(path="items", message="at least one item is required")])
-    too_long = [FieldError(path=f"items[{i}]", message=f"is {len(item)} characters; at most {ITEM_LENGTH}")
-                for i, item in enumerate(items) if len(item) > ITEM_LENGTH]
+        raise InvalidInput(
+            'say what is missing, e.g. --item "Form C signed by the national focal point"',
+            [FieldError(path="items", message="at least one item is required")],
+        )
+    too_long = [
+        FieldError(path=f"items[{i}]", message=f"is {len(item)} characters; at most {ITEM_LENGTH}")
+        for i, item in enumerate(items)
+        if len(item) > ITEM_LENGTH
+    ]
     if too_long or len(items) > MAX_ITEMS:
-        raise InvalidInput(f"at most {MAX_ITEMS} items of at most {ITEM_LENGTH} characters each",
-                           too_long or [FieldError(path="items", message=f"{len(items)} items; at most {MAX_ITEMS}")])
+        raise InvalidInput(
+            f"at most {MAX_ITEMS} items of at most {ITEM_LENGTH} characters each",
+            too_long or [FieldError(path="items", message=f"{len(items)} items; at most {MAX_ITEMS}")],
+        )
     application = get_application(session, reference)
     if application.round_id != round_id:
         raise NotAllowed(f"{reference} is an application of round {application.round_id}, not {round_id}")
@@ -46,19 +62,51 @@ def request_information(session: Session, settings: Settings, round_id: str, ref
     today = at.astimezone(definition.zone).date()
     due = due or today + timedelta(days=definition.response_days)
     if due <= today:
-        raise InvalidInput(f"the date for the answer ({due}) must be after today ({today})",
-                           [FieldError(path="due", message=f"must be after {today}")])
-    transition(session, reference, "request_information", key=f"information:{at.isoformat()}", actor=actor,
-               role=Role.SECRETARIAT, at=at, reason="; ".join(items), details={"items": items, "due": due.isoformat()})
+        raise InvalidInput(
+            f"the date for the answer ({due}) must be after today ({today})",
+            [FieldError(path="due", message=f"must be after {today}")],
+        )
+    transition(
+        session,
+        reference,
+        "request_information",
+        key=f"information:{at.isoformat()}",
+        actor=actor,
+        role=Role.SECRETARIAT,
+        at=at,
+        reason="; ".join(items),
+        details={"items": items, "due": due.isoformat()},
+    )
     language = application.language
-    message = render("information_requested", language, dict(
-        language=language, contact_name=application.applicant["contact"]["name"], reference=reference,
-        title=application.title, round_title=definition.title_in(language), points=items, due=due,
-        status_url=status_page_url(settings, reference, language), programme_email=settings.programme_email))
-    outbox.enqueue_rows(session, [outbox.message_row(
-        key=f"information_requested:{reference}:{at.isoformat()}", kind="information_requested",
-        recipient=application.applicant["contact"]["email"], message=message, at=at, round_id=round_id,
-        application_id=application.id)])
+    message = render(
+        "information_requested",
+        language,
+        dict(
+            language=language,
+            contact_name=application.applicant["contact"]["name"],
+            reference=reference,
+            title=application.title,
+            round_title=definition.title_in(language),
+            points=items,
+            due=due,
+            status_url=status_page_url(settings, reference, language),
+            programme_email=settings.programme_email,
+        ),
+    )
+    outbox.enqueue_rows(
+        session,
+        [
+            outbox.message_row(
+                key=f"information_requested:{reference}:{at.isoformat()}",
+                kind="information_requested",
+                recipient=application.applicant["contact"]["email"],
+                message=message,
+                at=at,
+                round_id=round_id,
+                application_id=application.id,
+            )
+        ],
+    )
     return due
 
 
@@ -85,12 +133,14 @@ def _forms(body: bytes | str) -> FormsUpdate:
     try:
         return FormsUpdate.model_validate(data)
     except ValidationError as exc:
-        raise DocumentError([FieldError(path=json_path(e["loc"]), message=e["msg"].removeprefix("Value error, "))
-                             for e in exc.errors()]) from None
+        raise DocumentError(
+            [FieldError(path=json_path(e["loc"]), message=e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+        ) from None
 
 
-def resubmit_forms(session: Session, settings: Settings, reference: str, body: bytes | str, *, actor: str,
-                   role: Role, at: datetime) -> dict[str, Any]:
+def resubmit_forms(
+    session: Session, settings: Settings, reference: str, body: bytes | str, *, actor: str, role: Role, at: datetime
+) -> dict[str, Any]:
     """Replace the forms sent and screen the application again (at once while its round
     is in screening; otherwise when screening starts). The same forms again change nothing."""
     try:
@@ -100,8 +150,9 @@ def resubmit_forms(session: Session, settings: Settings, reference: str, body: b
     application = get_application(session, reference)
     key = "resubmit:" + hashlib.sha256(body if isinstance(body, bytes) else body.encode()).hexdigest()[:32]
     sent = update.model_dump(mode="json", exclude_unset=True)
-    result = transition(session, reference, "resubmit", key=key, actor=actor, role=role, at=at,
-                        details={"forms": sorted(sent)})
+    result = transition(
+        session, reference, "resubmit", key=key, actor=actor, role=role, at=at, details={"forms": sorted(sent)}
+    )
     if result.changed:
         for form, value in sent.items():
             setattr(application, form, value)

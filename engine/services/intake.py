@@ -98,13 +98,14 @@ def _received_error(value: Any, row: Round, definition: RoundDefinition, now: da
     return FieldError(
         path="$.received_at" if value is not None else "$",
         message=f"received {_when(received, definition)}, outside the round ({_when(definition.opens_at, definition)}"
-                f" to {_when(definition.closes_at, definition)})"
-                + ("" if value is not None else "; give the receipt time in received_at"),
+        f" to {_when(definition.closes_at, definition)})"
+        + ("" if value is not None else "; give the receipt time in received_at"),
     )
 
 
-def _document_errors(data: dict[str, Any], row: Round, definition: RoundDefinition, channel: Channel,
-                     now: datetime, known: set[str]) -> list[FieldError]:
+def _document_errors(
+    data: dict[str, Any], row: Round, definition: RoundDefinition, channel: Channel, now: datetime, known: set[str]
+) -> list[FieldError]:
     """What only intake can judge, read from the raw document so that it is reported
     together with the format's own errors: the round, the receipt time, and Party
     codes of the right shape that are not in the register."""
@@ -112,8 +113,9 @@ def _document_errors(data: dict[str, Any], row: Round, definition: RoundDefiniti
     if isinstance(data.get("round"), str) and data["round"] != row.id:
         errors.append(FieldError(path="$.round", message=f"is {data['round']!r}, but this is round {row.id!r}"))
     if channel == "api" and "received_at" in data:
-        errors.append(FieldError(path="$.received_at",
-                                 message="is only for applications the secretariat imports; leave it out"))
+        errors.append(
+            FieldError(path="$.received_at", message="is only for applications the secretariat imports; leave it out")
+        )
     if channel == "import" and (late := _received_error(data.get("received_at"), row, definition, now)):
         errors.append(late)
     applicant = data.get("applicant")
@@ -123,8 +125,11 @@ def _document_errors(data: dict[str, Any], row: Round, definition: RoundDefiniti
         if isinstance(co, list):
             found += [(f"$.applicant.co_applicants[{i}]", c) for i, c in enumerate(co)]
         errors += [
-            FieldError(path=path, message=f"{code} is not in the Parties register; if this Party has joined the "
-                                          "Convention, the secretariat must add it (`sip parties load FILE`)")
+            FieldError(
+                path=path,
+                message=f"{code} is not in the Parties register; if this Party has joined the "
+                "Convention, the secretariat must add it (`sip parties load FILE`)",
+            )
             for path, code in found
             if isinstance(code, str) and _PARTY_CODE.match(code) and code not in known
         ]
@@ -135,22 +140,35 @@ def _check_round_accepts(row: Round, definition: RoundDefinition, channel: Chann
     stored = RoundStatus(row.status)
     if channel == "import":
         if stored not in (RoundStatus.OPEN, RoundStatus.CLOSED):
-            raise NotAccepting(f"round {row.id} is {stored.value}; applications can be imported only while it is "
-                               "open or closed, before screening starts (open it with `sip rounds open`)")
+            raise NotAccepting(
+                f"round {row.id} is {stored.value}; applications can be imported only while it is "
+                "open or closed, before screening starts (open it with `sip rounds open`)"
+            )
         return
     if accepts_applications(stored, definition, now):
         return
     if now < definition.opens_at:
         raise NotAccepting(f"round {row.id} is not open yet; it opens at {_when(definition.opens_at, definition)}")
     if stored is RoundStatus.DRAFT and now <= definition.closes_at:
-        raise NotAccepting(f"round {row.id} has not been opened by the secretariat yet; try again later or "
-                           "contact the secretariat")
-    raise NotAccepting(f"round {row.id} closed for applications at {_when(definition.closes_at, definition)}; "
-                       "contact the secretariat if your application could not be sent in time")
+        raise NotAccepting(
+            f"round {row.id} has not been opened by the secretariat yet; try again later or contact the secretariat"
+        )
+    raise NotAccepting(
+        f"round {row.id} closed for applications at {_when(definition.closes_at, definition)}; "
+        "contact the secretariat if your application could not be sent in time"
+    )
 
 
-def _prepare(row: Round, definition: RoundDefinition, body: bytes | str, *, channel: Channel, key: str | None,
-             now: datetime, known_parties: set[str]) -> _Prepared:
+def _prepare(
+    row: Round,
+    definition: RoundDefinition,
+    body: bytes | str,
+    *,
+    channel: Channel,
+    key: str | None,
+    now: datetime,
+    known_parties: set[str],
+) -> _Prepared:
     """Check that the round takes the application now and validate it; every
     offending field is reported together. Writes nothing."""
     _check_round_accepts(row, definition, channel, now)
@@ -196,15 +214,34 @@ def _replay(known: _Known, key: str, request_hash: str, round_id: str, settings:
     first_hash, application = known[key]
     if first_hash != request_hash:
         shown = key.removeprefix("api:")
-        return Conflict(f"Idempotency-Key {shown!r} was already used for application {application.reference}, "
-                        "with different content; use a new key for a different application")
-    return Receipt(application.reference, PUBLIC_STATUS[Status(application.status)],
-                   _token(settings, round_id, key), round_id, application.submitted_at, created=False)
+        return Conflict(
+            f"Idempotency-Key {shown!r} was already used for application {application.reference}, "
+            "with different content; use a new key for a different application"
+        )
+    return Receipt(
+        application.reference,
+        PUBLIC_STATUS[Status(application.status)],
+        _token(settings, round_id, key),
+        round_id,
+        application.submitted_at,
+        created=False,
+    )
 
 
-def _write_many(session: Session, row: Round, definition: RoundDefinition, batch: list[_Prepared], known: _Known,
-                *, channel: Channel, actor: str, role: Role, now: datetime, settings: Settings,
-                party_names: dict[str, str]) -> list[Receipt | ServiceError]:
+def _write_many(
+    session: Session,
+    row: Round,
+    definition: RoundDefinition,
+    batch: list[_Prepared],
+    known: _Known,
+    *,
+    channel: Channel,
+    actor: str,
+    role: Role,
+    now: datetime,
+    settings: Settings,
+    party_names: dict[str, str],
+) -> list[Receipt | ServiceError]:
     """Store a batch of validated applications in the caller's transaction: one
     sequence update and one insert per table. `known` holds the idempotency keys
     already taken in (their first receipt is returned again)."""
@@ -224,8 +261,10 @@ def _write_many(session: Session, row: Round, definition: RoundDefinition, batch
 
     if fresh:
         last = session.execute(
-            update(Round).where(Round.id == row.id)  # type: ignore[arg-type]
-            .values(last_sequence=Round.last_sequence + len(fresh)).returning(Round.last_sequence)
+            update(Round)
+            .where(Round.id == row.id)  # type: ignore[arg-type]
+            .values(last_sequence=Round.last_sequence + len(fresh))
+            .returning(Round.last_sequence)
         ).scalar_one()
         first_number = last - len(fresh) + 1
         records, tokens, application_rows = {}, {}, []
@@ -235,49 +274,94 @@ def _write_many(session: Session, row: Round, definition: RoundDefinition, batch
             tokens[position] = _token(settings, row.id, prepared.key)
             records[position] = initial_record(actor=actor, role=role, at=prepared.submitted_at)
             dump = doc.model_dump(mode="json", exclude_unset=True)
-            application_rows.append(dict(
-                reference=make_reference(row.id, first_number + offset), round_id=row.id, party=doc.applicant.party,
-                language=doc.applicant.language, title=doc.title, amount_requested=doc.amount_requested,
-                status=records[position].to_status.value, version=1, applicant=dump["applicant"],
-                form_a=dump.get("form_a"), form_b=dump.get("form_b"), form_c=dump.get("form_c"), channel=channel,
-                submitted_at=prepared.submitted_at, created_at=now, access_token_hash=token_hash(tokens[position]),
-            ))
+            application_rows.append(
+                dict(
+                    reference=make_reference(row.id, first_number + offset),
+                    round_id=row.id,
+                    party=doc.applicant.party,
+                    language=doc.applicant.language,
+                    title=doc.title,
+                    amount_requested=doc.amount_requested,
+                    status=records[position].to_status.value,
+                    version=1,
+                    applicant=dump["applicant"],
+                    form_a=dump.get("form_a"),
+                    form_b=dump.get("form_b"),
+                    form_c=dump.get("form_c"),
+                    channel=channel,
+                    submitted_at=prepared.submitted_at,
+                    created_at=now,
+                    access_token_hash=token_hash(tokens[position]),
+                )
+            )
         table = Application.__table__  # type: ignore[attr-defined]
         session.execute(insert(table), application_rows)
         # Read the ids back by reference: cheaper on PostgreSQL than INSERT ... RETURNING
         # for a batch, which psycopg sends as one very long statement.
         references = [values["reference"] for values in application_rows]
-        id_of: dict[str, int] = dict(session.execute(  # type: ignore[arg-type]
-            select(table.c.reference, table.c.id).where(table.c.reference.in_(references))).all())
+        id_of: dict[str, int] = dict(
+            session.execute(  # type: ignore[arg-type]
+                select(table.c.reference, table.c.id).where(table.c.reference.in_(references))
+            ).all()
+        )
         changes, events, key_rows, messages = [], [], [], []
         for position, values in zip(fresh, application_rows, strict=True):
             prepared, record, reference = batch[position], records[position], values["reference"]
             doc, application_id = prepared.document, id_of[reference]
             public = PUBLIC_STATUS[record.to_status]
             changes.append(audit.history_values(record, application_id=application_id, key="submit"))
-            events.append(audit.audit_values(record, reference=reference, recorded_at=now, details={
-                "channel": channel, "round": row.id, "party": doc.applicant.party}))
+            events.append(
+                audit.audit_values(
+                    record,
+                    reference=reference,
+                    recorded_at=now,
+                    details={"channel": channel, "round": row.id, "party": doc.applicant.party},
+                )
+            )
             if prepared.key is not None:
-                key_rows.append(dict(round_id=row.id, key=prepared.key, request_hash=prepared.request_hash,
-                                     application_id=application_id, created_at=now))
+                key_rows.append(
+                    dict(
+                        round_id=row.id,
+                        key=prepared.key,
+                        request_hash=prepared.request_hash,
+                        application_id=application_id,
+                        created_at=now,
+                    )
+                )
             language = doc.applicant.language
-            messages.append(outbox.message_row(
-                key=f"receipt:{reference}", kind="receipt", recipient=str(doc.applicant.contact.email), at=now,
-                round_id=row.id, application_id=application_id,
-                message=render("receipt", language, dict(
-                    language=language, contact_name=doc.applicant.contact.name, reference=reference,
-                    round_title=definition.title_in(language), title=doc.title,
-                    party_name=party_names.get(doc.applicant.party, doc.applicant.party),
-                    submitted_at=prepared.submitted_at, timezone=definition.timezone, status=public.value,
-                    # Imported applications get their access code by e-mail (filled in at delivery, so the
-                    # outbox never holds it); API submitters got it in the answer.
-                    access_token=ACCESS_CODE_PLACEHOLDER if channel == "import" else None,
-                    status_url=status_page_url(settings, reference, language),
-                    programme_email=settings.programme_email,
-                )),
-            ))
-            results[position] = Receipt(reference, public, tokens[position], row.id, prepared.submitted_at,
-                                        created=True)
+            messages.append(
+                outbox.message_row(
+                    key=f"receipt:{reference}",
+                    kind="receipt",
+                    recipient=str(doc.applicant.contact.email),
+                    at=now,
+                    round_id=row.id,
+                    application_id=application_id,
+                    message=render(
+                        "receipt",
+                        language,
+                        dict(
+                            language=language,
+                            contact_name=doc.applicant.contact.name,
+                            reference=reference,
+                            round_title=definition.title_in(language),
+                            title=doc.title,
+                            party_name=party_names.get(doc.applicant.party, doc.applicant.party),
+                            submitted_at=prepared.submitted_at,
+                            timezone=definition.timezone,
+                            status=public.value,
+                            # Imported applications get their access code by e-mail (filled in at delivery, so the
+                            # outbox never holds it); API submitters got it in the answer.
+                            access_token=ACCESS_CODE_PLACEHOLDER if channel == "import" else None,
+                            status_url=status_page_url(settings, reference, language),
+                            programme_email=settings.programme_email,
+                        ),
+                    ),
+                )
+            )
+            results[position] = Receipt(
+                reference, public, tokens[position], row.id, prepared.submitted_at, created=True
+            )
         session.execute(insert(StatusChange.__table__), changes)  # type: ignore[attr-defined]
         session.execute(insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
         if key_rows:
@@ -295,9 +379,18 @@ def status_page_url(settings: Settings, reference: str, language: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/status?reference={reference}&lang={language}"
 
 
-def submit_application(engine: Engine, settings: Settings, round_id: str, body: bytes | str, *,
-                       channel: Channel = "api", idempotency_key: str | None = None, actor: str = "applicant",
-                       role: Role = Role.APPLICANT, now: datetime) -> Receipt:
+def submit_application(
+    engine: Engine,
+    settings: Settings,
+    round_id: str,
+    body: bytes | str,
+    *,
+    channel: Channel = "api",
+    idempotency_key: str | None = None,
+    actor: str = "applicant",
+    role: Role = Role.APPLICANT,
+    now: datetime,
+) -> Receipt:
     """Take in one application in its own transaction. `idempotency_key` is the
     applicant's header (API) or `import_key(content)` (import)."""
     key = None if idempotency_key is None else (api_key(idempotency_key) if channel == "api" else idempotency_key)
@@ -312,10 +405,22 @@ def submit_application(engine: Engine, settings: Settings, round_id: str, body: 
                 else:
                     definition = definition_of(row)
                     parties = party_names(session)
-                    prepared = _prepare(row, definition, body, channel=channel, key=key, now=now,
-                                        known_parties=set(parties))
-                    [result] = _write_many(session, row, definition, [prepared], known, channel=channel,
-                                           actor=actor, role=role, now=now, settings=settings, party_names=parties)
+                    prepared = _prepare(
+                        row, definition, body, channel=channel, key=key, now=now, known_parties=set(parties)
+                    )
+                    [result] = _write_many(
+                        session,
+                        row,
+                        definition,
+                        [prepared],
+                        known,
+                        channel=channel,
+                        actor=actor,
+                        role=role,
+                        now=now,
+                        settings=settings,
+                        party_names=parties,
+                    )
                 if isinstance(result, ServiceError):
                     raise result
                 return result
@@ -328,6 +433,7 @@ def submit_application(engine: Engine, settings: Settings, round_id: str, body: 
 
 
 # --- imports by the secretariat ------------------------------------------------
+
 
 @dataclass
 class ImportItem:
@@ -370,8 +476,9 @@ def iter_application_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield path
 
 
-def import_batch(engine: Engine, settings: Settings, round_id: str, items: list[tuple[str, bytes]], *,
-                 actor: str, now: datetime) -> list[ImportItem]:
+def import_batch(
+    engine: Engine, settings: Settings, round_id: str, items: list[tuple[str, bytes]], *, actor: str, now: datetime
+) -> list[ImportItem]:
     """Import a batch of files in one transaction: the bad ones are reported and the
     good ones stored. Re-importing a file already imported returns its reference."""
     results = [ImportItem(name) for name, _ in items]
@@ -392,13 +499,35 @@ def import_batch(engine: Engine, settings: Settings, round_id: str, items: list[
                     result.reference, result.created = replayed.reference, False
                     continue
                 try:
-                    valid.append((result, _prepare(row, definition, content, channel="import", key=key, now=now,
-                                                   known_parties=known_parties)))
+                    valid.append(
+                        (
+                            result,
+                            _prepare(
+                                row,
+                                definition,
+                                content,
+                                channel="import",
+                                key=key,
+                                now=now,
+                                known_parties=known_parties,
+                            ),
+                        )
+                    )
                 except ServiceError as exc:
                     result.errors, result.message = exc.errors, exc.message
-            written = _write_many(session, row, definition, [p for _, p in valid], known, channel="import",
-                                  actor=actor, role=Role.SECRETARIAT, now=now, settings=settings,
-                                  party_names=parties)
+            written = _write_many(
+                session,
+                row,
+                definition,
+                [p for _, p in valid],
+                known,
+                channel="import",
+                actor=actor,
+                role=Role.SECRETARIAT,
+                now=now,
+                settings=settings,
+                party_names=parties,
+            )
             for (result, _), outcome in zip(valid, written, strict=True):
                 if isinstance(outcome, ServiceError):
                     result.errors, result.message = outcome.errors, outcome.message
@@ -411,9 +540,17 @@ def import_batch(engine: Engine, settings: Settings, round_id: str, items: list[
         if result.errors or result.message:
             continue
         try:
-            receipt = submit_application(engine, settings, round_id, content, channel="import",
-                                         idempotency_key=import_key(content), actor=actor, role=Role.SECRETARIAT,
-                                         now=now)
+            receipt = submit_application(
+                engine,
+                settings,
+                round_id,
+                content,
+                channel="import",
+                idempotency_key=import_key(content),
+                actor=actor,
+                role=Role.SECRETARIAT,
+                now=now,
+            )
             result.reference, result.created = receipt.reference, receipt.created
         except ServiceError as exc:
             result.errors, result.message = exc.errors, exc.message

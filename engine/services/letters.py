@@ -35,21 +35,27 @@ def check_letters(session: Session, round_id: str) -> None:
     """What `send_decision_letters` refuses, checked beforehand (the API does)."""
     row = get_round(session, round_id)
     if RoundStatus(row.status) not in (RoundStatus.COMMITTEE, RoundStatus.DECIDED, RoundStatus.ARCHIVED):
-        raise NotAllowed(f"round {round_id} is {row.status}; letters follow the committee's decisions (record them "
-                         f"with `sip decisions load {round_id} FILE`)")
+        raise NotAllowed(
+            f"round {round_id} is {row.status}; letters follow the committee's decisions (record them "
+            f"with `sip decisions load {round_id} FILE`)"
+        )
 
 
-def send_decision_letters(session: Session, settings: Settings, round_id: str, *, actor: str,
-                          at: datetime) -> LettersSummary:
+def send_decision_letters(
+    session: Session, settings: Settings, round_id: str, *, actor: str, at: datetime
+) -> LettersSummary:
     """Queue the letter of every decision of the round not yet written to; running it
     again queues nothing more. The applicant sees the decision once its letter is queued."""
     row = get_round(session, round_id)
     check_letters(session, round_id)
     definition = definition_of(row)
     meeting = meeting_of(session, round_id)
-    decisions = session.exec(select(DecisionRecord, Application).join(Application)
-                             .where(DecisionRecord.round_id == round_id)
-                             .order_by(Application.reference)).all()  # type: ignore[arg-type]
+    decisions = session.exec(
+        select(DecisionRecord, Application)
+        .join(Application)
+        .where(DecisionRecord.round_id == round_id)
+        .order_by(Application.reference)
+    ).all()  # type: ignore[arg-type]
     summary = LettersSummary(round_id, decided=len(decisions))
     keys = [letter_key(a.reference, d.decision, d.recorded_at) for d, a in decisions]
     done = outbox.queued(session, keys)
@@ -61,21 +67,53 @@ def send_decision_letters(session: Session, settings: Settings, round_id: str, *
         kind = f"decision_{decision.decision}"
         language = application.language
         try:
-            message = render(kind, language, dict(
-                language=language, contact_name=application.applicant["contact"]["name"],
-                reference=application.reference, title=application.title, round_title=definition.title_in(language),
-                meeting_on=meeting.starts_on, place=meeting.place, requested=application.amount_requested,
-                amount=decision.amount, conditions=decision.conditions, recommendations=decision.recommendations,
-                status_url=status_page_url(settings, application.reference, language),
-                programme_email=settings.programme_email), overrides=settings.templates_dir)
+            message = render(
+                kind,
+                language,
+                dict(
+                    language=language,
+                    contact_name=application.applicant["contact"]["name"],
+                    reference=application.reference,
+                    title=application.title,
+                    round_title=definition.title_in(language),
+                    meeting_on=meeting.starts_on,
+                    place=meeting.place,
+                    requested=application.amount_requested,
+                    amount=decision.amount,
+                    conditions=decision.conditions,
+                    recommendations=decision.recommendations,
+                    status_url=status_page_url(settings, application.reference, language),
+                    programme_email=settings.programme_email,
+                ),
+                overrides=settings.templates_dir,
+            )
         except RenderError as exc:
-            raise NotAllowed(f"{exc} (letter of {application.reference}); correct the template and run it again: "
-                             "no letter was queued") from None
-        rows.append(outbox.message_row(key=key, kind=kind, recipient=application.applicant["contact"]["email"],
-                                       message=message, at=at, round_id=round_id, application_id=application.id))
+            raise NotAllowed(
+                f"{exc} (letter of {application.reference}); correct the template and run it again: "
+                "no letter was queued"
+            ) from None
+        rows.append(
+            outbox.message_row(
+                key=key,
+                kind=kind,
+                recipient=application.applicant["contact"]["email"],
+                message=message,
+                at=at,
+                round_id=round_id,
+                application_id=application.id,
+            )
+        )
         summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
     summary.queued = outbox.enqueue_rows(session, rows)
     if summary.queued:
-        audit.record(session, at=at, actor=actor, role="secretariat", action="round.letters_sent", subject_type="round",
-                     subject_id=round_id, details={"queued": summary.queued, "by_kind": summary.by_kind})
+        audit.record(
+            session,
+            at=at,
+            actor=actor,
+            role="secretariat",
+            action="round.letters_sent",
+            subject_type="round",
+            subject_id=round_id,
+            details={"queued": summary.queued, "by_kind": summary.by_kind},
+        )
     return summary

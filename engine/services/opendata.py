@@ -52,17 +52,25 @@ class Line:
 def _decided(session: Session, round_id: str) -> str:
     row = get_round(session, round_id)
     if RoundStatus(row.status) not in (RoundStatus.DECIDED, RoundStatus.ARCHIVED):
-        raise NotAllowed(f"round {round_id} is {row.status}; the report and the open data follow the committee's "
-                         f"decisions on every application on its agenda (`sip decisions list {round_id}`)")
+        raise NotAllowed(
+            f"round {round_id} is {row.status}; the report and the open data follow the committee's "
+            f"decisions on every application on its agenda (`sip decisions list {round_id}`)"
+        )
     return row.status
 
 
 def _announced(session: Session, round_id: str) -> set[str]:
     """The approvals the applicants have been told of (their letter is queued): only
     these are published."""
-    return {a.reference for a in session.exec(select(Application).join(DecisionRecord).where(
-        Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))).all()  # type: ignore[attr-defined]
-        if decision_letter_sent(session, a)}
+    return {
+        a.reference
+        for a in session.exec(
+            select(Application)
+            .join(DecisionRecord)
+            .where(Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))
+        ).all()  # type: ignore[attr-defined]
+        if decision_letter_sent(session, a)
+    }
 
 
 def lines(session: Session, round_id: str) -> list[Line]:
@@ -70,22 +78,44 @@ def lines(session: Session, round_id: str) -> list[Line]:
         select(Application, DecisionRecord, PartyRow)
         .join(DecisionRecord, DecisionRecord.application_id == Application.id, isouter=True)  # type: ignore[arg-type]
         .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
-        .where(Application.round_id == round_id).order_by(Application.reference)).all()  # type: ignore[arg-type]
-    return [Line(a.reference, a.party, p.name if p else a.party, p.iso2 if p else "",
-                 REGIONS.get(p.un_regional_group if p else None, "No region"), bool(p and p.ldc), bool(p and p.sids),
-                 a.title, a.amount_requested, a.status, d.decision if d else None, d.amount if d else None,
-                 d.conditions if d else None, d.decided_on.isoformat() if d else None)
-            for a, d, p in found]
+        .where(Application.round_id == round_id)
+        .order_by(Application.reference)
+    ).all()  # type: ignore[arg-type]
+    return [
+        Line(
+            a.reference,
+            a.party,
+            p.name if p else a.party,
+            p.iso2 if p else "",
+            REGIONS.get(p.un_regional_group if p else None, "No region"),
+            bool(p and p.ldc),
+            bool(p and p.sids),
+            a.title,
+            a.amount_requested,
+            a.status,
+            d.decision if d else None,
+            d.amount if d else None,
+            d.conditions if d else None,
+            d.decided_on.isoformat() if d else None,
+        )
+        for a, d, p in found
+    ]
 
 
 def _summary(rows: list[Line]) -> list[dict[str, Any]]:
     groups = [(region, [r for r in rows if r.region == region]) for region in REGIONS.values()]
     groups += [("LDC", [r for r in rows if r.ldc]), ("SIDS", [r for r in rows if r.sids]), ("All", rows)]
-    return [dict(group=name, applications=len(members),
-                 requested=sum((r.requested or Decimal(0) for r in members), Decimal(0)),
-                 approved=sum(1 for r in members if r.decision in APPROVED),
-                 awarded=sum((r.amount or Decimal(0) for r in members if r.decision in APPROVED), Decimal(0)))
-            for name, members in groups if members]
+    return [
+        dict(
+            group=name,
+            applications=len(members),
+            requested=sum((r.requested or Decimal(0) for r in members), Decimal(0)),
+            approved=sum(1 for r in members if r.decision in APPROVED),
+            awarded=sum((r.amount or Decimal(0) for r in members if r.decision in APPROVED), Decimal(0)),
+        )
+        for name, members in groups
+        if members
+    ]
 
 
 def write_round_report(session: Session, round_id: str, folder: Path) -> tuple[Path, Path, Path, Path]:
@@ -99,19 +129,48 @@ def write_round_report(session: Session, round_id: str, folder: Path) -> tuple[P
     env = documents()
     generated = datetime.now(UTC).astimezone(definition.zone).strftime("%Y-%m-%d %H:%M %Z")
     report = folder / f"round-{round_id}.html"
-    report.write_text(env.get_template("round_report.html").render(
-        definition=definition, rows=rows, summary=_summary(rows), generated=generated), encoding="utf-8")
+    report.write_text(
+        env.get_template("round_report.html").render(
+            definition=definition, rows=rows, summary=_summary(rows), generated=generated
+        ),
+        encoding="utf-8",
+    )
     report_csv = folder / f"round-{round_id}.csv"
-    report_csv.write_text(_csv(rows, ["reference", "party", "party_name", "region", "ldc", "sids", "title",
-                                      "requested", "status", "decision", "amount", "conditions", "decided_on"]),
-                          encoding="utf-8")
+    report_csv.write_text(
+        _csv(
+            rows,
+            [
+                "reference",
+                "party",
+                "party_name",
+                "region",
+                "ldc",
+                "sids",
+                "title",
+                "requested",
+                "status",
+                "decision",
+                "amount",
+                "conditions",
+                "decided_on",
+            ],
+        ),
+        encoding="utf-8",
+    )
     public = folder / f"approved-{round_id}.html"
-    public.write_text(env.get_template("approved_projects.html").render(
-        definition=definition, rows=approved, total=sum((r.amount or Decimal(0) for r in approved), Decimal(0)),
-        generated=generated), encoding="utf-8")
+    public.write_text(
+        env.get_template("approved_projects.html").render(
+            definition=definition,
+            rows=approved,
+            total=sum((r.amount or Decimal(0) for r in approved), Decimal(0)),
+            generated=generated,
+        ),
+        encoding="utf-8",
+    )
     public_csv = folder / f"approved-{round_id}.csv"
-    public_csv.write_text(_csv(approved, ["reference", "party_name", "region", "title", "amount", "decided_on"]),
-                          encoding="utf-8")
+    public_csv.write_text(
+        _csv(approved, ["reference", "party_name", "region", "title", "amount", "decided_on"]), encoding="utf-8"
+    )
     return report, report_csv, public, public_csv
 
 
@@ -127,6 +186,7 @@ def _csv(rows: list[Line], columns: list[str]) -> str:
 
 # --- 360Giving ------------------------------------------------------------------------------
 
+
 def grant_id(settings: Settings, reference: str) -> str:
     return f"{settings.grant_id_prefix}-{reference}"
 
@@ -136,20 +196,27 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
     _decided(session, round_id)
     definition = definition_of(get_round(session, round_id))
     announced = _announced(session, round_id)
-    untold = session.exec(select(Application.reference).join(DecisionRecord).where(
-        Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))).all()  # type: ignore[attr-defined]
+    untold = session.exec(
+        select(Application.reference)
+        .join(DecisionRecord)
+        .where(Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))
+    ).all()  # type: ignore[attr-defined]
     untold = sorted(set(untold) - announced)
     if untold:
-        raise NotAllowed(f"the applicants of {', '.join(untold)} have not been sent their letters; the open data "
-                         f"follows the letters (`sip letters send {round_id}`)")
+        raise NotAllowed(
+            f"the applicants of {', '.join(untold)} have not been sent their letters; the open data "
+            f"follows the letters (`sip letters send {round_id}`)"
+        )
     funder = {"id": settings.funder_org_id, "name": settings.funder_name}
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     grants = []
     for application, decision, party in session.exec(
-            select(Application, DecisionRecord, PartyRow).join(DecisionRecord)
-            .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
-            .where(Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))  # type: ignore[attr-defined]
-            .order_by(Application.reference)).all():  # type: ignore[arg-type]
+        select(Application, DecisionRecord, PartyRow)
+        .join(DecisionRecord)
+        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .where(Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))  # type: ignore[attr-defined]
+        .order_by(Application.reference)
+    ).all():  # type: ignore[arg-type]
         form_a = application.form_a or {}
         name = party.name if party else application.party
         grant: dict[str, Any] = {
@@ -160,13 +227,15 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
             "amountAppliedFor": float(application.amount_requested or 0),
             "amountAwarded": float(decision.amount or 0),
             "awardDate": decision.decided_on.isoformat(),
-            "recipientOrganization": [{
-                "id": f"{settings.grant_id_prefix}-PARTY-{application.party}",
-                "name": f"Government of {name}",
-                "description": "Party to the Minamata Convention on Mercury; executing agency: "
-                               + application.applicant.get("executing_agency", {}).get("name", "not given"),
-                **({"addressCountry": name} if party else {}),
-            }],
+            "recipientOrganization": [
+                {
+                    "id": f"{settings.grant_id_prefix}-PARTY-{application.party}",
+                    "name": f"Government of {name}",
+                    "description": "Party to the Minamata Convention on Mercury; executing agency: "
+                    + application.applicant.get("executing_agency", {}).get("name", "not given"),
+                    **({"addressCountry": name} if party else {}),
+                }
+            ],
             "fundingOrganization": [funder],
             "grantProgramme": [{"code": definition.id, "title": definition.title}],
             "fromOpenCall": "Yes",
@@ -179,12 +248,16 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
         grants.append(grant)
     if not grants:
         raise NotAllowed(f"round {round_id} has no approved grant to publish")
-    return {"version": "1.4", "title": f"Grants awarded: {definition.title}",
-            "description": "Grants of the Specific International Programme to support capacity-building and "
-                           "technical assistance of the Minamata Convention on Mercury",
-            "modified": now, "license": "https://creativecommons.org/licenses/by/4.0/",
-            "publisher": {"name": settings.funder_name, "identifier": settings.funder_org_id},
-            "grants": grants}
+    return {
+        "version": "1.4",
+        "title": f"Grants awarded: {definition.title}",
+        "description": "Grants of the Specific International Programme to support capacity-building and "
+        "technical assistance of the Minamata Convention on Mercury",
+        "modified": now,
+        "license": "https://creativecommons.org/licenses/by/4.0/",
+        "publisher": {"name": settings.funder_name, "identifier": settings.funder_org_id},
+        "grants": grants,
+    }
 
 
 @lru_cache
@@ -196,14 +269,17 @@ def _validator() -> Any:
     package = json.loads((SCHEMAS / "360-giving-package-schema.json").read_text(encoding="utf-8"))
     grant = DRAFT202012.create_resource(json.loads((SCHEMAS / "360-giving-schema.json").read_text(encoding="utf-8")))
     # The package schema refers to the grant schema by address: resolve it here, never over the network.
-    registry = Registry().with_resources([(package["properties"]["grants"]["items"]["$ref"], grant),
-                                          (grant.contents["$id"], grant)])
+    registry = Registry().with_resources(
+        [(package["properties"]["grants"]["items"]["$ref"], grant), (grant.contents["$id"], grant)]
+    )
     return Draft202012Validator(package, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def validation_errors(package: dict[str, Any]) -> list[str]:
-    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(package)'}: {e.message}"
-            for e in _validator().iter_errors(package)]
+    return [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '(package)'}: {e.message}"
+        for e in _validator().iter_errors(package)
+    ]
 
 
 def export_360giving(session: Session, settings: Settings, round_id: str, output: Path) -> tuple[Path, int]:
@@ -211,8 +287,10 @@ def export_360giving(session: Session, settings: Settings, round_id: str, output
     package = grants_package(session, settings, round_id)
     errors = validation_errors(package)
     if errors:
-        raise NotAllowed("the 360Giving package does not validate against the standard's schema, so it was not "
-                         "written: " + "; ".join(errors[:5]))
+        raise NotAllowed(
+            "the 360Giving package does not validate against the standard's schema, so it was not "
+            "written: " + "; ".join(errors[:5])
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(package, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return output, len(package["grants"])

@@ -17,11 +17,30 @@ from engine.tables import IntakeKey, OutboxMessage, ReviewerToken
 from notifications import ACCESS_CODE_PLACEHOLDER, BUNDLE_LINK_PLACEHOLDER, REVIEW_LINK_PLACEHOLDER, RenderedMessage
 
 
-def message_row(*, key: str, kind: str, recipient: str, message: RenderedMessage, at: datetime,
-                round_id: str | None = None, application_id: int | None = None) -> dict[str, Any]:
-    return dict(key=key, kind=kind, round_id=round_id, application_id=application_id, recipient=recipient,
-                language=message.language, subject=message.subject, body_text=message.text,
-                body_html=message.html, state="queued", attempts=0, created_at=at)
+def message_row(
+    *,
+    key: str,
+    kind: str,
+    recipient: str,
+    message: RenderedMessage,
+    at: datetime,
+    round_id: str | None = None,
+    application_id: int | None = None,
+) -> dict[str, Any]:
+    return dict(
+        key=key,
+        kind=kind,
+        round_id=round_id,
+        application_id=application_id,
+        recipient=recipient,
+        language=message.language,
+        subject=message.subject,
+        body_text=message.text,
+        body_html=message.html,
+        state="queued",
+        attempts=0,
+        created_at=at,
+    )
 
 
 def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> int:
@@ -97,7 +116,18 @@ def list_messages(session: Session, *, state: str | None = None, round_id: str |
     if round_id:
         statement = statement.where(OutboxMessage.round_id == round_id)
     return [
-        OutboxLine(m.id or 0, m.created_at, m.recipient, m.kind, m.language, m.state, m.subject, m.attempts,
-                   m.sent_at, m.last_error, m.message_id)
+        OutboxLine(
+            m.id or 0,
+            m.created_at,
+            m.recipient,
+            m.kind,
+            m.language,
+            m.state,
+            m.subject,
+            m.attempts,
+            m.sent_at,
+            m.last_error,
+            m.message_id,
+        )
         for m in session.exec(statement).all()
     ]

@@ -34,8 +34,12 @@ def parse_parties(text: str, source: str) -> list[Party]:
             errors += row_errors(exc, f"{source}:{line}: ")
             continue
         if party.iso3 in seen:
-            errors.append(FieldError(path=f"{source}:{line}: iso3",
-                                     message=f"duplicate code {party.iso3} (first on line {seen[party.iso3]})"))
+            errors.append(
+                FieldError(
+                    path=f"{source}:{line}: iso3",
+                    message=f"duplicate code {party.iso3} (first on line {seen[party.iso3]})",
+                )
+            )
             continue
         seen[party.iso3] = line
         parties.append(party)
@@ -50,24 +54,30 @@ def read_parties_file(path: Path) -> list[Party]:
     return parse_parties(text, str(path))
 
 
-def replace_register(session: Session, parties: list[Party], *, source: str, actor: str,
-                     at: datetime) -> dict[str, int]:
+def replace_register(
+    session: Session, parties: list[Party], *, source: str, actor: str, at: datetime
+) -> dict[str, int]:
     """Replace the whole register in the caller's transaction; audited with counts."""
     before = {p.iso3: p for p in session.exec(select(PartyRow)).all()}
     new = {p.iso3: p for p in parties}
     added = sorted(set(new) - set(before))
     removed = sorted(set(before) - set(new))
     changed = sorted(
-        code for code in set(new) & set(before)
-        if Party.model_validate(before[code], from_attributes=True) != new[code]
+        code for code in set(new) & set(before) if Party.model_validate(before[code], from_attributes=True) != new[code]
     )
     session.exec(delete(PartyRow))  # type: ignore[call-overload]
     session.add_all(PartyRow(**p.model_dump()) for p in parties)
     counts = {"parties": len(parties), "added": len(added), "removed": len(removed), "changed": len(changed)}
-    audit.record(session, at=at, actor=actor, role="secretariat", action="parties.replaced",
-                 subject_type="register", subject_id="parties",
-                 details={"source": source, **counts, "added_codes": added, "removed_codes": removed,
-                          "changed_codes": changed})
+    audit.record(
+        session,
+        at=at,
+        actor=actor,
+        role="secretariat",
+        action="parties.replaced",
+        subject_type="register",
+        subject_id="parties",
+        details={"source": source, **counts, "added_codes": added, "removed_codes": removed, "changed_codes": changed},
+    )
     return counts
 
 

@@ -22,8 +22,14 @@ from engine.tables import Application, ScreeningRecord
 from engine.tables import Party as PartyRow
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-REGIONS = {"AFRICA": "Africa", "ASIA_PACIFIC": "Asia-Pacific", "CEE": "Central and Eastern Europe",
-           "GRULAC": "Latin America and the Caribbean", "WEOG": "Western European and Others", None: "No region"}
+REGIONS = {
+    "AFRICA": "Africa",
+    "ASIA_PACIFIC": "Asia-Pacific",
+    "CEE": "Central and Eastern Europe",
+    "GRULAC": "Latin America and the Caribbean",
+    "WEOG": "Western European and Others",
+    None: "No region",
+}
 
 
 @dataclass(frozen=True)
@@ -53,32 +59,43 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
         select(Application, ScreeningRecord, PartyRow)
         .join(ScreeningRecord, ScreeningRecord.application_id == Application.id, isouter=True)  # type: ignore[arg-type]
         .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
-        .where(Application.round_id == round_id).order_by(Application.id)  # type: ignore[arg-type]
+        .where(Application.round_id == round_id)
+        .order_by(Application.id)  # type: ignore[arg-type]
     ).all()
     regions = list(REGIONS)
     found = sorted(found, key=lambda r: regions.index(r[2].un_regional_group if r[2] else None))  # by region
     passed = {s.value for s in APPRAISED_STATUSES}
-    scores = {a.reference: r.weighted_score for a, r, _ in found
-              if a.status in passed and r is not None and r.weighted_score is not None}
+    scores = {
+        a.reference: r.weighted_score
+        for a, r, _ in found
+        if a.status in passed and r is not None and r.weighted_score is not None
+    }
     # Equal scores share a rank (1, 1, 3, ...).
     rank = {ref: 1 + sum(1 for other in scores.values() if other > score) for ref, score in scores.items()}
     rows = []
     for application, record, party in found:
         checks = record.checks if record else []
-        rows.append(ReportRow(
-            rank=rank.get(application.reference), reference=application.reference, party=application.party,
-            party_name=party.name if party else application.party,
-            region=REGIONS.get(party.un_regional_group if party else None, "No region"),
-            ldc=bool(party and party.ldc), sids=bool(party and party.sids), title=application.title,
-            amount_requested=application.amount_requested, status=application.status,
-            verdict=(record.override or {}).get("verdict", record.verdict) if record else "not screened",
-            overridden=(record.override or {}).get("automatic", "") if record else "",
-            failed=" ".join(c["id"] for c in checks if c["outcome"] == "fail"),
-            needs_judgement=" ".join(c["id"] for c in checks if c["outcome"] == "needs_judgement"),
-            weighted_score=record.weighted_score if record else None,
-            scored_weight=_scored_weight(record.appraisal) if record and record.appraisal else None,
-            unscored=" ".join(c["id"] for c in (record.appraisal if record else []) if c["score"] is None),
-        ))
+        rows.append(
+            ReportRow(
+                rank=rank.get(application.reference),
+                reference=application.reference,
+                party=application.party,
+                party_name=party.name if party else application.party,
+                region=REGIONS.get(party.un_regional_group if party else None, "No region"),
+                ldc=bool(party and party.ldc),
+                sids=bool(party and party.sids),
+                title=application.title,
+                amount_requested=application.amount_requested,
+                status=application.status,
+                verdict=(record.override or {}).get("verdict", record.verdict) if record else "not screened",
+                overridden=(record.override or {}).get("automatic", "") if record else "",
+                failed=" ".join(c["id"] for c in checks if c["outcome"] == "fail"),
+                needs_judgement=" ".join(c["id"] for c in checks if c["outcome"] == "needs_judgement"),
+                weighted_score=record.weighted_score if record else None,
+                scored_weight=_scored_weight(record.appraisal) if record and record.appraisal else None,
+                unscored=" ".join(c["id"] for c in (record.appraisal if record else []) if c["score"] is None),
+            )
+        )
     return rows
 
 
@@ -95,8 +112,12 @@ def report_csv(rows: list[ReportRow]) -> str:
     writer.writerow(names)
     for row in rows:
         values = asdict(row)
-        writer.writerow(["" if values[n] is None else str(values[n]).lower() if isinstance(values[n], bool)
-                         else values[n] for n in names])
+        writer.writerow(
+            [
+                "" if values[n] is None else str(values[n]).lower() if isinstance(values[n], bool) else values[n]
+                for n in names
+            ]
+        )
     return out.getvalue()
 
 
@@ -111,8 +132,14 @@ def _by_region(rows: list[ReportRow]) -> Iterator[tuple[str, list[ReportRow]]]:
 def documents() -> Environment:
     """The Jinja2 environment of the secretariat's and the committee's documents
     (reports, bundles): autoescaped, strict about missing variables."""
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
 
 
 def report_html(session: Session, round_id: str, rows: list[ReportRow]) -> str:
@@ -122,9 +149,13 @@ def report_html(session: Session, round_id: str, rows: list[ReportRow]) -> str:
     for row in rows:
         verdicts[row.verdict] = verdicts.get(row.verdict, 0) + 1
     return env.get_template("screening_report.html").render(
-        definition=definition, regions=list(_by_region(rows)), verdicts=sorted(verdicts.items()),
-        total=len(rows), generated=datetime.now(UTC).astimezone(definition.zone),
-        criteria=definition.criteria)
+        definition=definition,
+        regions=list(_by_region(rows)),
+        verdicts=sorted(verdicts.items()),
+        total=len(rows),
+        generated=datetime.now(UTC).astimezone(definition.zone),
+        criteria=definition.criteria,
+    )
 
 
 def write_report(session: Session, round_id: str, folder: Path) -> tuple[Path, Path]:

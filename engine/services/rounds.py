@@ -44,17 +44,24 @@ def parse_round(text: str, source: str) -> RoundDefinition:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(f"{source}: not valid TOML: {exc}",
-                           [FieldError(path=source, message=f"not valid TOML: {exc}")]) from None
+        raise InvalidInput(
+            f"{source}: not valid TOML: {exc}", [FieldError(path=source, message=f"not valid TOML: {exc}")]
+        ) from None
     try:
         return RoundDefinition.model_validate(data)
     except ValidationError as exc:
         errors = []
         for err in exc.errors():
             key = _key_path(err["loc"])
-            message = "is required" if err["type"] == "missing" else (
-                "is not a key of a round definition (check its spelling)" if err["type"] == "extra_forbidden"
-                else err["msg"].removeprefix("Value error, "))
+            message = (
+                "is required"
+                if err["type"] == "missing"
+                else (
+                    "is not a key of a round definition (check its spelling)"
+                    if err["type"] == "extra_forbidden"
+                    else err["msg"].removeprefix("Value error, ")
+                )
+            )
             errors.append(FieldError(path=f"{source}: {key}", message=message))
         listing = "; ".join(f"{e.path}: {e.message}" for e in errors)
         raise InvalidInput(f"round definition rejected: {listing}", errors) from None
@@ -88,10 +95,16 @@ class RoundView(BaseModel):
         definition = definition_of(row)
         stored = RoundStatus(row.status)
         return cls(
-            id=row.id, title=row.title, opens_at=definition.opens_at, closes_at=definition.closes_at,
-            timezone=definition.timezone, status=effective_status(stored, definition, now),
-            accepts_applications=accepts_applications(stored, definition, now), stages=list(definition.stages),
-            amount_min=f"{definition.amount_min:.2f}", amount_max=f"{definition.amount_max:.2f}",
+            id=row.id,
+            title=row.title,
+            opens_at=definition.opens_at,
+            closes_at=definition.closes_at,
+            timezone=definition.timezone,
+            status=effective_status(stored, definition, now),
+            accepts_applications=accepts_applications(stored, definition, now),
+            stages=list(definition.stages),
+            amount_min=f"{definition.amount_min:.2f}",
+            amount_max=f"{definition.amount_max:.2f}",
             currency=definition.currency,
         )
 
@@ -101,8 +114,10 @@ def definition_of(row: Round) -> RoundDefinition:
         return RoundDefinition.model_validate(row.definition, context=STORED)
     except ValidationError as exc:
         problems = "; ".join(f"{_key_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        raise InvalidInput(f"the stored definition of round {row.id} is not valid for this version of the engine "
-                           f"({problems}); correct its file and load it again with `sip rounds load FILE`") from None
+        raise InvalidInput(
+            f"the stored definition of round {row.id} is not valid for this version of the engine "
+            f"({problems}); correct its file and load it again with `sip rounds load FILE`"
+        ) from None
 
 
 def get_round(session: Session, round_id: str, *, for_update: bool = False) -> Round:
@@ -129,14 +144,27 @@ def store_round(
     row = session.get(Round, definition.id)
     if row is None:
         row = Round(
-            id=definition.id, title=definition.title, opens_at=definition.opens_at,
-            closes_at=definition.closes_at, status=RoundStatus.DRAFT.value, definition=data, source=source,
+            id=definition.id,
+            title=definition.title,
+            opens_at=definition.opens_at,
+            closes_at=definition.closes_at,
+            status=RoundStatus.DRAFT.value,
+            definition=data,
+            source=source,
             updated_at=at,
         )
         session.add(row)
-        audit.record(session, at=at, actor=actor, role="secretariat", action="round.loaded",
-                     subject_type="round", subject_id=definition.id, to_status=RoundStatus.DRAFT.value,
-                     details={"source": source})
+        audit.record(
+            session,
+            at=at,
+            actor=actor,
+            role="secretariat",
+            action="round.loaded",
+            subject_type="round",
+            subject_id=definition.id,
+            to_status=RoundStatus.DRAFT.value,
+            details={"source": source},
+        )
         return row, "created"
     if row.definition == data:
         return row, "unchanged"
@@ -149,13 +177,30 @@ def store_round(
     row.title, row.opens_at, row.closes_at = definition.title, definition.opens_at, definition.closes_at
     row.definition, row.source, row.updated_at = data, source, at
     session.add(row)
-    audit.record(session, at=at, actor=actor, role="secretariat", action="round.updated", subject_type="round",
-                 subject_id=definition.id, details={"source": source, "changed": changed})
+    audit.record(
+        session,
+        at=at,
+        actor=actor,
+        role="secretariat",
+        action="round.updated",
+        subject_type="round",
+        subject_id=definition.id,
+        details={"source": source, "changed": changed},
+    )
     return row, "updated"
 
 
-def move_round(session: Session, row: Round, move: str, *, actor: str, at: datetime, role: str = "secretariat",
-               reason: str | None = None, details: dict[str, Any] | None = None) -> RoundStatus:
+def move_round(
+    session: Session,
+    row: Round,
+    move: str,
+    *,
+    actor: str,
+    at: datetime,
+    role: str = "secretariat",
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> RoundStatus:
     """Every change of a round's status goes through here: the move must be in the
     round's table (`domain.rounds.ROUND_TRANSITIONS`), and one audit event records it.
     The event is dated when it is recorded; the instant the move takes effect (a
@@ -169,14 +214,25 @@ def move_round(session: Session, row: Round, move: str, *, actor: str, at: datet
     recorded = datetime.now(UTC)
     row.status, row.updated_at = transition.target.value, recorded
     session.add(row)
-    audit.record(session, at=recorded, actor=actor, role=role, action=transition.action, subject_type="round",
-                 subject_id=row.id, from_status=stored.value, to_status=transition.target.value, reason=reason,
-                 details={**(details or {}), "effective_at": at.isoformat()})
+    audit.record(
+        session,
+        at=recorded,
+        actor=actor,
+        role=role,
+        action=transition.action,
+        subject_type="round",
+        subject_id=row.id,
+        from_status=stored.value,
+        to_status=transition.target.value,
+        reason=reason,
+        details={**(details or {}), "effective_at": at.isoformat()},
+    )
     return stored
 
 
-def _act(session: Session, round_id: str, move: str, plan: Any, *, actor: str, at: datetime,
-         reason: str | None) -> tuple[Round, bool]:
+def _act(
+    session: Session, round_id: str, move: str, plan: Any, *, actor: str, at: datetime, reason: str | None
+) -> tuple[Round, bool]:
     row = get_round(session, round_id, for_update=True)
     if _planned(row, plan) is RoundStatus(row.status):
         return row, False

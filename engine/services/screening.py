@@ -38,8 +38,12 @@ from notifications import render
 from notifications.reasons import reason_text
 
 #: What each verdict does to the application (None: it stays submitted).
-TRANSITION = {Verdict.INCOMPLETE: "mark_incomplete", Verdict.INELIGIBLE: "mark_ineligible",
-              Verdict.SCREENED: "pass_screening", Verdict.NEEDS_JUDGEMENT: None}
+TRANSITION = {
+    Verdict.INCOMPLETE: "mark_incomplete",
+    Verdict.INELIGIBLE: "mark_ineligible",
+    Verdict.SCREENED: "pass_screening",
+    Verdict.NEEDS_JUDGEMENT: None,
+}
 #: The applicant is told when the application is incomplete or ineligible, not when it passes.
 NOTICE = {Verdict.INCOMPLETE: "screening_incomplete", Verdict.INELIGIBLE: "screening_ineligible"}
 
@@ -74,25 +78,36 @@ def ensure_closed(row: Round, at: datetime) -> None:
     definition = definition_of(row)
     stored = RoundStatus(row.status)
     if stored is RoundStatus.DRAFT or accepts_applications(stored, definition, at):
-        raise NotAllowed(f"round {row.id} is still open for applications (until "
-                         f"{definition.closes_at.isoformat()}); screen it after it closes")
+        raise NotAllowed(
+            f"round {row.id} is still open for applications (until "
+            f"{definition.closes_at.isoformat()}); screen it after it closes"
+        )
 
 
 def to_screen(session: Session, round_id: str) -> list[int]:
     """The applications screening looks at: those submitted (new, resubmitted, or
     waiting for a person's judgement), in order of receipt."""
-    return list(session.exec(
-        select(Application.id).where(Application.round_id == round_id,
-                                     Application.status == Status.SUBMITTED.value)
-        .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
-    ).all())
+    return list(
+        session.exec(
+            select(Application.id)
+            .where(Application.round_id == round_id, Application.status == Status.SUBMITTED.value)
+            .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
+        ).all()
+    )
 
 
 def document_of(application: Application) -> ApplicationDocument:
     """The application as submitted, from what intake stored."""
-    data = {"format": FORMAT, "round": application.round_id, "applicant": application.applicant,
-            **{form: getattr(application, form) for form in ("form_a", "form_b", "form_c")
-               if getattr(application, form) is not None}}
+    data = {
+        "format": FORMAT,
+        "round": application.round_id,
+        "applicant": application.applicant,
+        **{
+            form: getattr(application, form)
+            for form in ("form_a", "form_b", "form_c")
+            if getattr(application, form) is not None
+        },
+    }
     return ApplicationDocument.model_validate(data, context=STORED)
 
 
@@ -106,7 +121,9 @@ def fingerprint(application: Application, rules: str, parties: dict[str, Party],
     """The inputs of one application's screening (`rules`: `rules_digest`)."""
     codes = countries_of(application)
     payload = {
-        "rules": rules, "rank": rank, "version": application.version,  # forms sent again are screened again
+        "rules": rules,
+        "rank": rank,
+        "version": application.version,  # forms sent again are screened again
         "application": [application.applicant, application.form_a, application.form_b, application.form_c],
         "parties": {code: parties[code].model_dump(mode="json") if code in parties else None for code in codes},
     }
@@ -117,9 +134,12 @@ def _party_ranks(session: Session, round_id: str, parties: set[str]) -> dict[int
     """Each application's place among its Party's applications in the round (withdrawn
     ones do not count), by time of receipt."""
     rows = session.exec(
-        select(Application.id, Application.party).where(
-            Application.round_id == round_id, Application.party.in_(parties),  # type: ignore[attr-defined]
-            Application.status != Status.WITHDRAWN.value)
+        select(Application.id, Application.party)
+        .where(
+            Application.round_id == round_id,
+            Application.party.in_(parties),  # type: ignore[attr-defined]
+            Application.status != Status.WITHDRAWN.value,
+        )
         .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
     ).all()
     seen: Counter[str] = Counter()
@@ -136,9 +156,17 @@ def _check_values(result: ScreeningResult) -> list[dict[str, Any]]:
 
 def appraisal_values(results: list[CriterionResult]) -> list[dict[str, Any]]:
     """How a screening record keeps the appraisal (JSON)."""
-    return [{"id": r.id, "title": r.title, "kind": r.kind.value, "weight": str(r.weight),
-             "outcome": r.outcome.value if r.outcome else None,
-             "score": None if r.score is None else str(r.score)} for r in results]
+    return [
+        {
+            "id": r.id,
+            "title": r.title,
+            "kind": r.kind.value,
+            "weight": str(r.weight),
+            "outcome": r.outcome.value if r.outcome else None,
+            "score": None if r.score is None else str(r.score),
+        }
+        for r in results
+    ]
 
 
 @dataclass
@@ -149,16 +177,18 @@ class BatchSummary:
     notices: int = 0
 
 
-def screen_batch(engine: Engine, settings: Settings, round_id: str, application_ids: list[int], *,
-                 actor: str, at: datetime) -> BatchSummary:
+def screen_batch(
+    engine: Engine, settings: Settings, round_id: str, application_ids: list[int], *, actor: str, at: datetime
+) -> BatchSummary:
     """Screen these applications in one transaction (a crash leaves the batch
     undone, never half-done), writing the batch with one statement per table."""
     with unit_of_work(engine) as session:
         return screen_in_session(session, settings, round_id, application_ids, actor=actor, at=at)
 
 
-def screen_in_session(session: Session, settings: Settings, round_id: str, application_ids: list[int], *,
-                      actor: str, at: datetime) -> BatchSummary:
+def screen_in_session(
+    session: Session, settings: Settings, round_id: str, application_ids: list[int], *, actor: str, at: datetime
+) -> BatchSummary:
     """`screen_batch` in the caller's transaction."""
     summary = BatchSummary()
     row = get_round(session, round_id)
@@ -166,21 +196,28 @@ def screen_in_session(session: Session, settings: Settings, round_id: str, appli
         raise NotAllowed(f"round {round_id} is {row.status}; start screening first (`sip screen {round_id}`)")
     definition = definition_of(row)
     rules = rules_digest(row.definition)
-    parties = {p.iso3: Party.model_validate(p, from_attributes=True)
-               for p in session.exec(select(PartyRow)).all()}
+    parties = {p.iso3: Party.model_validate(p, from_attributes=True) for p in session.exec(select(PartyRow)).all()}
     # Locked, in id order: a second run screening the same batch at the same moment
     # (two workers) waits, then finds them screened and does nothing twice.
     applications = session.exec(
-        select(Application).where(Application.id.in_(application_ids))  # type: ignore[union-attr]
+        select(Application)
+        .where(Application.id.in_(application_ids))  # type: ignore[union-attr]
         .order_by(Application.id)  # type: ignore[arg-type]
-        .with_for_update().execution_options(populate_existing=True)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).all()
-    records = {r.application_id: r for r in session.exec(
-        select(ScreeningRecord).where(ScreeningRecord.application_id.in_(application_ids))  # type: ignore[attr-defined]
-    ).all()}
+    records = {
+        r.application_id: r
+        for r in session.exec(
+            select(ScreeningRecord).where(ScreeningRecord.application_id.in_(application_ids))  # type: ignore[attr-defined]
+        ).all()
+    }
     # An application's place among its Party's only matters where the round limits them.
-    ranks = (_party_ranks(session, round_id, {a.party for a in applications})
-             if definition.max_applications_per_party is not None else {})
+    ranks = (
+        _party_ranks(session, round_id, {a.party for a in applications})
+        if definition.max_applications_per_party is not None
+        else {}
+    )
     new_records, events, changes, messages = [], [], [], []
     for application in applications:
         if application.status != Status.SUBMITTED.value:
@@ -193,9 +230,14 @@ def screen_in_session(session: Session, settings: Settings, round_id: str, appli
             summary.unchanged += 1
             continue
         result = screen(document_of(application), definition, parties, rank)
-        values = dict(fingerprint=inputs, verdict=result.verdict.value, checks=_check_values(result),
-                      appraisal=appraisal_values(result.appraisal), weighted_score=weighted_score(result.appraisal),
-                      screened_at=at)
+        values = dict(
+            fingerprint=inputs,
+            verdict=result.verdict.value,
+            checks=_check_values(result),
+            appraisal=appraisal_values(result.appraisal),
+            weighted_score=weighted_score(result.appraisal),
+            screened_at=at,
+        )
         if record is None:
             new_records.append(dict(application_id=application.id, round_id=round_id, override=None, **values))
         else:  # screened before with other inputs (resubmitted, or the register changed)
@@ -203,21 +245,34 @@ def screen_in_session(session: Session, settings: Settings, round_id: str, appli
             for name, value in values.items():
                 setattr(record, name, value)
             session.add(record)
-        events.append(dict(at=at, actor="screening", role=Role.SYSTEM.value,
-                           action="application.screening_recorded", subject_type="application",
-                           subject_id=application.reference, from_status=None, to_status=None, reason=None,
-                           details={"verdict": result.verdict.value, "fingerprint": inputs,
-                                    "failed": [c.id for c in result.failed],
-                                    "needs_judgement": [c.id for c in result.needing_judgement]}))
+        events.append(
+            dict(
+                at=at,
+                actor="screening",
+                role=Role.SYSTEM.value,
+                action="application.screening_recorded",
+                subject_type="application",
+                subject_id=application.reference,
+                from_status=None,
+                to_status=None,
+                reason=None,
+                details={
+                    "verdict": result.verdict.value,
+                    "fingerprint": inputs,
+                    "failed": [c.id for c in result.failed],
+                    "needs_judgement": [c.id for c in result.needing_judgement],
+                },
+            )
+        )
         transition_name = TRANSITION[result.verdict]
         if transition_name is not None:
             reason = "; ".join(c.reason for c in result.failed) or None
             changes.append((application, transition_name, f"screening:{inputs[:16]}", reason))
         if result.verdict in NOTICE:
-            reasons = [reason_text(c.code, c.params, application.language, definition.currency)
-                       for c in result.failed]
-            messages.append(notice(settings, application, definition, NOTICE[result.verdict], reasons,
-                                   key=inputs[:16], at=at))
+            reasons = [reason_text(c.code, c.params, application.language, definition.currency) for c in result.failed]
+            messages.append(
+                notice(settings, application, definition, NOTICE[result.verdict], reasons, key=inputs[:16], at=at)
+            )
         summary.screened += 1
         summary.verdicts[result.verdict.value] = summary.verdicts.get(result.verdict.value, 0) + 1
     session.flush()  # updated records first
@@ -230,20 +285,42 @@ def screen_in_session(session: Session, settings: Settings, round_id: str, appli
     return summary
 
 
-def notice(settings: Settings, application: Application, definition: RoundDefinition, kind: str,
-           reasons: list[str], *, key: str, at: datetime) -> dict[str, Any]:
+def notice(
+    settings: Settings,
+    application: Application,
+    definition: RoundDefinition,
+    kind: str,
+    reasons: list[str],
+    *,
+    key: str,
+    at: datetime,
+) -> dict[str, Any]:
     """The outbox row telling the applicant, in their language, that the application is
     incomplete or ineligible, and why. `key` makes it one message per screening."""
     language = application.language
-    message = render(kind, language, dict(
-        language=language, contact_name=application.applicant["contact"]["name"], reference=application.reference,
-        title=application.title, round_title=definition.title_in(language), points=reasons,
-        status_url=status_page_url(settings, application.reference, language),
-        programme_email=settings.programme_email,
-    ))
-    return outbox.message_row(key=f"{kind}:{application.reference}:{key}", kind=kind,
-                              recipient=application.applicant["contact"]["email"], message=message, at=at,
-                              round_id=application.round_id, application_id=application.id)
+    message = render(
+        kind,
+        language,
+        dict(
+            language=language,
+            contact_name=application.applicant["contact"]["name"],
+            reference=application.reference,
+            title=application.title,
+            round_title=definition.title_in(language),
+            points=reasons,
+            status_url=status_page_url(settings, application.reference, language),
+            programme_email=settings.programme_email,
+        ),
+    )
+    return outbox.message_row(
+        key=f"{kind}:{application.reference}:{key}",
+        kind=kind,
+        recipient=application.applicant["contact"]["email"],
+        message=message,
+        at=at,
+        round_id=application.round_id,
+        application_id=application.id,
+    )
 
 
 def screening_counts(session: Session, round_id: str) -> dict[str, int]:
@@ -251,8 +328,8 @@ def screening_counts(session: Session, round_id: str) -> dict[str, int]:
     verdict), and those not screened yet."""
     counts: Counter[str] = Counter()
     for verdict, override in session.exec(
-            select(ScreeningRecord.verdict, ScreeningRecord.override).where(ScreeningRecord.round_id == round_id)):
+        select(ScreeningRecord.verdict, ScreeningRecord.override).where(ScreeningRecord.round_id == round_id)
+    ):
         counts[(override or {}).get("verdict", verdict)] += 1
-    total = session.exec(select(func.count()).select_from(Application)
-                         .where(Application.round_id == round_id)).one()
+    total = session.exec(select(func.count()).select_from(Application).where(Application.round_id == round_id)).one()
     return {**counts, "not_screened": total - sum(counts.values())}

@@ -46,8 +46,9 @@ def load_defaults(engine: Engine, at: datetime) -> dict[str, int]:
     loaded = {"parties": 0, "rounds": 0}
     with unit_of_work(engine) as session:
         if not session.exec(select(func.count()).select_from(Party)).one():
-            counts = replace_register(session, read_parties_file(DEFAULT_REGISTER), source="default register",
-                                      actor=SYSTEM, at=at)
+            counts = replace_register(
+                session, read_parties_file(DEFAULT_REGISTER), source="default register", actor=SYSTEM, at=at
+            )
             loaded["parties"] = counts["parties"]
         stored = set(session.exec(select(Round.id)).all())
         for path in shipped_round_files():
@@ -65,17 +66,21 @@ def safe_url(url: str) -> str:
 def unreachable(url: str, exc: OperationalError) -> Unavailable:
     """The database does not answer: said with its address (never its password) and why."""
     why = str(exc.orig or exc).strip().splitlines()[0][:200]
-    return Unavailable(f"the database at {safe_url(url)} does not answer ({why}): check DATABASE_URL and that the "
-                       "database server runs, then try again")
+    return Unavailable(
+        f"the database at {safe_url(url)} does not answer ({why}): check DATABASE_URL and that the "
+        "database server runs, then try again"
+    )
 
 
 def ensure_current(engine: Engine, url: str) -> None:
     """The schema is the one this engine needs (where migrations are their own step)."""
     at, needed = migrate.current(engine), migrate.head()
     if at != needed:
-        raise Unavailable(f"the database at {safe_url(url)} is at schema revision {at or 'none'} and this engine "
-                          f"needs {needed}: run the migrations first (`sip db upgrade`, the deployment's migration "
-                          "step), then start this again")
+        raise Unavailable(
+            f"the database at {safe_url(url)} is at schema revision {at or 'none'} and this engine "
+            f"needs {needed}: run the migrations first (`sip db upgrade`, the deployment's migration "
+            "step), then start this again"
+        )
 
 
 def check_secret_key(engine: Engine, settings: Settings) -> None:
@@ -93,11 +98,13 @@ def check_secret_key(engine: Engine, settings: Settings) -> None:
             with reading(engine) as session:
                 stored = session.get(Installation, KEY_CHECK)
     if stored is not None and not hmac.compare_digest(stored.value, check):
-        raise NotAllowed("SIP_SECRET_KEY is not the key this database was set up with: every machine of the engine "
-                         "must use the same key (applicants' access codes and people's links are derived from it). "
-                         "Set the key the other machines use (kept with the database's backups); a new key would "
-                         "break every code and link already sent. (A database only the demo used can start afresh: "
-                         "`sip demo --fresh`.)")
+        raise NotAllowed(
+            "SIP_SECRET_KEY is not the key this database was set up with: every machine of the engine "
+            "must use the same key (applicants' access codes and people's links are derived from it). "
+            "Set the key the other machines use (kept with the database's backups); a new key would "
+            "break every code and link already sent. (A database only the demo used can start afresh: "
+            "`sip demo --fresh`.)"
+        )
 
 
 _prepared: set[tuple[str, bool]] = set()

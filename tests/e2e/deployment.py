@@ -40,16 +40,36 @@ from tests.processes import (
 
 SIP = str(VENV_BIN / "sip")
 ENGINE_DEPLOYMENTS = {
-    *(f"{flow}/on-demand" for flow in (
-        "open-round", "close-round", "import-applications", "screen-applications", "assign-gmp-reviewers",
-        "invite-gmp-reviewers", "send-to-committee", "prepare-committee-bundles", "send-decision-letters")),
-    "round-dates/every-15-minutes", "review-day/daily", "deliver-notifications/every-5-minutes"}
+    *(
+        f"{flow}/on-demand"
+        for flow in (
+            "open-round",
+            "close-round",
+            "import-applications",
+            "screen-applications",
+            "assign-gmp-reviewers",
+            "invite-gmp-reviewers",
+            "send-to-committee",
+            "prepare-committee-bundles",
+            "send-decision-letters",
+        )
+    ),
+    "round-dates/every-15-minutes",
+    "review-day/daily",
+    "deliver-notifications/every-5-minutes",
+}
 
 
 def engine_env(database: str, api: str, home: Path, **extra: str) -> dict[str, str]:
     """The settings every machine of one engine shares; migrations are a step of their own."""
-    return quiet_env(DATABASE_URL=database, SIP_SECRET_KEY=SECRET, SIP_MIGRATE_ON_START="false",
-                     PREFECT_API_URL=api, PREFECT_HOME=str(home), **extra)
+    return quiet_env(
+        DATABASE_URL=database,
+        SIP_SECRET_KEY=SECRET,
+        SIP_MIGRATE_ON_START="false",
+        PREFECT_API_URL=api,
+        PREFECT_HOME=str(home),
+        **extra,
+    )
 
 
 def migrate(env: dict[str, str], cwd: Path) -> None:
@@ -67,10 +87,18 @@ def write_applications(folder: Path) -> dict[str, Path]:
     r4.mkdir(parents=True)
     for name in ("ben-asgm-complete.json", "lso-inventory-no-form-c.json", "che-products-ineligible.json"):
         (r1 / name).write_bytes(received(name))
-    (r4 / "ben.json").write_bytes(changed(example("ben-asgm-complete.json"), round=ROUND4,
-                                          received_at="2024-07-01T10:00:00+02:00"))
-    (r4 / "lso.json").write_bytes(changed(example("ben-asgm-complete.json"), round=ROUND4, applicant__party="LSO",
-                                          received_at="2024-07-02T10:00:00+02:00", form_a__title="Products"))
+    (r4 / "ben.json").write_bytes(
+        changed(example("ben-asgm-complete.json"), round=ROUND4, received_at="2024-07-01T10:00:00+02:00")
+    )
+    (r4 / "lso.json").write_bytes(
+        changed(
+            example("ben-asgm-complete.json"),
+            round=ROUND4,
+            applicant__party="LSO",
+            received_at="2024-07-02T10:00:00+02:00",
+            form_a__title="Products",
+        )
+    )
     return {ROUND1: r1, ROUND4: r4}
 
 
@@ -84,15 +112,15 @@ def completed(runs: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def runtime_on(database: str, files: Path) -> Runtime:
-    settings = Settings(DATABASE_URL=database, SIP_SECRET_KEY=SECRET, SIP_DATA_DIR=files,
-                        SIP_MIGRATE_ON_START=False)
+    settings = Settings(DATABASE_URL=database, SIP_SECRET_KEY=SECRET, SIP_DATA_DIR=files, SIP_MIGRATE_ON_START=False)
     return Runtime(settings, get_engine(database))
 
 
 def statuses(rt: Runtime, round_id: str) -> dict[str, str]:
     with reading(rt.engine) as session:
-        return dict(session.exec(select(Application.party, Application.status)
-                                 .where(Application.round_id == round_id)).all())
+        return dict(
+            session.exec(select(Application.party, Application.status).where(Application.round_id == round_id)).all()
+        )
 
 
 def people_between_stages(rt: Runtime) -> None:
@@ -110,10 +138,16 @@ def people_between_stages(rt: Runtime) -> None:
 
 def decide(rt: Runtime) -> None:
     with unit_of_work(rt.engine) as session:
-        benin = session.exec(select(Application.reference).where(Application.round_id == ROUND1,
-                                                                 Application.party == "BEN")).one()
-        record_decisions(session, ROUND1, [(DecisionIn(reference=benin, decision="approved", amount=Decimal("150000")),
-                                            "row 1")], actor="officer", at=datetime(2018, 10, 4, tzinfo=UTC))
+        benin = session.exec(
+            select(Application.reference).where(Application.round_id == ROUND1, Application.party == "BEN")
+        ).one()
+        record_decisions(
+            session,
+            ROUND1,
+            [(DecisionIn(reference=benin, decision="approved", amount=Decimal("150000")), "row 1")],
+            actor="officer",
+            at=datetime(2018, 10, 4, tzinfo=UTC),
+        )
 
 
 @contextmanager
@@ -131,8 +165,10 @@ def run_logs(api: str, run_id: str) -> list[dict[str, str]]:
     """A run's log as the Prefect UI shows it (the server stores it a moment after the run ends)."""
     deadline = datetime.now(UTC) + timedelta(seconds=30)
     while True:
-        logs = httpx.post(f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200,
-                                                      "sort": "TIMESTAMP_ASC"}).json()
+        logs = httpx.post(
+            f"{api}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "sort": "TIMESTAMP_ASC"},
+        ).json()
         if any(line["message"].startswith("Finished in state") for line in logs) or datetime.now(UTC) > deadline:
             return logs
         time.sleep(0.5)

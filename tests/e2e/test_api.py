@@ -138,8 +138,9 @@ def test_the_status_page_shows_the_status_to_whoever_has_the_access_code(client:
     receipt = client.post(URL, content=BEN).json()
     form = client.get(f"/status?reference={receipt['reference']}&lang=fr")
     assert form.status_code == 200 and "Code d'accès" in form.text and receipt["reference"] in form.text
-    page = client.post("/status", data={"reference": receipt["reference"], "access_code": receipt["access_token"],
-                                        "lang": "fr"})
+    page = client.post(
+        "/status", data={"reference": receipt["reference"], "access_code": receipt["access_token"], "lang": "fr"}
+    )
     assert page.status_code == 200 and "reçue" in page.text and "Réduction de l&#39;utilisation" in page.text
     assert receipt["access_token"] not in page.text and page.headers["cache-control"] == "no-store"
 

@@ -42,12 +42,25 @@ def write_applications(folder: Path, good: int, bad: dict[str, bytes]) -> None:
 
 
 def test_importing_100_files_with_3_bad_imports_97_reports_3_and_exits_1(
-        sqlite_settings: Settings, prefect_harness: None, tmp_path: Path) -> None:
+    sqlite_settings: Settings, prefect_harness: None, tmp_path: Path
+) -> None:
     assert sip("rounds", "open", ROUND1, "--at", "2018-06-05T00:00:00+02:00")[0] == 0
     folder = tmp_path / "incoming"
-    write_applications(folder, 97, {"x-broken.json": b"{", "x-party.json": json.dumps(
-        dict(json.loads(example("ben-asgm-complete.json")), received_at="2018-08-01T10:00:00+02:00",
-             applicant={"party": "ZZZ"})).encode(), "x-empty.json": b""})
+    write_applications(
+        folder,
+        97,
+        {
+            "x-broken.json": b"{",
+            "x-party.json": json.dumps(
+                dict(
+                    json.loads(example("ben-asgm-complete.json")),
+                    received_at="2018-08-01T10:00:00+02:00",
+                    applicant={"party": "ZZZ"},
+                )
+            ).encode(),
+            "x-empty.json": b"",
+        },
+    )
     code, out, err = sip("applications", "import", ROUND1, str(folder))
     printed = out + err
     assert code == 1
@@ -66,6 +79,7 @@ def test_importing_100_files_with_3_bad_imports_97_reports_3_and_exits_1(
     from engine.db import get_engine, unit_of_work
     from engine.services.outbox import materialize
     from engine.tables import OutboxMessage
+
     with unit_of_work(get_engine(sqlite_settings.url)) as session:
         sent = [materialize(session, sqlite_settings, m) for m in session.exec(select(OutboxMessage)).all()]
     codes = {line.strip() for m in sent for line in m.text.splitlines() if line.startswith("    ")}
@@ -73,7 +87,8 @@ def test_importing_100_files_with_3_bad_imports_97_reports_3_and_exits_1(
 
 
 def test_applications_list_prints_one_line_per_application_and_json(
-        sqlite_settings: Settings, prefect_harness: None, tmp_path: Path) -> None:
+    sqlite_settings: Settings, prefect_harness: None, tmp_path: Path
+) -> None:
     sip("rounds", "open", ROUND1, "--at", "2018-06-05T00:00:00+02:00")
     write_applications(tmp_path / "in", 2, {})
     sip("applications", "import", ROUND1, str(tmp_path / "in"))
@@ -83,16 +98,28 @@ def test_applications_list_prints_one_line_per_application_and_json(
     assert len(lines) == 2 and lines[0].startswith("SIP-2018-R1-0001  BEN  received      submitted")
     rows = json.loads(sip("applications", "list", ROUND1, "--json")[1])
     assert rows[1] | {"submitted_at": None} == {
-        "reference": "SIP-2018-R1-0002", "party": "BEN", "party_name": "Benin", "title": "Project 1",
-        "amount_requested": "190000.00", "language": "fr", "public_status": "received", "status": "submitted",
-        "submitted_at": None}
+        "reference": "SIP-2018-R1-0002",
+        "party": "BEN",
+        "party_name": "Benin",
+        "title": "Project 1",
+        "amount_requested": "190000.00",
+        "language": "fr",
+        "public_status": "received",
+        "status": "submitted",
+        "submitted_at": None,
+    }
 
 
-def test_a_bad_round_file_is_refused_with_the_key_and_changes_nothing(sqlite_settings: Settings,
-                                                                      tmp_path: Path) -> None:
+def test_a_bad_round_file_is_refused_with_the_key_and_changes_nothing(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
     path = tmp_path / "r5.toml"
-    path.write_text(Path("rounds/sip-2018-r1.toml").read_text().replace("sip-2018-r1", "sip-2027-r5")
-                    .replace("opens_at = 2018-06-05T00:00:00+02:00\n", ""))
+    path.write_text(
+        Path("rounds/sip-2018-r1.toml")
+        .read_text()
+        .replace("sip-2018-r1", "sip-2027-r5")
+        .replace("opens_at = 2018-06-05T00:00:00+02:00\n", "")
+    )
     code, _, err = sip("rounds", "load", str(path))
     assert code == 1 and f"{path}: opens_at: is required" in err
     assert "sip-2027-r5" not in sip("rounds", "list")[1]
@@ -108,8 +135,9 @@ def test_a_new_round_is_added_by_loading_its_file(sqlite_settings: Settings, tmp
     assert sip("rounds", "load", str(path))[1].startswith("unchanged: sip-2026-r5")
 
 
-def test_a_parties_file_with_a_duplicate_code_is_refused_and_the_register_kept(sqlite_settings: Settings,
-                                                                               tmp_path: Path) -> None:
+def test_a_parties_file_with_a_duplicate_code_is_refused_and_the_register_kept(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
     path = tmp_path / "parties.csv"
     lines = Path("engine/data/parties.csv").read_text().splitlines(keepends=True)
     path.write_text("".join(lines + [lines[1]]))
@@ -118,14 +146,16 @@ def test_a_parties_file_with_a_duplicate_code_is_refused_and_the_register_kept(s
     assert len(sip("parties", "list")[1].strip().splitlines()) == 138
 
 
-def test_opening_a_round_before_its_date_is_refused_with_what_to_do(sqlite_settings: Settings,
-                                                                   prefect_harness: None) -> None:
+def test_opening_a_round_before_its_date_is_refused_with_what_to_do(
+    sqlite_settings: Settings, prefect_harness: None
+) -> None:
     code, _, err = sip("rounds", "open", ROUND1, "--at", "2018-06-04T23:59:59+02:00")
     assert code == 1 and "schedule the open-round flow for that time" in err
 
 
-def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(sqlite_settings: Settings,
-                                                            prefect_harness: None) -> None:
+def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(
+    sqlite_settings: Settings, prefect_harness: None
+) -> None:
     from demo.run import run_demo
 
     lines: list[str] = []
@@ -134,9 +164,11 @@ def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(sqlite_s
     assert "19 imported, 0 already imported, 0 refused" in output
     assert "Round sip-2018-r1: 19 applications from 18 Parties" in output
     assert "screen-applications: 19 screened (2 incomplete, 2 ineligible, 15 screened)" in output
-    assert ("notifications queued: 48 (10 bundle_ready, 4 decision_approved, 1 decision_approved_with_conditions, "
-            "1 decision_deferred, 9 decision_not_approved, 19 receipt, 2 screening_incomplete, 2 screening_ineligible; "
-            "27 in en, 8 in es, 13 in fr)") in output
+    assert (
+        "notifications queued: 48 (10 bundle_ready, 4 decision_approved, 1 decision_approved_with_conditions, "
+        "1 decision_deferred, 9 decision_not_approved, 19 receipt, 2 screening_incomplete, 2 screening_ineligible; "
+        "27 in en, 8 in es, 13 in fr)"
+    ) in output
     assert "send-to-committee: 15 screened applications on the Steering Committee's agenda" in output
     # Round 1's committee: the Argentine and Armenian members meet their countries' applications.
     assert "martin.gomez (SIP-2018-R1-0001)" in output and "anna.hakobyan (SIP-2018-R1-0002)" in output
@@ -145,8 +177,12 @@ def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(sqlite_s
     assert re.search(r"approved +approved +4\n +approved_with_conditions", output)
     grants = json.loads((sqlite_settings.data_dir / "open-data" / "grants-sip-2018-r1.json").read_text())
     assert sorted(g["recipientOrganization"][0]["name"] for g in grants["grants"]) == [
-        "Government of Argentina", "Government of Armenia", "Government of Benin",
-        "Government of Iran (Islamic Republic of)", "Government of Lesotho"]
+        "Government of Argentina",
+        "Government of Armenia",
+        "Government of Benin",
+        "Government of Iran (Islamic Republic of)",
+        "Government of Lesotho",
+    ]
     assert len(list((sqlite_settings.data_dir / "bundles" / "sip-2018-r1").glob("*.v1.html"))) == 10
     mails = list((sqlite_settings.data_dir / "mail").glob("*.eml"))
     assert f"deliver-notifications: {len(mails)} message(s) sent now" in output and len(mails) > 70
@@ -176,8 +212,12 @@ def _free_port() -> int:
 def test_sip_serve_starts_the_api_with_its_openapi_page(sqlite_settings: Settings) -> None:
     port = _free_port()
     env = {**os.environ, "SIP_DATA_DIR": str(sqlite_settings.data_dir)}
-    server = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -195,8 +235,9 @@ def test_sip_serve_starts_the_api_with_its_openapi_page(sqlite_settings: Setting
         server.wait(10)
 
 
-def test_screening_a_round_still_open_is_refused_and_changes_nothing(sqlite_settings: Settings,
-                                                                    prefect_harness: None) -> None:
+def test_screening_a_round_still_open_is_refused_and_changes_nothing(
+    sqlite_settings: Settings, prefect_harness: None
+) -> None:
     from datetime import UTC, datetime
 
     from engine.db import get_engine, unit_of_work
@@ -207,12 +248,14 @@ def test_screening_a_round_still_open_is_refused_and_changes_nothing(sqlite_sett
     code, _, err = sip("screen", ROUND1, "--at", "2018-08-31T12:00:00+02:00")
     assert code == 1 and "still open for applications" in err and "screen it after it closes" in err
     from engine.tables import Round
+
     with unit_of_work(get_engine(sqlite_settings.url)) as session:
         assert session.get(Round, ROUND1).status == "open"  # screening did not start
 
 
 def test_a_screening_killed_part_way_is_finished_by_running_it_again(
-        sqlite_settings: Settings, prefect_harness: None, tmp_path: Path) -> None:
+    sqlite_settings: Settings, prefect_harness: None, tmp_path: Path
+) -> None:
     from prefect.settings import PREFECT_API_URL
     from sqlmodel import func
 
@@ -234,7 +277,8 @@ def test_a_screening_killed_part_way_is_finished_by_running_it_again(
         "    real(*args, **kwargs)\n"
         "    os._exit(137)  # the process is killed: no clean-up, no flow end\n"
         "screening.screen_batch = dies_after_the_first_batch\n"
-        "screening.screen_applications_flow(round_id='sip-2018-r1', batch_size=2, at='2018-09-03T09:00:00+02:00')\n")
+        "screening.screen_applications_flow(round_id='sip-2018-r1', batch_size=2, at='2018-09-03T09:00:00+02:00')\n"
+    )
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(Path.cwd())}
     died = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert died.returncode == 137, died.stderr[-2000:]
@@ -243,10 +287,14 @@ def test_a_screening_killed_part_way_is_finished_by_running_it_again(
     def counts() -> tuple[dict[str, int], int, int]:
         with unit_of_work(engine) as session:
             statuses = dict(session.exec(select(Application.status, func.count()).group_by(Application.status)).all())
-            recorded = session.exec(select(func.count()).select_from(AuditEvent)
-                                    .where(AuditEvent.action == "application.screening_recorded")).one()
-            notices = session.exec(select(func.count()).select_from(OutboxMessage)
-                                   .where(OutboxMessage.kind != "receipt")).one()
+            recorded = session.exec(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == "application.screening_recorded")
+            ).one()
+            notices = session.exec(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind != "receipt")
+            ).one()
         return statuses, recorded, notices
 
     assert counts()[0] == {"screened": 2, "submitted": 3}  # the first batch of two was done, then it died
@@ -257,7 +305,8 @@ def test_a_screening_killed_part_way_is_finished_by_running_it_again(
 
 
 def test_the_screening_commands_score_override_request_resubmit_and_report(
-        sqlite_settings: Settings, prefect_harness: None, tmp_path: Path) -> None:
+    sqlite_settings: Settings, prefect_harness: None, tmp_path: Path
+) -> None:
     sip("rounds", "open", ROUND1, "--at", "2018-06-05T00:00:00+02:00")
     folder = tmp_path / "in"
     write_applications(folder, 1, {})
@@ -273,12 +322,16 @@ def test_the_screening_commands_score_override_request_resubmit_and_report(
     assert code == 1 and f"{sheet}:2: criterion: 'elegance' is not a criterion" in err
     code, _, err = sip("screen", "override", ROUND1, "SIP-2018-R1-0002", "--verdict", "screened")
     assert code == 1 and "needs a reason" in err
-    code, out, _ = sip("screen", "request", ROUND1, "SIP-2018-R1-0002", "--item", "Form C, signed",
-                       "--due", "2030-01-31")
+    code, out, _ = sip(
+        "screen", "request", ROUND1, "SIP-2018-R1-0002", "--item", "Form C, signed", "--due", "2030-01-31"
+    )
     assert code == 0 and "by 2030-01-31" in out
     forms = tmp_path / "forms.json"
-    forms.write_text(json.dumps({"form_c": {"signed_by": "Thabo Mokoena", "signed_on": "2018-09-10",
-                                            "consultation_confirmed": True}}))
+    forms.write_text(
+        json.dumps(
+            {"form_c": {"signed_by": "Thabo Mokoena", "signed_on": "2018-09-10", "consultation_confirmed": True}}
+        )
+    )
     code, out, _ = sip("applications", "resubmit", "SIP-2018-R1-0002", str(forms))
     assert code == 0 and "forms on file; status screened" in out
     code, out, _ = sip("screen", "report", ROUND1, "--output", str(tmp_path / "reports"))

@@ -43,8 +43,9 @@ def events(client: TestClient, action: str) -> list[AuditEvent]:
 def test_the_secretariat_sees_the_committee_of_the_meeting_date_and_edits_a_term(client: TestClient) -> None:
     shown = client.get("/committee", headers=OFFICER, params={"on": "2018-10-02"}).json()
     assert len(shown["members"]) == 10 and shown["composition"] == []
-    changed = client.put("/committee/ingrid.hansen@committee.example.org/2018-01-01", headers=OFFICER,
-                         json={"term_end": "2018-09-30"})
+    changed = client.put(
+        "/committee/ingrid.hansen@committee.example.org/2018-01-01", headers=OFFICER, json={"term_end": "2018-09-30"}
+    )
     assert changed.json()["outcome"] == "updated"
     after = client.get("/committee", headers=OFFICER, params={"on": "2018-10-02"}).json()
     assert after["composition"] == ["9 members serve, not 10", "1 member(s) from WEOG, not 2"]
@@ -54,27 +55,43 @@ def test_the_secretariat_sees_the_committee_of_the_meeting_date_and_edits_a_term
 
 
 def test_decisions_through_the_api_are_all_or_none_and_refusals_are_audited(client: TestClient) -> None:
-    refused = client.post(f"/rounds/{ROUND1}/decisions", headers=OFFICER, json={"decisions": [
-        {"reference": BEN, "decision": "approved", "amount": "190000"},
-        {"reference": CMR, "decision": "approved", "amount": "190000"}]})
+    refused = client.post(
+        f"/rounds/{ROUND1}/decisions",
+        headers=OFFICER,
+        json={
+            "decisions": [
+                {"reference": BEN, "decision": "approved", "amount": "190000"},
+                {"reference": CMR, "decision": "approved", "amount": "190000"},
+            ]
+        },
+    )
     assert refused.status_code == 422 and "above the 300,000.00 available" in refused.json()["message"]
     assert [e.actor for e in events(client, "api.decisions.refused")] == ["amina.diallo"]
-    recorded = client.post(f"/rounds/{ROUND1}/decisions", headers=OFFICER, json={"decisions": [
-        {"reference": BEN, "decision": "approved", "amount": "190000"},
-        {"reference": CMR, "decision": "deferred", "recommendations": "Confirm the ratification date."}]})
+    recorded = client.post(
+        f"/rounds/{ROUND1}/decisions",
+        headers=OFFICER,
+        json={
+            "decisions": [
+                {"reference": BEN, "decision": "approved", "amount": "190000"},
+                {"reference": CMR, "decision": "deferred", "recommendations": "Confirm the ratification date."},
+            ]
+        },
+    )
     assert recorded.status_code == 200 and recorded.json()["approved_total"] == "190000.00"
 
 
 @pytest.mark.prefect
 def test_bundles_letters_and_open_data_run_through_the_api_and_a_member_downloads_their_bundle(
-        client: TestClient, prefect_harness: None) -> None:
+    client: TestClient, prefect_harness: None
+) -> None:
     started = client.post(f"/rounds/{ROUND1}/bundles", headers=OFFICER)
     assert started.status_code == 202 and wait_for_run(started.json()["flow_run_id"]).is_completed()
     assert len(client.get(f"/rounds/{ROUND1}/bundles", headers=OFFICER).json()) == 10
     rt = client.app.state.runtime  # type: ignore[attr-defined]
     with reading(rt.engine) as session:
-        message = session.exec(select(OutboxMessage).where(
-            OutboxMessage.recipient == "martin.gomez@committee.example.org")).one()
+        message = session.exec(
+            select(OutboxMessage).where(OutboxMessage.recipient == "martin.gomez@committee.example.org")
+        ).one()
         text = outbox.materialize(session, rt.settings, message).text
     assert message.language == "es"
     link = re.search(r"http://127\.0\.0\.1:8000(/committee/bundle\?token=[\w-]+)", text).group(1)  # type: ignore[union-attr]
@@ -83,9 +100,16 @@ def test_bundles_letters_and_open_data_run_through_the_api_and_a_member_download
     assert client.get("/committee/bundle", params={"token": "forged"}).status_code == 404
     assert [e.actor for e in events(client, "bundle.downloaded")] == ["martin.gomez@committee.example.org"]
     assert len(events(client, "bundle.download.refused")) == 1
-    client.post(f"/rounds/{ROUND1}/decisions", headers=OFFICER, json={"decisions": [
-        {"reference": BEN, "decision": "approved", "amount": "190000"},
-        {"reference": CMR, "decision": "not_approved", "recommendations": "Give the baseline data."}]})
+    client.post(
+        f"/rounds/{ROUND1}/decisions",
+        headers=OFFICER,
+        json={
+            "decisions": [
+                {"reference": BEN, "decision": "approved", "amount": "190000"},
+                {"reference": CMR, "decision": "not_approved", "recommendations": "Give the baseline data."},
+            ]
+        },
+    )
     sent = client.post(f"/rounds/{ROUND1}/letters", headers=OFFICER)
     assert wait_for_run(sent.json()["flow_run_id"]).is_completed()
     with reading(rt.engine) as session:

@@ -25,11 +25,14 @@ def sip(*args: str, code: int = 0) -> str:
     return result.stdout + result.stderr
 
 
-def test_a_decisions_sheet_with_a_separator_or_a_currency_sign_is_refused_by_line(committee: Runtime,
-                                                                                 tmp_path: Path) -> None:
+def test_a_decisions_sheet_with_a_separator_or_a_currency_sign_is_refused_by_line(
+    committee: Runtime, tmp_path: Path
+) -> None:
     sheet = tmp_path / "decisions.csv"
-    sheet.write_text("reference,decision,amount,conditions,recommendations\n"
-                     f'{BEN},approved,"150,000",,\n{CMR},approved,US$ 60000,,\n{CMR},deferred,,,later\n')
+    sheet.write_text(
+        "reference,decision,amount,conditions,recommendations\n"
+        f'{BEN},approved,"150,000",,\n{CMR},approved,US$ 60000,,\n{CMR},deferred,,,later\n'
+    )
     out = sip("decisions", "load", ROUND1, str(sheet), code=1)
     assert f"{sheet}:2: amount" in out and f"{sheet}:3: amount" in out and "without thousands separators" in out
     assert f"{sheet}:4: reference" in out and "nothing was changed" in out
@@ -37,26 +40,28 @@ def test_a_decisions_sheet_with_a_separator_or_a_currency_sign_is_refused_by_lin
         assert session.exec(select(AuditEvent).where(AuditEvent.action == "cli.decisions.load.refused")).one()
 
 
-def test_the_committee_lists_by_date_and_a_bad_membership_file_is_refused(committee: Runtime,
-                                                                          tmp_path: Path) -> None:
+def test_the_committee_lists_by_date_and_a_bad_membership_file_is_refused(committee: Runtime, tmp_path: Path) -> None:
     listed = sip("committee", "list", "--on", "2018-10-02")
     assert "10 member(s) on 2018-10-02; as the rule wants" in listed and "co-chair" in listed
     after = sip("committee", "list", "--on", "2020-06-01")
     assert "0 member(s) on 2020-06-01; differs from the rule: 0 members serve, not 10" in after
     bad = tmp_path / "committee.csv"
-    bad.write_text("name,email,country,role,term_start,term_end,language\nX,x@example.org,GHA,chair,2020-01-01,"
-                   "2021-12-31,en\n")
+    bad.write_text(
+        "name,email,country,role,term_start,term_end,language\nX,x@example.org,GHA,chair,2020-01-01,2021-12-31,en\n"
+    )
     assert f"{bad}:2: role" in sip("committee", "load", str(bad), code=1)
 
 
 @pytest.mark.prefect
-def test_the_meeting_from_bundles_to_open_data_runs_from_the_command_line(committee: Runtime, tmp_path: Path,
-                                                                          prefect_harness: None) -> None:
+def test_the_meeting_from_bundles_to_open_data_runs_from_the_command_line(
+    committee: Runtime, tmp_path: Path, prefect_harness: None
+) -> None:
     out = sip("bundles", ROUND1, "--output", str(tmp_path / "bundles"))
     assert "10 new version(s), 0 unchanged, 10 member(s) notified" in out
     assert len(list((tmp_path / "bundles").glob("*@committee.example.org.html"))) == 10
-    assert "0 new version(s), 10 unchanged, 0 member(s) notified" in sip("bundles", ROUND1, "--output",
-                                                                         str(tmp_path / "bundles"))
+    assert "0 new version(s), 10 unchanged, 0 member(s) notified" in sip(
+        "bundles", ROUND1, "--output", str(tmp_path / "bundles")
+    )
     recorded = sip("decisions", "record", ROUND1, BEN, "--decision", "approved", "--amount", "150000")
     assert "1 decision(s) recorded" in recorded and f"still to decide: {CMR}" in recorded
     refused = sip("decisions", "record", ROUND1, CMR, "--decision", "approved", "--amount", "160000", code=1)

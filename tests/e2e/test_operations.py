@@ -31,8 +31,17 @@ with warnings.catch_warnings():
 
 KEY = "an-officer-key-0123456789abcdef0123456789"
 OFFICER = {"Authorization": f"Bearer {KEY}"}
-STAGES = ("open-round", "close-round", "import-applications", "screen-applications", "assign-gmp-reviewers",
-          "invite-gmp-reviewers", "send-to-committee", "prepare-committee-bundles", "send-decision-letters")
+STAGES = (
+    "open-round",
+    "close-round",
+    "import-applications",
+    "screen-applications",
+    "assign-gmp-reviewers",
+    "invite-gmp-reviewers",
+    "send-to-committee",
+    "prepare-committee-bundles",
+    "send-decision-letters",
+)
 
 
 def sip(*args: str) -> tuple[int, str, str]:
@@ -45,7 +54,10 @@ def test_every_stage_is_a_deployment_an_officer_can_read_in_the_prefect_ui() -> 
 
     served = {f"{d.flow_name}/{d.name}": d for d in deployments()}
     assert {f"{stage}/on-demand" for stage in STAGES} | {
-        "round-dates/every-15-minutes", "review-day/daily", "deliver-notifications/every-5-minutes"} == set(served)
+        "round-dates/every-15-minutes",
+        "review-day/daily",
+        "deliver-notifications/every-5-minutes",
+    } == set(served)
     for name, deployment in served.items():
         flow_name = name.split("/")[0]
         assert deployment.entrypoint.startswith("flows.") and ":" not in deployment.entrypoint  # a module path
@@ -60,25 +72,32 @@ def test_every_stage_is_a_deployment_an_officer_can_read_in_the_prefect_ui() -> 
     assert screen["required"] == ["round_id"] and screen["properties"]["at"]["anyOf"][0]["format"] == "date-time"
 
 
-@pytest.mark.parametrize(("args", "said"), [
-    (("screen", "sip-1999-r0"), "no round 'sip-1999-r0' (known rounds: sip-2018-r1"),
-    (("rounds", "open", ROUND1, "--at", "2018-13-01T00:00:00+02:00"), "--at '2018-13-01T00:00:00+02:00' is not an "
-                                                                       "instant"),
-    (("rounds", "close", ROUND1, "--at", "2018-09-01T00:00:00"), "needs a UTC offset"),
-    (("rounds", "open", ROUND1, "--at", "2018-06-04T23:59:59+02:00"), "schedule the open-round flow for that time"),
-    (("review", "assign", ROUND1), "round sip-2018-r1 has no GMP review stage"),
-    (("bundles", ROUND1), "round sip-2018-r1 is draft: the bundles are prepared once screening"),
-    (("letters", "send", "sip-1999-r0"), "no round 'sip-1999-r0'"),
-])
-def test_a_command_that_will_be_refused_says_so_before_prefect_starts(sqlite_settings: Settings, args: tuple[str, ...],
-                                                                      said: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("screen", "sip-1999-r0"), "no round 'sip-1999-r0' (known rounds: sip-2018-r1"),
+        (
+            ("rounds", "open", ROUND1, "--at", "2018-13-01T00:00:00+02:00"),
+            "--at '2018-13-01T00:00:00+02:00' is not an instant",
+        ),
+        (("rounds", "close", ROUND1, "--at", "2018-09-01T00:00:00"), "needs a UTC offset"),
+        (("rounds", "open", ROUND1, "--at", "2018-06-04T23:59:59+02:00"), "schedule the open-round flow for that time"),
+        (("review", "assign", ROUND1), "round sip-2018-r1 has no GMP review stage"),
+        (("bundles", ROUND1), "round sip-2018-r1 is draft: the bundles are prepared once screening"),
+        (("letters", "send", "sip-1999-r0"), "no round 'sip-1999-r0'"),
+    ],
+)
+def test_a_command_that_will_be_refused_says_so_before_prefect_starts(
+    sqlite_settings: Settings, args: tuple[str, ...], said: str
+) -> None:
     code, out, err = sip(*args)
     assert code == 1 and said in err, err
     assert "Prefect" not in err  # no server was started to say it
 
 
 def test_the_api_answers_alive_and_ready_and_503_naming_the_database_when_it_does_not_answer(
-        imported: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    imported: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
     with TestClient(create_app(imported.settings)) as client:
         assert client.get("/health/live").json() == {"status": "alive"}
         assert client.get("/health/ready").json() == {"status": "ready"}
@@ -87,8 +106,10 @@ def test_the_api_answers_alive_and_ready_and_503_naming_the_database_when_it_doe
         assert client.get("/health/live").status_code == 200
         ready = client.get("/health/ready")
         rounds = client.get("/rounds")
-    assert ready.status_code == 503 and "the database at postgresql+psycopg://sip@127.0.0.1:9/sip does not answer" \
-        in ready.json()["message"]
+    assert (
+        ready.status_code == 503
+        and "the database at postgresql+psycopg://sip@127.0.0.1:9/sip does not answer" in ready.json()["message"]
+    )
     assert rounds.status_code == 503 and rounds.json()["error"] == "unavailable"
     assert any("the API answers 503 until then" in r.getMessage() for r in caplog.records)
 
@@ -118,7 +139,8 @@ def test_a_second_machine_with_another_secret_key_is_refused(rt: Runtime) -> Non
 
 
 def test_where_migrations_are_their_own_step_the_others_refuse_an_old_schema_until_it_is_run(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SIP_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SIP_SECRET_KEY", SECRET)
     monkeypatch.setenv("SIP_MIGRATE_ON_START", "false")
@@ -142,12 +164,20 @@ def test_the_bundles_kept_by_path_before_are_named_within_the_files_folder(tmp_p
     engine = get_engine(f"sqlite:///{tmp_path / 'old.db'}")
     migrate.upgrade(engine, "0007")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO round (id, title, opens_at, closes_at, status, definition, source, "
-                          "last_sequence, updated_at) VALUES ('r', 't', '2018-01-01', '2018-02-01', 'committee', '{}', "
-                          "'f', 0, '2018-01-01')"))
-        conn.execute(text("INSERT INTO committee_bundle (round_id, email, version, path, sha256, digests, changes, "
-                          "token_hash, created_at) VALUES ('r', 'a@b.org', 1, "
-                          "'/srv/sip/data/bundles/r/a@b.org.v1.html', 'x', '{}', '[]', 'h', '2018-01-01')"))
+        conn.execute(
+            text(
+                "INSERT INTO round (id, title, opens_at, closes_at, status, definition, source, "
+                "last_sequence, updated_at) VALUES ('r', 't', '2018-01-01', '2018-02-01', 'committee', '{}', "
+                "'f', 0, '2018-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO committee_bundle (round_id, email, version, path, sha256, digests, changes, "
+                "token_hash, created_at) VALUES ('r', 'a@b.org', 1, "
+                "'/srv/sip/data/bundles/r/a@b.org.v1.html', 'x', '{}', '[]', 'h', '2018-01-01')"
+            )
+        )
     migrate.upgrade(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT path FROM committee_bundle")).scalar() == "bundles/r/a@b.org.v1.html"
@@ -155,11 +185,16 @@ def test_the_bundles_kept_by_path_before_are_named_within_the_files_folder(tmp_p
 
 
 def test_folders_named_relatively_are_found_and_a_worker_deployment_refuses_them(
-        sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     relative = Settings(SIP_DATA_DIR="data", SIP_SECRET_KEY=SECRET, DATABASE_URL="postgresql+psycopg://h/sip")
     assert relative.relative_folders() == ["SIP_DATA_DIR"]  # the files and the mail folder are in it
-    absolute = Settings(SIP_DATA_DIR="/var/lib/sip", SIP_SECRET_KEY=SECRET, DATABASE_URL="postgresql+psycopg://h/sip",
-                        SIP_TEMPLATES_DIR="templates")
+    absolute = Settings(
+        SIP_DATA_DIR="/var/lib/sip",
+        SIP_SECRET_KEY=SECRET,
+        DATABASE_URL="postgresql+psycopg://h/sip",
+        SIP_TEMPLATES_DIR="templates",
+    )
     assert absolute.relative_folders() == ["SIP_TEMPLATES_DIR"]
     monkeypatch.chdir(sqlite_settings.data_dir)  # its `data` folder is the test's own
     monkeypatch.setenv("SIP_DATA_DIR", "data")
@@ -180,7 +215,8 @@ def officer_client(imported: Runtime) -> Iterator[TestClient]:
 
 @pytest.mark.prefect
 def test_with_a_prefect_server_the_api_asks_for_a_run_of_the_deployment_and_says_when_it_cannot(
-        officer_client: TestClient, prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    officer_client: TestClient, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect.settings import PREFECT_API_URL
 
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))  # the deployments are not served there
@@ -202,8 +238,11 @@ def test_the_instant_a_stage_is_dated_is_checked() -> None:
     from flows.common import instant
 
     assert instant("2018-09-01T00:00:00+02:00") == datetime(2018, 8, 31, 22, tzinfo=UTC)
-    for bad, said in (("yesterday", "is not an instant"), ("2018-09-01T00:00:00", "needs a UTC offset"),
-                      ("2999-01-01T00:00:00+00:00", "is in the future")):
+    for bad, said in (
+        ("yesterday", "is not an instant"),
+        ("2018-09-01T00:00:00", "needs a UTC offset"),
+        ("2999-01-01T00:00:00+00:00", "is in the future"),
+    ):
         with pytest.raises(InvalidInput, match=said):
             instant(bad)
     # A scheduled run that starts a moment before its instant waits for it.
@@ -231,17 +270,23 @@ def test_round_dates_schedules_each_opening_once_and_moves_it_when_the_date_chan
 
     def pending() -> list[tuple[str, datetime]]:
         with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["round:r-dates"])),
-                                         sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=50)
-        assert all(run.parameters == {"round_id": "r-dates", "at": run.expected_start_time.isoformat()}
-                   for run in runs)  # dated at its instant, even if it starts a moment early
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["round:r-dates"])),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=50,
+            )
+        assert all(
+            run.parameters == {"round_id": "r-dates", "at": run.expected_start_time.isoformat()} for run in runs
+        )  # dated at its instant, even if it starts a moment early
         return [(run.idempotency_key, run.expected_start_time) for run in runs]
 
     _schedule({"r-dates": [(RoundStatus.OPEN, first)]})
     _schedule({"r-dates": [(RoundStatus.OPEN, first)]})  # the next look: nothing twice
     assert pending() == [(f"open-r-dates-{first.isoformat()}", first)]
     _schedule({"r-dates": [(RoundStatus.OPEN, later), (RoundStatus.CLOSED, later + timedelta(days=30))]})
-    assert pending() == [(f"open-r-dates-{later.isoformat()}", later),
-                         (f"close-r-dates-{(later + timedelta(days=30)).isoformat()}", later + timedelta(days=30))]
+    assert pending() == [
+        (f"open-r-dates-{later.isoformat()}", later),
+        (f"close-r-dates-{(later + timedelta(days=30)).isoformat()}", later + timedelta(days=30)),
+    ]
     _schedule({})  # the round was taken back to a later year: nothing stays scheduled for it
     assert pending() == []

@@ -30,9 +30,12 @@ with warnings.catch_warnings():
 KEY = "an-officer-key-0123456789abcdef0123456789"
 OFFICER = {"Authorization": f"Bearer {KEY}"}
 BEN, LSO = "SIP-2024-R4-0001", "SIP-2024-R4-0002"
-FULL = {"scores": {"technical_soundness": 4, "area_relevance": 5, "feasibility": 3, "expected_results": 4},
-        "recommendation": "support_with_changes", "comments_for_committee": "Sound, but the budget is thin.",
-        "comments_for_applicant": "Budget the laboratory analyses."}
+FULL = {
+    "scores": {"technical_soundness": 4, "area_relevance": 5, "feasibility": 3, "expected_results": 4},
+    "recommendation": "support_with_changes",
+    "comments_for_committee": "Sound, but the budget is thin.",
+    "comments_for_applicant": "Budget the laboratory analyses.",
+}
 
 
 @pytest.fixture
@@ -63,8 +66,9 @@ def link(client: TestClient, email: str) -> str:
     """The link in the reviewer's latest message, as it is delivered."""
     rt = client.app.state.runtime  # type: ignore[attr-defined]
     with reading(rt.engine) as session:
-        message = session.exec(select(OutboxMessage).where(OutboxMessage.recipient == email)
-                               .order_by(OutboxMessage.id.desc())).first()  # type: ignore[union-attr]
+        message = session.exec(
+            select(OutboxMessage).where(OutboxMessage.recipient == email).order_by(OutboxMessage.id.desc())
+        ).first()  # type: ignore[union-attr]
         text = outbox.materialize(session, rt.settings, message).text
     return re.search(r"(http\S+/reviewer/sign-in\?\S+)", text).group(1)  # type: ignore[union-attr]
 
@@ -74,7 +78,6 @@ def signed_in(client: TestClient, email: str) -> dict[str, str]:
     answer = client.post("/reviewer/sessions", json={"token": token})
     assert answer.status_code == 201, answer.text
     return {"Authorization": f"Bearer {answer.json()['session_token']}"}
-
 
 
 def refusals(client: TestClient, action: str) -> list[AuditEvent]:
@@ -100,7 +103,7 @@ def test_a_reviewer_signs_in_once_lists_their_applications_and_submits_a_review(
 
 def test_the_link_opens_a_page_whose_button_signs_in_once(invited: TestClient) -> None:
     url = link(invited, "ana@example.org")
-    page = invited.get(url[url.index("/reviewer"):])
+    page = invited.get(url[url.index("/reviewer") :])
     assert page.status_code == 200 and 'action="sign-in"' in page.text and 'lang="es"' in page.text
     token = re.search(r'name="token" value="([\w-]+)"', page.text).group(1)  # type: ignore[union-attr]
     first = invited.post("/reviewer/sign-in", data={"token": token, "lang": "es"})
@@ -120,12 +123,13 @@ def test_an_application_not_assigned_answers_as_one_that_does_not_exist(invited:
     review = invited.put(f"/reviewer/assignments/{LSO}/review", headers=kofi, json={**FULL, "submit": True})
     assert review.status_code == 404
     events = refusals(invited, "review.read") + refusals(invited, "review.save")
-    assert {(e.actor, e.subject_id) for e in events} == {("kofi@example.org", LSO),
-                                                         ("kofi@example.org", "SIP-2024-R4-0099")}
+    assert {(e.actor, e.subject_id) for e in events} == {
+        ("kofi@example.org", LSO),
+        ("kofi@example.org", "SIP-2024-R4-0099"),
+    }
 
 
-def test_without_a_valid_session_nothing_is_seen_and_the_attempt_is_audited(invited: TestClient, clock: Clock
-                                                                           ) -> None:
+def test_without_a_valid_session_nothing_is_seen_and_the_attempt_is_audited(invited: TestClient, clock: Clock) -> None:
     assert invited.get("/reviewer/assignments").status_code == 401
     assert invited.get("/reviewer/assignments", headers={"Authorization": "Bearer forged"}).status_code == 401
     kofi = signed_in(invited, "kofi@example.org")
@@ -138,14 +142,18 @@ def test_without_a_valid_session_nothing_is_seen_and_the_attempt_is_audited(invi
 
 def test_a_bad_review_is_refused_field_by_field_and_nothing_saved(invited: TestClient) -> None:
     kofi = signed_in(invited, "kofi@example.org")
-    off = invited.put(f"/reviewer/assignments/{BEN}/review", headers=kofi,
-                      json={"scores": {"feasibility": 0, "technical_soundness": "high"}, "opinion": "x"})
+    off = invited.put(
+        f"/reviewer/assignments/{BEN}/review",
+        headers=kofi,
+        json={"scores": {"feasibility": 0, "technical_soundness": "high"}, "opinion": "x"},
+    )
     assert off.status_code == 422
     paths = {e["path"] for e in off.json()["errors"]}
     assert paths == {"$.scores.technical_soundness", "$.opinion"}
     scale = invited.put(f"/reviewer/assignments/{BEN}/review", headers=kofi, json={"scores": {"feasibility": 0}})
     assert scale.status_code == 422 and scale.json()["errors"] == [
-        {"path": "$.scores.feasibility", "message": "0 is not on the scale 1, 2, 3, 4, 5"}]
+        {"path": "$.scores.feasibility", "message": "0 is not on the scale 1, 2, 3, 4, 5"}
+    ]
     assert invited.get(f"/reviewer/assignments/{BEN}", headers=kofi).json()["review"] is None
     assert len(refusals(invited, "review.save")) == 2
 
@@ -161,24 +169,33 @@ def test_a_review_after_the_stage_closed_is_refused(invited: TestClient) -> None
     assert late.status_code == 409 and "closed on" in late.json()["message"]
 
 
-def test_a_reviewer_declines_or_declares_a_conflict_and_the_application_leaves_their_list(invited: TestClient
-                                                                                           ) -> None:
+def test_a_reviewer_declines_or_declares_a_conflict_and_the_application_leaves_their_list(invited: TestClient) -> None:
     ana = signed_in(invited, "ana@example.org")
     assert invited.post(f"/reviewer/assignments/{BEN}/decline", headers=ana, json={"reason": ""}).status_code == 422
-    assert invited.post(f"/reviewer/assignments/{BEN}/decline", headers=ana,
-                        json={"reason": "on leave"}).json()["state"] == "declined"
-    assert invited.post(f"/reviewer/assignments/{LSO}/conflict", headers=ana,
-                        json={"reason": "I advised the ministry"}).json()["state"] == "conflicted"
+    assert (
+        invited.post(f"/reviewer/assignments/{BEN}/decline", headers=ana, json={"reason": "on leave"}).json()["state"]
+        == "declined"
+    )
+    assert (
+        invited.post(
+            f"/reviewer/assignments/{LSO}/conflict", headers=ana, json={"reason": "I advised the ministry"}
+        ).json()["state"]
+        == "conflicted"
+    )
     assert invited.get("/reviewer/assignments", headers=ana).json() == []
     shown = {a["reference"]: a for a in invited.get(f"/rounds/{ROUND4}/review/assignment", headers=OFFICER).json()}
-    assert ("ana@example.org", "declined", "on leave") in [(r["email"], r["state"], r["note"])
-                                                           for r in shown[BEN]["reviewers"]]
+    assert ("ana@example.org", "declined", "on leave") in [
+        (r["email"], r["state"], r["note"]) for r in shown[BEN]["reviewers"]
+    ]
 
 
 def test_a_new_link_is_sent_only_to_a_reviewer_with_reviews_to_do_and_the_answer_never_tells(
-        invited: TestClient) -> None:
-    answers = [invited.post("/reviewer/links", json={"email": e}) for e in ("lena@example.org", "nobody@example.org",
-                                                                             "bene@example.org")]
+    invited: TestClient,
+) -> None:
+    answers = [
+        invited.post("/reviewer/links", json={"email": e})
+        for e in ("lena@example.org", "nobody@example.org", "bene@example.org")
+    ]
     assert {a.status_code for a in answers} == {202} and len({a.text for a in answers}) == 1
     assert invited.post("/reviewer/links", json={"email": "not an address"}).status_code == 422
     form = invited.post("/reviewer/links", data={"email": "lena@example.org", "lang": "fr"})
@@ -187,13 +204,22 @@ def test_a_new_link_is_sent_only_to_a_reviewer_with_reviews_to_do_and_the_answer
     with reading(rt.engine) as session:
         sent = session.exec(select(OutboxMessage.recipient).where(OutboxMessage.kind == "review_link")).all()
     assert sent == ["lena@example.org"]  # once: at most one an hour
-    assert invited.get(link(invited, "lena@example.org")[len("http://127.0.0.1:8000"):]).status_code == 200
+    assert invited.get(link(invited, "lena@example.org")[len("http://127.0.0.1:8000") :]).status_code == 200
 
 
 def test_the_secretariat_keeps_the_register_through_the_api(client: TestClient) -> None:
-    added = client.put("/reviewers/ivan@example.org", headers=OFFICER, json={
-        "name": "Ivan Cement", "organisation": "Cement Institute", "country": "ARM", "areas": ["cement"],
-        "languages": ["en"], "max_load": 4})
+    added = client.put(
+        "/reviewers/ivan@example.org",
+        headers=OFFICER,
+        json={
+            "name": "Ivan Cement",
+            "organisation": "Cement Institute",
+            "country": "ARM",
+            "areas": ["cement"],
+            "languages": ["en"],
+            "max_load": 4,
+        },
+    )
     assert added.status_code == 200 and added.json()["outcome"] == "added"
     partial = client.put("/reviewers/zoe@example.org", headers=OFFICER, json={"name": "Zoe"})
     assert partial.status_code == 422 and "missing" in partial.json()["message"]
@@ -214,16 +240,23 @@ def test_the_secretariat_adjusts_the_assignment_by_hand(client: TestClient) -> N
     conflicted = client.put(f"{path}/bene@example.org", headers=OFFICER)
     assert conflicted.status_code == 409 and "conflict of interest" in conflicted.json()["message"]
     assert [(e.actor, e.subject_id) for e in refusals(client, "api.add_reviewer")] == [
-        ("amina.diallo", f"PUT {path}/bene@example.org")]
+        ("amina.diallo", f"PUT {path}/bene@example.org")
+    ]
     assert client.delete(f"{path}/kofi@example.org", headers=OFFICER).status_code == 422  # no reason
     removed = client.delete(f"{path}/kofi@example.org", headers=OFFICER, params={"reason": "asked to step back"})
     assert removed.json()["state"] == "removed"
     assert client.put(f"{path}/lena@example.org", headers=OFFICER).json()["outcome"] == "added"
     shown = {a["reference"]: a for a in client.get(f"/rounds/{ROUND4}/review/assignment", headers=OFFICER).json()}
     assert sorted((r["email"], r["state"]) for r in shown[BEN]["reviewers"]) == [
-        ("ana@example.org", "proposed"), ("kofi@example.org", "removed"), ("lena@example.org", "proposed")]
-    conflict = client.post(f"/rounds/{ROUND4}/applications/{LSO}/conflicts", headers=OFFICER,
-                           json={"email": "lena@example.org", "reason": "consults for the applicant"})
+        ("ana@example.org", "proposed"),
+        ("kofi@example.org", "removed"),
+        ("lena@example.org", "proposed"),
+    ]
+    conflict = client.post(
+        f"/rounds/{ROUND4}/applications/{LSO}/conflicts",
+        headers=OFFICER,
+        json={"email": "lena@example.org", "reason": "consults for the applicant"},
+    )
     assert conflict.json()["recorded"] is True
     with reading(rt.engine) as session:
         states = session.exec(select(ReviewAssignment.state)).all()
@@ -232,7 +265,8 @@ def test_the_secretariat_adjusts_the_assignment_by_hand(client: TestClient) -> N
 
 @pytest.mark.prefect
 def test_the_secretariat_runs_the_review_stage_through_the_api_with_real_flows(
-        client: TestClient, clock: Clock, prefect_harness: None) -> None:
+    client: TestClient, clock: Clock, prefect_harness: None
+) -> None:
     clock.now = datetime.now(UTC)  # the flows date what they do now
     for step, path in (("assign", "/review/assignment"), ("invite", "/review/invitations")):
         started = client.post(f"/rounds/{ROUND4}{path}", headers=OFFICER)
@@ -252,9 +286,13 @@ def test_the_secretariat_runs_the_review_stage_through_the_api_with_real_flows(
 
 
 def test_the_review_routes_need_a_secretariat_key(client: TestClient) -> None:
-    for method, path in (("get", f"/rounds/{ROUND4}/review"), ("post", f"/rounds/{ROUND4}/review/invitations"),
-                         ("post", f"/rounds/{ROUND4}/review/close"), ("get", f"/rounds/{ROUND4}/review/assignment"),
-                         ("put", f"/rounds/{ROUND4}/applications/{BEN}/reviewers/lena@example.org")):
+    for method, path in (
+        ("get", f"/rounds/{ROUND4}/review"),
+        ("post", f"/rounds/{ROUND4}/review/invitations"),
+        ("post", f"/rounds/{ROUND4}/review/close"),
+        ("get", f"/rounds/{ROUND4}/review/assignment"),
+        ("put", f"/rounds/{ROUND4}/applications/{BEN}/reviewers/lena@example.org"),
+    ):
         assert client.request(method, path).status_code == 401
 
 

@@ -30,8 +30,11 @@ def client(imported: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestC
 
 
 def test_without_a_secretariat_key_the_routes_answer_401(client: TestClient) -> None:
-    for method, path in (("post", f"/rounds/{ROUND1}/screening"), ("get", f"/rounds/{ROUND1}/screening"),
-                         ("post", f"/rounds/{ROUND1}/screening/scores")):
+    for method, path in (
+        ("post", f"/rounds/{ROUND1}/screening"),
+        ("get", f"/rounds/{ROUND1}/screening"),
+        ("post", f"/rounds/{ROUND1}/screening/scores"),
+    ):
         for headers in ({}, {"Authorization": "Bearer not-a-key"}):
             answer = client.request(method, path, headers=headers, json={})
             assert answer.status_code == 401 and answer.json()["error"] == "unauthorized"
@@ -39,7 +42,8 @@ def test_without_a_secretariat_key_the_routes_answer_401(client: TestClient) -> 
 
 @pytest.mark.prefect
 def test_screening_started_through_the_api_runs_the_flow_and_can_be_followed(
-        client: TestClient, prefect_harness: None) -> None:
+    client: TestClient, prefect_harness: None
+) -> None:
     started = client.post(f"/rounds/{ROUND1}/screening", headers=OFFICER)
     assert started.status_code == 202 and started.json()["progress"] == f"/rounds/{ROUND1}/screening"
     deadline = time.monotonic() + 60
@@ -62,10 +66,12 @@ def test_screening_started_through_the_api_runs_the_flow_and_can_be_followed(
 
     with reading(client.app.state.runtime.engine) as session:  # type: ignore[attr-defined]
         requested = session.exec(select(AuditEvent).where(AuditEvent.action == "stage.requested")).one()
-        screened = session.exec(select(AuditEvent).where(
-            AuditEvent.action == "application.pass_screening")).one()
+        screened = session.exec(select(AuditEvent).where(AuditEvent.action == "application.pass_screening")).one()
     assert (requested.actor, requested.details["flow_run_id"], requested.details["flow"]) == (
-        "amina.diallo", str(run.id), "screen-applications")
+        "amina.diallo",
+        str(run.id),
+        "screen-applications",
+    )
     assert screened.actor == f"the API for amina.diallo, flow run {run.id}"
     import threading
 
@@ -76,21 +82,38 @@ def test_screening_started_through_the_api_runs_the_flow_and_can_be_followed(
             thread.join(30)
     APILogWorker.drain_all(timeout=5)  # its last log lines, before the test server stops
     assert progress["status"] == "screening"
-    assert progress["counts"] == {"screened": 1, "incomplete": 1, "ineligible": 1, "needs_judgement": 1,
-                                  "not_screened": 0}
+    assert progress["counts"] == {
+        "screened": 1,
+        "incomplete": 1,
+        "ineligible": 1,
+        "needs_judgement": 1,
+        "not_screened": 0,
+    }
     ben = next(a for a in progress["applications"] if a["party"] == "BEN")
     assert ben["rank"] == 1 and ben["ldc"] is True and ben["region"] == "Africa"
-    scored = client.post(f"/rounds/{ROUND1}/screening/scores", headers=OFFICER,
-                         json={"scores": [{"reference": "SIP-2018-R1-0001", "criterion": "feasibility", "score": 3}]})
+    scored = client.post(
+        f"/rounds/{ROUND1}/screening/scores",
+        headers=OFFICER,
+        json={"scores": [{"reference": "SIP-2018-R1-0001", "criterion": "feasibility", "score": 3}]},
+    )
     assert scored.json() == {"scores": 1, "recorded": 1}
-    bad = client.post(f"/rounds/{ROUND1}/screening/scores", headers=OFFICER,
-                      json={"scores": [{"reference": "SIP-2018-R1-0001", "criterion": "feasibility", "score": 9}]})
+    bad = client.post(
+        f"/rounds/{ROUND1}/screening/scores",
+        headers=OFFICER,
+        json={"scores": [{"reference": "SIP-2018-R1-0001", "criterion": "feasibility", "score": 9}]},
+    )
     assert bad.status_code == 422 and bad.json()["errors"][0]["path"] == "$.scores[0]: score"
-    judged = client.post(f"/rounds/{ROUND1}/applications/SIP-2018-R1-0004/override", headers=OFFICER,
-                         json={"verdict": "screened", "reason": "Party on the deadline per the depositary"})
+    judged = client.post(
+        f"/rounds/{ROUND1}/applications/SIP-2018-R1-0004/override",
+        headers=OFFICER,
+        json={"verdict": "screened", "reason": "Party on the deadline per the depositary"},
+    )
     assert judged.json() == {"reference": "SIP-2018-R1-0004", "verdict": "screened", "changed": True}
-    asked = client.post(f"/rounds/{ROUND1}/applications/SIP-2018-R1-0002/information-request", headers=OFFICER,
-                        json={"items": ["Form C, signed"], "due": "2018-09-30"})
+    asked = client.post(
+        f"/rounds/{ROUND1}/applications/SIP-2018-R1-0002/information-request",
+        headers=OFFICER,
+        json={"items": ["Form C, signed"], "due": "2018-09-30"},
+    )
     assert asked.json()["status"] == "information_requested"
 
 

@@ -50,7 +50,8 @@ pytestmark = pytest.mark.deployed
 
 
 def test_every_stage_runs_as_a_served_deployment_started_from_another_process(
-        prefect: tuple[str, Path], shared_database: str, tmp_path: Path) -> None:
+    prefect: tuple[str, Path], shared_database: str, tmp_path: Path
+) -> None:
     api, home = prefect
     serving_in = tmp_path / "served-from"  # the engine's files: a relative SIP_DATA_DIR, made absolute by serve
     serving_in.mkdir()
@@ -59,37 +60,75 @@ def test_every_stage_runs_as_a_served_deployment_started_from_another_process(
     folders = write_applications(tmp_path / "incoming")
     rt = runtime_on(shared_database, serving_in / "sip-data")
     with serving(api, env, serving_in, tmp_path / "serve.log"):
-        runs = completed(start_runs(api, home, [
-            [run("open-round/on-demand", round_id=ROUND1, at="2018-06-05T09:00:00+00:00"),
-             run("open-round/on-demand", round_id=ROUND4, at="2024-04-25T09:00:00+00:00")],
-            [run("import-applications/on-demand", round_id=ROUND1, paths=[str(folders[ROUND1])]),
-             run("import-applications/on-demand", round_id=ROUND4, paths=[str(folders[ROUND4])])],
-            [run("close-round/on-demand", round_id=ROUND1, at="2018-09-01T00:00:00+02:00"),
-             run("close-round/on-demand", round_id=ROUND4, at="2024-08-01T00:00:00+02:00")],
-            [run("screen-applications/on-demand", round_id=ROUND1, at="2018-09-03T09:00:00+00:00"),
-             run("screen-applications/on-demand", round_id=ROUND4, at="2024-08-05T09:00:00+00:00")],
-        ], cwd=tmp_path))
+        runs = completed(
+            start_runs(
+                api,
+                home,
+                [
+                    [
+                        run("open-round/on-demand", round_id=ROUND1, at="2018-06-05T09:00:00+00:00"),
+                        run("open-round/on-demand", round_id=ROUND4, at="2024-04-25T09:00:00+00:00"),
+                    ],
+                    [
+                        run("import-applications/on-demand", round_id=ROUND1, paths=[str(folders[ROUND1])]),
+                        run("import-applications/on-demand", round_id=ROUND4, paths=[str(folders[ROUND4])]),
+                    ],
+                    [
+                        run("close-round/on-demand", round_id=ROUND1, at="2018-09-01T00:00:00+02:00"),
+                        run("close-round/on-demand", round_id=ROUND4, at="2024-08-01T00:00:00+02:00"),
+                    ],
+                    [
+                        run("screen-applications/on-demand", round_id=ROUND1, at="2018-09-03T09:00:00+00:00"),
+                        run("screen-applications/on-demand", round_id=ROUND4, at="2024-08-05T09:00:00+00:00"),
+                    ],
+                ],
+                cwd=tmp_path,
+            )
+        )
         assert statuses(rt, ROUND1) == {"BEN": "screened", "LSO": "incomplete", "CHE": "ineligible"}
         assert statuses(rt, ROUND4) == {"BEN": "screened", "LSO": "screened"}
         people_between_stages(rt)
-        runs += completed(start_runs(api, home, [
-            [run("assign-gmp-reviewers/on-demand", round_id=ROUND4, at="2024-08-06T09:00:00+00:00"),
-             run("send-to-committee/on-demand", round_id=ROUND1, at="2018-09-10T09:00:00+00:00")],
-            [run("invite-gmp-reviewers/on-demand", round_id=ROUND4, at="2024-08-07T09:00:00+00:00"),
-             run("prepare-committee-bundles/on-demand", round_id=ROUND1, at="2018-09-25T09:00:00+00:00",
-                 pdf=False)],
-        ], cwd=tmp_path))
+        runs += completed(
+            start_runs(
+                api,
+                home,
+                [
+                    [
+                        run("assign-gmp-reviewers/on-demand", round_id=ROUND4, at="2024-08-06T09:00:00+00:00"),
+                        run("send-to-committee/on-demand", round_id=ROUND1, at="2018-09-10T09:00:00+00:00"),
+                    ],
+                    [
+                        run("invite-gmp-reviewers/on-demand", round_id=ROUND4, at="2024-08-07T09:00:00+00:00"),
+                        run(
+                            "prepare-committee-bundles/on-demand",
+                            round_id=ROUND1,
+                            at="2018-09-25T09:00:00+00:00",
+                            pdf=False,
+                        ),
+                    ],
+                ],
+                cwd=tmp_path,
+            )
+        )
         decide(rt)
-        runs += completed(start_runs(api, home, [
-            [run("send-decision-letters/on-demand", round_id=ROUND1, at="2018-10-10T09:00:00+00:00")],
-            [run("deliver-notifications/every-5-minutes")],
-        ], cwd=tmp_path))
+        runs += completed(
+            start_runs(
+                api,
+                home,
+                [
+                    [run("send-decision-letters/on-demand", round_id=ROUND1, at="2018-10-10T09:00:00+00:00")],
+                    [run("deliver-notifications/every-5-minutes")],
+                ],
+                cwd=tmp_path,
+            )
+        )
         refused = start_runs(api, home, [[run("screen-applications/on-demand", round_id="sip-1999-r0")]], cwd=tmp_path)
         logs = run_logs(api, refused[0]["id"])  # while its process may still be sending them
 
     with reading(rt.engine) as session:
-        invited = session.exec(select(func.count()).select_from(ReviewAssignment)
-                               .where(ReviewAssignment.state == "invited")).one()
+        invited = session.exec(
+            select(func.count()).select_from(ReviewAssignment).where(ReviewAssignment.state == "invited")
+        ).one()
         bundles = session.exec(select(CommitteeBundle)).all()
         outbox = session.exec(select(OutboxMessage)).all()
         actors = set(session.exec(select(AuditEvent.actor).where(AuditEvent.action.like("round.%"))).all())
@@ -109,14 +148,17 @@ def test_every_stage_runs_as_a_served_deployment_started_from_another_process(
     assert any(line["message"].startswith("refused: no round 'sip-1999-r0'") for line in logs)
     assert not any("Traceback" in line["message"] for line in logs)
     # Each run left its summary in the Prefect UI.
-    artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": [
-        "screen-applications-sip-2018-r1", "send-decision-letters-sip-2018-r1"]}}}).json()
+    artifacts = httpx.post(
+        f"{api}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": ["screen-applications-sip-2018-r1", "send-decision-letters-sip-2018-r1"]}}},
+    ).json()
     screening = next(a for a in artifacts if a["key"] == "screen-applications-sip-2018-r1")
     assert "| screened now | 3 |" in screening["data"] and len(artifacts) == 2
 
 
 def test_a_served_engine_opens_and_closes_a_round_on_its_dates(
-        prefect: tuple[str, Path], shared_database: str, tmp_path: Path) -> None:
+    prefect: tuple[str, Path], shared_database: str, tmp_path: Path
+) -> None:
     api, home = prefect
     env = engine_env(shared_database, api, home, SIP_DATA_DIR=str(tmp_path / "data"))
     migrate(env, tmp_path)
@@ -127,8 +169,13 @@ def test_a_served_engine_opens_and_closes_a_round_on_its_dates(
     source = re.sub(r"(?m)^opens_at = .*$", f"opens_at = {opens.isoformat()}", source)
     source = re.sub(r"(?m)^closes_at = .*$", f"closes_at = {closes.isoformat()}", source)
     with unit_of_work(rt.engine) as session:
-        store_round(session, parse_round(source.replace(ROUND4, "sip-test-dates"), "test"), source="test",
-                    actor="officer", at=datetime.now(UTC))
+        store_round(
+            session,
+            parse_round(source.replace(ROUND4, "sip-test-dates"), "test"),
+            source="test",
+            actor="officer",
+            at=datetime.now(UTC),
+        )
     log = tmp_path / "serve.log"
     with serving(api, env, tmp_path, log):
         scheduled = completed(start_runs(api, home, [[run("round-dates/every-15-minutes")]], cwd=tmp_path))
@@ -142,9 +189,11 @@ def test_a_served_engine_opens_and_closes_a_round_on_its_dates(
         # Running it again (as the schedule does) neither opens twice nor schedules twice.
         completed(start_runs(api, home, [[run("round-dates/every-15-minutes")]], cwd=tmp_path))
     with reading(rt.engine) as session:
-        events = session.exec(select(AuditEvent).where(AuditEvent.subject_id == "sip-test-dates",
-                                                       AuditEvent.action.in_(["round.opened", "round.closed"]))
-                              .order_by(AuditEvent.id)).all()
+        events = session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.subject_id == "sip-test-dates", AuditEvent.action.in_(["round.opened", "round.closed"]))
+            .order_by(AuditEvent.id)
+        ).all()
     assert status == "closed", (scheduled, log.read_text()[-3000:])
     assert [e.action for e in events] == ["round.opened", "round.closed"]
     assert events[0].actor.startswith("open-round/on-demand run ")

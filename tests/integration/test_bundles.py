@@ -40,9 +40,19 @@ def test_each_member_gets_a_bundle_with_the_agenda_summary_funds_and_dossiers(co
     summary = prepare(committee)
     assert (summary.prepared, summary.unchanged, summary.notified) == (10, 0, 10)
     html = Path(bundle_of(summary, GHANA).path).read_text()
-    for part in ("Agenda", "Summary of the applications", "Funds available and amounts requested",
-                 "Regional spread", 'id="SIP-2018-R1-0001"', 'id="SIP-2018-R1-0004"', "Form A – the project",
-                 "Form B – the budget", "Form C – transmittal letter", "Screening record", "300,000.00"):
+    for part in (
+        "Agenda",
+        "Summary of the applications",
+        "Funds available and amounts requested",
+        "Regional spread",
+        'id="SIP-2018-R1-0001"',
+        'id="SIP-2018-R1-0004"',
+        "Form A – the project",
+        "Form B – the budget",
+        "Form C – transmittal letter",
+        "Screening record",
+        "300,000.00",
+    ):
         assert part in html, part
     assert "Switzerland" in html and 'id="SIP-2018-R1-0003"' not in html  # in the summary; no dossier (ineligible)
     assert "Kwame Boateng" in html and "version 1" in html
@@ -75,8 +85,9 @@ def test_preparing_again_makes_a_new_version_only_for_a_change_and_says_what_cha
     assert "What changed since version 1" in Path(ghana.path).read_text()
     with unit_of_work(committee.engine) as session:
         versions = session.exec(select(CommitteeBundle.version).where(CommitteeBundle.email == GHANA)).all()
-        message = session.exec(select(OutboxMessage).where(OutboxMessage.key == f"bundle_ready:{ROUND1}:{GHANA}:v2")
-                               ).one()
+        message = session.exec(
+            select(OutboxMessage).where(OutboxMessage.key == f"bundle_ready:{ROUND1}:{GHANA}:v2")
+        ).one()
     assert sorted(versions) == [1, 2] and "changed: the funds available" in message.body_text
 
 
@@ -100,13 +111,18 @@ def test_a_members_link_opens_their_bundle_and_every_download_is_audited(committ
 
 def test_bundles_are_refused_before_screening_is_done(imported: Runtime) -> None:
     members(imported)
-    with pytest.raises(NotAllowed, match="the bundles are prepared once screening"), \
-            unit_of_work(imported.engine) as session:
+    with (
+        pytest.raises(NotAllowed, match="the bundles are prepared once screening"),
+        unit_of_work(imported.engine) as session,
+    ):
         prepare_bundles(session, imported.settings, ROUND1, actor="officer", at=AT)
 
 
-@pytest.mark.skipif(pdf_renderer() is None, reason="WeasyPrint (and its Pango libraries) is not installed: "
-                                                  "bundles are HTML only; `pip install -e '.[pdf]'` adds PDF")
+@pytest.mark.skipif(
+    pdf_renderer() is None,
+    reason="WeasyPrint (and its Pango libraries) is not installed: "
+    "bundles are HTML only; `pip install -e '.[pdf]'` adds PDF",
+)
 def test_a_pdf_is_made_beside_each_html_bundle_where_weasyprint_is_installed(committee: Runtime) -> None:
     with unit_of_work(committee.engine) as session:
         declare_member_conflict(session, ROUND1, BEN, GHANA, "advised the executing agency", actor="officer", at=AT)
@@ -123,8 +139,9 @@ def test_a_pdf_is_made_beside_each_html_bundle_where_weasyprint_is_installed(com
 
 def link_of(rt: Runtime, email: str, version: int) -> str:
     with unit_of_work(rt.engine) as session:
-        message = session.exec(select(OutboxMessage).where(
-            OutboxMessage.key == f"bundle_ready:{ROUND1}:{email}:v{version}")).one()
+        message = session.exec(
+            select(OutboxMessage).where(OutboxMessage.key == f"bundle_ready:{ROUND1}:{email}:v{version}")
+        ).one()
         text = outbox.materialize(session, rt.settings, message).text
     return re.search(r"token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
 
@@ -145,8 +162,7 @@ def test_an_older_versions_link_no_longer_opens_once_a_new_version_went_out(comm
 def test_a_link_stops_working_a_month_after_the_meeting(committee: Runtime) -> None:
     prepare(committee)
     token = link_of(committee, GHANA, 1)
-    with pytest.raises(NotFound, match="expired 30 days after the meeting"), \
-            unit_of_work(committee.engine) as session:
+    with pytest.raises(NotFound, match="expired 30 days after the meeting"), unit_of_work(committee.engine) as session:
         open_bundle(session, committee.settings, token, at=datetime(2018, 11, 3, tzinfo=UTC))
 
 
@@ -165,12 +181,21 @@ def test_a_gmp_rounds_bundle_shows_the_reviews_without_the_reviewers_names(round
         invite(session, round4.settings, ROUND4, actor="o", at=AFTER_R4)
     with unit_of_work(round4.engine) as session:
         signed = sign_in(session, round4.settings, link_of(round4, "kofi@example.org"), at=AFTER_R4)
-        save_review(session, reviewer_for(session, signed.session_token, at=AFTER_R4), "SIP-2024-R4-0001",
-                    ReviewDraft(**FULL), submit=True, at=AFTER_R4)
+        save_review(
+            session,
+            reviewer_for(session, signed.session_token, at=AFTER_R4),
+            "SIP-2024-R4-0001",
+            ReviewDraft(**FULL),
+            submit=True,
+            at=AFTER_R4,
+        )
         send_to_committee(session, ROUND4, actor="o", at=AFTER_R4)
         schedule_meeting(session, ROUND4, date(2024, 10, 1), None, "online", actor="o", at=AFTER_R4)
-    members(round4, "name,email,country,role,term_start,term_end,language\n"
-                    "Ama Owusu,ama@committee.example.org,GHA,co-chair,2024-01-01,2025-12-31,en\n")
+    members(
+        round4,
+        "name,email,country,role,term_start,term_end,language\n"
+        "Ama Owusu,ama@committee.example.org,GHA,co-chair,2024-01-01,2025-12-31,en\n",
+    )
     with unit_of_work(round4.engine) as session:
         summary = prepare_bundles(session, round4.settings, ROUND4, actor="o", at=AFTER_R4, pdf=False)
     html = Path(summary.members[0].path).read_text()

@@ -39,8 +39,9 @@ HEADER = "name,email,country,role,term_start,term_end,language\n"
 
 def decide(rt: Runtime, *items: DecisionIn):
     with unit_of_work(rt.engine) as session:
-        return record_decisions(session, ROUND1, [(d, f"row {i}") for i, d in enumerate(items, 1)], actor="officer",
-                                at=AT)
+        return record_decisions(
+            session, ROUND1, [(d, f"row {i}") for i, d in enumerate(items, 1)], actor="officer", at=AT
+        )
 
 
 def test_the_membership_loads_and_the_round_1_committee_is_as_its_rule_wants(committee: Runtime) -> None:
@@ -52,13 +53,15 @@ def test_the_membership_loads_and_the_round_1_committee_is_as_its_rule_wants(com
 
 
 def test_a_membership_file_with_errors_is_refused_whole(rt: Runtime) -> None:
-    text = HEADER + ("A,a@example.org,GHA,chair,2018-01-01,2019-12-31,de\n"
-                     "B,b@example.org,XXX,member,2018-01-01,2019-12-31,en\n"
-                     "C,c@example.org,NOR,member,2019-12-31,2018-01-01,en\n"
-                     "D,d@example.org,NLD,member,2018-01-01,2019-12-31,en\n"
-                     "D,d@example.org,NLD,member,2018-01-01,2019-12-31,en\n"
-                     "E,e@example.org,EST,member,2018-01-01,2019-12-31,en\n"
-                     "E,e@example.org,EST,member,2019-06-01,2021-12-31,en\n")
+    text = HEADER + (
+        "A,a@example.org,GHA,chair,2018-01-01,2019-12-31,de\n"
+        "B,b@example.org,XXX,member,2018-01-01,2019-12-31,en\n"
+        "C,c@example.org,NOR,member,2019-12-31,2018-01-01,en\n"
+        "D,d@example.org,NLD,member,2018-01-01,2019-12-31,en\n"
+        "D,d@example.org,NLD,member,2018-01-01,2019-12-31,en\n"
+        "E,e@example.org,EST,member,2018-01-01,2019-12-31,en\n"
+        "E,e@example.org,EST,member,2019-06-01,2021-12-31,en\n"
+    )
     with pytest.raises(InvalidInput) as caught, unit_of_work(rt.engine) as session:
         parse_members(text, "c.csv", known_parties(session))
     problems = {e.path: e.message for e in caught.value.errors}
@@ -84,17 +87,27 @@ def test_decisions_within_the_rules_are_recorded_once_and_the_round_is_decided(c
 
 
 def test_approvals_beyond_the_funds_the_request_or_the_range_are_refused_and_nothing_recorded(
-        committee: Runtime) -> None:
+    committee: Runtime,
+) -> None:
     with pytest.raises(InvalidInput) as caught:
-        decide(committee, DecisionIn(reference=BEN, decision="approved", amount=Decimal("190000")),
-               DecisionIn(reference=CMR, decision="approved", amount=Decimal("190000")))
+        decide(
+            committee,
+            DecisionIn(reference=BEN, decision="approved", amount=Decimal("190000")),
+            DecisionIn(reference=CMR, decision="approved", amount=Decimal("190000")),
+        )
     assert [e.message for e in caught.value.errors] == [
-        "approvals would total 380,000.00, above the 300,000.00 available"]
+        "approvals would total 380,000.00, above the 300,000.00 available"
+    ]
     with pytest.raises(InvalidInput) as caught:
-        decide(committee, DecisionIn(reference=BEN, decision="approved", amount=Decimal("200000")),
-               DecisionIn(reference=CMR, decision="approved", amount=Decimal("40000")))
+        decide(
+            committee,
+            DecisionIn(reference=BEN, decision="approved", amount=Decimal("200000")),
+            DecisionIn(reference=CMR, decision="approved", amount=Decimal("40000")),
+        )
     assert [e.message for e in caught.value.errors] == [
-        "200,000.00 is above the 190,000.00 requested", "40,000.00 is outside the round's range (50,000 to 250,000)"]
+        "200,000.00 is above the 190,000.00 requested",
+        "40,000.00 is outside the round's range (50,000 to 250,000)",
+    ]
     with unit_of_work(committee.engine) as session:
         assert session.exec(select(func.count()).select_from(DecisionRecord)).one() == 0
 
@@ -102,8 +115,15 @@ def test_approvals_beyond_the_funds_the_request_or_the_range_are_refused_and_not
 def test_a_decision_on_an_application_that_failed_screening_needs_a_reasoned_exception(committee: Runtime) -> None:
     with pytest.raises(InvalidInput, match="did not pass screening"):
         decide(committee, DecisionIn(reference=LSO, decision="approved", amount=Decimal("100000")))
-    decide(committee, DecisionIn(reference=LSO, decision="approved", amount=Decimal("100000"),
-                                 exception="Form C arrived on the eve of the meeting"))
+    decide(
+        committee,
+        DecisionIn(
+            reference=LSO,
+            decision="approved",
+            amount=Decimal("100000"),
+            exception="Form C arrived on the eve of the meeting",
+        ),
+    )
     with unit_of_work(committee.engine) as session:
         assert session.exec(select(Application.status).where(Application.reference == LSO)).one() == "approved"
 
@@ -113,13 +133,21 @@ def test_no_conflicted_member_takes_part_and_the_quorum_is_kept(committee: Runti
     with unit_of_work(committee.engine) as session:
         declare_member_conflict(session, ROUND1, BEN, ghana, "advised the executing agency", actor="officer", at=AT)
     with pytest.raises(InvalidInput) as caught:
-        decide(committee, DecisionIn(reference=BEN, decision="approved", amount=Decimal("150000"),
-                                     participants=[ghana, "pieter.devries@committee.example.org",
-                                                   "someone@example.org"]))
+        decide(
+            committee,
+            DecisionIn(
+                reference=BEN,
+                decision="approved",
+                amount=Decimal("150000"),
+                participants=[ghana, "pieter.devries@committee.example.org", "someone@example.org"],
+            ),
+        )
     problems = [e.message for e in caught.value.errors]
-    assert problems == ["not on the committee on the meeting date: someone@example.org",
-                        f"conflicted, so taking no part: {ghana} (declared conflict)",
-                        "3 member(s) took part; the quorum is 6"]
+    assert problems == [
+        "not on the committee on the meeting date: someone@example.org",
+        f"conflicted, so taking no part: {ghana} (declared conflict)",
+        "3 member(s) took part; the quorum is 6",
+    ]
     decide(committee, DecisionIn(reference=BEN, decision="approved", amount=Decimal("150000")))
     with unit_of_work(committee.engine) as session:
         record = session.exec(select(DecisionRecord)).one()
@@ -127,11 +155,16 @@ def test_no_conflicted_member_takes_part_and_the_quorum_is_kept(committee: Runti
 
 
 def test_attendance_names_only_members_and_a_thin_meeting_cannot_decide(committee: Runtime) -> None:
-    with pytest.raises(InvalidInput, match="not on the committee on 2018-10-02: x@example.org"), \
-            unit_of_work(committee.engine) as session:
+    with (
+        pytest.raises(InvalidInput, match="not on the committee on 2018-10-02: x@example.org"),
+        unit_of_work(committee.engine) as session,
+    ):
         set_attendees(session, ROUND1, ["x@example.org"], actor="officer", at=AT)
-    few = ["kwame.boateng@committee.example.org", "pieter.devries@committee.example.org",
-           "kadri.tamm@committee.example.org"]
+    few = [
+        "kwame.boateng@committee.example.org",
+        "pieter.devries@committee.example.org",
+        "kadri.tamm@committee.example.org",
+    ]
     with unit_of_work(committee.engine) as session:
         set_attendees(session, ROUND1, few, actor="officer", at=AT)
     with pytest.raises(InvalidInput, match="3 member.s. took part; the quorum is 6"):
@@ -139,12 +172,14 @@ def test_attendance_names_only_members_and_a_thin_meeting_cannot_decide(committe
 
 
 def test_a_decisions_sheet_is_checked_row_by_row() -> None:
-    sheet = ("reference,decision,amount,conditions,recommendations\n"
-             f"{BEN},approved,\"200,000\",,\n"
-             f"{CMR},approved,$150000,,\n"
-             f"{CMR},not_approved,,,x\n"
-             f"{LSO},yes,,,\n"
-             f"{CHE},approved,150000.5,,\n")
+    sheet = (
+        "reference,decision,amount,conditions,recommendations\n"
+        f'{BEN},approved,"200,000",,\n'
+        f"{CMR},approved,$150000,,\n"
+        f"{CMR},not_approved,,,x\n"
+        f"{LSO},yes,,,\n"
+        f"{CHE},approved,150000.5,,\n"
+    )
     with pytest.raises(InvalidInput) as caught:
         parse_decisions(sheet, "d.csv")
     problems = {e.path: e.message for e in caught.value.errors}
@@ -152,13 +187,22 @@ def test_a_decisions_sheet_is_checked_row_by_row() -> None:
     assert "without thousands separators or currency sign" in problems["d.csv:3: amount"]
     assert problems["d.csv:4: reference"].endswith("is already on line 3: one decision per application")
     assert problems["d.csv:5: decision"].startswith("'yes' is not a decision")
-    assert len(parse_decisions(f"reference,decision,amount,conditions,recommendations\n{BEN},approved,150000.50,,\n",
-                               "d.csv")) == 1
+    assert (
+        len(
+            parse_decisions(
+                f"reference,decision,amount,conditions,recommendations\n{BEN},approved,150000.50,,\n", "d.csv"
+            )
+        )
+        == 1
+    )
 
 
 def test_an_unknown_reference_in_a_sheet_records_nothing(committee: Runtime) -> None:
-    items = parse_decisions("reference,decision,amount,conditions,recommendations\n"
-                            f"{BEN},approved,150000,,\nSIP-2018-R1-0099,not_approved,,,x\n", "d.csv")
+    items = parse_decisions(
+        "reference,decision,amount,conditions,recommendations\n"
+        f"{BEN},approved,150000,,\nSIP-2018-R1-0099,not_approved,,,x\n",
+        "d.csv",
+    )
     with pytest.raises(InvalidInput) as caught, unit_of_work(committee.engine) as session:
         record_decisions(session, ROUND1, items, actor="officer", at=AT)
     assert caught.value.errors[0].path == "d.csv:3: reference"
@@ -167,18 +211,27 @@ def test_an_unknown_reference_in_a_sheet_records_nothing(committee: Runtime) -> 
 
 
 def test_letters_go_once_in_the_applicants_language_and_then_the_applicant_sees_the_decision(
-        committee: Runtime) -> None:
-    decide(committee, DecisionIn(reference=BEN, decision="approved_with_conditions", amount=Decimal("150000"),
-                                 conditions="Name the district focal points."),
-           DecisionIn(reference=CMR, decision="not_approved", recommendations="Give the baseline data."))
+    committee: Runtime,
+) -> None:
+    decide(
+        committee,
+        DecisionIn(
+            reference=BEN,
+            decision="approved_with_conditions",
+            amount=Decimal("150000"),
+            conditions="Name the district focal points.",
+        ),
+        DecisionIn(reference=CMR, decision="not_approved", recommendations="Give the baseline data."),
+    )
     with unit_of_work(committee.engine) as session:
         key = session.exec(select(IntakeKey.key).join(Application).where(Application.reference == BEN)).one()
         token = derive_token(committee.settings.key(), ROUND1, key)  # the applicant's access code
         assert applicant_view(session, BEN, token).status.value == "under_review"  # no letter yet
         sent = send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT)
         again = send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT)
-        letter = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "decision_approved_with_conditions")
-                               ).one()
+        letter = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "decision_approved_with_conditions")
+        ).one()
         view = applicant_view(session, BEN, token)
     assert view.status.value == "approved_with_conditions" and view.timeline[-1].status.value == view.status.value
     assert (sent.queued, again.queued, again.already_sent) == (2, 0, 2)
@@ -187,19 +240,31 @@ def test_letters_go_once_in_the_applicants_language_and_then_the_applicant_sees_
 
 
 def test_a_letter_template_with_a_missing_variable_fails_with_its_name_and_line_and_queues_nothing(
-        committee: Runtime, tmp_path: Path) -> None:
+    committee: Runtime, tmp_path: Path
+) -> None:
     folder = tmp_path / "templates"
     folder.mkdir()
-    (folder / "decision_not_approved.txt").write_text('{% extends "_decision.txt" %}\n{% block decision %}\n'
-                                                      "{{ recommendation_text }}\n{% endblock %}\n")
+    (folder / "decision_not_approved.txt").write_text(
+        '{% extends "_decision.txt" %}\n{% block decision %}\n{{ recommendation_text }}\n{% endblock %}\n'
+    )
     decide(committee, DecisionIn(reference=CMR, decision="not_approved", recommendations="Give the baseline."))
     settings = committee.settings.model_copy(update={"templates_dir": folder})
-    with pytest.raises(NotAllowed, match=r"template decision_not_approved.txt line 3: 'recommendation_text' is "
-                                         r"undefined"), unit_of_work(committee.engine) as session:
+    with (
+        pytest.raises(
+            NotAllowed,
+            match=r"template decision_not_approved.txt line 3: 'recommendation_text' is "
+            r"undefined",
+        ),
+        unit_of_work(committee.engine) as session,
+    ):
         send_decision_letters(session, settings, ROUND1, actor="officer", at=AT)
     with unit_of_work(committee.engine) as session:
-        assert session.exec(select(func.count()).select_from(OutboxMessage)
-                            .where(OutboxMessage.kind.startswith("decision_"))).one() == 0  # type: ignore[attr-defined]
+        assert (
+            session.exec(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind.startswith("decision_"))
+            ).one()
+            == 0
+        )  # type: ignore[attr-defined]
 
 
 def test_the_meeting_is_scheduled_and_funds_cannot_fall_below_the_approvals(committee: Runtime) -> None:
@@ -207,13 +272,16 @@ def test_the_meeting_is_scheduled_and_funds_cannot_fall_below_the_approvals(comm
     with unit_of_work(committee.engine) as session:
         meeting = schedule_meeting(session, ROUND1, date(2018, 10, 2), date(2018, 10, 3), "online", actor="o", at=AT)
         assert meeting.place == "online" and meeting.funds_available == Decimal("300000")
-    with pytest.raises(NotAllowed, match="approvals already recorded total 150,000.00"), \
-            unit_of_work(committee.engine) as session:
+    with (
+        pytest.raises(NotAllowed, match="approvals already recorded total 150,000.00"),
+        unit_of_work(committee.engine) as session,
+    ):
         set_funds(session, ROUND1, Decimal("100000"), actor="o", at=AT)
 
 
 def test_an_error_in_an_extended_template_names_that_file_and_a_corrected_one_is_used_at_once(
-        committee: Runtime, tmp_path: Path) -> None:
+    committee: Runtime, tmp_path: Path
+) -> None:
     folder = tmp_path / "templates"
     folder.mkdir()
     base = (Path(__file__).resolve().parents[2] / "notifications" / "templates" / "_decision.txt").read_text()
@@ -221,8 +289,10 @@ def test_an_error_in_an_extended_template_names_that_file_and_a_corrected_one_is
     decide(committee, DecisionIn(reference=CMR, decision="not_approved", recommendations="Give the baseline."))
     settings = committee.settings.model_copy(update={"templates_dir": folder})
     line = base.splitlines().index("{{ programme_email }}") + 1
-    with pytest.raises(NotAllowed, match=f"template _decision.txt line {line}: 'programme_mail' is undefined"), \
-            unit_of_work(committee.engine) as session:
+    with (
+        pytest.raises(NotAllowed, match=f"template _decision.txt line {line}: 'programme_mail' is undefined"),
+        unit_of_work(committee.engine) as session,
+    ):
         send_decision_letters(session, settings, ROUND1, actor="officer", at=AT)
     (folder / "_decision.txt").write_text(base.replace("Dear", "Dear colleague"))  # corrected, same process
     with unit_of_work(committee.engine) as session:
@@ -234,15 +304,24 @@ def test_a_deferral_recorded_again_with_new_reasons_sends_a_new_letter(committee
     with unit_of_work(committee.engine) as session:
         assert send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT).queued == 1
     with unit_of_work(committee.engine) as session:
-        record_decisions(session, ROUND1, [(DecisionIn(reference=CMR, decision="deferred",
-                                                       recommendations="Also send the budget in detail."), "1")],
-                         actor="officer", at=datetime(2018, 10, 4, tzinfo=UTC))
+        record_decisions(
+            session,
+            ROUND1,
+            [(DecisionIn(reference=CMR, decision="deferred", recommendations="Also send the budget in detail."), "1")],
+            actor="officer",
+            at=datetime(2018, 10, 4, tzinfo=UTC),
+        )
         again = send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT)
     assert again.queued == 1 and again.already_sent == 0
     # Decided at a later meeting: the applicant sees the approval only once its letter is queued.
     with unit_of_work(committee.engine) as session:
-        record_decisions(session, ROUND1, [(DecisionIn(reference=CMR, decision="approved", amount=Decimal("100000")),
-                                            "1")], actor="officer", at=datetime(2019, 3, 1, tzinfo=UTC))
+        record_decisions(
+            session,
+            ROUND1,
+            [(DecisionIn(reference=CMR, decision="approved", amount=Decimal("100000")), "1")],
+            actor="officer",
+            at=datetime(2019, 3, 1, tzinfo=UTC),
+        )
         key = session.exec(select(IntakeKey.key).join(Application).where(Application.reference == CMR)).one()
         token = derive_token(committee.settings.key(), ROUND1, key)
         assert applicant_view(session, CMR, token).status.value == "under_review"

@@ -63,17 +63,31 @@ def smtp() -> Iterator[tuple[Inbox, Controller]]:
 
 
 def smtp_settings(settings: Settings, controller: Controller, **more: Any) -> Settings:
-    return settings.model_copy(update={"notifications_backend": "smtp", "smtp_host": "127.0.0.1",
-                                       "smtp_port": controller.port, "smtp_security": "none",
-                                       "mail_from": "sip@programme.example.org", "delivery_attempts": 3,
-                                       "delivery_backoff_seconds": 60, **more})
+    return settings.model_copy(
+        update={
+            "notifications_backend": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": controller.port,
+            "smtp_security": "none",
+            "mail_from": "sip@programme.example.org",
+            "delivery_attempts": 3,
+            "delivery_backoff_seconds": 60,
+            **more,
+        }
+    )
 
 
 def queue(rt: Runtime, count: int) -> None:
-    rows = [outbox.message_row(key=f"test:{i}", kind="receipt", recipient=f"person{i}@example.org",
-                               message=RenderedMessage(subject=f"Message {i}", text=f"Text {i}\n",
-                                                       html=f"<p>HTML {i}</p>", language="en"), at=T0)
-            for i in range(count)]
+    rows = [
+        outbox.message_row(
+            key=f"test:{i}",
+            kind="receipt",
+            recipient=f"person{i}@example.org",
+            message=RenderedMessage(subject=f"Message {i}", text=f"Text {i}\n", html=f"<p>HTML {i}</p>", language="en"),
+            at=T0,
+        )
+        for i in range(count)
+    ]
     with unit_of_work(rt.engine) as session:
         outbox.enqueue_rows(session, rows)
 
@@ -87,14 +101,16 @@ def states(rt: Runtime) -> dict[str, int]:
 
 
 def test_queued_messages_arrive_once_as_multipart_in_their_language_with_their_message_id(
-        imported: Runtime, smtp: tuple[Inbox, Controller]) -> None:
+    imported: Runtime, smtp: tuple[Inbox, Controller]
+) -> None:
     inbox, controller = smtp
     settings = smtp_settings(imported.settings, controller)
     done = deliver(imported.engine, settings, now=T0)
     assert (done.sent, done.retrying, done.failed) == (4, 0, 0) and len(inbox.received) == 4
     with unit_of_work(imported.engine) as session:
-        ben = session.exec(select(OutboxMessage).join(Application).where(
-            Application.reference == "SIP-2018-R1-0001")).one()
+        ben = session.exec(
+            select(OutboxMessage).join(Application).where(Application.reference == "SIP-2018-R1-0001")
+        ).one()
     mail = next(m for m in inbox.received if m["Message-ID"].strip() == ben.message_id)
     assert mail["Message-ID"] == message_id(ben.key, "sip@programme.example.org") == ben.message_id
     assert mail["Content-Language"] == "fr" and "Programme international spécifique" in mail["Subject"]
@@ -109,7 +125,8 @@ def test_queued_messages_arrive_once_as_multipart_in_their_language_with_their_m
 
 
 def test_a_refusing_server_leads_to_retries_with_a_growing_wait_and_then_a_failed_mark(
-        rt: Runtime, smtp: tuple[Inbox, Controller]) -> None:
+    rt: Runtime, smtp: tuple[Inbox, Controller]
+) -> None:
     inbox, controller = smtp
     settings = smtp_settings(rt.settings, controller)
     queue(rt, 2)
@@ -131,7 +148,8 @@ def test_a_refusing_server_leads_to_retries_with_a_growing_wait_and_then_a_faile
 
 
 def test_a_server_that_is_down_leads_to_a_retry_and_the_message_goes_once_it_is_back(
-        rt: Runtime, smtp: tuple[Inbox, Controller]) -> None:
+    rt: Runtime, smtp: tuple[Inbox, Controller]
+) -> None:
     inbox, controller = smtp
     settings = smtp_settings(rt.settings, controller)
     queue(rt, 3)
@@ -151,8 +169,12 @@ def test_two_relays_at_once_send_each_message_once(rt: Runtime, smtp: tuple[Inbo
     settings = smtp_settings(rt.settings, controller)
     queue(rt, 120)
     results: list[Any] = []
-    relays = [threading.Thread(target=lambda name=name: results.append(
-        deliver(rt.engine, settings, now=T0, batch=7, relay=name))) for name in ("relay-a", "relay-b")]
+    relays = [
+        threading.Thread(
+            target=lambda name=name: results.append(deliver(rt.engine, settings, now=T0, batch=7, relay=name))
+        )
+        for name in ("relay-a", "relay-b")
+    ]
     for relay in relays:
         relay.start()
     for relay in relays:
@@ -163,7 +185,8 @@ def test_two_relays_at_once_send_each_message_once(rt: Runtime, smtp: tuple[Inbo
 
 
 def test_a_relay_that_died_with_its_claim_leaves_the_messages_until_the_claim_expires(
-        rt: Runtime, smtp: tuple[Inbox, Controller]) -> None:
+    rt: Runtime, smtp: tuple[Inbox, Controller]
+) -> None:
     inbox, controller = smtp
     settings = smtp_settings(rt.settings, controller)
     queue(rt, 2)
@@ -187,16 +210,21 @@ def test_the_file_backend_writes_one_eml_per_message_named_by_its_message_id(imp
 
 @pytest.mark.prefect
 def test_the_outbox_is_delivered_from_the_command_line_and_failures_are_listed(
-        imported: Runtime, smtp: tuple[Inbox, Controller], monkeypatch: pytest.MonkeyPatch,
-        prefect_harness: None) -> None:
+    imported: Runtime, smtp: tuple[Inbox, Controller], monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> None:
     from typer.testing import CliRunner
 
     from engine.cli import app
     from engine.settings import get_settings
 
     inbox, controller = smtp
-    for name, value in (("NOTIFICATIONS_BACKEND", "smtp"), ("SMTP_HOST", "127.0.0.1"),
-                        ("SMTP_PORT", str(controller.port)), ("SMTP_SECURITY", "none"), ("SIP_DELIVERY_ATTEMPTS", "1")):
+    for name, value in (
+        ("NOTIFICATIONS_BACKEND", "smtp"),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", str(controller.port)),
+        ("SMTP_SECURITY", "none"),
+        ("SIP_DELIVERY_ATTEMPTS", "1"),
+    ):
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     inbox.refuse = "550 5.1.1 No such mailbox"
@@ -211,7 +239,8 @@ def test_the_outbox_is_delivered_from_the_command_line_and_failures_are_listed(
 
 
 def test_a_server_that_drops_the_connection_mid_batch_leaves_the_rest_for_a_retry(
-        rt: Runtime, smtp: tuple[Inbox, Controller]) -> None:
+    rt: Runtime, smtp: tuple[Inbox, Controller]
+) -> None:
     inbox, controller = smtp
     settings = smtp_settings(rt.settings, controller)
     queue(rt, 3)
@@ -248,8 +277,9 @@ def test_the_secretariat_sees_failed_messages_through_the_api(rt: Runtime, smtp:
     assert "550 5.1.1 No such mailbox" in failed.json()[0]["last_error"]
 
 
-def test_a_message_that_cannot_be_made_does_not_hold_up_the_others(imported: Runtime,
-                                                                    smtp: tuple[Inbox, Controller]) -> None:
+def test_a_message_that_cannot_be_made_does_not_hold_up_the_others(
+    imported: Runtime, smtp: tuple[Inbox, Controller]
+) -> None:
     from engine.tables import IntakeKey
 
     inbox, controller = smtp
@@ -261,7 +291,8 @@ def test_a_message_that_cannot_be_made_does_not_hold_up_the_others(imported: Run
 
 
 def test_a_relay_whose_claim_ran_out_does_not_overwrite_the_relay_that_took_over(
-        rt: Runtime, smtp: tuple[Inbox, Controller]) -> None:
+    rt: Runtime, smtp: tuple[Inbox, Controller]
+) -> None:
     from engine.services.delivery import deliver_claimed
 
     inbox, controller = smtp
@@ -278,13 +309,21 @@ def test_a_relay_whose_claim_ran_out_does_not_overwrite_the_relay_that_took_over
     assert (message.state, message.attempts) == ("sent", 1)
 
 
-def test_a_non_ascii_address_fails_on_its_own_and_the_batch_goes_on(rt: Runtime,
-                                                                    smtp: tuple[Inbox, Controller]) -> None:
+def test_a_non_ascii_address_fails_on_its_own_and_the_batch_goes_on(
+    rt: Runtime, smtp: tuple[Inbox, Controller]
+) -> None:
     inbox, controller = smtp
     settings = smtp_settings(rt.settings, controller)
-    rows = [outbox.message_row(key=f"idn:{i}", kind="receipt", recipient=address, at=T0,
-                               message=RenderedMessage(subject="S", text="T\n", html="<p>H</p>", language="en"))
-            for i, address in enumerate(("before@example.org", "jösé@bücher.de", "contact@bücher.de"))]
+    rows = [
+        outbox.message_row(
+            key=f"idn:{i}",
+            kind="receipt",
+            recipient=address,
+            at=T0,
+            message=RenderedMessage(subject="S", text="T\n", html="<p>H</p>", language="en"),
+        )
+        for i, address in enumerate(("before@example.org", "jösé@bücher.de", "contact@bücher.de"))
+    ]
     with unit_of_work(rt.engine) as session:
         outbox.enqueue_rows(session, rows)
     done = deliver(rt.engine, settings, now=T0)

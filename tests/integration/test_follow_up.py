@@ -18,9 +18,14 @@ from engine.tables import Application, OutboxMessage, ScreeningRecord
 from tests.conftest import AFTER_CLOSE, ROUND1, Clock, example, run
 
 LSO = "SIP-2018-R1-0002"
-FORM_C = {"form_c": {"signed_by": "Thabo Mokoena", "function": "National focal point", "signed_on": "2018-09-10",
-                     "consultation_confirmed": True}}
-
+FORM_C = {
+    "form_c": {
+        "signed_by": "Thabo Mokoena",
+        "function": "National focal point",
+        "signed_on": "2018-09-10",
+        "consultation_confirmed": True,
+    }
+}
 
 
 def status(rt: Runtime, reference: str) -> str:
@@ -30,8 +35,9 @@ def status(rt: Runtime, reference: str) -> str:
 
 def test_the_secretariat_asks_for_missing_items_by_a_date_in_the_applicants_language(screened: Runtime) -> None:
     with unit_of_work(screened.engine) as session:
-        due = request_information(session, screened.settings, ROUND1, LSO, ["Form C, signed", " "], due=None,
-                                  actor="officer", at=AFTER_CLOSE)
+        due = request_information(
+            session, screened.settings, ROUND1, LSO, ["Form C, signed", " "], due=None, actor="officer", at=AFTER_CLOSE
+        )
     assert due == date(2018, 9, 17)  # the round's 14 response days
     assert status(screened, LSO) == "information_requested"
     with unit_of_work(screened.engine) as session:
@@ -50,8 +56,9 @@ def test_a_request_without_items_or_with_a_past_date_is_refused(screened: Runtim
 def test_forms_sent_again_are_screened_again_at_once(screened: Runtime) -> None:
     with unit_of_work(screened.engine) as session:
         request_information(session, screened.settings, ROUND1, LSO, ["Form C"], due=None, actor="o", at=AFTER_CLOSE)
-        result = resubmit_forms(session, screened.settings, LSO, json.dumps(FORM_C), actor="officer", role=_role(),
-                                at=AFTER_CLOSE)
+        result = resubmit_forms(
+            session, screened.settings, LSO, json.dumps(FORM_C), actor="officer", role=_role(), at=AFTER_CLOSE
+        )
     assert result == {"reference": LSO, "status": "screened", "changed": True}  # Lesotho, now complete
     with unit_of_work(screened.engine) as session:
         ids = to_screen(session, ROUND1)
@@ -63,15 +70,24 @@ def test_forms_sent_again_are_screened_again_at_once(screened: Runtime) -> None:
 
 
 def test_forms_cannot_be_sent_again_for_an_application_that_passed(screened: Runtime) -> None:
-    with pytest.raises(NotAllowed, match="cannot resubmit an application that is screened"), \
-            unit_of_work(screened.engine) as session:
-        resubmit_forms(session, screened.settings, "SIP-2018-R1-0001", json.dumps(FORM_C), actor="o", role=_role(),
-                       at=AFTER_CLOSE)
+    with (
+        pytest.raises(NotAllowed, match="cannot resubmit an application that is screened"),
+        unit_of_work(screened.engine) as session,
+    ):
+        resubmit_forms(
+            session, screened.settings, "SIP-2018-R1-0001", json.dumps(FORM_C), actor="o", role=_role(), at=AFTER_CLOSE
+        )
 
 
-@pytest.mark.parametrize("body,path", [(b"[]", "$"), (b"{}", "$"), (b'{"form_d": {}}', "$.form_d"),
-                                       (json.dumps({"form_b": {"total_requested": -1}}).encode(),
-                                        "$.form_b.total_requested")])
+@pytest.mark.parametrize(
+    "body,path",
+    [
+        (b"[]", "$"),
+        (b"{}", "$"),
+        (b'{"form_d": {}}', "$.form_d"),
+        (json.dumps({"form_b": {"total_requested": -1}}).encode(), "$.form_b.total_requested"),
+    ],
+)
 def test_bad_forms_are_refused_by_path(screened: Runtime, body: bytes, path: str) -> None:
     with pytest.raises(InvalidInput) as caught, unit_of_work(screened.engine) as session:
         resubmit_forms(session, screened.settings, LSO, body, actor="o", role=_role(), at=AFTER_CLOSE)
@@ -92,15 +108,23 @@ def test_an_applicant_sends_forms_again_through_the_api_with_their_token(open_ro
         clock.now = AFTER_CLOSE
         run(open_round1)
         headers = {"Authorization": f"Bearer {receipt['access_token']}"}
-        wrong = client.put(f"/applications/{receipt['reference']}/forms", json=FORM_C,
-                           headers={"Authorization": "Bearer nope"})
+        wrong = client.put(
+            f"/applications/{receipt['reference']}/forms", json=FORM_C, headers={"Authorization": "Bearer nope"}
+        )
         assert wrong.status_code == 404
         answer = client.put(f"/applications/{receipt['reference']}/forms", json=FORM_C, headers=headers)
         assert answer.status_code == 200 and answer.json()["status"] == "under_review"  # complete now: screened
-        assert [t["status"] for t in answer.json()["timeline"]] == ["received", "incomplete", "received",
-                                                                    "under_review"]
-        theirs = client.put(f"/applications/{receipt['reference']}/forms", json=FORM_C,
-                            headers={"Authorization": f"Bearer {other['access_token']}"})
+        assert [t["status"] for t in answer.json()["timeline"]] == [
+            "received",
+            "incomplete",
+            "received",
+            "under_review",
+        ]
+        theirs = client.put(
+            f"/applications/{receipt['reference']}/forms",
+            json=FORM_C,
+            headers={"Authorization": f"Bearer {other['access_token']}"},
+        )
         assert theirs.status_code == 404 and theirs.json() == wrong.json()  # another applicant's token
 
 

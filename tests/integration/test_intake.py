@@ -38,7 +38,12 @@ def test_a_submission_is_stored_with_its_history_audit_and_receipt_in_one_go(ope
     assert receipt.created and len(receipt.access_token) >= 40
     after = counts(rt)
     assert {k: after[k] - before[k] for k in after} == {
-        "application": 1, "status_change": 1, "audit_event": 1, "intake_key": 0, "outbox": 1}
+        "application": 1,
+        "status_change": 1,
+        "audit_event": 1,
+        "intake_key": 0,
+        "outbox": 1,
+    }
     with unit_of_work(rt.engine) as session:
         application = session.exec(select(Application)).one()
         assert application.form_b["total_requested"] == "190000.00"
@@ -60,8 +65,9 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_first_receipt(open_ro
     rt = open_round1
     first = submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="k-1", now=IN_ROUND1)
     before = counts(rt)
-    again = submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="k-1",
-                               now=IN_ROUND1 + timedelta(minutes=5))
+    again = submit_application(
+        rt.engine, rt.settings, ROUND1, BEN, idempotency_key="k-1", now=IN_ROUND1 + timedelta(minutes=5)
+    )
     assert counts(rt) == before
     assert (again.reference, again.access_token, again.created) == (first.reference, first.access_token, False)
 
@@ -88,18 +94,22 @@ def test_an_unknown_party_is_refused_with_its_path_and_nothing_is_written(open_r
     assert counts(rt) == before
 
 
-@pytest.mark.parametrize("body,path", [
-    (b"not json at all", "$"),
-    (b'["an", "array"]', "$"),
-    (changed(BEN, format="sip-application/0"), "$.format"),
-    (changed(BEN, form_b__total_requested=-1), "$.form_b.total_requested"),
-    (changed(BEN, form_b__total_requested="190000"), "$.form_b.total_requested"),
-    (changed(BEN, form_a__title="x" * 5_000_000), "$.form_a.title"),
-    (changed(BEN, round="sip-2019-r2"), "$.round"),
-    (changed(BEN, received_at="2018-07-01T10:00:00+02:00"), "$.received_at"),
-])
-def test_bad_input_is_refused_by_path_and_leaves_the_database_as_it_was(open_round1: Runtime, body: bytes,
-                                                                        path: str) -> None:
+@pytest.mark.parametrize(
+    "body,path",
+    [
+        (b"not json at all", "$"),
+        (b'["an", "array"]', "$"),
+        (changed(BEN, format="sip-application/0"), "$.format"),
+        (changed(BEN, form_b__total_requested=-1), "$.form_b.total_requested"),
+        (changed(BEN, form_b__total_requested="190000"), "$.form_b.total_requested"),
+        (changed(BEN, form_a__title="x" * 5_000_000), "$.form_a.title"),
+        (changed(BEN, round="sip-2019-r2"), "$.round"),
+        (changed(BEN, received_at="2018-07-01T10:00:00+02:00"), "$.received_at"),
+    ],
+)
+def test_bad_input_is_refused_by_path_and_leaves_the_database_as_it_was(
+    open_round1: Runtime, body: bytes, path: str
+) -> None:
     rt = open_round1
     before = counts(rt)
     with pytest.raises(InvalidInput) as caught:
@@ -136,8 +146,7 @@ def _late_time() -> datetime:
 def test_an_import_is_back_dated_to_its_receipt_time_and_mails_the_access_code(open_round1: Runtime) -> None:
     rt = open_round1
     body = changed(BEN, received_at="2018-08-24T15:40:00+01:00")
-    [item] = import_batch(rt.engine, rt.settings, ROUND1, [("ben.json", body)], actor="secretariat",
-                          now=_late_time())
+    [item] = import_batch(rt.engine, rt.settings, ROUND1, [("ben.json", body)], actor="secretariat", now=_late_time())
     assert item.ok and item.created
     with unit_of_work(rt.engine) as session:
         application = session.exec(select(Application)).one()
@@ -159,17 +168,23 @@ def test_an_import_received_after_the_deadline_is_refused(open_round1: Runtime) 
 
 def test_a_batch_of_100_with_3_bad_files_imports_97_and_reports_3(open_round1: Runtime) -> None:
     rt = open_round1
-    good = [(f"{i:03d}.json", changed(BEN, received_at="2018-08-01T10:00:00+02:00",
-                                           form_a__title=f"Project {i}")) for i in range(97)]
-    bad = [("bad-json.json", b"{"), ("bad-party.json", changed(BEN, received_at="2018-08-01T10:00:00+02:00",
-                                                                            applicant__party="ZZZ")),
-           ("bad-amount.json", changed(BEN, received_at="2018-08-01T10:00:00+02:00",
-                                            form_b__total_requested=-3))]
+    good = [
+        (f"{i:03d}.json", changed(BEN, received_at="2018-08-01T10:00:00+02:00", form_a__title=f"Project {i}"))
+        for i in range(97)
+    ]
+    bad = [
+        ("bad-json.json", b"{"),
+        ("bad-party.json", changed(BEN, received_at="2018-08-01T10:00:00+02:00", applicant__party="ZZZ")),
+        ("bad-amount.json", changed(BEN, received_at="2018-08-01T10:00:00+02:00", form_b__total_requested=-3)),
+    ]
     results = import_batch(rt.engine, rt.settings, ROUND1, good[:50] + bad + good[50:], actor="s", now=_late_time())
     assert sum(r.ok for r in results) == 97
     refused = {r.name: [e.path for e in r.errors] for r in results if not r.ok}
-    assert refused == {"bad-json.json": ["$"], "bad-party.json": ["$.applicant.party"],
-                       "bad-amount.json": ["$.form_b.total_requested"]}
+    assert refused == {
+        "bad-json.json": ["$"],
+        "bad-party.json": ["$.applicant.party"],
+        "bad-amount.json": ["$.form_b.total_requested"],
+    }
     assert counts(rt)["application"] == 97
     again = import_batch(rt.engine, rt.settings, ROUND1, good, actor="s", now=_late_time())
     assert all(r.ok and not r.created for r in again) and counts(rt)["application"] == 97
@@ -185,8 +200,9 @@ def test_two_concurrent_submissions_with_one_idempotency_key_make_one_applicatio
     def submit() -> None:
         barrier.wait()
         try:
-            receipts.append(submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="same",
-                                               now=IN_ROUND1))
+            receipts.append(
+                submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="same", now=IN_ROUND1)
+            )
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             failures.append(exc)
 
@@ -202,8 +218,9 @@ def test_two_concurrent_submissions_with_one_idempotency_key_make_one_applicatio
 
 
 def test_round_and_register_errors_are_listed_with_the_format_errors(open_round1: Runtime) -> None:
-    body = changed(BEN, format="nope", round="sip-2019-r2", applicant__party="QQQ",
-                        received_at="2018-07-01T10:00:00+02:00")
+    body = changed(
+        BEN, format="nope", round="sip-2019-r2", applicant__party="QQQ", received_at="2018-07-01T10:00:00+02:00"
+    )
     with pytest.raises(InvalidInput) as caught:
         submit_application(open_round1.engine, open_round1.settings, ROUND1, body, now=IN_ROUND1)
     assert {e.path for e in caught.value.errors} == {"$.format", "$.round", "$.applicant.party", "$.received_at"}
@@ -216,8 +233,9 @@ def test_a_round_whose_date_came_but_that_was_not_opened_says_so(rt: Runtime) ->
 
 def test_an_import_outside_the_round_is_reported_with_the_format_errors(open_round1: Runtime) -> None:
     body = changed(BEN, received_at="2018-09-01T00:00:00+02:00", form_b__total_requested=-1)
-    [item] = import_batch(open_round1.engine, open_round1.settings, ROUND1, [("x.json", body)], actor="s",
-                          now=_late_time())
+    [item] = import_batch(
+        open_round1.engine, open_round1.settings, ROUND1, [("x.json", body)], actor="s", now=_late_time()
+    )
     assert {e.path for e in item.errors} == {"$.received_at", "$.form_b.total_requested"}
 
 
@@ -226,8 +244,9 @@ def test_a_retry_after_the_deadline_still_gets_its_first_receipt(open_round1: Ru
     with unit_of_work(rt.engine) as session:
         closes_at = definition_of(get_round(session, ROUND1)).closes_at
     first = submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="late", now=closes_at)
-    again = submit_application(rt.engine, rt.settings, ROUND1, BEN, idempotency_key="late",
-                               now=closes_at + timedelta(seconds=2))
+    again = submit_application(
+        rt.engine, rt.settings, ROUND1, BEN, idempotency_key="late", now=closes_at + timedelta(seconds=2)
+    )
     assert (again.reference, again.access_token, again.created) == (first.reference, first.access_token, False)
 
 
@@ -238,6 +257,7 @@ def test_an_applicant_cannot_name_an_imports_key_to_get_its_access_code(open_rou
     body = changed(BEN, received_at="2018-08-01T10:00:00+02:00")
     [item] = import_batch(rt.engine, rt.settings, ROUND1, [("a.json", body)], actor="s", now=IN_ROUND1)
     api_body = changed(BEN)
-    receipt = submit_application(rt.engine, rt.settings, ROUND1, api_body, idempotency_key=import_key(body),
-                                 now=IN_ROUND1)
+    receipt = submit_application(
+        rt.engine, rt.settings, ROUND1, api_body, idempotency_key=import_key(body), now=IN_ROUND1
+    )
     assert receipt.created and receipt.reference != item.reference

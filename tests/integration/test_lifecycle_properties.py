@@ -41,8 +41,9 @@ class Lifecycle(RuleBasedStateMachine):
         self.engine = get_engine(self.settings.url)
         with unit_of_work(self.engine) as session:
             open_round(session, ROUND1, actor="s", at=datetime(2018, 6, 5, 9, tzinfo=UTC))
-        self.ref = submit_application(self.engine, self.settings, ROUND1, example("ben-asgm-complete.json"),
-                                      now=IN_ROUND1).reference
+        self.ref = submit_application(
+            self.engine, self.settings, ROUND1, example("ben-asgm-complete.json"), now=IN_ROUND1
+        ).reference
         self.model = Status.SUBMITTED  # what the table says the status must be
         self.applied: dict[str, tuple[str, Status]] = {}  # key -> (transition, status after)
         self.clock = datetime(2018, 9, 1, tzinfo=UTC)
@@ -54,24 +55,32 @@ class Lifecycle(RuleBasedStateMachine):
 
     def _counts(self) -> tuple[int, int]:
         with unit_of_work(self.engine) as session:
-            return (session.exec(select(func.count()).select_from(StatusChange)).one(),
-                    session.exec(select(func.count()).select_from(AuditEvent)).one())
+            return (
+                session.exec(select(func.count()).select_from(StatusChange)).one(),
+                session.exec(select(func.count()).select_from(AuditEvent)).one(),
+            )
 
-    @rule(target=keys, name=st.sampled_from(sorted(TRANSITIONS)), role=st.sampled_from(list(Role)),
-          key=st.text(alphabet="abcdef", min_size=1, max_size=3),
-          reason=st.none() | st.sampled_from(["", "  ", "a reason"]))
+    @rule(
+        target=keys,
+        name=st.sampled_from(sorted(TRANSITIONS)),
+        role=st.sampled_from(list(Role)),
+        key=st.text(alphabet="abcdef", min_size=1, max_size=3),
+        reason=st.none() | st.sampled_from(["", "  ", "a reason"]),
+    )
     def command(self, name: str, role: Role, key: str, reason: str | None) -> str:
         self.clock += timedelta(hours=1)
         before = self._counts()
         spec = TRANSITIONS[name]
         replay = key in self.applied
         has_reason = bool(reason and reason.strip())
-        allowed = (not replay and self.model in spec.sources and role in spec.roles
-                   and (has_reason or not spec.needs_reason))
+        allowed = (
+            not replay and self.model in spec.sources and role in spec.roles and (has_reason or not spec.needs_reason)
+        )
         try:
             with unit_of_work(self.engine) as session:
-                result = transition(session, self.ref, name, key=key, actor="prop", role=role, at=self.clock,
-                                    reason=reason)
+                result = transition(
+                    session, self.ref, name, key=key, actor="prop", role=role, at=self.clock, reason=reason
+                )
         except NotAllowed:
             assert not allowed, f"{name} by {role} from {self.model} should be allowed"
             assert self._counts() == before
@@ -98,8 +107,9 @@ class Lifecycle(RuleBasedStateMachine):
         name, _ = self.applied[key]
         before = self._counts()
         with unit_of_work(self.engine) as session:
-            result = transition(session, self.ref, name, key=key, actor="prop", role=Role.SECRETARIAT,
-                                at=self.clock, reason="again")
+            result = transition(
+                session, self.ref, name, key=key, actor="prop", role=Role.SECRETARIAT, at=self.clock, reason="again"
+            )
         assert not result.changed and self._counts() == before
 
     @invariant()
@@ -118,6 +128,7 @@ def template(sqlite_template: Path) -> Path:
 
 def test_no_command_sequence_escapes_the_transition_table(template: Path) -> None:
     run = Lifecycle.TestCase()
-    run.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
-                            suppress_health_check=[HealthCheck.too_slow])
+    run.settings = settings(
+        max_examples=40, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     run.runTest()

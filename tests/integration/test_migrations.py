@@ -50,6 +50,7 @@ def test_upgrading_from_0001_gives_stored_check_criteria_their_rule(backend: str
         request.getfixturevalue("postgres_url")
         url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/sip_old_{tmp_path.name[-8:].lower()}"
         from sqlalchemy import create_engine
+
         admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}"'))
@@ -62,10 +63,20 @@ def test_upgrading_from_0001_gives_stored_check_criteria_their_rule(backend: str
     for key in ("eligible_economies", "completeness_checks"):
         old.pop(key)
     from engine.tables import Round
+
     with unit_of_work(engine) as session:
-        session.add(Round(id=old["id"], title=old["title"], opens_at=datetime(2018, 6, 4, 22, tzinfo=UTC),
-                          closes_at=datetime(2018, 8, 31, 22, tzinfo=UTC), status="closed", definition=old,
-                          source="0001", updated_at=datetime.now(UTC)))
+        session.add(
+            Round(
+                id=old["id"],
+                title=old["title"],
+                opens_at=datetime(2018, 6, 4, 22, tzinfo=UTC),
+                closes_at=datetime(2018, 8, 31, 22, tzinfo=UTC),
+                status="closed",
+                definition=old,
+                source="0001",
+                updated_at=datetime.now(UTC),
+            )
+        )
     migrate.upgrade(engine)
     with unit_of_work(engine) as session:
         definition = definition_of(get_round(session, "sip-2018-r1"))

@@ -30,11 +30,27 @@ AT = datetime(2018, 10, 3, 15, tzinfo=UTC)
 @pytest.fixture
 def decided(committee: Runtime) -> Runtime:
     with unit_of_work(committee.engine) as session:
-        record_decisions(session, ROUND1, [
-            (DecisionIn(reference="SIP-2018-R1-0001", decision="approved_with_conditions", amount=Decimal("150000"),
-                        conditions="Name the district focal points."), "1"),
-            (DecisionIn(reference="SIP-2018-R1-0004", decision="not_approved", recommendations="Baseline data."), "2")],
-            actor="officer", at=AT)
+        record_decisions(
+            session,
+            ROUND1,
+            [
+                (
+                    DecisionIn(
+                        reference="SIP-2018-R1-0001",
+                        decision="approved_with_conditions",
+                        amount=Decimal("150000"),
+                        conditions="Name the district focal points.",
+                    ),
+                    "1",
+                ),
+                (
+                    DecisionIn(reference="SIP-2018-R1-0004", decision="not_approved", recommendations="Baseline data."),
+                    "2",
+                ),
+            ],
+            actor="officer",
+            at=AT,
+        )
         send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT)
     return committee
 
@@ -48,8 +64,9 @@ def official_validator() -> Draft202012Validator:
     return Draft202012Validator(package, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def test_the_awarded_grants_export_validates_against_the_official_360giving_schema(decided: Runtime,
-                                                                                   tmp_path: Path) -> None:
+def test_the_awarded_grants_export_validates_against_the_official_360giving_schema(
+    decided: Runtime, tmp_path: Path
+) -> None:
     with unit_of_work(decided.engine) as session:
         path, count = export_360giving(session, decided.settings, ROUND1, tmp_path / "grants.json")
     package = json.loads(path.read_text())
@@ -58,8 +75,9 @@ def test_the_awarded_grants_export_validates_against_the_official_360giving_sche
     assert grant["id"] == "XM-DAC-41116-SIP-2018-R1-0001" and grant["amountAwarded"] == 150000
     assert grant["recipientOrganization"][0]["name"] == "Government of Benin"
     assert grant["fundingOrganization"][0]["id"] == "XM-DAC-41116" and grant["currency"] == "USD"
-    assert grant["grantProgramme"] == [{"code": ROUND1, "title": "Specific International Programme – first round "
-                                                                 "(2018)"}]
+    assert grant["grantProgramme"] == [
+        {"code": ROUND1, "title": "Specific International Programme – first round (2018)"}
+    ]
     assert grant["awardDate"] == "2018-10-03" and grant["beneficiaryLocation"][0]["countryCode"] == "BJ"
 
 
@@ -69,8 +87,9 @@ def test_a_package_that_breaks_the_schema_is_named_field_by_field() -> None:
     assert any(p.startswith("grants/0/currency") for p in problems)
 
 
-def test_the_round_report_and_the_public_list_give_approvals_by_region_ldc_and_sids(decided: Runtime,
-                                                                                   tmp_path: Path) -> None:
+def test_the_round_report_and_the_public_list_give_approvals_by_region_ldc_and_sids(
+    decided: Runtime, tmp_path: Path
+) -> None:
     with unit_of_work(decided.engine) as session:
         report, report_csv, public, public_csv = write_round_report(session, ROUND1, tmp_path)
     html = report.read_text()
@@ -79,21 +98,26 @@ def test_the_round_report_and_the_public_list_give_approvals_by_region_ldc_and_s
     assert rows[0].startswith("reference,party,party_name,region,ldc,sids") and len(rows) == 5
     assert public_csv.read_text().splitlines()[1:] == [
         "SIP-2018-R1-0001,Benin,Africa,Réduction de l'utilisation du mercure dans l'orpaillage artisanal au nord "
-        "du Bénin,150000.00,2018-10-03"]
+        "du Bénin,150000.00,2018-10-03"
+    ]
     assert "Cameroon" not in public.read_text()
 
 
-def test_there_is_nothing_to_publish_before_the_decisions_and_their_letters(committee: Runtime,
-                                                                           tmp_path: Path) -> None:
+def test_there_is_nothing_to_publish_before_the_decisions_and_their_letters(committee: Runtime, tmp_path: Path) -> None:
     with pytest.raises(NotAllowed, match="follow the committee's decisions"), unit_of_work(committee.engine) as session:
         export_360giving(session, committee.settings, ROUND1, tmp_path / "g.json")
     with unit_of_work(committee.engine) as session:
-        record_decisions(session, ROUND1, [
-            (DecisionIn(reference="SIP-2018-R1-0001", decision="approved", amount=Decimal("150000")), "1"),
-            (DecisionIn(reference="SIP-2018-R1-0004", decision="deferred", recommendations="Later."), "2")],
-            actor="officer", at=AT)
-    with pytest.raises(NotAllowed, match="have not been sent their letters"), \
-            unit_of_work(committee.engine) as session:
+        record_decisions(
+            session,
+            ROUND1,
+            [
+                (DecisionIn(reference="SIP-2018-R1-0001", decision="approved", amount=Decimal("150000")), "1"),
+                (DecisionIn(reference="SIP-2018-R1-0004", decision="deferred", recommendations="Later."), "2"),
+            ],
+            actor="officer",
+            at=AT,
+        )
+    with pytest.raises(NotAllowed, match="have not been sent their letters"), unit_of_work(committee.engine) as session:
         export_360giving(session, committee.settings, ROUND1, tmp_path / "g.json")
     with unit_of_work(committee.engine) as session:
         _, _, public, _ = write_round_report(session, ROUND1, tmp_path)

@@ -26,23 +26,33 @@ def test_the_shipped_register_is_loaded_by_default(rt: Runtime) -> None:
 
 def test_a_register_with_a_duplicate_code_is_refused_naming_both_lines(tmp_path: Path) -> None:
     path = tmp_path / "parties.csv"
-    path.write_text(HEADER + "BEN,BJ,Benin,AFRICA,2017-08-16,true,false,developing,\n"
-                    "TGO,TG,Togo,AFRICA,2017-08-16,true,false,developing,\n"
-                    "BEN,BJ,Benin again,AFRICA,2017-08-16,true,false,developing,\n")
+    path.write_text(
+        HEADER + "BEN,BJ,Benin,AFRICA,2017-08-16,true,false,developing,\n"
+        "TGO,TG,Togo,AFRICA,2017-08-16,true,false,developing,\n"
+        "BEN,BJ,Benin again,AFRICA,2017-08-16,true,false,developing,\n"
+    )
     with pytest.raises(InvalidInput) as caught:
         read_parties_file(path)
     assert [(e.path, e.message) for e in caught.value.errors] == [
-        (f"{path}:4: iso3", "duplicate code BEN (first on line 2)")]
+        (f"{path}:4: iso3", "duplicate code BEN (first on line 2)")
+    ]
 
 
 def test_every_bad_row_of_a_register_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "parties.csv"
-    path.write_text(HEADER + "benin,BJ,Benin,AFRICA,2017-08-16,true,false,developing,\n"
-                    "TGO,TG,Togo,AFRIKA,someday,maybe,false,rich,\n")
+    path.write_text(
+        HEADER + "benin,BJ,Benin,AFRICA,2017-08-16,true,false,developing,\n"
+        "TGO,TG,Togo,AFRIKA,someday,maybe,false,rich,\n"
+    )
     with pytest.raises(InvalidInput) as caught:
         read_parties_file(path)
     assert {e.path.rsplit(": ", 1)[1] for e in caught.value.errors} == {
-        "iso3", "un_regional_group", "party_since", "ldc", "economy"}
+        "iso3",
+        "un_regional_group",
+        "party_since",
+        "ldc",
+        "economy",
+    }
 
 
 def test_a_file_without_the_columns_is_refused(tmp_path: Path) -> None:
@@ -63,6 +73,7 @@ def test_replacing_the_register_is_audited_with_what_changed(rt: Runtime, tmp_pa
     assert counts == {"parties": 138, "added": 1, "removed": 1, "changed": 0}
     with unit_of_work(rt.engine) as session:
         assert session.get(Party, "CHE") is None and session.get(Party, "TTO") is not None
-        event = session.exec(select(AuditEvent).where(AuditEvent.action == "parties.replaced",
-                                                      AuditEvent.actor == "officer")).one()
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "parties.replaced", AuditEvent.actor == "officer")
+        ).one()
         assert event.details["added_codes"] == ["TTO"] and event.details["removed_codes"] == ["CHE"]

@@ -32,8 +32,14 @@ def test_assigning_again_fills_only_open_places(round4: Runtime) -> None:
     with unit_of_work(round4.engine) as session:
         again = assign_reviewers(session, ROUND4, actor="officer", at=AFTER)
         assert session.exec(select(func.count()).select_from(ReviewAssignment)).one() == 4
-        assert session.exec(select(func.count()).select_from(AuditEvent)
-                            .where(AuditEvent.action == "application.reviewers_proposed")).one() == 2
+        assert (
+            session.exec(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == "application.reviewers_proposed")
+            ).one()
+            == 2
+        )
     assert all(p.unfilled == 0 and len(p.reviewers) == 2 for p in again)
 
 
@@ -43,10 +49,12 @@ def test_a_round_without_gmp_review_is_refused(open_round1: Runtime) -> None:
 
 
 def test_a_reviewer_file_with_duplicate_emails_or_unknown_areas_is_refused_whole() -> None:
-    text = HEADER + ("A,a@example.org,Org,PER,artisanal_gold_mining,en,2\n"
-                     "B,A@example.org,Org,PER,gold,en,2\n"
-                     "C,c@example.org,Org,Peru,cement,de,-1\n"
-                     "D,a@example.org,Org,PER,cement,en,2\n")
+    text = HEADER + (
+        "A,a@example.org,Org,PER,artisanal_gold_mining,en,2\n"
+        "B,A@example.org,Org,PER,gold,en,2\n"
+        "C,c@example.org,Org,Peru,cement,de,-1\n"
+        "D,a@example.org,Org,PER,cement,en,2\n"
+    )
     with pytest.raises(InvalidInput) as caught:
         parse_reviewers(text, "r.csv")
     problems = {e.path: e.message for e in caught.value.errors}
@@ -56,8 +64,9 @@ def test_a_reviewer_file_with_duplicate_emails_or_unknown_areas_is_refused_whole
 
 
 @pytest.mark.prefect
-def test_review_assign_through_the_cli_gives_the_json_the_secretariat_reads(round4: Runtime,
-                                                                            prefect_harness: None) -> None:
+def test_review_assign_through_the_cli_gives_the_json_the_secretariat_reads(
+    round4: Runtime, prefect_harness: None
+) -> None:
     import json
 
     from typer.testing import CliRunner
@@ -124,5 +133,8 @@ def test_served_flows_run_the_review_day_every_morning_and_the_stages_on_demand(
     served = {(d.flow_name, d.name): d for d in deployments()}
     daily = served["review-day", "daily"].schedules[0].schedule
     assert (daily.cron, daily.timezone) == ("0 7 * * *", "Europe/Zurich")
-    assert {("prepare-committee-bundles", "on-demand"), ("send-decision-letters", "on-demand"),
-            ("invite-gmp-reviewers", "on-demand")} <= set(served)
+    assert {
+        ("prepare-committee-bundles", "on-demand"),
+        ("send-decision-letters", "on-demand"),
+        ("invite-gmp-reviewers", "on-demand"),
+    } <= set(served)

@@ -40,9 +40,12 @@ from tests.conftest import AFTER_R4, ROUND4
 
 BEN, LSO = "SIP-2024-R4-0001", "SIP-2024-R4-0002"
 DUE = date(2024, 8, 26)  # 21 days after the invitations
-FULL = dict(scores={"technical_soundness": 4, "area_relevance": 5, "feasibility": 3, "expected_results": 4},
-            recommendation="support", comments_for_committee="Sound inventory; realistic budget.",
-            comments_for_applicant="Add a monitoring indicator.")
+FULL = dict(
+    scores={"technical_soundness": 4, "area_relevance": 5, "feasibility": 3, "expected_results": 4},
+    recommendation="support",
+    comments_for_committee="Sound inventory; realistic budget.",
+    comments_for_applicant="Add a monitoring indicator.",
+)
 
 
 Act = Callable[..., Any]
@@ -63,9 +66,11 @@ def invited(round4: Runtime) -> Runtime:
 def link_of(rt: Runtime, email: str, kind: str = "review_invitation") -> str:
     """The sign-in token of the latest message of `kind` to `email`, as delivered."""
     with unit_of_work(rt.engine) as session:
-        message = session.exec(select(OutboxMessage).where(OutboxMessage.recipient == email,
-                                                           OutboxMessage.kind == kind)
-                               .order_by(OutboxMessage.id.desc())).first()  # type: ignore[union-attr]
+        message = session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.recipient == email, OutboxMessage.kind == kind)
+            .order_by(OutboxMessage.id.desc())
+        ).first()  # type: ignore[union-attr]
         assert message is not None and "[[review-link]]" in message.body_text  # the outbox never holds it
         text = outbox.materialize(session, rt.settings, message).text
     return re.search(r"token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
@@ -92,7 +97,10 @@ def test_invitations_open_the_stage_once_per_reviewer_in_their_language(invited:
     with unit_of_work(invited.engine) as session:
         messages = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "review_invitation")).all()
         assert {m.recipient: m.language for m in messages} == {
-            "ana@example.org": "es", "kofi@example.org": "en", "lena@example.org": "en"}
+            "ana@example.org": "es",
+            "kofi@example.org": "en",
+            "lena@example.org": "en",
+        }
         ana = next(m for m in messages if m.recipient == "ana@example.org")
         assert BEN in ana.body_text and LSO in ana.body_text and "26 de agosto de 2024" in ana.body_text
         statuses = session.exec(select(Application.status).where(Application.round_id == ROUND4)).all()
@@ -139,26 +147,35 @@ def test_a_reviewer_sees_only_their_applications_and_never_a_conflicted_one(invi
     assert unassigned.value.message.replace(LSO, "X") == missing.value.message.replace("SIP-2024-R4-9999", "X")
     # The secretariat learns of a conflict after the invitation: the application leaves the list.
     with unit_of_work(invited.engine) as session:
-        record_conflict(session, ROUND4, BEN, "kofi@example.org", reason="advised the agency in 2023",
-                        actor="officer", role="secretariat", at=AFTER_R4)
+        record_conflict(
+            session,
+            ROUND4,
+            BEN,
+            "kofi@example.org",
+            reason="advised the agency in 2023",
+            actor="officer",
+            role="secretariat",
+            at=AFTER_R4,
+        )
     assert act("kofi@example.org", my_assignments) == []
     with pytest.raises(NotFound):
         act("kofi@example.org", dossier, BEN)
 
 
 def test_a_draft_is_replaced_until_submitted_and_then_refused(invited: Runtime, act: Act) -> None:
-    saved = act("kofi@example.org", save_review, BEN, ReviewDraft(scores={"feasibility": 2}), submit=False,
-                at=AFTER_R4)
+    saved = act("kofi@example.org", save_review, BEN, ReviewDraft(scores={"feasibility": 2}), submit=False, at=AFTER_R4)
     assert saved["state"] == "draft"
-    again = act("kofi@example.org", save_review, BEN, ReviewDraft(scores={"feasibility": 4}), submit=False,
-                at=AFTER_R4)
+    again = act("kofi@example.org", save_review, BEN, ReviewDraft(scores={"feasibility": 4}), submit=False, at=AFTER_R4)
     assert again["scores"] == {"feasibility": 4}
     with pytest.raises(InvalidInput) as incomplete:
-        act("kofi@example.org", save_review, BEN, ReviewDraft(scores={"feasibility": 4}), submit=True,
-            at=AFTER_R4)
-    assert {e.path for e in incomplete.value.errors} == {"$.scores.technical_soundness", "$.scores.area_relevance",
-                                                         "$.scores.expected_results", "$.recommendation",
-                                                         "$.comments_for_committee"}
+        act("kofi@example.org", save_review, BEN, ReviewDraft(scores={"feasibility": 4}), submit=True, at=AFTER_R4)
+    assert {e.path for e in incomplete.value.errors} == {
+        "$.scores.technical_soundness",
+        "$.scores.area_relevance",
+        "$.scores.expected_results",
+        "$.recommendation",
+        "$.comments_for_committee",
+    }
     act("kofi@example.org", save_review, BEN, ReviewDraft(**FULL), submit=True, at=AFTER_R4)
     with pytest.raises(NotAllowed, match="submitted your review"):
         act("kofi@example.org", save_review, BEN, ReviewDraft(**FULL), submit=False, at=AFTER_R4)
@@ -167,8 +184,14 @@ def test_a_draft_is_replaced_until_submitted_and_then_refused(invited: Runtime, 
 
 def test_a_score_off_the_scale_or_an_unknown_criterion_is_refused_and_nothing_saved(invited: Runtime, act: Act) -> None:
     with pytest.raises(InvalidInput) as caught:
-        act("kofi@example.org", save_review, BEN,
-            ReviewDraft(scores={"feasibility": 9, "beauty": 3}), submit=False, at=AFTER_R4)
+        act(
+            "kofi@example.org",
+            save_review,
+            BEN,
+            ReviewDraft(scores={"feasibility": 9, "beauty": 3}),
+            submit=False,
+            at=AFTER_R4,
+        )
     problems = {e.path: e.message for e in caught.value.errors}
     assert problems["$.scores.feasibility"] == "9 is not on the scale 1, 2, 3, 4, 5"
     assert problems["$.scores.beauty"].startswith("is not a technical criterion of this round")
@@ -179,17 +202,27 @@ def test_other_reviewers_scores_are_hidden_until_the_reviewers_own_is_submitted(
     act("kofi@example.org", save_review, BEN, ReviewDraft(**FULL), submit=True, at=AFTER_R4)
     before = act("ana@example.org", dossier, BEN)
     assert before["other_reviews"] == []
-    act("ana@example.org", save_review, BEN, ReviewDraft(**{**FULL, "recommendation": "do_not_support"}),
-        submit=True, at=AFTER_R4)
+    act(
+        "ana@example.org",
+        save_review,
+        BEN,
+        ReviewDraft(**{**FULL, "recommendation": "do_not_support"}),
+        submit=True,
+        at=AFTER_R4,
+    )
     after = act("ana@example.org", dossier, BEN)
-    assert after["other_reviews"] == [{"reviewer": "Reviewer 1", "scores": FULL["scores"],
-                                       "recommendation": "support",
-                                       "comments_for_committee": FULL["comments_for_committee"]}]
+    assert after["other_reviews"] == [
+        {
+            "reviewer": "Reviewer 1",
+            "scores": FULL["scores"],
+            "recommendation": "support",
+            "comments_for_committee": FULL["comments_for_committee"],
+        }
+    ]
 
 
 def test_a_decline_tells_the_secretariat_and_the_place_is_filled_by_someone_else(invited: Runtime, act: Act) -> None:
-    act("kofi@example.org", lambda s, r: decline(s, invited.settings, r, BEN, "on mission until October",
-                                                          at=AFTER_R4))
+    act("kofi@example.org", lambda s, r: decline(s, invited.settings, r, BEN, "on mission until October", at=AFTER_R4))
     with unit_of_work(invited.engine) as session:
         notice = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "secretariat_notice")).one()
         assert "kofi@example.org declined to review" in notice.subject and "on mission" in notice.body_text
@@ -203,8 +236,10 @@ def test_a_decline_tells_the_secretariat_and_the_place_is_filled_by_someone_else
 
 
 def test_adding_by_hand_refuses_a_conflicted_reviewer_and_one_at_their_maximum_load(round4: Runtime) -> None:
-    with pytest.raises(NotAllowed, match=r"conflict of interest with SIP-2024-R4-0001 \(country\)"), \
-            unit_of_work(round4.engine) as session:
+    with (
+        pytest.raises(NotAllowed, match=r"conflict of interest with SIP-2024-R4-0001 \(country\)"),
+        unit_of_work(round4.engine) as session,
+    ):
         add_reviewer(session, ROUND4, BEN, "bene@example.org", actor="o", at=AFTER_R4)
     with unit_of_work(round4.engine) as session:
         session.exec(select(Round)).all()
@@ -219,19 +254,24 @@ def test_adding_by_hand_refuses_a_conflicted_reviewer_and_one_at_their_maximum_l
 def test_a_reviewer_taken_off_is_not_proposed_again(round4: Runtime) -> None:
     with unit_of_work(round4.engine) as session:
         assign_reviewers(session, ROUND4, actor="o", at=AFTER_R4)
-        remove_reviewer(session, ROUND4, LSO, "lena@example.org", reason="works for the ministry now", actor="o",
-                        at=AFTER_R4)
+        remove_reviewer(
+            session, ROUND4, LSO, "lena@example.org", reason="works for the ministry now", actor="o", at=AFTER_R4
+        )
         lines = {line.reference: line for line in assignment_view(session, ROUND4)}
     lso = lines[LSO]
-    assert sorted((r.email, r.state) for r in lso.reviewers) == [("ana@example.org", "proposed"),
-                                                                 ("lena@example.org", "removed")]
+    assert sorted((r.email, r.state) for r in lso.reviewers) == [
+        ("ana@example.org", "proposed"),
+        ("lena@example.org", "removed"),
+    ]
     assert lso.open_places == 1 and lso.proposals == []
     assert "lena@example.org not chosen: taken off this application by the secretariat" in lso.reasons
 
 
 def test_a_reviewer_declaring_a_conflict_is_recorded_with_its_source(invited: Runtime, act: Act) -> None:
-    act("ana@example.org", lambda s, r: declare_conflict(s, invited.settings, r, LSO,
-                                                                  "my brother leads the project", at=AFTER_R4))
+    act(
+        "ana@example.org",
+        lambda s, r: declare_conflict(s, invited.settings, r, LSO, "my brother leads the project", at=AFTER_R4),
+    )
     with unit_of_work(invited.engine) as session:
         lines = {line.reference: line for line in assignment_view(session, ROUND4)}
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "conflict.declared")).one()
@@ -241,7 +281,8 @@ def test_a_reviewer_declaring_a_conflict_is_recorded_with_its_source(invited: Ru
 
 
 def test_reminders_go_once_before_the_due_date_and_the_secretariat_hears_of_overdue_reviews(
-        invited: Runtime, act: Act) -> None:
+    invited: Runtime, act: Act
+) -> None:
     act("kofi@example.org", save_review, BEN, ReviewDraft(**FULL), submit=True, at=AFTER_R4)
     with unit_of_work(invited.engine) as session:
         assert review_day(session, invited.settings, ROUND4, at=at(DUE - timedelta(days=4))).reminders == 0
@@ -255,13 +296,21 @@ def test_reminders_go_once_before_the_due_date_and_the_secretariat_hears_of_over
     assert overdue.overdue_notice and not again.overdue_notice and not overdue.closed
     # A reminder carries a new sign-in link of its own.
     with unit_of_work(invited.engine) as session:
-        assert sign_in(session, invited.settings, link_of(invited, "lena@example.org", "review_reminder"),
-                       at=at(DUE)).email == "lena@example.org"
+        assert (
+            sign_in(
+                session, invited.settings, link_of(invited, "lena@example.org", "review_reminder"), at=at(DUE)
+            ).email
+            == "lena@example.org"
+        )
 
 
 def test_the_stage_closes_by_itself_at_the_deadline_once_every_review_is_in(invited: Runtime, act: Act) -> None:
-    for email, ref in (("kofi@example.org", BEN), ("ana@example.org", BEN), ("ana@example.org", LSO),
-                       ("lena@example.org", LSO)):
+    for email, ref in (
+        ("kofi@example.org", BEN),
+        ("ana@example.org", BEN),
+        ("ana@example.org", LSO),
+        ("lena@example.org", LSO),
+    ):
         act(email, save_review, ref, ReviewDraft(**FULL), submit=True, at=AFTER_R4)
     with unit_of_work(invited.engine) as session:
         assert not review_day(session, invited.settings, ROUND4, at=at(DUE)).closed  # all in, but not yet due
@@ -273,8 +322,14 @@ def test_closing_is_never_blocked_by_a_missing_review_and_marks_the_application(
     act("kofi@example.org", save_review, BEN, ReviewDraft(**FULL), submit=True, at=AFTER_R4)
     with unit_of_work(invited.engine) as session:
         closed = send_to_committee(session, ROUND4, actor="officer", at=at(DUE + timedelta(days=2)))
-        assert session.exec(select(func.count()).select_from(Application).where(
-            Application.status == Status.READY_FOR_COMMITTEE.value)).one() == 2
+        assert (
+            session.exec(
+                select(func.count())
+                .select_from(Application)
+                .where(Application.status == Status.READY_FOR_COMMITTEE.value)
+            ).one()
+            == 2
+        )
         again = send_to_committee(session, ROUND4, actor="officer", at=at(DUE + timedelta(days=2)))
         summaries = {s.reference: s for s in review_summaries(session, ROUND4)}
     assert closed.sent == 2 and sorted(closed.short) == [BEN, LSO] and not again.changed
@@ -285,15 +340,23 @@ def test_closing_is_never_blocked_by_a_missing_review_and_marks_the_application(
 
 def test_the_summary_gives_mean_spread_and_flags_strong_disagreement(invited: Runtime, act: Act) -> None:
     act("kofi@example.org", save_review, BEN, ReviewDraft(**FULL), submit=True, at=AFTER_R4)
-    act("ana@example.org", save_review, BEN,
+    act(
+        "ana@example.org",
+        save_review,
+        BEN,
         ReviewDraft(**{**FULL, "scores": {**FULL["scores"], "feasibility": 1}, "recommendation": "do_not_support"}),
-        submit=True, at=AFTER_R4)
+        submit=True,
+        at=AFTER_R4,
+    )
     with unit_of_work(invited.engine) as session:
         ben = next(s for s in review_summaries(session, ROUND4) if s.reference == BEN)
     feasibility = next(c for c in ben.summary.criteria if c.id == "feasibility")
     assert (sorted(feasibility.scores), str(feasibility.mean), feasibility.spread) == ([1, 3], "2.0", 2)
     assert ben.summary.disagreement and ben.summary.recommendations == {
-        "support": 1, "support_with_changes": 0, "do_not_support": 1}
+        "support": 1,
+        "support_with_changes": 0,
+        "do_not_support": 1,
+    }
     assert "recommendations differ: some support, some do not" in ben.summary.why
 
 
@@ -312,8 +375,16 @@ def test_a_round_without_gmp_review_goes_from_screening_to_the_committee(screene
     with unit_of_work(screened.engine) as session:
         from engine.services.appraisal import override
 
-        override(session, screened.settings, ROUND1, "SIP-2018-R1-0004", "screened", reason="Party since 2017",
-                 actor="officer", at=AFTER_R4)
+        override(
+            session,
+            screened.settings,
+            ROUND1,
+            "SIP-2018-R1-0004",
+            "screened",
+            reason="Party since 2017",
+            actor="officer",
+            at=AFTER_R4,
+        )
         summary = send_to_committee(session, ROUND1, actor="officer", at=AFTER_R4)
         assert session.get(Round, ROUND1).status == "committee"
     assert summary.sent == 2 and summary.short == []
@@ -339,12 +410,15 @@ def test_a_link_used_twice_at_the_same_moment_opens_one_session(invited: Runtime
     with unit_of_work(invited.engine) as session:
         from engine.tables import ReviewerToken
 
-        assert len(opened) == 1 and len(session.exec(select(ReviewerToken).where(
-            ReviewerToken.purpose == "session")).all()) == 1
+        assert (
+            len(opened) == 1
+            and len(session.exec(select(ReviewerToken).where(ReviewerToken.purpose == "session")).all()) == 1
+        )
 
 
 def test_two_submissions_at_the_same_moment_keep_the_first_and_refuse_the_second(
-        invited: Runtime, act: Act, backend: str) -> None:
+    invited: Runtime, act: Act, backend: str
+) -> None:
     if backend == "sqlite":
         pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): two submissions cannot interleave")
     from sqlalchemy import event
@@ -353,6 +427,7 @@ def test_two_submissions_at_the_same_moment_keep_the_first_and_refuse_the_second
     first = ReviewDraft(**FULL)
     second = ReviewDraft(**{**FULL, "recommendation": "do_not_support"})
     with pytest.raises(NotAllowed, match="you submitted your review"):
+
         def racing(session, reviewer):
             @event.listens_for(session.connection(), "before_cursor_execute")
             def the_other_submits_first(_conn, _cursor, statement: str, *_: object) -> None:
@@ -378,8 +453,10 @@ def test_a_reviewer_restored_after_declining_is_invited_again(invited: Runtime, 
         again = invite(session, invited.settings, ROUND4, actor="o", at=later)
     assert (again.invited, again.reviewers) == (1, 1)
     with unit_of_work(invited.engine) as session:  # the new invitation's own link works
-        assert sign_in(session, invited.settings, link_of(invited, "kofi@example.org"), at=later).email == \
-            "kofi@example.org"
+        assert (
+            sign_in(session, invited.settings, link_of(invited, "kofi@example.org"), at=later).email
+            == "kofi@example.org"
+        )
 
 
 def test_a_reviewer_whose_country_changes_comes_off_the_applications_now_conflicted(invited: Runtime) -> None:
@@ -413,8 +490,10 @@ def test_the_review_cannot_close_while_an_application_still_waits_for_screening(
 
     with unit_of_work(rt.engine) as session:
         open_round(session, ROUND4, actor="s", at=AFTER_R4 - timedelta(days=100))
-    files = [(name, changed(example(name), round=ROUND4, received_at="2024-07-01T10:00:00+02:00"))
-             for name in ("ben-asgm-complete.json", "lso-inventory-no-form-c.json")]
+    files = [
+        (name, changed(example(name), round=ROUND4, received_at="2024-07-01T10:00:00+02:00"))
+        for name in ("ben-asgm-complete.json", "lso-inventory-no-form-c.json")
+    ]
     assert all(r.ok for r in import_batch(rt.engine, rt.settings, ROUND4, files, actor="s", now=AFTER_R4))
     with unit_of_work(rt.engine) as session:
         start_screening(session, ROUND4, actor="s", at=AFTER_R4)
@@ -429,7 +508,15 @@ def test_the_review_cannot_close_while_an_application_still_waits_for_screening(
     with pytest.raises(NotAllowed, match=f"{lso} still wait"), unit_of_work(rt.engine) as session:
         send_to_committee(session, ROUND4, actor="officer", at=AFTER_R4)
     with unit_of_work(rt.engine) as session:  # the items never came: the secretariat decides
-        override(session, rt.settings, ROUND4, lso, "incomplete", reason="no answer by the date", actor="o",
-                 at=AFTER_R4 + timedelta(days=20))
+        override(
+            session,
+            rt.settings,
+            ROUND4,
+            lso,
+            "incomplete",
+            reason="no answer by the date",
+            actor="o",
+            at=AFTER_R4 + timedelta(days=20),
+        )
         closed = send_to_committee(session, ROUND4, actor="officer", at=AFTER_R4 + timedelta(days=21))
     assert closed.sent == 1 and closed.short == [BEN]

@@ -30,8 +30,12 @@ def state(rt: Runtime) -> dict[str, object]:
 def test_screening_sorts_the_round_into_screened_incomplete_ineligible_and_to_be_judged(imported: Runtime) -> None:
     [summary] = run(imported)
     assert summary.verdicts == {"screened": 1, "incomplete": 1, "ineligible": 1, "needs_judgement": 1}
-    assert state(imported)["statuses"] == {"BEN": "screened", "LSO": "incomplete", "CHE": "ineligible",
-                                           "CMR": "submitted"}
+    assert state(imported)["statuses"] == {
+        "BEN": "screened",
+        "LSO": "incomplete",
+        "CHE": "ineligible",
+        "CMR": "submitted",
+    }
     with unit_of_work(imported.engine) as session:
         che = session.exec(select(ScreeningRecord).join(Application).where(Application.party == "CHE")).one()
         failed = {c["id"]: c for c in che.checks if c["outcome"] == "fail"}
@@ -41,8 +45,7 @@ def test_screening_sorts_the_round_into_screened_incomplete_ineligible_and_to_be
         assert ben.weighted_score == 100  # only the automatic criterion is scored so far
 
 
-def test_applicants_are_told_in_their_language_when_incomplete_or_ineligible_not_when_passed(
-        imported: Runtime) -> None:
+def test_applicants_are_told_in_their_language_when_incomplete_or_ineligible_not_when_passed(imported: Runtime) -> None:
     run(imported)
     with unit_of_work(imported.engine) as session:
         notices = {m.kind: m for m in session.exec(select(OutboxMessage)).all() if m.kind != "receipt"}
@@ -71,13 +74,19 @@ def test_a_run_stopped_between_batches_is_finished_by_a_rerun_without_repeating_
     # ... the run stops here (tests/test_cli.py kills a real one); the second batch never ran ...
     run(imported, batch=1)
     final = state(imported)
-    assert final["records"] == 4 and final["statuses"] == {"BEN": "screened", "LSO": "incomplete",
-                                                            "CHE": "ineligible", "CMR": "submitted"}
+    assert final["records"] == 4 and final["statuses"] == {
+        "BEN": "screened",
+        "LSO": "incomplete",
+        "CHE": "ineligible",
+        "CMR": "submitted",
+    }
     with unit_of_work(imported.engine) as session:  # as many as one clean run records
-        screenings = session.exec(select(func.count()).select_from(AuditEvent)
-                                  .where(AuditEvent.action == "application.screening_recorded")).one()
-        notices = session.exec(select(func.count()).select_from(OutboxMessage)
-                               .where(OutboxMessage.kind != "receipt")).one()
+        screenings = session.exec(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "application.screening_recorded")
+        ).one()
+        notices = session.exec(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind != "receipt")
+        ).one()
     assert (screenings, notices) == (4, 2)
 
 
@@ -85,8 +94,10 @@ def test_a_register_correction_rescreens_the_application_waiting_for_judgement(i
     from engine.services.parties import DEFAULT_REGISTER, read_parties_file, replace_register
 
     run(imported)
-    parties = [p.model_copy(update={"party_since": datetime(2019, 6, 1).date()}) if p.iso3 == "CMR" else p
-               for p in read_parties_file(DEFAULT_REGISTER)]
+    parties = [
+        p.model_copy(update={"party_since": datetime(2019, 6, 1).date()}) if p.iso3 == "CMR" else p
+        for p in read_parties_file(DEFAULT_REGISTER)
+    ]
     with unit_of_work(imported.engine) as session:
         replace_register(session, parties, source="corrected", actor="officer", at=AFTER_CLOSE)
     [summary] = run(imported)

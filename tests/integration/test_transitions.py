@@ -24,8 +24,9 @@ AT = datetime(2018, 9, 10, 9, tzinfo=UTC)
 
 @pytest.fixture
 def submitted(open_round1: Runtime) -> tuple[Runtime, str, str]:
-    receipt = submit_application(open_round1.engine, open_round1.settings, ROUND1,
-                                 example("ben-asgm-complete.json"), now=IN_ROUND1)
+    receipt = submit_application(
+        open_round1.engine, open_round1.settings, ROUND1, example("ben-asgm-complete.json"), now=IN_ROUND1
+    )
     return open_round1, receipt.reference, receipt.access_token
 
 
@@ -37,19 +38,24 @@ def rows(rt: Runtime, table: type) -> int:
 def test_a_transition_writes_its_history_and_audit_event(submitted: tuple[Runtime, str, str]) -> None:
     rt, ref, _ = submitted
     with unit_of_work(rt.engine) as session:
-        result = transition(session, ref, "pass_screening", key="screening:1", actor="officer@sip",
-                            role=Role.SECRETARIAT, at=AT)
+        result = transition(
+            session, ref, "pass_screening", key="screening:1", actor="officer@sip", role=Role.SECRETARIAT, at=AT
+        )
     assert result.changed and result.status is Status.SCREENED and result.version == 2
     with unit_of_work(rt.engine) as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "application.pass_screening")).one()
         assert (event.actor, event.role, event.from_status, event.to_status, event.at) == (
-            "officer@sip", "secretariat", "submitted", "screened", AT)
+            "officer@sip",
+            "secretariat",
+            "submitted",
+            "screened",
+            AT,
+        )
         change = session.exec(select(StatusChange).where(StatusChange.key == "screening:1")).one()
         assert (change.from_status, change.to_status, change.public_status) == ("submitted", "screened", "under_review")
 
 
-def test_replaying_a_transition_with_the_same_id_changes_and_emits_nothing(
-        submitted: tuple[Runtime, str, str]) -> None:
+def test_replaying_a_transition_with_the_same_id_changes_and_emits_nothing(submitted: tuple[Runtime, str, str]) -> None:
     rt, ref, _ = submitted
     for _ in range(2):
         with unit_of_work(rt.engine) as session:
@@ -70,17 +76,19 @@ def test_a_transition_id_reused_for_another_transition_is_refused(submitted: tup
 
 
 def test_a_transition_the_table_does_not_allow_is_refused_and_changes_nothing(
-        submitted: tuple[Runtime, str, str]) -> None:
+    submitted: tuple[Runtime, str, str],
+) -> None:
     rt, ref, _ = submitted
     audit = rows(rt, AuditEvent)
-    with pytest.raises(NotAllowed, match="cannot approve an application that is submitted"), \
-            unit_of_work(rt.engine) as session:
+    with (
+        pytest.raises(NotAllowed, match="cannot approve an application that is submitted"),
+        unit_of_work(rt.engine) as session,
+    ):
         transition(session, ref, "approve", key="k", actor="s", role=Role.SECRETARIAT, at=AT)
     assert rows(rt, AuditEvent) == audit
 
 
-def test_the_version_column_refuses_a_write_based_on_a_stale_read(
-        submitted: tuple[Runtime, str, str]) -> None:
+def test_the_version_column_refuses_a_write_based_on_a_stale_read(submitted: tuple[Runtime, str, str]) -> None:
     rt, ref, _ = submitted
     # Writer A reads the application, then writer B commits a change before A writes.
     slow = Session(rt.engine, expire_on_commit=False)
@@ -134,8 +142,10 @@ def _race(rt: Runtime, backend: str, first: tuple[str, str], second: tuple[str, 
     """Writer A reads the application; just before A writes, writer B commits its own
     transition. Returns what A's `transition` call gives (or raises)."""
     if backend == "sqlite":
-        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE takes the lock before A reads): they cannot "
-                    "interleave, so there is no race to lose")
+        pytest.skip(
+            "SQLite serialises writers (BEGIN IMMEDIATE takes the lock before A reads): they cannot "
+            "interleave, so there is no race to lose"
+        )
     from sqlalchemy import event
 
     ref = _submit(rt)
@@ -153,8 +163,9 @@ def _race(rt: Runtime, backend: str, first: tuple[str, str], second: tuple[str, 
 
 
 def _submit(rt: Runtime) -> str:
-    return submit_application(rt.engine, rt.settings, ROUND1, example("ben-asgm-complete.json"),
-                              now=IN_ROUND1).reference
+    return submit_application(
+        rt.engine, rt.settings, ROUND1, example("ben-asgm-complete.json"), now=IN_ROUND1
+    ).reference
 
 
 def test_the_loser_of_two_racing_writers_gets_a_conflict(open_round1: Runtime, backend: str) -> None:
@@ -170,12 +181,15 @@ def test_a_replay_racing_its_original_changes_nothing(open_round1: Runtime, back
     assert not result.changed and result.status is Status.SCREENED  # type: ignore[attr-defined]
     with unit_of_work(open_round1.engine) as session:
         assert session.exec(select(func.count()).select_from(StatusChange)).one() == 2  # submit + one screening
-        assert session.exec(select(func.count()).select_from(AuditEvent)
-                            .where(AuditEvent.action == "application.pass_screening")).one() == 1
+        assert (
+            session.exec(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "application.pass_screening")
+            ).one()
+            == 1
+        )
 
 
-def test_a_batch_of_transitions_is_refused_whole_if_one_application_changed_meanwhile(
-        open_round1: Runtime) -> None:
+def test_a_batch_of_transitions_is_refused_whole_if_one_application_changed_meanwhile(open_round1: Runtime) -> None:
     from engine.services.applications import transition_many
 
     rt = open_round1
@@ -186,8 +200,9 @@ def test_a_batch_of_transitions_is_refused_whole_if_one_application_changed_mean
         transition(session, refs[1], "mark_incomplete", key="other", actor="b", role=Role.SECRETARIAT, at=AT)
     history = rows(rt, StatusChange)
     with pytest.raises(Conflict, match="changed by someone else meanwhile"), unit_of_work(rt.engine) as session:
-        transition_many(session, [(a, "pass_screening", "batch", None) for a in stale], actor="a",
-                        role=Role.SYSTEM, at=AT)
+        transition_many(
+            session, [(a, "pass_screening", "batch", None) for a in stale], actor="a", role=Role.SYSTEM, at=AT
+        )
     assert rows(rt, StatusChange) == history  # nothing of the batch was written
     with unit_of_work(rt.engine) as session:
         assert sorted(session.exec(select(Application.status)).all()) == ["incomplete", "submitted", "submitted"]

@@ -36,8 +36,14 @@ def test_decimal_amounts_are_kept_exactly() -> None:
     assert parse_document(text).form_b.lines[0].amount == Decimal("40000.10")
 
 
-@pytest.mark.parametrize("text,message", [("{not json", "is not valid JSON (line 1, column 2)"),
-                                          ("[1, 2]", "must be a JSON object"), ("null", "must be a JSON object")])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("{not json", "is not valid JSON (line 1, column 2)"),
+        ("[1, 2]", "must be a JSON object"),
+        ("null", "must be a JSON object"),
+    ],
+)
 def test_what_is_not_an_application_object_is_refused_at_the_root(text: str, message: str) -> None:
     assert message in errors_of(text)["$"]
 

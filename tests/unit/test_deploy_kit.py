@@ -66,21 +66,32 @@ def test_the_compose_file_runs_every_part_of_the_engine_on_one_shared_configurat
         assert re.search(rf"\${{{secret}:\?", text) and not re.search(rf"\${{{secret}:-", text), secret
 
 
-@pytest.mark.skipif(shutil.which("docker") is None or subprocess.run(
-    ["docker", "compose", "version"], capture_output=True).returncode != 0,
-    reason="docker compose is not installed here; the compose file was checked as YAML and for its structure")
+@pytest.mark.skipif(
+    shutil.which("docker") is None
+    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0,
+    reason="docker compose is not installed here; the compose file was checked as YAML and for its structure",
+)
 def test_docker_compose_reads_the_compose_file(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("SIP_SECRET_KEY=x\nSIP_DB_PASSWORD=x\nPREFECT_DB_PASSWORD=x\nPREFECT_AUTH=a:b\n")
-    done = subprocess.run(["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), "--env-file", str(env), "config",
-                           "--quiet"], capture_output=True, text=True)
+    done = subprocess.run(
+        ["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), "--env-file", str(env), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
 
 
 def test_the_systemd_units_pass_systemd_analyze_and_run_commands_the_engine_has(tmp_path: Path) -> None:
     units = sorted((DEPLOY / "systemd").glob("*.service"))
-    assert {u.name for u in units} == {"sip-prefect.service", "sip-migrate.service", "sip-api.service",
-                                       "sip-flows.service", "sip-deploy.service", "sip-worker@.service"}
+    assert {u.name for u in units} == {
+        "sip-prefect.service",
+        "sip-migrate.service",
+        "sip-api.service",
+        "sip-flows.service",
+        "sip-deploy.service",
+        "sip-worker@.service",
+    }
     for unit in units:
         text = unit.read_text()
         assert "[Unit]" in text and "[Service]" in text and "[Install]" in text, unit.name
@@ -98,8 +109,11 @@ def test_the_systemd_units_pass_systemd_analyze_and_run_commands_the_engine_has(
         (tmp_path / unit.name.replace("@.", "@1.")).write_text(text)
     (tmp_path / "sip.env").write_text("")
     (tmp_path / "prefect.env").write_text("")
-    done = subprocess.run(["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.glob("*.service"))],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.glob("*.service"))],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
 
@@ -111,20 +125,30 @@ def _shell(lines: str) -> list[str]:
 def test_the_image_installs_the_engine_with_the_readmes_commands_for_a_plain_machine() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     installs = [c.removeprefix("RUN ") for c in _shell(dockerfile) if c.startswith("RUN ")]
-    section = README[README.index("## Deploying"):README.index("## Settings")]
-    plain = section[section.index("### A plain machine"):section.index("### Docker")]
+    section = README[README.index("## Deploying") : README.index("## Settings")]
+    plain = section[section.index("### A plain machine") : section.index("### Docker")]
     readme_commands = _shell("\n".join(re.findall(r"```sh\n(.*?)```", plain, flags=re.S)))
     assert len(installs) == 5
     for command in installs:
         assert command in readme_commands, command
     assert "COPY . /opt/sip-src" in dockerfile and "/opt/sip-src" in plain
-    for command in re.findall(r'CMD \[(.*)\]', dockerfile):
+    for command in re.findall(r"CMD \[(.*)\]", dockerfile):
         sip_command_exists([w.strip('" ') for w in command.split(",")])
 
 
 def test_the_settings_template_names_every_setting_the_kit_needs() -> None:
     template = (DEPLOY / "sip.env.example").read_text()
     named = set(re.findall(r"(?m)^#? ?([A-Z_]+)=", template))
-    assert {"SIP_SECRET_KEY", "SIP_PUBLIC_BASE_URL", "SMTP_HOST", "SIP_DB_PASSWORD", "PREFECT_DB_PASSWORD",
-            "PREFECT_AUTH", "DATABASE_URL", "SIP_MIGRATE_ON_START", "SIP_FILES_DIR", "PREFECT_API_URL"} <= named
+    assert {
+        "SIP_SECRET_KEY",
+        "SIP_PUBLIC_BASE_URL",
+        "SMTP_HOST",
+        "SIP_DB_PASSWORD",
+        "PREFECT_DB_PASSWORD",
+        "PREFECT_AUTH",
+        "DATABASE_URL",
+        "SIP_MIGRATE_ON_START",
+        "SIP_FILES_DIR",
+        "PREFECT_API_URL",
+    } <= named
     assert re.search(r"(?m)^SIP_SECRET_KEY=$", template)  # no key ships: each installation makes its own

@@ -50,8 +50,14 @@ def test_an_applicant_cannot_record_a_committee_decision() -> None:
         plan_transition(Status.READY_FOR_COMMITTEE, "approve", actor="a", role=Role.APPLICANT, at=AT)
 
 
-@pytest.mark.parametrize("name,status", [("withdraw", Status.SUBMITTED), ("defer", Status.READY_FOR_COMMITTEE),
-                                         ("approve_with_conditions", Status.READY_FOR_COMMITTEE)])
+@pytest.mark.parametrize(
+    "name,status",
+    [
+        ("withdraw", Status.SUBMITTED),
+        ("defer", Status.READY_FOR_COMMITTEE),
+        ("approve_with_conditions", Status.READY_FOR_COMMITTEE),
+    ],
+)
 def test_transitions_that_need_a_reason_refuse_a_blank_one(name: str, status: Status) -> None:
     with pytest.raises(TransitionError, match="needs a reason"):
         plan_transition(status, name, actor="s", role=Role.SECRETARIAT, at=AT, reason="  ")

@@ -8,18 +8,29 @@ from babel.messages.extract import extract_from_dir
 from notifications import render
 from notifications.render import HERE, RenderError, translations
 
-CONTEXT = dict(contact_name="Aïcha <Dossou>", reference="SIP-2018-R1-0001", round_title="Round 1",
-               title="Mercury & gold", party_name="Benin", submitted_at=datetime(2018, 8, 24, 13, 40, tzinfo=UTC),
-               timezone="Europe/Zurich", status="received", access_token=None,
-               status_url="https://sip.example.org/applications/SIP-2018-R1-0001", programme_email="sip@example.org",
-               language="en")
+CONTEXT = dict(
+    contact_name="Aïcha <Dossou>",
+    reference="SIP-2018-R1-0001",
+    round_title="Round 1",
+    title="Mercury & gold",
+    party_name="Benin",
+    submitted_at=datetime(2018, 8, 24, 13, 40, tzinfo=UTC),
+    timezone="Europe/Zurich",
+    status="received",
+    access_token=None,
+    status_url="https://sip.example.org/applications/SIP-2018-R1-0001",
+    programme_email="sip@example.org",
+    language="en",
+)
 
 
 def test_the_receipt_exists_in_english_french_and_spanish() -> None:
     subjects = {lang: render("receipt", lang, {**CONTEXT, "language": lang}).subject for lang in ("en", "fr", "es")}
-    assert subjects == {"en": "Round 1: application received SIP-2018-R1-0001",
-                        "fr": "Round 1: demande reçue SIP-2018-R1-0001",
-                        "es": "Round 1: solicitud recibida SIP-2018-R1-0001"}
+    assert subjects == {
+        "en": "Round 1: application received SIP-2018-R1-0001",
+        "fr": "Round 1: demande reçue SIP-2018-R1-0001",
+        "es": "Round 1: solicitud recibida SIP-2018-R1-0001",
+    }
     french = render("receipt", "fr", {**CONTEXT, "language": "fr"})
     assert "24 août 2018" in french.text and "15:40" in french.text  # Geneva time, French date
 
@@ -44,10 +55,15 @@ def test_a_missing_variable_fails_the_render_naming_the_template() -> None:
 @pytest.mark.parametrize("language", ["fr", "es"])
 def test_every_message_of_the_templates_is_translated(language: str) -> None:
     # the same mapping as babel.cfg: the messages' templates and the applicant's web pages
-    method_map = [("notifications/**.py", "python"), ("notifications/templates/**", "jinja2"),
-                  ("api/templates/**", "jinja2")]
-    options = {"notifications/templates/**": {"extensions": "jinja2.ext.i18n"},
-               "api/templates/**": {"extensions": "jinja2.ext.i18n"}}
+    method_map = [
+        ("notifications/**.py", "python"),
+        ("notifications/templates/**", "jinja2"),
+        ("api/templates/**", "jinja2"),
+    ]
+    options = {
+        "notifications/templates/**": {"extensions": "jinja2.ext.i18n"},
+        "api/templates/**": {"extensions": "jinja2.ext.i18n"},
+    }
     keywords = {"N_": None, "_": None, "gettext": None, "ngettext": (1, 2)}
     ids = {msg for _, _, msg, _, _ in extract_from_dir(str(HERE.parent), method_map, options, keywords=keywords)}
     assert "Access code" in ids and "Dear %(name)s," in ids

@@ -13,18 +13,35 @@ from domain.review import (
     summarise,
 )
 
-AREAS = AreaMap.model_validate(tomllib.loads(
-    (Path(__file__).resolve().parents[2] / "engine" / "data" / "partnership_areas.toml").read_text()))
+AREAS = AreaMap.model_validate(
+    tomllib.loads((Path(__file__).resolve().parents[2] / "engine" / "data" / "partnership_areas.toml").read_text())
+)
 
 
-def reviewer(n: int, country: str = "NOR", areas: tuple[str, ...] = ("artisanal_gold_mining",), load: int = 5,
-             organisation: str = "Some Institute") -> Reviewer:
-    return Reviewer(name=f"R{n}", email=f"r{n}@example.org", organisation=organisation, country=country,
-                    areas=areas, languages=("en",), max_load=load)
+def reviewer(
+    n: int,
+    country: str = "NOR",
+    areas: tuple[str, ...] = ("artisanal_gold_mining",),
+    load: int = 5,
+    organisation: str = "Some Institute",
+) -> Reviewer:
+    return Reviewer(
+        name=f"R{n}",
+        email=f"r{n}@example.org",
+        organisation=organisation,
+        country=country,
+        areas=areas,
+        languages=("en",),
+        max_load=load,
+    )
 
 
-def subject(ref: str, countries: tuple[str, ...] = ("BEN",), areas: tuple[str, ...] = ("artisanal_gold_mining",),
-            agency: str = "Ministry") -> Subject:
+def subject(
+    ref: str,
+    countries: tuple[str, ...] = ("BEN",),
+    areas: tuple[str, ...] = ("artisanal_gold_mining",),
+    agency: str = "Ministry",
+) -> Subject:
     return Subject(ref, frozenset(countries), agency, frozenset(areas))
 
 
@@ -39,7 +56,10 @@ def test_a_reviewer_is_conflicted_by_country_organisation_or_declaration() -> No
     r = reviewer(1, country="BEN", organisation="Ministère du Cadre de Vie")
     s = subject("A", countries=("TGO", "BEN"), agency="  ministère du cadre de vie ")
     assert conflicts(r, s, {("r1@example.org", "A"): "advised the applicant"}) == [
-        ConflictSource.COUNTRY, ConflictSource.ORGANISATION, ConflictSource.DECLARED]
+        ConflictSource.COUNTRY,
+        ConflictSource.ORGANISATION,
+        ConflictSource.DECLARED,
+    ]
     assert conflicts(reviewer(2), subject("A"), {}) == []
 
 
@@ -63,13 +83,14 @@ def test_when_no_unconflicted_reviewer_covers_the_area_the_place_stays_unfilled_
 def test_the_most_constrained_applications_are_served_first_where_greedy_leaves_places_empty() -> None:
     # R1 covers both areas; R2 only gold mining. One place each: greedy gives R1 to the first
     # application (gold mining) and leaves the cement one without a reviewer.
-    reviewers = [reviewer(1, areas=("artisanal_gold_mining", "cement"), load=1),
-                 reviewer(2, areas=("artisanal_gold_mining",), load=1)]
+    reviewers = [
+        reviewer(1, areas=("artisanal_gold_mining", "cement"), load=1),
+        reviewer(2, areas=("artisanal_gold_mining",), load=1),
+    ]
     subjects = [subject("GOLD"), subject("CEMENT", areas=("cement",))]
     assert load_spread(greedy(subjects, reviewers, 1), reviewers) == (1, 1)
     placements = assign(subjects, reviewers, 1)
-    assert {p.reference: p.reviewers for p in placements} == {"GOLD": ["r2@example.org"],
-                                                              "CEMENT": ["r1@example.org"]}
+    assert {p.reference: p.reviewers for p in placements} == {"GOLD": ["r2@example.org"], "CEMENT": ["r1@example.org"]}
     assert assign(subjects, reviewers, 1) == placements  # deterministic
 
 
@@ -77,8 +98,13 @@ def test_an_application_keeps_its_reviewers_and_one_who_declined_is_not_proposed
     from dataclasses import replace
 
     reviewers = [reviewer(i) for i in range(4)]
-    placed = assign([replace(subject("A"), assigned=("r1@example.org",))], reviewers, 2,
-                    loads={"r1@example.org": 1}, excluded={("r0@example.org", "A"): "declined the invitation"})
+    placed = assign(
+        [replace(subject("A"), assigned=("r1@example.org",))],
+        reviewers,
+        2,
+        loads={"r1@example.org": 1},
+        excluded={("r0@example.org", "A"): "declined the invitation"},
+    )
     assert placed[0].reviewers == ["r1@example.org", "r2@example.org"] and placed[0].unfilled == 0
     assert "r0@example.org not chosen: declined the invitation" in placed[0].reasons
 
@@ -107,23 +133,36 @@ def test_a_review_is_checked_against_the_rounds_scales_and_complete_only_when_su
     draft = ReviewDraft(scores={"feasibility": 6, "charm": 3})
     assert [(p.field, p.message) for p in review_problems(draft, criteria, final=False)] == [
         ("scores.feasibility", "6 is not on the scale 1, 2, 3, 4, 5"),
-        ("scores.charm", "is not a technical criterion of this round (criteria: technical_soundness, "
-                         "area_relevance, feasibility, expected_results)")]
+        (
+            "scores.charm",
+            "is not a technical criterion of this round (criteria: technical_soundness, "
+            "area_relevance, feasibility, expected_results)",
+        ),
+    ]
     assert review_problems(ReviewDraft(scores={"feasibility": 3}), criteria, final=False) == []
     final = {p.field for p in review_problems(ReviewDraft(scores={"feasibility": 3}), criteria, final=True)}
-    assert final == {"scores.technical_soundness", "scores.area_relevance", "scores.expected_results",
-                     "recommendation", "comments_for_committee"}
+    assert final == {
+        "scores.technical_soundness",
+        "scores.area_relevance",
+        "scores.expected_results",
+        "recommendation",
+        "comments_for_committee",
+    }
 
 
 def test_reviews_are_summarised_per_criterion_with_disagreement_at_the_rounds_threshold() -> None:
     from domain.rounds import TechnicalCriterion
 
-    criteria = [TechnicalCriterion(id="a", title="A", scale=[1, 2, 3, 4, 5]),
-                TechnicalCriterion(id="b", title="B", scale=[1, 2, 3, 4, 5])]
+    criteria = [
+        TechnicalCriterion(id="a", title="A", scale=[1, 2, 3, 4, 5]),
+        TechnicalCriterion(id="b", title="B", scale=[1, 2, 3, 4, 5]),
+    ]
     reviews = [({"a": 4, "b": 2}, "support"), ({"a": 5, "b": 5}, "support_with_changes")]
     calm = summarise("X", 3, reviews, criteria, threshold=4)
     assert [(c.id, str(c.mean), c.spread, c.disagreement) for c in calm.criteria] == [
-        ("a", "4.5", 1, False), ("b", "3.5", 3, False)]
+        ("a", "4.5", 1, False),
+        ("b", "3.5", 3, False),
+    ]
     assert not calm.disagreement and calm.short and calm.recommendations["support"] == 1
     strict = summarise("X", 2, reviews, criteria, threshold=3)
     assert strict.disagreement and strict.why == ("b: scores 2, 5",) and not strict.short
@@ -141,4 +180,8 @@ def test_the_review_stage_reminds_before_the_due_date_and_is_overdue_after_it() 
     assert due_date(ReviewSettings(), date(2024, 8, 5)) == due
     assert due_date(ReviewSettings(due=date(2024, 9, 1)), date(2024, 8, 5)) == date(2024, 9, 1)
     assert [stage_step(date(2024, 8, d), due, 3) for d in (22, 23, 26, 27)] == [
-        StageStep.NOTHING, StageStep.REMIND, StageStep.REMIND, StageStep.OVERDUE]
+        StageStep.NOTHING,
+        StageStep.REMIND,
+        StageStep.REMIND,
+        StageStep.OVERDUE,
+    ]

@@ -52,25 +52,47 @@ def _broken(replace: str, by: str) -> str:
     return MINIMAL.replace(replace, by)
 
 
-@pytest.mark.parametrize("text,where,what", [
-    (_broken("opens_at = 2030-01-01T00:00:00+01:00\n", ""), "opens_at", "is required"),
-    (_broken("closes_at = 2030-03-31T23:59:59+02:00", "closes_at = 2029-12-31T00:00:00+01:00"), "(file)",
-     "must be after opens_at"),
-    ('colour = "blue"\n' + MINIMAL, "colour", "not a key of a round definition"),
-    (_broken("opens_at = 2030-01-01T00:00:00+01:00", "opens_at = 2030-01-01T00:00:00"), "opens_at",
-     "needs a UTC offset"),
-    (_broken('stages = ["screening", "committee"]', 'stages = ["committee", "screening"]'), "stages", "order"),
-    (_broken("weight = 1", "weight = -1"), "criteria[0].weight", "greater than or equal to 0"),
-    (_broken("scale = [0, 1, 2]", "scale = []"), "criteria[0]", "needs a scale"),
-    (MINIMAL + '[[criteria]]\nid = "feasibility"\ntitle = "Again"\nkind = "check"\nweight = 1\n'
-     'rule = "consultation_confirmed"\n', "(file)", "criteria ids repeat: feasibility"),
-    (MINIMAL + '[[criteria]]\nid = "consulted"\ntitle = "Consulted"\nkind = "check"\nweight = 1\n', "criteria[1]",
-     "a check needs the rule the engine evaluates"),
-    (MINIMAL + '[[criteria]]\nid = "consulted"\ntitle = "C"\nkind = "check"\nweight = 1\nrule = "magic"\n',
-     "criteria[1].rule", "consultation_confirmed"),
-    (_broken('criteria_set = "test"', 'criteria_set = "test"\neligible_economies = []'), "eligible_economies",
-     "at least 1 item"),
-])
+@pytest.mark.parametrize(
+    "text,where,what",
+    [
+        (_broken("opens_at = 2030-01-01T00:00:00+01:00\n", ""), "opens_at", "is required"),
+        (
+            _broken("closes_at = 2030-03-31T23:59:59+02:00", "closes_at = 2029-12-31T00:00:00+01:00"),
+            "(file)",
+            "must be after opens_at",
+        ),
+        ('colour = "blue"\n' + MINIMAL, "colour", "not a key of a round definition"),
+        (
+            _broken("opens_at = 2030-01-01T00:00:00+01:00", "opens_at = 2030-01-01T00:00:00"),
+            "opens_at",
+            "needs a UTC offset",
+        ),
+        (_broken('stages = ["screening", "committee"]', 'stages = ["committee", "screening"]'), "stages", "order"),
+        (_broken("weight = 1", "weight = -1"), "criteria[0].weight", "greater than or equal to 0"),
+        (_broken("scale = [0, 1, 2]", "scale = []"), "criteria[0]", "needs a scale"),
+        (
+            MINIMAL + '[[criteria]]\nid = "feasibility"\ntitle = "Again"\nkind = "check"\nweight = 1\n'
+            'rule = "consultation_confirmed"\n',
+            "(file)",
+            "criteria ids repeat: feasibility",
+        ),
+        (
+            MINIMAL + '[[criteria]]\nid = "consulted"\ntitle = "Consulted"\nkind = "check"\nweight = 1\n',
+            "criteria[1]",
+            "a check needs the rule the engine evaluates",
+        ),
+        (
+            MINIMAL + '[[criteria]]\nid = "consulted"\ntitle = "C"\nkind = "check"\nweight = 1\nrule = "magic"\n',
+            "criteria[1].rule",
+            "consultation_confirmed",
+        ),
+        (
+            _broken('criteria_set = "test"', 'criteria_set = "test"\neligible_economies = []'),
+            "eligible_economies",
+            "at least 1 item",
+        ),
+    ],
+)
 def test_a_bad_round_file_is_refused_naming_the_file_and_key(text: str, where: str, what: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_round(text, "rounds/test.toml")
@@ -112,13 +134,24 @@ def test_a_round_cannot_open_before_its_date_nor_close_early_without_a_reason() 
 def test_shipped_round_files_are_plain_toml_a_secretariat_can_read() -> None:
     for path in shipped_round_files():
         data = tomllib.loads(path.read_text())
-        assert {"id", "title", "opens_at", "closes_at", "currency", "amount_min", "amount_max", "stages",
-                "criteria"} <= set(data)
+        assert {
+            "id",
+            "title",
+            "opens_at",
+            "closes_at",
+            "currency",
+            "amount_min",
+            "amount_max",
+            "stages",
+            "criteria",
+        } <= set(data)
 
 
 def test_a_rounds_review_settings_are_checked_and_name_the_key_at_fault() -> None:
     text = MINIMAL.replace('stages = ["screening", "committee"]', 'stages = ["screening", "gmp_review", "committee"]')
-    review = text + """
+    review = (
+        text
+        + """
 [review]
 due_days = 0
 colour = "blue"
@@ -127,6 +160,7 @@ id = "soundness"
 title = "Soundness"
 scale = [1, 1]
 """
+    )
     with pytest.raises(InvalidInput) as caught:
         parse_round(review, "r.toml")
     problems = {e.path: e.message for e in caught.value.errors}

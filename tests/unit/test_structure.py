@@ -24,8 +24,11 @@ def imports(folder: str) -> Iterator[tuple[str, str]]:
 
 
 def reaching(folder: str, forbidden: tuple[str, ...]) -> list[str]:
-    return [f"{file}: {module}" for file, module in imports(folder)
-            if any(module == f or module.startswith(f + ".") for f in forbidden)]
+    return [
+        f"{file}: {module}"
+        for file, module in imports(folder)
+        if any(module == f or module.startswith(f + ".") for f in forbidden)
+    ]
 
 
 def test_the_domain_imports_only_the_standard_library_and_pydantic() -> None:
