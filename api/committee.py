@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
@@ -173,8 +173,8 @@ def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> l
         rows = session.exec(
             select(CommitteeBundle)
             .where(CommitteeBundle.round_id == round_id)
-            .order_by(CommitteeBundle.email, CommitteeBundle.version)
-        ).all()  # type: ignore[arg-type]
+            .order_by(col(CommitteeBundle.email), col(CommitteeBundle.version))
+        ).all()
     return [
         dict(email=r.email, version=r.version, changes=r.changes, sha256=r.sha256, created_at=r.created_at)
         for r in rows

@@ -19,7 +19,7 @@ def get_runtime(request: Request) -> Runtime:
     """The runtime the application's start-up prepared (migrations applied once); if
     the database did not answer then, it is prepared at the first request that finds
     it answering (until then: 503, naming why)."""
-    runtime = request.app.state.runtime
+    runtime: Runtime | None = request.app.state.runtime
     if runtime is None:
         with _preparing:
             runtime = request.app.state.runtime
@@ -46,7 +46,7 @@ def get_secretariat(
     """The name of the secretariat officer whose key this is; 401 otherwise."""
     from engine.services.tokens import token_hash
 
-    known = request.app.state.settings.secretariat_key_hashes()
+    known: dict[str, str] = request.app.state.settings.secretariat_key_hashes()
     name = known.get(token_hash(credentials.credentials)) if credentials else None
     if name is None:
         raise HTTPException(

@@ -310,9 +310,12 @@ async def invite(
 
     due = body.due if body else None
     await run_in_threadpool(check_first, rt, reviewing.check_invite, round_id, at=now, due=due)
-    due = due.isoformat() if due else None
     run_id = await start_stage(
-        rt, invite_gmp_reviewers_flow, {"round_id": round_id, "due": due}, officer=officer, round_id=round_id
+        rt,
+        invite_gmp_reviewers_flow,
+        {"round_id": round_id, "due": due.isoformat() if due else None},
+        officer=officer,
+        round_id=round_id,
     )
     return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
 

@@ -293,7 +293,8 @@ _SPLIT = (
 
 
 def _budget(amount: int) -> list[dict[str, Any]]:
-    lines, spent = [], 0
+    lines: list[dict[str, Any]] = []
+    spent = 0
     for share, category in _SPLIT:
         value = int(amount * share)
         lines.append(

@@ -68,9 +68,10 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
     folder = settings.data_dir / "demo" / ROUND
     register = folder.parent / "committee-2018-2019.csv"
     register.write_text(MEMBERS, encoding="utf-8")
+    assert definition.meeting is not None  # round 1's file has its meeting
     meeting_on = datetime.combine(
         date.fromisoformat(definition.meeting.starts_on),
-        clock(9),  # type: ignore[union-attr]
+        clock(9),
         tzinfo=definition.zone,
     )
     with unit_of_work(rt.engine) as session:
@@ -87,9 +88,7 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
         f"     the committee of {committee.meeting.starts_on} ({committee.meeting.place}): {len(committee.members)} "
         f"members loaded from {register}; US$ {FUNDS:,.0f} available (an illustrative figure)"
     )
-    bundles = prepare_committee_bundles_flow(
-        round_id=ROUND, at=(meeting_on - timedelta(days=14)).isoformat(), pdf=False
-    )
+    bundles = prepare_committee_bundles_flow(round_id=ROUND, at=meeting_on - timedelta(days=14), pdf=False)
     withheld = {m["email"]: m["withheld"] for m in bundles["members"] if m["withheld"]}
     echo(
         f"     prepare-committee-bundles: {bundles['prepared']} new, {bundles['unchanged']} unchanged; dossiers left "
@@ -119,7 +118,7 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
         f"     decisions (from {sheet.name}): {decided.recorded} recorded, {decided.unchanged} unchanged; approvals "
         f"US$ {float(decided.approved_total):,.0f}"
     )
-    letters = send_decision_letters_flow(round_id=ROUND, at=(meeting_on + timedelta(days=6)).isoformat())
+    letters = send_decision_letters_flow(round_id=ROUND, at=meeting_on + timedelta(days=6))
     echo(f"     send-decision-letters: {letters['queued']} queued, {letters['already_sent']} sent before")
     with reading(rt.engine) as session:
         report, _, public, _ = write_round_report(session, ROUND, settings.data_dir / "reports")
@@ -199,7 +198,7 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
         from flows.review import send_to_committee_flow
         from flows.screening import screen_applications_flow
 
-        opened = open_round_flow(round_id=ROUND, at=definition.opens_at.isoformat())
+        opened = open_round_flow(round_id=ROUND, at=definition.opens_at)
         echo(
             f"     open-round: {ROUND} {'opened' if opened['changed'] else 'already ' + str(opened['status'])} "
             f"at {definition.opens_at.isoformat()}"
@@ -213,7 +212,7 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
             for error in item["errors"]:
                 echo(f"       refused {item['file']}: {error['path']}: {error['message']}")
         closing = definition.closes_at + timedelta(seconds=1)
-        closed = close_round_flow(round_id=ROUND, at=closing.isoformat())
+        closed = close_round_flow(round_id=ROUND, at=closing)
         echo(
             f"     close-round: {ROUND} {'closed' if closed['changed'] else 'already ' + str(closed['status'])} "
             f"at {closing.isoformat()}"
@@ -224,13 +223,13 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
         if screening_done:
             echo("     screen-applications: done in an earlier run")
         else:
-            screened = screen_applications_flow(round_id=ROUND, at=screening_at.isoformat())
+            screened = screen_applications_flow(round_id=ROUND, at=screening_at)
             verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(screened["verdicts"].items()))
             echo(
                 f"     screen-applications: {screened['screened']} screened ({verdicts or 'nothing new'}), "
                 f"{screened['unchanged']} unchanged, {screened['notices']} notices to applicants"
             )
-        to_committee = send_to_committee_flow(round_id=ROUND, at=(screening_at + TO_COMMITTEE_AFTER).isoformat())
+        to_committee = send_to_committee_flow(round_id=ROUND, at=screening_at + TO_COMMITTEE_AFTER)
         echo(
             f"     send-to-committee: {to_committee['sent']} screened applications on the Steering Committee's "
             "agenda (round 1 has no GMP review)"

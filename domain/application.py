@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from domain.money import Amount
 
@@ -165,7 +166,7 @@ def json_path(loc: tuple[Any, ...]) -> str:
     return path
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "missing":
         return "is required"

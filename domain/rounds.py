@@ -48,7 +48,7 @@ CompletenessCheck = Literal[
     "workplan",
     "budget_lines",
 ]
-COMPLETENESS_CHECKS: tuple[str, ...] = get_args(CompletenessCheck)
+COMPLETENESS_CHECKS: tuple[CompletenessCheck, ...] = get_args(CompletenessCheck)
 Economy = Literal["developing", "transition", "developed"]
 
 
@@ -83,8 +83,8 @@ class Criterion(BaseModel):
             if self.rule is None:
                 raise ValueError(
                     f"criterion {self.id!r}: a check needs the rule the engine evaluates, one of "
-                    f"{', '.join(CheckRule.__args__)}"
-                )  # type: ignore[attr-defined]
+                    f"{', '.join(get_args(CheckRule))}"
+                )
         return self
 
 
@@ -244,7 +244,7 @@ class RoundDefinition(BaseModel):
         return ZoneInfo(self.timezone)
 
     def title_in(self, language: str) -> str:
-        return self.title_translations.get(language, self.title)  # type: ignore[call-overload]
+        return next((title for lang, title in self.title_translations.items() if lang == language), self.title)
 
     @property
     def has_gmp_review(self) -> bool:

@@ -9,7 +9,7 @@ applicant's notification words the same code in their language."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -398,7 +398,7 @@ def eligibility(
     return checks
 
 
-_RULES = {
+_RULES: dict[str, Callable[[ApplicationDocument], bool]] = {
     "consultation_confirmed": lambda d: bool(d.form_c and d.form_c.consultation_confirmed),
     "logical_framework_complete": _logical_framework_complete,
     "gender_addressed": lambda d: bool(d.form_a and _filled(d.form_a.gender)),

@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -30,7 +29,7 @@ from engine.settings import Settings, get_settings
 class _Commands(TyperGroup):
     """The root command: remembers which command runs, for the audit of a refusal."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's own click.Context
         words = [*getattr(ctx, "_protected_args", []), *ctx.args]
         _command[:] = [w for w in words if not w.startswith("-")][:2]
         return super().invoke(ctx)
@@ -60,7 +59,7 @@ T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON instead of text.")]
 
 
-def fail(message: str, errors: list[Any] | None = None, code: int = 1) -> None:
+def fail(message: str, errors: list[Any] | None = None, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     for error in errors or []:
         typer.echo(f"  {error.path}: {error.message}", err=True)

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Integer, Numeric, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Integer, Numeric, Table, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -37,6 +37,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core table, for statements that write many rows at once."""
+    table: Table = model.__table__  # type: ignore[attr-defined]  # SQLModel declares it only at run time
+    return table
 
 
 def _ts(**kw: Any) -> Any:

@@ -163,7 +163,7 @@ def refusals_end_the_run(fn: Callable[P, R]) -> Callable[P, R]:
             refusal.audited = exc.audited
             return Failed(message=exc.message, data=refusal)
 
-    return run  # type: ignore[return-value]
+    return run
 
 
 def artifact_key(stage: str, round_id: str | None = None) -> str:

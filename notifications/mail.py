@@ -40,7 +40,7 @@ class _Wire(Compat32):
                 and all(line[:1] in (" ", "\t") for line in lines[1:])
             ):
                 return f"{name}: {value}{self.linesep}"
-        return super()._fold(name, value, sanitize)
+        return str(super()._fold(name, value, sanitize))  # type: ignore[misc]  # compat32's own folding
 
 
 WIRE = _Wire(linesep="\r\n")
@@ -85,7 +85,7 @@ def build(message: RenderedMessage, *, sender: str, recipient: str, mid: str, da
         email["To"] = ascii_domain(recipient)
     except UnicodeError:
         email["To"] = recipient  # refused when it is sent, with the reason
-    email["Subject"] = _subject(message.subject)
+    email["Subject"] = _subject(message.subject)  # type: ignore[assignment]  # a Header is taken as it is
     email["Date"] = format_datetime(date)
     email["Message-ID"] = mid
     email["Content-Language"] = message.language

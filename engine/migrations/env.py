@@ -1,7 +1,11 @@
 """Alembic environment: run by `engine.migrate` with a connection in
 `config.attributes["connection"]`, or by the `alembic` command with DATABASE_URL."""
 
+from typing import Any, Literal
+
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import engine.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -9,7 +13,7 @@ import engine.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 target_metadata = SQLModel.metadata
 
 
-def _render_item(type_, obj, autogen_context):
+def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Write our column types as plain SQLAlchemy types, so that a migration does not
     import the application's code (which changes after the migration is written)."""
     from sqlmodel.sql.sqltypes import AutoString
@@ -23,7 +27,7 @@ def _render_item(type_, obj, autogen_context):
     return False
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

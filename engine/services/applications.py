@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.lifecycle import (
     PUBLIC_STATUS,
@@ -26,7 +26,7 @@ from engine.services import audit, outbox
 from engine.services.errors import Conflict, NotAllowed, NotFound
 from engine.services.rounds import get_round
 from engine.services.tokens import token_matches
-from engine.tables import Application, AuditEvent, DecisionRecord, Round, StatusChange
+from engine.tables import Application, AuditEvent, DecisionRecord, Round, StatusChange, table_of
 from engine.tables import Party as PartyRow
 
 
@@ -228,13 +228,13 @@ def transition_many(
         (application_id, key): name
         for application_id, key, name in session.exec(
             select(StatusChange.application_id, StatusChange.key, StatusChange.transition).where(
-                StatusChange.application_id.in_(ids)
-            )  # type: ignore[attr-defined]
+                col(StatusChange.application_id).in_(ids)
+            )
         ).all()
     }
     planned = []
     for application, name, key, reason in changes:
-        earlier = done.get((application.id, key))
+        earlier = done.get((application.id or 0, key))
         if earlier is not None:
             if earlier != name:
                 raise Conflict(f"transition id {key!r} was already used for {earlier} of {application.reference}")
@@ -251,7 +251,7 @@ def transition_many(
             raise NotAllowed(f"{application.reference}: {exc}") from None
     if not planned:
         return 0
-    table = Application.__table__  # type: ignore[attr-defined]
+    table = table_of(Application)
     updated = session.execute(
         update(table)
         .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
@@ -261,16 +261,12 @@ def transition_many(
     if updated.rowcount != len(planned):  # type: ignore[attr-defined]
         raise Conflict("some applications were changed by someone else meanwhile; nothing was written, run it again")
     session.execute(
-        insert(StatusChange.__table__),
-        [  # type: ignore[attr-defined]
-            audit.history_values(r, application_id=a.id or 0, key=key) for a, key, r in planned
-        ],
+        insert(table_of(StatusChange)),
+        [audit.history_values(r, application_id=a.id or 0, key=key) for a, key, r in planned],
     )
     session.execute(
-        insert(AuditEvent.__table__),
-        [  # type: ignore[attr-defined]
-            audit.audit_values(r, reference=a.reference, recorded_at=at, details={"key": key}) for a, key, r in planned
-        ],
+        insert(table_of(AuditEvent)),
+        [audit.audit_values(r, reference=a.reference, recorded_at=at, details={"key": key}) for a, key, r in planned],
     )
     for application, _, _ in planned:
         session.expire(application)  # the rows changed underneath the loaded objects

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FieldError
 from domain.lifecycle import APPRAISED_STATUSES, Role
@@ -56,8 +56,9 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
     criteria = {c.id: c for c in definition.criteria}
     references = {r.reference for r in rows}
     applications = {
-        a.reference: a for a in session.exec(select(Application).where(Application.reference.in_(references))).all()
-    }  # type: ignore[attr-defined]
+        a.reference: a
+        for a in session.exec(select(Application).where(col(Application.reference).in_(references))).all()
+    }
     errors: list[FieldError] = []
     seen: dict[tuple[str, str], str] = {}
     values: list[tuple[Application, str, int, str | None]] = []
@@ -119,7 +120,7 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
             continue
         previous = None if current is None else current.score
         current = current or AppraisalScore(
-            application_id=application.id, criterion=criterion_id, score=score, scored_by=actor, scored_at=at
+            application_id=application.id or 0, criterion=criterion_id, score=score, scored_by=actor, scored_at=at
         )
         current.score, current.comment, current.scored_by, current.scored_at = score, comment, actor, at
         session.add(current)

@@ -19,7 +19,7 @@ from typing import Any
 
 from markupsafe import Markup
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.committee import Member
 from domain.lifecycle import DECISIONS, Status
@@ -84,7 +84,7 @@ def shared_parts(session: Session, round_id: str) -> Shared:
         for a in session.exec(
             select(Application).where(Application.round_id == round_id).order_by(Application.reference)
         ).all()
-    }  # type: ignore[arg-type]
+    }
     records = {
         r.application_id: r
         for r in session.exec(select(ScreeningRecord).where(ScreeningRecord.round_id == round_id)).all()
@@ -388,9 +388,9 @@ def prepare_bundles(
     latest = {
         b.email: b
         for b in session.exec(
-            select(CommitteeBundle).where(CommitteeBundle.round_id == round_id).order_by(CommitteeBundle.version)
+            select(CommitteeBundle).where(CommitteeBundle.round_id == round_id).order_by(col(CommitteeBundle.version))
         ).all()
-    }  # type: ignore[arg-type]
+    }
     prepared = at.astimezone(shared.committee.definition.zone).strftime("%Y-%m-%d %H:%M %Z")
     messages = []
     for member in shared.committee.members:

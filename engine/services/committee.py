@@ -96,11 +96,11 @@ def as_member(row: CommitteeMember) -> Member:
         name=row.name,
         email=row.email,
         country=row.country,
-        role=row.role,  # type: ignore[arg-type]
+        role=row.role,
         term_start=row.term_start,
         term_end=row.term_end,
         language=row.language,
-    )  # type: ignore[arg-type]
+    )
 
 
 def _values(member: Member) -> dict[str, Any]:
@@ -436,7 +436,7 @@ def committee_of(session: Session, round_id: str) -> Committee:
 def approved_total(session: Session, round_id: str, *, leaving_out: int | None = None) -> Decimal:
     statement = select(func.coalesce(func.sum(DecisionRecord.amount), 0)).where(
         DecisionRecord.round_id == round_id, DecisionRecord.decision.in_([d.value for d in APPROVALS])
-    )  # type: ignore[attr-defined]
+    )
     if leaving_out is not None:
         statement = statement.where(DecisionRecord.application_id != leaving_out)
     return Decimal(session.exec(statement).one()).quantize(Decimal("0.01"))

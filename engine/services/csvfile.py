@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from domain.application import FieldError
 from engine.services.errors import InvalidInput
@@ -31,7 +32,7 @@ def csv_rows(
 
 
 def row_errors(
-    exc: ValidationError, where: str, explain: Callable[[str, dict[str, Any]], str | None] | None = None
+    exc: ValidationError, where: str, explain: Callable[[str, ErrorDetails], str | None] | None = None
 ) -> list[FieldError]:
     """A refused row's problems, one per column (`where`: e.g. "file.csv:4: "). A
     list's "too short" is left out where one of its items was refused already;

@@ -35,7 +35,7 @@ from engine.db import reading, unit_of_work
 from engine.services import audit
 from engine.services.outbox import materialize
 from engine.settings import Settings
-from engine.tables import OutboxMessage
+from engine.tables import OutboxMessage, table_of
 from notifications.mail import ascii_domain, build, message_id, wire_bytes
 
 LEASE = timedelta(minutes=5)
@@ -175,7 +175,7 @@ def _due(now: datetime, due: datetime):  # noqa: ANN202 - a SQL condition
         OutboxMessage.state == "queued",
         or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due),  # type: ignore[union-attr]
         or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-    )  # type: ignore[union-attr]
+    )
 
 
 def claim(
@@ -190,8 +190,8 @@ def claim(
         ids = list(session.exec(statement).all())
         if ids:
             session.execute(
-                update(OutboxMessage.__table__)
-                .where(OutboxMessage.id.in_(ids))  # type: ignore[attr-defined]
+                update(table_of(OutboxMessage))
+                .where(OutboxMessage.id.in_(ids))
                 .values(claimed_by=relay, claimed_until=now + lease)
             )
     return ids  # type: ignore[return-value]
@@ -241,12 +241,8 @@ def deliver_claimed(
     stop_at = time.monotonic() + (lease - MARGIN).total_seconds()
     with reading(engine) as session:
         rows = list(
-            session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids))  # type: ignore[attr-defined]
-                .order_by(OutboxMessage.id)
-            ).all()
-        )  # type: ignore[arg-type]
+            session.exec(select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)).all()
+        )
         emails: dict[int | None, Message] = {}
         unmade: list[tuple[OutboxMessage, DeliveryError]] = []
         for m in rows:
@@ -301,7 +297,7 @@ def deliver_claimed(
 
 
 def _release(engine: Engine, relay: str, ids: list[int | None]) -> None:
-    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    table = table_of(OutboxMessage)
     with unit_of_work(engine) as session:
         session.execute(
             update(table)
@@ -327,7 +323,7 @@ def _record(
     (a relay whose claim ran out does not overwrite the relay that took over)."""
     if not outcomes:
         return
-    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    table = table_of(OutboxMessage)
     mine = (table.c.id == bindparam("b_id"), table.c.claimed_by == relay)
     sent = [m for m, error in outcomes if error is None]
     with unit_of_work(engine) as session:
@@ -427,7 +423,7 @@ def deliver(
 def retry_failed(session: Session, ids: list[int] | None, *, actor: str, at: datetime) -> int:
     """Queue failed messages again (all of them when `ids` is None), e.g. once the
     mail server is fixed or an address corrected. Returns how many."""
-    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    table = table_of(OutboxMessage)
     statement = update(table).where(table.c.state == "failed")
     if ids is not None:
         statement = statement.where(table.c.id.in_(ids))

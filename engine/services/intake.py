@@ -36,7 +36,7 @@ from engine.services.parties import party_names
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_token, random_token, token_hash
 from engine.settings import Settings
-from engine.tables import Application, AuditEvent, IntakeKey, Round, StatusChange
+from engine.tables import Application, AuditEvent, IntakeKey, Round, StatusChange, table_of
 from notifications import ACCESS_CODE_PLACEHOLDER, render
 
 Channel = Literal["api", "import"]
@@ -294,15 +294,13 @@ def _write_many(
                     access_token_hash=token_hash(tokens[position]),
                 )
             )
-        table = Application.__table__  # type: ignore[attr-defined]
+        table = table_of(Application)
         session.execute(insert(table), application_rows)
         # Read the ids back by reference: cheaper on PostgreSQL than INSERT ... RETURNING
         # for a batch, which psycopg sends as one very long statement.
         references = [values["reference"] for values in application_rows]
         id_of: dict[str, int] = dict(
-            session.execute(  # type: ignore[arg-type]
-                select(table.c.reference, table.c.id).where(table.c.reference.in_(references))
-            ).all()
+            session.execute(select(table.c.reference, table.c.id).where(table.c.reference.in_(references))).all()
         )
         changes, events, key_rows, messages = [], [], [], []
         for position, values in zip(fresh, application_rows, strict=True):
@@ -362,10 +360,10 @@ def _write_many(
             results[position] = Receipt(
                 reference, public, tokens[position], row.id, prepared.submitted_at, created=True
             )
-        session.execute(insert(StatusChange.__table__), changes)  # type: ignore[attr-defined]
-        session.execute(insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
+        session.execute(insert(table_of(StatusChange)), changes)
+        session.execute(insert(table_of(AuditEvent)), events)
         if key_rows:
-            session.execute(insert(IntakeKey.__table__), key_rows)  # type: ignore[attr-defined]
+            session.execute(insert(table_of(IntakeKey)), key_rows)
         outbox.enqueue_rows(session, messages)
 
     for position, prepared in enumerate(batch):

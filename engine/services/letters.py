@@ -55,7 +55,7 @@ def send_decision_letters(
         .join(Application)
         .where(DecisionRecord.round_id == round_id)
         .order_by(Application.reference)
-    ).all()  # type: ignore[arg-type]
+    ).all()
     summary = LettersSummary(round_id, decided=len(decisions))
     keys = [letter_key(a.reference, d.decision, d.recorded_at) for d, a in decisions]
     done = outbox.queued(session, keys)

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.committee import APPROVALS
 from domain.rounds import RoundStatus
@@ -67,8 +67,8 @@ def _announced(session: Session, round_id: str) -> set[str]:
         for a in session.exec(
             select(Application)
             .join(DecisionRecord)
-            .where(Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))
-        ).all()  # type: ignore[attr-defined]
+            .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVED))
+        ).all()
         if decision_letter_sent(session, a)
     }
 
@@ -80,7 +80,7 @@ def lines(session: Session, round_id: str) -> list[Line]:
         .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
         .where(Application.round_id == round_id)
         .order_by(Application.reference)
-    ).all()  # type: ignore[arg-type]
+    ).all()
     return [
         Line(
             a.reference,
@@ -199,8 +199,8 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
     untold = session.exec(
         select(Application.reference)
         .join(DecisionRecord)
-        .where(Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))
-    ).all()  # type: ignore[attr-defined]
+        .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVED))
+    ).all()
     untold = sorted(set(untold) - announced)
     if untold:
         raise NotAllowed(
@@ -214,9 +214,9 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
         select(Application, DecisionRecord, PartyRow)
         .join(DecisionRecord)
         .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
-        .where(Application.round_id == round_id, DecisionRecord.decision.in_(APPROVED))  # type: ignore[attr-defined]
+        .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVED))
         .order_by(Application.reference)
-    ).all():  # type: ignore[arg-type]
+    ).all():
         form_a = application.form_a or {}
         name = party.name if party else application.party
         grant: dict[str, Any] = {

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from engine.services.tokens import derive_bundle_token, derive_link_token, derive_token
 from engine.settings import Settings
-from engine.tables import IntakeKey, OutboxMessage, ReviewerToken
+from engine.tables import IntakeKey, OutboxMessage, ReviewerToken, table_of
 from notifications import ACCESS_CODE_PLACEHOLDER, BUNDLE_LINK_PLACEHOLDER, REVIEW_LINK_PLACEHOLDER, RenderedMessage
 
 
@@ -48,7 +48,7 @@ def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> int:
     is. Returns how many were queued."""
     if not rows:
         return 0
-    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    table = table_of(OutboxMessage)
     if session.get_bind().dialect.name != "postgresql":
         result = session.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
         return int(result.rowcount)  # type: ignore[attr-defined]
@@ -62,7 +62,7 @@ def enqueue_new(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     rows = [r for r in rows if r["key"] not in done]
     if rows:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["key"]), rows)  # type: ignore[attr-defined]
+        session.execute(insert(table_of(OutboxMessage)).on_conflict_do_nothing(index_elements=["key"]), rows)
     return [r["key"] for r in rows]
 
 

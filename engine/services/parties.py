@@ -65,7 +65,7 @@ def replace_register(
     changed = sorted(
         code for code in set(new) & set(before) if Party.model_validate(before[code], from_attributes=True) != new[code]
     )
-    session.exec(delete(PartyRow))  # type: ignore[call-overload]
+    session.exec(delete(PartyRow))
     session.add_all(PartyRow(**p.model_dump()) for p in parties)
     counts = {"parties": len(parties), "added": len(added), "removed": len(removed), "changed": len(changed)}
     audit.record(

@@ -36,7 +36,7 @@ from engine.services.applications import countries_of
 from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.services.rounds import definition_of, get_round
-from engine.tables import Application, DeclaredConflict, Review, ReviewAssignment
+from engine.tables import Application, DeclaredConflict, Review, ReviewAssignment, table_of
 from engine.tables import Reviewer as ReviewerRow
 
 AREA_MAP = Path(__file__).resolve().parent.parent / "data" / "partnership_areas.toml"
@@ -151,7 +151,7 @@ def as_reviewer(row: ReviewerRow) -> Reviewer:
         areas=tuple(row.areas),
         languages=tuple(row.languages),
         max_load=row.max_load,
-    )  # type: ignore[arg-type]
+    )
 
 
 EDITABLE_FIELDS = ("name", "organisation", "country", "areas", "languages", "max_load")
@@ -314,12 +314,12 @@ def round_review(
             )
             .order_by(Application.id)
         ).all()
-    )  # type: ignore[arg-type]
+    )
     people = {p.id: p for p in session.exec(select(ReviewerRow).order_by(ReviewerRow.id)).all()}  # type: ignore[arg-type]
     assignments: dict[int, list[ReviewAssignment]] = {}
     for a in session.exec(
         select(ReviewAssignment).where(ReviewAssignment.round_id == round_id).order_by(ReviewAssignment.id)
-    ).all():  # type: ignore[arg-type]
+    ).all():
         assignments.setdefault(a.application_id, []).append(a)
     declared = declared_conflicts(
         session,
@@ -354,7 +354,7 @@ def recheck_conflicts(session: Session, reviewer: ReviewerRow, *, actor: str, at
             ReviewAssignment.reviewer_id == reviewer.id,
             ReviewAssignment.state.in_(
                 [
-                    AssignmentState.PROPOSED.value,  # type: ignore[attr-defined]
+                    AssignmentState.PROPOSED.value,
                     AssignmentState.INVITED.value,
                 ]
             ),
@@ -551,7 +551,7 @@ def move_assignment(
         values["invited_at"] = at
     if note is not None:
         values["note"] = audit.fit_reason(note)
-    table = ReviewAssignment.__table__  # type: ignore[attr-defined]
+    table = table_of(ReviewAssignment)
     changed = session.execute(update(table).where(table.c.id == row.id, table.c.state == before.value).values(**values))
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(

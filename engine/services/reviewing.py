@@ -50,7 +50,16 @@ from engine.services.review import (
 from engine.services.rounds import definition_of, get_round, move_round
 from engine.services.tokens import derive_link_token, random_token, token_hash
 from engine.settings import Settings
-from engine.tables import Application, DeclaredConflict, Review, ReviewAssignment, ReviewerToken, ReviewStage, Round
+from engine.tables import (
+    Application,
+    DeclaredConflict,
+    Review,
+    ReviewAssignment,
+    ReviewerToken,
+    ReviewStage,
+    Round,
+    table_of,
+)
 from engine.tables import Reviewer as ReviewerRow
 from notifications import LANGUAGES, REVIEW_LINK_PLACEHOLDER, render
 
@@ -360,7 +369,7 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
         )
     if link.expires_at <= at:
         raise Unauthorized(f"this sign-in link expired on {link.expires_at:%Y-%m-%d}; {NEW_LINK}")
-    table = ReviewerToken.__table__  # type: ignore[attr-defined]
+    table = table_of(ReviewerToken)
     claimed = session.execute(update(table).where(table.c.id == link.id, table.c.used_at.is_(None)).values(used_at=at))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Unauthorized(f"this sign-in link was already used; {NEW_LINK}")
@@ -424,9 +433,9 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
             ReviewAssignment.reviewer_id == reviewer.id,
             ReviewAssignment.state == AssignmentState.INVITED.value,
             ReviewStage.closed_at.is_(None),
-        )  # type: ignore[union-attr]
+        )
         .order_by(Application.id)
-    ).all()  # type: ignore[arg-type]
+    ).all()
     if not rows:
         return False
     by_round: dict[str, tuple[ReviewStage, list[Application]]] = {}
@@ -476,14 +485,14 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
         .join(ReviewStage, ReviewStage.round_id == ReviewAssignment.round_id, isouter=True)  # type: ignore[arg-type]
         .where(ReviewAssignment.reviewer_id == reviewer.id, ReviewAssignment.state.in_(VISIBLE))  # type: ignore[attr-defined]
         .order_by(ReviewAssignment.round_id, Application.reference)
-    ).all()  # type: ignore[arg-type]
+    ).all()
     declared = _declared(session, reviewer)
     names = party_names(session, {a.party for _, a, _ in rows})
     reviews = dict(
         session.exec(
             select(Review.assignment_id, Review.state).where(Review.assignment_id.in_([r.id for r, _, _ in rows]))
         ).all()
-    )  # type: ignore[attr-defined]
+    )
     out = []
     for assignment, application, stage in rows:
         if conflicts(as_reviewer(reviewer), subject_of(application), declared):
@@ -520,7 +529,7 @@ def _visible(
             ReviewAssignment.reviewer_id == reviewer.id,
             ReviewAssignment.state.in_(VISIBLE),
         )
-    ).first()  # type: ignore[attr-defined]
+    ).first()
     if found is None or conflicts(as_reviewer(reviewer), subject_of(found[1]), _declared(session, reviewer)):
         raise NotFound(NOT_YOURS.format(reference=reference))
     assignment, application = found
@@ -579,7 +588,7 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str
                 Review.state == "submitted",
             )
             .order_by(ReviewAssignment.id)
-        ).all()  # type: ignore[arg-type]
+        ).all()
         others = [
             dict(
                 reviewer=f"Reviewer {n}",
@@ -798,7 +807,7 @@ def _outstanding(session: Session, round_id: str) -> list[tuple[ReviewerRow, App
             .where(ReviewAssignment.round_id == round_id, ReviewAssignment.state == AssignmentState.INVITED.value)
             .order_by(ReviewerRow.email, Application.reference)
         ).all()
-    )  # type: ignore[arg-type]
+    )
 
 
 def review_day(session: Session, settings: Settings, round_id: str, *, at: datetime) -> DaySummary:
@@ -950,7 +959,7 @@ def check_committee(session: Session, round_id: str) -> RoundStatus:
         .where(
             Application.round_id == round_id,
             Application.status.in_([Status.SUBMITTED.value, Status.INFORMATION_REQUESTED.value]),
-        )  # type: ignore[attr-defined]
+        )
         .order_by(Application.reference)
     ).all()
     if pending:  # they would be left behind in screening
@@ -970,7 +979,7 @@ def _in_statuses(session: Session, round_id: str, statuses: tuple[Status, ...]) 
             .where(Application.round_id == round_id, Application.status.in_([s.value for s in statuses]))  # type: ignore[attr-defined]
             .order_by(Application.id)
         ).all()
-    )  # type: ignore[arg-type]
+    )
 
 
 def _submitted_counts(session: Session, round_id: str) -> dict[int, int]:

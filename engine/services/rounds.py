@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FieldError
 from domain.money import STORED
@@ -126,13 +126,13 @@ def get_round(session: Session, round_id: str, *, for_update: bool = False) -> R
         statement = statement.with_for_update()
     row = session.exec(statement).first()
     if row is None:
-        known = ", ".join(session.exec(select(Round.id).order_by(Round.opens_at)).all()) or "none loaded"
+        known = ", ".join(session.exec(select(Round.id).order_by(col(Round.opens_at))).all()) or "none loaded"
         raise NotFound(f"no round {round_id!r} (known rounds: {known}); load its file with `sip rounds load FILE`")
     return row
 
 
 def list_rounds(session: Session, now: datetime) -> list[RoundView]:
-    return [RoundView.of(r, now) for r in session.exec(select(Round).order_by(Round.opens_at)).all()]
+    return [RoundView.of(r, now) for r in session.exec(select(Round).order_by(col(Round.opens_at))).all()]
 
 
 def store_round(
@@ -282,6 +282,7 @@ def check_close(session: Session, round_id: str, *, at: datetime, early_reason: 
 
 def _planned(row: Round, plan: Any) -> RoundStatus:
     try:
-        return plan(RoundStatus(row.status), definition_of(row))
+        planned: RoundStatus = plan(RoundStatus(row.status), definition_of(row))
+        return planned
     except RoundActionError as exc:
         raise NotAllowed(str(exc)) from None

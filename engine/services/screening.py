@@ -32,7 +32,7 @@ from engine.services.errors import NotAllowed
 from engine.services.intake import status_page_url
 from engine.services.rounds import close_round, definition_of, get_round, move_round
 from engine.settings import Settings
-from engine.tables import Application, AuditEvent, Round, ScreeningRecord
+from engine.tables import Application, AuditEvent, Round, ScreeningRecord, table_of
 from engine.tables import Party as PartyRow
 from notifications import render
 from notifications.reasons import reason_text
@@ -143,10 +143,10 @@ def _party_ranks(session: Session, round_id: str, parties: set[str]) -> dict[int
         .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
     ).all()
     seen: Counter[str] = Counter()
-    ranks = {}
+    ranks: dict[int, int] = {}
     for application_id, party in rows:
         seen[party] += 1
-        ranks[application_id] = seen[party]
+        ranks[application_id or 0] = seen[party]
     return ranks
 
 
@@ -277,9 +277,9 @@ def screen_in_session(
         summary.verdicts[result.verdict.value] = summary.verdicts.get(result.verdict.value, 0) + 1
     session.flush()  # updated records first
     if new_records:
-        session.execute(insert(ScreeningRecord.__table__), new_records)  # type: ignore[attr-defined]
+        session.execute(insert(table_of(ScreeningRecord)), new_records)
     if events:
-        session.execute(insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
+        session.execute(insert(table_of(AuditEvent)), events)
     transition_many(session, changes, actor=actor, role=Role.SECRETARIAT, at=at)
     summary.notices = outbox.enqueue_rows(session, messages)
     return summary

@@ -23,7 +23,7 @@ from engine.services import outbox
 from engine.services.delivery import claim, deliver, retry_failed
 from engine.services.setup import Runtime
 from engine.settings import Settings
-from engine.tables import Application, AuditEvent, OutboxMessage
+from engine.tables import Application, AuditEvent, OutboxMessage, table_of
 from notifications import RenderedMessage
 from notifications.mail import message_id
 
@@ -203,7 +203,7 @@ def test_the_file_backend_writes_one_eml_per_message_named_by_its_message_id(imp
     mail = message_from_bytes(files[0].read_bytes(), policy=default)
     assert files[0].stem == mail["Message-ID"].strip().strip("<>").split("@")[0]
     with unit_of_work(imported.engine) as session:  # sent again (say, after a crash): the same files
-        session.execute(OutboxMessage.__table__.update().values(state="queued"))  # type: ignore[attr-defined]
+        session.execute(table_of(OutboxMessage).update().values(state="queued"))  # type: ignore[attr-defined]
     deliver(imported.engine, settings, now=T0 + timedelta(hours=1))
     assert sorted(Path(settings.mail_folder).glob("*.eml")) == files
 
@@ -284,7 +284,7 @@ def test_a_message_that_cannot_be_made_does_not_hold_up_the_others(
 
     inbox, controller = smtp
     with unit_of_work(imported.engine) as session:  # the import's key is gone: its receipt's code cannot be made
-        session.execute(IntakeKey.__table__.delete().where(IntakeKey.id == 1))  # type: ignore[attr-defined]
+        session.execute(table_of(IntakeKey).delete().where(IntakeKey.id == 1))  # type: ignore[attr-defined]
     done = deliver(imported.engine, smtp_settings(imported.settings, controller), now=T0)
     assert (done.sent, done.failed) == (3, 1) and "cannot be made" in done.errors[0]  # failed at once: no retry helps
     assert len(inbox.received) == 3
