@@ -384,7 +384,7 @@ class ReviewerIn(BaseModel):
 def list_reviewers(rt: RuntimeDep, officer: SecretariatDep) -> list[dict[str, Any]]:
     """The register of Global Mercury Partnership reviewers."""
     with reading(rt.engine) as session:
-        return [r.model_dump(exclude={"id"}) for r in session.exec(select(Reviewer).order_by(Reviewer.email)).all()]
+        return [r.model_dump(exclude={"id"}) for r in review_service.list_reviewers(session)]
 
 
 def _set_reviewer(rt: Any, now: Any, officer: str, email: str, body: ReviewerIn, *, whole: bool) -> dict[str, Any]:

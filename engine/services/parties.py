@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy import delete
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FieldError
 from domain.parties import Party
@@ -87,3 +87,8 @@ def party_names(session: Session, codes: set[str] | None = None) -> dict[str, st
     if codes is not None:
         statement = statement.where(PartyRow.iso3.in_(codes))  # type: ignore[attr-defined]
     return dict(session.exec(statement).all())
+
+
+def list_parties(session: Session) -> list[PartyRow]:
+    """The register, by ISO code."""
+    return list(session.exec(select(PartyRow).order_by(col(PartyRow.iso3))).all())

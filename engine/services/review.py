@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FieldError
 from domain.lifecycle import Status
@@ -714,3 +714,8 @@ def record_conflict(
             note=reason.strip(),
         )
     return True
+
+
+def list_reviewers(session: Session) -> list[ReviewerRow]:
+    """The register of reviewers, by e-mail."""
+    return list(session.exec(select(ReviewerRow).order_by(col(ReviewerRow.email))).all())

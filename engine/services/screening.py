@@ -333,3 +333,17 @@ def screening_counts(session: Session, round_id: str) -> dict[str, int]:
         counts[(override or {}).get("verdict", verdict)] += 1
     total = session.exec(select(func.count()).select_from(Application).where(Application.round_id == round_id)).one()
     return {**counts, "not_screened": total - sum(counts.values())}
+
+
+def screened_count(session: Session, round_id: str, at: datetime) -> int:
+    """How many applications a screening dated `at` has recorded so far (its progress)."""
+    return session.exec(
+        select(func.count())
+        .select_from(ScreeningRecord)
+        .where(ScreeningRecord.round_id == round_id, ScreeningRecord.screened_at == at)
+    ).one()
+
+
+def record_of(session: Session, reference: str) -> ScreeningRecord:
+    """An application's screening record."""
+    return session.exec(select(ScreeningRecord).join(Application).where(Application.reference == reference)).one()

@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from engine.cli import app
+from cli import app
 from engine.settings import Settings
 from tests.conftest import ROUND1, example
 

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from engine.cli import app
+from cli import app
 from engine.db import reading
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent

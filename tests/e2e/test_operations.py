@@ -16,8 +16,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from api.app import create_app
+from cli import app
 from engine import migrate
-from engine.cli import app
 from engine.db import get_engine
 from engine.services.errors import NotAllowed, Unavailable
 from engine.services.setup import Runtime, prepare

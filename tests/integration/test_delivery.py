@@ -214,7 +214,7 @@ def test_the_outbox_is_delivered_from_the_command_line_and_failures_are_listed(
 ) -> None:
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from cli import app
     from engine.settings import get_settings
 
     inbox, controller = smtp

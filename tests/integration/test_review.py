@@ -71,7 +71,7 @@ def test_review_assign_through_the_cli_gives_the_json_the_secretariat_reads(
 
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from cli import app
 
     result = CliRunner().invoke(app, ["review", "assign", ROUND4, "--json"])
     assert result.exit_code == 0, result.stderr
@@ -86,7 +86,7 @@ def test_review_assign_through_the_cli_gives_the_json_the_secretariat_reads(
 def test_the_whole_review_stage_runs_from_the_command_line(round4: Runtime, prefect_harness: None) -> None:
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from cli import app
 
     def sip(*args: str, code: int = 0) -> str:
         result = CliRunner().invoke(app, list(args))
@@ -113,7 +113,7 @@ def test_the_whole_review_stage_runs_from_the_command_line(round4: Runtime, pref
 def test_a_refused_reviewer_file_changes_nothing_and_the_attempt_is_audited(round4: Runtime, tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from cli import app
     from engine.tables import Reviewer
 
     bad = tmp_path / "reviewers.csv"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from engine.cli import app
+from cli import app
 from tests.processes import VENV_BIN
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -1,0 +1,256 @@
+"""What every command shares: the state of the command being run (in the click
+context, not in globals), refusals said plainly and audited, the database, and the
+flows a command runs in its own process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from domain.application import FieldError
+from engine.db import reading
+from engine.services import audit
+from engine.services.errors import ServiceError
+from engine.services.setup import Runtime, prepare
+from engine.settings import Settings, get_settings
+
+#: Who a command acts as in the audit trail (whoever runs `sip` on the engine's machine).
+ACTOR = "secretariat"
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON instead of text.")]
+#: The level at which the CLI keeps Prefect's console logging quiet.
+QUIET = "CRITICAL"
+
+
+@dataclass
+class CommandState:
+    """What the command being run knows about itself: its words (for the audit of a
+    refusal) and the database, once prepared."""
+
+    command: list[str] = field(default_factory=list)
+    runtime: Runtime | None = None
+
+
+#: The state of the command being run: the root `typer.Context`'s object, also reachable
+#: here so that the helpers below need no context passed to them.
+_current: ContextVar[CommandState | None] = ContextVar("sip_command", default=None)
+
+
+@contextmanager
+def command_state(ctx: typer.Context, words: list[str]) -> Iterator[CommandState]:
+    """The state of the command `ctx` runs, for as long as it runs."""
+    now = ctx.ensure_object(CommandState)
+    now.command = words
+    token = _current.set(now)
+    try:
+        yield now
+    finally:
+        _current.reset(token)
+
+
+def state() -> CommandState:
+    """The state of the command being run (outside a command, a state of its own)."""
+    return _current.get() or CommandState()
+
+
+def fail(message: str, errors: list[Any] | None = None, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    for error in errors or []:
+        typer.echo(f"  {error.path}: {error.message}", err=True)
+    raise typer.Exit(code)
+
+
+def _audit_refusal(exc: ServiceError) -> None:
+    """A refused command is audited (once the database is there to hold it)."""
+    now = state()
+    if now.runtime is None:
+        return
+    command = " ".join(now.command) or "?"
+    try:
+        audit.record_refusal(
+            now.runtime.engine,
+            exc,
+            actor=ACTOR,
+            role="secretariat",
+            action=f"cli.{command.replace(' ', '.')}",
+            subject_type="command",
+            subject_id=f"sip {command}",
+        )
+    except Exception as failure:  # noqa: BLE001 - the refusal itself is what the user must see
+        typer.secho(f"warning: the refusal could not be audited ({failure.__class__.__name__})", err=True)
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    try:
+        yield
+    except ServiceError as exc:
+        _audit_refusal(exc)
+        if len(exc.errors) > 1:
+            fail(f"refused, {len(exc.errors)} problems; nothing was changed:", exc.errors)
+        # The message names the field and says what to do; add the error if it does not already say it.
+        fail(exc.message, [e for e in exc.errors if e.message not in exc.message])
+
+
+def settings_or_fail() -> Settings:
+    """The settings, or a message naming each one at fault."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        fail(
+            "the settings are not valid; correct them in the environment or .env:",
+            [
+                FieldError(
+                    path=str(e["loc"][0]) if e["loc"] else "settings", message=e["msg"].removeprefix("Value error, ")
+                )
+                for e in exc.errors()
+            ],
+        )
+    raise AssertionError("unreachable")
+
+
+def runtime(defaults: bool = True) -> Runtime:
+    settings = settings_or_fail()
+    with service_errors():
+        rt = prepare(settings, defaults=defaults)
+    state().runtime = rt
+    return rt
+
+
+def in_session(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    rt = runtime()
+    with service_errors(), reading(rt.engine) as session:
+        return fn(session, *args, **kwargs)
+
+
+def read_text(path: Path, what: str) -> str:
+    """A text file the user named (UTF-8, with or without a byte-order mark), or a clear error."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}")
+    raise AssertionError("unreachable")
+
+
+def local(value: datetime, zone: str = "Europe/Zurich") -> str:
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def safe_url(settings: Settings) -> str:
+    from engine.services.setup import safe_url as without_password
+
+    return without_password(settings.url)
+
+
+def announce_prefect() -> None:
+    import os
+
+    server = os.environ.get("PREFECT_API_URL")
+    typer.echo(
+        f"running on the Prefect server at {server}…"
+        if server
+        else "starting Prefect (a local server for this command, 10-30 s)…",
+        err=True,
+    )
+
+
+def run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
+    """Run a stage's flow (`module:function`) in this process. Call it once what the
+    stage would refuse has been checked: Prefect takes seconds to start."""
+    import importlib
+
+    from engine.prefect_quiet import quiet_prefect
+    from flows.common import started_in
+
+    if announce:
+        announce_prefect()
+    module, name = where.split(":")
+    flow = getattr(importlib.import_module(module), name)
+    token = started_in.set("sip command line")
+    with service_errors(), quiet_prefect():
+        try:
+            return flow(**params)
+        except ServiceError:
+            raise
+        except Exception as exc:  # Prefect itself failed (e.g. its server did not start)
+            fail(
+                f"the {getattr(flow, 'name', 'Prefect')} flow could not run: {exc.__class__.__name__}: {exc}. "
+                "Nothing was half-written; run the command again, and if it fails the same way, set "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher or point PREFECT_API_URL at a server"
+            )
+        finally:
+            started_in.reset(token)
+    raise AssertionError("unreachable")
+
+
+def instant_option(at: str | None, option: str = "--at") -> datetime | None:
+    """An instant the user gave (ISO 8601 with its offset, not in the future), or a clear error at once."""
+    from flows.common import instant
+
+    if at is None:
+        return None
+    try:
+        return instant(at)
+    except ServiceError as exc:
+        fail(exc.message.replace("at=", f"{option} ", 1))
+    raise AssertionError("unreachable")
+
+
+def date_option(value: str | None, option: str) -> Any:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not a date; write it as YYYY-MM-DD")
+
+
+def amount_argument(value: str, what: str) -> Any:
+    from domain.committee import parse_amount
+
+    try:
+        return parse_amount(value)
+    except ValueError as exc:
+        fail(f"{what}: {exc}")
+
+
+def to_committee(round_id: str, reason: str | None, at: str | None) -> None:
+    from engine.services.reviewing import check_committee
+
+    when = instant_option(at)
+    in_session(check_committee, round_id)
+    result = run_flow("flows.review:send_to_committee_flow", round_id=round_id, reason=reason, at=when)
+    if not result["changed"]:
+        typer.echo(f"{round_id}: already with the committee")
+        return
+    typer.echo(f"{round_id}: {result['sent']} application(s) ready for the committee")
+    if result["short"]:
+        typer.echo(f"  with fewer GMP reviews than asked: {', '.join(result['short'])}")
+
+
+def quiet_console() -> None:
+    """Prefect's console logging is for operators of a Prefect server (`sip flows
+    serve` shows it); the CLI prints its own progress and errors. (Logs still reach
+    the Prefect API.)"""
+    import os
+
+    for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", QUIET)

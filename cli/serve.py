@@ -1,0 +1,40 @@
+"""`sip serve` and `sip demo`: the HTTP API, and the demo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import (
+    runtime,
+    safe_url,
+    service_errors,
+)
+from engine.settings import get_settings
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes answering requests.")] = 1,
+) -> None:
+    """Start the HTTP API (OpenAPI page at /docs): the ASGI application `api.main:app`,
+    in WORKERS processes."""
+    import uvicorn
+
+    rt = runtime()  # migrated once here, before the workers start
+    typer.echo(
+        f"SIP engine API on http://{host}:{port} (documentation: http://{host}:{port}/docs), {workers} "
+        f"worker(s); database: {safe_url(rt.settings)}"
+    )
+    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
+
+
+def demo(fresh: Annotated[bool, typer.Option(help="Start from an empty embedded database.")] = False) -> None:
+    """Run round 1 (2018) as far as the engine goes, on the embedded database."""
+    from demo.run import run_demo
+
+    with service_errors():
+        code = run_demo(get_settings(), fresh=fresh, echo=typer.echo)
+    raise typer.Exit(code)
