@@ -213,7 +213,7 @@ def test_sip_serve_starts_the_api_with_its_openapi_page(sqlite_settings: Setting
     port = _free_port()
     env = {**os.environ, "SIP_DATA_DIR": str(sqlite_settings.data_dir)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -1,0 +1,248 @@
+"""The public routes: the rounds, and the applicants' own: submit an application, see
+its status (JSON, or a page in English, French or Spanish), send forms again."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Header, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.common import error_json, error_responses
+from api.deps import BearerDep, NowDep, RuntimeDep
+from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
+from domain.lifecycle import Role
+from engine.db import reading, unit_of_work
+from engine.services import applications as app_service
+from engine.services import follow_up, intake
+from engine.services import rounds as round_service
+from engine.services.rounds import RoundView
+from engine.services.setup import Runtime
+from notifications import LANGUAGES
+from notifications.render import PAGES, environment
+
+log = logging.getLogger("sip.api")
+router = APIRouter()
+
+NOT_FOUND = "no application with that reference and access token"
+#: The body of a resubmission: any of the three forms.
+FORMS = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        form: {"$ref": f"#/components/schemas/{model}"}
+        for form, model in (("form_a", "FormA"), ("form_b", "FormB"), ("form_c", "FormC"))
+    },
+}
+IDEMPOTENCY_HELP = "Send the same key when retrying: the first result is returned, not a second application"
+
+
+@router.get("/rounds", response_model=list[RoundView], tags=["rounds"])
+def list_rounds(rt: RuntimeDep, now: NowDep) -> list[RoundView]:
+    """Every round, with its dates and whether it accepts applications now."""
+    with reading(rt.engine) as session:
+        return round_service.list_rounds(session, now)
+
+
+@router.get("/rounds/{round_id}", response_model=RoundView, responses=error_responses(404), tags=["rounds"])
+def get_round(round_id: str, rt: RuntimeDep, now: NowDep) -> RoundView:
+    with reading(rt.engine) as session:
+        return RoundView.of(round_service.get_round(session, round_id), now)
+
+
+@router.post(
+    "/rounds/{round_id}/applications",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReceiptOut,
+    responses=error_responses(404, 409, 413, 422),
+    tags=["applications"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApplicationDocument"}}},
+        }
+    },
+)
+async def submit(
+    round_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, description=IDEMPOTENCY_HELP)
+    ] = None,
+) -> Any:
+    """Submit an application (format `sip-application/1`) while the round is open.
+
+    The answer holds the application's reference and an access token, shown once."""
+    limit = rt.settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return _too_large(int(declared), limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return _too_large(len(body), limit)
+    receipt = await run_in_threadpool(
+        intake.submit_application,
+        rt.engine,
+        rt.settings,
+        round_id,
+        bytes(body),
+        channel="api",
+        idempotency_key=idempotency_key,
+        now=now,
+    )
+    return JSONResponse(
+        status_code=201,
+        headers={
+            "Location": f"/applications/{receipt.reference}",
+            **({} if receipt.created else {"Idempotent-Replayed": "true"}),
+        },
+        content=ReceiptOut(
+            reference=receipt.reference,
+            status=receipt.status,
+            round=receipt.round_id,
+            submitted_at=receipt.submitted_at,
+            access_token=receipt.access_token,
+        ).model_dump(mode="json"),
+    )
+
+
+@router.get(
+    "/applications/{reference}",
+    response_model=ApplicationStatusOut,
+    responses=error_responses(404),
+    tags=["applications"],
+)
+def application_status(reference: str, rt: RuntimeDep, credentials: BearerDep) -> Any:
+    """The application's public status and timeline, for its applicant (Bearer access token).
+
+    A wrong or missing token and an unknown reference get the same 404."""
+    token = credentials.credentials if credentials else None
+    with reading(rt.engine) as session:
+        view = app_service.applicant_view(session, reference, token)
+    if view is None:
+        return error_json(404, "not_found", NOT_FOUND)
+    return _status_out(view)
+
+
+@router.put(
+    "/applications/{reference}/forms",
+    response_model=ApplicationStatusOut,
+    tags=["applications"],
+    responses=error_responses(404, 409, 413, 422),
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": FORMS}}}},
+)
+async def resubmit(reference: str, request: Request, rt: RuntimeDep, now: NowDep, credentials: BearerDep) -> Any:
+    """Send forms again (any of form_a, form_b, form_c) after the secretariat found the application
+    incomplete or asked for information; the application is then screened again."""
+    body = await request.body()
+    if len(body) > rt.settings.max_request_bytes:
+        return _too_large(len(body), rt.settings.max_request_bytes)
+    token = credentials.credentials if credentials else None
+
+    def apply() -> app_service.ApplicantView | None:
+        with unit_of_work(rt.engine) as session:
+            if app_service.applicant_view(session, reference, token) is None:
+                return None
+            follow_up.resubmit_forms(
+                session, rt.settings, reference, body, actor="applicant", role=Role.APPLICANT, at=now
+            )
+        with reading(rt.engine) as session:
+            return app_service.applicant_view(session, reference, token)
+
+    view = await run_in_threadpool(apply)
+    if view is None:
+        return error_json(404, "not_found", NOT_FOUND)
+    return _status_out(view)
+
+
+@router.get("/status", response_class=HTMLResponse, tags=["status page"])
+def status_page(
+    rt: RuntimeDep,
+    reference: str | None = Query(default=None, max_length=60),
+    lang: str = Query(default="en", max_length=5),
+) -> HTMLResponse:
+    """The applicant's status page (HTML): a form for the reference and access code."""
+    return _page(rt, lang, reference=reference)
+
+
+@router.post(
+    "/status",
+    response_class=HTMLResponse,
+    tags=["status page"],
+    responses={404: {"description": "no application with that reference and access code"}},
+)
+def status_page_result(
+    rt: RuntimeDep,
+    reference: Annotated[str, Form(max_length=60)],
+    access_code: Annotated[str, Form(max_length=200)],
+    lang: Annotated[str, Form(max_length=5)] = "en",
+) -> HTMLResponse:
+    """The status, for the applicant who gives the reference and access code (sent in the
+    request body, never in the address). A wrong code and an unknown reference look the same."""
+    reference = reference.strip()
+    with reading(rt.engine) as session:
+        view = app_service.applicant_view(session, reference, access_code.strip())
+    return _page(rt, lang, reference=reference, view=view, not_found=view is None)
+
+
+def _page(
+    rt: Runtime,
+    lang: str,
+    *,
+    reference: str | None,
+    view: app_service.ApplicantView | None = None,
+    not_found: bool = False,
+) -> HTMLResponse:
+    language = lang if lang in LANGUAGES else "en"
+    round_title, timezone = "", "Europe/Zurich"
+    if view is not None:
+        with reading(rt.engine) as session:
+            definition = round_service.definition_of(round_service.get_round(session, view.round_id))
+        round_title, timezone = definition.title_in(language), definition.timezone
+    html = (
+        environment(language, PAGES)
+        .get_template("status.html")
+        .render(
+            language=language,
+            languages=[("en", "English"), ("fr", "Français"), ("es", "Español")],
+            reference=reference,
+            view=view,
+            not_found=not_found,
+            round_title=round_title,
+            timezone=timezone,
+            programme_email=rt.settings.programme_email,
+        )
+    )
+    return HTMLResponse(
+        html,
+        status_code=404 if not_found else 200,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+def _status_out(view: app_service.ApplicantView) -> ApplicationStatusOut:
+    return ApplicationStatusOut(
+        reference=view.reference,
+        status=view.status,
+        round=view.round_id,
+        round_title=view.round_title,
+        title=view.title,
+        submitted_at=view.submitted_at,
+        timeline=[TimelineItemOut(status=t.status, at=t.at) for t in view.timeline],
+    )
+
+
+def _too_large(size: int, limit: int) -> JSONResponse:
+    return error_json(
+        413,
+        "too_large",
+        f"the request is {size / 1e6:.1f} MB or more; an application is at most "
+        f"{limit / 1e6:.1f} MB (attachments are not sent through this call)",
+    )

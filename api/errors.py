@@ -1,0 +1,69 @@
+"""The API's answers to what goes wrong: JSON naming every offending field, a 503
+that says what to do, never a traceback; the secretariat's refused attempts audited."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.common import error_json
+from domain.application import FieldError, json_path
+from engine.services import audit
+from engine.services.errors import InvalidInput, ServiceError, Unavailable
+
+log = logging.getLogger("sip.api")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        await _audit_officer_refusal(request, exc)
+        return error_json(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors])
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"path": json_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        refused = InvalidInput(
+            "the request is not valid: " + "; ".join(f"{e['path']}: {e['message']}" for e in errors),
+            [FieldError(path=e["path"], message=e["message"]) for e in errors],
+        )
+        await _audit_officer_refusal(request, refused)
+        return error_json(422, "invalid", refused.message, errors)
+
+    async def _audit_officer_refusal(request: Request, exc: ServiceError) -> None:
+        """The secretariat's refused attempts are audited (reviewers' are, by their routes)."""
+        officer = getattr(request.state, "officer", None)
+        if officer is not None and request.app.state.runtime is not None and not isinstance(exc, Unavailable):
+            endpoint = getattr(request.scope.get("endpoint"), "__name__", "request")
+            await run_in_threadpool(
+                audit.record_refusal,
+                request.app.state.runtime.engine,
+                exc,
+                actor=officer,
+                role="secretariat",
+                action=f"api.{endpoint}",
+                subject_type="request",
+                subject_id=f"{request.method} {request.url.path}",
+            )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+        response = error_json(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_json(
+            500,
+            "internal",
+            "the engine failed unexpectedly; nothing was half-written. Try again, and "
+            "tell the secretariat if it happens again",
+        )

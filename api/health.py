@@ -1,0 +1,45 @@
+"""Liveness and readiness, for a process manager and a load balancer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import literal
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
+
+from api.common import error_json, error_responses
+from api.deps import get_runtime
+from engine.db import reading
+from engine.services.errors import ServiceError
+from engine.services.setup import unreachable
+
+log = logging.getLogger("sip.api")
+router = APIRouter(tags=["service"])
+
+
+@router.get("/health/live")
+def alive() -> dict[str, str]:
+    """Liveness: the process answers (a process manager restarts it when it does not)."""
+    return {"status": "alive"}
+
+
+@router.get("/health/ready", responses=error_responses(503))
+@router.get("/health", responses=error_responses(503))
+def ready(request: Request) -> Any:
+    """Readiness: the database answers and its schema is the one this engine needs
+    (a load balancer sends requests here only then)."""
+    try:
+        rt = get_runtime(request)
+        with reading(rt.engine) as session:
+            session.exec(select(literal(1))).one()
+    except OperationalError as exc:
+        refusal: ServiceError = unreachable(request.app.state.settings.url, exc)
+    except ServiceError as exc:
+        refusal = exc
+    else:
+        return {"status": "ready"}
+    log.warning("not ready: %s", refusal.message)
+    return error_json(503, refusal.code, refusal.message)
