@@ -116,7 +116,6 @@ def settings_or_fail() -> Settings:
                 for e in exc.errors()
             ],
         )
-    raise AssertionError("unreachable")
 
 
 def runtime(defaults: bool = True) -> Runtime:
@@ -139,7 +138,6 @@ def read_text(path: Path, what: str) -> str:
         return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}")
-    raise AssertionError("unreachable")
 
 
 def local(value: datetime, zone: str = "Europe/Zurich") -> str:
@@ -196,7 +194,6 @@ def run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
             )
         finally:
             started_in.reset(token)
-    raise AssertionError("unreachable")
 
 
 def instant_option(at: str | None, option: str = "--at") -> datetime | None:
@@ -209,7 +206,6 @@ def instant_option(at: str | None, option: str = "--at") -> datetime | None:
         return instant(at)
     except ServiceError as exc:
         fail(exc.message.replace("at=", f"{option} ", 1))
-    raise AssertionError("unreachable")
 
 
 def date_option(value: str | None, option: str) -> Any:
