@@ -168,7 +168,7 @@ def invite(
     state = round_review(session, round_id, for_update=True)
     row = get_round(session, round_id)
     definition = state.definition
-    target, stage, due_on = _invite_checks(session, state, round_id, at=at, due=due)
+    stage, due_on = _invite_checks(session, state, round_id, at=at, due=due)
     if stage is None:
         stage = ReviewStage(round_id=round_id, due_on=due_on, invited_at=at)
         session.add(stage)
@@ -245,12 +245,12 @@ def check_invite(session: Session, round_id: str, *, at: datetime, due: date | N
 
 def _invite_checks(
     session: Session, state: RoundReview, round_id: str, *, at: datetime, due: date | None
-) -> tuple[RoundStatus, ReviewStage | None, date]:
-    """The round's status after the invitations, its open stage (None before the first
-    invitations) and the due date; or why the invitations are refused."""
+) -> tuple[ReviewStage | None, date]:
+    """The round's open stage (None before the first invitations) and the due date; or
+    why the invitations are refused."""
     definition = state.definition
     try:
-        target = plan_review(RoundStatus(get_round(session, round_id).status), definition)
+        plan_review(RoundStatus(get_round(session, round_id).status), definition)
     except RoundActionError as exc:
         raise NotAllowed(str(exc)) from None
     stage = stage_of(session, round_id, for_update=True)
@@ -263,7 +263,7 @@ def _invite_checks(
                 f"`sip review extend {round_id} --due {due}`",
                 [FieldError(path="due", message="differs")],
             )
-        return target, stage, stage.due_on
+        return stage, stage.due_on
     if not any(a.state == AssignmentState.PROPOSED.value for rows in state.assignments.values() for a in rows):
         raise NotAllowed(
             f"no reviewers are proposed in round {round_id}; run `sip review assign {round_id}` "
@@ -276,7 +276,7 @@ def _invite_checks(
             f"the due date of the reviews ({due_on}) must be after today ({today})",
             [FieldError(path="due", message=f"must be after {today}")],
         )
-    return target, None, due_on
+    return None, due_on
 
 
 def _reviewer_message(
