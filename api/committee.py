@@ -21,8 +21,11 @@ from api.deps import NowDep, RuntimeDep, SecretariatDep
 from api.stages import check_first, start_stage
 from domain.committee import DecisionIn, composition_problems
 from engine.db import reading, unit_of_work
-from engine.services import audit, bundles, committee, opendata
+from engine.services import audit, opendata
 from engine.services import letters as letters_service
+from engine.services.committee import bundles, membership
+from engine.services.committee import decisions as committee_decisions
+from engine.services.committee import meeting as committee_meeting
 from engine.services.errors import NotAllowed
 from engine.tables import CommitteeBundle
 
@@ -89,7 +92,7 @@ def members(
     """The members serving on a day, and how the committee differs from its rule."""
     day = on or now.date()
     with reading(rt.engine) as session:
-        serving, region_of = committee.members_on(session, day), committee.regions(session)
+        serving, region_of = membership.members_on(session, day), membership.regions(session)
     return {
         "on": day,
         "members": [m.model_dump(mode="json") for m in serving],
@@ -103,7 +106,7 @@ def put_member(
 ) -> dict[str, Any]:
     """Add a member's term, or change some of its details."""
     with unit_of_work(rt.engine) as session:
-        row, outcome = committee.set_member(
+        row, outcome = membership.set_member(
             session, email, term_start, body.model_dump(exclude_unset=True), actor=officer, at=now
         )
         return {**row.model_dump(exclude={"id"}), "outcome": outcome}
@@ -113,7 +116,7 @@ def put_member(
 def meeting(round_id: str, body: MeetingIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
     """Schedule the round's committee meeting."""
     with unit_of_work(rt.engine) as session:
-        row = committee.schedule_meeting(
+        row = committee_meeting.schedule_meeting(
             session, round_id, body.starts_on, body.ends_on, body.place, actor=officer, at=now
         )
         return row.model_dump(mode="json")
@@ -123,7 +126,7 @@ def meeting(round_id: str, body: MeetingIn, rt: RuntimeDep, now: NowDep, officer
 def funds(round_id: str, body: FundsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
     """Set the funds available for the round's approvals."""
     with unit_of_work(rt.engine) as session:
-        row = committee.set_funds(session, round_id, body.amount, actor=officer, at=now)
+        row = committee_meeting.set_funds(session, round_id, body.amount, actor=officer, at=now)
         return row.model_dump(mode="json")
 
 
@@ -133,7 +136,9 @@ def attendance(
 ) -> dict[str, Any]:
     """Who attends the meeting (they take part in the decisions, less those conflicted)."""
     with unit_of_work(rt.engine) as session:
-        row = committee.set_attendees(session, round_id, [str(e) for e in body.attendees], actor=officer, at=now)
+        row = committee_meeting.set_attendees(
+            session, round_id, [str(e) for e in body.attendees], actor=officer, at=now
+        )
         return row.model_dump(mode="json")
 
 
@@ -143,7 +148,7 @@ def member_conflict(
 ) -> dict[str, Any]:
     """Record a member's declared conflict of interest with an application."""
     with unit_of_work(rt.engine) as session:
-        recorded = committee.declare_member_conflict(
+        recorded = committee_meeting.declare_member_conflict(
             session, round_id, reference, str(body.email), body.reason, actor=officer, at=now
         )
     return {"reference": reference, "member": str(body.email).lower(), "recorded": recorded}
@@ -185,7 +190,7 @@ def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> l
 def decisions(round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
     """Record the committee's decisions: all, or none if one breaks a rule (every problem listed)."""
     with unit_of_work(rt.engine) as session:
-        summary = committee.record_decisions(
+        summary = committee_decisions.record_decisions(
             session, round_id, [(d, f"$.decisions[{i}]") for i, d in enumerate(body.decisions)], actor=officer, at=now
         )
     return asdict(summary)

@@ -21,8 +21,9 @@ from api.deps import NowDep, RuntimeDep
 from domain.application import FieldError, json_path
 from domain.review import ReviewDraft
 from engine.db import reading, unit_of_work
-from engine.services import audit, reviewing
+from engine.services import audit
 from engine.services.errors import InvalidInput, ServiceError
+from engine.services.review import access, work
 from engine.services.setup import Runtime
 from engine.tables import Reviewer as ReviewerRow
 from notifications import LANGUAGES
@@ -101,14 +102,14 @@ def _as_reviewer(
         ),
         reading(rt.engine) as session,
     ):
-        email = reviewing.reviewer_for(session, token, at=now).email
+        email = access.reviewer_for(session, token, at=now).email
     with (
         audit.refusals_recorded(
             rt.engine, actor=email, role="reviewer", action=action, subject_type="application", subject_id=subject
         ),
         unit_of_work(rt.engine) as session,
     ):
-        return fn(session, reviewing.reviewer_for(session, token, at=now))
+        return fn(session, access.reviewer_for(session, token, at=now))
 
 
 @router.post(
@@ -122,7 +123,7 @@ def open_session(body: SessionIn, rt: RuntimeDep, now: NowDep) -> SessionOut:
     )
 
 
-def _sign_in(rt: Runtime, now: datetime, token: str) -> reviewing.SignedIn:
+def _sign_in(rt: Runtime, now: datetime, token: str) -> access.SignedIn:
     with (
         audit.refusals_recorded(
             rt.engine,
@@ -134,7 +135,7 @@ def _sign_in(rt: Runtime, now: datetime, token: str) -> reviewing.SignedIn:
         ),
         unit_of_work(rt.engine) as session,
     ):
-        return reviewing.sign_in(session, rt.settings, token, at=now)
+        return access.sign_in(session, rt.settings, token, at=now)
 
 
 @router.post(
@@ -167,7 +168,7 @@ async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> Any:
 
     def send() -> None:
         with unit_of_work(rt.engine) as session:
-            reviewing.request_link(session, rt.settings, str(body.email), at=now)
+            access.request_link(session, rt.settings, str(body.email), at=now)
 
     from starlette.concurrency import run_in_threadpool
 
@@ -188,14 +189,14 @@ async def _json(request: Request) -> dict[str, Any]:
 @router.get("/assignments", response_model=list[AssignmentOut], responses=error_responses(401))
 def assignments(rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> Any:
     """The applications assigned to you (never one you have a conflict of interest with)."""
-    return _as_reviewer(rt, now, credentials, "review.list", "assignments", reviewing.my_assignments)
+    return _as_reviewer(rt, now, credentials, "review.list", "assignments", work.my_assignments)
 
 
 @router.get("/assignments/{reference}", responses=error_responses(401, 404))
 def application(reference: str, rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> dict[str, Any]:
     """An application assigned to you: forms A and B, the round's technical criteria,
     your review, and (once yours is submitted) the other reviewers' reviews, unnamed."""
-    return _as_reviewer(rt, now, credentials, "review.read", reference, lambda s, r: reviewing.dossier(s, r, reference))
+    return _as_reviewer(rt, now, credentials, "review.read", reference, lambda s, r: work.dossier(s, r, reference))
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -234,7 +235,7 @@ def save_review(
     def save(session: Session, reviewer: ReviewerRow) -> dict[str, Any]:
         review = _parse(ReviewIn, body)
         draft = ReviewDraft.model_validate(review.model_dump(exclude={"submit"}))
-        return reviewing.save_review(session, reviewer, reference, draft, submit=review.submit, at=now)
+        return work.save_review(session, reviewer, reference, draft, submit=review.submit, at=now)
 
     return _as_reviewer(rt, now, credentials, "review.save", reference, save)
 
@@ -252,7 +253,7 @@ def decline(
         credentials,
         "review.decline",
         reference,
-        lambda s, r: reviewing.decline(s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now),
+        lambda s, r: work.decline(s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now),
     )
     return {"reference": reference, "state": "declined"}
 
@@ -270,7 +271,7 @@ def conflict(
         credentials,
         "review.conflict",
         reference,
-        lambda s, r: reviewing.declare_conflict(s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now),
+        lambda s, r: work.declare_conflict(s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now),
     )
     return {"reference": reference, "state": "conflicted"}
 
@@ -321,8 +322,8 @@ def sign_in_form(
     except ServiceError as exc:
         return _page(lang, "link_form", status_code=exc.http_status, error=exc.message)
     with reading(rt.engine) as session:
-        reviewer = reviewing.reviewer_for(session, signed.session_token, at=now)
-        mine = reviewing.my_assignments(session, reviewer)
+        reviewer = access.reviewer_for(session, signed.session_token, at=now)
+        mine = work.my_assignments(session, reviewer)
     return _page(lang, "signed_in", signed=signed, assignments=mine, base=rt.settings.public_base_url.rstrip("/"))
 
 

@@ -20,11 +20,12 @@ from api.stages import check_first, start_stage
 from domain.application import FieldError
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
-from engine.services import appraisal, follow_up, report, reviewing
+from engine.services import appraisal, follow_up, report, stages
 from engine.services import outbox as outbox_service
-from engine.services import review as review_service
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, NotFound
+from engine.services.review import assignment as review_assignment
+from engine.services.review import invitations, register, views
 from engine.services.screening import check_screening, screening_counts
 from engine.tables import Reviewer
 
@@ -242,7 +243,7 @@ async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatD
     """Run the `assign-gmp-reviewers` flow: propose reviewers for the open places."""
     from flows.review import assign_gmp_reviewers_flow
 
-    await run_in_threadpool(check_first, rt, review_service.check_assignment, round_id)
+    await run_in_threadpool(check_first, rt, review_assignment.check_assignment, round_id)
     run_id = await start_stage(
         rt, assign_gmp_reviewers_flow, {"round_id": round_id}, officer=officer, round_id=round_id
     )
@@ -254,7 +255,7 @@ def assignment(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Any:
     """Each application's reviewers and their state, its open places, who would be
     proposed for them, and why reviewers were not chosen."""
     with reading(rt.engine) as session:
-        return [asdict(line) for line in review_service.assignment_view(session, round_id)]
+        return [asdict(line) for line in review_assignment.assignment_view(session, round_id)]
 
 
 @router.put("/applications/{reference}/reviewers/{email}", responses=error_responses(401, 404, 409))
@@ -264,7 +265,7 @@ def add_reviewer(
     """Put a reviewer on an application by hand (never one with a conflict of interest,
     and within their maximum load); invite them with POST /review/invitations."""
     with unit_of_work(rt.engine) as session:
-        outcome = review_service.add_reviewer(session, round_id, reference, email, actor=officer, at=now)
+        outcome = review_assignment.add_reviewer(session, round_id, reference, email, actor=officer, at=now)
     return {"reference": reference, "reviewer": email.lower(), "outcome": outcome}
 
 
@@ -280,7 +281,7 @@ def remove_reviewer(
 ) -> dict[str, str]:
     """Take a reviewer off an application, for a reason (not after their review is submitted)."""
     with unit_of_work(rt.engine) as session:
-        review_service.remove_reviewer(session, round_id, reference, email, reason=reason, actor=officer, at=now)
+        review_assignment.remove_reviewer(session, round_id, reference, email, reason=reason, actor=officer, at=now)
     return {"reference": reference, "reviewer": email.lower(), "state": "removed"}
 
 
@@ -290,7 +291,7 @@ def record_conflict(
 ) -> dict[str, Any]:
     """Record a reviewer's conflict of interest with an application (they come off it)."""
     with unit_of_work(rt.engine) as session:
-        recorded = review_service.record_conflict(
+        recorded = review_assignment.record_conflict(
             session, round_id, reference, str(body.email), reason=body.reason, actor=officer, role="secretariat", at=now
         )
     return {"reference": reference, "reviewer": str(body.email).lower(), "recorded": recorded}
@@ -309,7 +310,7 @@ async def invite(
     from flows.review import invite_gmp_reviewers_flow
 
     due = body.due if body else None
-    await run_in_threadpool(check_first, rt, reviewing.check_invite, round_id, at=now, due=due)
+    await run_in_threadpool(check_first, rt, invitations.check_invite, round_id, at=now, due=due)
     run_id = await start_stage(
         rt,
         invite_gmp_reviewers_flow,
@@ -324,7 +325,7 @@ async def invite(
 def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, str]:
     """Move the day the reviews are due (the reminders follow it)."""
     with unit_of_work(rt.engine) as session:
-        before = reviewing.extend(session, round_id, body.due, actor=officer, at=now)
+        before = invitations.extend(session, round_id, body.due, actor=officer, at=now)
     return {"round": round_id, "due_on": body.due.isoformat(), "was": before.isoformat()}
 
 
@@ -341,7 +342,7 @@ async def close_review(
     screening); applications short of reviews go forward marked as such."""
     from flows.review import send_to_committee_flow
 
-    await run_in_threadpool(check_first, rt, reviewing.check_committee, round_id)
+    await run_in_threadpool(check_first, rt, stages.check_committee, round_id)
     run_id = await start_stage(
         rt,
         send_to_committee_flow,
@@ -358,7 +359,7 @@ def review(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> dict[str, 
     those outstanding, and their aggregation (mean and spread per criterion, the
     recommendations, and whether reviewers disagree strongly)."""
     with reading(rt.engine) as session:
-        return reviewing.review_stage_view(session, round_id)
+        return views.review_stage_view(session, round_id)
 
 
 # --- the register of reviewers ------------------------------------------------------------
@@ -384,20 +385,20 @@ class ReviewerIn(BaseModel):
 def list_reviewers(rt: RuntimeDep, officer: SecretariatDep) -> list[dict[str, Any]]:
     """The register of Global Mercury Partnership reviewers."""
     with reading(rt.engine) as session:
-        return [r.model_dump(exclude={"id"}) for r in review_service.list_reviewers(session)]
+        return [r.model_dump(exclude={"id"}) for r in register.list_reviewers(session)]
 
 
 def _set_reviewer(rt: Any, now: Any, officer: str, email: str, body: ReviewerIn, *, whole: bool) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True, exclude={"active"})
     if whole:
-        missing = [f for f in review_service.EDITABLE_FIELDS if changes.get(f) is None]
+        missing = [f for f in register.EDITABLE_FIELDS if changes.get(f) is None]
         if missing:
             raise InvalidInput(
                 f"PUT gives every field; missing: {', '.join(missing)} (PATCH changes some)",
                 [FieldError(path=f"$.{f}", message="is required") for f in missing],
             )
     with unit_of_work(rt.engine) as session:
-        row, outcome = review_service.set_reviewer(session, email, changes, active=body.active, actor=officer, at=now)
+        row, outcome = register.set_reviewer(session, email, changes, active=body.active, actor=officer, at=now)
         return {**row.model_dump(exclude={"id"}), "outcome": outcome}
 
 

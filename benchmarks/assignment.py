@@ -106,8 +106,9 @@ def in_database(count: int, reviewers: list[Reviewer]) -> None:
 
     from engine.db import unit_of_work
     from engine.services.intake import import_batch
-    from engine.services.review import assign_reviewers, load_reviewers
-    from engine.services.reviewing import invite
+    from engine.services.review.assignment import assign_reviewers
+    from engine.services.review.invitations import invite
+    from engine.services.review.register import load_reviewers
     from engine.services.rounds import open_round
     from engine.services.screening import screen_batch, start_screening, to_screen
     from engine.services.setup import prepare

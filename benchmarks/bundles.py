@@ -46,12 +46,13 @@ def build_round(count: int, folder: Path) -> Path:
     from demo.committee import MEMBERS
     from engine.db import dispose_all, unit_of_work
     from engine.services.appraisal import override
-    from engine.services.committee import known_parties, load_members, parse_members, set_funds
+    from engine.services.committee.meeting import set_funds
+    from engine.services.committee.membership import known_parties, load_members, parse_members
     from engine.services.intake import import_batch
-    from engine.services.reviewing import send_to_committee
     from engine.services.rounds import close_round, open_round
     from engine.services.screening import screen_batch, start_screening, to_screen
     from engine.services.setup import prepare
+    from engine.services.stages import send_to_committee
     from engine.settings import Settings
     from engine.tables import Application
 
@@ -95,7 +96,7 @@ def phase(members: int, pdf: bool, folder: Path, trace: bool) -> dict[str, Any]:
     os.environ.update(SIP_DATA_DIR=str(folder), SIP_SECRET_KEY="b" * 40)
     os.environ.pop("DATABASE_URL", None)
     from engine.db import unit_of_work
-    from engine.services.bundles import pdf_renderer, prepare_bundles
+    from engine.services.committee.bundles import pdf_renderer, prepare_bundles
     from engine.services.setup import prepare
     from engine.settings import get_settings
 
@@ -139,7 +140,7 @@ def main() -> None:
         members, kind, trace = args.phase.split(":")
         print(json.dumps(phase(int(members), kind == "pdf", Path(args.folder), trace == "trace")))
         return
-    from engine.services.bundles import pdf_renderer
+    from engine.services.committee.bundles import pdf_renderer
 
     kinds = ["html"] + (["pdf"] if pdf_renderer() is not None and not args.no_pdf else [])
     print(

@@ -33,7 +33,7 @@ def committee_load(
     ],
 ) -> None:
     """Add or update the committee's members by term (every row is checked first)."""
-    from engine.services.committee import known_parties, load_members, parse_members
+    from engine.services.committee.membership import known_parties, load_members, parse_members
 
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
@@ -49,7 +49,7 @@ def committee_list(
 ) -> None:
     """The members serving on a day, and how the committee differs from its rule (10 members, 2 per region)."""
     from domain.committee import composition_problems
-    from engine.services.committee import members_on, regions
+    from engine.services.committee.membership import members_on, regions
 
     day = date_option(on, "--on") or Runtime.now().date()
     members, region_of = in_session(lambda s: (members_on(s, day), regions(s)))
@@ -81,7 +81,7 @@ def committee_set(
     language: Annotated[str | None, typer.Option(help="en, fr or es")] = None,
 ) -> None:
     """Add a member's term (every field) or change some of its details."""
-    from engine.services.committee import set_member
+    from engine.services.committee.membership import set_member
 
     start = date_option(term_start, "--term-start")
     changes = {k: v for k, v in dict(name=name, country=country, role=role, language=language).items() if v is not None}
@@ -101,7 +101,7 @@ def committee_meeting(
     until: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD); default: the first.")] = None,
 ) -> None:
     """Schedule the round's committee meeting (it decides who is on the committee: the members on that date)."""
-    from engine.services.committee import schedule_meeting
+    from engine.services.committee.meeting import schedule_meeting
 
     starts, ends = date_option(on, "--on"), date_option(until, "--until")
     rt = runtime()
@@ -113,7 +113,7 @@ def committee_meeting(
 @committee_app.command("funds")
 def committee_funds(round_id: str, amount: Annotated[str, typer.Argument(help="US dollars, e.g. 1000000")]) -> None:
     """Set the funds available for the round's approvals."""
-    from engine.services.committee import set_funds
+    from engine.services.committee.meeting import set_funds
 
     value = amount_argument(amount, "the funds")
     rt = runtime()
@@ -130,7 +130,7 @@ def committee_attendance(
     ],
 ) -> None:
     """Record who attends the meeting: they take part in the decisions, less those conflicted."""
-    from engine.services.committee import set_attendees
+    from engine.services.committee.meeting import set_attendees
 
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
@@ -146,7 +146,7 @@ def committee_conflict(
     reason: Annotated[str, typer.Option(help="What the conflict of interest is.")] = "",
 ) -> None:
     """Record a member's declared conflict of interest (own-country conflicts need none)."""
-    from engine.services.committee import declare_member_conflict
+    from engine.services.committee.meeting import declare_member_conflict
 
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
@@ -165,12 +165,12 @@ def bundles(
     the latest version of each into OUTPUT."""
     import shutil
 
-    from engine.services.bundles import check_bundles
+    from engine.services.committee.bundles import check_bundles
 
     when = instant_option(at)
     in_session(check_bundles, round_id)
     result = run_flow("flows.committee:prepare_committee_bundles_flow", round_id=round_id, at=when)
-    from engine.services.bundles import file_name
+    from engine.services.committee.bundles import file_name
 
     output.mkdir(parents=True, exist_ok=True)
     for m in result["members"]:

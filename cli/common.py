@@ -229,7 +229,7 @@ def amount_argument(value: str, what: str) -> Any:
 
 
 def to_committee(round_id: str, reason: str | None, at: str | None) -> None:
-    from engine.services.reviewing import check_committee
+    from engine.services.stages import check_committee
 
     when = instant_option(at)
     in_session(check_committee, round_id)

@@ -59,7 +59,7 @@ def decisions_record(
     from pydantic import ValidationError
 
     from domain.committee import DecisionIn
-    from engine.services.committee import record_decisions
+    from engine.services.committee.decisions import record_decisions
 
     try:
         item = DecisionIn(
@@ -85,7 +85,7 @@ def decisions_load(
     file: Annotated[Path, typer.Argument(help="CSV: reference,decision,amount,conditions,recommendations")],
 ) -> None:
     """Record the meeting's decisions from a sheet: all of them, or none if one breaks a rule."""
-    from engine.services.committee import parse_decisions, record_decisions
+    from engine.services.committee.decisions import parse_decisions, record_decisions
 
     rt = runtime()
     with service_errors():

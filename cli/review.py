@@ -27,7 +27,7 @@ review_app = typer.Typer(no_args_is_help=True, help="Global Mercury Partnership 
 @review_app.command("assign")
 def review_assign(round_id: str, as_json: JsonOpt = False) -> None:
     """Propose reviewers for the round's screened applications (the `assign-gmp-reviewers` flow)."""
-    from engine.services.review import check_assignment
+    from engine.services.review.assignment import check_assignment
 
     in_session(check_assignment, round_id)
     placements: Any = run_flow("flows.review:assign_gmp_reviewers_flow", round_id=round_id)
@@ -48,7 +48,8 @@ def review_assign(round_id: str, as_json: JsonOpt = False) -> None:
 @review_app.command("show")
 def review_show(round_id: str, as_json: JsonOpt = False) -> None:
     """The round's assignment: each application's reviewers and their state, open places, and why."""
-    from engine.services.review import REVIEWABLE, assignment_view
+    from engine.services.review.assignment import assignment_view
+    from engine.services.review.state import REVIEWABLE
 
     lines = in_session(assignment_view, round_id)
     if as_json:
@@ -74,7 +75,7 @@ def review_show(round_id: str, as_json: JsonOpt = False) -> None:
 @review_app.command("add")
 def review_add(round_id: str, reference: str, email: str) -> None:
     """Put a reviewer on an application by hand (never one with a conflict of interest)."""
-    from engine.services.review import add_reviewer
+    from engine.services.review.assignment import add_reviewer
 
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
@@ -93,7 +94,7 @@ def review_remove(
     reason: Annotated[str, typer.Option(help="Why (required; kept in the audit trail).")] = "",
 ) -> None:
     """Take a reviewer off an application, for a reason."""
-    from engine.services.review import remove_reviewer
+    from engine.services.review.assignment import remove_reviewer
 
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
@@ -109,7 +110,7 @@ def review_conflict(
     reason: Annotated[str, typer.Option(help="What the conflict of interest is.")] = "",
 ) -> None:
     """Record a reviewer's conflict of interest with an application (they come off it)."""
-    from engine.services.review import record_conflict
+    from engine.services.review.assignment import record_conflict
 
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
@@ -127,7 +128,7 @@ def review_invite(
 ) -> None:
     """Invite the proposed reviewers (the `invite-gmp-reviewers` flow): one message each, in
     their language, with a personal sign-in link. Running it again invites only new proposals."""
-    from engine.services.reviewing import check_invite
+    from engine.services.review.invitations import check_invite
 
     day = date_option(due, "--due")
     when = instant_option(at)
@@ -144,7 +145,7 @@ def review_invite(
 @review_app.command("extend")
 def review_extend(round_id: str, due: Annotated[str, typer.Option(help="New due day (YYYY-MM-DD).")]) -> None:
     """Move the day reviews are due (reminders follow it)."""
-    from engine.services.reviewing import extend
+    from engine.services.review.invitations import extend
 
     day = date_option(due, "--due")
     rt = runtime()
@@ -188,7 +189,7 @@ def review_close(
 @review_app.command("summary")
 def review_summary(round_id: str, as_json: JsonOpt = False) -> None:
     """The reviews in and their aggregation: mean and spread per criterion, recommendations, disagreement."""
-    from engine.services.reviewing import review_stage_view
+    from engine.services.review.views import review_stage_view
 
     view = in_session(review_stage_view, round_id)
     if as_json:

@@ -33,7 +33,7 @@ def reviewers_load(
     ],
 ) -> None:
     """Add or update reviewers from FILE (every row is checked first)."""
-    from engine.services.review import load_reviewers, parse_reviewers
+    from engine.services.review.register import load_reviewers, parse_reviewers
 
     rt = runtime()
     with service_errors():
@@ -46,7 +46,7 @@ def reviewers_load(
 @reviewers_app.command("list")
 def reviewers_list(as_json: JsonOpt = False) -> None:
     """The register of reviewers."""
-    from engine.services.review import list_reviewers
+    from engine.services.review.register import list_reviewers
 
     rows = in_session(list_reviewers)
     if as_json:
@@ -70,7 +70,7 @@ def reviewers_set(
     ] = None,
 ) -> None:
     """Add a reviewer (give every field) or change some of a reviewer's details."""
-    from engine.services.review import set_reviewer, split_list
+    from engine.services.review.register import set_reviewer, split_list
 
     changes: dict[str, Any] = {
         k: v

@@ -26,8 +26,10 @@ from demo.applications import DemoApplication, document
 from domain.review import ReviewDraft
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
-from engine.services import outbox, reviewing
-from engine.services.review import assignment_view, load_reviewers, parse_reviewers
+from engine.services import outbox
+from engine.services.review import access, state, views, work
+from engine.services.review.assignment import assignment_view
+from engine.services.review.register import load_reviewers, parse_reviewers
 from engine.services.rounds import definition_of, get_round
 from engine.services.setup import Runtime
 from engine.tables import OutboxMessage
@@ -226,10 +228,10 @@ class _Reviewers:
                 link = outbox.materialize(session, self.settings, message).text
                 token = re.search(r"token=([\w-]+)", link).group(1)  # type: ignore[union-attr]
                 with unit_of_work(self.rt.engine) as writing:
-                    signed = reviewing.sign_in(writing, self.settings, token, at=at)
+                    signed = access.sign_in(writing, self.settings, token, at=at)
                 self.sessions[email] = known = (message.id, signed.session_token)
         with unit_of_work(self.rt.engine) as session:
-            return fn(session, reviewing.reviewer_for(session, known[1], at=at), *args)
+            return fn(session, access.reviewer_for(session, known[1], at=at), *args)
 
 
 def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
@@ -299,14 +301,14 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     reviewers.act(
         declining,
         day,
-        lambda s, r: reviewing.decline(
+        lambda s, r: work.decline(
             s, settings, r, lines["ARM"].reference, "On mission during the review period", at=day
         ),
     )
     reviewers.act(
         conflicting,
         day,
-        lambda s, r: reviewing.declare_conflict(
+        lambda s, r: work.declare_conflict(
             s, settings, r, lines["CUB"].reference, "I advised the ministry on its thermometer inventory", at=day
         ),
     )
@@ -331,9 +333,9 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     )
 
     with reading(rt.engine) as session:
-        stage = reviewing.stage_of(session, ROUND4)
+        stage = state.stage_of(session, ROUND4)
     assert stage is not None
-    due = reviewing.deadline(stage, definition)
+    due = state.deadline(stage, definition)
     for when in (due - timedelta(days=2), due + timedelta(hours=12)):
         for result in review_day_flow(at=when):
             echo(
@@ -368,7 +370,7 @@ def _submit_all(reviewers: _Reviewers, lines: dict[str, Any], *, skip: set[tuple
             reviewers.act(
                 reviewer.email,
                 day,
-                lambda s, r, ref=line.reference, d=draft: reviewing.save_review(s, r, ref, d, submit=True, at=day),
+                lambda s, r, ref=line.reference, d=draft: work.save_review(s, r, ref, d, submit=True, at=day),
             )
             done += 1
     return done
@@ -376,7 +378,7 @@ def _submit_all(reviewers: _Reviewers, lines: dict[str, Any], *, skip: set[tuple
 
 def _print_summary(rt: Runtime, echo: Callable[[str], None]) -> None:
     with reading(rt.engine) as session:
-        view = reviewing.review_stage_view(session, ROUND4)
+        view = views.review_stage_view(session, ROUND4)
         kinds: dict[str, int] = {}
         for kind in session.exec(select(OutboxMessage.kind).where(OutboxMessage.round_id == ROUND4)).all():
             kinds[kind] = kinds.get(kind, 0) + 1

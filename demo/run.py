@@ -52,15 +52,9 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
     review bundle, the secretariat records the meeting's decisions (the real outcome
     of round 1) and the letters go out; then the round report and the open data."""
     from demo.committee import DECISIONS, FUNDS, MEMBERS
-    from engine.services.committee import (
-        committee_of,
-        known_parties,
-        load_members,
-        parse_decisions,
-        parse_members,
-        record_decisions,
-        set_funds,
-    )
+    from engine.services.committee.decisions import parse_decisions, record_decisions
+    from engine.services.committee.meeting import committee_of, set_funds
+    from engine.services.committee.membership import known_parties, load_members, parse_members
     from engine.services.opendata import export_360giving, write_round_report
     from flows.committee import prepare_committee_bundles_flow, send_decision_letters_flow
 

@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from engine.db import reading, unit_of_work
-from engine.services.bundles import check_bundles, prepare_bundles
+from engine.services.committee.bundles import check_bundles, prepare_bundles
 from engine.services.letters import check_letters, send_decision_letters
 from flows.common import at_param, instant, param, refusals_end_the_run, round_param, runtime, started_by, summarise
 

@@ -17,15 +17,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from engine.db import reading, unit_of_work
-from engine.services.review import assign_reviewers, check_assignment, placement_json
-from engine.services.reviewing import (
-    check_committee,
-    check_invite,
-    invite,
-    review_day,
-    rounds_in_review,
-    send_to_committee,
-)
+from engine.services.review.assignment import assign_reviewers, check_assignment, placement_json
+from engine.services.review.invitations import check_invite, invite
+from engine.services.review.reminders import review_day, rounds_in_review
+from engine.services.stages import check_committee, send_to_committee
 from flows.common import at_param, instant, param, refusals_end_the_run, round_param, runtime, started_by, summarise
 
 

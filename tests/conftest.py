@@ -232,7 +232,7 @@ def round4(rt: Runtime) -> Runtime:
     Benin (SIP-2024-R4-0001) and one on products and wastes from Lesotho (-0002); and
     a register of five reviewers."""
     from engine.services.intake import import_batch
-    from engine.services.review import load_reviewers, parse_reviewers
+    from engine.services.review.register import load_reviewers, parse_reviewers
     from engine.services.screening import screen_batch, start_screening, to_screen
 
     with unit_of_work(rt.engine) as session:
@@ -269,7 +269,7 @@ COMMITTEE_AT = datetime(2018, 10, 3, 15, tzinfo=UTC)
 def members(rt: Runtime, text: str | None = None) -> dict[str, int]:
     """Load a committee membership (default: the demo's 2018-2019 committee)."""
     from demo.committee import MEMBERS
-    from engine.services.committee import known_parties, load_members, parse_members
+    from engine.services.committee.membership import known_parties, load_members, parse_members
 
     with unit_of_work(rt.engine) as session:
         return load_members(
@@ -288,8 +288,8 @@ def committee(screened: Runtime) -> Runtime:
     from decimal import Decimal
 
     from engine.services.appraisal import override
-    from engine.services.committee import set_funds
-    from engine.services.reviewing import send_to_committee
+    from engine.services.committee.meeting import set_funds
+    from engine.services.stages import send_to_committee
 
     with unit_of_work(screened.engine) as session:
         override(

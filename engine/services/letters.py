@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from domain.rounds import RoundStatus
 from engine.services import audit, outbox
 from engine.services.applications import letter_key
-from engine.services.committee import meeting_of
+from engine.services.committee.meeting import meeting_of
 from engine.services.errors import NotAllowed
 from engine.services.intake import status_page_url
 from engine.services.rounds import definition_of, get_round

@@ -15,8 +15,9 @@ from sqlmodel import select
 
 from domain.committee import DecisionIn
 from engine.db import get_engine, reading, unit_of_work
-from engine.services.committee import record_decisions, set_funds
-from engine.services.review import load_reviewers, parse_reviewers
+from engine.services.committee.decisions import record_decisions
+from engine.services.committee.meeting import set_funds
+from engine.services.review.register import load_reviewers, parse_reviewers
 from engine.services.setup import Runtime
 from engine.settings import Settings
 from engine.tables import (

@@ -16,8 +16,8 @@ from sqlmodel import select
 from api.app import create_app
 from engine.db import reading, unit_of_work
 from engine.services import outbox
-from engine.services.review import assign_reviewers
-from engine.services.reviewing import invite
+from engine.services.review.assignment import assign_reviewers
+from engine.services.review.invitations import invite
 from engine.services.setup import Runtime
 from engine.services.tokens import token_hash
 from engine.tables import AuditEvent, OutboxMessage, ReviewAssignment
@@ -159,7 +159,7 @@ def test_a_bad_review_is_refused_field_by_field_and_nothing_saved(invited: TestC
 
 
 def test_a_review_after_the_stage_closed_is_refused(invited: TestClient) -> None:
-    from engine.services.reviewing import send_to_committee
+    from engine.services.stages import send_to_committee
 
     kofi = signed_in(invited, "kofi@example.org")
     rt = invited.app.state.runtime  # type: ignore[attr-defined]

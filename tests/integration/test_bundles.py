@@ -14,8 +14,8 @@ from sqlmodel import select
 
 from engine.db import unit_of_work
 from engine.services import outbox
-from engine.services.bundles import open_bundle, pdf_renderer, prepare_bundles
-from engine.services.committee import declare_member_conflict, set_funds
+from engine.services.committee.bundles import open_bundle, pdf_renderer, prepare_bundles
+from engine.services.committee.meeting import declare_member_conflict, set_funds
 from engine.services.errors import NotAllowed, NotFound
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent, CommitteeBundle, OutboxMessage
@@ -170,9 +170,12 @@ def test_a_gmp_rounds_bundle_shows_the_reviews_without_the_reviewers_names(round
     from datetime import date
 
     from domain.review import ReviewDraft
-    from engine.services.committee import schedule_meeting
-    from engine.services.review import assign_reviewers
-    from engine.services.reviewing import invite, reviewer_for, save_review, send_to_committee, sign_in
+    from engine.services.committee.meeting import schedule_meeting
+    from engine.services.review.access import reviewer_for, sign_in
+    from engine.services.review.assignment import assign_reviewers
+    from engine.services.review.invitations import invite
+    from engine.services.review.work import save_review
+    from engine.services.stages import send_to_committee
     from tests.conftest import AFTER_R4, ROUND4
     from tests.integration.test_review_stage import FULL, link_of
 

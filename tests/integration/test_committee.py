@@ -14,17 +14,15 @@ from sqlmodel import func, select
 from domain.committee import DecisionIn
 from engine.db import unit_of_work
 from engine.services.applications import applicant_view
-from engine.services.committee import (
+from engine.services.committee.decisions import parse_decisions, record_decisions
+from engine.services.committee.meeting import (
     committee_of,
     declare_member_conflict,
-    known_parties,
-    parse_decisions,
-    parse_members,
-    record_decisions,
     schedule_meeting,
     set_attendees,
     set_funds,
 )
+from engine.services.committee.membership import known_parties, parse_members
 from engine.services.errors import InvalidInput, NotAllowed
 from engine.services.letters import send_decision_letters
 from engine.services.setup import Runtime

@@ -16,7 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 from domain.committee import DecisionIn
 from engine.db import unit_of_work
-from engine.services.committee import record_decisions
+from engine.services.committee.decisions import record_decisions
 from engine.services.errors import NotAllowed
 from engine.services.letters import send_decision_letters
 from engine.services.opendata import export_360giving, validation_errors, write_round_report

@@ -9,7 +9,8 @@ from sqlmodel import select
 
 from engine.db import unit_of_work
 from engine.services.errors import InvalidInput, NotAllowed
-from engine.services.review import assign_reviewers, parse_reviewers
+from engine.services.review.assignment import assign_reviewers
+from engine.services.review.register import parse_reviewers
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent, ReviewAssignment
 from tests.conftest import AFTER_R4 as AFTER

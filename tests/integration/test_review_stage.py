@@ -19,22 +19,20 @@ from domain.review import ReviewDraft
 from engine.db import unit_of_work
 from engine.services import outbox
 from engine.services.errors import InvalidInput, NotAllowed, NotFound, Unauthorized
-from engine.services.review import add_reviewer, assign_reviewers, assignment_view, record_conflict, remove_reviewer
-from engine.services.reviewing import (
-    declare_conflict,
-    decline,
-    dossier,
-    extend,
-    invite,
-    my_assignments,
-    review_day,
-    review_summaries,
-    reviewer_for,
-    save_review,
-    send_to_committee,
-    sign_in,
+from engine.services.review.access import reviewer_for, sign_in
+from engine.services.review.assignment import (
+    add_reviewer,
+    assign_reviewers,
+    assignment_view,
+    record_conflict,
+    remove_reviewer,
 )
+from engine.services.review.invitations import extend, invite
+from engine.services.review.reminders import review_day
+from engine.services.review.views import review_summaries
+from engine.services.review.work import declare_conflict, decline, dossier, my_assignments, save_review
 from engine.services.setup import Runtime
+from engine.services.stages import send_to_committee
 from engine.tables import Application, AuditEvent, OutboxMessage, ReviewAssignment, Round
 from tests.conftest import AFTER_R4, ROUND4
 
@@ -243,7 +241,7 @@ def test_adding_by_hand_refuses_a_conflicted_reviewer_and_one_at_their_maximum_l
         add_reviewer(session, ROUND4, BEN, "bene@example.org", actor="o", at=AFTER_R4)
     with unit_of_work(round4.engine) as session:
         session.exec(select(Round)).all()
-        from engine.services.review import set_reviewer
+        from engine.services.review.register import set_reviewer
 
         set_reviewer(session, "lena@example.org", {"max_load": 1}, actor="o", at=AFTER_R4)
         assert add_reviewer(session, ROUND4, LSO, "lena@example.org", actor="o", at=AFTER_R4) == "added"
@@ -460,7 +458,7 @@ def test_a_reviewer_restored_after_declining_is_invited_again(invited: Runtime, 
 
 
 def test_a_reviewer_whose_country_changes_comes_off_the_applications_now_conflicted(invited: Runtime) -> None:
-    from engine.services.review import set_reviewer
+    from engine.services.review.register import set_reviewer
 
     with unit_of_work(invited.engine) as session:
         set_reviewer(session, "lena@example.org", {"country": "LSO"}, actor="officer", at=AFTER_R4)
@@ -483,7 +481,7 @@ def test_the_review_cannot_close_while_an_application_still_waits_for_screening(
     from engine.services.appraisal import override
     from engine.services.follow_up import request_information
     from engine.services.intake import import_batch
-    from engine.services.review import load_reviewers, parse_reviewers
+    from engine.services.review.register import load_reviewers, parse_reviewers
     from engine.services.rounds import open_round
     from engine.services.screening import screen_batch, start_screening, to_screen
     from tests.conftest import REGISTER, changed, example

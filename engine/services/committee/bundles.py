@@ -21,19 +21,25 @@ from markupsafe import Markup
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from domain.committee import Member
+from domain.committee import (
+    Member,
+)
 from domain.lifecycle import DECISIONS, Status
 from domain.rounds import RoundStatus
 from engine.services import audit, outbox
-from engine.services.committee import Committee, committee_of
+from engine.services.committee.meeting import Committee, committee_of
 from engine.services.errors import NotAllowed, NotFound
 from engine.services.parties import party_names
 from engine.services.report import REGIONS, documents, report_rows
-from engine.services.reviewing import review_summaries, summary_json
+from engine.services.review.views import review_summaries, summary_json
 from engine.services.rounds import get_round
 from engine.services.tokens import derive_bundle_token, token_hash
 from engine.settings import Settings
-from engine.tables import Application, CommitteeBundle, ScreeningRecord
+from engine.tables import (
+    Application,
+    CommitteeBundle,
+    ScreeningRecord,
+)
 from notifications import BUNDLE_LINK_PLACEHOLDER, render
 
 #: Applications before the committee: on its agenda, or decided at its meeting.

@@ -1,0 +1,337 @@
+"""What a signed-in reviewer sees and does: their assignments, an application's
+dossier (never one they are conflicted on), their review saved and submitted,
+declining, and declaring a conflict (the secretariat is told, and the place is
+filled again where possible)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from domain.application import FieldError
+from domain.review import (
+    VISIBLE_STATES,
+    AssignmentState,
+    ReviewDraft,
+    conflicts,
+    review_problems,
+)
+from domain.rounds import RoundDefinition
+from engine.services import audit
+from engine.services.errors import InvalidInput, NotAllowed, NotFound
+from engine.services.parties import party_names
+from engine.services.review.assignment import record_conflict
+from engine.services.review.messages import tell_secretariat
+from engine.services.review.reminders import close_when_complete
+from engine.services.review.state import (
+    as_reviewer,
+    declared_conflicts,
+    move_assignment,
+    open_stage,
+    stage_of,
+    subject_of,
+)
+from engine.services.rounds import definition_of, get_round
+from engine.settings import Settings
+from engine.tables import (
+    Application,
+    DeclaredConflict,
+    Review,
+    ReviewAssignment,
+    ReviewStage,
+)
+from engine.tables import Reviewer as ReviewerRow
+
+VISIBLE = frozenset(s.value for s in VISIBLE_STATES)
+
+
+#: The same answer for an application that does not exist and one not assigned to the reviewer.
+NOT_YOURS = "no application {reference} is assigned to you"
+
+
+def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, Any]]:
+    """The applications assigned to the reviewer (invited or reviewed), never one they
+    have a conflict of interest with."""
+    rows = session.exec(
+        select(ReviewAssignment, Application, ReviewStage)
+        .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
+        .join(ReviewStage, ReviewStage.round_id == ReviewAssignment.round_id, isouter=True)  # type: ignore[arg-type]
+        .where(ReviewAssignment.reviewer_id == reviewer.id, ReviewAssignment.state.in_(VISIBLE))  # type: ignore[attr-defined]
+        .order_by(ReviewAssignment.round_id, Application.reference)
+    ).all()
+    declared = _declared(session, reviewer)
+    names = party_names(session, {a.party for _, a, _ in rows})
+    reviews = dict(
+        session.exec(
+            select(Review.assignment_id, Review.state).where(Review.assignment_id.in_([r.id for r, _, _ in rows]))
+        ).all()
+    )
+    out = []
+    for assignment, application, stage in rows:
+        if conflicts(as_reviewer(reviewer), subject_of(application), declared):
+            continue
+        out.append(
+            dict(
+                reference=application.reference,
+                round=application.round_id,
+                title=application.title,
+                party=names.get(application.party, application.party),
+                state=assignment.state,
+                review=reviews.get(assignment.id),
+                due_on=stage.due_on if stage else None,
+                stage_open=bool(stage and stage.closed_at is None),
+            )
+        )
+    return out
+
+
+def _declared(session: Session, reviewer: ReviewerRow) -> dict[tuple[str, str], str]:
+    return declared_conflicts(session, DeclaredConflict.reviewer_id == reviewer.id)
+
+
+def _visible(
+    session: Session, reviewer: ReviewerRow, reference: str
+) -> tuple[ReviewAssignment, Application, RoundDefinition]:
+    """The reviewer's assignment to `reference`, or the same `NotFound` as for an
+    application that does not exist (nor one they are conflicted on)."""
+    found = session.exec(
+        select(ReviewAssignment, Application)
+        .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
+        .where(
+            Application.reference == reference,
+            ReviewAssignment.reviewer_id == reviewer.id,
+            ReviewAssignment.state.in_(VISIBLE),
+        )
+    ).first()
+    if found is None or conflicts(as_reviewer(reviewer), subject_of(found[1]), _declared(session, reviewer)):
+        raise NotFound(NOT_YOURS.format(reference=reference))
+    assignment, application = found
+    return assignment, application, definition_of(get_round(session, application.round_id))
+
+
+def _locked(
+    session: Session, reviewer: ReviewerRow, reference: str
+) -> tuple[ReviewAssignment, Application, RoundDefinition, ReviewStage]:
+    """The reviewer's assignment, locked for a change, with its open review stage. Locks
+    are taken in the engine's one order (round, stage, assignment), and the assignment
+    is read again under its lock, so that two changes to it run one after the other."""
+    assignment, application, definition = _visible(session, reviewer, reference)
+    get_round(session, application.round_id, for_update=True)
+    stage = open_stage(session, application.round_id, for_update=True)
+    assignment = session.exec(
+        select(ReviewAssignment)
+        .where(ReviewAssignment.id == assignment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if assignment.state not in VISIBLE:  # taken off, declined or conflicted meanwhile
+        raise NotFound(NOT_YOURS.format(reference=reference))
+    return assignment, application, definition, stage
+
+
+def _review_json(review: Review | None) -> dict[str, Any] | None:
+    if review is None:
+        return None
+    return dict(
+        state=review.state,
+        scores=review.scores,
+        recommendation=review.recommendation,
+        comments_for_committee=review.comments_for_committee,
+        comments_for_applicant=review.comments_for_applicant,
+        updated_at=review.updated_at,
+        submitted_at=review.submitted_at,
+    )
+
+
+def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str, Any]:
+    """An assigned application as its reviewer reads it: forms A and B, the round's
+    technical criteria, the reviewer's own review, and the other reviewers' submitted
+    reviews (unnamed) once their own is submitted."""
+    assignment, application, definition = _visible(session, reviewer, reference)
+    stage = stage_of(session, application.round_id)
+    own = session.exec(select(Review).where(Review.assignment_id == assignment.id)).first()
+    others: list[dict[str, Any]] = []
+    if assignment.state == AssignmentState.SUBMITTED.value:
+        rows = session.exec(
+            select(Review)
+            .join(ReviewAssignment)
+            .where(
+                ReviewAssignment.application_id == application.id,
+                ReviewAssignment.id != assignment.id,
+                Review.state == "submitted",
+            )
+            .order_by(ReviewAssignment.id)
+        ).all()
+        others = [
+            dict(
+                reviewer=f"Reviewer {n}",
+                scores=r.scores,
+                recommendation=r.recommendation,
+                comments_for_committee=r.comments_for_committee,
+            )
+            for n, r in enumerate(rows, start=1)
+        ]
+    return dict(
+        reference=application.reference,
+        round=application.round_id,
+        round_title=definition.title,
+        party=party_names(session, {application.party}).get(application.party, application.party),
+        title=application.title,
+        amount_requested=None if application.amount_requested is None else f"{application.amount_requested:.2f}",
+        currency=definition.currency,
+        applicant=dict(
+            executing_agency=application.applicant.get("executing_agency", {}).get("name"),
+            co_applicants=application.applicant.get("co_applicants", []),
+        ),
+        form_a=application.form_a,
+        form_b=application.form_b,
+        criteria=[c.model_dump() for c in definition.review.criteria],
+        recommendations=["support", "support_with_changes", "do_not_support"],
+        due_on=stage.due_on if stage else None,
+        stage_open=bool(stage and stage.closed_at is None),
+        assignment=assignment.state,
+        review=_review_json(own),
+        other_reviews=others,
+    )
+
+
+def save_review(
+    session: Session, reviewer: ReviewerRow, reference: str, draft: ReviewDraft, *, submit: bool, at: datetime
+) -> dict[str, Any]:
+    """Save the reviewer's draft (it replaces the earlier draft), or submit the review
+    (then it no longer changes). Refused after the stage closed and after submission."""
+    assignment, application, definition, stage = _locked(session, reviewer, reference)
+    review = session.exec(select(Review).where(Review.assignment_id == assignment.id)).first()
+    if assignment.state == AssignmentState.SUBMITTED.value:
+        when = f" on {review.submitted_at:%Y-%m-%d}" if review and review.submitted_at else ""
+        raise NotAllowed(f"you submitted your review of {reference}{when}; it can no longer change")
+    problems = review_problems(draft, definition.review.criteria, final=submit)
+    if problems:
+        raise InvalidInput(
+            f"the review of {reference} was not saved: " + "; ".join(f"{p.field}: {p.message}" for p in problems),
+            [FieldError(path=f"$.{p.field}", message=p.message) for p in problems],
+        )
+    values = dict(
+        scores=draft.scores,
+        recommendation=draft.recommendation.value if draft.recommendation else None,
+        comments_for_committee=draft.comments_for_committee,
+        comments_for_applicant=draft.comments_for_applicant,
+        updated_at=at,
+        state="submitted" if submit else "draft",
+        submitted_at=at if submit else None,
+    )
+    if review is None:
+        review = Review(assignment_id=assignment.id or 0, **values)
+    else:
+        for name, value in values.items():
+            setattr(review, name, value)
+    session.add(review)
+    if submit:
+        move_assignment(
+            session,
+            assignment,
+            "submit",
+            role="reviewer",
+            actor=reviewer.email,
+            at=at,
+            reference=reference,
+            reviewer=reviewer.email,
+            details={"recommendation": values["recommendation"], "scores": draft.scores},
+        )
+        session.flush()
+        close_when_complete(session, stage, definition, at=at)
+    else:
+        audit.record(
+            session,
+            at=at,
+            actor=reviewer.email,
+            role="reviewer",
+            action="review.draft_saved",
+            subject_type="application",
+            subject_id=reference,
+            details={"scores": draft.scores},
+        )
+    return _review_json(review) or {}
+
+
+def decline(
+    session: Session, settings: Settings, reviewer: ReviewerRow, reference: str, reason: str, *, at: datetime
+) -> None:
+    """The reviewer declines; the secretariat is told, so that it can reassign."""
+    if not reason.strip():
+        raise InvalidInput("say why you decline", [FieldError(path="$.reason", message="is required")])
+    assignment, application, _, _ = _locked(session, reviewer, reference)
+    move_assignment(
+        session,
+        assignment,
+        "decline",
+        role="reviewer",
+        actor=reviewer.email,
+        at=at,
+        reference=reference,
+        reviewer=reviewer.email,
+        note=reason.strip(),
+    )
+    _place_to_fill(
+        session,
+        settings,
+        application,
+        reviewer,
+        "declined",
+        f"declined to review {reference}",
+        f"Reason given: {reason.strip()}",
+        at,
+    )
+
+
+def declare_conflict(
+    session: Session, settings: Settings, reviewer: ReviewerRow, reference: str, reason: str, *, at: datetime
+) -> None:
+    """The reviewer declares a conflict of interest: recorded with its source, the
+    application leaves their list, and the secretariat is told."""
+    _, application, _, _ = _locked(session, reviewer, reference)
+    record_conflict(
+        session,
+        application.round_id,
+        reference,
+        reviewer.email,
+        reason=reason,
+        actor=reviewer.email,
+        role="reviewer",
+        at=at,
+    )
+    _place_to_fill(
+        session,
+        settings,
+        application,
+        reviewer,
+        "conflict",
+        f"declared a conflict of interest with {reference}",
+        f"Conflict declared: {reason.strip()}",
+        at,
+    )
+
+
+def _place_to_fill(
+    session: Session,
+    settings: Settings,
+    application: Application,
+    reviewer: ReviewerRow,
+    kind: str,
+    what: str,
+    why: str,
+    at: datetime,
+) -> None:
+    """Tell the secretariat that a reviewer left an application, and how to fill the place."""
+    round_id = application.round_id
+    tell_secretariat(
+        session,
+        settings,
+        round_id,
+        f"review_{kind}:{application.reference}:{reviewer.email}:{at.isoformat()}",
+        f"{reviewer.email} {what}",
+        [why, f"Propose another reviewer: sip review assign {round_id}, then sip review invite {round_id}"],
+        at,
+    )
