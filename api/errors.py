@@ -23,7 +23,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         await _audit_officer_refusal(request, exc)
-        return error_json(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors])
+        return error_json(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors], exc.hints)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,10 +15,23 @@ class FieldErrorOut(BaseModel):
     message: str
 
 
+class NextStepOut(BaseModel):
+    step: str = Field(description="the step, e.g. screen, invite_reviewers, set_funds")
+    what: str = Field(description="the step in words")
+    route: str | None = Field(default=None, description="the route that takes it, where the API has one")
+    round_id: str | None = None
+    reference: str | None = None
+    email: str | None = None
+    option: str | None = Field(default=None, description="a choice the step needs, e.g. the setting to change")
+
+
 class ErrorOut(BaseModel):
     error: str = Field(description="machine-readable code, e.g. invalid, not_found, round_not_accepting")
     message: str = Field(description="what went wrong and what to do next")
     errors: list[FieldErrorOut] = Field(default_factory=list, description="every offending field, if any")
+    next: list[NextStepOut] | None = Field(
+        default=None, description="what would get past the refusal, where something would: each step and its route"
+    )
 
 
 class ReceiptOut(BaseModel):

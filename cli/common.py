@@ -16,6 +16,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from domain.application import FieldError
+from domain.hints import Hint, Step
 from engine.db import reading
 from engine.services import audit
 from engine.services.errors import ServiceError
@@ -61,10 +62,62 @@ def state() -> CommandState:
     return _current.get() or CommandState()
 
 
-def fail(message: str, errors: list[Any] | None = None, code: int = 1) -> NoReturn:
+#: Each step of a refusal's hints as the command that takes it: the hint fills in the
+#: round, application, person and option it names; what it leaves open stays a placeholder.
+COMMANDS: dict[Step, str] = {
+    Step.LOAD_ROUND: "sip rounds load FILE",
+    Step.LIST_ROUNDS: "sip rounds list",
+    Step.OPEN_ROUND: "sip rounds open {round_id}",
+    Step.LOAD_PARTIES: "sip parties load FILE",
+    Step.LIST_PARTIES: "sip parties list",
+    Step.LIST_APPLICATIONS: "sip applications list {round_id}",
+    Step.SCREEN: "sip screen {round_id}",
+    Step.OVERRIDE_SCREENING: (
+        "sip screen override {round_id} {reference} --verdict screened|incomplete|ineligible --reason TEXT"
+    ),
+    Step.CLOSE_SCREENING: "sip screen close {round_id}",
+    Step.LOAD_REVIEWERS: "sip reviewers load FILE",
+    Step.LIST_REVIEWERS: "sip reviewers list",
+    Step.SET_REVIEWER: "sip reviewers set {email} {option}",
+    Step.SHOW_ASSIGNMENT: "sip review show {round_id}",
+    Step.ASSIGN_REVIEWERS: "sip review assign {round_id}",
+    Step.INVITE_REVIEWERS: "sip review invite {round_id}",
+    Step.EXTEND_REVIEW: "sip review extend {round_id} --due {option}",
+    Step.CLOSE_REVIEW: "sip review close {round_id}",
+    Step.LOAD_COMMITTEE: "sip committee load FILE",
+    Step.LIST_COMMITTEE: "sip committee list",
+    Step.SCHEDULE_MEETING: "sip committee meeting {round_id} --on YYYY-MM-DD --place PLACE",
+    Step.SET_FUNDS: "sip committee funds {round_id} AMOUNT",
+    Step.RECORD_DECISIONS: "sip decisions load {round_id} FILE",
+    Step.LIST_DECISIONS: "sip decisions list {round_id}",
+    Step.SEND_LETTERS: "sip letters send {round_id}",
+    Step.LIST_FAILED_MESSAGES: "sip outbox list --failed",
+    Step.MIGRATE: "sip db upgrade",
+    Step.START_FRESH: "sip demo --fresh",
+}
+#: The options a hint may name, as the command's own.
+_OPTIONS = {"active": "--active", "max_load": "--max-load N"}
+
+
+def command_for(hint: Hint) -> str:
+    """The hint as a command to type."""
+    option = _OPTIONS.get(hint.option or "", hint.option)
+    if option is None:
+        option = "YYYY-MM-DD" if hint.step is Step.EXTEND_REVIEW else "[OPTIONS]"
+    return COMMANDS[hint.step].format(
+        round_id=hint.round_id or "ROUND_ID",
+        reference=hint.reference or "REFERENCE",
+        email=hint.email or "EMAIL",
+        option=option,
+    )
+
+
+def fail(message: str, errors: list[Any] | None = None, code: int = 1, hints: tuple[Hint, ...] = ()) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     for error in errors or []:
         typer.echo(f"  {error.path}: {error.message}", err=True)
+    for hint in hints:
+        typer.echo(f"  next: {command_for(hint)}", err=True)
     raise typer.Exit(code)
 
 
@@ -95,9 +148,9 @@ def service_errors() -> Iterator[None]:
     except ServiceError as exc:
         _audit_refusal(exc)
         if len(exc.errors) > 1:
-            fail(f"refused, {len(exc.errors)} problems; nothing was changed:", exc.errors)
+            fail(f"refused, {len(exc.errors)} problems; nothing was changed:", exc.errors, hints=exc.hints)
         # The message names the field and says what to do; add the error if it does not already say it.
-        fail(exc.message, [e for e in exc.errors if e.message not in exc.message])
+        fail(exc.message, [e for e in exc.errors if e.message not in exc.message], hints=exc.hints)
 
 
 def settings_or_fail() -> Settings:

@@ -175,7 +175,7 @@ def decision_problems(d: DecisionIn, facts: Facts, participants: list[str]) -> l
                 )
             if facts.funds_available is None:
                 problems.append(
-                    ("amount", "the funds available for the round are not set (`sip committee funds ROUND_ID AMOUNT`)")
+                    ("amount", "the funds available for the round are not set: set them before recording approvals")
                 )
             elif facts.approved_elsewhere + d.amount > facts.funds_available:
                 problems.append(

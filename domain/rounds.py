@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.hints import Hint, Step
 from domain.money import Amount
 
 ROUND_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -263,7 +264,12 @@ class RoundStatus(StrEnum):
 
 
 class RoundActionError(Exception):
-    """A secretariat action on a round that its status or dates do not allow."""
+    """A secretariat action on a round that its status or dates do not allow, with the
+    steps that would allow it."""
+
+    def __init__(self, message: str, hints: tuple[Hint, ...] = ()):
+        super().__init__(message)
+        self.hints = hints
 
 
 @dataclass(frozen=True)
@@ -394,8 +400,8 @@ def plan_review(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus
         return stored
     if stored is not RoundStatus.SCREENING:
         raise RoundActionError(
-            f"round {definition.id} is {stored.value}; reviewers are invited after screening "
-            f"(`sip screen {definition.id}`) and before the committee"
+            f"round {definition.id} is {stored.value}; reviewers are invited after screening and before the committee",
+            (Hint(Step.SCREEN, round_id=definition.id),),
         )
     return RoundStatus.REVIEW
 
@@ -407,10 +413,9 @@ def plan_committee(stored: RoundStatus, definition: RoundDefinition) -> RoundSta
         return stored  # with the committee already, or past it
     expected = RoundStatus.REVIEW if definition.has_gmp_review else RoundStatus.SCREENING
     if stored is not expected:
-        step = (
-            "the GMP review stage must be open (invite reviewers with `sip review invite`)"
-            if definition.has_gmp_review
-            else "it must be in screening"
-        )
-        raise RoundActionError(f"round {definition.id} is {stored.value}; to go to the committee {step}")
+        if definition.has_gmp_review:
+            step, hints = "the GMP review stage must be open", (Hint(Step.INVITE_REVIEWERS, round_id=definition.id),)
+        else:
+            step, hints = "it must be in screening", (Hint(Step.SCREEN, round_id=definition.id),)
+        raise RoundActionError(f"round {definition.id} is {stored.value}; to go to the committee {step}", hints)
     return RoundStatus.COMMITTEE

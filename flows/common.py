@@ -158,10 +158,13 @@ def refusals_end_the_run(fn: Callable[P, R]) -> Callable[P, R]:
             for error in exc.errors:
                 if error.message not in exc.message:
                     logger.error("  %s: %s", error.path, error.message)
+            steps = "; ".join(hint.words for hint in exc.hints)
+            if steps:
+                logger.error("  next: %s", steps)
             # The state carries a copy without the traceback: the refusal is the message.
-            refusal = type(exc)(exc.message, exc.errors)
+            refusal = type(exc)(exc.message, exc.errors, hints=exc.hints)
             refusal.audited = exc.audited
-            return Failed(message=exc.message, data=refusal)
+            return Failed(message=f"{exc.message} (next: {steps})" if steps else exc.message, data=refusal)
 
     return run
 

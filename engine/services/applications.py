@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
+from domain.hints import Hint, Step
 from domain.lifecycle import (
     PUBLIC_STATUS,
     PublicStatus,
@@ -150,7 +151,7 @@ class TransitionResult:
 def get_application(session: Session, reference: str) -> Application:
     application = session.exec(select(Application).where(Application.reference == reference)).first()
     if application is None:
-        raise NotFound(f"no application {reference!r}; `sip applications list ROUND_ID` lists a round's references")
+        raise NotFound(f"no application {reference!r}", hints=(Hint(Step.LIST_APPLICATIONS),))
     return application
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 from sqlmodel import Session, col, select
 
 from domain.application import FieldError
+from domain.hints import Hint, Step
 from domain.lifecycle import APPRAISED_STATUSES, Role
 from domain.rounds import CriterionKind, RoundDefinition
 from domain.screening import Outcome, appraisal, weighted_score
@@ -196,7 +197,9 @@ def override(
         raise NotAllowed(f"{reference} is an application of round {application.round_id}, not {round_id}")
     record = session.exec(select(ScreeningRecord).where(ScreeningRecord.application_id == application.id)).first()
     if record is None:
-        raise NotAllowed(f"{reference} has not been screened yet; run `sip screen {round_id}` first")
+        raise NotAllowed(
+            f"{reference} has not been screened yet; screen it first", hints=(Hint(Step.SCREEN, round_id=round_id),)
+        )
     if application.status == verdict:
         return False
     name = _OVERRIDES.get((application.status, verdict))

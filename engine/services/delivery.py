@@ -260,7 +260,8 @@ def deliver_claimed(
                     (
                         m,
                         PermanentError(
-                            f"the message cannot be made ({exc}); it needs a person: see `sip outbox list --failed`"
+                            f"the message cannot be made ({exc}); it needs a person "
+                            "(it is listed with the failed messages)"
                         ),
                     )
                 )

@@ -1,9 +1,12 @@
-"""What a service refuses, with a message that says what to do next. The API maps
-each to an HTTP status; the CLI prints the message and exits non-zero."""
+"""What a service refuses: a message that says what is wrong, the fields concerned,
+and the steps that would get past it as data (`domain.hints`). The API maps each to
+an HTTP status and the steps to routes; the CLI prints the message and the steps as
+commands, and exits non-zero."""
 
 from __future__ import annotations
 
 from domain.application import FieldError
+from domain.hints import Hint
 
 
 class ServiceError(Exception):
@@ -12,10 +15,11 @@ class ServiceError(Exception):
     #: Set once the refusal is in the audit trail, so that it is recorded once.
     audited = False
 
-    def __init__(self, message: str, errors: list[FieldError] | None = None):
+    def __init__(self, message: str, errors: list[FieldError] | None = None, *, hints: tuple[Hint, ...] = ()):
         super().__init__(message)
         self.message = message
         self.errors = errors or []
+        self.hints = hints
 
 
 class NotFound(ServiceError):

@@ -26,6 +26,7 @@ from domain.application import (
     load_json,
     validate_document,
 )
+from domain.hints import Hint, Step
 from domain.lifecycle import PUBLIC_STATUS, PublicStatus, Role, Status, initial_record
 from domain.references import make_reference
 from domain.rounds import RoundDefinition, RoundStatus, accepts_applications, accepts_import
@@ -128,7 +129,7 @@ def _document_errors(
             FieldError(
                 path=path,
                 message=f"{code} is not in the Parties register; if this Party has joined the "
-                "Convention, the secretariat must add it (`sip parties load FILE`)",
+                "Convention, the secretariat must add it to the register",
             )
             for path, code in found
             if isinstance(code, str) and _PARTY_CODE.match(code) and code not in known
@@ -142,7 +143,8 @@ def _check_round_accepts(row: Round, definition: RoundDefinition, channel: Chann
         if stored not in (RoundStatus.OPEN, RoundStatus.CLOSED):
             raise NotAccepting(
                 f"round {row.id} is {stored.value}; applications can be imported only while it is "
-                "open or closed, before screening starts (open it with `sip rounds open`)"
+                "open or closed, before screening starts",
+                hints=(Hint(Step.OPEN_ROUND, round_id=row.id),) if stored is RoundStatus.DRAFT else (),
             )
         return
     if accepts_applications(stored, definition, now):

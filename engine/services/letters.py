@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from domain.hints import Hint, Step
 from domain.rounds import RoundStatus
 from engine.services import audit, outbox
 from engine.services.applications import letter_key
@@ -36,8 +37,8 @@ def check_letters(session: Session, round_id: str) -> None:
     row = get_round(session, round_id)
     if RoundStatus(row.status) not in (RoundStatus.COMMITTEE, RoundStatus.DECIDED, RoundStatus.ARCHIVED):
         raise NotAllowed(
-            f"round {round_id} is {row.status}; letters follow the committee's decisions (record them "
-            f"with `sip decisions load {round_id} FILE`)"
+            f"round {round_id} is {row.status}; letters follow the committee's decisions",
+            hints=(Hint(Step.RECORD_DECISIONS, round_id=round_id),),
         )
 
 

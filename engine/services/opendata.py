@@ -18,6 +18,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from domain.committee import APPROVALS
+from domain.hints import Hint, Step
 from domain.rounds import RoundStatus
 from engine.services.applications import decision_letter_sent
 from engine.services.errors import NotAllowed
@@ -54,7 +55,8 @@ def _decided(session: Session, round_id: str) -> str:
     if RoundStatus(row.status) not in (RoundStatus.DECIDED, RoundStatus.ARCHIVED):
         raise NotAllowed(
             f"round {round_id} is {row.status}; the report and the open data follow the committee's "
-            f"decisions on every application on its agenda (`sip decisions list {round_id}`)"
+            "decisions on every application on its agenda",
+            hints=(Hint(Step.LIST_DECISIONS, round_id=round_id),),
         )
     return row.status
 
@@ -205,7 +207,8 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
     if untold:
         raise NotAllowed(
             f"the applicants of {', '.join(untold)} have not been sent their letters; the open data "
-            f"follows the letters (`sip letters send {round_id}`)"
+            "follows the letters",
+            hints=(Hint(Step.SEND_LETTERS, round_id=round_id),),
         )
     funder = {"id": settings.funder_org_id, "name": settings.funder_name}
     now = datetime.now(UTC).replace(microsecond=0).isoformat()

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, col, select
 
 from domain.application import FieldError
+from domain.hints import Hint, Step
 from domain.money import STORED
 from domain.rounds import (
     RoundActionError,
@@ -116,7 +117,8 @@ def definition_of(row: Round) -> RoundDefinition:
         problems = "; ".join(f"{_key_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
         raise InvalidInput(
             f"the stored definition of round {row.id} is not valid for this version of the engine "
-            f"({problems}); correct its file and load it again with `sip rounds load FILE`"
+            f"({problems}); correct its file and load it again",
+            hints=(Hint(Step.LOAD_ROUND),),
         ) from None
 
 
@@ -127,7 +129,10 @@ def get_round(session: Session, round_id: str, *, for_update: bool = False) -> R
     row = session.exec(statement).first()
     if row is None:
         known = ", ".join(session.exec(select(Round.id).order_by(col(Round.opens_at))).all()) or "none loaded"
-        raise NotFound(f"no round {round_id!r} (known rounds: {known}); load its file with `sip rounds load FILE`")
+        raise NotFound(
+            f"no round {round_id!r} (known rounds: {known}); a round is known once its file is loaded",
+            hints=(Hint(Step.LIST_ROUNDS), Hint(Step.LOAD_ROUND)),
+        )
     return row
 
 
@@ -210,7 +215,7 @@ def move_round(
     try:
         transition = round_move(stored, move, row.id)
     except RoundActionError as exc:
-        raise NotAllowed(str(exc)) from None
+        raise NotAllowed(str(exc), hints=exc.hints) from None
     recorded = datetime.now(UTC)
     row.status, row.updated_at = transition.target.value, recorded
     session.add(row)
@@ -285,4 +290,4 @@ def _planned(row: Round, plan: Any) -> RoundStatus:
         planned: RoundStatus = plan(RoundStatus(row.status), definition_of(row))
         return planned
     except RoundActionError as exc:
-        raise NotAllowed(str(exc)) from None
+        raise NotAllowed(str(exc), hints=exc.hints) from None

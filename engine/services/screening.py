@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, select
 
 from domain.application import FORMAT, ApplicationDocument
+from domain.hints import Hint, Step
 from domain.lifecycle import Role, Status
 from domain.money import STORED
 from domain.parties import Party
@@ -193,7 +194,9 @@ def screen_in_session(
     summary = BatchSummary()
     row = get_round(session, round_id)
     if RoundStatus(row.status) is not RoundStatus.SCREENING:
-        raise NotAllowed(f"round {round_id} is {row.status}; start screening first (`sip screen {round_id}`)")
+        raise NotAllowed(
+            f"round {round_id} is {row.status}; start screening first", hints=(Hint(Step.SCREEN, round_id=round_id),)
+        )
     definition = definition_of(row)
     rules = rules_digest(row.definition)
     parties = {p.iso3: Party.model_validate(p, from_attributes=True) for p in session.exec(select(PartyRow)).all()}

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import select
 
+from domain.hints import Hint, Step
 from engine import migrate
 from engine.db import get_engine, reading, unit_of_work
 from engine.services.errors import NotAllowed, Unavailable
@@ -78,8 +79,9 @@ def ensure_current(engine: Engine, url: str) -> None:
     if at != needed:
         raise Unavailable(
             f"the database at {safe_url(url)} is at schema revision {at or 'none'} and this engine "
-            f"needs {needed}: run the migrations first (`sip db upgrade`, the deployment's migration "
-            "step), then start this again"
+            f"needs {needed}: run the migrations first (the deployment's migration step), then start "
+            "this again",
+            hints=(Hint(Step.MIGRATE),),
         )
 
 
@@ -102,8 +104,8 @@ def check_secret_key(engine: Engine, settings: Settings) -> None:
             "SIP_SECRET_KEY is not the key this database was set up with: every machine of the engine "
             "must use the same key (applicants' access codes and people's links are derived from it). "
             "Set the key the other machines use (kept with the database's backups); a new key would "
-            "break every code and link already sent. (A database only the demo used can start afresh: "
-            "`sip demo --fresh`.)"
+            "break every code and link already sent. (A database only the demo used can start afresh.)",
+            hints=(Hint(Step.START_FRESH),),
         )
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from domain.hints import Hint, Step
 from domain.lifecycle import Role, Status
 from domain.review import (
     AssignmentState,
@@ -94,7 +95,7 @@ def check_committee(session: Session, round_id: str) -> RoundStatus:
     try:
         target = plan_committee(stored, definition_of(row))
     except RoundActionError as exc:
-        raise NotAllowed(str(exc)) from None
+        raise NotAllowed(str(exc), hints=exc.hints) from None
     if target is stored:
         return target
     pending = session.exec(
@@ -108,9 +109,12 @@ def check_committee(session: Session, round_id: str) -> RoundStatus:
     if pending:  # they would be left behind in screening
         raise NotAllowed(
             f"screening of {round_id} is not finished: {', '.join(pending)} still wait(s) for "
-            f"screening, a person's judgement or the applicant's answer. Screen them (`sip screen "
-            f"{round_id}`) or decide with `sip screen override {round_id} REFERENCE --verdict "
-            "screened|incomplete|ineligible --reason TEXT`, then close again"
+            "screening, a person's judgement or the applicant's answer. Screen them, or decide "
+            "their screening by hand with a reason, then close again",
+            hints=(
+                Hint(Step.SCREEN, round_id=round_id),
+                *(Hint(Step.OVERRIDE_SCREENING, round_id=round_id, reference=r) for r in pending),
+            ),
         )
     return target
 
@@ -133,3 +137,10 @@ def _submitted_counts(session: Session, round_id: str) -> dict[int, int]:
             .group_by(col(ReviewAssignment.application_id))
         ).all()
     )
+
+
+def to_committee_hint(session: Session, round_id: str) -> Hint:
+    """The step that puts the round with the committee: the close of its GMP review, or of
+    screening in a round without one."""
+    definition = definition_of(get_round(session, round_id))
+    return Hint(Step.CLOSE_REVIEW if definition.has_gmp_review else Step.CLOSE_SCREENING, round_id=round_id)

@@ -298,14 +298,23 @@ def test_the_review_routes_need_a_secretariat_key(client: TestClient) -> None:
 
 def test_a_stage_the_flow_would_refuse_is_refused_at_once_and_audited(client: TestClient) -> None:
     nobody = client.post(f"/rounds/{ROUND4}/review/invitations", headers=OFFICER)
-    assert nobody.status_code == 409 and "run `sip review assign" in nobody.json()["message"]
+    assert nobody.status_code == 409 and "no reviewers are proposed" in nobody.json()["message"]
+    assert nobody.json()["next"] == [
+        {
+            "step": "assign_reviewers",
+            "what": "propose reviewers",
+            "round_id": ROUND4,
+            "route": f"POST /rounds/{ROUND4}/review/assignment",
+        }
+    ]
     rt = client.app.state.runtime  # type: ignore[attr-defined]
     with unit_of_work(rt.engine) as session:
         assign_reviewers(session, ROUND4, actor="officer", at=AFTER_R4)
     past = client.post(f"/rounds/{ROUND4}/review/invitations", headers=OFFICER, json={"due": "2024-08-01"})
     assert past.status_code == 422 and "must be after today (2024-08-05)" in past.json()["message"]
     early = client.post(f"/rounds/{ROUND4}/review/close", headers=OFFICER)
-    assert early.status_code == 409 and "invite reviewers with `sip review invite`" in early.json()["message"]
+    assert early.status_code == 409 and "the GMP review stage must be open" in early.json()["message"]
+    assert [step["route"] for step in early.json()["next"]] == [f"POST /rounds/{ROUND4}/review/invitations"]
     malformed = client.post(f"/rounds/{ROUND4}/review/invitations", headers=OFFICER, json={"due": "soon"})
     assert malformed.status_code == 422
     assert len(refusals(client, "api.invite")) == 3 and len(refusals(client, "api.close_review")) == 1

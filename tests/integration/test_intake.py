@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from domain.hints import Step
 from domain.lifecycle import PublicStatus
 from engine.db import unit_of_work
 from engine.services.errors import Conflict, InvalidInput, NotAccepting, NotFound
@@ -119,8 +120,9 @@ def test_bad_input_is_refused_by_path_and_leaves_the_database_as_it_was(
 
 
 def test_an_unknown_round_is_not_found(open_round1: Runtime) -> None:
-    with pytest.raises(NotFound, match="no round 'sip-1999-r9'.*sip rounds load"):
+    with pytest.raises(NotFound, match="no round 'sip-1999-r9'.*once its file is loaded") as refused:
         submit_application(open_round1.engine, open_round1.settings, "sip-1999-r9", BEN, now=IN_ROUND1)
+    assert [h.step for h in refused.value.hints] == [Step.LIST_ROUNDS, Step.LOAD_ROUND]
 
 
 def test_one_second_before_the_deadline_is_accepted_and_one_second_after_is_refused(open_round1: Runtime) -> None:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from domain.hints import Hint, Step
 from domain.lifecycle import Status
 from domain.review import ReviewDraft
 from engine.db import unit_of_work
@@ -110,8 +111,12 @@ def test_invitations_open_the_stage_once_per_reviewer_in_their_language(invited:
 
 
 def test_invitations_need_proposed_reviewers_and_a_due_date_after_today(round4: Runtime) -> None:
-    with pytest.raises(NotAllowed, match="run `sip review assign"), unit_of_work(round4.engine) as session:
+    with (
+        pytest.raises(NotAllowed, match="no reviewers are proposed") as refused,
+        unit_of_work(round4.engine) as session,
+    ):
         invite(session, round4.settings, ROUND4, actor="o", at=AFTER_R4)
+    assert refused.value.hints == (Hint(Step.ASSIGN_REVIEWERS, round_id=ROUND4),)
     with unit_of_work(round4.engine) as session:
         assign_reviewers(session, ROUND4, actor="o", at=AFTER_R4)
     with pytest.raises(InvalidInput, match="must be after today"), unit_of_work(round4.engine) as session:

@@ -5,6 +5,7 @@ API and the command line do not import each other (both may start flows)."""
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,3 +50,30 @@ def test_the_api_and_the_command_line_do_not_import_each_other() -> None:
 def test_the_engine_never_imports_its_callers() -> None:
     assert reaching("engine", ("api", "cli", "flows", "demo")) == []
     assert reaching("domain", ("engine", "flows", "api", "cli", "notifications")) == []
+
+
+def _messages(folder: str) -> Iterator[tuple[str, int, str]]:
+    """Every string a module's code holds (docstrings and comments are not messages)."""
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                yield str(path.relative_to(ROOT)), node.lineno, node.value
+
+
+def test_the_domain_and_the_services_tell_what_to_do_as_hints_never_as_commands() -> None:
+    commands = [
+        f"{where}:{line}: {text!r}"
+        for folder in ("domain", "engine/services")
+        for where, line, text in _messages(folder)
+        if re.search(r"\bsip [a-z]", text)
+    ]
+    assert commands == []

@@ -33,6 +33,7 @@ from engine.services.parties import party_names
 from engine.services.report import REGIONS, documents, report_rows
 from engine.services.review.views import review_summaries, summary_json
 from engine.services.rounds import get_round
+from engine.services.stages import to_committee_hint
 from engine.services.tokens import derive_bundle_token, token_hash
 from engine.settings import Settings
 from engine.tables import (
@@ -366,8 +367,8 @@ def check_bundles(session: Session, round_id: str) -> None:
     if RoundStatus(row.status) not in (RoundStatus.COMMITTEE, RoundStatus.DECIDED):
         raise NotAllowed(
             f"round {round_id} is {row.status}: the bundles are prepared once screening (and the GMP "
-            f"review, where the round has it) is done and the round is with the committee "
-            f"(`sip screen close {round_id}` or `sip review close {round_id}`)"
+            f"review, where the round has it) is done and the round is with the committee",
+            hints=(to_committee_hint(session, round_id),),
         )
     committee_of(session, round_id)  # a meeting is scheduled and members serve on its date
 

@@ -23,6 +23,7 @@ from domain.committee import (
     decision_problems,
     parse_amount,
 )
+from domain.hints import Hint, Step
 from domain.lifecycle import Role, Status
 from domain.rounds import RoundStatus
 from engine.services.applications import transition
@@ -30,6 +31,7 @@ from engine.services.committee.meeting import Committee, approved_total, committ
 from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput, NotAllowed
 from engine.services.rounds import get_round, move_round
+from engine.services.stages import to_committee_hint
 from engine.tables import (
     Application,
     DecisionRecord,
@@ -107,8 +109,8 @@ def record_decisions(
     row = get_round(session, round_id, for_update=True)
     if RoundStatus(row.status) not in (RoundStatus.COMMITTEE, RoundStatus.DECIDED):
         raise NotAllowed(
-            f"round {round_id} is {row.status}; decisions are recorded once it is with the committee "
-            f"(`sip review close {round_id}` or `sip screen close {round_id}`)"
+            f"round {round_id} is {row.status}; decisions are recorded once it is with the committee",
+            hints=(to_committee_hint(session, round_id),),
         )
     committee = committee_of(session, round_id)
     definition = committee.definition
@@ -128,7 +130,7 @@ def record_decisions(
             errors.append(
                 FieldError(
                     path=f"{where}: reference",
-                    message=f"no application {d.reference} in {round_id} (`sip applications list {round_id}`)",
+                    message=f"no application {d.reference} in {round_id}",
                 )
             )
             continue
@@ -171,7 +173,11 @@ def record_decisions(
             planned.append((d, application, record, participants))
     if errors:
         listed = "; ".join(f"{e.path}: {e.message}" for e in errors[:5]) + ("; …" if len(errors) > 5 else "")
-        raise InvalidInput(f"{len(errors)} problem(s); no decision was recorded: {listed}", errors)
+        raise InvalidInput(
+            f"{len(errors)} problem(s); no decision was recorded: {listed}",
+            errors,
+            hints=(Hint(Step.SET_FUNDS, round_id=round_id),) if funds is None else (),
+        )
     for d, application, record, participants in planned:
         _record(session, committee, d, application, record, participants, actor=actor, at=at)
         summary.recorded += 1

@@ -18,6 +18,7 @@ from domain.committee import (
     member_conflict,
     quorum_of,
 )
+from domain.hints import Hint, Step
 from domain.rounds import RoundDefinition
 from engine.services import audit
 from engine.services.applications import countries_of, get_application
@@ -41,8 +42,8 @@ def meeting_of(session: Session, round_id: str) -> CommitteeMeeting:
     definition = definition_of(get_round(session, round_id))
     if definition.meeting is None:
         raise NotAllowed(
-            f"round {round_id} has no committee meeting scheduled; schedule it with "
-            f"`sip committee meeting {round_id} --on YYYY-MM-DD --place PLACE`"
+            f"round {round_id} has no committee meeting scheduled",
+            hints=(Hint(Step.SCHEDULE_MEETING, round_id=round_id),),
         )
     return CommitteeMeeting(
         round_id=round_id,
@@ -166,7 +167,7 @@ def declare_member_conflict(
     application = _in_round(session, round_id, reference)
     email = email.strip().lower()
     if not session.exec(select(CommitteeMember).where(CommitteeMember.email == email)).first():
-        raise NotFound(f"{email} is not a member of the committee (`sip committee list`)")
+        raise NotFound(f"{email} is not a member of the committee", hints=(Hint(Step.LIST_COMMITTEE),))
     if session.exec(
         select(MemberConflict).where(MemberConflict.email == email, MemberConflict.application_id == application.id)
     ).first():
@@ -236,8 +237,8 @@ def committee_of(session: Session, round_id: str) -> Committee:
     members = members_on(session, meeting.starts_on)
     if not members:
         raise NotAllowed(
-            f"nobody is on the committee on {meeting.starts_on} (the meeting of {round_id}); load the "
-            "membership with `sip committee load FILE`"
+            f"nobody is on the committee on {meeting.starts_on} (the meeting of {round_id})",
+            hints=(Hint(Step.LOAD_COMMITTEE),),
         )
     attendees = meeting.attendees if meeting.attendees is not None else [str(m.email).lower() for m in members]
     declared = {

@@ -52,7 +52,7 @@ def parse_members(text: str, source: str, parties: set[str]) -> list[Member]:
             errors.append(
                 FieldError(
                     path=f"{source}:{line}: country",
-                    message=f"{member.country} is not in the Parties register (`sip parties list`)",
+                    message=f"{member.country} is not in the Parties register",
                 )
             )
             continue

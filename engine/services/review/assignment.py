@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from domain.application import FieldError
+from domain.hints import Hint, Step
 from domain.review import (
     AssignmentState,
     Placement,
@@ -46,12 +47,14 @@ def _assignment(
         select(Application).where(Application.reference == reference, Application.round_id == round_id)
     ).first()
     if application is None:
-        raise NotFound(f"no application {reference!r} in round {round_id}; `sip review show {round_id}` lists them")
+        raise NotFound(
+            f"no application {reference!r} in round {round_id}", hints=(Hint(Step.SHOW_ASSIGNMENT, round_id=round_id),)
+        )
     reviewer = session.exec(select(ReviewerRow).where(ReviewerRow.email == email.strip().lower())).first()
     if reviewer is None:
         raise NotFound(
-            f"no reviewer {email!r} in the register; `sip reviewers list` shows it, "
-            "`sip reviewers set EMAIL ...` adds one"
+            f"no reviewer {email!r} in the register",
+            hints=(Hint(Step.LIST_REVIEWERS), Hint(Step.SET_REVIEWER, email=email)),
         )
     row = session.exec(
         select(ReviewAssignment).where(
@@ -110,7 +113,7 @@ def check_assignment(session: Session, round_id: str) -> None:
 def _assignment_checks(session: Session, state: RoundReview, round_id: str) -> None:
     _open_for_assignment(session, round_id)
     if not any(p.active for p in state.people.values()):
-        raise NotAllowed("the register of reviewers is empty; load it with `sip reviewers load FILE`")
+        raise NotAllowed("the register of reviewers is empty", hints=(Hint(Step.LOAD_REVIEWERS),))
 
 
 def placement_json(placements: list[Placement]) -> list[dict[str, Any]]:
@@ -202,13 +205,15 @@ def add_reviewer(session: Session, round_id: str, reference: str, email: str, *,
         )
     if not reviewer.active:
         raise NotAllowed(
-            f"{reviewer.email} is inactive in the register; `sip reviewers set {reviewer.email} --active` first"
+            f"{reviewer.email} is inactive in the register; make them active first",
+            hints=(Hint(Step.SET_REVIEWER, email=reviewer.email, option="active"),),
         )
     load = state.loads().get(reviewer.email, 0)
     if load >= reviewer.max_load:
         raise NotAllowed(
             f"{reviewer.email} already has {load} application(s) in {round_id}, their maximum; "
-            f"raise it with `sip reviewers set {reviewer.email} --max-load N` or choose another"
+            "raise it or choose another reviewer",
+            hints=(Hint(Step.SET_REVIEWER, email=reviewer.email, option="max_load"),),
         )
     areas = subject_of(application).areas
     outside = sorted(areas - set(reviewer.areas)) if not areas & set(reviewer.areas) else []

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from sqlmodel import Session
 
 from domain.application import FieldError
+from domain.hints import Hint, Step
 from domain.lifecycle import Role, Status
 from domain.review import (
     AssignmentState,
@@ -147,22 +148,22 @@ def _invite_checks(
     try:
         plan_review(RoundStatus(get_round(session, round_id).status), definition)
     except RoundActionError as exc:
-        raise NotAllowed(str(exc)) from None
+        raise NotAllowed(str(exc), hints=exc.hints) from None
     stage = stage_of(session, round_id, for_update=True)
     if stage is not None:
         if stage.closed_at is not None:
             raise NotAllowed(f"the GMP review of round {round_id} closed on {stage.closed_at:%Y-%m-%d}")
         if due is not None and due != stage.due_on:
             raise InvalidInput(
-                f"the reviews are already due on {stage.due_on}; change the date with "
-                f"`sip review extend {round_id} --due {due}`",
+                f"the reviews are already due on {stage.due_on}; move the due date instead",
                 [FieldError(path="due", message="differs")],
+                hints=(Hint(Step.EXTEND_REVIEW, round_id=round_id, option=due.isoformat()),),
             )
         return stage, stage.due_on
     if not any(a.state == AssignmentState.PROPOSED.value for rows in state.assignments.values() for a in rows):
         raise NotAllowed(
-            f"no reviewers are proposed in round {round_id}; run `sip review assign {round_id}` "
-            "(or add them by hand) first"
+            f"no reviewers are proposed in round {round_id}; propose them (or add them by hand) first",
+            hints=(Hint(Step.ASSIGN_REVIEWERS, round_id=round_id),),
         )
     today = local_day(at, definition)
     due_on = due or due_date(definition.review, today)

@@ -92,8 +92,8 @@ def review_day(session: Session, settings: Settings, round_id: str, *, at: datet
             for reviewer, applications in by_reviewer.values()
         ]
         lines.append(
-            f"Close the review when you are ready (sip review close {round_id}); applications with "
-            "fewer reviews than asked go to the committee marked as such."
+            "Close the review when you are ready; applications with fewer reviews than asked go "
+            "to the committee marked as such."
         )
         summary.overdue_notice = bool(
             tell_secretariat(

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
+from domain.hints import Hint, Step
 from domain.lifecycle import Status
 from domain.review import (
     ACTIVE_STATES,
@@ -269,8 +270,8 @@ def open_stage(session: Session, round_id: str, *, for_update: bool = False) -> 
     stage = stage_of(session, round_id, for_update=for_update)
     if stage is None:
         raise NotAllowed(
-            f"the GMP review of round {round_id} has not started; invite the reviewers with "
-            f"`sip review invite {round_id}`"
+            f"the GMP review of round {round_id} has not started; it starts when the reviewers are invited",
+            hints=(Hint(Step.INVITE_REVIEWERS, round_id=round_id),),
         )
     if stage.closed_at is not None:
         raise NotAllowed(

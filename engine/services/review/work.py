@@ -332,6 +332,6 @@ def _place_to_fill(
         round_id,
         f"review_{kind}:{application.reference}:{reviewer.email}:{at.isoformat()}",
         f"{reviewer.email} {what}",
-        [why, f"Propose another reviewer: sip review assign {round_id}, then sip review invite {round_id}"],
+        [why, "Propose another reviewer for its open place, then invite them."],
         at,
     )
