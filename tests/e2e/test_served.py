@@ -163,23 +163,24 @@ def test_a_served_engine_opens_and_closes_a_round_on_its_dates(
     env = engine_env(shared_database, api, home, SIP_DATA_DIR=str(tmp_path / "data"))
     migrate(env, tmp_path)
     rt = runtime_on(shared_database, tmp_path / "data")
-    opens = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
-    closes = opens + timedelta(seconds=10)
-    source = Path("rounds/sip-2024-r4.toml").read_text()
-    source = re.sub(r"(?m)^opens_at = .*$", f"opens_at = {opens.isoformat()}", source)
-    source = re.sub(r"(?m)^closes_at = .*$", f"closes_at = {closes.isoformat()}", source)
-    with unit_of_work(rt.engine) as session:
-        store_round(
-            session,
-            parse_round(source.replace(ROUND4, "sip-test-dates"), "test"),
-            source="test",
-            actor="officer",
-            at=datetime.now(UTC),
-        )
     log = tmp_path / "serve.log"
     with serving(api, env, tmp_path, log):
+        # The dates count from when the flows are served (a loaded machine takes a while to start them).
+        opens = (datetime.now(UTC) + timedelta(seconds=40)).replace(microsecond=0)
+        closes = opens + timedelta(seconds=15)
+        source = Path("rounds/sip-2024-r4.toml").read_text()
+        source = re.sub(r"(?m)^opens_at = .*$", f"opens_at = {opens.isoformat()}", source)
+        source = re.sub(r"(?m)^closes_at = .*$", f"closes_at = {closes.isoformat()}", source)
+        with unit_of_work(rt.engine) as session:
+            store_round(
+                session,
+                parse_round(source.replace(ROUND4, "sip-test-dates"), "test"),
+                source="test",
+                actor="officer",
+                at=datetime.now(UTC),
+            )
         scheduled = completed(start_runs(api, home, [[run("round-dates/every-15-minutes")]], cwd=tmp_path))
-        deadline = datetime.now(UTC) + timedelta(seconds=120)
+        deadline = datetime.now(UTC) + timedelta(seconds=150)
         while True:
             with reading(rt.engine) as session:
                 status = session.get(Round, "sip-test-dates").status  # type: ignore[union-attr]
