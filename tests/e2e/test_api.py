@@ -74,6 +74,7 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_first_result(client: 
     again = client.post(URL, content=BEN, headers={"Idempotency-Key": "retry-1"})
     assert first.json() == again.json() and again.headers["idempotent-replayed"] == "true"
     other = client.post(URL, content=LSO, headers={"Idempotency-Key": "retry-1"})
+    assert "idempotent-replayed" not in first.headers and first.headers["location"] == again.headers["location"]
     assert other.status_code == 409 and "different content" in other.json()["message"]
 
 
