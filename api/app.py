@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from api import applicants, committee, health, reviewer, secretariat
+from api.common import DEFAULT_ERROR
 from api.errors import install_error_handlers
 from domain.application import ApplicationDocument
 from engine.services.errors import ServiceError
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         version="0.1.0",
         summary="Specific International Programme of the Minamata Convention on Mercury: applications and status",
         lifespan=lifespan,
+        responses=DEFAULT_ERROR,
     )
     app.state.clock = now
     app.state.settings = settings

@@ -4,9 +4,9 @@ its status (JSON, or a page in English, French or Spanish), send forms again."""
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Form, Header, Query, Request, status
+from fastapi import APIRouter, Form, Header, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -24,7 +24,7 @@ from notifications import LANGUAGES
 from notifications.render import PAGES, environment
 
 log = logging.getLogger("sip.api")
-router = APIRouter()
+router = APIRouter(responses=error_responses(503))
 
 NOT_FOUND = "no application with that reference and access token"
 #: The body of a resubmission: any of the three forms.
@@ -69,12 +69,13 @@ def get_round(round_id: str, rt: RuntimeDep, now: NowDep) -> RoundView:
 async def submit(
     round_id: str,
     request: Request,
+    response: Response,
     rt: RuntimeDep,
     now: NowDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, description=IDEMPOTENCY_HELP)
     ] = None,
-) -> Any:
+) -> ReceiptOut | JSONResponse:
     """Submit an application (format `sip-application/1`) while the round is open.
 
     The answer holds the application's reference and an access token, shown once."""
@@ -97,19 +98,15 @@ async def submit(
         idempotency_key=idempotency_key,
         now=now,
     )
-    return JSONResponse(
-        status_code=201,
-        headers={
-            "Location": f"/applications/{receipt.reference}",
-            **({} if receipt.created else {"Idempotent-Replayed": "true"}),
-        },
-        content=ReceiptOut(
-            reference=receipt.reference,
-            status=receipt.status,
-            round=receipt.round_id,
-            submitted_at=receipt.submitted_at,
-            access_token=receipt.access_token,
-        ).model_dump(mode="json"),
+    response.headers["Location"] = f"/applications/{receipt.reference}"
+    if not receipt.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return ReceiptOut(
+        reference=receipt.reference,
+        status=receipt.status,
+        round=receipt.round_id,
+        submitted_at=receipt.submitted_at,
+        access_token=receipt.access_token,
     )
 
 
@@ -119,7 +116,7 @@ async def submit(
     responses=error_responses(404),
     tags=["applications"],
 )
-def application_status(reference: str, rt: RuntimeDep, credentials: BearerDep) -> Any:
+def application_status(reference: str, rt: RuntimeDep, credentials: BearerDep) -> ApplicationStatusOut | JSONResponse:
     """The application's public status and timeline, for its applicant (Bearer access token).
 
     A wrong or missing token and an unknown reference get the same 404."""
@@ -138,7 +135,9 @@ def application_status(reference: str, rt: RuntimeDep, credentials: BearerDep) -
     responses=error_responses(404, 409, 413, 422),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": FORMS}}}},
 )
-async def resubmit(reference: str, request: Request, rt: RuntimeDep, now: NowDep, credentials: BearerDep) -> Any:
+async def resubmit(
+    reference: str, request: Request, rt: RuntimeDep, now: NowDep, credentials: BearerDep
+) -> ApplicationStatusOut | JSONResponse:
     """Send forms again (any of form_a, form_b, form_c) after the secretariat found the application
     incomplete or asked for information; the application is then screened again."""
     body = await request.body()
@@ -162,7 +161,14 @@ async def resubmit(reference: str, request: Request, rt: RuntimeDep, now: NowDep
     return _status_out(view)
 
 
-@router.get("/status", response_class=HTMLResponse, tags=["status page"])
+@router.get(
+    "/status",
+    response_model=None,
+    response_class=HTMLResponse,
+    status_code=status.HTTP_200_OK,
+    responses=error_responses(422),
+    tags=["status page"],
+)
 def status_page(
     rt: RuntimeDep,
     reference: str | None = Query(default=None, max_length=60),
@@ -174,9 +180,14 @@ def status_page(
 
 @router.post(
     "/status",
+    response_model=None,
     response_class=HTMLResponse,
+    status_code=status.HTTP_200_OK,
     tags=["status page"],
-    responses={404: {"description": "no application with that reference and access code"}},
+    responses={
+        404: {"content": {"text/html": {}}, "description": "no application with that reference and access code"},
+        **error_responses(422),
+    },
 )
 def status_page_result(
     rt: RuntimeDep,

@@ -5,10 +5,9 @@ bundle with the personal link of its message: every download is audited."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse
@@ -18,6 +17,17 @@ from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatDep
+from api.schemas import (
+    BundleVersionOut,
+    CommitteeOut,
+    DecisionsOut,
+    FlowStarted,
+    GrantsPackageOut,
+    MeetingOut,
+    MemberConflictOut,
+    MemberOut,
+    MemberTermOut,
+)
 from api.stages import check_first, start_stage
 from domain.committee import DecisionIn, composition_problems
 from engine.db import reading, unit_of_work
@@ -29,7 +39,7 @@ from engine.services.committee import meeting as committee_meeting
 from engine.services.errors import NotAllowed
 from engine.tables import CommitteeBundle
 
-router = APIRouter(tags=["committee"])
+router = APIRouter(tags=["committee"], responses=error_responses(503))
 
 
 class MemberIn(BaseModel):
@@ -77,81 +87,78 @@ class DecisionsIn(BaseModel):
     decisions: list[DecisionIn] = Field(min_length=1, max_length=5000)
 
 
-class FlowStarted(BaseModel):
-    flow_run_id: str
-    round: str
-
-
-@router.get("/committee", responses=error_responses(401))
+@router.get("/committee", response_model=CommitteeOut, responses=error_responses(401, 422))
 def members(
     rt: RuntimeDep,
     now: NowDep,
     officer: SecretariatDep,
     on: Annotated[date | None, Query(description="default: today")] = None,
-) -> dict[str, Any]:
+) -> CommitteeOut:
     """The members serving on a day, and how the committee differs from its rule."""
     day = on or now.date()
     with reading(rt.engine) as session:
         serving, region_of = membership.members_on(session, day), membership.regions(session)
-    return {
-        "on": day,
-        "members": [m.model_dump(mode="json") for m in serving],
-        "composition": composition_problems(serving, region_of),
-    }
+    return CommitteeOut(
+        on=day,
+        members=[MemberOut.model_validate(m, from_attributes=True) for m in serving],
+        composition=composition_problems(serving, region_of),
+    )
 
 
-@router.put("/committee/{email}/{term_start}", responses=error_responses(401, 422))
+@router.put("/committee/{email}/{term_start}", response_model=MemberTermOut, responses=error_responses(401, 422))
 def put_member(
     email: str, term_start: date, body: MemberIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-) -> dict[str, Any]:
+) -> MemberTermOut:
     """Add a member's term, or change some of its details."""
     with unit_of_work(rt.engine) as session:
         row, outcome = membership.set_member(
             session, email, term_start, body.model_dump(exclude_unset=True), actor=officer, at=now
         )
-        return {**row.model_dump(exclude={"id"}), "outcome": outcome}
+        return MemberTermOut.model_validate({**row.model_dump(), "outcome": outcome})
 
 
-@router.put("/rounds/{round_id}/meeting", responses=error_responses(401, 404, 422))
-def meeting(round_id: str, body: MeetingIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
+@router.put("/rounds/{round_id}/meeting", response_model=MeetingOut, responses=error_responses(401, 404, 422))
+def meeting(round_id: str, body: MeetingIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> MeetingOut:
     """Schedule the round's committee meeting."""
     with unit_of_work(rt.engine) as session:
         row = committee_meeting.schedule_meeting(
             session, round_id, body.starts_on, body.ends_on, body.place, actor=officer, at=now
         )
-        return row.model_dump(mode="json")
+        return MeetingOut.model_validate(row, from_attributes=True)
 
 
-@router.put("/rounds/{round_id}/funds", responses=error_responses(401, 404, 409, 422))
-def funds(round_id: str, body: FundsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
+@router.put("/rounds/{round_id}/funds", response_model=MeetingOut, responses=error_responses(401, 404, 409, 422))
+def funds(round_id: str, body: FundsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> MeetingOut:
     """Set the funds available for the round's approvals."""
     with unit_of_work(rt.engine) as session:
         row = committee_meeting.set_funds(session, round_id, body.amount, actor=officer, at=now)
-        return row.model_dump(mode="json")
+        return MeetingOut.model_validate(row, from_attributes=True)
 
 
-@router.put("/rounds/{round_id}/attendance", responses=error_responses(401, 404, 422))
-def attendance(
-    round_id: str, body: AttendanceIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-) -> dict[str, Any]:
+@router.put("/rounds/{round_id}/attendance", response_model=MeetingOut, responses=error_responses(401, 404, 422))
+def attendance(round_id: str, body: AttendanceIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> MeetingOut:
     """Who attends the meeting (they take part in the decisions, less those conflicted)."""
     with unit_of_work(rt.engine) as session:
         row = committee_meeting.set_attendees(
             session, round_id, [str(e) for e in body.attendees], actor=officer, at=now
         )
-        return row.model_dump(mode="json")
+        return MeetingOut.model_validate(row, from_attributes=True)
 
 
-@router.post("/rounds/{round_id}/applications/{reference}/member-conflicts", responses=error_responses(401, 404, 422))
+@router.post(
+    "/rounds/{round_id}/applications/{reference}/member-conflicts",
+    response_model=MemberConflictOut,
+    responses=error_responses(401, 404, 409, 422),
+)
 def member_conflict(
     round_id: str, reference: str, body: MemberConflictIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-) -> dict[str, Any]:
+) -> MemberConflictOut:
     """Record a member's declared conflict of interest with an application."""
     with unit_of_work(rt.engine) as session:
         recorded = committee_meeting.declare_member_conflict(
             session, round_id, reference, str(body.email), body.reason, actor=officer, at=now
         )
-    return {"reference": reference, "member": str(body.email).lower(), "recorded": recorded}
+    return MemberConflictOut(reference=reference, member=str(body.email).lower(), recorded=recorded)
 
 
 @router.post(
@@ -171,8 +178,8 @@ async def prepare(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Flo
     return FlowStarted(flow_run_id=run_id, round=round_id)
 
 
-@router.get("/rounds/{round_id}/bundles", responses=error_responses(401, 404))
-def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> list[dict[str, Any]]:
+@router.get("/rounds/{round_id}/bundles", response_model=list[BundleVersionOut], responses=error_responses(401, 404))
+def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> list[BundleVersionOut]:
     """Every version of every member's bundle, with what changed."""
     with reading(rt.engine) as session:
         rows = session.exec(
@@ -180,20 +187,17 @@ def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> l
             .where(CommitteeBundle.round_id == round_id)
             .order_by(col(CommitteeBundle.email), col(CommitteeBundle.version))
         ).all()
-    return [
-        dict(email=r.email, version=r.version, changes=r.changes, sha256=r.sha256, created_at=r.created_at)
-        for r in rows
-    ]
+    return [BundleVersionOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.post("/rounds/{round_id}/decisions", responses=error_responses(401, 404, 409, 422))
-def decisions(round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
+@router.post("/rounds/{round_id}/decisions", response_model=DecisionsOut, responses=error_responses(401, 404, 409, 422))
+def decisions(round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> DecisionsOut:
     """Record the committee's decisions: all, or none if one breaks a rule (every problem listed)."""
     with unit_of_work(rt.engine) as session:
         summary = committee_decisions.record_decisions(
             session, round_id, [(d, f"$.decisions[{i}]") for i, d in enumerate(body.decisions)], actor=officer, at=now
         )
-    return asdict(summary)
+    return DecisionsOut.model_validate(summary, from_attributes=True)
 
 
 @router.post(
@@ -213,21 +217,34 @@ async def letters(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Flo
     return FlowStarted(flow_run_id=run_id, round=round_id)
 
 
-@router.get("/rounds/{round_id}/360giving", responses=error_responses(401, 404, 409))
-def grants(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> dict[str, Any]:
+@router.get(
+    "/rounds/{round_id}/360giving",
+    response_model=GrantsPackageOut,
+    response_model_exclude_none=True,  # a grant's optional fields are left out, not null
+    responses=error_responses(401, 404, 409),
+)
+def grants(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> GrantsPackageOut:
     """The round's awarded grants as a 360Giving data package (validated before it is given)."""
     with reading(rt.engine) as session:
         package = opendata.grants_package(session, rt.settings, round_id)
     errors = opendata.validation_errors(package)
     if errors:
         raise NotAllowed("the package does not validate against the 360Giving schema: " + "; ".join(errors[:5]))
-    return package
+    return GrantsPackageOut.model_validate(package)
 
 
 @router.get(
     "/committee/bundle",
+    response_model=None,
     response_class=FileResponse,
-    responses=error_responses(404),
+    status_code=status.HTTP_200_OK,
+    responses={
+        200: {
+            "content": {"text/html": {}, "application/pdf": {}},
+            "description": "the bundle: HTML, or PDF with format=pdf",
+        },
+        **error_responses(404, 422),
+    },
     summary="A committee member's review bundle (the link of their message)",
 )
 def download(

@@ -23,6 +23,14 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
 
 
+#: Every error answer has the shape of `ErrorOut` (the handlers of api/errors.py): the
+#: OpenAPI document says so for the codes a route does not name (and FastAPI's own 422
+#: shape, which this API never answers, is not declared).
+DEFAULT_ERROR: dict[int | str, dict[str, Any]] = {
+    "default": {"model": ErrorOut, "description": "any other refusal or failure (500: the engine failed unexpectedly)"}
+}
+
+
 def error_json(
     code: int,
     error: str,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import literal
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from api.common import error_json, error_responses
 from api.deps import get_runtime
+from api.schemas import AliveOut, ReadyOut
 from engine.db import reading
 from engine.services.errors import ServiceError
 from engine.services.setup import unreachable
@@ -20,15 +21,15 @@ log = logging.getLogger("sip.api")
 router = APIRouter(tags=["service"])
 
 
-@router.get("/health/live")
-def alive() -> dict[str, str]:
+@router.get("/health/live", response_model=AliveOut)
+def alive() -> AliveOut:
     """Liveness: the process answers (a process manager restarts it when it does not)."""
-    return {"status": "alive"}
+    return AliveOut()
 
 
-@router.get("/health/ready", responses=error_responses(503))
-@router.get("/health", responses=error_responses(503))
-def ready(request: Request) -> Any:
+@router.get("/health/ready", response_model=ReadyOut, responses=error_responses(503))
+@router.get("/health", response_model=ReadyOut, responses=error_responses(503))
+def ready(request: Request) -> ReadyOut | JSONResponse:
     """Readiness: the database answers and its schema is the one this engine needs
     (a load balancer sends requests here only then)."""
     try:
@@ -40,6 +41,6 @@ def ready(request: Request) -> Any:
     except ServiceError as exc:
         refusal = exc
     else:
-        return {"status": "ready"}
+        return ReadyOut()
     log.warning("not ready: %s", refusal.message)
     return error_json(503, refusal.code, refusal.message)

@@ -7,17 +7,25 @@ that does not exist. Every refused attempt is audited."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Form, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, Body, Depends, Form, Request, Response, status
+from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 from sqlmodel import Session
 
 from api.common import error_json, error_responses
 from api.deps import NowDep, RuntimeDep
+from api.schemas import (
+    AssignmentLeftOut,
+    DossierOut,
+    LinkSentOut,
+    ReviewerAssignmentOut,
+    ReviewOut,
+    SessionOut,
+)
 from domain.application import FieldError, json_path
 from domain.review import ReviewDraft
 from engine.db import reading, unit_of_work
@@ -29,7 +37,7 @@ from engine.tables import Reviewer as ReviewerRow
 from notifications import LANGUAGES
 from notifications.render import PAGES, environment
 
-router = APIRouter(prefix="/reviewer", tags=["reviewers"])
+router = APIRouter(prefix="/reviewer", tags=["reviewers"], responses=error_responses(503))
 session_bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ReviewerSession",
@@ -49,13 +57,6 @@ class SessionIn(BaseModel):
     token: str = Field(min_length=1, max_length=200, description="the token of the sign-in link (token=...)")
 
 
-class SessionOut(BaseModel):
-    session_token: str = Field(description="Shown once: send it as Authorization: Bearer <token>")
-    expires_at: datetime
-    email: str
-    name: str
-
-
 class LinkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,17 +73,6 @@ class ReasonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000)
-
-
-class AssignmentOut(BaseModel):
-    reference: str
-    round: str
-    title: str | None
-    party: str
-    state: str = Field(description="invited or submitted")
-    review: str | None = Field(description="draft or submitted, if you saved one")
-    due_on: date | None
-    stage_open: bool
 
 
 def _as_reviewer(
@@ -141,7 +131,11 @@ def _sign_in(rt: Runtime, now: datetime, token: str) -> access.SignedIn:
 @router.post(
     "/links",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(422),
+    response_model=LinkSentOut,
+    responses={
+        202: {"content": {"text/html": {}}, "description": "JSON; or the page, for a browser's form"},
+        **error_responses(422),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -152,7 +146,7 @@ def _sign_in(rt: Runtime, now: datetime, token: str) -> access.SignedIn:
         }
     },
 )
-async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> Any:
+async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> LinkSentOut | Response:
     """Ask for a new sign-in link by e-mail. The answer is the same whether or not the
     address is a reviewer's (JSON, or the page for a browser's form)."""
     form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
@@ -175,7 +169,7 @@ async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> Any:
     await run_in_threadpool(send)
     if form:
         return _page(language, "link_sent", status_code=202)
-    return JSONResponse(status_code=202, content={"message": LINK_SENT})
+    return LinkSentOut(message=LINK_SENT)
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -186,17 +180,19 @@ async def _json(request: Request) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"email": None}
 
 
-@router.get("/assignments", response_model=list[AssignmentOut], responses=error_responses(401))
-def assignments(rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> Any:
+@router.get("/assignments", response_model=list[ReviewerAssignmentOut], responses=error_responses(401))
+def assignments(rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> list[ReviewerAssignmentOut]:
     """The applications assigned to you (never one you have a conflict of interest with)."""
-    return _as_reviewer(rt, now, credentials, "review.list", "assignments", work.my_assignments)
+    mine = _as_reviewer(rt, now, credentials, "review.list", "assignments", work.my_assignments)
+    return [ReviewerAssignmentOut.model_validate(a) for a in mine]
 
 
-@router.get("/assignments/{reference}", responses=error_responses(401, 404))
-def application(reference: str, rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> dict[str, Any]:
+@router.get("/assignments/{reference}", response_model=DossierOut, responses=error_responses(401, 404))
+def application(reference: str, rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> DossierOut:
     """An application assigned to you: forms A and B, the round's technical criteria,
     your review, and (once yours is submitted) the other reviewers' reviews, unnamed."""
-    return _as_reviewer(rt, now, credentials, "review.read", reference, lambda s, r: work.dossier(s, r, reference))
+    dossier = _as_reviewer(rt, now, credentials, "review.read", reference, lambda s, r: work.dossier(s, r, reference))
+    return DossierOut.model_validate(dossier)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -223,29 +219,36 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 @router.put(
-    "/assignments/{reference}/review", responses=error_responses(401, 404, 409, 422), openapi_extra=_body(ReviewIn)
+    "/assignments/{reference}/review",
+    response_model=ReviewOut,
+    responses=error_responses(401, 404, 409, 422),
+    openapi_extra=_body(ReviewIn),
 )
 def save_review(
     reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
-) -> dict[str, Any]:
+) -> ReviewOut:
     """Save your review: it replaces your draft; with `submit: true` it is submitted
     (every criterion scored, a recommendation, comments for the committee) and then no
     longer changes. Refused after the review stage closed."""
 
-    def save(session: Session, reviewer: ReviewerRow) -> dict[str, Any]:
+    def save(session: Session, reviewer: ReviewerRow) -> ReviewOut:
         review = _parse(ReviewIn, body)
         draft = ReviewDraft.model_validate(review.model_dump(exclude={"submit"}))
-        return work.save_review(session, reviewer, reference, draft, submit=review.submit, at=now)
+        saved = work.save_review(session, reviewer, reference, draft, submit=review.submit, at=now)
+        return ReviewOut.model_validate(saved)
 
     return _as_reviewer(rt, now, credentials, "review.save", reference, save)
 
 
 @router.post(
-    "/assignments/{reference}/decline", responses=error_responses(401, 404, 409, 422), openapi_extra=_body(ReasonIn)
+    "/assignments/{reference}/decline",
+    response_model=AssignmentLeftOut,
+    responses=error_responses(401, 404, 409, 422),
+    openapi_extra=_body(ReasonIn),
 )
 def decline(
     reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
-) -> dict[str, str]:
+) -> AssignmentLeftOut:
     """Decline to review this application (the secretariat is told, and reassigns it)."""
     _as_reviewer(
         rt,
@@ -255,15 +258,18 @@ def decline(
         reference,
         lambda s, r: work.decline(s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now),
     )
-    return {"reference": reference, "state": "declined"}
+    return AssignmentLeftOut(reference=reference, state="declined")
 
 
 @router.post(
-    "/assignments/{reference}/conflict", responses=error_responses(401, 404, 409, 422), openapi_extra=_body(ReasonIn)
+    "/assignments/{reference}/conflict",
+    response_model=AssignmentLeftOut,
+    responses=error_responses(401, 404, 409, 422),
+    openapi_extra=_body(ReasonIn),
 )
 def conflict(
     reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
-) -> dict[str, str]:
+) -> AssignmentLeftOut:
     """Declare a conflict of interest with this application: it leaves your list."""
     _as_reviewer(
         rt,
@@ -273,7 +279,7 @@ def conflict(
         reference,
         lambda s, r: work.declare_conflict(s, rt.settings, r, reference, _parse(ReasonIn, body).reason, at=now),
     )
-    return {"reference": reference, "state": "conflicted"}
+    return AssignmentLeftOut(reference=reference, state="conflicted")
 
 
 # --- pages for a browser: the link in the e-mail opens these ---------------------------------
@@ -303,14 +309,26 @@ def _page(lang: str | None, mode: str, *, status_code: int = 200, **context: Any
     )
 
 
-@router.get("/sign-in", response_class=HTMLResponse, include_in_schema=False)
+@router.get(
+    "/sign-in",
+    response_model=None,
+    response_class=HTMLResponse,
+    status_code=status.HTTP_200_OK,
+    include_in_schema=False,
+)
 def sign_in_page(token: str = "", lang: str = "en") -> HTMLResponse:
     """The page the link opens: a button signs in (a mail scanner that follows the
     link does not use it up)."""
     return _page(lang, "confirm", token=token[:200])
 
 
-@router.post("/sign-in", response_class=HTMLResponse, include_in_schema=False)
+@router.post(
+    "/sign-in",
+    response_model=None,
+    response_class=HTMLResponse,
+    status_code=status.HTTP_200_OK,
+    include_in_schema=False,
+)
 def sign_in_form(
     rt: RuntimeDep,
     now: NowDep,
@@ -327,6 +345,8 @@ def sign_in_form(
     return _page(lang, "signed_in", signed=signed, assignments=mine, base=rt.settings.public_base_url.rstrip("/"))
 
 
-@router.get("/links", response_class=HTMLResponse, include_in_schema=False)
+@router.get(
+    "/links", response_model=None, response_class=HTMLResponse, status_code=status.HTTP_200_OK, include_in_schema=False
+)
 def link_page(lang: str = "en") -> HTMLResponse:
     return _page(lang, "link_form")

@@ -5,9 +5,8 @@ review (assignment, invitations, the close to the committee) and follow it."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
-from datetime import date
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Literal
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
@@ -16,6 +15,24 @@ from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatDep
+from api.schemas import (
+    ApplicationAssignmentOut,
+    ConflictRecordedOut,
+    DueMovedOut,
+    InformationRequestedOut,
+    OutboxMessageOut,
+    OverrideOut,
+    ReviewerAddedOut,
+    ReviewerOut,
+    ReviewerRemovedOut,
+    ReviewerSetOut,
+    ReviewFlowStarted,
+    ReviewStageOut,
+    ScoresRecordedOut,
+    ScreeningProgress,
+    ScreeningRow,
+    ScreeningStarted,
+)
 from api.stages import check_first, start_stage
 from domain.application import FieldError
 from domain.rounds import RoundStatus
@@ -27,39 +44,11 @@ from engine.services.errors import InvalidInput, NotFound
 from engine.services.review import assignment as review_assignment
 from engine.services.review import invitations, register, views
 from engine.services.screening import check_screening, screening_counts
+from engine.services.setup import Runtime
 from engine.tables import Reviewer
 
 log = logging.getLogger("sip.api")
-router = APIRouter(prefix="/rounds/{round_id}", tags=["secretariat"])
-
-
-class ScreeningStarted(BaseModel):
-    flow_run_id: str
-    round: str
-    progress: str = Field(description="GET this path to follow the screening")
-
-
-class ScreeningRow(BaseModel):
-    rank: int | None
-    reference: str
-    party: str
-    region: str
-    ldc: bool
-    sids: bool
-    verdict: str
-    overridden: str
-    failed: list[str]
-    needs_judgement: list[str]
-    weighted_score: str | None
-    scored_weight: str | None = Field(description="share (%) of the criteria's weight scored so far")
-    unscored: list[str]
-
-
-class ScreeningProgress(BaseModel):
-    round: str
-    status: RoundStatus
-    counts: dict[str, int] = Field(description="applications by screening verdict, and those not screened yet")
-    applications: list[ScreeningRow]
+router = APIRouter(prefix="/rounds/{round_id}", tags=["secretariat"], responses=error_responses(401, 503))
 
 
 class ScoreIn(BaseModel):
@@ -141,10 +130,10 @@ def screening_progress(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -
     )
 
 
-@router.post("/screening/scores", responses=error_responses(401, 404, 422))
+@router.post("/screening/scores", response_model=ScoresRecordedOut, responses=error_responses(401, 404, 422))
 def record_scores(
     round_id: str, body: ScoresIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-) -> dict[str, int]:
+) -> ScoresRecordedOut:
     """Record appraisal scores (all, or none if one is wrong: every problem is listed)."""
     rows = [
         appraisal.ScoreRow(s.reference, s.criterion, str(s.score), s.comment, f"$.scores[{i}]")
@@ -152,60 +141,40 @@ def record_scores(
     ]
     with unit_of_work(rt.engine) as session:
         changed = appraisal.record_scores(session, round_id, rows, actor=officer, at=now)
-    return {"scores": len(rows), "recorded": changed}
+    return ScoresRecordedOut(scores=len(rows), recorded=changed)
 
 
-@router.post("/applications/{reference}/override", responses=error_responses(401, 404, 409, 422))
+@router.post(
+    "/applications/{reference}/override", response_model=OverrideOut, responses=error_responses(401, 404, 409, 422)
+)
 def override(
     round_id: str, reference: str, body: OverrideIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-) -> dict[str, Any]:
+) -> OverrideOut:
     """Replace an automatic screening verdict with a person's decision, for a reason."""
     with unit_of_work(rt.engine) as session:
         changed = appraisal.override(
             session, rt.settings, round_id, reference, body.verdict, reason=body.reason, actor=officer, at=now
         )
-    return {"reference": reference, "verdict": body.verdict, "changed": changed}
+    return OverrideOut(reference=reference, verdict=body.verdict, changed=changed)
 
 
-@router.post("/applications/{reference}/information-request", responses=error_responses(401, 404, 409, 422))
+@router.post(
+    "/applications/{reference}/information-request",
+    response_model=InformationRequestedOut,
+    responses=error_responses(401, 404, 409, 422),
+)
 def request_information(
     round_id: str, reference: str, body: InformationRequestIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-) -> dict[str, Any]:
+) -> InformationRequestedOut:
     """Ask the applicant for missing items by a date (default: the round's response days)."""
     with unit_of_work(rt.engine) as session:
         due = follow_up.request_information(
             session, rt.settings, round_id, reference, body.items, due=body.due, actor=officer, at=now
         )
-    return {"reference": reference, "status": "information_requested", "due": due.isoformat()}
+    return InformationRequestedOut(reference=reference, due=due)
 
 
 # --- GMP review -----------------------------------------------------------------------
-
-
-class FlowStarted(BaseModel):
-    flow_run_id: str
-    round: str
-    follow: str = Field(description="GET this path to follow the result")
-
-
-class AssignedReviewerOut(BaseModel):
-    email: str
-    name: str
-    state: str = Field(description="proposed, invited, submitted, declined, conflicted or removed")
-    note: str | None
-    review: str | None = Field(description="draft or submitted")
-
-
-class AssignmentOut(BaseModel):
-    reference: str
-    party: str
-    title: str | None
-    status: str
-    areas: list[str]
-    reviewers: list[AssignedReviewerOut]
-    open_places: int
-    proposals: list[str] = Field(description="who the assignment would propose for the open places now")
-    reasons: list[str] = Field(description="why places are open, and why reviewers were not chosen")
 
 
 class InvitationsIn(BaseModel):
@@ -236,10 +205,10 @@ class ConflictIn(BaseModel):
 @router.post(
     "/review/assignment",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=FlowStarted,
+    response_model=ReviewFlowStarted,
     responses=error_responses(401, 404, 409, 503),
 )
-async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
+async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> ReviewFlowStarted:
     """Run the `assign-gmp-reviewers` flow: propose reviewers for the open places."""
     from flows.review import assign_gmp_reviewers_flow
 
@@ -247,29 +216,40 @@ async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatD
     run_id = await start_stage(
         rt, assign_gmp_reviewers_flow, {"round_id": round_id}, officer=officer, round_id=round_id
     )
-    return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review/assignment")
+    return ReviewFlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review/assignment")
 
 
-@router.get("/review/assignment", response_model=list[AssignmentOut], responses=error_responses(401, 404, 409))
-def assignment(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Any:
+@router.get(
+    "/review/assignment", response_model=list[ApplicationAssignmentOut], responses=error_responses(401, 404, 409)
+)
+def assignment(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> list[ApplicationAssignmentOut]:
     """Each application's reviewers and their state, its open places, who would be
     proposed for them, and why reviewers were not chosen."""
     with reading(rt.engine) as session:
-        return [asdict(line) for line in review_assignment.assignment_view(session, round_id)]
+        lines = review_assignment.assignment_view(session, round_id)
+    return [ApplicationAssignmentOut.model_validate(line, from_attributes=True) for line in lines]
 
 
-@router.put("/applications/{reference}/reviewers/{email}", responses=error_responses(401, 404, 409))
+@router.put(
+    "/applications/{reference}/reviewers/{email}",
+    response_model=ReviewerAddedOut,
+    responses=error_responses(401, 404, 409),
+)
 def add_reviewer(
     round_id: str, reference: str, email: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-) -> dict[str, str]:
+) -> ReviewerAddedOut:
     """Put a reviewer on an application by hand (never one with a conflict of interest,
     and within their maximum load); invite them with POST /review/invitations."""
     with unit_of_work(rt.engine) as session:
         outcome = review_assignment.add_reviewer(session, round_id, reference, email, actor=officer, at=now)
-    return {"reference": reference, "reviewer": email.lower(), "outcome": outcome}
+    return ReviewerAddedOut(reference=reference, reviewer=email.lower(), outcome=outcome)
 
 
-@router.delete("/applications/{reference}/reviewers/{email}", responses=error_responses(401, 404, 409, 422))
+@router.delete(
+    "/applications/{reference}/reviewers/{email}",
+    response_model=ReviewerRemovedOut,
+    responses=error_responses(401, 404, 409, 422),
+)
 def remove_reviewer(
     round_id: str,
     reference: str,
@@ -278,34 +258,38 @@ def remove_reviewer(
     now: NowDep,
     officer: SecretariatDep,
     reason: str = Query(min_length=1, max_length=2000),
-) -> dict[str, str]:
+) -> ReviewerRemovedOut:
     """Take a reviewer off an application, for a reason (not after their review is submitted)."""
     with unit_of_work(rt.engine) as session:
         review_assignment.remove_reviewer(session, round_id, reference, email, reason=reason, actor=officer, at=now)
-    return {"reference": reference, "reviewer": email.lower(), "state": "removed"}
+    return ReviewerRemovedOut(reference=reference, reviewer=email.lower())
 
 
-@router.post("/applications/{reference}/conflicts", responses=error_responses(401, 404, 409, 422))
+@router.post(
+    "/applications/{reference}/conflicts",
+    response_model=ConflictRecordedOut,
+    responses=error_responses(401, 404, 409, 422),
+)
 def record_conflict(
     round_id: str, reference: str, body: ConflictIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-) -> dict[str, Any]:
+) -> ConflictRecordedOut:
     """Record a reviewer's conflict of interest with an application (they come off it)."""
     with unit_of_work(rt.engine) as session:
         recorded = review_assignment.record_conflict(
             session, round_id, reference, str(body.email), reason=body.reason, actor=officer, role="secretariat", at=now
         )
-    return {"reference": reference, "reviewer": str(body.email).lower(), "recorded": recorded}
+    return ConflictRecordedOut(reference=reference, reviewer=str(body.email).lower(), recorded=recorded)
 
 
 @router.post(
     "/review/invitations",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=FlowStarted,
+    response_model=ReviewFlowStarted,
     responses=error_responses(401, 404, 409, 422, 503),
 )
 async def invite(
     round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep, body: InvitationsIn | None = None
-) -> FlowStarted:
+) -> ReviewFlowStarted:
     """Run the `invite-gmp-reviewers` flow: invite the proposed reviewers and open the stage."""
     from flows.review import invite_gmp_reviewers_flow
 
@@ -318,26 +302,26 @@ async def invite(
         officer=officer,
         round_id=round_id,
     )
-    return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
+    return ReviewFlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
 
 
-@router.put("/review/due", responses=error_responses(401, 404, 409, 422))
-def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, str]:
+@router.put("/review/due", response_model=DueMovedOut, responses=error_responses(401, 404, 409, 422))
+def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> DueMovedOut:
     """Move the day the reviews are due (the reminders follow it)."""
     with unit_of_work(rt.engine) as session:
         before = invitations.extend(session, round_id, body.due, actor=officer, at=now)
-    return {"round": round_id, "due_on": body.due.isoformat(), "was": before.isoformat()}
+    return DueMovedOut(round=round_id, due_on=body.due, was=before)
 
 
 @router.post(
     "/review/close",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=FlowStarted,
-    responses=error_responses(401, 404, 409, 503),
+    response_model=ReviewFlowStarted,
+    responses=error_responses(401, 404, 409, 422, 503),
 )
 async def close_review(
     round_id: str, rt: RuntimeDep, officer: SecretariatDep, body: CloseIn | None = None
-) -> FlowStarted:
+) -> ReviewFlowStarted:
     """Run the `send-to-committee` flow: close the GMP review (or, in a round without it,
     screening); applications short of reviews go forward marked as such."""
     from flows.review import send_to_committee_flow
@@ -350,21 +334,22 @@ async def close_review(
         officer=officer,
         round_id=round_id,
     )
-    return FlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
+    return ReviewFlowStarted(flow_run_id=run_id, round=round_id, follow=f"/rounds/{round_id}/review")
 
 
-@router.get("/review", responses=error_responses(401, 404, 409))
-def review(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> dict[str, Any]:
+@router.get("/review", response_model=ReviewStageOut, responses=error_responses(401, 404, 409))
+def review(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> ReviewStageOut:
     """The review stage: its due date and state, and per application the reviews in,
     those outstanding, and their aggregation (mean and spread per criterion, the
     recommendations, and whether reviewers disagree strongly)."""
     with reading(rt.engine) as session:
-        return views.review_stage_view(session, round_id)
+        view = views.review_stage_view(session, round_id)
+    return ReviewStageOut.model_validate(view)
 
 
 # --- the register of reviewers ------------------------------------------------------------
 
-reviewers_router = APIRouter(prefix="/reviewers", tags=["secretariat"])
+reviewers_router = APIRouter(prefix="/reviewers", tags=["secretariat"], responses=error_responses(401, 503))
 
 
 class ReviewerIn(BaseModel):
@@ -381,14 +366,16 @@ class ReviewerIn(BaseModel):
     active: bool | None = None
 
 
-@reviewers_router.get("", responses=error_responses(401))
-def list_reviewers(rt: RuntimeDep, officer: SecretariatDep) -> list[dict[str, Any]]:
+@reviewers_router.get("", response_model=list[ReviewerOut], responses=error_responses(401))
+def list_reviewers(rt: RuntimeDep, officer: SecretariatDep) -> list[ReviewerOut]:
     """The register of Global Mercury Partnership reviewers."""
     with reading(rt.engine) as session:
-        return [r.model_dump(exclude={"id"}) for r in register.list_reviewers(session)]
+        return [ReviewerOut.model_validate(r, from_attributes=True) for r in register.list_reviewers(session)]
 
 
-def _set_reviewer(rt: Any, now: Any, officer: str, email: str, body: ReviewerIn, *, whole: bool) -> dict[str, Any]:
+def _set_reviewer(
+    rt: Runtime, now: datetime, officer: str, email: str, body: ReviewerIn, *, whole: bool
+) -> ReviewerSetOut:
     changes = body.model_dump(exclude_unset=True, exclude={"active"})
     if whole:
         missing = [f for f in register.EDITABLE_FIELDS if changes.get(f) is None]
@@ -399,19 +386,19 @@ def _set_reviewer(rt: Any, now: Any, officer: str, email: str, body: ReviewerIn,
             )
     with unit_of_work(rt.engine) as session:
         row, outcome = register.set_reviewer(session, email, changes, active=body.active, actor=officer, at=now)
-        return {**row.model_dump(exclude={"id"}), "outcome": outcome}
+        return ReviewerSetOut.model_validate({**row.model_dump(), "outcome": outcome})
 
 
-@reviewers_router.put("/{email}", responses=error_responses(401, 422))
-def put_reviewer(email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> dict[str, Any]:
+@reviewers_router.put("/{email}", response_model=ReviewerSetOut, responses=error_responses(401, 422))
+def put_reviewer(email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> ReviewerSetOut:
     """Add a reviewer, or replace their details."""
     return _set_reviewer(rt, now, officer, email, body, whole=True)
 
 
-@reviewers_router.patch("/{email}", responses=error_responses(401, 404, 422))
+@reviewers_router.patch("/{email}", response_model=ReviewerSetOut, responses=error_responses(401, 404, 422))
 def patch_reviewer(
     email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
-) -> dict[str, Any]:
+) -> ReviewerSetOut:
     """Change some of a reviewer's details (e.g. max_load, or active=false to take them
     out of future assignments)."""
     with reading(rt.engine) as session:
@@ -422,16 +409,17 @@ def patch_reviewer(
 
 # --- the outbox -----------------------------------------------------------------------------
 
-outbox_router = APIRouter(prefix="/outbox", tags=["secretariat"])
+outbox_router = APIRouter(prefix="/outbox", tags=["secretariat"], responses=error_responses(401, 503))
 
 
-@outbox_router.get("", responses=error_responses(401))
+@outbox_router.get("", response_model=list[OutboxMessageOut], responses=error_responses(401, 422))
 def outbox(
     rt: RuntimeDep,
     officer: SecretariatDep,
     state: str | None = Query(default=None, pattern="^(queued|sent|failed)$"),
     round_id: str | None = Query(default=None, alias="round", max_length=40),
-) -> list[dict[str, Any]]:
+) -> list[OutboxMessageOut]:
     """The notifications (`state=failed`: those that failed for good, with why)."""
     with reading(rt.engine) as session:
-        return [asdict(m) for m in outbox_service.list_messages(session, state=state, round_id=round_id)]
+        messages = outbox_service.list_messages(session, state=state, round_id=round_id)
+    return [OutboxMessageOut.model_validate(m, from_attributes=True) for m in messages]

@@ -11,6 +11,7 @@ import pytest
 
 from api.app import create_app
 from engine.services.setup import Runtime
+from engine.settings import Settings
 from tests.conftest import IN_ROUND1, ROUND1, Clock, example
 
 with warnings.catch_warnings():
@@ -73,6 +74,7 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_first_result(client: 
     first = client.post(URL, content=BEN, headers={"Idempotency-Key": "retry-1"})
     again = client.post(URL, content=BEN, headers={"Idempotency-Key": "retry-1"})
     assert first.json() == again.json() and again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers and first.headers["location"] == again.headers["location"]
     other = client.post(URL, content=LSO, headers={"Idempotency-Key": "retry-1"})
     assert other.status_code == 409 and "different content" in other.json()["message"]
 
@@ -152,3 +154,43 @@ def test_the_status_page_answers_a_wrong_code_and_an_unknown_reference_alike(cli
     assert wrong.status_code == unknown.status_code == 404
     assert "Ninguna solicitud corresponde" in wrong.text
     assert wrong.text.replace(receipt["reference"], "X") == unknown.text.replace("SIP-2018-R1-0999", "X")
+
+
+def test_every_operation_declares_the_model_of_its_answer_and_errors_have_one_shape(sqlite_settings: Settings) -> None:
+    """Each operation of /openapi.json names the model of its success answer (or answers a
+    page or a file), and every error answer it declares is an ErrorOut (not FastAPI's own
+    422 shape, which the API never answers)."""
+    spec = TestClient(create_app(sqlite_settings)).get("/openapi.json").json()  # no start-up: no database needed
+    schemas = spec["components"]["schemas"]
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    problems, operations = [], 0
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            operations += 1
+            where = f"{method.upper()} {path}"
+            answers = operation["responses"]
+            successes = {code: answer.get("content", {}) for code, answer in answers.items() if code.startswith("2")}
+            if len(successes) != 1:
+                problems.append(f"{where}: success answers {sorted(successes)}")
+            for code, content in successes.items():
+                if not content:
+                    problems.append(f"{where}: {code} declares no content")
+                elif "application/json" in content:
+                    schema = content["application/json"].get("schema", {})
+                    ref = schema.get("$ref") or (
+                        schema.get("items", {}).get("$ref") if schema.get("type") == "array" else None
+                    )
+                    if ref is None or ref.rsplit("/", 1)[-1] not in schemas:
+                        problems.append(f"{where}: {code} answers JSON without a model: {schema}")
+                elif not set(content) <= {"text/html", "application/pdf"}:
+                    problems.append(f"{where}: {code} answers {sorted(content)}")
+            for code, answer in answers.items():
+                json_error = answer.get("content", {}).get("application/json")
+                if not code.startswith("2") and json_error is not None and json_error.get("schema") != error:
+                    problems.append(f"{where}: {code} is not an ErrorOut: {json_error}")
+            if "default" not in answers:
+                problems.append(f"{where}: no default (error) answer")
+    assert problems == []
+    assert operations >= 47 and "HTTPValidationError" not in schemas
+    grants = schemas["GrantOut"]["properties"]
+    assert {"amountAwarded", "recipientOrganization", "plannedDates"} <= set(grants)  # 360Giving's own names

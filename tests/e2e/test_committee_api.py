@@ -124,3 +124,54 @@ def test_bundles_before_screening_is_done_are_refused_at_once(imported: Runtime)
     with TestClient(create_app(settings)) as client:
         answer = client.post(f"/rounds/{ROUND1}/bundles", headers=OFFICER)
     assert answer.status_code == 409 and "the bundles are prepared once screening" in answer.json()["message"]
+
+
+def test_the_meeting_its_funds_attendance_and_a_members_conflict_through_the_api(client: TestClient) -> None:
+    meeting = client.put(
+        f"/rounds/{ROUND1}/meeting",
+        headers=OFFICER,
+        json={"starts_on": "2018-10-02", "ends_on": "2018-10-04", "place": " Geneva "},
+    )
+    assert meeting.status_code == 200
+    assert meeting.json() == {
+        "round_id": ROUND1,
+        "starts_on": "2018-10-02",
+        "ends_on": "2018-10-04",
+        "place": "Geneva",
+        "funds_available": "300000.00",
+        "attendees": None,
+        "updated_at": "2018-10-03T15:00:00Z",
+    }
+    backwards = client.put(
+        f"/rounds/{ROUND1}/meeting",
+        headers=OFFICER,
+        json={"starts_on": "2018-10-02", "ends_on": "2018-10-01", "place": "x"},
+    )
+    assert backwards.status_code == 422 and backwards.json()["errors"] == [
+        {"path": "ends_on", "message": "is before 2018-10-02"}
+    ]
+    funds = client.put(f"/rounds/{ROUND1}/funds", headers=OFFICER, json={"amount": "250000.50"})
+    assert funds.status_code == 200 and funds.json()["funds_available"] == "250000.50"
+    assert client.put(f"/rounds/{ROUND1}/funds", headers=OFFICER, json={"amount": 0}).status_code == 422
+    attending = client.put(
+        f"/rounds/{ROUND1}/attendance",
+        headers=OFFICER,
+        json={"attendees": ["Kwame.Boateng@committee.example.org", "ana.souza@committee.example.org"]},
+    )
+    assert attending.status_code == 200 and attending.json()["attendees"] == [
+        "ana.souza@committee.example.org",
+        "kwame.boateng@committee.example.org",
+    ]
+    stranger = client.put(f"/rounds/{ROUND1}/attendance", headers=OFFICER, json={"attendees": ["x@example.org"]})
+    assert stranger.status_code == 422 and stranger.json()["error"] == "invalid"
+    path = f"/rounds/{ROUND1}/applications/{BEN}/member-conflicts"
+    conflict = {"email": "Kadri.Tamm@committee.example.org", "reason": "advised the ministry"}
+    assert client.post(path, headers=OFFICER, json=conflict).json() == {
+        "reference": BEN,
+        "member": "kadri.tamm@committee.example.org",
+        "recorded": True,
+    }
+    assert client.post(path, headers=OFFICER, json=conflict).json()["recorded"] is False
+    nobody = client.post(path, headers=OFFICER, json={"email": "x@example.org", "reason": "r"})
+    assert nobody.status_code == 404 and nobody.json()["error"] == "not_found"
+    assert client.put(f"/rounds/{ROUND1}/meeting", json={}).status_code == 401

@@ -100,7 +100,7 @@ def test_the_api_answers_alive_and_ready_and_503_naming_the_database_when_it_doe
 ) -> None:
     with TestClient(create_app(imported.settings)) as client:
         assert client.get("/health/live").json() == {"status": "alive"}
-        assert client.get("/health/ready").json() == {"status": "ready"}
+        assert client.get("/health/ready").json() == client.get("/health").json() == {"status": "ready"}
     down = imported.settings.model_copy(update={"database_url": "postgresql+psycopg://sip@127.0.0.1:9/sip"})
     with caplog.at_level(logging.WARNING, logger="sip.api"), TestClient(create_app(down)) as client:
         assert client.get("/health/live").status_code == 200

@@ -318,3 +318,20 @@ def test_a_stage_the_flow_would_refuse_is_refused_at_once_and_audited(client: Te
     malformed = client.post(f"/rounds/{ROUND4}/review/invitations", headers=OFFICER, json={"due": "soon"})
     assert malformed.status_code == 422
     assert len(refusals(client, "api.invite")) == 3 and len(refusals(client, "api.close_review")) == 1
+
+
+def test_the_secretariat_moves_the_due_date_and_the_reviewers_see_it(invited: TestClient) -> None:
+    moved = invited.put(f"/rounds/{ROUND4}/review/due", headers=OFFICER, json={"due": "2024-09-09"})
+    assert moved.status_code == 200
+    assert moved.json() == {"round": ROUND4, "due_on": "2024-09-09", "was": "2024-08-26"}
+    past = invited.put(f"/rounds/{ROUND4}/review/due", headers=OFFICER, json={"due": "2024-08-05"})
+    assert past.status_code == 422 and past.json()["errors"] == [{"path": "due", "message": "must be after 2024-08-05"}]
+    assert invited.put(f"/rounds/{ROUND4}/review/due", json={"due": "2024-09-09"}).status_code == 401
+    kofi = signed_in(invited, "kofi@example.org")
+    assert [a["due_on"] for a in invited.get("/reviewer/assignments", headers=kofi).json()] == ["2024-09-09"]
+
+
+def test_the_page_to_ask_for_a_new_link_is_in_the_reviewers_language(client: TestClient) -> None:
+    page = client.get("/reviewer/links", params={"lang": "fr"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'lang="fr"' in page.text and 'action="links"' in page.text
