@@ -31,11 +31,12 @@ from sqlalchemy import Engine, bindparam, or_, update
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, select
 
+from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
 from engine.services import audit
 from engine.services.outbox import materialize
 from engine.settings import Settings
-from engine.tables import OutboxMessage, table_of
+from engine.tables import MessageState, OutboxMessage, table_of
 from notifications.mail import ascii_domain, build, message_id, wire_bytes
 
 LEASE = timedelta(minutes=5)
@@ -172,7 +173,7 @@ def backend_for(settings: Settings) -> FileBackend | SmtpBackend:
 
 def _due(now: datetime, due: datetime):  # noqa: ANN202 - a SQL condition
     return (
-        OutboxMessage.state == "queued",
+        OutboxMessage.state == MessageState.QUEUED,
         or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due),  # type: ignore[union-attr]
         or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
     )
@@ -332,7 +333,7 @@ def _record(
                 update(table)
                 .where(*mine)
                 .values(
-                    state="sent",
+                    state=MessageState.SENT,
                     sent_at=now,
                     attempts=table.c.attempts + 1,
                     last_attempt_at=now,
@@ -354,7 +355,7 @@ def _record(
             rows.append(
                 {
                     "b_id": message.id,
-                    "b_state": "failed" if final else "queued",
+                    "b_state": MessageState.FAILED if final else MessageState.QUEUED,
                     "b_next": None if final else now + wait,
                     "b_error": str(error)[:1000],
                 }
@@ -366,7 +367,7 @@ def _record(
                     session,
                     at=now,
                     actor=f"relay {relay}",
-                    role="system",
+                    role=Role.SYSTEM,
                     action="notification.failed",
                     subject_type="notification",
                     subject_id=str(message.id),
@@ -424,15 +425,15 @@ def retry_failed(session: Session, ids: list[int] | None, *, actor: str, at: dat
     """Queue failed messages again (all of them when `ids` is None), e.g. once the
     mail server is fixed or an address corrected. Returns how many."""
     table = table_of(OutboxMessage)
-    statement = update(table).where(table.c.state == "failed")
+    statement = update(table).where(table.c.state == MessageState.FAILED)
     if ids is not None:
         statement = statement.where(table.c.id.in_(ids))
-    count = session.execute(statement.values(state="queued", attempts=0, next_attempt_at=None)).rowcount  # type: ignore[attr-defined]
+    count = session.execute(statement.values(state=MessageState.QUEUED, attempts=0, next_attempt_at=None)).rowcount  # type: ignore[attr-defined]
     audit.record(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="notification.requeued",
         subject_type="outbox",
         subject_id="failed",

@@ -26,7 +26,7 @@ from domain.application import (
     load_json,
     validate_document,
 )
-from domain.lifecycle import PUBLIC_STATUS, PublicStatus, Role, Status, initial_record
+from domain.lifecycle import PUBLIC_STATUS, PublicStatus, Role, initial_record
 from domain.references import make_reference
 from domain.rounds import RoundDefinition, RoundStatus, accepts_applications, accepts_import
 from engine.db import unit_of_work
@@ -93,7 +93,7 @@ def _received_error(value: Any, row: Round, definition: RoundDefinition, now: da
             return None
     else:
         received = now
-    if accepts_import(RoundStatus(row.status), definition, received):
+    if accepts_import(row.status, definition, received):
         return None
     return FieldError(
         path="$.received_at" if value is not None else "$",
@@ -137,7 +137,7 @@ def _document_errors(
 
 
 def _check_round_accepts(row: Round, definition: RoundDefinition, channel: Channel, now: datetime) -> None:
-    stored = RoundStatus(row.status)
+    stored = row.status
     if channel == "import":
         if stored not in (RoundStatus.OPEN, RoundStatus.CLOSED):
             raise NotAccepting(
@@ -220,7 +220,7 @@ def _replay(known: _Known, key: str, request_hash: str, round_id: str, settings:
         )
     return Receipt(
         application.reference,
-        PUBLIC_STATUS[Status(application.status)],
+        PUBLIC_STATUS[application.status],
         _token(settings, round_id, key),
         round_id,
         application.submitted_at,
@@ -282,7 +282,7 @@ def _write_many(
                     language=doc.applicant.language,
                     title=doc.title,
                     amount_requested=doc.amount_requested,
-                    status=records[position].to_status.value,
+                    status=records[position].to_status,
                     version=1,
                     applicant=dump["applicant"],
                     form_a=dump.get("form_a"),

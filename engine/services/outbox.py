@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from engine.services.tokens import derive_bundle_token, derive_link_token, derive_token
 from engine.settings import Settings
-from engine.tables import IntakeKey, OutboxMessage, ReviewerToken, table_of
+from engine.tables import IntakeKey, MessageState, OutboxMessage, ReviewerToken, table_of
 from notifications import ACCESS_CODE_PLACEHOLDER, BUNDLE_LINK_PLACEHOLDER, REVIEW_LINK_PLACEHOLDER, RenderedMessage
 
 
@@ -37,7 +37,7 @@ def message_row(
         subject=message.subject,
         body_text=message.text,
         body_html=message.html,
-        state="queued",
+        state=MessageState.QUEUED,
         attempts=0,
         created_at=at,
     )
@@ -101,7 +101,7 @@ class OutboxLine:
     recipient: str
     kind: str
     language: str
-    state: str
+    state: MessageState
     subject: str
     attempts: int
     sent_at: datetime | None
@@ -112,6 +112,8 @@ class OutboxLine:
 def list_messages(session: Session, *, state: str | None = None, round_id: str | None = None) -> list[OutboxLine]:
     statement = select(OutboxMessage).order_by(OutboxMessage.id)  # type: ignore[arg-type]
     if state:
+        if state not in set(MessageState):
+            return []  # no message is in a state that does not exist
         statement = statement.where(OutboxMessage.state == state)
     if round_id:
         statement = statement.where(OutboxMessage.round_id == round_id)

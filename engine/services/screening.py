@@ -53,7 +53,7 @@ def start_screening(session: Session, round_id: str, *, actor: str, at: datetime
     open round past its deadline is closed first (audited); a round already in
     screening is left as it is."""
     row = get_round(session, round_id, for_update=True)
-    stored = RoundStatus(row.status)
+    stored = row.status
     if stored is RoundStatus.SCREENING:
         return row
     ensure_closed(row, at)
@@ -69,14 +69,14 @@ def check_screening(session: Session, round_id: str, at: datetime) -> None:
     """What screening refuses before it starts (the CLI, the API and the flow check it
     first): an unknown round, or one still taking applications."""
     row = get_round(session, round_id)
-    if row.status != RoundStatus.SCREENING.value:
+    if row.status != RoundStatus.SCREENING:
         ensure_closed(row, at)
 
 
 def ensure_closed(row: Round, at: datetime) -> None:
     """Screening starts after the round's close: refused while it takes applications."""
     definition = definition_of(row)
-    stored = RoundStatus(row.status)
+    stored = row.status
     if stored is RoundStatus.DRAFT or accepts_applications(stored, definition, at):
         raise NotAllowed(
             f"round {row.id} is still open for applications (until "
@@ -90,7 +90,7 @@ def to_screen(session: Session, round_id: str) -> list[int]:
     return list(
         session.exec(
             select(Application.id)
-            .where(Application.round_id == round_id, Application.status == Status.SUBMITTED.value)
+            .where(Application.round_id == round_id, Application.status == Status.SUBMITTED)
             .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
         ).all()
     )
@@ -138,7 +138,7 @@ def _party_ranks(session: Session, round_id: str, parties: set[str]) -> dict[int
         .where(
             Application.round_id == round_id,
             Application.party.in_(parties),  # type: ignore[attr-defined]
-            Application.status != Status.WITHDRAWN.value,
+            Application.status != Status.WITHDRAWN,
         )
         .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
     ).all()
@@ -220,7 +220,7 @@ def screen_in_session(
     )
     new_records, events, changes, messages = [], [], [], []
     for application in applications:
-        if application.status != Status.SUBMITTED.value:
+        if application.status != Status.SUBMITTED:
             continue  # screened meanwhile (an earlier run, or a person)
         assert application.id is not None
         rank = ranks.get(application.id, 1)
@@ -232,7 +232,7 @@ def screen_in_session(
         result = screen(document_of(application), definition, parties, rank)
         values = dict(
             fingerprint=inputs,
-            verdict=result.verdict.value,
+            verdict=result.verdict,
             checks=_check_values(result),
             appraisal=appraisal_values(result.appraisal),
             weighted_score=weighted_score(result.appraisal),
@@ -249,7 +249,7 @@ def screen_in_session(
             dict(
                 at=at,
                 actor="screening",
-                role=Role.SYSTEM.value,
+                role=Role.SYSTEM,
                 action="application.screening_recorded",
                 subject_type="application",
                 subject_id=application.reference,

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FieldError
 from domain.committee import (
@@ -18,6 +18,7 @@ from domain.committee import (
     member_conflict,
     quorum_of,
 )
+from domain.lifecycle import Role
 from domain.rounds import RoundDefinition
 from engine.services import audit
 from engine.services.applications import countries_of, get_application
@@ -84,7 +85,7 @@ def schedule_meeting(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="committee.meeting_scheduled",
         subject_type="round",
         subject_id=round_id,
@@ -95,7 +96,7 @@ def schedule_meeting(
 
 def approved_total(session: Session, round_id: str, *, leaving_out: int | None = None) -> Decimal:
     statement = select(func.coalesce(func.sum(DecisionRecord.amount), 0)).where(
-        DecisionRecord.round_id == round_id, DecisionRecord.decision.in_([d.value for d in APPROVALS])
+        DecisionRecord.round_id == round_id, col(DecisionRecord.decision).in_(APPROVALS)
     )
     if leaving_out is not None:
         statement = statement.where(DecisionRecord.application_id != leaving_out)
@@ -121,7 +122,7 @@ def set_funds(session: Session, round_id: str, amount: Decimal, *, actor: str, a
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="committee.funds_set",
         subject_type="round",
         subject_id=round_id,
@@ -148,7 +149,7 @@ def set_attendees(session: Session, round_id: str, emails: list[str], *, actor: 
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="committee.attendance_recorded",
         subject_type="round",
         subject_id=round_id,
@@ -180,7 +181,7 @@ def declare_member_conflict(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="committee.conflict_declared",
         subject_type="application",
         subject_id=reference,

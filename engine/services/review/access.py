@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from domain.lifecycle import Role
 from domain.review import (
     AssignmentState,
 )
@@ -73,7 +74,7 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
         session,
         at=at,
         actor=reviewer.email,
-        role="reviewer",
+        role=Role.REVIEWER,
         action="reviewer.signed_in",
         subject_type="reviewer",
         subject_id=reviewer.email,
@@ -118,7 +119,7 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
         .join(ReviewStage, ReviewStage.round_id == ReviewAssignment.round_id)  # type: ignore[arg-type]
         .where(
             ReviewAssignment.reviewer_id == reviewer.id,
-            ReviewAssignment.state == AssignmentState.INVITED.value,
+            ReviewAssignment.state == AssignmentState.INVITED,
             ReviewStage.closed_at.is_(None),
         )
         .order_by(Application.id)
@@ -151,7 +152,7 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
         session,
         at=at,
         actor=reviewer.email,
-        role="reviewer",
+        role=Role.REVIEWER,
         action="reviewer.link_requested",
         subject_type="reviewer",
         subject_id=reviewer.email,

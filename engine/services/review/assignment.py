@@ -11,7 +11,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from domain.application import FieldError
+from domain.lifecycle import Role
 from domain.review import (
+    ACTIVE_STATES,
     AssignmentState,
     Placement,
     conflicts,
@@ -20,7 +22,6 @@ from domain.rounds import RoundStatus
 from engine.services import audit
 from engine.services.errors import InvalidInput, NotAllowed, NotFound
 from engine.services.review.state import (
-    ACTIVE_VALUES,
     REVIEWABLE,
     REVIEWED,
     RoundReview,
@@ -62,7 +63,7 @@ def _assignment(
 
 
 def _open_for_assignment(session: Session, round_id: str) -> None:
-    status = RoundStatus(get_round(session, round_id).status)
+    status = get_round(session, round_id).status
     if status not in (RoundStatus.SCREENING, RoundStatus.REVIEW):
         raise NotAllowed(
             f"round {round_id} is {status.value}; reviewers are assigned after screening and "
@@ -92,7 +93,7 @@ def assign_reviewers(session: Session, round_id: str, *, actor: str, at: datetim
                 session,
                 at=at,
                 actor=actor,
-                role="secretariat",
+                role=Role.SECRETARIAT,
                 action="application.reviewers_proposed",
                 subject_type="application",
                 subject_id=application.reference,
@@ -192,7 +193,7 @@ def add_reviewer(session: Session, round_id: str, reference: str, email: str, *,
     application, reviewer, row = _assignment(session, round_id, reference, email)
     if application.status not in REVIEWABLE:
         raise NotAllowed(f"{reference} is {application.status}; reviewers review screened applications")
-    if row is not None and row.state in ACTIVE_VALUES:
+    if row is not None and row.state in ACTIVE_STATES:
         return "unchanged"
     why = conflicts(as_reviewer(reviewer), subject_of(application), state.declared)
     if why:
@@ -221,11 +222,11 @@ def add_reviewer(session: Session, round_id: str, reference: str, email: str, *,
             session,
             at=at,
             actor=actor,
-            role="secretariat",
+            role=Role.SECRETARIAT,
             action="assignment.add",
             subject_type="application",
             subject_id=reference,
-            to_status=AssignmentState.PROPOSED.value,
+            to_status=AssignmentState.PROPOSED,
             details={"reviewer": reviewer.email, **details},
         )
         return "added"
@@ -233,7 +234,7 @@ def add_reviewer(session: Session, round_id: str, reference: str, email: str, *,
         session,
         row,
         "restore",
-        role="secretariat",
+        role=Role.SECRETARIAT,
         actor=actor,
         at=at,
         reference=reference,
@@ -260,7 +261,7 @@ def remove_reviewer(
         session,
         row,
         "remove",
-        role="secretariat",
+        role=Role.SECRETARIAT,
         actor=actor,
         at=at,
         reference=reference,
@@ -285,7 +286,7 @@ def record_conflict(
     ).first()
     if exists is not None:
         return False
-    if row is not None and row.state == AssignmentState.SUBMITTED.value:
+    if row is not None and row.state == AssignmentState.SUBMITTED:
         raise NotAllowed(
             f"{reviewer.email} already submitted a review of {reference}; write to the secretariat "
             "if the review must be set aside"
@@ -310,7 +311,7 @@ def record_conflict(
         reason=reason.strip(),
         details={"reviewer": reviewer.email, "source": role},
     )
-    if row is not None and row.state in ACTIVE_VALUES:
+    if row is not None and row.state in ACTIVE_STATES:
         move_assignment(
             session,
             row,

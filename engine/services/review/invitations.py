@@ -20,7 +20,7 @@ from domain.review import (
     conflicts,
     due_date,
 )
-from domain.rounds import RoundActionError, RoundStatus, plan_review
+from domain.rounds import RoundActionError, plan_review
 from engine.services import audit
 from engine.services.applications import transition_many
 from engine.services.errors import InvalidInput, NotAllowed
@@ -72,7 +72,7 @@ def invite(
     by_reviewer: dict[int, list[Application]] = {}
     for application, subject in zip(state.applications, state.subjects(), strict=True):
         for assignment in state.assignments.get(application.id or 0, []):
-            if assignment.state != AssignmentState.PROPOSED.value:
+            if assignment.state != AssignmentState.PROPOSED:
                 continue
             reviewer = state.people[assignment.reviewer_id]
             if not reviewer.active:
@@ -83,7 +83,7 @@ def invite(
                     session,
                     assignment,
                     "declare_conflict",
-                    role="secretariat",
+                    role=Role.SECRETARIAT,
                     actor=actor,
                     at=at,
                     reference=application.reference,
@@ -95,7 +95,7 @@ def invite(
                 session,
                 assignment,
                 "invite",
-                role="secretariat",
+                role=Role.SECRETARIAT,
                 actor=actor,
                 at=at,
                 reference=application.reference,
@@ -108,7 +108,7 @@ def invite(
     screened = [
         (a, "start_gmp_review", f"gmp_review:{round_id}", None)
         for a in state.applications
-        if a.status == Status.SCREENED.value
+        if a.status == Status.SCREENED
     ]
     session.flush()
     summary.moved_to_review = transition_many(session, screened, actor=actor, role=Role.SECRETARIAT, at=at)
@@ -145,7 +145,7 @@ def _invite_checks(
     why the invitations are refused."""
     definition = state.definition
     try:
-        plan_review(RoundStatus(get_round(session, round_id).status), definition)
+        plan_review(get_round(session, round_id).status, definition)
     except RoundActionError as exc:
         raise NotAllowed(str(exc)) from None
     stage = stage_of(session, round_id, for_update=True)
@@ -159,7 +159,7 @@ def _invite_checks(
                 [FieldError(path="due", message="differs")],
             )
         return stage, stage.due_on
-    if not any(a.state == AssignmentState.PROPOSED.value for rows in state.assignments.values() for a in rows):
+    if not any(a.state == AssignmentState.PROPOSED for rows in state.assignments.values() for a in rows):
         raise NotAllowed(
             f"no reviewers are proposed in round {round_id}; run `sip review assign {round_id}` "
             "(or add them by hand) first"
@@ -190,7 +190,7 @@ def extend(session: Session, round_id: str, due: date, *, actor: str, at: dateti
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="round.review_due_changed",
         subject_type="round",
         subject_id=round_id,

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from domain.application import FieldError
+from domain.lifecycle import Role
 from domain.review import (
     AssignmentState,
     Reviewer,
@@ -105,7 +106,7 @@ def load_reviewers(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="reviewers.loaded",
         subject_type="register",
         subject_id="reviewers",
@@ -169,7 +170,7 @@ def set_reviewer(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action=f"reviewer.{outcome}",
         subject_type="reviewer",
         subject_id=row.email,
@@ -190,12 +191,7 @@ def recheck_conflicts(session: Session, reviewer: ReviewerRow, *, actor: str, at
         .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
         .where(
             ReviewAssignment.reviewer_id == reviewer.id,
-            ReviewAssignment.state.in_(
-                [
-                    AssignmentState.PROPOSED.value,
-                    AssignmentState.INVITED.value,
-                ]
-            ),
+            col(ReviewAssignment.state).in_([AssignmentState.PROPOSED, AssignmentState.INVITED]),
         )
     ).all()
     declared = declared_conflicts(session, DeclaredConflict.reviewer_id == reviewer.id)
@@ -208,7 +204,7 @@ def recheck_conflicts(session: Session, reviewer: ReviewerRow, *, actor: str, at
                 session,
                 assignment,
                 "declare_conflict",
-                role="secretariat",
+                role=Role.SECRETARIAT,
                 actor=actor,
                 at=at,
                 reference=application.reference,

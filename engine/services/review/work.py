@@ -8,13 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FieldError
+from domain.lifecycle import Role
 from domain.review import (
     VISIBLE_STATES,
     AssignmentState,
     ReviewDraft,
+    ReviewState,
     conflicts,
     review_problems,
 )
@@ -44,9 +46,6 @@ from engine.tables import (
 )
 from engine.tables import Reviewer as ReviewerRow
 
-VISIBLE = frozenset(s.value for s in VISIBLE_STATES)
-
-
 #: The same answer for an application that does not exist and one not assigned to the reviewer.
 NOT_YOURS = "no application {reference} is assigned to you"
 
@@ -58,7 +57,7 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
         select(ReviewAssignment, Application, ReviewStage)
         .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
         .join(ReviewStage, ReviewStage.round_id == ReviewAssignment.round_id, isouter=True)  # type: ignore[arg-type]
-        .where(ReviewAssignment.reviewer_id == reviewer.id, ReviewAssignment.state.in_(VISIBLE))  # type: ignore[attr-defined]
+        .where(ReviewAssignment.reviewer_id == reviewer.id, col(ReviewAssignment.state).in_(VISIBLE_STATES))  # type: ignore[attr-defined]
         .order_by(ReviewAssignment.round_id, Application.reference)
     ).all()
     declared = _declared(session, reviewer)
@@ -102,7 +101,7 @@ def _visible(
         .where(
             Application.reference == reference,
             ReviewAssignment.reviewer_id == reviewer.id,
-            ReviewAssignment.state.in_(VISIBLE),
+            col(ReviewAssignment.state).in_(VISIBLE_STATES),
         )
     ).first()
     if found is None or conflicts(as_reviewer(reviewer), subject_of(found[1]), _declared(session, reviewer)):
@@ -126,7 +125,7 @@ def _locked(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    if assignment.state not in VISIBLE:  # taken off, declined or conflicted meanwhile
+    if assignment.state not in VISIBLE_STATES:  # taken off, declined or conflicted meanwhile
         raise NotFound(NOT_YOURS.format(reference=reference))
     return assignment, application, definition, stage
 
@@ -153,14 +152,14 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str
     stage = stage_of(session, application.round_id)
     own = session.exec(select(Review).where(Review.assignment_id == assignment.id)).first()
     others: list[dict[str, Any]] = []
-    if assignment.state == AssignmentState.SUBMITTED.value:
+    if assignment.state == AssignmentState.SUBMITTED:
         rows = session.exec(
             select(Review)
             .join(ReviewAssignment)
             .where(
                 ReviewAssignment.application_id == application.id,
                 ReviewAssignment.id != assignment.id,
-                Review.state == "submitted",
+                Review.state == ReviewState.SUBMITTED,
             )
             .order_by(ReviewAssignment.id)
         ).all()
@@ -204,7 +203,7 @@ def save_review(
     (then it no longer changes). Refused after the stage closed and after submission."""
     assignment, application, definition, stage = _locked(session, reviewer, reference)
     review = session.exec(select(Review).where(Review.assignment_id == assignment.id)).first()
-    if assignment.state == AssignmentState.SUBMITTED.value:
+    if assignment.state == AssignmentState.SUBMITTED:
         when = f" on {review.submitted_at:%Y-%m-%d}" if review and review.submitted_at else ""
         raise NotAllowed(f"you submitted your review of {reference}{when}; it can no longer change")
     problems = review_problems(draft, definition.review.criteria, final=submit)
@@ -215,11 +214,11 @@ def save_review(
         )
     values = dict(
         scores=draft.scores,
-        recommendation=draft.recommendation.value if draft.recommendation else None,
+        recommendation=draft.recommendation,
         comments_for_committee=draft.comments_for_committee,
         comments_for_applicant=draft.comments_for_applicant,
         updated_at=at,
-        state="submitted" if submit else "draft",
+        state=ReviewState.SUBMITTED if submit else ReviewState.DRAFT,
         submitted_at=at if submit else None,
     )
     if review is None:
@@ -233,7 +232,7 @@ def save_review(
             session,
             assignment,
             "submit",
-            role="reviewer",
+            role=Role.REVIEWER,
             actor=reviewer.email,
             at=at,
             reference=reference,
@@ -247,7 +246,7 @@ def save_review(
             session,
             at=at,
             actor=reviewer.email,
-            role="reviewer",
+            role=Role.REVIEWER,
             action="review.draft_saved",
             subject_type="application",
             subject_id=reference,
@@ -267,7 +266,7 @@ def decline(
         session,
         assignment,
         "decline",
-        role="reviewer",
+        role=Role.REVIEWER,
         actor=reviewer.email,
         at=at,
         reference=reference,
@@ -299,7 +298,7 @@ def declare_conflict(
         reviewer.email,
         reason=reason,
         actor=reviewer.email,
-        role="reviewer",
+        role=Role.REVIEWER,
         at=at,
     )
     _place_to_fill(
