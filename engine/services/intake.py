@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import (
     ApplicationDocument,
@@ -202,8 +202,8 @@ def _known_keys(session: Session, round_id: str, keys: set[str]) -> _Known:
         return {}
     found = session.exec(
         select(IntakeKey.key, IntakeKey.request_hash, Application)
-        .join(Application, Application.id == IntakeKey.application_id)  # type: ignore[arg-type]
-        .where(IntakeKey.round_id == round_id, IntakeKey.key.in_(keys))  # type: ignore[attr-defined]
+        .join(Application, col(Application.id) == IntakeKey.application_id)
+        .where(IntakeKey.round_id == round_id, col(IntakeKey.key).in_(keys))
     ).all()
     return {key: (request_hash, application) for key, request_hash, application in found}
 
@@ -262,9 +262,9 @@ def _write_many(
     if fresh:
         last = session.execute(
             update(Round)
-            .where(Round.id == row.id)  # type: ignore[arg-type]
-            .values(last_sequence=Round.last_sequence + len(fresh))
-            .returning(Round.last_sequence)
+            .where(col(Round.id) == row.id)
+            .values(last_sequence=col(Round.last_sequence) + len(fresh))
+            .returning(col(Round.last_sequence))
         ).scalar_one()
         first_number = last - len(fresh) + 1
         records, tokens, application_rows = {}, {}, []
@@ -366,11 +366,15 @@ def _write_many(
             session.execute(insert(table_of(IntakeKey)), key_rows)
         outbox.enqueue_rows(session, messages)
 
+    answers: list[Receipt | ServiceError] = []
     for position, prepared in enumerate(batch):
-        if results[position] is None:  # a repeat of an earlier request of this batch
-            first = results[first_in_batch[prepared.key]]  # type: ignore[index]
-            results[position] = replace(first, created=False) if isinstance(first, Receipt) else first
-    return results  # type: ignore[return-value]
+        answer = results[position]
+        if answer is None:  # a repeat of an earlier request of this batch, answered like the first
+            assert prepared.key is not None
+            first = answers[first_in_batch[prepared.key]]
+            answer = replace(first, created=False) if isinstance(first, Receipt) else first
+        answers.append(answer)
+    return answers
 
 
 def status_page_url(settings: Settings, reference: str, language: str) -> str:

@@ -243,7 +243,7 @@ def _record(
         reason=reason,
         details={"participants": participants, "amount": None if d.amount is None else str(d.amount)},
     )
-    values = dict(
+    values: dict[str, Any] = dict(
         decision=d.decision,
         amount=d.amount if d.decision in APPROVALS else None,
         conditions=d.conditions,

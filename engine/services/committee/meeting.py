@@ -100,7 +100,7 @@ def approved_total(session: Session, round_id: str, *, leaving_out: int | None =
     )
     if leaving_out is not None:
         statement = statement.where(DecisionRecord.application_id != leaving_out)
-    return Decimal(session.exec(statement).one()).quantize(Decimal("0.01"))
+    return Decimal(session.exec(statement).one() or 0).quantize(Decimal("0.01"))
 
 
 def set_funds(session: Session, round_id: str, amount: Decimal, *, actor: str, at: datetime) -> CommitteeMeeting:
@@ -174,7 +174,11 @@ def declare_member_conflict(
         return False
     session.add(
         MemberConflict(
-            email=email, application_id=application.id, reason=reason.strip()[:2000], declared_by=actor, declared_at=at
+            email=email,
+            application_id=application.id or 0,
+            reason=reason.strip()[:2000],
+            declared_by=actor,
+            declared_at=at,
         )
     )
     audit.record(

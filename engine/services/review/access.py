@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.lifecycle import Role
 from domain.review import (
@@ -67,7 +67,11 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
     expires = at + timedelta(hours=settings.reviewer_session_hours)
     session.add(
         ReviewerToken(
-            reviewer_id=reviewer.id, purpose="session", token_hash=token_hash(token), issued_at=at, expires_at=expires
+            reviewer_id=reviewer.id or 0,
+            purpose="session",
+            token_hash=token_hash(token),
+            issued_at=at,
+            expires_at=expires,
         )
     )
     audit.record(
@@ -115,14 +119,14 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
         return False
     rows = session.exec(
         select(Application, ReviewStage)
-        .join(ReviewAssignment, ReviewAssignment.application_id == Application.id)
-        .join(ReviewStage, ReviewStage.round_id == ReviewAssignment.round_id)  # type: ignore[arg-type]
+        .join(ReviewAssignment, col(ReviewAssignment.application_id) == Application.id)
+        .join(ReviewStage, col(ReviewStage.round_id) == ReviewAssignment.round_id)
         .where(
             ReviewAssignment.reviewer_id == reviewer.id,
             ReviewAssignment.state == AssignmentState.INVITED,
-            ReviewStage.closed_at.is_(None),
+            col(ReviewStage.closed_at).is_(None),
         )
-        .order_by(Application.id)
+        .order_by(col(Application.id))
     ).all()
     if not rows:
         return False

@@ -77,7 +77,7 @@ def assign_reviewers(session: Session, round_id: str, *, actor: str, at: datetim
     or was taken off is not proposed for it again. Returns every application's placement."""
     state = round_review(session, round_id, for_update=True)
     _assignment_checks(session, state, round_id)
-    id_of = {p.email: p.id for p in state.people.values()}
+    id_of = {p.email: p.id or 0 for p in state.people.values()}
     result = []
     for application, placement in zip(state.applications, state.placements(), strict=True):
         held = len(state.active(application.id or 0))
@@ -85,7 +85,7 @@ def assign_reviewers(session: Session, round_id: str, *, actor: str, at: datetim
         for email in wanted:
             session.add(
                 ReviewAssignment(
-                    round_id=round_id, application_id=application.id, reviewer_id=id_of[email], created_at=at
+                    round_id=round_id, application_id=application.id or 0, reviewer_id=id_of[email], created_at=at
                 )
             )
         if wanted:
@@ -172,7 +172,7 @@ def assignment_view(session: Session, round_id: str) -> list[AssignmentLine]:
                         state.people[a.reviewer_id].name,
                         a.state,
                         a.note,
-                        reviews.get(a.id),
+                        reviews.get(a.id or 0),
                     )
                     for a in rows
                 ],
@@ -216,7 +216,9 @@ def add_reviewer(session: Session, round_id: str, reference: str, email: str, *,
     details = {"outside_areas": outside} if outside else {}
     if row is None:
         session.add(
-            ReviewAssignment(round_id=round_id, application_id=application.id, reviewer_id=reviewer.id, created_at=at)
+            ReviewAssignment(
+                round_id=round_id, application_id=application.id or 0, reviewer_id=reviewer.id or 0, created_at=at
+            )
         )
         audit.record(
             session,
@@ -293,8 +295,8 @@ def record_conflict(
         )
     session.add(
         DeclaredConflict(
-            reviewer_id=reviewer.id,
-            application_id=application.id,
+            reviewer_id=reviewer.id or 0,
+            application_id=application.id or 0,
             reason=reason.strip()[:2000],
             declared_by=f"{role}:{actor}",
             declared_at=at,

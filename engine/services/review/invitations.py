@@ -105,7 +105,7 @@ def invite(
             summary.invited += 1
         if len(state.active(application.id or 0)) < definition.reviewers_per_application:
             summary.unfilled.append(application.reference)
-    screened = [
+    screened: list[tuple[Application, str, str, str | None]] = [
         (a, "start_gmp_review", f"gmp_review:{round_id}", None)
         for a in state.applications
         if a.status == Status.SCREENED

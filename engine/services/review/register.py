@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlmodel import Session, col, select
 
 from domain.application import FieldError
@@ -40,7 +41,7 @@ def split_list(value: str) -> tuple[str, ...]:
 def reviewer_errors(exc: ValidationError, where: str) -> list[FieldError]:
     """A refused reviewer's problems, one per field (`where`: the line, or the API's path)."""
 
-    def explain(column: str, err: dict[str, Any]) -> str | None:
+    def explain(column: str, err: ErrorDetails) -> str | None:
         if column == "areas" and err["type"] == "literal_error":
             return f"{err['input']!r} is not a partnership area ({err['ctx']['expected']})"
         return None
@@ -188,13 +189,13 @@ def recheck_conflicts(session: Session, reviewer: ReviewerRow, *, actor: str, at
     why), so the reviewer is neither invited to nor shown them. Returns their references."""
     rows = session.exec(
         select(ReviewAssignment, Application)
-        .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
+        .join(Application, col(Application.id) == ReviewAssignment.application_id)
         .where(
             ReviewAssignment.reviewer_id == reviewer.id,
             col(ReviewAssignment.state).in_([AssignmentState.PROPOSED, AssignmentState.INVITED]),
         )
     ).all()
-    declared = declared_conflicts(session, DeclaredConflict.reviewer_id == reviewer.id)
+    declared = declared_conflicts(session, col(DeclaredConflict.reviewer_id) == reviewer.id)
     person = as_reviewer(reviewer)
     moved = []
     for assignment, application in rows:

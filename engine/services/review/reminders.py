@@ -45,8 +45,8 @@ def _outstanding(session: Session, round_id: str) -> list[tuple[ReviewerRow, App
     return list(
         session.exec(
             select(ReviewerRow, Application)
-            .join(ReviewAssignment, ReviewAssignment.reviewer_id == ReviewerRow.id)  # type: ignore[arg-type]
-            .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
+            .join(ReviewAssignment, col(ReviewAssignment.reviewer_id) == ReviewerRow.id)
+            .join(Application, col(Application.id) == ReviewAssignment.application_id)
             .where(ReviewAssignment.round_id == round_id, ReviewAssignment.state == AssignmentState.INVITED)
             .order_by(ReviewerRow.email, Application.reference)
         ).all()

@@ -12,9 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.lifecycle import Status
 from domain.review import (
@@ -164,34 +164,29 @@ def round_review(
             select(Application)
             .where(
                 Application.round_id == round_id,
-                Application.status.in_(statuses),  # type: ignore[attr-defined]
+                col(Application.status).in_(statuses),
             )
-            .order_by(Application.id)
+            .order_by(col(Application.id))
         ).all()
     )
-    people = {p.id: p for p in session.exec(select(ReviewerRow).order_by(ReviewerRow.id)).all()}  # type: ignore[arg-type]
+    people = {p.id or 0: p for p in session.exec(select(ReviewerRow).order_by(col(ReviewerRow.id))).all()}
     assignments: dict[int, list[ReviewAssignment]] = {}
     for a in session.exec(
-        select(ReviewAssignment).where(ReviewAssignment.round_id == round_id).order_by(ReviewAssignment.id)
+        select(ReviewAssignment).where(ReviewAssignment.round_id == round_id).order_by(col(ReviewAssignment.id))
     ).all():
         assignments.setdefault(a.application_id, []).append(a)
-    declared = declared_conflicts(
-        session,
-        DeclaredConflict.application_id.in_(  # type: ignore[attr-defined]
-            [a.id for a in applications]
-        ),
-    )
-    return RoundReview(definition, applications, people, assignments, declared)  # type: ignore[arg-type]
+    declared = declared_conflicts(session, col(DeclaredConflict.application_id).in_([a.id for a in applications]))
+    return RoundReview(definition, applications, people, assignments, declared)
 
 
-def declared_conflicts(session: Session, where: Any) -> dict[tuple[str, str], str]:
+def declared_conflicts(session: Session, where: ColumnElement[bool]) -> dict[tuple[str, str], str]:
     """Declared conflicts matching `where`: (reviewer's e-mail, reference) -> reason."""
     return {
         (email, ref): reason
         for email, ref, reason in session.exec(
             select(ReviewerRow.email, Application.reference, DeclaredConflict.reason)
-            .join(ReviewerRow, ReviewerRow.id == DeclaredConflict.reviewer_id)  # type: ignore[arg-type]
-            .join(Application, Application.id == DeclaredConflict.application_id)  # type: ignore[arg-type]
+            .join(ReviewerRow, col(ReviewerRow.id) == DeclaredConflict.reviewer_id)
+            .join(Application, col(Application.id) == DeclaredConflict.application_id)
             .where(where)
         ).all()
     }

@@ -55,16 +55,16 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
     have a conflict of interest with."""
     rows = session.exec(
         select(ReviewAssignment, Application, ReviewStage)
-        .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
-        .join(ReviewStage, ReviewStage.round_id == ReviewAssignment.round_id, isouter=True)  # type: ignore[arg-type]
-        .where(ReviewAssignment.reviewer_id == reviewer.id, col(ReviewAssignment.state).in_(VISIBLE_STATES))  # type: ignore[attr-defined]
+        .join(Application, col(Application.id) == ReviewAssignment.application_id)
+        .join(ReviewStage, col(ReviewStage.round_id) == ReviewAssignment.round_id, isouter=True)
+        .where(ReviewAssignment.reviewer_id == reviewer.id, col(ReviewAssignment.state).in_(VISIBLE_STATES))
         .order_by(ReviewAssignment.round_id, Application.reference)
     ).all()
     declared = _declared(session, reviewer)
     names = party_names(session, {a.party for _, a, _ in rows})
     reviews = dict(
         session.exec(
-            select(Review.assignment_id, Review.state).where(Review.assignment_id.in_([r.id for r, _, _ in rows]))
+            select(Review.assignment_id, Review.state).where(col(Review.assignment_id).in_([r.id for r, _, _ in rows]))
         ).all()
     )
     out = []
@@ -78,7 +78,7 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
                 title=application.title,
                 party=names.get(application.party, application.party),
                 state=assignment.state,
-                review=reviews.get(assignment.id),
+                review=reviews.get(assignment.id or 0),
                 due_on=stage.due_on if stage else None,
                 stage_open=bool(stage and stage.closed_at is None),
             )
@@ -87,7 +87,7 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
 
 
 def _declared(session: Session, reviewer: ReviewerRow) -> dict[tuple[str, str], str]:
-    return declared_conflicts(session, DeclaredConflict.reviewer_id == reviewer.id)
+    return declared_conflicts(session, col(DeclaredConflict.reviewer_id) == reviewer.id)
 
 
 def _visible(
@@ -97,7 +97,7 @@ def _visible(
     application that does not exist (nor one they are conflicted on)."""
     found = session.exec(
         select(ReviewAssignment, Application)
-        .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
+        .join(Application, col(Application.id) == ReviewAssignment.application_id)
         .where(
             Application.reference == reference,
             ReviewAssignment.reviewer_id == reviewer.id,
@@ -161,7 +161,7 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str
                 ReviewAssignment.id != assignment.id,
                 Review.state == ReviewState.SUBMITTED,
             )
-            .order_by(ReviewAssignment.id)
+            .order_by(col(ReviewAssignment.id))
         ).all()
         others = [
             dict(
@@ -212,7 +212,7 @@ def save_review(
             f"the review of {reference} was not saved: " + "; ".join(f"{p.field}: {p.message}" for p in problems),
             [FieldError(path=f"$.{p.field}", message=p.message) for p in problems],
         )
-    values = dict(
+    values: dict[str, Any] = dict(
         scores=draft.scores,
         recommendation=draft.recommendation,
         comments_for_committee=draft.comments_for_committee,
