@@ -47,9 +47,9 @@ def list_applications(session: Session, round_id: str) -> list[ApplicationLine]:
     get_round(session, round_id)
     rows = session.exec(
         select(Application, PartyRow.name)
-        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id)
-        .order_by(Application.id)  # type: ignore[arg-type]
+        .order_by(col(Application.id))
     ).all()
     return [
         ApplicationLine(
@@ -99,7 +99,7 @@ def applicant_view(session: Session, reference: str, token: str | None) -> Appli
     changes = session.exec(
         select(StatusChange)
         .where(StatusChange.application_id == application.id)
-        .order_by(StatusChange.at, StatusChange.id)  # type: ignore[arg-type]
+        .order_by(col(StatusChange.at), col(StatusChange.id))
     ).all()
     letter_sent = decision_letter_sent(session, application)
     timeline: list[TimelineEntry] = []

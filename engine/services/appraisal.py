@@ -105,16 +105,12 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
     existing = {
         (s.application_id, s.criterion): s
         for s in session.exec(
-            select(AppraisalScore).where(
-                AppraisalScore.application_id.in_(  # type: ignore[attr-defined]
-                    [a.id for a, *_ in values]
-                )
-            )
+            select(AppraisalScore).where(col(AppraisalScore.application_id).in_([a.id for a, *_ in values]))
         ).all()
     }
     changed = 0
     for application, criterion_id, score, comment in values:
-        current = existing.get((application.id, criterion_id))  # type: ignore[arg-type]
+        current = existing.get((application.id or 0, criterion_id))
         if current is not None and (current.score, current.comment) == (score, comment):
             continue
         previous = None if current is None else current.score
@@ -245,7 +241,7 @@ def override(
                     settings,
                     application,
                     definition,
-                    NOTICE[verdict],  # type: ignore[index]
+                    NOTICE[Verdict(verdict)],
                     [*reasons, reason.strip()],
                     key=f"override:{at.isoformat()}",
                     at=at,

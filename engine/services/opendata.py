@@ -76,8 +76,8 @@ def _announced(session: Session, round_id: str) -> set[str]:
 def lines(session: Session, round_id: str) -> list[Line]:
     found = session.exec(
         select(Application, DecisionRecord, PartyRow)
-        .join(DecisionRecord, DecisionRecord.application_id == Application.id, isouter=True)  # type: ignore[arg-type]
-        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .join(DecisionRecord, col(DecisionRecord.application_id) == Application.id, isouter=True)
+        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id)
         .order_by(Application.reference)
     ).all()
@@ -213,7 +213,7 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
     for application, decision, party in session.exec(
         select(Application, DecisionRecord, PartyRow)
         .join(DecisionRecord)
-        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVALS))
         .order_by(Application.reference)
     ).all():

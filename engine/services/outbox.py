@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from engine.services.tokens import derive_bundle_token, derive_link_token, derive_token
 from engine.settings import Settings
@@ -70,7 +70,7 @@ def queued(session: Session, keys: list[str]) -> set[str]:
     """Which of these business keys already have a message."""
     if not keys:
         return set()
-    return set(session.exec(select(OutboxMessage.key).where(OutboxMessage.key.in_(keys))).all())  # type: ignore[attr-defined]
+    return set(session.exec(select(OutboxMessage.key).where(col(OutboxMessage.key).in_(keys))).all())
 
 
 def materialize(session: Session, settings: Settings, message: OutboxMessage) -> RenderedMessage:
@@ -110,7 +110,7 @@ class OutboxLine:
 
 
 def list_messages(session: Session, *, state: str | None = None, round_id: str | None = None) -> list[OutboxLine]:
-    statement = select(OutboxMessage).order_by(OutboxMessage.id)  # type: ignore[arg-type]
+    statement = select(OutboxMessage).order_by(col(OutboxMessage.id))
     if state:
         if state not in set(MessageState):
             return []  # no message is in a state that does not exist

@@ -86,7 +86,7 @@ def party_names(session: Session, codes: set[str] | None = None) -> dict[str, st
     """ISO alpha-3 code -> name, of the register (or of `codes` only)."""
     statement = select(PartyRow.iso3, PartyRow.name)
     if codes is not None:
-        statement = statement.where(PartyRow.iso3.in_(codes))  # type: ignore[attr-defined]
+        statement = statement.where(col(PartyRow.iso3).in_(codes))
     return dict(session.exec(statement).all())
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.lifecycle import APPRAISED_STATUSES, Status
 from engine.services.rounds import definition_of, get_round
@@ -57,10 +57,10 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
     get_round(session, round_id)
     found = session.exec(
         select(Application, ScreeningRecord, PartyRow)
-        .join(ScreeningRecord, ScreeningRecord.application_id == Application.id, isouter=True)  # type: ignore[arg-type]
-        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .join(ScreeningRecord, col(ScreeningRecord.application_id) == Application.id, isouter=True)
+        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id)
-        .order_by(Application.id)  # type: ignore[arg-type]
+        .order_by(col(Application.id))
     ).all()
     regions = list(REGIONS)
     found = sorted(found, key=lambda r: regions.index(r[2].un_regional_group if r[2] else None))  # by region

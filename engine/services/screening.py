@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FORMAT, ApplicationDocument
 from domain.lifecycle import Role, Status
@@ -87,13 +87,12 @@ def ensure_closed(row: Round, at: datetime) -> None:
 def to_screen(session: Session, round_id: str) -> list[int]:
     """The applications screening looks at: those submitted (new, resubmitted, or
     waiting for a person's judgement), in order of receipt."""
-    return list(
-        session.exec(
-            select(Application.id)
-            .where(Application.round_id == round_id, Application.status == Status.SUBMITTED)
-            .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
-        ).all()
-    )
+    ids = session.exec(
+        select(col(Application.id))
+        .where(Application.round_id == round_id, Application.status == Status.SUBMITTED)
+        .order_by(col(Application.submitted_at), col(Application.id))
+    ).all()
+    return [i for i in ids if i is not None]  # stored rows always have one
 
 
 def document_of(application: Application) -> ApplicationDocument:
@@ -137,10 +136,10 @@ def _party_ranks(session: Session, round_id: str, parties: set[str]) -> dict[int
         select(Application.id, Application.party)
         .where(
             Application.round_id == round_id,
-            Application.party.in_(parties),  # type: ignore[attr-defined]
+            col(Application.party).in_(parties),
             Application.status != Status.WITHDRAWN,
         )
-        .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
+        .order_by(col(Application.submitted_at), col(Application.id))
     ).all()
     seen: Counter[str] = Counter()
     ranks: dict[int, int] = {}
@@ -201,15 +200,15 @@ def screen_in_session(
     # (two workers) waits, then finds them screened and does nothing twice.
     applications = session.exec(
         select(Application)
-        .where(Application.id.in_(application_ids))  # type: ignore[union-attr]
-        .order_by(Application.id)  # type: ignore[arg-type]
+        .where(col(Application.id).in_(application_ids))
+        .order_by(col(Application.id))
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
     records = {
         r.application_id: r
         for r in session.exec(
-            select(ScreeningRecord).where(ScreeningRecord.application_id.in_(application_ids))  # type: ignore[attr-defined]
+            select(ScreeningRecord).where(col(ScreeningRecord.application_id).in_(application_ids))
         ).all()
     }
     # An application's place among its Party's only matters where the round limits them.
