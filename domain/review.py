@@ -310,6 +310,11 @@ class Recommendation(StrEnum):
     DO_NOT_SUPPORT = "do_not_support"
 
 
+class ReviewState(StrEnum):
+    DRAFT = "draft"  # saved by the reviewer, still changing
+    SUBMITTED = "submitted"  # submitted: it no longer changes
+
+
 COMMENT_LENGTH = 20_000
 
 

@@ -5,14 +5,50 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Integer, Numeric, Table, UniqueConstraint
+from sqlalchemy import Enum as EnumType
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from domain.committee import Decision
+from domain.lifecycle import PublicStatus, Role, Status
+from domain.review import AssignmentState, Recommendation, ReviewState
+from domain.rounds import RoundStatus
+from domain.screening import Verdict
+
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
+
+
+def enum_column(enum: type[StrEnum], length: int) -> EnumType:
+    """A column of one of the domain's enums (a status, a state, a decision, a role):
+    stored as its value in a VARCHAR(length), exactly as a plain string column (no
+    database enum type, no CHECK constraint), read back as the enum's member. Writing a
+    value that is not one of the enum's is refused before it reaches the database."""
+    return EnumType(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        values_callable=_values,
+        validate_strings=True,
+        length=length,
+    )
+
+
+class MessageState(StrEnum):
+    """Where a message of the outbox is: waiting (or waiting for another try), sent,
+    or failed for good (for a person to see)."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -56,7 +92,7 @@ class Round(SQLModel, table=True):
     title: str = Field(max_length=200)
     opens_at: datetime = _ts(nullable=False)
     closes_at: datetime = _ts(nullable=False)
-    status: str = Field(max_length=20)
+    status: RoundStatus = Field(sa_type=enum_column(RoundStatus, 20))
     definition: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     source: str = Field(max_length=500, description="file the definition was loaded from")
     last_sequence: int = Field(default=0, description="last application number given in this round")
@@ -91,7 +127,7 @@ class Application(SQLModel, table=True):
     language: str = Field(max_length=2)
     title: str | None = Field(default=None, max_length=200)
     amount_requested: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
-    status: str = Field(max_length=30, index=True)
+    status: Status = Field(sa_type=enum_column(Status, 30), index=True)
     version: int = Field(default=1, sa_column=_application_version)
     applicant: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     form_a: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
@@ -114,9 +150,9 @@ class StatusChange(SQLModel, table=True):
     application_id: int = Field(foreign_key="application.id", index=True)
     key: str = Field(max_length=200, description="transition id given by the caller")
     transition: str = Field(max_length=40)
-    from_status: str | None = Field(default=None, max_length=30)
-    to_status: str = Field(max_length=30)
-    public_status: str = Field(max_length=30)
+    from_status: Status | None = Field(default=None, sa_type=enum_column(Status, 30))
+    to_status: Status = Field(sa_type=enum_column(Status, 30))
+    public_status: PublicStatus = Field(sa_type=enum_column(PublicStatus, 30))
     at: datetime = _ts(nullable=False)
 
 
@@ -128,7 +164,7 @@ class AuditEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = _ts(nullable=False, index=True)
     actor: str = Field(max_length=200)
-    role: str = Field(max_length=20)
+    role: Role = Field(sa_type=enum_column(Role, 20))
     action: str = Field(max_length=60)
     subject_type: str = Field(max_length=30)
     subject_id: str = Field(max_length=100, index=True)
@@ -168,7 +204,7 @@ class OutboxMessage(SQLModel, table=True):
     subject: str = Field(max_length=300)
     body_text: str
     body_html: str
-    state: str = Field(default="queued", max_length=20, index=True, description="queued, sent or failed")
+    state: MessageState = Field(default=MessageState.QUEUED, sa_type=enum_column(MessageState, 20), index=True)
     attempts: int = 0
     created_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _ts(nullable=True)
@@ -193,7 +229,7 @@ class ScreeningRecord(SQLModel, table=True):
     application_id: int = Field(foreign_key="application.id", unique=True)
     round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
     fingerprint: str = Field(max_length=64)
-    verdict: str = Field(max_length=20, index=True)
+    verdict: Verdict = Field(sa_type=enum_column(Verdict, 20), index=True)
     checks: list[dict[str, Any]] = Field(sa_column=Column(JSONType, nullable=False))
     appraisal: list[dict[str, Any]] = Field(sa_column=Column(JSONType, nullable=False))
     weighted_score: Decimal | None = Field(default=None, sa_column=Column(Numeric(5, 1)))
@@ -245,7 +281,7 @@ class ReviewAssignment(SQLModel, table=True):
     round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
     application_id: int = Field(foreign_key="application.id", index=True)
     reviewer_id: int = Field(foreign_key="reviewer.id", index=True)
-    state: str = Field(default="proposed", max_length=20)
+    state: AssignmentState = Field(default=AssignmentState.PROPOSED, sa_type=enum_column(AssignmentState, 20))
     created_at: datetime = _ts(nullable=False)
     invited_at: datetime | None = _ts(nullable=True)
     #: When it last changed state after the invitation (declined, conflict, submitted, removed).
@@ -262,10 +298,10 @@ class Review(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     assignment_id: int = Field(foreign_key="review_assignment.id", unique=True)
     scores: dict[str, int] = Field(sa_column=Column(JSONType, nullable=False))
-    recommendation: str | None = Field(default=None, max_length=30)
+    recommendation: Recommendation | None = Field(default=None, sa_type=enum_column(Recommendation, 30))
     comments_for_committee: str | None = Field(default=None, max_length=20000)
     comments_for_applicant: str | None = Field(default=None, max_length=20000)
-    state: str = Field(default="draft", max_length=20)
+    state: ReviewState = Field(default=ReviewState.DRAFT, sa_type=enum_column(ReviewState, 20))
     updated_at: datetime = _ts(nullable=False)
     submitted_at: datetime | None = _ts(nullable=True)
 
@@ -370,7 +406,7 @@ class DecisionRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     application_id: int = Field(foreign_key="application.id", unique=True)
     round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
-    decision: str = Field(max_length=30)
+    decision: Decision = Field(sa_type=enum_column(Decision, 30))
     amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)))
     conditions: str | None = Field(default=None, max_length=5000)
     recommendations: str | None = Field(default=None, max_length=10000)

@@ -48,9 +48,9 @@ def list_applications(session: Session, round_id: str) -> list[ApplicationLine]:
     get_round(session, round_id)
     rows = session.exec(
         select(Application, PartyRow.name)
-        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id)
-        .order_by(Application.id)  # type: ignore[arg-type]
+        .order_by(col(Application.id))
     ).all()
     return [
         ApplicationLine(
@@ -60,8 +60,8 @@ def list_applications(session: Session, round_id: str) -> list[ApplicationLine]:
             a.title,
             a.amount_requested,
             a.language,
-            PUBLIC_STATUS[Status(a.status)],
-            Status(a.status),
+            PUBLIC_STATUS[a.status],
+            a.status,
             a.submitted_at,
         )
         for a, name in rows
@@ -100,12 +100,12 @@ def applicant_view(session: Session, reference: str, token: str | None) -> Appli
     changes = session.exec(
         select(StatusChange)
         .where(StatusChange.application_id == application.id)
-        .order_by(StatusChange.at, StatusChange.id)  # type: ignore[arg-type]
+        .order_by(col(StatusChange.at), col(StatusChange.id))
     ).all()
     letter_sent = decision_letter_sent(session, application)
     timeline: list[TimelineEntry] = []
     for change in changes:
-        public = public_status(Status(change.to_status), letter_sent=letter_sent)
+        public = public_status(change.to_status, letter_sent=letter_sent)
         if not timeline or timeline[-1].status != public:
             timeline.append(TimelineEntry(public, change.at))
     round_row = session.get(Round, application.round_id)
@@ -114,7 +114,7 @@ def applicant_view(session: Session, reference: str, token: str | None) -> Appli
         round_id=application.round_id,
         round_title=round_row.title if round_row else application.round_id,
         title=application.title,
-        status=public_status(Status(application.status), letter_sent=letter_sent),
+        status=public_status(application.status, letter_sent=letter_sent),
         submitted_at=application.submitted_at,
         timeline=timeline,
     )
@@ -134,7 +134,7 @@ def letter_key(reference: str, decision: str, recorded_at: datetime) -> str:
 def decision_letter_sent(session: Session, application: Application) -> bool:
     """Whether the letter of the application's current decision is on its way."""
     record = session.exec(select(DecisionRecord).where(DecisionRecord.application_id == application.id)).first()
-    if record is None or record.decision != application.status:
+    if record is None or Status(record.decision) != application.status:
         return False
     return bool(outbox.queued(session, [letter_key(application.reference, record.decision, record.recorded_at)]))
 
@@ -177,11 +177,11 @@ def transition(
     """
     application = get_application(session, reference)
     assert application.id is not None
-    current = Status(application.status)
+    current = application.status
     done = _recorded(session, application.id, key, name, reference)
     if done is not None:
         return TransitionResult(
-            reference, Status(done.from_status or done.to_status), current, application.version, changed=False
+            reference, done.from_status or done.to_status, current, application.version, changed=False
         )
     if expected_version is not None and expected_version != application.version:
         raise Conflict(
@@ -194,7 +194,7 @@ def transition(
         raise NotAllowed(f"{reference}: {exc}") from None
     try:
         with session.begin_nested():  # a savepoint: a lost race leaves the caller's transaction usable
-            application.status = record.to_status.value
+            application.status = record.to_status
             session.add(application)
             session.add(StatusChange(**audit.history_values(record, application_id=application.id, key=key)))
             session.add(
@@ -245,7 +245,7 @@ def transition_many(
                 (
                     application,
                     key,
-                    plan_transition(Status(application.status), name, actor=actor, role=role, at=at, reason=reason),
+                    plan_transition(application.status, name, actor=actor, role=role, at=at, reason=reason),
                 )
             )
         except TransitionError as exc:
@@ -257,7 +257,7 @@ def transition_many(
         update(table)
         .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
         .values(status=bindparam("b_status"), version=table.c.version + 1),
-        [{"b_id": a.id, "b_version": a.version, "b_status": r.to_status.value} for a, _, r in planned],
+        [{"b_id": a.id, "b_version": a.version, "b_status": r.to_status} for a, _, r in planned],
     )
     if updated.rowcount != len(planned):  # type: ignore[attr-defined]
         raise Conflict("some applications were changed by someone else meanwhile; nothing was written, run it again")

@@ -13,9 +13,9 @@ from sqlmodel import Session, col, select
 
 from domain.application import FieldError
 from domain.hints import Hint, Step
-from domain.lifecycle import APPRAISED_STATUSES, Role
+from domain.lifecycle import APPRAISED_STATUSES, Role, Status
 from domain.rounds import CriterionKind, RoundDefinition
-from domain.screening import Outcome, appraisal, weighted_score
+from domain.screening import Outcome, Verdict, appraisal, weighted_score
 from engine.services import audit, outbox
 from engine.services.applications import get_application, transition
 from engine.services.csvfile import csv_rows
@@ -26,7 +26,6 @@ from engine.settings import Settings
 from engine.tables import Application, AppraisalScore, ScreeningRecord
 from notifications.reasons import reason_text
 
-APPRAISED = {s.value for s in APPRAISED_STATUSES}
 SHEET_COLUMNS = ["reference", "criterion", "score", "comment"]
 COMMENT_LENGTH = 4000
 
@@ -72,7 +71,7 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
             problems.append(
                 ("reference", f"{row.reference} is an application of round {application.round_id}, not {round_id}")
             )
-        elif application.status not in APPRAISED:
+        elif application.status not in APPRAISED_STATUSES:
             problems.append(
                 (
                     "reference",
@@ -107,16 +106,12 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
     existing = {
         (s.application_id, s.criterion): s
         for s in session.exec(
-            select(AppraisalScore).where(
-                AppraisalScore.application_id.in_(  # type: ignore[attr-defined]
-                    [a.id for a, *_ in values]
-                )
-            )
+            select(AppraisalScore).where(col(AppraisalScore.application_id).in_([a.id for a, *_ in values]))
         ).all()
     }
     changed = 0
     for application, criterion_id, score, comment in values:
-        current = existing.get((application.id, criterion_id))  # type: ignore[arg-type]
+        current = existing.get((application.id or 0, criterion_id))
         if current is not None and (current.score, current.comment) == (score, comment):
             continue
         previous = None if current is None else current.score
@@ -129,7 +124,7 @@ def record_scores(session: Session, round_id: str, rows: list[ScoreRow], *, acto
             session,
             at=at,
             actor=actor,
-            role=Role.SECRETARIAT.value,
+            role=Role.SECRETARIAT,
             action="application.scored",
             subject_type="application",
             subject_id=application.reference,
@@ -163,14 +158,14 @@ def refresh_appraisal(session: Session, application: Application, definition: Ro
 
 Overridable = Literal["screened", "incomplete", "ineligible"]
 #: The transition that takes an application from its status to the verdict a person chose.
-_OVERRIDES: dict[tuple[str, str], str] = {
-    ("submitted", "screened"): "pass_screening",
-    ("submitted", "incomplete"): "mark_incomplete",
-    ("submitted", "ineligible"): "mark_ineligible",
-    ("incomplete", "screened"): "reinstate",
-    ("ineligible", "screened"): "reinstate",
-    ("screened", "ineligible"): "mark_ineligible",
-    ("information_requested", "incomplete"): "mark_incomplete",  # the items asked for did not come
+_OVERRIDES: dict[tuple[Status, str], str] = {
+    (Status.SUBMITTED, Verdict.SCREENED): "pass_screening",
+    (Status.SUBMITTED, Verdict.INCOMPLETE): "mark_incomplete",
+    (Status.SUBMITTED, Verdict.INELIGIBLE): "mark_ineligible",
+    (Status.INCOMPLETE, Verdict.SCREENED): "reinstate",
+    (Status.INELIGIBLE, Verdict.SCREENED): "reinstate",
+    (Status.SCREENED, Verdict.INELIGIBLE): "mark_ineligible",
+    (Status.INFORMATION_REQUESTED, Verdict.INCOMPLETE): "mark_incomplete",  # the items asked for did not come
 }
 
 
@@ -227,7 +222,7 @@ def override(
         session,
         at=at,
         actor=actor,
-        role=Role.SECRETARIAT.value,
+        role=Role.SECRETARIAT,
         action="application.screening_overridden",
         subject_type="application",
         subject_id=reference,
@@ -249,7 +244,7 @@ def override(
                     settings,
                     application,
                     definition,
-                    NOTICE[verdict],  # type: ignore[index]
+                    NOTICE[Verdict(verdict)],
                     [*reasons, reason.strip()],
                     key=f"override:{at.isoformat()}",
                     at=at,

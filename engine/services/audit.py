@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from domain.lifecycle import PUBLIC_STATUS, TransitionRecord
+from domain.lifecycle import PUBLIC_STATUS, Role, TransitionRecord
 from engine.db import unit_of_work
 from engine.services.errors import ServiceError
 from engine.tables import AuditEvent
@@ -36,7 +36,7 @@ def record(
         AuditEvent(
             at=at,
             actor=actor,
-            role=role,
+            role=Role(role),
             action=action,
             subject_type=subject_type,
             subject_id=subject_id,
@@ -65,9 +65,9 @@ def history_values(transition: TransitionRecord, *, application_id: int, key: st
         application_id=application_id,
         key=key,
         transition=transition.transition,
-        from_status=transition.from_status.value if transition.from_status else None,
-        to_status=transition.to_status.value,
-        public_status=PUBLIC_STATUS[transition.to_status].value,
+        from_status=transition.from_status,
+        to_status=transition.to_status,
+        public_status=PUBLIC_STATUS[transition.to_status],
         at=transition.at,
     )
 
@@ -88,12 +88,12 @@ def audit_values(
     return dict(
         at=recorded_at,
         actor=transition.actor,
-        role=transition.role.value,
+        role=transition.role,
         action=f"application.{transition.transition}",
         subject_type="application",
         subject_id=reference,
-        from_status=transition.from_status.value if transition.from_status else None,
-        to_status=transition.to_status.value,
+        from_status=transition.from_status,
+        to_status=transition.to_status,
         reason=fit_reason(transition.reason),
         details=extra or None,
     )

@@ -25,17 +25,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, bindparam, or_, update
+from sqlalchemy import ColumnElement, Engine, bindparam, or_, update
 from sqlalchemy.exc import NoResultFound
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
 from engine.services import audit
 from engine.services.outbox import materialize
 from engine.settings import Settings
-from engine.tables import OutboxMessage, table_of
+from engine.tables import MessageState, OutboxMessage, table_of
 from notifications.mail import ascii_domain, build, message_id, wire_bytes
 
 LEASE = timedelta(minutes=5)
@@ -130,13 +131,13 @@ class _SmtpSender:
         try:
             self.client.sendmail(sender, [address], wire_bytes(email), mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = next(iter(exc.recipients.values()))
+            code, refusal = next(iter(exc.recipients.values()))
             error = PermanentError if 500 <= code < 600 else DeliveryError
-            raise error(f"the server refused {recipient}: {code} {reply.decode(errors='replace')}") from exc
+            raise error(f"the server refused {recipient}: {code} {refusal.decode(errors='replace')}") from exc
         except smtplib.SMTPServerDisconnected as exc:
             raise ConnectionLost(f"the server closed the connection: {exc}") from exc
         except smtplib.SMTPResponseException as exc:
-            reply = f"the server answered {exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+            reply = f"the server answered {exc.smtp_code} {_text(exc.smtp_error)}"
             if exc.smtp_code == 421:  # the server is closing the connection
                 raise ConnectionLost(reply) from exc
             raise (PermanentError if 500 <= exc.smtp_code < 600 else DeliveryError)(reply) from exc
@@ -144,6 +145,10 @@ class _SmtpSender:
             raise ConnectionLost(f"the connection failed: {exc.__class__.__name__}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - anything else fails this message alone
             raise DeliveryError(f"{exc.__class__.__name__}: {exc}") from exc
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply
 
 
 def smtp_address(address: str, utf8: bool) -> str:
@@ -170,11 +175,11 @@ def backend_for(settings: Settings) -> FileBackend | SmtpBackend:
 # --- the relay --------------------------------------------------------------------------------
 
 
-def _due(now: datetime, due: datetime):  # noqa: ANN202 - a SQL condition
+def _due(now: datetime, due: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
-        OutboxMessage.state == "queued",
-        or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= due),  # type: ignore[union-attr]
-        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+        col(OutboxMessage.state) == MessageState.QUEUED,
+        or_(col(OutboxMessage.next_attempt_at).is_(None), col(OutboxMessage.next_attempt_at) <= due),
+        or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
     )
 
 
@@ -184,17 +189,19 @@ def claim(
     """Claim up to `limit` messages due by `due` (default: now), for `lease`: no other
     relay takes them meanwhile."""
     with unit_of_work(engine) as session:
-        statement = select(OutboxMessage.id).where(*_due(now, due or now)).order_by(OutboxMessage.id).limit(limit)  # type: ignore[arg-type]
+        statement = (
+            select(col(OutboxMessage.id)).where(*_due(now, due or now)).order_by(col(OutboxMessage.id)).limit(limit)
+        )
         if session.get_bind().dialect.name == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
-        ids = list(session.exec(statement).all())
+        ids = [i for i in session.exec(statement).all() if i is not None]
         if ids:
             session.execute(
                 update(table_of(OutboxMessage))
-                .where(OutboxMessage.id.in_(ids))
+                .where(col(OutboxMessage.id).in_(ids))
                 .values(claimed_by=relay, claimed_until=now + lease)
             )
-    return ids  # type: ignore[return-value]
+    return ids
 
 
 @dataclass
@@ -241,7 +248,9 @@ def deliver_claimed(
     stop_at = time.monotonic() + (lease - MARGIN).total_seconds()
     with reading(engine) as session:
         rows = list(
-            session.exec(select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)).all()
+            session.exec(
+                select(OutboxMessage).where(col(OutboxMessage.id).in_(ids)).order_by(col(OutboxMessage.id))
+            ).all()
         )
         emails: dict[int | None, Message] = {}
         unmade: list[tuple[OutboxMessage, DeliveryError]] = []
@@ -333,7 +342,7 @@ def _record(
                 update(table)
                 .where(*mine)
                 .values(
-                    state="sent",
+                    state=MessageState.SENT,
                     sent_at=now,
                     attempts=table.c.attempts + 1,
                     last_attempt_at=now,
@@ -345,7 +354,7 @@ def _record(
                 [{"b_id": m.id, "b_mid": message_id(m.key, settings.sender)} for m in sent],
             )
             result.sent += len(sent)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for message, error in outcomes:
             if error is None:
                 continue
@@ -355,7 +364,7 @@ def _record(
             rows.append(
                 {
                     "b_id": message.id,
-                    "b_state": "failed" if final else "queued",
+                    "b_state": MessageState.FAILED if final else MessageState.QUEUED,
                     "b_next": None if final else now + wait,
                     "b_error": str(error)[:1000],
                 }
@@ -367,7 +376,7 @@ def _record(
                     session,
                     at=now,
                     actor=f"relay {relay}",
-                    role="system",
+                    role=Role.SYSTEM,
                     action="notification.failed",
                     subject_type="notification",
                     subject_id=str(message.id),
@@ -425,15 +434,15 @@ def retry_failed(session: Session, ids: list[int] | None, *, actor: str, at: dat
     """Queue failed messages again (all of them when `ids` is None), e.g. once the
     mail server is fixed or an address corrected. Returns how many."""
     table = table_of(OutboxMessage)
-    statement = update(table).where(table.c.state == "failed")
+    statement = update(table).where(table.c.state == MessageState.FAILED)
     if ids is not None:
         statement = statement.where(table.c.id.in_(ids))
-    count = session.execute(statement.values(state="queued", attempts=0, next_attempt_at=None)).rowcount  # type: ignore[attr-defined]
+    count = session.execute(statement.values(state=MessageState.QUEUED, attempts=0, next_attempt_at=None)).rowcount  # type: ignore[attr-defined]
     audit.record(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="notification.requeued",
         subject_type="outbox",
         subject_id="failed",

@@ -162,7 +162,7 @@ def resubmit_forms(
             application.amount_requested = update.form_b.total_requested
         session.add(application)
         session.flush()
-        if get_round(session, application.round_id).status == RoundStatus.SCREENING.value:
+        if get_round(session, application.round_id).status == RoundStatus.SCREENING:
             screen_in_session(session, settings, application.round_id, [application.id or 0], actor=actor, at=at)
             session.refresh(application)
     return {"reference": reference, "status": application.status, "changed": result.changed}

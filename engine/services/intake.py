@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import (
     ApplicationDocument,
@@ -27,7 +27,7 @@ from domain.application import (
     validate_document,
 )
 from domain.hints import Hint, Step
-from domain.lifecycle import PUBLIC_STATUS, PublicStatus, Role, Status, initial_record
+from domain.lifecycle import PUBLIC_STATUS, PublicStatus, Role, initial_record
 from domain.references import make_reference
 from domain.rounds import RoundDefinition, RoundStatus, accepts_applications, accepts_import
 from engine.db import unit_of_work
@@ -94,7 +94,7 @@ def _received_error(value: Any, row: Round, definition: RoundDefinition, now: da
             return None
     else:
         received = now
-    if accepts_import(RoundStatus(row.status), definition, received):
+    if accepts_import(row.status, definition, received):
         return None
     return FieldError(
         path="$.received_at" if value is not None else "$",
@@ -138,7 +138,7 @@ def _document_errors(
 
 
 def _check_round_accepts(row: Round, definition: RoundDefinition, channel: Channel, now: datetime) -> None:
-    stored = RoundStatus(row.status)
+    stored = row.status
     if channel == "import":
         if stored not in (RoundStatus.OPEN, RoundStatus.CLOSED):
             raise NotAccepting(
@@ -204,8 +204,8 @@ def _known_keys(session: Session, round_id: str, keys: set[str]) -> _Known:
         return {}
     found = session.exec(
         select(IntakeKey.key, IntakeKey.request_hash, Application)
-        .join(Application, Application.id == IntakeKey.application_id)  # type: ignore[arg-type]
-        .where(IntakeKey.round_id == round_id, IntakeKey.key.in_(keys))  # type: ignore[attr-defined]
+        .join(Application, col(Application.id) == IntakeKey.application_id)
+        .where(IntakeKey.round_id == round_id, col(IntakeKey.key).in_(keys))
     ).all()
     return {key: (request_hash, application) for key, request_hash, application in found}
 
@@ -222,7 +222,7 @@ def _replay(known: _Known, key: str, request_hash: str, round_id: str, settings:
         )
     return Receipt(
         application.reference,
-        PUBLIC_STATUS[Status(application.status)],
+        PUBLIC_STATUS[application.status],
         _token(settings, round_id, key),
         round_id,
         application.submitted_at,
@@ -264,9 +264,9 @@ def _write_many(
     if fresh:
         last = session.execute(
             update(Round)
-            .where(Round.id == row.id)  # type: ignore[arg-type]
-            .values(last_sequence=Round.last_sequence + len(fresh))
-            .returning(Round.last_sequence)
+            .where(col(Round.id) == row.id)
+            .values(last_sequence=col(Round.last_sequence) + len(fresh))
+            .returning(col(Round.last_sequence))
         ).scalar_one()
         first_number = last - len(fresh) + 1
         records, tokens, application_rows = {}, {}, []
@@ -284,7 +284,7 @@ def _write_many(
                     language=doc.applicant.language,
                     title=doc.title,
                     amount_requested=doc.amount_requested,
-                    status=records[position].to_status.value,
+                    status=records[position].to_status,
                     version=1,
                     applicant=dump["applicant"],
                     form_a=dump.get("form_a"),
@@ -368,11 +368,15 @@ def _write_many(
             session.execute(insert(table_of(IntakeKey)), key_rows)
         outbox.enqueue_rows(session, messages)
 
+    answers: list[Receipt | ServiceError] = []
     for position, prepared in enumerate(batch):
-        if results[position] is None:  # a repeat of an earlier request of this batch
-            first = results[first_in_batch[prepared.key]]  # type: ignore[index]
-            results[position] = replace(first, created=False) if isinstance(first, Receipt) else first
-    return results  # type: ignore[return-value]
+        answer = results[position]
+        if answer is None:  # a repeat of an earlier request of this batch, answered like the first
+            assert prepared.key is not None
+            first = answers[first_in_batch[prepared.key]]
+            answer = replace(first, created=False) if isinstance(first, Receipt) else first
+        answers.append(answer)
+    return answers
 
 
 def status_page_url(settings: Settings, reference: str, language: str) -> str:

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from domain.hints import Hint, Step
+from domain.lifecycle import Role
 from domain.rounds import RoundStatus
 from engine.services import audit, outbox
 from engine.services.applications import letter_key
@@ -111,7 +112,7 @@ def send_decision_letters(
             session,
             at=at,
             actor=actor,
-            role="secretariat",
+            role=Role.SECRETARIAT,
             action="round.letters_sent",
             subject_type="round",
             subject_id=round_id,

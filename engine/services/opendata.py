@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from domain.committee import APPROVALS
+from domain.committee import APPROVALS, Decision
 from domain.hints import Hint, Step
+from domain.lifecycle import Status
 from domain.rounds import RoundStatus
 from engine.services.applications import decision_letter_sent
 from engine.services.errors import NotAllowed
@@ -29,7 +30,6 @@ from engine.tables import Application, DecisionRecord
 from engine.tables import Party as PartyRow
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "360giving"
-APPROVED = {d.value for d in APPROVALS}
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ class Line:
     sids: bool
     title: str | None
     requested: Decimal | None
-    status: str
-    decision: str | None
+    status: Status
+    decision: Decision | None
     amount: Decimal | None
     conditions: str | None
     decided_on: str | None
@@ -69,7 +69,7 @@ def _announced(session: Session, round_id: str) -> set[str]:
         for a in session.exec(
             select(Application)
             .join(DecisionRecord)
-            .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVED))
+            .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVALS))
         ).all()
         if decision_letter_sent(session, a)
     }
@@ -78,8 +78,8 @@ def _announced(session: Session, round_id: str) -> set[str]:
 def lines(session: Session, round_id: str) -> list[Line]:
     found = session.exec(
         select(Application, DecisionRecord, PartyRow)
-        .join(DecisionRecord, DecisionRecord.application_id == Application.id, isouter=True)  # type: ignore[arg-type]
-        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .join(DecisionRecord, col(DecisionRecord.application_id) == Application.id, isouter=True)
+        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id)
         .order_by(Application.reference)
     ).all()
@@ -112,8 +112,8 @@ def _summary(rows: list[Line]) -> list[dict[str, Any]]:
             group=name,
             applications=len(members),
             requested=sum((r.requested or Decimal(0) for r in members), Decimal(0)),
-            approved=sum(1 for r in members if r.decision in APPROVED),
-            awarded=sum((r.amount or Decimal(0) for r in members if r.decision in APPROVED), Decimal(0)),
+            approved=sum(1 for r in members if r.decision in APPROVALS),
+            awarded=sum((r.amount or Decimal(0) for r in members if r.decision in APPROVALS), Decimal(0)),
         )
         for name, members in groups
         if members
@@ -126,7 +126,7 @@ def write_round_report(session: Session, round_id: str, folder: Path) -> tuple[P
     definition = definition_of(get_round(session, round_id))
     rows = lines(session, round_id)
     announced = _announced(session, round_id)
-    approved = [r for r in rows if r.decision in APPROVED and r.reference in announced]
+    approved = [r for r in rows if r.decision in APPROVALS and r.reference in announced]
     folder.mkdir(parents=True, exist_ok=True)
     env = documents()
     generated = datetime.now(UTC).astimezone(definition.zone).strftime("%Y-%m-%d %H:%M %Z")
@@ -201,7 +201,7 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
     untold = session.exec(
         select(Application.reference)
         .join(DecisionRecord)
-        .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVED))
+        .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVALS))
     ).all()
     untold = sorted(set(untold) - announced)
     if untold:
@@ -216,8 +216,8 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
     for application, decision, party in session.exec(
         select(Application, DecisionRecord, PartyRow)
         .join(DecisionRecord)
-        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
-        .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVED))
+        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
+        .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVALS))
         .order_by(Application.reference)
     ).all():
         form_a = application.form_a or {}

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from engine.services.tokens import derive_bundle_token, derive_link_token, derive_token
 from engine.settings import Settings
-from engine.tables import IntakeKey, OutboxMessage, ReviewerToken, table_of
+from engine.tables import IntakeKey, MessageState, OutboxMessage, ReviewerToken, table_of
 from notifications import ACCESS_CODE_PLACEHOLDER, BUNDLE_LINK_PLACEHOLDER, REVIEW_LINK_PLACEHOLDER, RenderedMessage
 
 
@@ -37,7 +37,7 @@ def message_row(
         subject=message.subject,
         body_text=message.text,
         body_html=message.html,
-        state="queued",
+        state=MessageState.QUEUED,
         attempts=0,
         created_at=at,
     )
@@ -70,7 +70,7 @@ def queued(session: Session, keys: list[str]) -> set[str]:
     """Which of these business keys already have a message."""
     if not keys:
         return set()
-    return set(session.exec(select(OutboxMessage.key).where(OutboxMessage.key.in_(keys))).all())  # type: ignore[attr-defined]
+    return set(session.exec(select(OutboxMessage.key).where(col(OutboxMessage.key).in_(keys))).all())
 
 
 def materialize(session: Session, settings: Settings, message: OutboxMessage) -> RenderedMessage:
@@ -101,7 +101,7 @@ class OutboxLine:
     recipient: str
     kind: str
     language: str
-    state: str
+    state: MessageState
     subject: str
     attempts: int
     sent_at: datetime | None
@@ -110,8 +110,10 @@ class OutboxLine:
 
 
 def list_messages(session: Session, *, state: str | None = None, round_id: str | None = None) -> list[OutboxLine]:
-    statement = select(OutboxMessage).order_by(OutboxMessage.id)  # type: ignore[arg-type]
+    statement = select(OutboxMessage).order_by(col(OutboxMessage.id))
     if state:
+        if state not in set(MessageState):
+            return []  # no message is in a state that does not exist
         statement = statement.where(OutboxMessage.state == state)
     if round_id:
         statement = statement.where(OutboxMessage.round_id == round_id)

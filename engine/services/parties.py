@@ -11,6 +11,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from domain.application import FieldError
+from domain.lifecycle import Role
 from domain.parties import Party
 from engine.services import audit
 from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
@@ -72,7 +73,7 @@ def replace_register(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="parties.replaced",
         subject_type="register",
         subject_id="parties",
@@ -85,7 +86,7 @@ def party_names(session: Session, codes: set[str] | None = None) -> dict[str, st
     """ISO alpha-3 code -> name, of the register (or of `codes` only)."""
     statement = select(PartyRow.iso3, PartyRow.name)
     if codes is not None:
-        statement = statement.where(PartyRow.iso3.in_(codes))  # type: ignore[attr-defined]
+        statement = statement.where(col(PartyRow.iso3).in_(codes))
     return dict(session.exec(statement).all())
 
 

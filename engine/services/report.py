@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from domain.lifecycle import APPRAISED_STATUSES
+from domain.lifecycle import APPRAISED_STATUSES, Status
 from engine.services.rounds import definition_of, get_round
 from engine.tables import Application, ScreeningRecord
 from engine.tables import Party as PartyRow
@@ -43,8 +43,8 @@ class ReportRow:
     sids: bool
     title: str | None
     amount_requested: Decimal | None
-    status: str
-    verdict: str  # the screening verdict, or "not screened"
+    status: Status
+    verdict: str  # the screening verdict (as text: the committee's bundles fingerprint it), or "not screened"
     overridden: str  # the automatic verdict a person replaced, if any
     failed: str  # ids of the failed checks
     needs_judgement: str
@@ -57,18 +57,17 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
     get_round(session, round_id)
     found = session.exec(
         select(Application, ScreeningRecord, PartyRow)
-        .join(ScreeningRecord, ScreeningRecord.application_id == Application.id, isouter=True)  # type: ignore[arg-type]
-        .join(PartyRow, PartyRow.iso3 == Application.party, isouter=True)  # type: ignore[arg-type]
+        .join(ScreeningRecord, col(ScreeningRecord.application_id) == Application.id, isouter=True)
+        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id)
-        .order_by(Application.id)  # type: ignore[arg-type]
+        .order_by(col(Application.id))
     ).all()
     regions = list(REGIONS)
     found = sorted(found, key=lambda r: regions.index(r[2].un_regional_group if r[2] else None))  # by region
-    passed = {s.value for s in APPRAISED_STATUSES}
     scores = {
         a.reference: r.weighted_score
         for a, r, _ in found
-        if a.status in passed and r is not None and r.weighted_score is not None
+        if a.status in APPRAISED_STATUSES and r is not None and r.weighted_score is not None
     }
     # Equal scores share a rank (1, 1, 3, ...).
     rank = {ref: 1 + sum(1 for other in scores.values() if other > score) for ref, score in scores.items()}
@@ -87,7 +86,7 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
                 title=application.title,
                 amount_requested=application.amount_requested,
                 status=application.status,
-                verdict=(record.override or {}).get("verdict", record.verdict) if record else "not screened",
+                verdict=(record.override or {}).get("verdict", record.verdict.value) if record else "not screened",
                 overridden=(record.override or {}).get("automatic", "") if record else "",
                 failed=" ".join(c["id"] for c in checks if c["outcome"] == "fail"),
                 needs_judgement=" ".join(c["id"] for c in checks if c["outcome"] == "needs_judgement"),

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from domain.application import FieldError
 from domain.hints import Hint, Step
+from domain.lifecycle import Role
 from domain.money import STORED
 from domain.rounds import (
     RoundActionError,
@@ -94,7 +95,7 @@ class RoundView(BaseModel):
     @classmethod
     def of(cls, row: Round, now: datetime) -> RoundView:
         definition = definition_of(row)
-        stored = RoundStatus(row.status)
+        stored = row.status
         return cls(
             id=row.id,
             title=row.title,
@@ -153,7 +154,7 @@ def store_round(
             title=definition.title,
             opens_at=definition.opens_at,
             closes_at=definition.closes_at,
-            status=RoundStatus.DRAFT.value,
+            status=RoundStatus.DRAFT,
             definition=data,
             source=source,
             updated_at=at,
@@ -163,11 +164,11 @@ def store_round(
             session,
             at=at,
             actor=actor,
-            role="secretariat",
+            role=Role.SECRETARIAT,
             action="round.loaded",
             subject_type="round",
             subject_id=definition.id,
-            to_status=RoundStatus.DRAFT.value,
+            to_status=RoundStatus.DRAFT,
             details={"source": source},
         )
         return row, "created"
@@ -186,7 +187,7 @@ def store_round(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="round.updated",
         subject_type="round",
         subject_id=definition.id,
@@ -202,7 +203,7 @@ def move_round(
     *,
     actor: str,
     at: datetime,
-    role: str = "secretariat",
+    role: str = Role.SECRETARIAT,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> RoundStatus:
@@ -211,13 +212,13 @@ def move_round(
     The event is dated when it is recorded; the instant the move takes effect (a
     scheduled close run late, the demo's 2018 dates) is kept beside it. Returns the
     status the round had."""
-    stored = RoundStatus(row.status)
+    stored = row.status
     try:
         transition = round_move(stored, move, row.id)
     except RoundActionError as exc:
         raise NotAllowed(str(exc), hints=exc.hints) from None
     recorded = datetime.now(UTC)
-    row.status, row.updated_at = transition.target.value, recorded
+    row.status, row.updated_at = transition.target, recorded
     session.add(row)
     audit.record(
         session,
@@ -227,8 +228,8 @@ def move_round(
         action=transition.action,
         subject_type="round",
         subject_id=row.id,
-        from_status=stored.value,
-        to_status=transition.target.value,
+        from_status=stored,
+        to_status=transition.target,
         reason=reason,
         details={**(details or {}), "effective_at": at.isoformat()},
     )
@@ -239,7 +240,7 @@ def _act(
     session: Session, round_id: str, move: str, plan: Any, *, actor: str, at: datetime, reason: str | None
 ) -> tuple[Round, bool]:
     row = get_round(session, round_id, for_update=True)
-    if _planned(row, plan) is RoundStatus(row.status):
+    if _planned(row, plan) is row.status:
         return row, False
     move_round(session, row, move, actor=actor, at=at, reason=reason)
     return row, True
@@ -287,7 +288,7 @@ def check_close(session: Session, round_id: str, *, at: datetime, early_reason: 
 
 def _planned(row: Round, plan: Any) -> RoundStatus:
     try:
-        planned: RoundStatus = plan(RoundStatus(row.status), definition_of(row))
+        planned: RoundStatus = plan(row.status, definition_of(row))
         return planned
     except RoundActionError as exc:
         raise NotAllowed(str(exc), hints=exc.hints) from None

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FORMAT, ApplicationDocument
 from domain.hints import Hint, Step
@@ -54,7 +54,7 @@ def start_screening(session: Session, round_id: str, *, actor: str, at: datetime
     open round past its deadline is closed first (audited); a round already in
     screening is left as it is."""
     row = get_round(session, round_id, for_update=True)
-    stored = RoundStatus(row.status)
+    stored = row.status
     if stored is RoundStatus.SCREENING:
         return row
     ensure_closed(row, at)
@@ -70,14 +70,14 @@ def check_screening(session: Session, round_id: str, at: datetime) -> None:
     """What screening refuses before it starts (the CLI, the API and the flow check it
     first): an unknown round, or one still taking applications."""
     row = get_round(session, round_id)
-    if row.status != RoundStatus.SCREENING.value:
+    if row.status != RoundStatus.SCREENING:
         ensure_closed(row, at)
 
 
 def ensure_closed(row: Round, at: datetime) -> None:
     """Screening starts after the round's close: refused while it takes applications."""
     definition = definition_of(row)
-    stored = RoundStatus(row.status)
+    stored = row.status
     if stored is RoundStatus.DRAFT or accepts_applications(stored, definition, at):
         raise NotAllowed(
             f"round {row.id} is still open for applications (until "
@@ -88,13 +88,12 @@ def ensure_closed(row: Round, at: datetime) -> None:
 def to_screen(session: Session, round_id: str) -> list[int]:
     """The applications screening looks at: those submitted (new, resubmitted, or
     waiting for a person's judgement), in order of receipt."""
-    return list(
-        session.exec(
-            select(Application.id)
-            .where(Application.round_id == round_id, Application.status == Status.SUBMITTED.value)
-            .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
-        ).all()
-    )
+    ids = session.exec(
+        select(col(Application.id))
+        .where(Application.round_id == round_id, Application.status == Status.SUBMITTED)
+        .order_by(col(Application.submitted_at), col(Application.id))
+    ).all()
+    return [i for i in ids if i is not None]  # stored rows always have one
 
 
 def document_of(application: Application) -> ApplicationDocument:
@@ -138,10 +137,10 @@ def _party_ranks(session: Session, round_id: str, parties: set[str]) -> dict[int
         select(Application.id, Application.party)
         .where(
             Application.round_id == round_id,
-            Application.party.in_(parties),  # type: ignore[attr-defined]
-            Application.status != Status.WITHDRAWN.value,
+            col(Application.party).in_(parties),
+            Application.status != Status.WITHDRAWN,
         )
-        .order_by(Application.submitted_at, Application.id)  # type: ignore[arg-type]
+        .order_by(col(Application.submitted_at), col(Application.id))
     ).all()
     seen: Counter[str] = Counter()
     ranks: dict[int, int] = {}
@@ -204,15 +203,15 @@ def screen_in_session(
     # (two workers) waits, then finds them screened and does nothing twice.
     applications = session.exec(
         select(Application)
-        .where(Application.id.in_(application_ids))  # type: ignore[union-attr]
-        .order_by(Application.id)  # type: ignore[arg-type]
+        .where(col(Application.id).in_(application_ids))
+        .order_by(col(Application.id))
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
     records = {
         r.application_id: r
         for r in session.exec(
-            select(ScreeningRecord).where(ScreeningRecord.application_id.in_(application_ids))  # type: ignore[attr-defined]
+            select(ScreeningRecord).where(col(ScreeningRecord.application_id).in_(application_ids))
         ).all()
     }
     # An application's place among its Party's only matters where the round limits them.
@@ -223,7 +222,7 @@ def screen_in_session(
     )
     new_records, events, changes, messages = [], [], [], []
     for application in applications:
-        if application.status != Status.SUBMITTED.value:
+        if application.status != Status.SUBMITTED:
             continue  # screened meanwhile (an earlier run, or a person)
         assert application.id is not None
         rank = ranks.get(application.id, 1)
@@ -235,7 +234,7 @@ def screen_in_session(
         result = screen(document_of(application), definition, parties, rank)
         values = dict(
             fingerprint=inputs,
-            verdict=result.verdict.value,
+            verdict=result.verdict,
             checks=_check_values(result),
             appraisal=appraisal_values(result.appraisal),
             weighted_score=weighted_score(result.appraisal),
@@ -252,7 +251,7 @@ def screen_in_session(
             dict(
                 at=at,
                 actor="screening",
-                role=Role.SYSTEM.value,
+                role=Role.SYSTEM,
                 action="application.screening_recorded",
                 subject_type="application",
                 subject_id=application.reference,

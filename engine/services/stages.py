@@ -49,7 +49,7 @@ def send_to_committee(
     as such. Running it again changes nothing."""
     row = get_round(session, round_id, for_update=True)
     definition = definition_of(row)
-    stored = RoundStatus(row.status)
+    stored = row.status
     target = check_committee(session, round_id)
     if target is stored:
         return CommitteeSummary(round_id, changed=False)
@@ -80,7 +80,7 @@ def send_to_committee(
         row,
         "to_committee",
         actor=actor,
-        role=role.value,
+        role=role,
         at=at,
         reason=reason,
         details={"applications": summary.sent, "short_of_reviews": summary.short},
@@ -91,7 +91,7 @@ def send_to_committee(
 def check_committee(session: Session, round_id: str) -> RoundStatus:
     """The round's status once with the committee, or why it cannot go there yet."""
     row = get_round(session, round_id)
-    stored = RoundStatus(row.status)
+    stored = row.status
     try:
         target = plan_committee(stored, definition_of(row))
     except RoundActionError as exc:
@@ -102,7 +102,7 @@ def check_committee(session: Session, round_id: str) -> RoundStatus:
         select(Application.reference)
         .where(
             Application.round_id == round_id,
-            col(Application.status).in_([Status.SUBMITTED.value, Status.INFORMATION_REQUESTED.value]),
+            col(Application.status).in_([Status.SUBMITTED, Status.INFORMATION_REQUESTED]),
         )
         .order_by(Application.reference)
     ).all()
@@ -123,7 +123,7 @@ def _in_statuses(session: Session, round_id: str, statuses: tuple[Status, ...]) 
     return list(
         session.exec(
             select(Application)
-            .where(Application.round_id == round_id, col(Application.status).in_([s.value for s in statuses]))
+            .where(Application.round_id == round_id, col(Application.status).in_(statuses))
             .order_by(col(Application.id))
         ).all()
     )
@@ -133,7 +133,7 @@ def _submitted_counts(session: Session, round_id: str) -> dict[int, int]:
     return dict(
         session.exec(
             select(ReviewAssignment.application_id, func.count())
-            .where(ReviewAssignment.round_id == round_id, ReviewAssignment.state == AssignmentState.SUBMITTED.value)
+            .where(ReviewAssignment.round_id == round_id, ReviewAssignment.state == AssignmentState.SUBMITTED)
             .group_by(col(ReviewAssignment.application_id))
         ).all()
     )

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from domain.committee import (
     Member,
 )
-from domain.lifecycle import DECISIONS, Status
+from domain.lifecycle import DECISIONS, Role, Status
 from domain.rounds import RoundStatus
 from engine.services import audit, outbox
 from engine.services.committee.meeting import Committee, committee_of
@@ -44,7 +44,7 @@ from engine.tables import (
 from notifications import BUNDLE_LINK_PLACEHOLDER, render
 
 #: Applications before the committee: on its agenda, or decided at its meeting.
-ON_AGENDA = {Status.READY_FOR_COMMITTEE.value, *(s.value for s in DECISIONS)}
+ON_AGENDA = {Status.READY_FOR_COMMITTEE, *DECISIONS}
 
 
 def _usd(value: Decimal | None) -> str:
@@ -471,7 +471,7 @@ def prepare_bundles(
             session,
             at=at,
             actor=actor,
-            role="secretariat",
+            role=Role.SECRETARIAT,
             action="bundle.prepared",
             subject_type="member",
             subject_id=email,
@@ -580,7 +580,7 @@ def open_bundle(
         session,
         at=at,
         actor=bundle.email,
-        role="committee",
+        role=Role.COMMITTEE,
         action="bundle.downloaded",
         subject_type="member",
         subject_id=bundle.email,

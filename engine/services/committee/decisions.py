@@ -95,7 +95,7 @@ def _same(record: DecisionRecord, d: DecisionIn) -> bool:
     where the secretariat names them."""
     return (
         (record.decision, record.amount, record.conditions or None, record.recommendations or None)
-        == (d.decision.value, d.amount, d.conditions or None, d.recommendations or None)
+        == (d.decision, d.amount, d.conditions or None, d.recommendations or None)
         and (d.participants is None or sorted(str(p).lower() for p in d.participants) == sorted(record.participants))
         and (d.exception is None or d.exception == record.exception)
     )
@@ -138,7 +138,7 @@ def record_decisions(
         if record is not None and _same(record, d):
             summary.unchanged += 1
             continue
-        if record is not None and record.decision != Decision.DEFERRED.value:
+        if record is not None and record.decision != Decision.DEFERRED:
             errors.append(
                 FieldError(
                     path=f"{where}: decision",
@@ -156,7 +156,7 @@ def record_decisions(
         this_amount = d.amount if d.decision in APPROVALS and d.amount is not None else Decimal(0)
         elsewhere = approved - (record.amount or 0 if record and record.decision in APPROVALS else Decimal(0))
         facts = Facts(
-            status=Status(application.status),
+            status=application.status,
             requested=application.amount_requested,
             amount_min=definition.amount_min,
             amount_max=definition.amount_max,
@@ -187,11 +187,11 @@ def record_decisions(
     summary.undecided = list(
         session.exec(
             select(Application.reference)
-            .where(Application.round_id == round_id, Application.status == Status.READY_FOR_COMMITTEE.value)
+            .where(Application.round_id == round_id, Application.status == Status.READY_FOR_COMMITTEE)
             .order_by(Application.reference)
         ).all()
     )
-    if not summary.undecided and RoundStatus(row.status) is RoundStatus.COMMITTEE:
+    if not summary.undecided and row.status is RoundStatus.COMMITTEE:
         move_round(session, row, "decide", actor=actor, at=at)
     return summary
 
@@ -210,7 +210,7 @@ def _record(
     """One decision: the application's transitions (through an exception, if it did not
     pass screening), its record, and the audit."""
     reference, key = d.reference, f"decision:{d.reference}:{at.isoformat()}"
-    status = Status(application.status)
+    status = application.status
     if status in NOT_SCREENED_IN:  # a reasoned exception (checked before)
         step = {Status.SUBMITTED: "pass_screening", Status.INCOMPLETE: "reinstate", Status.INELIGIBLE: "reinstate"}
         if status not in step:
@@ -249,8 +249,8 @@ def _record(
         reason=reason,
         details={"participants": participants, "amount": None if d.amount is None else str(d.amount)},
     )
-    values = dict(
-        decision=d.decision.value,
+    values: dict[str, Any] = dict(
+        decision=d.decision,
         amount=d.amount if d.decision in APPROVALS else None,
         conditions=d.conditions,
         recommendations=d.recommendations,

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FieldError
 from domain.committee import (
@@ -19,6 +19,7 @@ from domain.committee import (
     quorum_of,
 )
 from domain.hints import Hint, Step
+from domain.lifecycle import Role
 from domain.rounds import RoundDefinition
 from engine.services import audit
 from engine.services.applications import countries_of, get_application
@@ -85,7 +86,7 @@ def schedule_meeting(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="committee.meeting_scheduled",
         subject_type="round",
         subject_id=round_id,
@@ -96,11 +97,11 @@ def schedule_meeting(
 
 def approved_total(session: Session, round_id: str, *, leaving_out: int | None = None) -> Decimal:
     statement = select(func.coalesce(func.sum(DecisionRecord.amount), 0)).where(
-        DecisionRecord.round_id == round_id, DecisionRecord.decision.in_([d.value for d in APPROVALS])
+        DecisionRecord.round_id == round_id, col(DecisionRecord.decision).in_(APPROVALS)
     )
     if leaving_out is not None:
         statement = statement.where(DecisionRecord.application_id != leaving_out)
-    return Decimal(session.exec(statement).one()).quantize(Decimal("0.01"))
+    return Decimal(session.exec(statement).one() or 0).quantize(Decimal("0.01"))
 
 
 def set_funds(session: Session, round_id: str, amount: Decimal, *, actor: str, at: datetime) -> CommitteeMeeting:
@@ -122,7 +123,7 @@ def set_funds(session: Session, round_id: str, amount: Decimal, *, actor: str, a
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="committee.funds_set",
         subject_type="round",
         subject_id=round_id,
@@ -149,7 +150,7 @@ def set_attendees(session: Session, round_id: str, emails: list[str], *, actor: 
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="committee.attendance_recorded",
         subject_type="round",
         subject_id=round_id,
@@ -174,14 +175,18 @@ def declare_member_conflict(
         return False
     session.add(
         MemberConflict(
-            email=email, application_id=application.id, reason=reason.strip()[:2000], declared_by=actor, declared_at=at
+            email=email,
+            application_id=application.id or 0,
+            reason=reason.strip()[:2000],
+            declared_by=actor,
+            declared_at=at,
         )
     )
     audit.record(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="committee.conflict_declared",
         subject_type="application",
         subject_id=reference,

@@ -16,6 +16,7 @@ from domain.committee import (
     overlapping_terms,
     serving,
 )
+from domain.lifecycle import Role
 from engine.services import audit
 from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput
@@ -120,7 +121,7 @@ def load_members(session: Session, members: list[Member], *, source: str, actor:
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="committee.loaded",
         subject_type="register",
         subject_id="committee",
@@ -179,7 +180,7 @@ def set_member(
             session,
             at=at,
             actor=actor,
-            role="secretariat",
+            role=Role.SECRETARIAT,
             action=f"committee.member_{outcome}",
             subject_type="member",
             subject_id=email,

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from domain.lifecycle import Role
 from domain.review import (
     AssignmentState,
 )
@@ -66,14 +67,18 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
     expires = at + timedelta(hours=settings.reviewer_session_hours)
     session.add(
         ReviewerToken(
-            reviewer_id=reviewer.id, purpose="session", token_hash=token_hash(token), issued_at=at, expires_at=expires
+            reviewer_id=reviewer.id or 0,
+            purpose="session",
+            token_hash=token_hash(token),
+            issued_at=at,
+            expires_at=expires,
         )
     )
     audit.record(
         session,
         at=at,
         actor=reviewer.email,
-        role="reviewer",
+        role=Role.REVIEWER,
         action="reviewer.signed_in",
         subject_type="reviewer",
         subject_id=reviewer.email,
@@ -114,14 +119,14 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
         return False
     rows = session.exec(
         select(Application, ReviewStage)
-        .join(ReviewAssignment, ReviewAssignment.application_id == Application.id)
-        .join(ReviewStage, ReviewStage.round_id == ReviewAssignment.round_id)  # type: ignore[arg-type]
+        .join(ReviewAssignment, col(ReviewAssignment.application_id) == Application.id)
+        .join(ReviewStage, col(ReviewStage.round_id) == ReviewAssignment.round_id)
         .where(
             ReviewAssignment.reviewer_id == reviewer.id,
-            ReviewAssignment.state == AssignmentState.INVITED.value,
-            ReviewStage.closed_at.is_(None),
+            ReviewAssignment.state == AssignmentState.INVITED,
+            col(ReviewStage.closed_at).is_(None),
         )
-        .order_by(Application.id)
+        .order_by(col(Application.id))
     ).all()
     if not rows:
         return False
@@ -151,7 +156,7 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
         session,
         at=at,
         actor=reviewer.email,
-        role="reviewer",
+        role=Role.REVIEWER,
         action="reviewer.link_requested",
         subject_type="reviewer",
         subject_id=reviewer.email,

@@ -12,7 +12,9 @@ from sqlmodel import Session, select
 
 from domain.application import FieldError
 from domain.hints import Hint, Step
+from domain.lifecycle import Role
 from domain.review import (
+    ACTIVE_STATES,
     AssignmentState,
     Placement,
     conflicts,
@@ -21,7 +23,6 @@ from domain.rounds import RoundStatus
 from engine.services import audit
 from engine.services.errors import InvalidInput, NotAllowed, NotFound
 from engine.services.review.state import (
-    ACTIVE_VALUES,
     REVIEWABLE,
     REVIEWED,
     RoundReview,
@@ -65,7 +66,7 @@ def _assignment(
 
 
 def _open_for_assignment(session: Session, round_id: str) -> None:
-    status = RoundStatus(get_round(session, round_id).status)
+    status = get_round(session, round_id).status
     if status not in (RoundStatus.SCREENING, RoundStatus.REVIEW):
         raise NotAllowed(
             f"round {round_id} is {status.value}; reviewers are assigned after screening and "
@@ -79,7 +80,7 @@ def assign_reviewers(session: Session, round_id: str, *, actor: str, at: datetim
     or was taken off is not proposed for it again. Returns every application's placement."""
     state = round_review(session, round_id, for_update=True)
     _assignment_checks(session, state, round_id)
-    id_of = {p.email: p.id for p in state.people.values()}
+    id_of = {p.email: p.id or 0 for p in state.people.values()}
     result = []
     for application, placement in zip(state.applications, state.placements(), strict=True):
         held = len(state.active(application.id or 0))
@@ -87,7 +88,7 @@ def assign_reviewers(session: Session, round_id: str, *, actor: str, at: datetim
         for email in wanted:
             session.add(
                 ReviewAssignment(
-                    round_id=round_id, application_id=application.id, reviewer_id=id_of[email], created_at=at
+                    round_id=round_id, application_id=application.id or 0, reviewer_id=id_of[email], created_at=at
                 )
             )
         if wanted:
@@ -95,7 +96,7 @@ def assign_reviewers(session: Session, round_id: str, *, actor: str, at: datetim
                 session,
                 at=at,
                 actor=actor,
-                role="secretariat",
+                role=Role.SECRETARIAT,
                 action="application.reviewers_proposed",
                 subject_type="application",
                 subject_id=application.reference,
@@ -174,7 +175,7 @@ def assignment_view(session: Session, round_id: str) -> list[AssignmentLine]:
                         state.people[a.reviewer_id].name,
                         a.state,
                         a.note,
-                        reviews.get(a.id),
+                        reviews.get(a.id or 0),
                     )
                     for a in rows
                 ],
@@ -195,7 +196,7 @@ def add_reviewer(session: Session, round_id: str, reference: str, email: str, *,
     application, reviewer, row = _assignment(session, round_id, reference, email)
     if application.status not in REVIEWABLE:
         raise NotAllowed(f"{reference} is {application.status}; reviewers review screened applications")
-    if row is not None and row.state in ACTIVE_VALUES:
+    if row is not None and row.state in ACTIVE_STATES:
         return "unchanged"
     why = conflicts(as_reviewer(reviewer), subject_of(application), state.declared)
     if why:
@@ -220,17 +221,19 @@ def add_reviewer(session: Session, round_id: str, reference: str, email: str, *,
     details = {"outside_areas": outside} if outside else {}
     if row is None:
         session.add(
-            ReviewAssignment(round_id=round_id, application_id=application.id, reviewer_id=reviewer.id, created_at=at)
+            ReviewAssignment(
+                round_id=round_id, application_id=application.id or 0, reviewer_id=reviewer.id or 0, created_at=at
+            )
         )
         audit.record(
             session,
             at=at,
             actor=actor,
-            role="secretariat",
+            role=Role.SECRETARIAT,
             action="assignment.add",
             subject_type="application",
             subject_id=reference,
-            to_status=AssignmentState.PROPOSED.value,
+            to_status=AssignmentState.PROPOSED,
             details={"reviewer": reviewer.email, **details},
         )
         return "added"
@@ -238,7 +241,7 @@ def add_reviewer(session: Session, round_id: str, reference: str, email: str, *,
         session,
         row,
         "restore",
-        role="secretariat",
+        role=Role.SECRETARIAT,
         actor=actor,
         at=at,
         reference=reference,
@@ -265,7 +268,7 @@ def remove_reviewer(
         session,
         row,
         "remove",
-        role="secretariat",
+        role=Role.SECRETARIAT,
         actor=actor,
         at=at,
         reference=reference,
@@ -290,15 +293,15 @@ def record_conflict(
     ).first()
     if exists is not None:
         return False
-    if row is not None and row.state == AssignmentState.SUBMITTED.value:
+    if row is not None and row.state == AssignmentState.SUBMITTED:
         raise NotAllowed(
             f"{reviewer.email} already submitted a review of {reference}; write to the secretariat "
             "if the review must be set aside"
         )
     session.add(
         DeclaredConflict(
-            reviewer_id=reviewer.id,
-            application_id=application.id,
+            reviewer_id=reviewer.id or 0,
+            application_id=application.id or 0,
             reason=reason.strip()[:2000],
             declared_by=f"{role}:{actor}",
             declared_at=at,
@@ -315,7 +318,7 @@ def record_conflict(
         reason=reason.strip(),
         details={"reviewer": reviewer.email, "source": role},
     )
-    if row is not None and row.state in ACTIVE_VALUES:
+    if row is not None and row.state in ACTIVE_STATES:
         move_assignment(
             session,
             row,

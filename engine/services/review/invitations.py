@@ -21,7 +21,7 @@ from domain.review import (
     conflicts,
     due_date,
 )
-from domain.rounds import RoundActionError, RoundStatus, plan_review
+from domain.rounds import RoundActionError, plan_review
 from engine.services import audit
 from engine.services.applications import transition_many
 from engine.services.errors import InvalidInput, NotAllowed
@@ -73,7 +73,7 @@ def invite(
     by_reviewer: dict[int, list[Application]] = {}
     for application, subject in zip(state.applications, state.subjects(), strict=True):
         for assignment in state.assignments.get(application.id or 0, []):
-            if assignment.state != AssignmentState.PROPOSED.value:
+            if assignment.state != AssignmentState.PROPOSED:
                 continue
             reviewer = state.people[assignment.reviewer_id]
             if not reviewer.active:
@@ -84,7 +84,7 @@ def invite(
                     session,
                     assignment,
                     "declare_conflict",
-                    role="secretariat",
+                    role=Role.SECRETARIAT,
                     actor=actor,
                     at=at,
                     reference=application.reference,
@@ -96,7 +96,7 @@ def invite(
                 session,
                 assignment,
                 "invite",
-                role="secretariat",
+                role=Role.SECRETARIAT,
                 actor=actor,
                 at=at,
                 reference=application.reference,
@@ -106,10 +106,10 @@ def invite(
             summary.invited += 1
         if len(state.active(application.id or 0)) < definition.reviewers_per_application:
             summary.unfilled.append(application.reference)
-    screened = [
+    screened: list[tuple[Application, str, str, str | None]] = [
         (a, "start_gmp_review", f"gmp_review:{round_id}", None)
         for a in state.applications
-        if a.status == Status.SCREENED.value
+        if a.status == Status.SCREENED
     ]
     session.flush()
     summary.moved_to_review = transition_many(session, screened, actor=actor, role=Role.SECRETARIAT, at=at)
@@ -146,7 +146,7 @@ def _invite_checks(
     why the invitations are refused."""
     definition = state.definition
     try:
-        plan_review(RoundStatus(get_round(session, round_id).status), definition)
+        plan_review(get_round(session, round_id).status, definition)
     except RoundActionError as exc:
         raise NotAllowed(str(exc), hints=exc.hints) from None
     stage = stage_of(session, round_id, for_update=True)
@@ -160,7 +160,7 @@ def _invite_checks(
                 hints=(Hint(Step.EXTEND_REVIEW, round_id=round_id, option=due.isoformat()),),
             )
         return stage, stage.due_on
-    if not any(a.state == AssignmentState.PROPOSED.value for rows in state.assignments.values() for a in rows):
+    if not any(a.state == AssignmentState.PROPOSED for rows in state.assignments.values() for a in rows):
         raise NotAllowed(
             f"no reviewers are proposed in round {round_id}; propose them (or add them by hand) first",
             hints=(Hint(Step.ASSIGN_REVIEWERS, round_id=round_id),),
@@ -191,7 +191,7 @@ def extend(session: Session, round_id: str, due: date, *, actor: str, at: dateti
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="round.review_due_changed",
         subject_type="round",
         subject_id=round_id,

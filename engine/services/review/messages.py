@@ -40,7 +40,7 @@ def issue_link(session: Session, settings: Settings, reviewer: ReviewerRow, mess
     nonce = secrets.token_hex(16)
     session.add(
         ReviewerToken(
-            reviewer_id=reviewer.id,
+            reviewer_id=reviewer.id or 0,
             purpose="link",
             nonce=nonce,
             message_key=message_key,

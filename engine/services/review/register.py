@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlmodel import Session, col, select
 
 from domain.application import FieldError
+from domain.lifecycle import Role
 from domain.review import (
     AssignmentState,
     Reviewer,
@@ -39,7 +41,7 @@ def split_list(value: str) -> tuple[str, ...]:
 def reviewer_errors(exc: ValidationError, where: str) -> list[FieldError]:
     """A refused reviewer's problems, one per field (`where`: the line, or the API's path)."""
 
-    def explain(column: str, err: dict[str, Any]) -> str | None:
+    def explain(column: str, err: ErrorDetails) -> str | None:
         if column == "areas" and err["type"] == "literal_error":
             return f"{err['input']!r} is not a partnership area ({err['ctx']['expected']})"
         return None
@@ -105,7 +107,7 @@ def load_reviewers(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action="reviewers.loaded",
         subject_type="register",
         subject_id="reviewers",
@@ -169,7 +171,7 @@ def set_reviewer(
         session,
         at=at,
         actor=actor,
-        role="secretariat",
+        role=Role.SECRETARIAT,
         action=f"reviewer.{outcome}",
         subject_type="reviewer",
         subject_id=row.email,
@@ -187,18 +189,13 @@ def recheck_conflicts(session: Session, reviewer: ReviewerRow, *, actor: str, at
     why), so the reviewer is neither invited to nor shown them. Returns their references."""
     rows = session.exec(
         select(ReviewAssignment, Application)
-        .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
+        .join(Application, col(Application.id) == ReviewAssignment.application_id)
         .where(
             ReviewAssignment.reviewer_id == reviewer.id,
-            ReviewAssignment.state.in_(
-                [
-                    AssignmentState.PROPOSED.value,
-                    AssignmentState.INVITED.value,
-                ]
-            ),
+            col(ReviewAssignment.state).in_([AssignmentState.PROPOSED, AssignmentState.INVITED]),
         )
     ).all()
-    declared = declared_conflicts(session, DeclaredConflict.reviewer_id == reviewer.id)
+    declared = declared_conflicts(session, col(DeclaredConflict.reviewer_id) == reviewer.id)
     person = as_reviewer(reviewer)
     moved = []
     for assignment, application in rows:
@@ -208,7 +205,7 @@ def recheck_conflicts(session: Session, reviewer: ReviewerRow, *, actor: str, at
                 session,
                 assignment,
                 "declare_conflict",
-                role="secretariat",
+                role=Role.SECRETARIAT,
                 actor=actor,
                 at=at,
                 reference=application.reference,

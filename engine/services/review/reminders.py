@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.lifecycle import Role
 from domain.review import (
@@ -45,9 +45,9 @@ def _outstanding(session: Session, round_id: str) -> list[tuple[ReviewerRow, App
     return list(
         session.exec(
             select(ReviewerRow, Application)
-            .join(ReviewAssignment, ReviewAssignment.reviewer_id == ReviewerRow.id)  # type: ignore[arg-type]
-            .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
-            .where(ReviewAssignment.round_id == round_id, ReviewAssignment.state == AssignmentState.INVITED.value)
+            .join(ReviewAssignment, col(ReviewAssignment.reviewer_id) == ReviewerRow.id)
+            .join(Application, col(Application.id) == ReviewAssignment.application_id)
+            .where(ReviewAssignment.round_id == round_id, ReviewAssignment.state == AssignmentState.INVITED)
             .order_by(ReviewerRow.email, Application.reference)
         ).all()
     )
@@ -130,7 +130,7 @@ def rounds_in_review(session: Session) -> list[str]:
         session.exec(
             select(ReviewStage.round_id)
             .join(Round)
-            .where(ReviewStage.closed_at.is_(None), Round.status == RoundStatus.REVIEW.value)  # type: ignore[union-attr]
+            .where(col(ReviewStage.closed_at).is_(None), Round.status == RoundStatus.REVIEW)
             .order_by(ReviewStage.round_id)
         ).all()
     )

@@ -12,9 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.hints import Hint, Step
 from domain.lifecycle import Status
@@ -85,17 +85,17 @@ NOT_AGAIN = {
 
 
 #: Applications that take reviewers: screened, and (for late changes) those in review.
-REVIEWABLE = (Status.SCREENED.value, Status.GMP_REVIEW.value)
+REVIEWABLE = (Status.SCREENED, Status.GMP_REVIEW)
 
 
 #: Applications whose review can be shown: those above, and those past the review.
 REVIEWED = (
     *REVIEWABLE,
-    Status.READY_FOR_COMMITTEE.value,
-    Status.APPROVED.value,
-    Status.APPROVED_WITH_CONDITIONS.value,
-    Status.NOT_APPROVED.value,
-    Status.DEFERRED.value,
+    Status.READY_FOR_COMMITTEE,
+    Status.APPROVED,
+    Status.APPROVED_WITH_CONDITIONS,
+    Status.NOT_APPROVED,
+    Status.DEFERRED,
 )
 
 
@@ -110,13 +110,13 @@ class RoundReview:
     declared: dict[tuple[str, str], str]  # (e-mail, reference) -> reason
 
     def active(self, application_id: int) -> list[ReviewAssignment]:
-        return [a for a in self.assignments.get(application_id, []) if a.state in ACTIVE_VALUES]
+        return [a for a in self.assignments.get(application_id, []) if a.state in ACTIVE_STATES]
 
     def loads(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for rows in self.assignments.values():
             for a in rows:
-                if a.state in ACTIVE_VALUES:
+                if a.state in ACTIVE_STATES:
                     email = self.people[a.reviewer_id].email
                     counts[email] = counts.get(email, 0) + 1
         return counts
@@ -124,10 +124,10 @@ class RoundReview:
     def excluded(self) -> dict[tuple[str, str], str]:
         by_id = {a.id: a.reference for a in self.applications}
         return {
-            (self.people[a.reviewer_id].email, by_id[a.application_id]): NOT_AGAIN[AssignmentState(a.state)]
+            (self.people[a.reviewer_id].email, by_id[a.application_id]): NOT_AGAIN[a.state]
             for rows in self.assignments.values()
             for a in rows
-            if a.state not in ACTIVE_VALUES and a.application_id in by_id
+            if a.state not in ACTIVE_STATES and a.application_id in by_id
         }
 
     def subjects(self) -> list[Subject]:
@@ -149,11 +149,8 @@ class RoundReview:
         )
 
 
-ACTIVE_VALUES = frozenset(s.value for s in ACTIVE_STATES)
-
-
 def round_review(
-    session: Session, round_id: str, *, for_update: bool = False, statuses: tuple[str, ...] = REVIEWABLE
+    session: Session, round_id: str, *, for_update: bool = False, statuses: tuple[Status, ...] = REVIEWABLE
 ) -> RoundReview:
     """Load a round's review as stored; refused for a round without the GMP review stage."""
     row = get_round(session, round_id, for_update=for_update)
@@ -168,34 +165,29 @@ def round_review(
             select(Application)
             .where(
                 Application.round_id == round_id,
-                Application.status.in_(statuses),  # type: ignore[attr-defined]
+                col(Application.status).in_(statuses),
             )
-            .order_by(Application.id)
+            .order_by(col(Application.id))
         ).all()
     )
-    people = {p.id: p for p in session.exec(select(ReviewerRow).order_by(ReviewerRow.id)).all()}  # type: ignore[arg-type]
+    people = {p.id or 0: p for p in session.exec(select(ReviewerRow).order_by(col(ReviewerRow.id))).all()}
     assignments: dict[int, list[ReviewAssignment]] = {}
     for a in session.exec(
-        select(ReviewAssignment).where(ReviewAssignment.round_id == round_id).order_by(ReviewAssignment.id)
+        select(ReviewAssignment).where(ReviewAssignment.round_id == round_id).order_by(col(ReviewAssignment.id))
     ).all():
         assignments.setdefault(a.application_id, []).append(a)
-    declared = declared_conflicts(
-        session,
-        DeclaredConflict.application_id.in_(  # type: ignore[attr-defined]
-            [a.id for a in applications]
-        ),
-    )
-    return RoundReview(definition, applications, people, assignments, declared)  # type: ignore[arg-type]
+    declared = declared_conflicts(session, col(DeclaredConflict.application_id).in_([a.id for a in applications]))
+    return RoundReview(definition, applications, people, assignments, declared)
 
 
-def declared_conflicts(session: Session, where: Any) -> dict[tuple[str, str], str]:
+def declared_conflicts(session: Session, where: ColumnElement[bool]) -> dict[tuple[str, str], str]:
     """Declared conflicts matching `where`: (reviewer's e-mail, reference) -> reason."""
     return {
         (email, ref): reason
         for email, ref, reason in session.exec(
             select(ReviewerRow.email, Application.reference, DeclaredConflict.reason)
-            .join(ReviewerRow, ReviewerRow.id == DeclaredConflict.reviewer_id)  # type: ignore[arg-type]
-            .join(Application, Application.id == DeclaredConflict.application_id)  # type: ignore[arg-type]
+            .join(ReviewerRow, col(ReviewerRow.id) == DeclaredConflict.reviewer_id)
+            .join(Application, col(Application.id) == DeclaredConflict.application_id)
             .where(where)
         ).all()
     }
@@ -217,18 +209,18 @@ def move_assignment(
     """Change an assignment's state through the domain's rules, with its audit event.
     The row changes only if it is still in the state it was read in: a concurrent
     change (a submission racing a decline or a removal) makes this raise `Conflict`."""
-    before = AssignmentState(row.state)
+    before = row.state
     try:
         after = plan_assignment(before, move, role)
     except AssignmentError as exc:
         raise NotAllowed(f"{reference}, {reviewer}: {exc}") from None
-    values: dict[str, Any] = {"state": after.value, "changed_at": at}
+    values: dict[str, Any] = {"state": after, "changed_at": at}
     if after is AssignmentState.INVITED:
         values["invited_at"] = at
     if note is not None:
         values["note"] = audit.fit_reason(note)
     table = table_of(ReviewAssignment)
-    changed = session.execute(update(table).where(table.c.id == row.id, table.c.state == before.value).values(**values))
+    changed = session.execute(update(table).where(table.c.id == row.id, table.c.state == before).values(**values))
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
             f"{reference}, {reviewer}: the assignment was changed by someone else meanwhile; reload it and try again"
@@ -243,8 +235,8 @@ def move_assignment(
         action=f"assignment.{move}",
         subject_type="application",
         subject_id=reference,
-        from_status=before.value,
-        to_status=after.value,
+        from_status=before,
+        to_status=after,
         reason=note,
         details={"reviewer": reviewer, **(details or {})},
     )

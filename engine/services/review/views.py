@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from domain.review import (
     AssignmentState,
+    ReviewState,
     ReviewSummary,
     summarise,
 )
@@ -42,14 +43,14 @@ def review_summaries(session: Session, round_id: str) -> list[ApplicationReviews
         for r in session.exec(
             select(Review)
             .join(ReviewAssignment)
-            .where(ReviewAssignment.round_id == round_id, Review.state == "submitted")
+            .where(ReviewAssignment.round_id == round_id, Review.state == ReviewState.SUBMITTED)
         ).all()
     }
     review = state.definition.review
     out = []
     for application in state.applications:
         rows = state.assignments.get(application.id or 0, [])
-        submitted = [(a, reviews[a.id]) for a in rows if a.state == AssignmentState.SUBMITTED.value and a.id in reviews]
+        submitted = [(a, reviews[a.id]) for a in rows if a.state == AssignmentState.SUBMITTED and a.id in reviews]
         summary = summarise(
             application.reference,
             state.definition.reviewers_per_application,
@@ -64,7 +65,7 @@ def review_summaries(session: Session, round_id: str) -> list[ApplicationReviews
                 application.title,
                 application.status,
                 summary,
-                outstanding=sum(a.state == AssignmentState.INVITED.value for a in rows),
+                outstanding=sum(a.state == AssignmentState.INVITED for a in rows),
                 reviews=[
                     dict(
                         reviewer=state.people[a.reviewer_id].name,

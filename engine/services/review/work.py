@@ -8,13 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain.application import FieldError
+from domain.lifecycle import Role
 from domain.review import (
     VISIBLE_STATES,
     AssignmentState,
     ReviewDraft,
+    ReviewState,
     conflicts,
     review_problems,
 )
@@ -44,9 +46,6 @@ from engine.tables import (
 )
 from engine.tables import Reviewer as ReviewerRow
 
-VISIBLE = frozenset(s.value for s in VISIBLE_STATES)
-
-
 #: The same answer for an application that does not exist and one not assigned to the reviewer.
 NOT_YOURS = "no application {reference} is assigned to you"
 
@@ -56,16 +55,16 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
     have a conflict of interest with."""
     rows = session.exec(
         select(ReviewAssignment, Application, ReviewStage)
-        .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
-        .join(ReviewStage, ReviewStage.round_id == ReviewAssignment.round_id, isouter=True)  # type: ignore[arg-type]
-        .where(ReviewAssignment.reviewer_id == reviewer.id, ReviewAssignment.state.in_(VISIBLE))  # type: ignore[attr-defined]
+        .join(Application, col(Application.id) == ReviewAssignment.application_id)
+        .join(ReviewStage, col(ReviewStage.round_id) == ReviewAssignment.round_id, isouter=True)
+        .where(ReviewAssignment.reviewer_id == reviewer.id, col(ReviewAssignment.state).in_(VISIBLE_STATES))
         .order_by(ReviewAssignment.round_id, Application.reference)
     ).all()
     declared = _declared(session, reviewer)
     names = party_names(session, {a.party for _, a, _ in rows})
     reviews = dict(
         session.exec(
-            select(Review.assignment_id, Review.state).where(Review.assignment_id.in_([r.id for r, _, _ in rows]))
+            select(Review.assignment_id, Review.state).where(col(Review.assignment_id).in_([r.id for r, _, _ in rows]))
         ).all()
     )
     out = []
@@ -79,7 +78,7 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
                 title=application.title,
                 party=names.get(application.party, application.party),
                 state=assignment.state,
-                review=reviews.get(assignment.id),
+                review=reviews.get(assignment.id or 0),
                 due_on=stage.due_on if stage else None,
                 stage_open=bool(stage and stage.closed_at is None),
             )
@@ -88,7 +87,7 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
 
 
 def _declared(session: Session, reviewer: ReviewerRow) -> dict[tuple[str, str], str]:
-    return declared_conflicts(session, DeclaredConflict.reviewer_id == reviewer.id)
+    return declared_conflicts(session, col(DeclaredConflict.reviewer_id) == reviewer.id)
 
 
 def _visible(
@@ -98,11 +97,11 @@ def _visible(
     application that does not exist (nor one they are conflicted on)."""
     found = session.exec(
         select(ReviewAssignment, Application)
-        .join(Application, Application.id == ReviewAssignment.application_id)  # type: ignore[arg-type]
+        .join(Application, col(Application.id) == ReviewAssignment.application_id)
         .where(
             Application.reference == reference,
             ReviewAssignment.reviewer_id == reviewer.id,
-            ReviewAssignment.state.in_(VISIBLE),
+            col(ReviewAssignment.state).in_(VISIBLE_STATES),
         )
     ).first()
     if found is None or conflicts(as_reviewer(reviewer), subject_of(found[1]), _declared(session, reviewer)):
@@ -126,7 +125,7 @@ def _locked(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    if assignment.state not in VISIBLE:  # taken off, declined or conflicted meanwhile
+    if assignment.state not in VISIBLE_STATES:  # taken off, declined or conflicted meanwhile
         raise NotFound(NOT_YOURS.format(reference=reference))
     return assignment, application, definition, stage
 
@@ -153,16 +152,16 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str
     stage = stage_of(session, application.round_id)
     own = session.exec(select(Review).where(Review.assignment_id == assignment.id)).first()
     others: list[dict[str, Any]] = []
-    if assignment.state == AssignmentState.SUBMITTED.value:
+    if assignment.state == AssignmentState.SUBMITTED:
         rows = session.exec(
             select(Review)
             .join(ReviewAssignment)
             .where(
                 ReviewAssignment.application_id == application.id,
                 ReviewAssignment.id != assignment.id,
-                Review.state == "submitted",
+                Review.state == ReviewState.SUBMITTED,
             )
-            .order_by(ReviewAssignment.id)
+            .order_by(col(ReviewAssignment.id))
         ).all()
         others = [
             dict(
@@ -204,7 +203,7 @@ def save_review(
     (then it no longer changes). Refused after the stage closed and after submission."""
     assignment, application, definition, stage = _locked(session, reviewer, reference)
     review = session.exec(select(Review).where(Review.assignment_id == assignment.id)).first()
-    if assignment.state == AssignmentState.SUBMITTED.value:
+    if assignment.state == AssignmentState.SUBMITTED:
         when = f" on {review.submitted_at:%Y-%m-%d}" if review and review.submitted_at else ""
         raise NotAllowed(f"you submitted your review of {reference}{when}; it can no longer change")
     problems = review_problems(draft, definition.review.criteria, final=submit)
@@ -213,13 +212,13 @@ def save_review(
             f"the review of {reference} was not saved: " + "; ".join(f"{p.field}: {p.message}" for p in problems),
             [FieldError(path=f"$.{p.field}", message=p.message) for p in problems],
         )
-    values = dict(
+    values: dict[str, Any] = dict(
         scores=draft.scores,
-        recommendation=draft.recommendation.value if draft.recommendation else None,
+        recommendation=draft.recommendation,
         comments_for_committee=draft.comments_for_committee,
         comments_for_applicant=draft.comments_for_applicant,
         updated_at=at,
-        state="submitted" if submit else "draft",
+        state=ReviewState.SUBMITTED if submit else ReviewState.DRAFT,
         submitted_at=at if submit else None,
     )
     if review is None:
@@ -233,7 +232,7 @@ def save_review(
             session,
             assignment,
             "submit",
-            role="reviewer",
+            role=Role.REVIEWER,
             actor=reviewer.email,
             at=at,
             reference=reference,
@@ -247,7 +246,7 @@ def save_review(
             session,
             at=at,
             actor=reviewer.email,
-            role="reviewer",
+            role=Role.REVIEWER,
             action="review.draft_saved",
             subject_type="application",
             subject_id=reference,
@@ -267,7 +266,7 @@ def decline(
         session,
         assignment,
         "decline",
-        role="reviewer",
+        role=Role.REVIEWER,
         actor=reviewer.email,
         at=at,
         reference=reference,
@@ -299,7 +298,7 @@ def declare_conflict(
         reviewer.email,
         reason=reason,
         actor=reviewer.email,
-        role="reviewer",
+        role=Role.REVIEWER,
         at=at,
     )
     _place_to_fill(
