@@ -142,7 +142,7 @@ def _check_round_accepts(row: Round, definition: RoundDefinition, channel: Chann
     if channel == "import":
         if stored not in (RoundStatus.OPEN, RoundStatus.CLOSED):
             raise NotAccepting(
-                f"round {row.id} is {stored.value}; applications can be imported only while it is "
+                f"round {row.id} is {stored}; applications can be imported only while it is "
                 "open or closed, before screening starts",
                 hints=(Hint(Step.OPEN_ROUND, round_id=row.id),) if stored is RoundStatus.DRAFT else (),
             )

@@ -61,7 +61,7 @@ def start_screening(session: Session, round_id: str, *, actor: str, at: datetime
     if stored is RoundStatus.OPEN:
         row, _ = close_round(session, round_id, actor=actor, at=at)
     elif stored is not RoundStatus.CLOSED:
-        raise NotAllowed(f"round {round_id} is {stored.value}; screening comes right after the close")
+        raise NotAllowed(f"round {round_id} is {stored}; screening comes right after the close")
     move_round(session, row, "start_screening", actor=actor, at=at)
     return row
 

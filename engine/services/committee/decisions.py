@@ -214,7 +214,7 @@ def _record(
     if status in NOT_SCREENED_IN:  # a reasoned exception (checked before)
         step = {Status.SUBMITTED: "pass_screening", Status.INCOMPLETE: "reinstate", Status.INELIGIBLE: "reinstate"}
         if status not in step:
-            raise NotAllowed(f"{reference} is {status.value}; record its screening first")
+            raise NotAllowed(f"{reference} is {status}; record its screening first")
         transition(
             session,
             reference,

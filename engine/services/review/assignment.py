@@ -69,8 +69,7 @@ def _open_for_assignment(session: Session, round_id: str) -> None:
     status = get_round(session, round_id).status
     if status not in (RoundStatus.SCREENING, RoundStatus.REVIEW):
         raise NotAllowed(
-            f"round {round_id} is {status.value}; reviewers are assigned after screening and "
-            "before the review stage closes"
+            f"round {round_id} is {status}; reviewers are assigned after screening and before the review stage closes"
         )
 
 
