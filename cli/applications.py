@@ -13,6 +13,7 @@ from cli.common import (
     fail,
     in_session,
     print_json,
+    print_table,
     run_flow,
     runtime,
     service_errors,
@@ -43,13 +44,22 @@ def applications_import(
     if as_json:
         print_json(summary)
     else:
-        for item in summary["results"]:
-            if item["reference"]:
-                typer.echo(
-                    f"{'imported' if item['created'] else 'already imported':<17} {item['reference']}  {item['file']}"
+        results = summary["results"]
+        print_table(
+            ["outcome", "reference", "file"],
+            [
+                (
+                    ("imported" if item["created"] else "already imported") if item["reference"] else "refused",
+                    item["reference"] or None,
+                    item["file"],
                 )
-            else:
-                typer.secho(f"{'refused':<17} {'':<17} {item['file']}", fg=typer.colors.RED)
+                for item in results
+            ],
+            row_styles=[None if item["reference"] else "red" for item in results],
+        )
+        for item in results:
+            if not item["reference"]:
+                typer.secho(f"{item['file']} refused:", fg=typer.colors.RED)
                 for error in item["errors"]:
                     typer.echo(f"    {error['path']}: {error['message']}")
         typer.echo(
@@ -87,7 +97,7 @@ def applications_resubmit(
 
 @applications_app.command("list")
 def applications_list(round_id: str, as_json: JsonOpt = False) -> None:
-    """The round's applications, one per line: reference, Party, public and internal status."""
+    """The round's applications, one row each: reference, Party, public and internal status, amount, title."""
     lines = in_session(app_service.list_applications, round_id)
     if as_json:
         print_json(
@@ -109,9 +119,18 @@ def applications_list(round_id: str, as_json: JsonOpt = False) -> None:
         return
     if not lines:
         typer.echo(f"no applications in {round_id}")
-    for a in lines:
-        amount = "-" if a.amount_requested is None else f"{a.amount_requested:,.0f}"
-        typer.echo(
-            f"{a.reference}  {a.party}  {a.public_status.value:<13} {a.status.value:<20} "
-            f"{amount:>9}  {(a.title or '(no title)')[:70]}"
-        )
+    print_table(
+        ["reference", "Party", "public status", "status", "amount", "title"],
+        [
+            (
+                a.reference,
+                a.party,
+                a.public_status.value,
+                a.status.value,
+                None if a.amount_requested is None else f"{a.amount_requested:,.0f}",
+                a.title or "(no title)",
+            )
+            for a in lines
+        ],
+        right={"amount"},
+    )

@@ -15,6 +15,7 @@ from cli.common import (
     in_session,
     instant_option,
     print_json,
+    print_table,
     read_text,
     run_flow,
     runtime,
@@ -59,11 +60,21 @@ def committee_list(
             {"on": day.isoformat(), "members": [m.model_dump(mode="json") for m in members], "composition": problems}
         )
         return
-    for m in members:
-        typer.echo(
-            f"{str(m.email):<42} {m.name:<25} {m.country} {region_of.get(m.country) or '-':<13} {m.role:<9}"
-            f" {m.term_start} → {m.term_end}  {m.language}"
-        )
+    print_table(
+        ["e-mail", "name", "country", "region", "role", "term", "language"],
+        [
+            (
+                m.email,
+                m.name,
+                m.country,
+                region_of.get(m.country),
+                m.role,
+                f"{m.term_start} → {m.term_end}",
+                m.language,
+            )
+            for m in members
+        ],
+    )
     typer.echo(
         f"{len(members)} member(s) on {day}"
         + (f"; differs from the rule: {'; '.join(problems)}" if problems else "; as the rule wants")
@@ -177,11 +188,20 @@ def bundles(
         shutil.copyfile(m["path"], output / f"{file_name(m['email'])}.html")
         if m["pdf"]:
             shutil.copyfile(m["pdf"], output / f"{file_name(m['email'])}.pdf")
-        state = "new" if m["new"] else "unchanged"
-        withheld = f"; left out (conflict): {', '.join(m['withheld'])}" if m["withheld"] else ""
-        typer.echo(f"{m['email']:<42} version {m['version']} ({state}){withheld}")
-        for change in m["changes"]:
-            typer.echo(f"    {change}")
+    print_table(
+        ["member", "version", "state", "left out (conflict)", "changes"],
+        [
+            (
+                m["email"],
+                m["version"],
+                "new" if m["new"] else "unchanged",
+                ", ".join(m["withheld"]),
+                "; ".join(m["changes"]),
+            )
+            for m in result["members"]
+        ],
+        right={"version"},
+    )
     typer.echo(
         f"{result['prepared']} new version(s), {result['unchanged']} unchanged, {result['notified']} member(s) "
         f"notified; in {output}/"

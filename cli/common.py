@@ -5,7 +5,8 @@ flows a command runs in its own process."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -201,6 +202,62 @@ def local(value: datetime, zone: str = "Europe/Zurich") -> str:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+#: The width of a table printed to a file or a pipe (not a terminal): generous, so that a
+#: row stays on one line for grep and the tests, whatever the terminal's width.
+PLAIN_WIDTH = 240
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    title: str | None = None,
+    *,
+    right: Collection[str] = (),
+    row_styles: Sequence[str | None] | None = None,
+) -> None:
+    """Print rows under their columns' headers (a `rich` table; nothing if there are no
+    rows). The columns named in `right` (numbers, amounts) are right-justified; a row's
+    style (e.g. "red") is row_styles[i]. Values are printed as they are (None as "-",
+    no markup read in them). The first column (the row's key) and the numbers are never
+    wrapped; a longer value wraps at its spaces, or folds onto the next line, rather than
+    being cut. To a terminal, the table fits its width, in colour; to a file or a pipe,
+    plain text (no colour codes, no trailing spaces) up to PLAIN_WIDTH wide."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    rows = list(rows)
+    if not rows:
+        return
+    table = Table(
+        *(
+            # The row's key (the first column) and numbers are kept whole; other values wrap to fit.
+            Column(c, justify="right" if c in right else "left", no_wrap=i == 0 or c in right, overflow="fold")
+            for i, c in enumerate(columns)
+        ),
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    styles = list(row_styles or [])
+    for i, row in enumerate(rows):
+        table.add_row(
+            *(Text("-" if v is None else str(v)) for v in row),
+            style=styles[i] if i < len(styles) else None,
+        )
+    if sys.stdout.isatty():
+        Console(highlight=False).print(table)
+        return
+    plain = Console(width=PLAIN_WIDTH, force_terminal=False, color_system=None, highlight=False, emoji=False)
+    with plain.capture() as printed:
+        plain.print(table)
+    typer.echo("\n".join(line.rstrip() for line in printed.get().splitlines()))
 
 
 def safe_url(settings: Settings) -> str:

@@ -15,6 +15,7 @@ from cli.common import (
     in_session,
     instant_option,
     print_json,
+    print_table,
     read_text,
     run_flow,
     runtime,
@@ -104,9 +105,14 @@ def decisions_list(round_id: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([r.__dict__ for r in rows])
         return
-    for r in rows:
-        amount = f"{r.amount:,.2f}" if r.amount is not None else "-"
-        typer.echo(f"{r.reference}  {r.party}  {r.decision:<25} {amount:>12}  {r.decided_on}")
+    print_table(
+        ["reference", "Party", "decision", "amount", "decided on"],
+        [
+            (r.reference, r.party, r.decision, None if r.amount is None else f"{r.amount:,.2f}", r.decided_on)
+            for r in rows
+        ],
+        right={"amount"},
+    )
     typer.echo(f"{len(rows)} decision(s)")
 
 

@@ -12,6 +12,7 @@ from cli.common import (
     fail,
     in_session,
     print_json,
+    print_table,
     run_flow,
     runtime,
     service_errors,
@@ -30,18 +31,19 @@ def outbox_list(
     round_id: Annotated[str | None, typer.Option("--round", help="Only this round's messages.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The notifications, one per line: recipient, kind, language, state (and, for a failed one, why)."""
+    """The notifications, one row each: recipient, kind, language, state (and, for a failed one, why)."""
     lines = in_session(outbox_service.list_messages, state="failed" if failed else state, round_id=round_id)
     if as_json:
         print_json([m.__dict__ for m in lines])
         return
     if not lines:
         typer.echo("no message" + (" has failed" if failed else "s"))
-    for m in lines:
-        typer.echo(
-            f"{m.id:>5}  {m.recipient:<40} {m.kind:<34} {m.language}  {m.state:<7} "
-            + (f"{m.attempts} attempt(s): {m.last_error}" if m.last_error else "")
-        )
+    print_table(
+        ["id", "recipient", "kind", "language", "state", "attempts", "last error"],
+        [(m.id, m.recipient, m.kind, m.language, m.state, m.attempts, m.last_error or "") for m in lines],
+        right={"id", "attempts"},
+        row_styles=["red" if m.state == "failed" else None for m in lines],
+    )
     if failed and lines:
         typer.echo(f"{len(lines)} failed; once the cause is fixed, `sip outbox retry --all` queues them again")
 

@@ -12,6 +12,7 @@ from cli.common import (
     JsonOpt,
     in_session,
     print_json,
+    print_table,
     runtime,
     service_errors,
 )
@@ -43,9 +44,17 @@ def parties_list(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([r.model_dump() for r in rows])
         return
-    for r in rows:
-        flags = " ".join(f for f, on in (("LDC", r.ldc), ("SIDS", r.sids)) if on)
-        typer.echo(
-            f"{r.iso3}  {r.name:<45} {r.un_regional_group or '-':<12} since {r.party_since or 'unknown':<10} "
-            f"{r.economy:<10} {flags}"
-        )
+    print_table(
+        ["ISO3", "name", "UN regional group", "Party since", "economy", "LDC, SIDS"],
+        [
+            (
+                r.iso3,
+                r.name,
+                r.un_regional_group,
+                r.party_since or "unknown",
+                r.economy,
+                " ".join(f for f, on in (("LDC", r.ldc), ("SIDS", r.sids)) if on),
+            )
+            for r in rows
+        ],
+    )

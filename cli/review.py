@@ -13,6 +13,7 @@ from cli.common import (
     in_session,
     instant_option,
     print_json,
+    print_table,
     run_flow,
     runtime,
     service_errors,
@@ -34,13 +35,14 @@ def review_assign(round_id: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([{k: p[k] for k in ("reference", "reviewers", "unfilled", "reasons")} for p in placements])
         return
-    for p in placements:
-        typer.echo(
-            f"{p['reference']}  {', '.join(p['reviewers']) or '(none)'}"
-            + (f"  — {p['unfilled']} place(s) unfilled" if p["unfilled"] else "")
-        )
-        for reason in p["reasons"]:
-            typer.echo(f"    {reason}")
+    print_table(
+        ["application", "reviewers proposed", "places unfilled", "why"],
+        [
+            (p["reference"], ", ".join(p["reviewers"]) or "(none)", p["unfilled"], "\n".join(p["reasons"]))
+            for p in placements
+        ],
+        right={"places unfilled"},
+    )
     unfilled = sum(p["unfilled"] for p in placements)
     typer.echo(f"{len(placements)} applications; {unfilled} place(s) unfilled")
 
@@ -57,19 +59,26 @@ def review_show(round_id: str, as_json: JsonOpt = False) -> None:
 
         print_json([asdict(line) for line in lines])
         return
+    rows: list[tuple[str, ...]] = []
     for line in lines:
-        typer.echo(f"{line.reference}  {line.party}  {line.status:<19} areas: {', '.join(line.areas) or '(none)'}")
-        for r in line.reviewers:
-            extra = f" — {r.note}" if r.note else ""
-            review = ", draft saved" if r.review == "draft" else ""
-            typer.echo(f"    {r.email:<35} {r.state}{review}{extra}")
+        # The application's cells on its first row; its reviewers, and its open places, under it.
+        first = (line.reference, line.party, line.status, ", ".join(line.areas) or "(none)")
+        under: list[tuple[str, str, str]] = [
+            (r.email, r.state + (", draft saved" if r.review == "draft" else ""), r.note or "") for r in line.reviewers
+        ]
         if line.open_places and line.status in REVIEWABLE:
-            typer.echo(
-                f"    {line.open_places} place(s) open; the assignment would propose: "
-                f"{', '.join(line.proposals) or 'nobody'}"
+            under.append(
+                (
+                    f"{line.open_places} place(s) open",
+                    "",
+                    "\n".join(
+                        [f"the assignment would propose: {', '.join(line.proposals) or 'nobody'}", *line.reasons]
+                    ),
+                )
             )
-            for reason in line.reasons:
-                typer.echo(f"      {reason}")
+        for i, cells in enumerate(under or [("(none)", "", "")]):
+            rows.append((*(first if i == 0 else ("", "", "", "")), *cells))
+    print_table(["application", "Party", "status", "areas", "reviewer", "state", "note"], rows)
 
 
 @review_app.command("add")
@@ -204,16 +213,41 @@ def review_summary(round_id: str, as_json: JsonOpt = False) -> None:
             else "no invitations yet"
         )
     )
-    for app in view["applications"]:
-        flags = [f for f, on in (("SHORT OF REVIEWS", app["short"]), ("DISAGREEMENT", app["disagreement"])) if on]
-        recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in app["recommendations"].items() if n) or "none"
-        typer.echo(
-            f"{app['reference']}  {app['reviews_submitted']}/{app['reviews_asked']} reviews "
-            f"({app['outstanding']} outstanding); recommendations: {recs}  {' '.join(flags)}"
-        )
-        for c in app["criteria"]:
-            if c["scores"]:
-                typer.echo(
-                    f"    {c['id']:<22} mean {c['mean']:>4}  spread {c['spread']}  scores "
-                    f"{', '.join(map(str, c['scores']))}{'  !' if c['disagreement'] else ''}"
-                )
+    applications = view["applications"]
+    print_table(
+        ["application", "reviews", "outstanding", "recommendations", "flags"],
+        [
+            (
+                app["reference"],
+                f"{app['reviews_submitted']}/{app['reviews_asked']}",
+                app["outstanding"],
+                ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in app["recommendations"].items() if n) or "none",
+                " ".join(
+                    f for f, on in (("SHORT OF REVIEWS", app["short"]), ("DISAGREEMENT", app["disagreement"])) if on
+                ),
+            )
+            for app in applications
+        ],
+        right={"reviews", "outstanding"},
+        row_styles=["yellow" if app["short"] or app["disagreement"] else None for app in applications],
+    )
+    criteria = [(app["reference"], c) for app in applications for c in app["criteria"] if c["scores"]]
+    if criteria:
+        typer.echo("")
+    print_table(
+        ["application", "criterion", "mean", "spread", "scores", "disagreement"],
+        [
+            (
+                reference if i == 0 or criteria[i - 1][0] != reference else "",
+                c["id"],
+                c["mean"],
+                c["spread"],
+                ", ".join(map(str, c["scores"])),
+                "yes" if c["disagreement"] else "",
+            )
+            for i, (reference, c) in enumerate(criteria)
+        ],
+        title="scores by criterion",
+        right={"mean", "spread"},
+        row_styles=["yellow" if c["disagreement"] else None for _, c in criteria],
+    )

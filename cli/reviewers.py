@@ -13,6 +13,7 @@ from cli.common import (
     fail,
     in_session,
     print_json,
+    print_table,
     read_text,
     runtime,
     service_errors,
@@ -52,8 +53,11 @@ def reviewers_list(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([r.model_dump(exclude={"id"}) for r in rows])
         return
-    for r in rows:
-        typer.echo(f"{r.email:<35} {r.name:<25} {r.country}  load ≤ {r.max_load:<3} {';'.join(r.areas)}")
+    print_table(
+        ["e-mail", "name", "country", "most applications", "areas"],
+        [(r.email, r.name, r.country, r.max_load, ";".join(r.areas)) for r in rows],
+        right={"most applications"},
+    )
 
 
 @reviewers_app.command("set")

@@ -14,6 +14,7 @@ from cli.common import (
     instant_option,
     local,
     print_json,
+    print_table,
     run_flow,
     runtime,
     service_errors,
@@ -32,12 +33,20 @@ def rounds_list(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([v.model_dump(mode="json") for v in views])
         return
-    for v in views:
-        accepting = "accepting applications" if v.accepts_applications else "not accepting"
-        typer.echo(
-            f"{v.id:<14} {v.status.value:<10} {local(v.opens_at, v.timezone)} → "
-            f"{local(v.closes_at, v.timezone)}  {accepting}  {v.title}"
-        )
+    print_table(
+        ["round", "status", "opens", "closes", "applications", "title"],
+        [
+            (
+                v.id,
+                v.status.value,
+                local(v.opens_at, v.timezone),
+                local(v.closes_at, v.timezone),
+                "accepting" if v.accepts_applications else "not accepting",
+                v.title,
+            )
+            for v in views
+        ],
+    )
 
 
 @rounds_app.command("load")

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from cli import app
 from engine.settings import Settings
 from tests.conftest import ROUND1, example
+from tests.tables import printed_row, table_rows
 
 pytestmark = pytest.mark.prefect
 runner = CliRunner()
@@ -66,6 +67,9 @@ def test_importing_100_files_with_3_bad_imports_97_reports_3_and_exits_1(
     assert code == 1
     assert "100 files: 97 imported, 0 already imported, 3 refused" in out
     assert "$.applicant.party: ZZZ is not in the Parties register" in out
+    assert sum(line.startswith("imported  ") for line in table_rows(out)) == 97
+    for name in ("x-broken.json", "x-party.json", "x-empty.json"):
+        printed_row(out, "refused", "-", str(folder / name))
     assert "import them again" in err
     # Re-running imports nothing twice.
     code, out, err = sip("applications", "import", ROUND1, str(folder), "--json")
@@ -86,7 +90,7 @@ def test_importing_100_files_with_3_bad_imports_97_reports_3_and_exits_1(
     assert len(codes) == 97 and not any(code in printed for code in codes)
 
 
-def test_applications_list_prints_one_line_per_application_and_json(
+def test_applications_list_prints_one_row_per_application_and_json(
     sqlite_settings: Settings, prefect_harness: None, tmp_path: Path
 ) -> None:
     sip("rounds", "open", ROUND1, "--at", "2018-06-05T00:00:00+02:00")
@@ -94,8 +98,10 @@ def test_applications_list_prints_one_line_per_application_and_json(
     sip("applications", "import", ROUND1, str(tmp_path / "in"))
     code, out, _ = sip("applications", "list", ROUND1)
     assert code == 0
-    lines = out.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("SIP-2018-R1-0001  BEN  received      submitted")
+    assert out.splitlines()[0].split() == ["reference", "Party", "public", "status", "status", "amount", "title"]
+    assert len(table_rows(out)) == 2
+    printed_row(out, "SIP-2018-R1-0001", "BEN", "received", "submitted", "190,000", "Project 0")
+    printed_row(out, "SIP-2018-R1-0002", "BEN", "received", "submitted", "190,000", "Project 1")
     rows = json.loads(sip("applications", "list", ROUND1, "--json")[1])
     assert rows[1] | {"submitted_at": None} == {
         "reference": "SIP-2018-R1-0002",
@@ -143,7 +149,9 @@ def test_a_parties_file_with_a_duplicate_code_is_refused_and_the_register_kept(
     path.write_text("".join(lines + [lines[1]]))
     code, _, err = sip("parties", "load", str(path))
     assert code == 1 and "duplicate code AFG (first on line 2)" in err
-    assert len(sip("parties", "list")[1].strip().splitlines()) == 138
+    listed = sip("parties", "list")[1]
+    assert len(table_rows(listed)) == 138
+    printed_row(listed, "AFG", "Afghanistan", "ASIA_PACIFIC")
 
 
 def test_opening_a_round_before_its_date_is_refused_with_what_to_do(
