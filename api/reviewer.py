@@ -184,7 +184,7 @@ async def _json(request: Request) -> dict[str, Any]:
 def assignments(rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> list[ReviewerAssignmentOut]:
     """The applications assigned to you (never one you have a conflict of interest with)."""
     mine = _as_reviewer(rt, now, credentials, "review.list", "assignments", work.my_assignments)
-    return [ReviewerAssignmentOut.model_validate(a) for a in mine]
+    return [ReviewerAssignmentOut.model_validate(a, from_attributes=True) for a in mine]
 
 
 @router.get("/assignments/{reference}", response_model=DossierOut, responses=error_responses(401, 404))
@@ -192,7 +192,7 @@ def application(reference: str, rt: RuntimeDep, now: NowDep, credentials: Sessio
     """An application assigned to you: forms A and B, the round's technical criteria,
     your review, and (once yours is submitted) the other reviewers' reviews, unnamed."""
     dossier = _as_reviewer(rt, now, credentials, "review.read", reference, lambda s, r: work.dossier(s, r, reference))
-    return DossierOut.model_validate(dossier)
+    return DossierOut.model_validate(dossier, from_attributes=True)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -235,7 +235,7 @@ def save_review(
         review = _parse(ReviewIn, body)
         draft = ReviewDraft.model_validate(review.model_dump(exclude={"submit"}))
         saved = work.save_review(session, reviewer, reference, draft, submit=review.submit, at=now)
-        return ReviewOut.model_validate(saved)
+        return ReviewOut.model_validate(saved, from_attributes=True)
 
     return _as_reviewer(rt, now, credentials, "review.save", reference, save)
 

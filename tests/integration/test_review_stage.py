@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from domain.hints import Hint, Step
 from domain.lifecycle import Status
-from domain.review import ReviewDraft
+from domain.review import Recommendation, ReviewDraft
 from engine.db import unit_of_work
 from engine.services import outbox
 from engine.services.errors import InvalidInput, NotAllowed, NotFound, Unauthorized
@@ -31,7 +31,7 @@ from engine.services.review.assignment import (
 from engine.services.review.invitations import extend, invite
 from engine.services.review.reminders import review_day
 from engine.services.review.views import review_summaries
-from engine.services.review.work import declare_conflict, decline, dossier, my_assignments, save_review
+from engine.services.review.work import OtherReview, declare_conflict, decline, dossier, my_assignments, save_review
 from engine.services.setup import Runtime
 from engine.services.stages import send_to_committee
 from engine.tables import Application, AuditEvent, OutboxMessage, ReviewAssignment, Round
@@ -142,7 +142,7 @@ def test_a_sign_in_link_works_once_and_not_after_it_expires(invited: Runtime) ->
 
 
 def test_a_reviewer_sees_only_their_applications_and_never_a_conflicted_one(invited: Runtime, act: Act) -> None:
-    assert [a["reference"] for a in act("kofi@example.org", my_assignments)] == [BEN]
+    assert [a.reference for a in act("kofi@example.org", my_assignments)] == [BEN]
     with pytest.raises(NotFound) as unassigned:
         act("kofi@example.org", dossier, LSO)
     with pytest.raises(NotFound) as missing:
@@ -167,9 +167,9 @@ def test_a_reviewer_sees_only_their_applications_and_never_a_conflicted_one(invi
 
 def test_a_draft_is_replaced_until_submitted_and_then_refused(invited: Runtime, act: Act) -> None:
     saved = act("kofi@example.org", save_review, BEN, ReviewDraft(scores={"feasibility": 2}), submit=False, at=AFTER_R4)
-    assert saved["state"] == "draft"
+    assert saved.state == "draft"
     again = act("kofi@example.org", save_review, BEN, ReviewDraft(scores={"feasibility": 4}), submit=False, at=AFTER_R4)
-    assert again["scores"] == {"feasibility": 4}
+    assert again.scores == {"feasibility": 4}
     with pytest.raises(InvalidInput) as incomplete:
         act("kofi@example.org", save_review, BEN, ReviewDraft(scores={"feasibility": 4}), submit=True, at=AFTER_R4)
     assert {e.path for e in incomplete.value.errors} == {
@@ -182,7 +182,8 @@ def test_a_draft_is_replaced_until_submitted_and_then_refused(invited: Runtime, 
     act("kofi@example.org", save_review, BEN, ReviewDraft(**FULL), submit=True, at=AFTER_R4)
     with pytest.raises(NotAllowed, match="submitted your review"):
         act("kofi@example.org", save_review, BEN, ReviewDraft(**FULL), submit=False, at=AFTER_R4)
-    assert act("kofi@example.org", dossier, BEN)["review"]["scores"] == FULL["scores"]
+    own = act("kofi@example.org", dossier, BEN).review
+    assert own is not None and own.scores == FULL["scores"]
 
 
 def test_a_score_off_the_scale_or_an_unknown_criterion_is_refused_and_nothing_saved(invited: Runtime, act: Act) -> None:
@@ -198,13 +199,13 @@ def test_a_score_off_the_scale_or_an_unknown_criterion_is_refused_and_nothing_sa
     problems = {e.path: e.message for e in caught.value.errors}
     assert problems["$.scores.feasibility"] == "9 is not on the scale 1, 2, 3, 4, 5"
     assert problems["$.scores.beauty"].startswith("is not a technical criterion of this round")
-    assert act("kofi@example.org", dossier, BEN)["review"] is None
+    assert act("kofi@example.org", dossier, BEN).review is None
 
 
 def test_other_reviewers_scores_are_hidden_until_the_reviewers_own_is_submitted(invited: Runtime, act: Act) -> None:
     act("kofi@example.org", save_review, BEN, ReviewDraft(**FULL), submit=True, at=AFTER_R4)
     before = act("ana@example.org", dossier, BEN)
-    assert before["other_reviews"] == []
+    assert before.other_reviews == []
     act(
         "ana@example.org",
         save_review,
@@ -214,13 +215,13 @@ def test_other_reviewers_scores_are_hidden_until_the_reviewers_own_is_submitted(
         at=AFTER_R4,
     )
     after = act("ana@example.org", dossier, BEN)
-    assert after["other_reviews"] == [
-        {
-            "reviewer": "Reviewer 1",
-            "scores": FULL["scores"],
-            "recommendation": "support",
-            "comments_for_committee": FULL["comments_for_committee"],
-        }
+    assert after.other_reviews == [
+        OtherReview(
+            reviewer="Reviewer 1",
+            scores=FULL["scores"],
+            recommendation=Recommendation.SUPPORT,
+            comments_for_committee=FULL["comments_for_committee"],
+        )
     ]
 
 
@@ -442,8 +443,8 @@ def test_two_submissions_at_the_same_moment_keep_the_first_and_refuse_the_second
 
         racing.done = False
         act("kofi@example.org", racing)
-    review = act("kofi@example.org", dossier, BEN)["review"]
-    assert review["state"] == "submitted" and review["recommendation"] == "support"
+    review = act("kofi@example.org", dossier, BEN).review
+    assert review is not None and review.state == "submitted" and review.recommendation == "support"
     with unit_of_work(invited.engine) as session:
         assert len(session.exec(select(AuditEvent).where(AuditEvent.action == "assignment.submit")).all()) == 1
 

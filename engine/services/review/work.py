@@ -5,7 +5,8 @@ filled again where possible)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -15,12 +16,13 @@ from domain.lifecycle import Role
 from domain.review import (
     VISIBLE_STATES,
     AssignmentState,
+    Recommendation,
     ReviewDraft,
     ReviewState,
     conflicts,
     review_problems,
 )
-from domain.rounds import RoundDefinition
+from domain.rounds import RoundDefinition, TechnicalCriterion
 from engine.services import audit
 from engine.services.errors import InvalidInput, NotAllowed, NotFound
 from engine.services.parties import party_names
@@ -50,7 +52,85 @@ from engine.tables import Reviewer as ReviewerRow
 NOT_YOURS = "no application {reference} is assigned to you"
 
 
-def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ReviewerAssignment:
+    """An application assigned to a reviewer, as the reviewer sees it in their list."""
+
+    reference: str
+    round: str
+    title: str | None
+    party: str  # the Party's name
+    state: AssignmentState  # invited or submitted
+    review: ReviewState | None  # their review, if they saved one
+    due_on: date | None
+    stage_open: bool
+
+
+@dataclass(frozen=True)
+class OwnReview:
+    """The reviewer's own review, draft or submitted."""
+
+    state: ReviewState
+    scores: dict[str, int]
+    recommendation: Recommendation | None
+    comments_for_committee: str | None
+    comments_for_applicant: str | None
+    updated_at: datetime
+    submitted_at: datetime | None
+
+    @classmethod
+    def of(cls, review: Review) -> OwnReview:
+        return cls(
+            state=review.state,
+            scores=review.scores,
+            recommendation=review.recommendation,
+            comments_for_committee=review.comments_for_committee,
+            comments_for_applicant=review.comments_for_applicant,
+            updated_at=review.updated_at,
+            submitted_at=review.submitted_at,
+        )
+
+
+@dataclass(frozen=True)
+class OtherReview:
+    """Another reviewer's submitted review, unnamed ("Reviewer 1", "Reviewer 2"...)."""
+
+    reviewer: str
+    scores: dict[str, int]
+    recommendation: Recommendation | None
+    comments_for_committee: str | None
+
+
+@dataclass(frozen=True)
+class Applicant:
+    executing_agency: str | None
+    co_applicants: list[Any]
+
+
+@dataclass(frozen=True)
+class Dossier:
+    """An assigned application as its reviewer reads it."""
+
+    reference: str
+    round: str
+    round_title: str
+    party: str
+    title: str | None
+    amount_requested: str | None  # a decimal number, as text
+    currency: str
+    applicant: Applicant
+    form_a: dict[str, Any] | None
+    form_b: dict[str, Any] | None
+    criteria: list[TechnicalCriterion]
+    recommendations: list[Recommendation]
+    due_on: date | None
+    stage_open: bool
+    assignment: AssignmentState
+    review: OwnReview | None
+    other_reviews: list[OtherReview] = field(default_factory=list)
+
+
+def my_assignments(session: Session, reviewer: ReviewerRow) -> list[ReviewerAssignment]:
     """The applications assigned to the reviewer (invited or reviewed), never one they
     have a conflict of interest with."""
     rows = session.exec(
@@ -62,17 +142,18 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[dict[str, An
     ).all()
     declared = _declared(session, reviewer)
     names = party_names(session, {a.party for _, a, _ in rows})
-    reviews = dict(
-        session.exec(
+    reviews = {
+        assignment_id: ReviewState(state)
+        for assignment_id, state in session.exec(
             select(Review.assignment_id, Review.state).where(col(Review.assignment_id).in_([r.id for r, _, _ in rows]))
         ).all()
-    )
+    }
     out = []
     for assignment, application, stage in rows:
         if conflicts(as_reviewer(reviewer), subject_of(application), declared):
             continue
         out.append(
-            dict(
+            ReviewerAssignment(
                 reference=application.reference,
                 round=application.round_id,
                 title=application.title,
@@ -130,28 +211,14 @@ def _locked(
     return assignment, application, definition, stage
 
 
-def _review_json(review: Review | None) -> dict[str, Any] | None:
-    if review is None:
-        return None
-    return dict(
-        state=review.state,
-        scores=review.scores,
-        recommendation=review.recommendation,
-        comments_for_committee=review.comments_for_committee,
-        comments_for_applicant=review.comments_for_applicant,
-        updated_at=review.updated_at,
-        submitted_at=review.submitted_at,
-    )
-
-
-def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str, Any]:
+def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> Dossier:
     """An assigned application as its reviewer reads it: forms A and B, the round's
     technical criteria, the reviewer's own review, and the other reviewers' submitted
     reviews (unnamed) once their own is submitted."""
     assignment, application, definition = _visible(session, reviewer, reference)
     stage = stage_of(session, application.round_id)
     own = session.exec(select(Review).where(Review.assignment_id == assignment.id)).first()
-    others: list[dict[str, Any]] = []
+    others: list[OtherReview] = []
     if assignment.state == AssignmentState.SUBMITTED:
         rows = session.exec(
             select(Review)
@@ -164,7 +231,7 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str
             .order_by(col(ReviewAssignment.id))
         ).all()
         others = [
-            dict(
+            OtherReview(
                 reviewer=f"Reviewer {n}",
                 scores=r.scores,
                 recommendation=r.recommendation,
@@ -172,7 +239,7 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str
             )
             for n, r in enumerate(rows, start=1)
         ]
-    return dict(
+    return Dossier(
         reference=application.reference,
         round=application.round_id,
         round_title=definition.title,
@@ -180,25 +247,25 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> dict[str
         title=application.title,
         amount_requested=None if application.amount_requested is None else f"{application.amount_requested:.2f}",
         currency=definition.currency,
-        applicant=dict(
+        applicant=Applicant(
             executing_agency=application.applicant.get("executing_agency", {}).get("name"),
             co_applicants=application.applicant.get("co_applicants", []),
         ),
         form_a=application.form_a,
         form_b=application.form_b,
-        criteria=[c.model_dump() for c in definition.review.criteria],
-        recommendations=["support", "support_with_changes", "do_not_support"],
+        criteria=list(definition.review.criteria),
+        recommendations=list(Recommendation),
         due_on=stage.due_on if stage else None,
         stage_open=bool(stage and stage.closed_at is None),
         assignment=assignment.state,
-        review=_review_json(own),
+        review=None if own is None else OwnReview.of(own),
         other_reviews=others,
     )
 
 
 def save_review(
     session: Session, reviewer: ReviewerRow, reference: str, draft: ReviewDraft, *, submit: bool, at: datetime
-) -> dict[str, Any]:
+) -> OwnReview:
     """Save the reviewer's draft (it replaces the earlier draft), or submit the review
     (then it no longer changes). Refused after the stage closed and after submission."""
     assignment, application, definition, stage = _locked(session, reviewer, reference)
@@ -252,7 +319,7 @@ def save_review(
             subject_id=reference,
             details={"scores": draft.scores},
         )
-    return _review_json(review) or {}
+    return OwnReview.of(review)
 
 
 def decline(
