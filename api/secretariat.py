@@ -344,7 +344,7 @@ def review(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> ReviewStag
     recommendations, and whether reviewers disagree strongly)."""
     with reading(rt.engine) as session:
         view = views.review_stage_view(session, round_id)
-    return ReviewStageOut.model_validate(view)
+    return ReviewStageOut.model_validate(view, from_attributes=True)
 
 
 # --- the register of reviewers ------------------------------------------------------------

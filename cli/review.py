@@ -204,34 +204,32 @@ def review_summary(round_id: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(view)
         return
-    stage = view["stage"]
+    stage = view.stage
     typer.echo(
-        f"{round_id}: {view['status']}; "
+        f"{round_id}: {view.status}; "
         + (
-            f"reviews due {stage['due_on']}" + (f", closed {stage['closed_at'][:10]}" if stage["closed_at"] else "")
+            f"reviews due {stage.due_on}" + (f", closed {stage.closed_at:%Y-%m-%d}" if stage.closed_at else "")
             if stage
             else "no invitations yet"
         )
     )
-    applications = view["applications"]
+    applications = view.applications
     print_table(
         ["application", "reviews", "outstanding", "recommendations", "flags"],
         [
             (
-                app["reference"],
-                f"{app['reviews_submitted']}/{app['reviews_asked']}",
-                app["outstanding"],
-                ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in app["recommendations"].items() if n) or "none",
-                " ".join(
-                    f for f, on in (("SHORT OF REVIEWS", app["short"]), ("DISAGREEMENT", app["disagreement"])) if on
-                ),
+                app.reference,
+                f"{app.reviews_submitted}/{app.reviews_asked}",
+                app.outstanding,
+                ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in app.recommendations.items() if n) or "none",
+                " ".join(f for f, on in (("SHORT OF REVIEWS", app.short), ("DISAGREEMENT", app.disagreement)) if on),
             )
             for app in applications
         ],
         right={"reviews", "outstanding"},
-        row_styles=["yellow" if app["short"] or app["disagreement"] else None for app in applications],
+        row_styles=["yellow" if app.short or app.disagreement else None for app in applications],
     )
-    criteria = [(app["reference"], c) for app in applications for c in app["criteria"] if c["scores"]]
+    criteria = [(app.reference, c) for app in applications for c in app.criteria if c.scores]
     if criteria:
         typer.echo("")
     print_table(
@@ -239,15 +237,15 @@ def review_summary(round_id: str, as_json: JsonOpt = False) -> None:
         [
             (
                 reference if i == 0 or criteria[i - 1][0] != reference else "",
-                c["id"],
-                c["mean"],
-                c["spread"],
-                ", ".join(map(str, c["scores"])),
-                "yes" if c["disagreement"] else "",
+                c.id,
+                c.mean,
+                c.spread,
+                ", ".join(map(str, c.scores)),
+                "yes" if c.disagreement else "",
             )
             for i, (reference, c) in enumerate(criteria)
         ],
         title="scores by criterion",
         right={"mean", "spread"},
-        row_styles=["yellow" if c["disagreement"] else None for _, c in criteria],
+        row_styles=["yellow" if c.disagreement else None for _, c in criteria],
     )

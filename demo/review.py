@@ -384,13 +384,11 @@ def _print_summary(rt: Runtime, echo: Callable[[str], None]) -> None:
             kinds[kind] = kinds.get(kind, 0) + 1
     echo("")
     echo(f"  {'application':<18} {'Party':<5} {'reviews':>7}  {'recommendations':<42} flags")
-    for app in view["applications"]:
-        recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in app["recommendations"].items() if n) or "-"
-        flags = " ".join(
-            f for f, on in (("short of reviews", app["short"]), ("disagreement", app["disagreement"])) if on
-        )
+    for app in view.applications:
+        recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in app.recommendations.items() if n) or "-"
+        flags = " ".join(f for f, on in (("short of reviews", app.short), ("disagreement", app.disagreement)) if on)
         echo(
-            f"  {app['reference']:<18} {app['party']:<5} {app['reviews_submitted']:>3} of {app['reviews_asked']}"
+            f"  {app.reference:<18} {app.party:<5} {app.reviews_submitted:>3} of {app.reviews_asked}"
             f"  {recs:<42} {flags}"
         )
     echo(f"  messages queued for round 4: {', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}")

@@ -401,7 +401,7 @@ def plan_review(stored: RoundStatus, definition: RoundDefinition) -> RoundStatus
     if stored is not RoundStatus.SCREENING:
         raise RoundActionError(
             f"round {definition.id} is {stored.value}; reviewers are invited after screening and before the committee",
-            (Hint(Step.SCREEN, round_id=definition.id),),
+            (Hint(Step.SCREEN, round_id=definition.id),) if stored is RoundStatus.CLOSED else (),
         )
     return RoundStatus.REVIEW
 
@@ -413,9 +413,9 @@ def plan_committee(stored: RoundStatus, definition: RoundDefinition) -> RoundSta
         return stored  # with the committee already, or past it
     expected = RoundStatus.REVIEW if definition.has_gmp_review else RoundStatus.SCREENING
     if stored is not expected:
-        if definition.has_gmp_review:
-            step, hints = "the GMP review stage must be open", (Hint(Step.INVITE_REVIEWERS, round_id=definition.id),)
-        else:
-            step, hints = "it must be in screening", (Hint(Step.SCREEN, round_id=definition.id),)
+        step = "the GMP review stage must be open" if definition.has_gmp_review else "it must be in screening"
+        # The step that comes next from where the round is, if it is one of the two before.
+        after = {RoundStatus.CLOSED: Step.SCREEN, RoundStatus.SCREENING: Step.INVITE_REVIEWERS}.get(stored)
+        hints = (Hint(after, round_id=definition.id),) if after else ()
         raise RoundActionError(f"round {definition.id} is {stored.value}; to go to the committee {step}", hints)
     return RoundStatus.COMMITTEE

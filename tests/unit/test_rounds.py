@@ -1,6 +1,7 @@
 import tomllib
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -201,3 +202,24 @@ def test_a_rounds_status_moves_only_as_its_table_says() -> None:
         round_move(RoundStatus.DRAFT, "start_screening", "r")
     with pytest.raises(RoundActionError, match="is decided; it can only be moved to open from draft"):
         round_move(RoundStatus.DECIDED, "open", "r")
+
+
+def test_a_refused_move_hints_at_the_step_that_comes_next_and_at_nothing_once_it_is_past() -> None:
+    from domain.hints import Hint, Step
+    from domain.rounds import RoundActionError, RoundStatus, plan_committee, plan_review
+
+    r4 = read_round_file(Path("rounds/sip-2024-r4.toml"))
+    expected = {
+        (plan_review, RoundStatus.CLOSED): (Hint(Step.SCREEN, round_id=r4.id),),
+        (plan_review, RoundStatus.OPEN): (),
+        (plan_committee, RoundStatus.CLOSED): (Hint(Step.SCREEN, round_id=r4.id),),
+        (plan_committee, RoundStatus.SCREENING): (Hint(Step.INVITE_REVIEWERS, round_id=r4.id),),
+    }
+    for (plan, stored), hints in expected.items():
+        with pytest.raises(RoundActionError) as refused:
+            plan(stored, r4)
+        assert refused.value.hints == hints, (plan.__name__, stored)
+    assert plan_committee(RoundStatus.DECIDED, r4) is RoundStatus.DECIDED  # past it: nothing refused
+    with pytest.raises(RoundActionError) as refused:
+        plan_review(RoundStatus.COMMITTEE, r4)
+    assert refused.value.hints == ()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -31,7 +31,7 @@ from engine.services.committee.meeting import Committee, committee_of
 from engine.services.errors import NotAllowed, NotFound
 from engine.services.parties import party_names
 from engine.services.report import REGIONS, documents, report_rows
-from engine.services.review.views import review_summaries, summary_json
+from engine.services.review.views import ReviewedApplication, review_summaries
 from engine.services.rounds import get_round
 from engine.services.stages import to_committee_hint
 from engine.services.tokens import derive_bundle_token, token_hash
@@ -97,13 +97,12 @@ def shared_parts(session: Session, round_id: str) -> Shared:
         for r in session.exec(select(ScreeningRecord).where(ScreeningRecord.round_id == round_id)).all()
     }
     has_gmp = definition.has_gmp_review
-    gmp: dict[str, dict[str, Any]] = {}
+    gmp: dict[str, ReviewedApplication] = {}
     if has_gmp:
-        for item in summary_json(review_summaries(session, round_id)):
+        for item in map(ReviewedApplication.of, review_summaries(session, round_id)):
             if not definition.review.reviewer_identities_to_committee:
-                for number, review in enumerate(item["reviews"], start=1):
-                    review.update(reviewer=f"Reviewer {number}", email=None)
-            gmp[item["reference"]] = item
+                item = replace(item, reviews=[r.numbered(n) for n, r in enumerate(item.reviews, start=1)])
+            gmp[item.reference] = item
     agenda = [a for a in applications.values() if a.status in ON_AGENDA]
     on_agenda = {a.reference for a in agenda}
     env = documents()
@@ -112,9 +111,7 @@ def shared_parts(session: Session, round_id: str) -> Shared:
     for row in rows:
         application = applications[row.reference]
         review = gmp.get(row.reference)
-        recs = (
-            ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in review["recommendations"].items() if n) if review else ""
-        )
+        recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in review.recommendations.items() if n) if review else ""
         score = "—" if row.weighted_score is None else str(row.weighted_score)
         summary.append(
             dict(
@@ -130,7 +127,7 @@ def shared_parts(session: Session, round_id: str) -> Shared:
                 score=score,
                 on_agenda=row.reference in on_agenda,
                 gmp_recommendations=recs,
-                gmp_disagreement=bool(review and review["disagreement"]),
+                gmp_disagreement=bool(review and review.disagreement),
             )
         )
         if row.reference not in on_agenda:
