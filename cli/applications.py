@@ -92,7 +92,7 @@ def applications_resubmit(
         result = resubmit_forms(
             session, rt.settings, reference, content, actor=ACTOR, role=Role.SECRETARIAT, at=Runtime.now()
         )
-    typer.echo(f"{reference}: {'forms on file' if result['changed'] else 'already on file'}; status {result['status']}")
+    typer.echo(f"{reference}: {'forms on file' if result.changed else 'already on file'}; status {result.status}")
 
 
 @applications_app.command("list")

@@ -5,14 +5,14 @@ forms again; the application is then screened again."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from sqlmodel import Session
 
 from domain.application import DocumentError, FieldError, FormA, FormB, FormC, json_path, load_json
-from domain.lifecycle import Role
+from domain.lifecycle import Role, Status
 from domain.rounds import RoundStatus
 from engine.services import outbox
 from engine.services.applications import get_application, transition
@@ -138,9 +138,16 @@ def _forms(body: bytes | str) -> FormsUpdate:
         ) from None
 
 
+@dataclass(frozen=True)
+class FormsResubmitted:
+    reference: str
+    status: Status  # after screening again, where the round is in screening
+    changed: bool  # false: the same forms were on file already
+
+
 def resubmit_forms(
     session: Session, settings: Settings, reference: str, body: bytes | str, *, actor: str, role: Role, at: datetime
-) -> dict[str, Any]:
+) -> FormsResubmitted:
     """Replace the forms sent and screen the application again (at once while its round
     is in screening; otherwise when screening starts). The same forms again change nothing."""
     try:
@@ -165,4 +172,4 @@ def resubmit_forms(
         if get_round(session, application.round_id).status == RoundStatus.SCREENING:
             screen_in_session(session, settings, application.round_id, [application.id or 0], actor=actor, at=at)
             session.refresh(application)
-    return {"reference": reference, "status": application.status, "changed": result.changed}
+    return FormsResubmitted(reference, application.status, result.changed)

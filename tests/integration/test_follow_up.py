@@ -9,9 +9,10 @@ from datetime import date
 import pytest
 from sqlmodel import select
 
+from domain.lifecycle import Status
 from engine.db import unit_of_work
 from engine.services.errors import InvalidInput, NotAllowed
-from engine.services.follow_up import request_information, resubmit_forms
+from engine.services.follow_up import FormsResubmitted, request_information, resubmit_forms
 from engine.services.screening import screen_batch, to_screen
 from engine.services.setup import Runtime
 from engine.tables import Application, OutboxMessage, ScreeningRecord
@@ -59,7 +60,7 @@ def test_forms_sent_again_are_screened_again_at_once(screened: Runtime) -> None:
         result = resubmit_forms(
             session, screened.settings, LSO, json.dumps(FORM_C), actor="officer", role=_role(), at=AFTER_CLOSE
         )
-    assert result == {"reference": LSO, "status": "screened", "changed": True}  # Lesotho, now complete
+    assert result == FormsResubmitted(LSO, Status.SCREENED, changed=True)  # Lesotho, now complete
     with unit_of_work(screened.engine) as session:
         ids = to_screen(session, ROUND1)
     summary = screen_batch(screened.engine, screened.settings, ROUND1, ids, actor="o", at=AFTER_CLOSE)
