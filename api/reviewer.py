@@ -33,7 +33,7 @@ from engine.services import audit
 from engine.services.errors import InvalidInput, ServiceError
 from engine.services.review import access, work
 from engine.services.setup import Runtime
-from engine.tables import Reviewer as ReviewerRow
+from engine.tables import ReviewerRecord
 from notifications import LANGUAGES
 from notifications.render import PAGES, environment
 
@@ -81,7 +81,7 @@ def _as_reviewer(
     credentials: HTTPAuthorizationCredentials | None,
     action: str,
     subject: str,
-    fn: Callable[[Session, ReviewerRow], T],
+    fn: Callable[[Session, ReviewerRecord], T],
 ) -> T:
     """Run `fn` as the reviewer whose session this is, in one transaction. A refusal
     (no session, not assigned, invalid review...) is audited, then answered."""
@@ -231,7 +231,7 @@ def save_review(
     (every criterion scored, a recommendation, comments for the committee) and then no
     longer changes. Refused after the review stage closed."""
 
-    def save(session: Session, reviewer: ReviewerRow) -> ReviewOut:
+    def save(session: Session, reviewer: ReviewerRecord) -> ReviewOut:
         review = _parse(ReviewIn, body)
         draft = ReviewDraft.model_validate(review.model_dump(exclude={"submit"}))
         saved = work.save_review(session, reviewer, reference, draft, submit=review.submit, at=now)

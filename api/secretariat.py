@@ -45,7 +45,7 @@ from engine.services.review import assignment as review_assignment
 from engine.services.review import invitations, register, views
 from engine.services.screening import check_screening, screening_counts
 from engine.services.setup import Runtime
-from engine.tables import Reviewer
+from engine.tables import ReviewerRecord
 
 log = logging.getLogger("sip.api")
 router = APIRouter(prefix="/rounds/{round_id}", tags=["secretariat"], responses=error_responses(401, 503))
@@ -402,7 +402,7 @@ def patch_reviewer(
     """Change some of a reviewer's details (e.g. max_load, or active=false to take them
     out of future assignments)."""
     with reading(rt.engine) as session:
-        if session.exec(select(Reviewer).where(Reviewer.email == email.strip().lower())).first() is None:
+        if session.exec(select(ReviewerRecord).where(ReviewerRecord.email == email.strip().lower())).first() is None:
             raise NotFound(f"no reviewer {email!r} in the register; PUT adds one")
     return _set_reviewer(rt, now, officer, email, body, whole=False)
 

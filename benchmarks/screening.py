@@ -135,15 +135,14 @@ def phase(name: str, url: str, folder: Path) -> dict[str, Any]:
         from domain.parties import Party
         from domain.screening import screen
         from engine.services.rounds import definition_of, get_round
-        from engine.tables import Application
-        from engine.tables import Party as PartyRow
+        from engine.tables import Application, PartyRecord
 
         base, started = rss_mb(), time.perf_counter()
         count = 0
         with reading(rt.engine) as session:
             definition = definition_of(get_round(session, ROUND))
             parties = {
-                p.iso3: Party.model_validate(p, from_attributes=True) for p in session.exec(select(PartyRow)).all()
+                p.iso3: Party.model_validate(p, from_attributes=True) for p in session.exec(select(PartyRecord)).all()
             }
             for application in session.exec(
                 select(Application).where(Application.round_id == ROUND).execution_options(yield_per=500)

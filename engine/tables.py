@@ -99,7 +99,7 @@ class Round(SQLModel, table=True):
     updated_at: datetime = _ts(nullable=False)
 
 
-class Party(SQLModel, table=True):
+class PartyRecord(SQLModel, table=True):
     __tablename__ = "party"
 
     iso3: str = Field(primary_key=True, max_length=3)
@@ -254,7 +254,7 @@ class AppraisalScore(SQLModel, table=True):
     scored_at: datetime = _ts(nullable=False)
 
 
-class Reviewer(SQLModel, table=True):
+class ReviewerRecord(SQLModel, table=True):
     """A Global Mercury Partnership expert in the secretariat's register."""
 
     __tablename__ = "reviewer"

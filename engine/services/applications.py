@@ -27,8 +27,7 @@ from engine.services import audit, outbox
 from engine.services.errors import Conflict, NotAllowed, NotFound
 from engine.services.rounds import get_round
 from engine.services.tokens import token_matches
-from engine.tables import Application, AuditEvent, DecisionRecord, Round, StatusChange, table_of
-from engine.tables import Party as PartyRow
+from engine.tables import Application, AuditEvent, DecisionRecord, PartyRecord, Round, StatusChange, table_of
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,8 @@ class ApplicationLine:
 def list_applications(session: Session, round_id: str) -> list[ApplicationLine]:
     get_round(session, round_id)
     rows = session.exec(
-        select(Application, PartyRow.name)
-        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
+        select(Application, PartyRecord.name)
+        .join(PartyRecord, col(PartyRecord.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id)
         .order_by(col(Application.id))
     ).all()

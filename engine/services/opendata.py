@@ -26,8 +26,7 @@ from engine.services.errors import NotAllowed
 from engine.services.report import REGIONS, documents
 from engine.services.rounds import definition_of, get_round
 from engine.settings import Settings
-from engine.tables import Application, DecisionRecord
-from engine.tables import Party as PartyRow
+from engine.tables import Application, DecisionRecord, PartyRecord
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "360giving"
 
@@ -77,9 +76,9 @@ def _announced(session: Session, round_id: str) -> set[str]:
 
 def lines(session: Session, round_id: str) -> list[Line]:
     found = session.exec(
-        select(Application, DecisionRecord, PartyRow)
+        select(Application, DecisionRecord, PartyRecord)
         .join(DecisionRecord, col(DecisionRecord.application_id) == Application.id, isouter=True)
-        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
+        .join(PartyRecord, col(PartyRecord.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id)
         .order_by(Application.reference)
     ).all()
@@ -214,9 +213,9 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     grants = []
     for application, decision, party in session.exec(
-        select(Application, DecisionRecord, PartyRow)
+        select(Application, DecisionRecord, PartyRecord)
         .join(DecisionRecord)
-        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
+        .join(PartyRecord, col(PartyRecord.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVALS))
         .order_by(Application.reference)
     ).all():

@@ -16,7 +16,7 @@ from domain.parties import Party
 from engine.services import audit
 from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput
-from engine.tables import Party as PartyRow
+from engine.tables import PartyRecord
 
 DEFAULT_REGISTER = Path(__file__).resolve().parent.parent / "data" / "parties.csv"
 COLUMNS = ["iso3", "iso2", "name", "un_regional_group", "party_since", "ldc", "sids", "economy", "source_note"]
@@ -59,15 +59,15 @@ def replace_register(
     session: Session, parties: list[Party], *, source: str, actor: str, at: datetime
 ) -> dict[str, int]:
     """Replace the whole register in the caller's transaction; audited with counts."""
-    before = {p.iso3: p for p in session.exec(select(PartyRow)).all()}
+    before = {p.iso3: p for p in session.exec(select(PartyRecord)).all()}
     new = {p.iso3: p for p in parties}
     added = sorted(set(new) - set(before))
     removed = sorted(set(before) - set(new))
     changed = sorted(
         code for code in set(new) & set(before) if Party.model_validate(before[code], from_attributes=True) != new[code]
     )
-    session.exec(delete(PartyRow))
-    session.add_all(PartyRow(**p.model_dump()) for p in parties)
+    session.exec(delete(PartyRecord))
+    session.add_all(PartyRecord(**p.model_dump()) for p in parties)
     counts = {"parties": len(parties), "added": len(added), "removed": len(removed), "changed": len(changed)}
     audit.record(
         session,
@@ -84,12 +84,12 @@ def replace_register(
 
 def party_names(session: Session, codes: set[str] | None = None) -> dict[str, str]:
     """ISO alpha-3 code -> name, of the register (or of `codes` only)."""
-    statement = select(PartyRow.iso3, PartyRow.name)
+    statement = select(PartyRecord.iso3, PartyRecord.name)
     if codes is not None:
-        statement = statement.where(col(PartyRow.iso3).in_(codes))
+        statement = statement.where(col(PartyRecord.iso3).in_(codes))
     return dict(session.exec(statement).all())
 
 
-def list_parties(session: Session) -> list[PartyRow]:
+def list_parties(session: Session) -> list[PartyRecord]:
     """The register, by ISO code."""
-    return list(session.exec(select(PartyRow).order_by(col(PartyRow.iso3))).all())
+    return list(session.exec(select(PartyRecord).order_by(col(PartyRecord.iso3))).all())

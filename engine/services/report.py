@@ -18,8 +18,7 @@ from sqlmodel import Session, col, select
 
 from domain.lifecycle import APPRAISED_STATUSES, Status
 from engine.services.rounds import definition_of, get_round
-from engine.tables import Application, ScreeningRecord
-from engine.tables import Party as PartyRow
+from engine.tables import Application, PartyRecord, ScreeningRecord
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 REGIONS = {
@@ -56,9 +55,9 @@ class ReportRow:
 def report_rows(session: Session, round_id: str) -> list[ReportRow]:
     get_round(session, round_id)
     found = session.exec(
-        select(Application, ScreeningRecord, PartyRow)
+        select(Application, ScreeningRecord, PartyRecord)
         .join(ScreeningRecord, col(ScreeningRecord.application_id) == Application.id, isouter=True)
-        .join(PartyRow, col(PartyRow.iso3) == Application.party, isouter=True)
+        .join(PartyRecord, col(PartyRecord.iso3) == Application.party, isouter=True)
         .where(Application.round_id == round_id)
         .order_by(col(Application.id))
     ).all()

@@ -33,8 +33,7 @@ from engine.services.errors import NotAllowed
 from engine.services.intake import status_page_url
 from engine.services.rounds import close_round, definition_of, get_round, move_round
 from engine.settings import Settings
-from engine.tables import Application, AuditEvent, Round, ScreeningRecord, table_of
-from engine.tables import Party as PartyRow
+from engine.tables import Application, AuditEvent, PartyRecord, Round, ScreeningRecord, table_of
 from notifications import render
 from notifications.reasons import reason_text
 
@@ -198,7 +197,7 @@ def screen_in_session(
         )
     definition = definition_of(row)
     rules = rules_digest(row.definition)
-    parties = {p.iso3: Party.model_validate(p, from_attributes=True) for p in session.exec(select(PartyRow)).all()}
+    parties = {p.iso3: Party.model_validate(p, from_attributes=True) for p in session.exec(select(PartyRecord)).all()}
     # Locked, in id order: a second run screening the same batch at the same moment
     # (two workers) waits, then finds them screened and does nothing twice.
     applications = session.exec(

@@ -24,7 +24,7 @@ from engine.services.errors import NotAllowed, Unavailable
 from engine.services.parties import DEFAULT_REGISTER, read_parties_file, replace_register
 from engine.services.rounds import read_round_file, store_round
 from engine.settings import Settings
-from engine.tables import Installation, Party, Round
+from engine.tables import Installation, PartyRecord, Round
 from rounds import shipped_round_files
 
 SYSTEM = "engine"
@@ -46,7 +46,7 @@ class Runtime:
 def load_defaults(engine: Engine, at: datetime) -> dict[str, int]:
     loaded = {"parties": 0, "rounds": 0}
     with unit_of_work(engine) as session:
-        if not session.exec(select(func.count()).select_from(Party)).one():
+        if not session.exec(select(func.count()).select_from(PartyRecord)).one():
             counts = replace_register(
                 session, read_parties_file(DEFAULT_REGISTER), source="default register", actor=SYSTEM, at=at
             )

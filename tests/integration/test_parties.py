@@ -10,16 +10,16 @@ from engine.db import unit_of_work
 from engine.services.errors import InvalidInput
 from engine.services.parties import DEFAULT_REGISTER, read_parties_file, replace_register
 from engine.services.setup import Runtime
-from engine.tables import AuditEvent, Party
+from engine.tables import AuditEvent, PartyRecord
 
 HEADER = "iso3,iso2,name,un_regional_group,party_since,ldc,sids,economy,source_note\n"
 
 
 def test_the_shipped_register_is_loaded_by_default(rt: Runtime) -> None:
     with unit_of_work(rt.engine) as session:
-        assert session.exec(select(func.count()).select_from(Party)).one() == 138
-        benin = session.get(Party, "BEN")
-        cameroon = session.get(Party, "CMR")
+        assert session.exec(select(func.count()).select_from(PartyRecord)).one() == 138
+        benin = session.get(PartyRecord, "BEN")
+        cameroon = session.get(PartyRecord, "CMR")
     assert benin is not None and (benin.un_regional_group, benin.ldc, benin.economy) == ("AFRICA", True, "developing")
     assert cameroon is not None and cameroon.party_since is None  # unknown date stays unknown
 
@@ -72,7 +72,7 @@ def test_replacing_the_register_is_audited_with_what_changed(rt: Runtime, tmp_pa
         counts = replace_register(session, read_parties_file(path), source=str(path), actor="officer", at=rt.now())
     assert counts == {"parties": 138, "added": 1, "removed": 1, "changed": 0}
     with unit_of_work(rt.engine) as session:
-        assert session.get(Party, "CHE") is None and session.get(Party, "TTO") is not None
+        assert session.get(PartyRecord, "CHE") is None and session.get(PartyRecord, "TTO") is not None
         event = session.exec(
             select(AuditEvent).where(AuditEvent.action == "parties.replaced", AuditEvent.actor == "officer")
         ).one()

@@ -116,7 +116,7 @@ def test_a_refused_reviewer_file_changes_nothing_and_the_attempt_is_audited(roun
     from typer.testing import CliRunner
 
     from cli import app
-    from engine.tables import Reviewer
+    from engine.tables import ReviewerRecord
 
     bad = tmp_path / "reviewers.csv"
     bad.write_text(HEADER + "A,a@example.org,Org,PER,gold,en,2\nB,a@example.org,Org,PER,cement,en,2\n")
@@ -124,7 +124,7 @@ def test_a_refused_reviewer_file_changes_nothing_and_the_attempt_is_audited(roun
     assert result.exit_code == 1 and "2 problems; nothing was changed" in result.stderr
     assert "'gold' is not a partnership area" in result.stderr and "duplicate e-mail" in result.stderr
     with unit_of_work(round4.engine) as session:
-        assert session.exec(select(func.count()).select_from(Reviewer)).one() == 5
+        assert session.exec(select(func.count()).select_from(ReviewerRecord)).one() == 5
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "cli.reviewers.load.refused")).one()
     assert event.subject_id == "sip reviewers load" and "the register was not changed" in event.reason
 

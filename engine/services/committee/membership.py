@@ -22,8 +22,8 @@ from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput
 from engine.tables import (
     CommitteeMember,
+    PartyRecord,
 )
-from engine.tables import Party as PartyRow
 
 COLUMNS = ["name", "email", "country", "role", "term_start", "term_end", "language"]
 
@@ -69,7 +69,7 @@ def parse_members(text: str, source: str, parties: set[str]) -> list[Member]:
 
 
 def known_parties(session: Session) -> set[str]:
-    return set(session.exec(select(PartyRow.iso3)).all())
+    return set(session.exec(select(PartyRecord.iso3)).all())
 
 
 def as_member(row: CommitteeMember) -> Member:
@@ -196,4 +196,4 @@ def members_on(session: Session, day: date) -> list[Member]:
 
 
 def regions(session: Session) -> dict[str, str | None]:
-    return dict(session.exec(select(PartyRow.iso3, PartyRow.un_regional_group)).all())
+    return dict(session.exec(select(PartyRecord.iso3, PartyRecord.un_regional_group)).all())

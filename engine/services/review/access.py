@@ -24,11 +24,11 @@ from engine.settings import Settings
 from engine.tables import (
     Application,
     ReviewAssignment,
+    ReviewerRecord,
     ReviewerToken,
     ReviewStage,
     table_of,
 )
-from engine.tables import Reviewer as ReviewerRow
 
 NEW_LINK = "ask for a new link: POST /reviewer/links with your e-mail address"
 
@@ -61,7 +61,7 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
     claimed = session.execute(update(table).where(table.c.id == link.id, table.c.used_at.is_(None)).values(used_at=at))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Unauthorized(f"this sign-in link was already used; {NEW_LINK}")
-    reviewer = session.get(ReviewerRow, link.reviewer_id)
+    reviewer = session.get(ReviewerRecord, link.reviewer_id)
     assert reviewer is not None
     token = random_token()
     expires = at + timedelta(hours=settings.reviewer_session_hours)
@@ -87,7 +87,7 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
     return SignedIn(token, expires, reviewer.email, reviewer.name)
 
 
-def reviewer_for(session: Session, session_token: str | None, *, at: datetime) -> ReviewerRow:
+def reviewer_for(session: Session, session_token: str | None, *, at: datetime) -> ReviewerRecord:
     """The reviewer whose session this is, or `Unauthorized`."""
     row = (
         session.exec(
@@ -105,7 +105,7 @@ def reviewer_for(session: Session, session_token: str | None, *, at: datetime) -
         )
     if row.expires_at <= at:
         raise Unauthorized(f"your session ended at {row.expires_at:%Y-%m-%d %H:%M} UTC; {NEW_LINK}")
-    reviewer = session.get(ReviewerRow, row.reviewer_id)
+    reviewer = session.get(ReviewerRecord, row.reviewer_id)
     assert reviewer is not None
     return reviewer
 
@@ -114,7 +114,7 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
     """Send a new sign-in link to a reviewer with reviews to do in an open review
     stage; at most one an hour. The caller answers the same whatever happens, so
     nobody learns who is a reviewer. Returns whether a link was queued."""
-    reviewer = session.exec(select(ReviewerRow).where(ReviewerRow.email == email.strip().lower())).first()
+    reviewer = session.exec(select(ReviewerRecord).where(ReviewerRecord.email == email.strip().lower())).first()
     if reviewer is None:
         return False
     rows = session.exec(

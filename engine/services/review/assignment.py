@@ -37,13 +37,13 @@ from engine.tables import (
     DeclaredConflict,
     Review,
     ReviewAssignment,
+    ReviewerRecord,
 )
-from engine.tables import Reviewer as ReviewerRow
 
 
 def _assignment(
     session: Session, round_id: str, reference: str, email: str
-) -> tuple[Application, ReviewerRow, ReviewAssignment | None]:
+) -> tuple[Application, ReviewerRecord, ReviewAssignment | None]:
     application = session.exec(
         select(Application).where(Application.reference == reference, Application.round_id == round_id)
     ).first()
@@ -51,7 +51,7 @@ def _assignment(
         raise NotFound(
             f"no application {reference!r} in round {round_id}", hints=(Hint(Step.SHOW_ASSIGNMENT, round_id=round_id),)
         )
-    reviewer = session.exec(select(ReviewerRow).where(ReviewerRow.email == email.strip().lower())).first()
+    reviewer = session.exec(select(ReviewerRecord).where(ReviewerRecord.email == email.strip().lower())).first()
     if reviewer is None:
         raise NotFound(
             f"no reviewer {email!r} in the register",

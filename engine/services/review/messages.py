@@ -19,10 +19,10 @@ from engine.services.tokens import derive_link_token, token_hash
 from engine.settings import Settings
 from engine.tables import (
     Application,
+    ReviewerRecord,
     ReviewerToken,
     ReviewStage,
 )
-from engine.tables import Reviewer as ReviewerRow
 from notifications import REVIEW_LINK_PLACEHOLDER, render
 
 
@@ -35,7 +35,7 @@ def link_expiry(settings: Settings, at: datetime) -> datetime:
     return at + timedelta(days=settings.reviewer_link_days)
 
 
-def issue_link(session: Session, settings: Settings, reviewer: ReviewerRow, message_key: str, at: datetime) -> None:
+def issue_link(session: Session, settings: Settings, reviewer: ReviewerRecord, message_key: str, at: datetime) -> None:
     """The one-time sign-in link of the message `message_key` (one link per message)."""
     nonce = secrets.token_hex(16)
     session.add(
@@ -52,7 +52,7 @@ def issue_link(session: Session, settings: Settings, reviewer: ReviewerRow, mess
 
 
 def queue_for_reviewers(
-    session: Session, settings: Settings, items: list[tuple[dict[str, Any], ReviewerRow]], at: datetime
+    session: Session, settings: Settings, items: list[tuple[dict[str, Any], ReviewerRecord]], at: datetime
 ) -> int:
     """Queue messages to reviewers, each with its own sign-in link; a message already
     queued (a re-run) gets neither a second copy nor a second link."""
@@ -71,7 +71,7 @@ def reviewer_message(
     settings: Settings,
     kind: str,
     key: str,
-    reviewer: ReviewerRow,
+    reviewer: ReviewerRecord,
     definition: RoundDefinition,
     stage: ReviewStage,
     applications: list[Application],

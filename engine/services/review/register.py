@@ -27,8 +27,8 @@ from engine.tables import (
     Application,
     DeclaredConflict,
     ReviewAssignment,
+    ReviewerRecord,
 )
-from engine.tables import Reviewer as ReviewerRow
 
 COLUMNS = ["name", "email", "organisation", "country", "areas", "languages", "max_load"]
 
@@ -83,14 +83,14 @@ def load_reviewers(
 ) -> dict[str, int]:
     """Add or update reviewers by e-mail (those not in the file stay, as they may have
     assignments). Audited with counts."""
-    existing = {r.email: r for r in session.exec(select(ReviewerRow)).all()}
+    existing = {r.email: r for r in session.exec(select(ReviewerRecord)).all()}
     added = updated = 0
     for reviewer in reviewers:
         email = str(reviewer.email).lower()
         values = _row_values(reviewer)
         row = existing.get(email)
         if row is None:
-            session.add(ReviewerRow(email=email, updated_at=at, **values))
+            session.add(ReviewerRecord(email=email, updated_at=at, **values))
             added += 1
         elif any(getattr(row, k) != v for k, v in values.items()):
             moved = row.country != values["country"] or row.organisation != values["organisation"]
@@ -132,7 +132,7 @@ EDITABLE_FIELDS = ("name", "organisation", "country", "areas", "languages", "max
 
 def set_reviewer(
     session: Session, email: str, changes: dict[str, Any], *, active: bool | None = None, actor: str, at: datetime
-) -> tuple[ReviewerRow, str]:
+) -> tuple[ReviewerRecord, str]:
     """Add a reviewer (every field given) or change some fields of one; `active=False`
     takes them out of future assignments (their assignments stay). Returns the row and
     `added`, `updated` or `unchanged`. Every field is checked before anything changes."""
@@ -143,7 +143,7 @@ def set_reviewer(
             f"not a reviewer's field: {', '.join(unknown)}",
             [FieldError(path=k, message="is not a reviewer's field") for k in unknown],
         )
-    row = session.exec(select(ReviewerRow).where(ReviewerRow.email == email)).first()
+    row = session.exec(select(ReviewerRecord).where(ReviewerRecord.email == email)).first()
     current = _row_values(as_reviewer(row)) if row is not None else {}
     try:
         reviewer = Reviewer.model_validate({**current, **changes, "email": email})
@@ -154,7 +154,7 @@ def set_reviewer(
         ) from None
     values = _row_values(reviewer)
     if row is None:
-        row = ReviewerRow(email=str(reviewer.email).lower(), updated_at=at, active=active is not False, **values)
+        row = ReviewerRecord(email=str(reviewer.email).lower(), updated_at=at, active=active is not False, **values)
         outcome = "added"
     else:
         if active is not None:
@@ -183,7 +183,7 @@ def set_reviewer(
     return row, outcome
 
 
-def recheck_conflicts(session: Session, reviewer: ReviewerRow, *, actor: str, at: datetime) -> list[str]:
+def recheck_conflicts(session: Session, reviewer: ReviewerRecord, *, actor: str, at: datetime) -> list[str]:
     """After a reviewer's country or organisation changed in the register: the proposed
     or invited assignments that are now conflicted come off (state conflicted, with
     why), so the reviewer is neither invited to nor shown them. Returns their references."""
@@ -216,6 +216,6 @@ def recheck_conflicts(session: Session, reviewer: ReviewerRow, *, actor: str, at
     return moved
 
 
-def list_reviewers(session: Session) -> list[ReviewerRow]:
+def list_reviewers(session: Session) -> list[ReviewerRecord]:
     """The register of reviewers, by e-mail."""
-    return list(session.exec(select(ReviewerRow).order_by(col(ReviewerRow.email))).all())
+    return list(session.exec(select(ReviewerRecord).order_by(col(ReviewerRecord.email))).all())

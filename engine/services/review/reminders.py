@@ -25,10 +25,10 @@ from engine.settings import Settings
 from engine.tables import (
     Application,
     ReviewAssignment,
+    ReviewerRecord,
     ReviewStage,
     Round,
 )
-from engine.tables import Reviewer as ReviewerRow
 
 
 @dataclass
@@ -41,14 +41,14 @@ class DaySummary:
     closed: bool = False
 
 
-def _outstanding(session: Session, round_id: str) -> list[tuple[ReviewerRow, Application]]:
+def _outstanding(session: Session, round_id: str) -> list[tuple[ReviewerRecord, Application]]:
     return list(
         session.exec(
-            select(ReviewerRow, Application)
-            .join(ReviewAssignment, col(ReviewAssignment.reviewer_id) == ReviewerRow.id)
+            select(ReviewerRecord, Application)
+            .join(ReviewAssignment, col(ReviewAssignment.reviewer_id) == ReviewerRecord.id)
             .join(Application, col(Application.id) == ReviewAssignment.application_id)
             .where(ReviewAssignment.round_id == round_id, ReviewAssignment.state == AssignmentState.INVITED)
-            .order_by(ReviewerRow.email, Application.reference)
+            .order_by(ReviewerRecord.email, Application.reference)
         ).all()
     )
 
@@ -63,7 +63,7 @@ def review_day(session: Session, settings: Settings, round_id: str, *, at: datet
     step = stage_step(local_day(at, definition), stage.due_on, definition.review.reminder_days)
     pending = _outstanding(session, round_id)
     summary = DaySummary(round_id, step.value, outstanding=len(pending))
-    by_reviewer: dict[str, tuple[ReviewerRow, list[Application]]] = {}
+    by_reviewer: dict[str, tuple[ReviewerRecord, list[Application]]] = {}
     for reviewer, application in pending:
         by_reviewer.setdefault(reviewer.email, (reviewer, []))[1].append(application)
     if step is StageStep.REMIND and by_reviewer:

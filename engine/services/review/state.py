@@ -38,10 +38,10 @@ from engine.tables import (
     Application,
     DeclaredConflict,
     ReviewAssignment,
+    ReviewerRecord,
     ReviewStage,
     table_of,
 )
-from engine.tables import Reviewer as ReviewerRow
 from notifications import LANGUAGES
 
 AREA_MAP = Path(__file__).resolve().parents[2] / "data" / "partnership_areas.toml"
@@ -52,7 +52,7 @@ def area_map(path: Path = AREA_MAP) -> AreaMap:
     return AreaMap.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
 
 
-def as_reviewer(row: ReviewerRow) -> Reviewer:
+def as_reviewer(row: ReviewerRecord) -> Reviewer:
     return Reviewer(
         name=row.name,
         email=row.email,
@@ -105,7 +105,7 @@ class RoundReview:
 
     definition: RoundDefinition
     applications: list[Application]
-    people: dict[int, ReviewerRow]  # every reviewer of the register, by id
+    people: dict[int, ReviewerRecord]  # every reviewer of the register, by id
     assignments: dict[int, list[ReviewAssignment]]  # by application id, in order of creation
     declared: dict[tuple[str, str], str]  # (e-mail, reference) -> reason
 
@@ -170,7 +170,7 @@ def round_review(
             .order_by(col(Application.id))
         ).all()
     )
-    people = {p.id or 0: p for p in session.exec(select(ReviewerRow).order_by(col(ReviewerRow.id))).all()}
+    people = {p.id or 0: p for p in session.exec(select(ReviewerRecord).order_by(col(ReviewerRecord.id))).all()}
     assignments: dict[int, list[ReviewAssignment]] = {}
     for a in session.exec(
         select(ReviewAssignment).where(ReviewAssignment.round_id == round_id).order_by(col(ReviewAssignment.id))
@@ -185,8 +185,8 @@ def declared_conflicts(session: Session, where: ColumnElement[bool]) -> dict[tup
     return {
         (email, ref): reason
         for email, ref, reason in session.exec(
-            select(ReviewerRow.email, Application.reference, DeclaredConflict.reason)
-            .join(ReviewerRow, col(ReviewerRow.id) == DeclaredConflict.reviewer_id)
+            select(ReviewerRecord.email, Application.reference, DeclaredConflict.reason)
+            .join(ReviewerRecord, col(ReviewerRecord.id) == DeclaredConflict.reviewer_id)
             .join(Application, col(Application.id) == DeclaredConflict.application_id)
             .where(where)
         ).all()
@@ -272,6 +272,6 @@ def open_stage(session: Session, round_id: str, *, for_update: bool = False) -> 
     return stage
 
 
-def language_of(reviewer: ReviewerRow) -> str:
+def language_of(reviewer: ReviewerRecord) -> str:
     """The reviewer's first language that the engine writes in (English otherwise)."""
     return next((lang for lang in reviewer.languages if lang in LANGUAGES), "en")

@@ -44,9 +44,9 @@ from engine.tables import (
     DeclaredConflict,
     Review,
     ReviewAssignment,
+    ReviewerRecord,
     ReviewStage,
 )
-from engine.tables import Reviewer as ReviewerRow
 
 #: The same answer for an application that does not exist and one not assigned to the reviewer.
 NOT_YOURS = "no application {reference} is assigned to you"
@@ -130,7 +130,7 @@ class Dossier:
     other_reviews: list[OtherReview] = field(default_factory=list)
 
 
-def my_assignments(session: Session, reviewer: ReviewerRow) -> list[ReviewerAssignment]:
+def my_assignments(session: Session, reviewer: ReviewerRecord) -> list[ReviewerAssignment]:
     """The applications assigned to the reviewer (invited or reviewed), never one they
     have a conflict of interest with."""
     rows = session.exec(
@@ -167,12 +167,12 @@ def my_assignments(session: Session, reviewer: ReviewerRow) -> list[ReviewerAssi
     return out
 
 
-def _declared(session: Session, reviewer: ReviewerRow) -> dict[tuple[str, str], str]:
+def _declared(session: Session, reviewer: ReviewerRecord) -> dict[tuple[str, str], str]:
     return declared_conflicts(session, col(DeclaredConflict.reviewer_id) == reviewer.id)
 
 
 def _visible(
-    session: Session, reviewer: ReviewerRow, reference: str
+    session: Session, reviewer: ReviewerRecord, reference: str
 ) -> tuple[ReviewAssignment, Application, RoundDefinition]:
     """The reviewer's assignment to `reference`, or the same `NotFound` as for an
     application that does not exist (nor one they are conflicted on)."""
@@ -192,7 +192,7 @@ def _visible(
 
 
 def _locked(
-    session: Session, reviewer: ReviewerRow, reference: str
+    session: Session, reviewer: ReviewerRecord, reference: str
 ) -> tuple[ReviewAssignment, Application, RoundDefinition, ReviewStage]:
     """The reviewer's assignment, locked for a change, with its open review stage. Locks
     are taken in the engine's one order (round, stage, assignment), and the assignment
@@ -211,7 +211,7 @@ def _locked(
     return assignment, application, definition, stage
 
 
-def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> Dossier:
+def dossier(session: Session, reviewer: ReviewerRecord, reference: str) -> Dossier:
     """An assigned application as its reviewer reads it: forms A and B, the round's
     technical criteria, the reviewer's own review, and the other reviewers' submitted
     reviews (unnamed) once their own is submitted."""
@@ -264,7 +264,7 @@ def dossier(session: Session, reviewer: ReviewerRow, reference: str) -> Dossier:
 
 
 def save_review(
-    session: Session, reviewer: ReviewerRow, reference: str, draft: ReviewDraft, *, submit: bool, at: datetime
+    session: Session, reviewer: ReviewerRecord, reference: str, draft: ReviewDraft, *, submit: bool, at: datetime
 ) -> OwnReview:
     """Save the reviewer's draft (it replaces the earlier draft), or submit the review
     (then it no longer changes). Refused after the stage closed and after submission."""
@@ -323,7 +323,7 @@ def save_review(
 
 
 def decline(
-    session: Session, settings: Settings, reviewer: ReviewerRow, reference: str, reason: str, *, at: datetime
+    session: Session, settings: Settings, reviewer: ReviewerRecord, reference: str, reason: str, *, at: datetime
 ) -> None:
     """The reviewer declines; the secretariat is told, so that it can reassign."""
     if not reason.strip():
@@ -353,7 +353,7 @@ def decline(
 
 
 def declare_conflict(
-    session: Session, settings: Settings, reviewer: ReviewerRow, reference: str, reason: str, *, at: datetime
+    session: Session, settings: Settings, reviewer: ReviewerRecord, reference: str, reason: str, *, at: datetime
 ) -> None:
     """The reviewer declares a conflict of interest: recorded with its source, the
     application leaves their list, and the secretariat is told."""
@@ -384,7 +384,7 @@ def _place_to_fill(
     session: Session,
     settings: Settings,
     application: Application,
-    reviewer: ReviewerRow,
+    reviewer: ReviewerRecord,
     kind: str,
     what: str,
     why: str,
