@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
-.venv/bin/mypy  # its configuration (strict on domain/, flows/, api/, notifications/) is in pyproject.toml
+.venv/bin/mypy  # strict on every package; its configuration is in pyproject.toml
 # The layers run in parallel, one process per core, a test file to a process (each
 # test has its own database; the Prefect servers are per process and per file).
 exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"
