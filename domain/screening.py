@@ -194,9 +194,20 @@ def eligibility(
 ) -> list[Check]:
     """`party_rank`: this application's place (1, 2, ...) among its Party's applications
     in the round, by time of receipt."""
+    return [
+        *_party_checks(doc, definition, parties),
+        *_amount_checks(doc, definition),
+        *_duration_checks(doc, definition),
+        *_article_checks(doc),
+        *_per_party_checks(doc, definition, party_rank),
+    ]
+
+
+def _party_checks(doc: ApplicationDocument, definition: RoundDefinition, parties: Mapping[str, Party]) -> list[Check]:
+    """The applicant and each co-applicant: a Party on the round's deadline, of an eligible economy."""
     s = Step.ELIGIBILITY
-    deadline: date = definition.closes_at.astimezone(definition.zone).date()
     checks: list[Check] = []
+    deadline: date = definition.closes_at.astimezone(definition.zone).date()
     codes = [("applicant.party", doc.applicant.party)]
     codes += [(f"applicant.co_applicants[{i}]", code) for i, code in enumerate(doc.applicant.co_applicants)]
     for where, code in codes:
@@ -260,6 +271,13 @@ def eligibility(
                     economies=list(allowed),
                 )
             )
+    return checks
+
+
+def _amount_checks(doc: ApplicationDocument, definition: RoundDefinition) -> list[Check]:
+    """The amount requested: given, within the round's range, the sum of the budget lines, in the round's currency."""
+    s = Step.ELIGIBILITY
+    checks: list[Check] = []
     amount = doc.amount_requested
     if amount is None:
         checks.append(
@@ -320,6 +338,13 @@ def eligibility(
                 expected=definition.currency,
             )
         )
+    return checks
+
+
+def _duration_checks(doc: ApplicationDocument, definition: RoundDefinition) -> list[Check]:
+    """The project's duration: declared, the workplan within it, within the round's maximum."""
+    s = Step.ELIGIBILITY
+    checks: list[Check] = []
     a = doc.form_a
     if a is not None and a.duration_months is None:
         checks.append(
@@ -364,6 +389,14 @@ def eligibility(
                     maximum=definition.max_duration_months,
                 )
             )
+    return checks
+
+
+def _article_checks(doc: ApplicationDocument) -> list[Check]:
+    """The articles of the Convention the project names."""
+    s = Step.ELIGIBILITY
+    checks: list[Check] = []
+    a = doc.form_a
     if a is not None:
         unknown = sorted({n for n in a.convention_articles if n not in CONVENTION_ARTICLES})
         checks.append(
@@ -380,6 +413,13 @@ def eligibility(
                 **({"articles": ", ".join(map(str, unknown))} if unknown else {}),
             )
         )
+    return checks
+
+
+def _per_party_checks(doc: ApplicationDocument, definition: RoundDefinition, party_rank: int) -> list[Check]:
+    """Within the round's limit of applications per Party."""
+    s = Step.ELIGIBILITY
+    checks: list[Check] = []
     if definition.max_applications_per_party is not None:
         limit = definition.max_applications_per_party
         checks.append(
