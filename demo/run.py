@@ -194,7 +194,7 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
 
         opened = open_round_flow(round_id=ROUND, at=definition.opens_at)
         echo(
-            f"     open-round: {ROUND} {'opened' if opened['changed'] else 'already ' + str(opened['status'])} "
+            f"     open-round: {ROUND} {'opened' if opened.changed else 'already ' + str(opened.status)} "
             f"at {definition.opens_at.isoformat()}"
         )
         summary = import_applications_flow(round_id=ROUND, paths=[str(folder)])
@@ -208,7 +208,7 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
         closing = definition.closes_at + timedelta(seconds=1)
         closed = close_round_flow(round_id=ROUND, at=closing)
         echo(
-            f"     close-round: {ROUND} {'closed' if closed['changed'] else 'already ' + str(closed['status'])} "
+            f"     close-round: {ROUND} {'closed' if closed.changed else 'already ' + str(closed.status)} "
             f"at {closing.isoformat()}"
         )
         screening_at = definition.closes_at + SCREENING_AFTER
