@@ -276,7 +276,7 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     summary = import_applications_flow(round_id=ROUND4, paths=[str(folder)])
     close_round_flow(round_id=ROUND4, at=definition.closes_at + timedelta(seconds=1))
     screened = screen_applications_flow(round_id=ROUND4, at=definition.closes_at + SCREENING_AFTER)
-    echo(f"     opened, {summary['imported']} imported, closed; screen-applications: {screened['screened']} screened")
+    echo(f"     opened, {summary.imported} imported, closed; screen-applications: {screened.screened} screened")
 
     invited_at = definition.closes_at + INVITED_AFTER
     placements = assign_gmp_reviewers_flow(round_id=ROUND4, at=invited_at - timedelta(days=1))
@@ -350,7 +350,7 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
         f"{', '.join(closed.short) or 'none'}"
     )
     _print_summary(rt, echo)
-    return int(summary["failed"])
+    return summary.failed
 
 
 def _submit_all(reviewers: _Reviewers, lines: dict[str, Any], *, skip: set[tuple[str, str]], day: Any) -> int:

@@ -199,12 +199,12 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
         )
         summary = import_applications_flow(round_id=ROUND, paths=[str(folder)])
         echo(
-            f"     import-applications: {summary['imported']} imported, {summary['already_imported']} already "
-            f"imported, {summary['failed']} refused"
+            f"     import-applications: {summary.imported} imported, {summary.already_imported} already "
+            f"imported, {summary.failed} refused"
         )
-        for item in summary["results"]:
-            for error in item["errors"]:
-                echo(f"       refused {item['file']}: {error['path']}: {error['message']}")
+        for item in summary.results:
+            for error in item.errors:
+                echo(f"       refused {item.file}: {error.path}: {error.message}")
         closing = definition.closes_at + timedelta(seconds=1)
         closed = close_round_flow(round_id=ROUND, at=closing)
         echo(
@@ -218,10 +218,10 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
             echo("     screen-applications: done in an earlier run")
         else:
             screened = screen_applications_flow(round_id=ROUND, at=screening_at)
-            verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(screened["verdicts"].items()))
+            verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(screened.verdicts.items()))
             echo(
-                f"     screen-applications: {screened['screened']} screened ({verdicts or 'nothing new'}), "
-                f"{screened['unchanged']} unchanged, {screened['notices']} notices to applicants"
+                f"     screen-applications: {screened.screened} screened ({verdicts or 'nothing new'}), "
+                f"{screened.unchanged} unchanged, {screened.notices} notices to applicants"
             )
         to_committee = send_to_committee_flow(round_id=ROUND, at=screening_at + TO_COMMITTEE_AFTER)
         echo(
@@ -279,4 +279,4 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
     echo(f"  {sip} review summary {ROUND4}           # the reviews: means, spread, disagreement")
     echo(f"  {sip} serve                              # the API; http://127.0.0.1:8000/docs")
     echo(f"(demo took {time.perf_counter() - started:.1f} s)")
-    return 0 if summary["failed"] == 0 and refused == 0 else 1
+    return 0 if summary.failed == 0 and refused == 0 else 1
