@@ -70,7 +70,7 @@ from flows.screening import screen_applications_flow
 for round_id in sys.argv[1:]:
     started = time.perf_counter()
     result = screen_applications_flow(round_id=round_id, at=SCREEN_AT)
-    print(json.dumps({"round": round_id, "screened": result["screened"], "wall": time.perf_counter() - started}),
+    print(json.dumps({"round": round_id, "screened": result.screened, "wall": time.perf_counter() - started}),
           flush=True)
 """.replace("SCREEN_AT", repr(SCREEN_AT))
 

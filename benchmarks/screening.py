@@ -116,7 +116,7 @@ def phase(name: str, url: str, folder: Path) -> dict[str, Any]:
             base, started = rss_mb(), time.perf_counter()
             result = screen_applications_flow(round_id=ROUND, at=AT)
             seconds = time.perf_counter() - started
-        count = result["screened"]
+        count = result.screened
     elif name == "plain":
         base, started = rss_mb(), time.perf_counter()
         with unit_of_work(rt.engine) as session:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,9 @@ from engine.services import applications as app_service
 from engine.services import rounds as round_service
 from engine.services.setup import Runtime
 
+if TYPE_CHECKING:
+    from flows.intake import ImportSummary
+
 applications_app = typer.Typer(no_args_is_help=True, help="Applications: import and list.")
 
 
@@ -40,33 +43,37 @@ def applications_import(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}")
-    summary = run_flow("flows.intake:import_applications_flow", round_id=round_id, paths=[str(p) for p in paths])
+    summary: ImportSummary = run_flow(
+        "flows.intake:import_applications_flow", round_id=round_id, paths=[str(p) for p in paths]
+    )
     if as_json:
-        print_json(summary)
+        from dataclasses import asdict
+
+        print_json(asdict(summary))
     else:
-        results = summary["results"]
+        results = summary.results
         print_table(
             ["outcome", "reference", "file"],
             [
                 (
-                    ("imported" if item["created"] else "already imported") if item["reference"] else "refused",
-                    item["reference"] or None,
-                    item["file"],
+                    ("imported" if item.created else "already imported") if item.reference else "refused",
+                    item.reference or None,
+                    item.file,
                 )
                 for item in results
             ],
-            row_styles=[None if item["reference"] else "red" for item in results],
+            row_styles=[None if item.reference else "red" for item in results],
         )
         for item in results:
-            if not item["reference"]:
-                typer.secho(f"{item['file']} refused:", fg=typer.colors.RED)
-                for error in item["errors"]:
-                    typer.echo(f"    {error['path']}: {error['message']}")
+            if not item.reference:
+                typer.secho(f"{item.file} refused:", fg=typer.colors.RED)
+                for error in item.errors:
+                    typer.echo(f"    {error.path}: {error.message}")
         typer.echo(
-            f"{summary['files']} files: {summary['imported']} imported, {summary['already_imported']} "
-            f"already imported, {summary['failed']} refused"
+            f"{summary.files} files: {summary.imported} imported, {summary.already_imported} "
+            f"already imported, {summary.failed} refused"
         )
-    if summary["failed"]:
+    if summary.failed:
         if not as_json:
             typer.echo(
                 "Correct the refused files and import them again; the others will not be imported twice.", err=True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,9 @@ from cli.common import (
 )
 from engine.db import unit_of_work
 from engine.services.setup import Runtime
+
+if TYPE_CHECKING:
+    from engine.services.committee.bundles import BundlesSummary
 
 committee_app = typer.Typer(no_args_is_help=True, help="The Steering Committee: members, meeting, funds, conflicts.")
 
@@ -180,30 +183,29 @@ def bundles(
 
     when = instant_option(at)
     in_session(check_bundles, round_id)
-    result = run_flow("flows.committee:prepare_committee_bundles_flow", round_id=round_id, at=when)
+    result: BundlesSummary = run_flow("flows.committee:prepare_committee_bundles_flow", round_id=round_id, at=when)
     from engine.services.committee.bundles import file_name
 
     output.mkdir(parents=True, exist_ok=True)
-    for m in result["members"]:
-        shutil.copyfile(m["path"], output / f"{file_name(m['email'])}.html")
-        if m["pdf"]:
-            shutil.copyfile(m["pdf"], output / f"{file_name(m['email'])}.pdf")
+    for m in result.members:
+        shutil.copyfile(m.path, output / f"{file_name(m.email)}.html")
+        if m.pdf:
+            shutil.copyfile(m.pdf, output / f"{file_name(m.email)}.pdf")
     print_table(
         ["member", "version", "state", "left out (conflict)", "changes"],
         [
             (
-                m["email"],
-                m["version"],
-                "new" if m["new"] else "unchanged",
-                ", ".join(m["withheld"]),
-                "; ".join(m["changes"]),
+                m.email,
+                m.version,
+                "new" if m.new else "unchanged",
+                ", ".join(m.withheld),
+                "; ".join(m.changes),
             )
-            for m in result["members"]
+            for m in result.members
         ],
         right={"version"},
     )
     typer.echo(
-        f"{result['prepared']} new version(s), {result['unchanged']} unchanged, {result['notified']} member(s) "
-        f"notified; in {output}/"
-        + ("" if result["pdf"] else " (HTML only: install WeasyPrint for PDF, see the README)")
+        f"{result.prepared} new version(s), {result.unchanged} unchanged, {result.notified} member(s) "
+        f"notified; in {output}/" + ("" if result.pdf else " (HTML only: install WeasyPrint for PDF, see the README)")
     )

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -24,6 +24,9 @@ from engine.services import audit
 from engine.services.errors import ServiceError
 from engine.services.setup import Runtime, prepare
 from engine.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from engine.services.stages import CommitteeSummary
 
 #: Who a command acts as in the audit trail (whoever runs `sip` on the engine's machine).
 ACTOR = "secretariat"
@@ -354,13 +357,15 @@ def to_committee(round_id: str, reason: str | None, at: str | None) -> None:
 
     when = instant_option(at)
     in_session(check_committee, round_id)
-    result = run_flow("flows.review:send_to_committee_flow", round_id=round_id, reason=reason, at=when)
-    if not result["changed"]:
+    result: CommitteeSummary = run_flow(
+        "flows.review:send_to_committee_flow", round_id=round_id, reason=reason, at=when
+    )
+    if not result.changed:
         typer.echo(f"{round_id}: already with the committee")
         return
-    typer.echo(f"{round_id}: {result['sent']} application(s) ready for the committee")
-    if result["short"]:
-        typer.echo(f"  with fewer GMP reviews than asked: {', '.join(result['short'])}")
+    typer.echo(f"{round_id}: {result.sent} application(s) ready for the committee")
+    if result.short:
+        typer.echo(f"  with fewer GMP reviews than asked: {', '.join(result.short)}")
 
 
 def quiet_console() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from cli.common import (
 )
 from engine.db import unit_of_work
 from engine.services.setup import Runtime
+
+if TYPE_CHECKING:
+    from engine.services.letters import LettersSummary
 
 decisions_app = typer.Typer(no_args_is_help=True, help="The committee's decisions, as the secretariat records them.")
 letters_app = typer.Typer(no_args_is_help=True, help="The decision letters.")
@@ -125,9 +128,9 @@ def letters_send(
 
     when = instant_option(at)
     in_session(check_letters, round_id)
-    result = run_flow("flows.committee:send_decision_letters_flow", round_id=round_id, at=when)
+    result: LettersSummary = run_flow("flows.committee:send_decision_letters_flow", round_id=round_id, at=when)
     kinds = (
-        ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(result["by_kind"].items()))
+        ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(result.by_kind.items()))
         or "none new"
     )
-    typer.echo(f"{round_id}: {result['queued']} letter(s) queued ({kinds}); {result['already_sent']} sent before")
+    typer.echo(f"{round_id}: {result.queued} letter(s) queued ({kinds}); {result.already_sent} sent before")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,9 @@ from cli.common import (
 from engine.db import unit_of_work
 from engine.services import outbox as outbox_service
 from engine.services.setup import Runtime
+
+if TYPE_CHECKING:
+    from engine.services.delivery import Delivered
 
 outbox_app = typer.Typer(no_args_is_help=True, help="Queued notifications.")
 
@@ -53,16 +56,16 @@ def outbox_deliver(limit: Annotated[int | None, typer.Option(help="At most this 
     """Send what is queued and due (the `deliver-notifications` flow), by the backend the settings
     name: files (NOTIFICATIONS_BACKEND=file, the default) or a mail server (smtp)."""
     rt = runtime()
-    result = run_flow("flows.delivery:deliver_notifications_flow", limit=limit)
+    result: Delivered = run_flow("flows.delivery:deliver_notifications_flow", limit=limit)
     where = (
         f"files in {rt.settings.mail_folder}"
         if rt.settings.notifications_backend == "file"
         else f"{rt.settings.smtp_host}:{rt.settings.smtp_port_or_default}"
     )
-    typer.echo(f"{result['sent']} sent ({where}), {result['retrying']} to try again later, {result['failed']} failed")
-    for error in result["errors"]:
+    typer.echo(f"{result.sent} sent ({where}), {result.retrying} to try again later, {result.failed} failed")
+    for error in result.errors:
         typer.echo(f"  {error}", err=True)
-    if result["failed"]:
+    if result.failed:
         typer.echo("see them with `sip outbox list --failed`", err=True)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +22,11 @@ from cli.common import (
 from engine.db import unit_of_work
 from engine.services.setup import Runtime
 
+if TYPE_CHECKING:
+    from domain.review import Placement
+    from engine.services.review.invitations import InviteSummary
+    from engine.services.review.reminders import DaySummary
+
 review_app = typer.Typer(no_args_is_help=True, help="Global Mercury Partnership technical review.")
 
 
@@ -31,19 +36,18 @@ def review_assign(round_id: str, as_json: JsonOpt = False) -> None:
     from engine.services.review.assignment import check_assignment
 
     in_session(check_assignment, round_id)
-    placements: Any = run_flow("flows.review:assign_gmp_reviewers_flow", round_id=round_id)
+    placements: list[Placement] = run_flow("flows.review:assign_gmp_reviewers_flow", round_id=round_id)
     if as_json:
-        print_json([{k: p[k] for k in ("reference", "reviewers", "unfilled", "reasons")} for p in placements])
+        from dataclasses import asdict
+
+        print_json([asdict(p) for p in placements])
         return
     print_table(
         ["application", "reviewers proposed", "places unfilled", "why"],
-        [
-            (p["reference"], ", ".join(p["reviewers"]) or "(none)", p["unfilled"], "\n".join(p["reasons"]))
-            for p in placements
-        ],
+        [(p.reference, ", ".join(p.reviewers) or "(none)", p.unfilled, "\n".join(p.reasons)) for p in placements],
         right={"places unfilled"},
     )
-    unfilled = sum(p["unfilled"] for p in placements)
+    unfilled = sum(p.unfilled for p in placements)
     typer.echo(f"{len(placements)} applications; {unfilled} place(s) unfilled")
 
 
@@ -142,13 +146,13 @@ def review_invite(
     day = date_option(due, "--due")
     when = instant_option(at)
     in_session(check_invite, round_id, at=when or Runtime.now(), due=day)
-    result = run_flow("flows.review:invite_gmp_reviewers_flow", round_id=round_id, due=day, at=when)
+    result: InviteSummary = run_flow("flows.review:invite_gmp_reviewers_flow", round_id=round_id, due=day, at=when)
     typer.echo(
-        f"{round_id}: {result['invited']} assignment(s) invited, {result['reviewers']} invitation(s) queued, "
-        f"{result['moved_to_review']} application(s) into review; reviews due {result['due_on']}"
+        f"{round_id}: {result.invited} assignment(s) invited, {result.reviewers} invitation(s) queued, "
+        f"{result.moved_to_review} application(s) into review; reviews due {result.due_on}"
     )
-    if result["unfilled"]:
-        typer.echo(f"  places still open on {', '.join(result['unfilled'])}: `sip review show {round_id}` says why")
+    if result.unfilled:
+        typer.echo(f"  places still open on {', '.join(result.unfilled)}: `sip review show {round_id}` says why")
 
 
 @review_app.command("extend")
@@ -171,16 +175,16 @@ def review_daily(
     served): reminders, the overdue notice, and the close at the deadline when every review is in."""
     when = instant_option(at)
     runtime()
-    results: Any = run_flow("flows.review:review_day_flow", at=when)
+    results: list[DaySummary] = run_flow("flows.review:review_day_flow", at=when)
     if not results:
         typer.echo("no round is in GMP review")
     steps = {"nothing": "reviews not due soon", "remind": "reviews due soon", "overdue": "past the due date"}
     for r in results:
         typer.echo(
-            f"{r['round']}: {steps[r['step']]}; {r['outstanding']} review(s) outstanding, {r['reminders']} "
+            f"{r.round}: {steps[r.step]}; {r.outstanding} review(s) outstanding, {r.reminders} "
             f"reminder(s) queued"
-            + (", overdue notice to the secretariat" if r["overdue_notice"] else "")
-            + (", review closed: the round goes to the committee" if r["closed"] else "")
+            + (", overdue notice to the secretariat" if r.overdue_notice else "")
+            + (", review closed: the round goes to the committee" if r.closed else "")
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +22,9 @@ from cli.common import (
 from engine.db import unit_of_work
 from engine.services import rounds as round_service
 from engine.services.setup import Runtime
+
+if TYPE_CHECKING:
+    from flows.opening import RoundMoved
 
 rounds_app = typer.Typer(no_args_is_help=True, help="Rounds: load definitions, list, open and close.")
 
@@ -76,8 +79,8 @@ def rounds_open(
     """Open a round for applications (runs the `open-round` flow)."""
     when = instant_option(at)
     in_session(round_service.check_open, round_id, at=when or Runtime.now())
-    result = run_flow("flows.opening:open_round_flow", round_id=round_id, at=when)
-    typer.echo(f"{round_id}: {'opened' if result['changed'] else 'already ' + str(result['status'])}")
+    result: RoundMoved = run_flow("flows.opening:open_round_flow", round_id=round_id, at=when)
+    typer.echo(f"{round_id}: {'opened' if result.changed else 'already ' + str(result.status)}")
 
 
 @rounds_app.command("close")
@@ -89,5 +92,7 @@ def rounds_close(
     """Close a round (runs the `close-round` flow)."""
     when = instant_option(at)
     in_session(round_service.check_close, round_id, at=when or Runtime.now(), early_reason=early_reason)
-    result = run_flow("flows.opening:close_round_flow", round_id=round_id, at=when, early_reason=early_reason)
-    typer.echo(f"{round_id}: {'closed' if result['changed'] else 'already ' + str(result['status'])}")
+    result: RoundMoved = run_flow(
+        "flows.opening:close_round_flow", round_id=round_id, at=when, early_reason=early_reason
+    )
+    typer.echo(f"{round_id}: {'closed' if result.changed else 'already ' + str(result.status)}")

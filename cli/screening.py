@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -24,6 +24,9 @@ from cli.common import (
 )
 from engine.db import reading, unit_of_work
 from engine.services.setup import Runtime
+
+if TYPE_CHECKING:
+    from flows.screening import ScreeningSummary
 
 
 class _ScreenCommands(TyperGroup):
@@ -81,20 +84,24 @@ def screen(
         follower = threading.Thread(target=follow, args=(bar,), daemon=True)
         follower.start()
         try:
-            result = run_flow("flows.screening:screen_applications_flow", announce=False, round_id=round_id, at=when)
+            result: ScreeningSummary = run_flow(
+                "flows.screening:screen_applications_flow", announce=False, round_id=round_id, at=when
+            )
         finally:
             done.set()
             follower.join()
         bar.update(max(total, 1) - bar.pos)
     if as_json:
-        print_json(result)
+        from dataclasses import asdict
+
+        print_json(asdict(result))
         return
-    verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(result["verdicts"].items())) or "none"
+    verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(result.verdicts.items())) or "none"
     typer.echo(
-        f"{round_id}: {result['screened']} screened now ({verdicts}); {result['unchanged']} unchanged; "
-        f"{result['notices']} notices queued"
+        f"{round_id}: {result.screened} screened now ({verdicts}); {result.unchanged} unchanged; "
+        f"{result.notices} notices queued"
     )
-    counts = result["round_counts"]
+    counts = result.round_counts
     typer.echo("round totals: " + ", ".join(f"{v.replace('_', ' ')} {n}" for v, n in sorted(counts.items())))
     if counts.get("needs_judgement"):
         typer.echo(

@@ -276,19 +276,19 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     summary = import_applications_flow(round_id=ROUND4, paths=[str(folder)])
     close_round_flow(round_id=ROUND4, at=definition.closes_at + timedelta(seconds=1))
     screened = screen_applications_flow(round_id=ROUND4, at=definition.closes_at + SCREENING_AFTER)
-    echo(f"     opened, {summary['imported']} imported, closed; screen-applications: {screened['screened']} screened")
+    echo(f"     opened, {summary.imported} imported, closed; screen-applications: {screened.screened} screened")
 
     invited_at = definition.closes_at + INVITED_AFTER
     placements = assign_gmp_reviewers_flow(round_id=ROUND4, at=invited_at - timedelta(days=1))
-    conflicted = sum(1 for p in placements for r in p["reasons"] if "conflict of interest" in r)
+    conflicted = sum(1 for p in placements for r in p.reasons if "conflict of interest" in r)
     echo(
-        f"     assign-gmp-reviewers: {sum(len(p['reviewers']) for p in placements)} places filled by area and "
+        f"     assign-gmp-reviewers: {sum(len(p.reviewers) for p in placements)} places filled by area and "
         f"load; {conflicted} reviewer(s) left out for a conflict of interest (own country or organisation)"
     )
     invited = invite_gmp_reviewers_flow(round_id=ROUND4, at=invited_at)
     echo(
-        f"     invite-gmp-reviewers: {invited['reviewers']} invitations, each in the reviewer's language with a "
-        f"one-time sign-in link; reviews due {invited['due_on']}"
+        f"     invite-gmp-reviewers: {invited.reviewers} invitations, each in the reviewer's language with a "
+        f"one-time sign-in link; reviews due {invited.due_on}"
     )
 
     with reading(rt.engine) as session:
@@ -323,7 +323,7 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     again = invited_at + timedelta(days=6)
     placements = assign_gmp_reviewers_flow(round_id=ROUND4, at=again)
     invited = invite_gmp_reviewers_flow(round_id=ROUND4, at=again)
-    echo(f"     the secretariat reassigns: {invited['invited']} new invitation(s) for the two open places")
+    echo(f"     the secretariat reassigns: {invited.invited} new invitation(s) for the two open places")
     with reading(rt.engine) as session:
         lines = {line.party: line for line in assignment_view(session, ROUND4)}
     submitted += _submit_all(reviewers, lines, skip={(late, "DOM")}, day=again + timedelta(days=2))
@@ -339,18 +339,18 @@ def run_review_demo(rt: Runtime, echo: Callable[[str], None]) -> int:
     for when in (due - timedelta(days=2), due + timedelta(hours=12)):
         for result in review_day_flow(at=when):
             echo(
-                f"     review-day {when.date()}: {result['reminders']} reminder(s)"
-                + (", overdue notice to the secretariat" if result["overdue_notice"] else "")
+                f"     review-day {when.date()}: {result.reminders} reminder(s)"
+                + (", overdue notice to the secretariat" if result.overdue_notice else "")
             )
     closed = send_to_committee_flow(
         round_id=ROUND4, reason="the committee's documents are due", at=due + timedelta(days=2)
     )
     echo(
-        f"     send-to-committee: {closed['sent']} applications on the committee's agenda; short of reviews: "
-        f"{', '.join(closed['short']) or 'none'}"
+        f"     send-to-committee: {closed.sent} applications on the committee's agenda; short of reviews: "
+        f"{', '.join(closed.short) or 'none'}"
     )
     _print_summary(rt, echo)
-    return int(summary["failed"])
+    return summary.failed
 
 
 def _submit_all(reviewers: _Reviewers, lines: dict[str, Any], *, skip: set[tuple[str, str]], day: Any) -> int:

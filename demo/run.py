@@ -83,9 +83,9 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
         f"members loaded from {register}; US$ {FUNDS:,.0f} available (an illustrative figure)"
     )
     bundles = prepare_committee_bundles_flow(round_id=ROUND, at=meeting_on - timedelta(days=14), pdf=False)
-    withheld = {m["email"]: m["withheld"] for m in bundles["members"] if m["withheld"]}
+    withheld = {m.email: m.withheld for m in bundles.members if m.withheld}
     echo(
-        f"     prepare-committee-bundles: {bundles['prepared']} new, {bundles['unchanged']} unchanged; dossiers left "
+        f"     prepare-committee-bundles: {bundles.prepared} new, {bundles.unchanged} unchanged; dossiers left "
         "out for a conflict of interest: "
         + (", ".join(f"{e.split('@')[0]} ({', '.join(refs)})" for e, refs in sorted(withheld.items())) or "none")
     )
@@ -113,12 +113,12 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
         f"US$ {float(decided.approved_total):,.0f}"
     )
     letters = send_decision_letters_flow(round_id=ROUND, at=meeting_on + timedelta(days=6))
-    echo(f"     send-decision-letters: {letters['queued']} queued, {letters['already_sent']} sent before")
+    echo(f"     send-decision-letters: {letters.queued} queued, {letters.already_sent} sent before")
     with reading(rt.engine) as session:
         report, _, public, _ = write_round_report(session, ROUND, settings.data_dir / "reports")
         export, _ = export_360giving(session, settings, ROUND, settings.data_dir / "open-data" / f"grants-{ROUND}.json")
     kinds = (
-        ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(letters["by_kind"].items()))
+        ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(letters.by_kind.items()))
         or "all queued before"
     )
     return {
@@ -194,21 +194,21 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
 
         opened = open_round_flow(round_id=ROUND, at=definition.opens_at)
         echo(
-            f"     open-round: {ROUND} {'opened' if opened['changed'] else 'already ' + str(opened['status'])} "
+            f"     open-round: {ROUND} {'opened' if opened.changed else 'already ' + str(opened.status)} "
             f"at {definition.opens_at.isoformat()}"
         )
         summary = import_applications_flow(round_id=ROUND, paths=[str(folder)])
         echo(
-            f"     import-applications: {summary['imported']} imported, {summary['already_imported']} already "
-            f"imported, {summary['failed']} refused"
+            f"     import-applications: {summary.imported} imported, {summary.already_imported} already "
+            f"imported, {summary.failed} refused"
         )
-        for item in summary["results"]:
-            for error in item["errors"]:
-                echo(f"       refused {item['file']}: {error['path']}: {error['message']}")
+        for item in summary.results:
+            for error in item.errors:
+                echo(f"       refused {item.file}: {error.path}: {error.message}")
         closing = definition.closes_at + timedelta(seconds=1)
         closed = close_round_flow(round_id=ROUND, at=closing)
         echo(
-            f"     close-round: {ROUND} {'closed' if closed['changed'] else 'already ' + str(closed['status'])} "
+            f"     close-round: {ROUND} {'closed' if closed.changed else 'already ' + str(closed.status)} "
             f"at {closing.isoformat()}"
         )
         screening_at = definition.closes_at + SCREENING_AFTER
@@ -218,16 +218,16 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
             echo("     screen-applications: done in an earlier run")
         else:
             screened = screen_applications_flow(round_id=ROUND, at=screening_at)
-            verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(screened["verdicts"].items()))
+            verdicts = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(screened.verdicts.items()))
             echo(
-                f"     screen-applications: {screened['screened']} screened ({verdicts or 'nothing new'}), "
-                f"{screened['unchanged']} unchanged, {screened['notices']} notices to applicants"
+                f"     screen-applications: {screened.screened} screened ({verdicts or 'nothing new'}), "
+                f"{screened.unchanged} unchanged, {screened.notices} notices to applicants"
             )
         to_committee = send_to_committee_flow(round_id=ROUND, at=screening_at + TO_COMMITTEE_AFTER)
         echo(
-            f"     send-to-committee: {to_committee['sent']} screened applications on the Steering Committee's "
+            f"     send-to-committee: {to_committee.sent} screened applications on the Steering Committee's "
             "agenda (round 1 has no GMP review)"
-            if to_committee["changed"]
+            if to_committee.changed
             else "     send-to-committee: already on the committee's agenda"
         )
         outputs = run_committee_demo(rt, definition, echo)
@@ -265,7 +265,7 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
     mail = settings.mail_folder
     echo("")
     echo(
-        f"deliver-notifications: {delivered['sent']} message(s) sent now, as e-mail files anyone can open, to "
+        f"deliver-notifications: {delivered.sent} message(s) sent now, as e-mail files anyone can open, to "
         f"{mail}/ ({len(list(mail.glob('*.eml')))} in all; NOTIFICATIONS_BACKEND=smtp sends them to a mail server)"
     )
 
@@ -279,4 +279,4 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
     echo(f"  {sip} review summary {ROUND4}           # the reviews: means, spread, disagreement")
     echo(f"  {sip} serve                              # the API; http://127.0.0.1:8000/docs")
     echo(f"(demo took {time.perf_counter() - started:.1f} s)")
-    return 0 if summary["failed"] == 0 and refused == 0 else 1
+    return 0 if summary.failed == 0 and refused == 0 else 1

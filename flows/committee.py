@@ -4,26 +4,24 @@ the decisions); no flow waits for them."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
-from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from engine.db import reading, unit_of_work
-from engine.services.committee.bundles import check_bundles, prepare_bundles
-from engine.services.letters import check_letters, send_decision_letters
+from engine.services.committee.bundles import BundlesSummary, check_bundles, prepare_bundles
+from engine.services.letters import LettersSummary, check_letters, send_decision_letters
 from flows.common import at_param, instant, param, refusals_end_the_run, round_param, runtime, started_by, summarise
 
 
 @task(name="render-bundles", cache_policy=NO_CACHE)
-def render_bundles(round_id: str, actor: str, at_iso: str, pdf: bool) -> dict[str, Any]:
+def render_bundles(round_id: str, actor: str, at_iso: str, pdf: bool) -> BundlesSummary:
     """One transaction for the round: each application's dossier is rendered once and
     shared by the members' bundles; a re-run makes no new version of an unchanged one."""
     rt = runtime()
     with unit_of_work(rt.engine) as session:
-        return asdict(prepare_bundles(session, rt.settings, round_id, actor=actor, at=instant(at_iso), pdf=pdf))
+        return prepare_bundles(session, rt.settings, round_id, actor=actor, at=instant(at_iso), pdf=pdf)
 
 
 @flow(
@@ -38,7 +36,7 @@ def prepare_committee_bundles_flow(
     round_id: str = round_param(),
     at: datetime | None = at_param("the bundles"),
     pdf: bool = param("PDF too", "Also lay the bundles out as PDF (where WeasyPrint is installed).", True),
-) -> dict[str, Any]:
+) -> BundlesSummary:
     """One review bundle per committee member (HTML, and PDF where WeasyPrint is
     installed and `pdf`), each member told by a message with their personal link."""
     when = instant(at)
@@ -48,34 +46,33 @@ def prepare_committee_bundles_flow(
     get_run_logger().info(
         "round %s: %d bundles prepared, %d unchanged, %d members notified",
         round_id,
-        summary["prepared"],
-        summary["unchanged"],
-        summary["notified"],
+        summary.prepared,
+        summary.unchanged,
+        summary.notified,
     )
     summarise(
         "prepare-committee-bundles",
         round_id,
         f"Committee bundles for {round_id}",
         [
-            ("bundles prepared", summary["prepared"]),
-            ("unchanged", summary["unchanged"]),
-            ("members notified", summary["notified"]),
-            ("with a PDF", sum(1 for m in summary["members"] if m["pdf"])),
+            ("bundles prepared", summary.prepared),
+            ("unchanged", summary.unchanged),
+            ("members notified", summary.notified),
+            ("with a PDF", sum(1 for m in summary.members if m.pdf)),
         ],
         [
-            f"{m['email']}: version {m['version']}"
-            + (f", {len(m['withheld'])} dossier(s) withheld" if m["withheld"] else "")
-            for m in summary["members"]
+            f"{m.email}: version {m.version}" + (f", {len(m.withheld)} dossier(s) withheld" if m.withheld else "")
+            for m in summary.members
         ],
     )
     return summary
 
 
 @task(name="queue-letters", cache_policy=NO_CACHE)
-def queue_letters(round_id: str, actor: str, at_iso: str) -> dict[str, Any]:
+def queue_letters(round_id: str, actor: str, at_iso: str) -> LettersSummary:
     rt = runtime()
     with unit_of_work(rt.engine) as session:
-        return asdict(send_decision_letters(session, rt.settings, round_id, actor=actor, at=instant(at_iso)))
+        return send_decision_letters(session, rt.settings, round_id, actor=actor, at=instant(at_iso))
 
 
 @flow(
@@ -86,24 +83,22 @@ def queue_letters(round_id: str, actor: str, at_iso: str) -> dict[str, Any]:
 @refusals_end_the_run
 def send_decision_letters_flow(
     round_id: str = round_param(), at: datetime | None = at_param("the letters")
-) -> dict[str, Any]:
+) -> LettersSummary:
     """One letter per decided application, in the applicant's language; never twice."""
     when = instant(at)
     with reading(runtime().engine) as session:
         check_letters(session, round_id)
     summary = queue_letters(round_id, started_by(), when.isoformat())
-    get_run_logger().info(
-        "round %s: %d letters queued, %d sent before", round_id, summary["queued"], summary["already_sent"]
-    )
+    get_run_logger().info("round %s: %d letters queued, %d sent before", round_id, summary.queued, summary.already_sent)
     summarise(
         "send-decision-letters",
         round_id,
         f"Decision letters for {round_id}",
         [
-            ("decisions", summary["decided"]),
-            ("letters queued", summary["queued"]),
-            ("queued before", summary["already_sent"]),
-            *((f"queued: {kind.replace('_', ' ')}", count) for kind, count in sorted(summary["by_kind"].items())),
+            ("decisions", summary.decided),
+            ("letters queued", summary.queued),
+            ("queued before", summary.already_sent),
+            *((f"queued: {kind.replace('_', ' ')}", count) for kind, count in sorted(summary.by_kind.items())),
         ],
     )
     return summary

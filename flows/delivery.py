@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
-from typing import Any
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from engine.services.delivery import claim, deliver_claimed
+from engine.services.delivery import Delivered, claim, deliver_claimed
 from flows.common import instant, param, runtime, summarise
 
 BATCH = 100
 
 
+@dataclass(frozen=True)
+class BatchDelivered:
+    """One batch: how many messages were claimed, and what became of them."""
+
+    claimed: int
+    delivered: Delivered
+
+
 @task(name="deliver-batch", cache_policy=NO_CACHE)
-def deliver_batch(relay: str, limit: int, due_iso: str) -> dict[str, Any]:
+def deliver_batch(relay: str, limit: int, due_iso: str) -> BatchDelivered:
     """Claim a batch of messages due when the run started, send it over one
     connection, record each outcome."""
     rt = runtime()
     now = instant(None)
     ids = claim(rt.engine, relay, now=now, due=instant(due_iso), limit=limit)
-    result = asdict(deliver_claimed(rt.engine, rt.settings, ids, relay=relay, now=now))
-    return {**result, "claimed": len(ids)}
+    return BatchDelivered(len(ids), deliver_claimed(rt.engine, rt.settings, ids, relay=relay, now=now))
 
 
 @flow(
@@ -35,24 +41,24 @@ def deliver_batch(relay: str, limit: int, due_iso: str) -> dict[str, Any]:
 def deliver_notifications_flow(
     batch: int = param("Batch size", "Messages sent over one connection.", BATCH, ge=1, le=1000),
     limit: int | None = param("At most", "Stop after this many messages; empty for all that are due.", None, ge=1),
-) -> dict[str, Any]:
+) -> Delivered:
     """Send what the outbox holds and is due, batch by batch, until nothing is left
     (or `limit` messages); failed sends wait and are tried again by a later run."""
     logger = get_run_logger()
     relay = f"flow-{uuid.uuid4().hex[:8]}"
     due = instant(None).isoformat()  # what fails in this run waits for a later one
-    total: dict[str, Any] = {"sent": 0, "retrying": 0, "failed": 0, "released": 0, "errors": []}
+    total = Delivered()
     claimed = 0
     while limit is None or claimed < limit:
-        done = deliver_batch(relay, min(batch, limit - claimed) if limit else batch, due)
-        if not done["claimed"]:
+        batch_done = deliver_batch(relay, min(batch, limit - claimed) if limit else batch, due)
+        if not batch_done.claimed:
             break
-        claimed += done["claimed"]
-        for name in ("sent", "retrying", "failed", "released"):
-            total[name] += done[name]
-        total["errors"] = sorted(set(total["errors"]) | set(done["errors"]))[:20]
-        logger.info("%d sent, %d to try again, %d failed so far", total["sent"], total["retrying"], total["failed"])
-        if done["released"]:  # the connection was lost: the next run starts afresh
+        claimed += batch_done.claimed
+        done = batch_done.delivered
+        total.add(done)
+        total.errors = sorted(set(total.errors))[:20]
+        logger.info("%d sent, %d to try again, %d failed so far", total.sent, total.retrying, total.failed)
+        if done.released:  # the connection was lost: the next run starts afresh
             break
     if claimed:  # a run with nothing to send leaves nothing behind (it runs every few minutes)
         summarise(
@@ -60,11 +66,11 @@ def deliver_notifications_flow(
             None,
             "Notifications delivered",
             [
-                ("sent", total["sent"]),
-                ("to try again later", total["retrying"]),
-                ("failed for good", total["failed"]),
-                ("returned to the queue", total["released"]),
+                ("sent", total.sent),
+                ("to try again later", total.retrying),
+                ("failed for good", total.failed),
+                ("returned to the queue", total.released),
             ],
-            total["errors"],
+            total.errors,
         )
     return total

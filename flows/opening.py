@@ -3,8 +3,8 @@ round's own dates when the engine is served (`round-dates`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from prefect import flow, get_run_logger
 from sqlmodel import select
@@ -33,9 +33,43 @@ HORIZON = timedelta(days=1)
 EARLY_START_SECONDS = 60
 
 
+@dataclass(frozen=True)
+class RoundMoved:
+    """What `open-round` and `close-round` did: the round's status now, and whether this run changed it."""
+
+    round: str
+    status: RoundStatus
+    changed: bool
+
+
+@dataclass(frozen=True)
+class RoundChanged:
+    """A round `round-dates` opened or closed at once (`status`: open or closed)."""
+
+    round: str
+    status: str
+
+
+@dataclass(frozen=True)
+class RoundChangeScheduled:
+    """A run of open-round or close-round `round-dates` scheduled (`status`: open or close)."""
+
+    round: str
+    status: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DatesKept:
+    """What `round-dates` did: the changes due now, and the runs scheduled for the next day."""
+
+    done: tuple[RoundChanged, ...]
+    scheduled: tuple[RoundChangeScheduled, ...]
+
+
 @flow(name="open-round", log_prints=False, description="Open a round for applications, at its opening time or later.")
 @refusals_end_the_run
-def open_round_flow(round_id: str = round_param(), at: datetime | None = at_param("the opening")) -> dict[str, Any]:
+def open_round_flow(round_id: str = round_param(), at: datetime | None = at_param("the opening")) -> RoundMoved:
     """Open a round for applications (at its `opens_at`, or later)."""
     check_round(round_id)
     when = instant(at, wait=EARLY_START_SECONDS)
@@ -44,7 +78,7 @@ def open_round_flow(round_id: str = round_param(), at: datetime | None = at_para
     outcome = "opened" if changed else f"already {row.status}"
     get_run_logger().info("round %s: %s", round_id, outcome)
     summarise("open-round", round_id, f"Round {round_id}: {outcome}", [], [f"The round is {row.status}."])
-    return {"round": round_id, "status": row.status, "changed": changed}
+    return RoundMoved(round_id, row.status, changed)
 
 
 @flow(
@@ -57,7 +91,7 @@ def close_round_flow(
     early_reason: str | None = param(
         "Reason for closing early", "Needed only to close the round before its deadline.", None, max_length=2000
     ),
-) -> dict[str, Any]:
+) -> RoundMoved:
     """Close a round after its deadline (before it only with a reason)."""
     check_round(round_id)
     when = instant(at, wait=EARLY_START_SECONDS)
@@ -66,7 +100,7 @@ def close_round_flow(
     outcome = "closed" if changed else f"already {row.status}"
     get_run_logger().info("round %s: %s", round_id, outcome)
     summarise("close-round", round_id, f"Round {round_id}: {outcome}", [], [f"The round is {row.status}."])
-    return {"round": round_id, "status": row.status, "changed": changed}
+    return RoundMoved(round_id, row.status, changed)
 
 
 @flow(
@@ -76,7 +110,7 @@ def close_round_flow(
     "is done at once, and the openings and closes of the next day are scheduled for their "
     "exact instants (as runs of open-round and close-round).",
 )
-def round_dates_flow() -> dict[str, Any]:
+def round_dates_flow() -> DatesKept:
     """Keep the rounds' statuses on their dates; running it again does nothing twice."""
     logger = get_run_logger()
     now = instant(None)
@@ -108,10 +142,10 @@ def round_dates_flow() -> dict[str, Any]:
         [f"{round_id}: {status} now" for round_id, status in done]
         + [f"{round_id}: {status} at {when.isoformat()}" for round_id, status, when in scheduled],
     )
-    return {
-        "done": [{"round": r, "status": s} for r, s in done],
-        "scheduled": [{"round": r, "status": s, "at": w.isoformat()} for r, s, w in scheduled],
-    }
+    return DatesKept(
+        done=tuple(RoundChanged(r, s) for r, s in done),
+        scheduled=tuple(RoundChangeScheduled(r, s, w) for r, s, w in scheduled),
+    )
 
 
 def _schedule(ahead: dict[str, list[tuple[RoundStatus, datetime]]]) -> list[tuple[str, str, datetime]]:

@@ -4,9 +4,8 @@ after the invitations go out."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, select
 
@@ -114,10 +113,6 @@ def _assignment_checks(session: Session, state: RoundReview, round_id: str) -> N
     _open_for_assignment(session, round_id)
     if not any(p.active for p in state.people.values()):
         raise NotAllowed("the register of reviewers is empty", hints=(Hint(Step.LOAD_REVIEWERS),))
-
-
-def placement_json(placements: list[Placement]) -> list[dict[str, Any]]:
-    return [asdict(p) for p in placements]
 
 
 @dataclass
