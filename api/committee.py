@@ -30,6 +30,7 @@ from api.schemas import (
 )
 from api.stages import check_first, start_stage
 from domain.committee import DecisionIn, composition_problems
+from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
 from engine.services import audit, opendata
 from engine.services import letters as letters_service
@@ -259,7 +260,7 @@ def download(
         audit.refusals_recorded(
             rt.engine,
             actor="unknown",
-            role="committee",
+            role=Role.COMMITTEE,
             action="bundle.download",
             subject_type="bundle",
             subject_id="link",

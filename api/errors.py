@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.common import error_json
 from domain.application import FieldError, json_path
+from domain.lifecycle import Role
 from engine.services import audit
 from engine.services.errors import InvalidInput, ServiceError, Unavailable
 
@@ -45,7 +46,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 request.app.state.runtime.engine,
                 exc,
                 actor=officer,
-                role="secretariat",
+                role=Role.SECRETARIAT,
                 action=f"api.{endpoint}",
                 subject_type="request",
                 subject_id=f"{request.method} {request.url.path}",

@@ -27,6 +27,7 @@ from api.schemas import (
     SessionOut,
 )
 from domain.application import FieldError, json_path
+from domain.lifecycle import Role
 from domain.review import ReviewDraft
 from engine.db import reading, unit_of_work
 from engine.services import audit
@@ -88,14 +89,19 @@ def _as_reviewer(
     token = credentials.credentials if credentials else None
     with (
         audit.refusals_recorded(
-            rt.engine, actor="unknown", role="reviewer", action=action, subject_type="application", subject_id=subject
+            rt.engine,
+            actor="unknown",
+            role=Role.REVIEWER,
+            action=action,
+            subject_type="application",
+            subject_id=subject,
         ),
         reading(rt.engine) as session,
     ):
         email = access.reviewer_for(session, token, at=now).email
     with (
         audit.refusals_recorded(
-            rt.engine, actor=email, role="reviewer", action=action, subject_type="application", subject_id=subject
+            rt.engine, actor=email, role=Role.REVIEWER, action=action, subject_type="application", subject_id=subject
         ),
         unit_of_work(rt.engine) as session,
     ):
@@ -118,7 +124,7 @@ def _sign_in(rt: Runtime, now: datetime, token: str) -> access.SignedIn:
         audit.refusals_recorded(
             rt.engine,
             actor="unknown",
-            role="reviewer",
+            role=Role.REVIEWER,
             action="reviewer.sign_in",
             subject_type="reviewer",
             subject_id="sign-in link",

@@ -35,6 +35,7 @@ from api.schemas import (
 )
 from api.stages import check_first, start_stage
 from domain.application import FieldError
+from domain.lifecycle import Role
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
 from engine.services import appraisal, follow_up, report, stages
@@ -276,7 +277,14 @@ def record_conflict(
     """Record a reviewer's conflict of interest with an application (they come off it)."""
     with unit_of_work(rt.engine) as session:
         recorded = review_assignment.record_conflict(
-            session, round_id, reference, str(body.email), reason=body.reason, actor=officer, role="secretariat", at=now
+            session,
+            round_id,
+            reference,
+            str(body.email),
+            reason=body.reason,
+            actor=officer,
+            role=Role.SECRETARIAT,
+            at=now,
         )
     return ConflictRecordedOut(reference=reference, reviewer=str(body.email).lower(), recorded=recorded)
 

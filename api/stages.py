@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
 from engine.services import audit
 from engine.services.errors import Unavailable
@@ -118,7 +119,7 @@ def _record_request(
             session,
             at=datetime.now(UTC),
             actor=officer,
-            role="secretariat",
+            role=Role.SECRETARIAT,
             action="stage.requested",
             subject_type="round",
             subject_id=round_id,

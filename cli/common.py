@@ -19,6 +19,7 @@ import typer
 
 from domain.application import FieldError
 from domain.hints import Hint, Step
+from domain.lifecycle import Role
 from engine.db import reading
 from engine.services import audit
 from engine.services.errors import ServiceError
@@ -137,7 +138,7 @@ def _audit_refusal(exc: ServiceError) -> None:
             now.runtime.engine,
             exc,
             actor=ACTOR,
-            role="secretariat",
+            role=Role.SECRETARIAT,
             action=f"cli.{command.replace(' ', '.')}",
             subject_type="command",
             subject_id=f"sip {command}",

@@ -19,6 +19,7 @@ from cli.common import (
     service_errors,
     to_committee,
 )
+from domain.lifecycle import Role
 from engine.db import unit_of_work
 from engine.services.setup import Runtime
 
@@ -128,7 +129,7 @@ def review_conflict(
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
         recorded = record_conflict(
-            session, round_id, reference, email, reason=reason, actor=ACTOR, role="secretariat", at=Runtime.now()
+            session, round_id, reference, email, reason=reason, actor=ACTOR, role=Role.SECRETARIAT, at=Runtime.now()
         )
     typer.echo(f"{reference}: conflict of interest of {email.lower()} {'recorded' if recorded else 'already recorded'}")
 

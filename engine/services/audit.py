@@ -23,7 +23,7 @@ def record(
     *,
     at: datetime,
     actor: str,
-    role: str,
+    role: Role,
     action: str,
     subject_type: str,
     subject_id: str,
@@ -36,7 +36,7 @@ def record(
         AuditEvent(
             at=at,
             actor=actor,
-            role=Role(role),
+            role=role,
             action=action,
             subject_type=subject_type,
             subject_id=subject_id,
@@ -101,7 +101,7 @@ def audit_values(
 
 @contextmanager
 def refusals_recorded(
-    engine: Engine, *, actor: str, role: str, action: str, subject_type: str, subject_id: str
+    engine: Engine, *, actor: str, role: Role, action: str, subject_type: str, subject_id: str
 ) -> Iterator[None]:
     """Run an attempt; if a service refuses it (its own transaction is rolled back),
     the refusal is audited in a transaction of its own, then raised again."""
@@ -119,7 +119,7 @@ def record_refusal(
     exc: ServiceError,
     *,
     actor: str,
-    role: str,
+    role: Role,
     action: str,
     subject_type: str,
     subject_id: str,

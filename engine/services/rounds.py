@@ -203,7 +203,7 @@ def move_round(
     *,
     actor: str,
     at: datetime,
-    role: str = Role.SECRETARIAT,
+    role: Role = Role.SECRETARIAT,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> RoundStatus:

@@ -272,7 +272,7 @@ def remove_reviewer(
 
 
 def record_conflict(
-    session: Session, round_id: str, reference: str, email: str, *, reason: str, actor: str, role: str, at: datetime
+    session: Session, round_id: str, reference: str, email: str, *, reason: str, actor: str, role: Role, at: datetime
 ) -> bool:
     """A conflict of interest declared by the reviewer or recorded by the secretariat:
     kept with its source, and the reviewer comes off the application if assigned.

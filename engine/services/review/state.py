@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from domain.hints import Hint, Step
-from domain.lifecycle import Status
+from domain.lifecycle import Role, Status
 from domain.review import (
     ACTIVE_STATES,
     AreaMap,
@@ -198,7 +198,7 @@ def move_assignment(
     row: ReviewAssignment,
     move: str,
     *,
-    role: str,
+    role: Role,
     actor: str,
     at: datetime,
     reference: str,
