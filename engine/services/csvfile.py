@@ -1,10 +1,13 @@
-"""Reading the CSV files the secretariat hands in (Parties, reviewers, scoring sheets)."""
+"""Reading the CSV files the secretariat hands in (Parties, reviewers, scoring sheets),
+and writing the ones the engine hands out (the screening and round reports, the public
+list of approved projects), safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -59,3 +62,29 @@ def all_or_nothing(items: list[T], errors: list[FieldError], source: str, *, wha
     if not items:
         raise InvalidInput(f"{source}: no {what} in the file; {unchanged}")
     return items
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def spreadsheet_cell(value: object) -> str:
+    """A value as a CSV cell: empty for none, `true`/`false` for a truth value, and text a
+    spreadsheet would run as a formula (`=HYPERLINK(...)`, `@SUM(...)`, `+1+1`) kept as
+    text by a leading apostrophe; a plain number, negative or not, stays a number."""
+    if value is None:
+        return ""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A CSV file the engine writes: a header, then one line per row, every cell made safe."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    writer.writerows([spreadsheet_cell(v) for v in row] for row in rows)
+    return out.getvalue()

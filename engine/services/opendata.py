@@ -5,8 +5,6 @@ schema before it is written."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from domain.hints import Hint, Step
 from domain.lifecycle import Status
 from domain.rounds import RoundStatus
 from engine.services.applications import decision_letter_sent
+from engine.services.csvfile import csv_text
 from engine.services.errors import NotAllowed
 from engine.services.report import REGIONS, documents
 from engine.services.rounds import definition_of, get_round
@@ -176,13 +175,7 @@ def write_round_report(session: Session, round_id: str, folder: Path) -> tuple[P
 
 
 def _csv(rows: list[Line], columns: list[str]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    for row in rows:
-        values = [getattr(row, c) for c in columns]
-        writer.writerow(["" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for v in values])
-    return out.getvalue()
+    return csv_text(columns, ([getattr(row, c) for c in columns] for row in rows))
 
 
 # --- 360Giving ------------------------------------------------------------------------------

