@@ -26,7 +26,7 @@ from api.schemas import (
     ReviewOut,
     SessionOut,
 )
-from domain.application import FieldError, json_path
+from domain.application import DocumentError, FieldError, json_path, load_json
 from domain.lifecycle import Role
 from domain.review import ReviewDraft
 from engine.db import reading, unit_of_work
@@ -179,10 +179,15 @@ async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> LinkSentOut
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    """The body as JSON: a body that is not JSON is taken as one without an address; one
+    that nests too deep or holds too long a number is refused, naming where."""
     try:
-        data = await request.json()
-    except ValueError:
-        data = None
+        data = load_json(await request.body())
+    except DocumentError as exc:
+        if any(e.message.startswith("is not valid JSON") for e in exc.errors):
+            data = None
+        else:
+            raise InvalidInput(f"the request is not valid: {exc}", exc.errors) from None
     return data if isinstance(data, dict) else {"email": None}
 
 

@@ -9,6 +9,7 @@ optional here. Pure: parsing text is the caller's job (`parse_document`).
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -184,13 +185,81 @@ def _message(err: ErrorDetails) -> str:
     return msg[0].lower() + msg[1:] if msg else kind
 
 
+#: How deep a document may nest, and how many digits a number may have: far beyond any
+#: application (forms A to C nest five levels; amounts have a dozen digits), far below
+#: what would exhaust the parser (Python refuses integers of over 4,300 digits and
+#: recurses once per level).
+MAX_DEPTH = 64
+MAX_DIGITS = 64
+#: A string (and whether a colon follows: an object's key), a number, or a bracket or comma.
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"(\s*:)?|-?\d[\d.eE+-]*|[\[\]{},]')
+
+
+def _out_of_bounds(text: str) -> FieldError | None:
+    """The first place where a document nests deeper than `MAX_DEPTH` or holds a number of
+    more than `MAX_DIGITS` digits, named by its path; None if there is none. One pass
+    over the tokens, without recursion: for text the parser could not read."""
+    path: list[str | int | None] = []  # per open bracket: the current key, or index
+    for token in _TOKENS.finditer(text):
+        found = token.group()
+        first = found[0]
+        if first == '"':
+            if token.group(1) and path and not isinstance(path[-1], int):
+                path[-1] = json.loads(found[: -len(token.group(1))])
+        elif first in "{[":
+            if len(path) >= MAX_DEPTH:
+                return FieldError(
+                    path=json_path(tuple(p for p in path if p is not None)),
+                    message=f"nests deeper than {MAX_DEPTH} levels",
+                )
+            path.append(0 if first == "[" else None)
+        elif first in "}]":
+            if path:
+                path.pop()
+        elif first == ",":
+            if path and isinstance(path[-1], int):
+                path[-1] += 1
+        elif sum(c.isdigit() for c in found) > MAX_DIGITS:
+            return FieldError(
+                path=json_path(tuple(p for p in path if p is not None)),
+                message=f"has a number of more than {MAX_DIGITS} digits",
+            )
+    return None
+
+
+def _too_deep_or_long(data: Any) -> FieldError | None:
+    """The same bounds on a parsed document (it may nest within the parser's reach and
+    still too deep for what reads it next), walked without recursion."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict | list):
+            if len(where) >= MAX_DEPTH:
+                return FieldError(path=json_path(where), message=f"nests deeper than {MAX_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((v, (*where, k)) for k, v in items)
+        elif isinstance(value, int | Decimal) and not isinstance(value, bool):
+            digits = len(str(abs(value))) if isinstance(value, int) else len(value.as_tuple().digits)
+            if digits > MAX_DIGITS:
+                return FieldError(path=json_path(where), message=f"has a number of more than {MAX_DIGITS} digits")
+    return None
+
+
 def load_json(text: str | bytes) -> Any:
-    """JSON with numbers read as exact decimals; `DocumentError` says where it breaks."""
+    """JSON with numbers read as exact decimals; `DocumentError` says where it breaks,
+    including where it nests too deep or holds a number too long to be an answer."""
     try:
-        return json.loads(text, parse_float=Decimal)
+        data = json.loads(text, parse_float=Decimal)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise DocumentError([FieldError(path="$", message=f"is not valid JSON{where}: {exc.args[0]}")]) from None
+    except (RecursionError, ValueError):  # nested beyond the parser, or an integer beyond Python's limit
+        decoded = text.decode(json.detect_encoding(text), "surrogatepass") if isinstance(text, bytes) else text
+        found = _out_of_bounds(decoded) or FieldError(path="$", message="nests too deep or holds too long a number")
+        raise DocumentError([found]) from None
+    if (beyond := _too_deep_or_long(data)) is not None:
+        raise DocumentError([beyond])
+    return data
 
 
 def parse_document(text: str | bytes) -> ApplicationDocument:

@@ -194,3 +194,42 @@ def test_every_operation_declares_the_model_of_its_answer_and_errors_have_one_sh
     assert operations >= 47 and "HTTPValidationError" not in schemas
     grants = schemas["GrantOut"]["properties"]
     assert {"amountAwarded", "recipientOrganization", "plannedDates"} <= set(grants)  # 360Giving's own names
+
+
+HOSTILE = {
+    "100,000 levels in the body": ("[" * 100_000 + "]" * 100_000, "$[0][0]", "nests deeper than 64 levels"),
+    "5,000 levels in one field": (
+        '{"form_a": {"title": "x", "objective": ' + "[" * 5_000 + "]" * 5_000 + "}}",
+        "$.form_a.objective[0]",
+        "nests deeper than 64 levels",
+    ),
+    "a 5,000-digit integer": (
+        '{"form_b": {"total_requested": ' + "9" * 5_000 + "}}",
+        "$.form_b.total_requested",
+        "has a number of more than 64 digits",
+    ),
+}
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=list(HOSTILE))
+def test_hostile_json_is_refused_with_422_naming_where_on_every_route_that_reads_json(
+    client: TestClient, hostile: str
+) -> None:
+    body, path, message = HOSTILE[hostile]
+    receipt = client.post(URL, content=BEN).json()
+    forms = f"/applications/{receipt['reference']}/forms"
+    answers = {
+        "intake": client.post(URL, content=body),
+        "forms sent again": client.put(forms, content=body, headers=bearer(receipt["access_token"])),
+        "a reviewer's new link": client.post(
+            "/reviewer/links", content=body, headers={"Content-Type": "application/json"}
+        ),
+    }
+    for route, answer in answers.items():
+        assert answer.status_code == 422, (route, answer.text[:200])
+        (error,) = answer.json()["errors"]
+        assert error["path"].startswith(path) and error["message"] == message, route
+    # Nothing stored: the one application sent before, as it was.
+    view = client.get(f"/applications/{receipt['reference']}", headers=bearer(receipt["access_token"])).json()
+    assert view["reference"] == "SIP-2018-R1-0001" and [t["status"] for t in view["timeline"]] == ["received"]
+    assert client.post(URL, content=LSO).json()["reference"] == "SIP-2018-R1-0002"

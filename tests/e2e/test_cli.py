@@ -42,6 +42,23 @@ def write_applications(folder: Path, good: int, bad: dict[str, bytes]) -> None:
         (folder / name).write_bytes(content)
 
 
+def test_a_pathological_file_in_a_folder_is_refused_on_its_own_and_the_others_are_imported(
+    sqlite_settings: Settings, prefect_harness: None, tmp_path: Path
+) -> None:
+    assert sip("rounds", "open", ROUND1, "--at", "2018-06-05T00:00:00+02:00")[0] == 0
+    folder = tmp_path / "incoming"
+    deep = b'{"form_a": {"objective": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    huge = b'{"form_b": {"total_requested": ' + b"9" * 5_000 + b"}}"
+    write_applications(folder, 5, {"x-deep.json": deep, "x-huge.json": huge})
+    code, out, err = sip("applications", "import", ROUND1, str(folder))
+    assert code == 1, err
+    assert "7 files: 5 imported, 0 already imported, 2 refused" in out
+    assert "$.form_a.objective[0]" in out and "nests deeper than 64 levels" in out
+    assert "$.form_b.total_requested: has a number of more than 64 digits" in out
+    for name in ("x-deep.json", "x-huge.json"):
+        printed_row(out, "refused", "-", str(folder / name))
+
+
 def test_importing_100_files_with_3_bad_imports_97_reports_3_and_exits_1(
     sqlite_settings: Settings, prefect_harness: None, tmp_path: Path
 ) -> None:

@@ -81,3 +81,19 @@ def test_missing_forms_are_not_intake_errors() -> None:
     for form in ("form_a", "form_b", "form_c"):
         del doc[form]
     assert parse_document(json.dumps(doc)).form_a is None
+
+
+def test_a_document_may_nest_64_levels_and_hold_64_digits_and_no_more() -> None:
+    from domain.application import DocumentError, load_json
+
+    assert load_json("[" * 64 + "]" * 64) is not None
+    assert load_json('{"n": ' + "9" * 64 + ", " + '"d": 0.' + "1" * 63 + "}")["n"] == int("9" * 64)
+    assert load_json(b'\xef\xbb\xbf{"a": 1}') == {"a": 1} == load_json('{"a": 1}'.encode("utf-16"))
+    for text, path in (
+        ('{"a": [' + "[" * 64 + "]" * 64 + "]}", "$.a" + "[0]" * 63),
+        ('{"a": {"b": ' + "9" * 65 + "}}", "$.a.b"),
+        ('{"a": [1, 2, 1.' + "5" * 64 + "]}", "$.a[2]"),
+    ):
+        with pytest.raises(DocumentError) as refused:
+            load_json(text)
+        assert [e.path for e in refused.value.errors] == [path]
