@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import ConfigDict, EmailStr, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -29,6 +29,7 @@ from api.schemas import (
     MemberTermOut,
 )
 from api.stages import check_first, start_stage
+from domain.application import Input
 from domain.committee import DecisionIn, composition_problems
 from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
@@ -43,7 +44,7 @@ from engine.tables import CommitteeBundle
 router = APIRouter(tags=["committee"], responses=error_responses(503))
 
 
-class MemberIn(BaseModel):
+class MemberIn(Input):
     """A member's term (PUT: every field for a new term; those to change otherwise)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -55,7 +56,7 @@ class MemberIn(BaseModel):
     language: str | None = Field(default=None, description="en, fr or es")
 
 
-class MeetingIn(BaseModel):
+class MeetingIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     starts_on: date
@@ -63,26 +64,26 @@ class MeetingIn(BaseModel):
     place: str = Field(min_length=1, max_length=200, description="a city, or 'online'")
 
 
-class FundsIn(BaseModel):
+class FundsIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     amount: Decimal = Field(gt=0, decimal_places=2, description="US dollars available for the round's approvals")
 
 
-class AttendanceIn(BaseModel):
+class AttendanceIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     attendees: list[EmailStr] = Field(min_length=1, max_length=50)
 
 
-class MemberConflictIn(BaseModel):
+class MemberConflictIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class DecisionsIn(BaseModel):
+class DecisionsIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     decisions: list[DecisionIn] = Field(min_length=1, max_length=5000)

@@ -26,7 +26,7 @@ from api.schemas import (
     ReviewOut,
     SessionOut,
 )
-from domain.application import DocumentError, FieldError, json_path, load_json
+from domain.application import DocumentError, FieldError, Input, json_path, load_json
 from domain.lifecycle import Role
 from domain.review import ReviewDraft
 from engine.db import reading, unit_of_work
@@ -52,13 +52,13 @@ LINK_SENT = (
 )
 
 
-class SessionIn(BaseModel):
+class SessionIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=1, max_length=200, description="the token of the sign-in link (token=...)")
 
 
-class LinkIn(BaseModel):
+class LinkIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
@@ -70,7 +70,7 @@ class ReviewIn(ReviewDraft):
     submit: bool = False
 
 
-class ReasonIn(BaseModel):
+class ReasonIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000)

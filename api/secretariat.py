@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import ConfigDict, EmailStr, Field
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
@@ -34,7 +34,7 @@ from api.schemas import (
     ScreeningStarted,
 )
 from api.stages import check_first, start_stage
-from domain.application import FieldError
+from domain.application import FieldError, Input
 from domain.lifecycle import Role
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
@@ -52,7 +52,7 @@ log = logging.getLogger("sip.api")
 router = APIRouter(prefix="/rounds/{round_id}", tags=["secretariat"], responses=error_responses(401, 503))
 
 
-class ScoreIn(BaseModel):
+class ScoreIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     reference: str = Field(max_length=60)
@@ -61,20 +61,20 @@ class ScoreIn(BaseModel):
     comment: str | None = Field(default=None, max_length=4000)
 
 
-class ScoresIn(BaseModel):
+class ScoresIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     scores: list[ScoreIn] = Field(min_length=1, max_length=10_000)
 
 
-class OverrideIn(BaseModel):
+class OverrideIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     verdict: Literal["screened", "incomplete", "ineligible"]
     reason: str = Field(max_length=2000)
 
 
-class InformationRequestIn(BaseModel):
+class InformationRequestIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     items: list[str] = Field(min_length=1, max_length=50)
@@ -178,25 +178,25 @@ def request_information(
 # --- GMP review -----------------------------------------------------------------------
 
 
-class InvitationsIn(BaseModel):
+class InvitationsIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     due: date | None = Field(default=None, description="the day reviews are due (default: the round's)")
 
 
-class DueIn(BaseModel):
+class DueIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     due: date
 
 
-class CloseIn(BaseModel):
+class CloseIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=2000)
 
 
-class ConflictIn(BaseModel):
+class ConflictIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
@@ -360,7 +360,7 @@ def review(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> ReviewStag
 reviewers_router = APIRouter(prefix="/reviewers", tags=["secretariat"], responses=error_responses(401, 503))
 
 
-class ReviewerIn(BaseModel):
+class ReviewerIn(Input):
     """A reviewer of the register (PUT: every field; PATCH: those to change)."""
 
     model_config = ConfigDict(extra="forbid")

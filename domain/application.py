@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from domain.money import Amount
@@ -146,6 +146,36 @@ class ApplicationDocument(_Strict):
         return self.form_b.total_requested if self.form_b else None
 
 
+NUL = "contains a NUL character (U+0000), which no text may hold"
+
+
+def no_nul(value: Any) -> Any:
+    """A field's value with no NUL character in any of its text (PostgreSQL cannot store
+    one; SQLite would, and pass it on into reports): refused, naming the field."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError(NUL)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            stack.extend(item)
+    return value
+
+
+class Input(BaseModel):
+    """What a person sends (a review, a decision, a member, a reason...): every field is
+    refused, by its name, if its text holds a NUL character."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return no_nul(value)
+
+
 class FieldError(BaseModel):
     path: str
     message: str
@@ -229,15 +259,21 @@ def _out_of_bounds(text: str) -> FieldError | None:
 
 def _too_deep_or_long(data: Any) -> FieldError | None:
     """The same bounds on a parsed document (it may nest within the parser's reach and
-    still too deep for what reads it next), walked without recursion."""
+    still too deep for what reads it next), and no NUL character in its text (PostgreSQL
+    cannot store one, and nothing a person types holds one), walked without recursion."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
     while stack:
         value, where = stack.pop()
         if isinstance(value, dict | list):
             if len(where) >= MAX_DEPTH:
                 return FieldError(path=json_path(where), message=f"nests deeper than {MAX_DEPTH} levels")
+            if isinstance(value, dict) and any("\x00" in k for k in value):
+                return FieldError(path=json_path(where), message=NUL)
             items = value.items() if isinstance(value, dict) else enumerate(value)
             stack.extend((v, (*where, k)) for k, v in items)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                return FieldError(path=json_path(where), message=NUL)
         elif isinstance(value, int | Decimal) and not isinstance(value, bool):
             digits = len(str(abs(value))) if isinstance(value, int) else len(value.as_tuple().digits)
             if digits > MAX_DIGITS:

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
+from domain.application import Input
 from domain.lifecycle import Status
 from domain.money import CENT
 
@@ -125,7 +126,7 @@ def parse_amount(text: str) -> Decimal:
     return Decimal(value).quantize(CENT)
 
 
-class DecisionIn(BaseModel):
+class DecisionIn(Input):
     """A decision of the committee on one application, as the secretariat records it."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
 
+from domain.application import Input
 from domain.rounds import ReviewSettings, TechnicalCriterion
 
 #: The eight partnership areas of the Global Mercury Partnership.
@@ -318,7 +319,7 @@ class ReviewState(StrEnum):
 COMMENT_LENGTH = 20_000
 
 
-class ReviewDraft(BaseModel):
+class ReviewDraft(Input):
     """What a reviewer writes: a score per technical criterion of the round, a
     recommendation, comments for the committee and, separately, comments that may be
     passed to the applicant. A draft may be partial; a submitted review may not."""

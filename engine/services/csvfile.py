@@ -13,7 +13,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from domain.application import FieldError
+from domain.application import NUL, FieldError
 from engine.services.errors import InvalidInput
 
 T = TypeVar("T")
@@ -30,8 +30,19 @@ def csv_rows(
         raise InvalidInput(
             f"{source}: missing columns {', '.join(missing)}; the first line must be {','.join(columns)}"
         )
-    for row in reader:
-        yield reader.line_num, {k: (row.get(k) or "").strip() for k in columns}
+    try:
+        for row in reader:
+            values = {k: (row.get(k) or "").strip() for k in columns}
+            for column, value in values.items():
+                if "\x00" in value:
+                    where = f"{source}:{reader.line_num}: {column}"
+                    raise InvalidInput(f"{where}: {NUL}", [FieldError(path=where, message=NUL)])
+            yield reader.line_num, values
+    except csv.Error as exc:  # e.g. a field longer than the csv module takes (128 KB)
+        where = f"{source}:{reader.line_num + 1}"
+        raise InvalidInput(
+            f"{where}: the line cannot be read as CSV ({exc})", [FieldError(path=where, message=str(exc))]
+        ) from None
 
 
 def row_errors(

@@ -233,3 +233,23 @@ def test_hostile_json_is_refused_with_422_naming_where_on_every_route_that_reads
     view = client.get(f"/applications/{receipt['reference']}", headers=bearer(receipt["access_token"])).json()
     assert view["reference"] == "SIP-2018-R1-0001" and [t["status"] for t in view["timeline"]] == ["received"]
     assert client.post(URL, content=LSO).json()["reference"] == "SIP-2018-R1-0002"
+
+
+def test_a_nul_character_in_what_an_applicant_sends_is_refused_naming_the_field_on_both_databases(
+    client: TestClient,
+) -> None:
+    document = json.loads(BEN)
+    document["form_a"]["title"] = "Mercury\u0000 reduction"
+    refused = client.post(URL, content=json.dumps(document))
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {"path": "$.form_a.title", "message": "contains a NUL character (U+0000), which no text may hold"}
+    ]
+    receipt = client.post(URL, content=BEN).json()  # nothing was stored: this is the first
+    assert receipt["reference"] == "SIP-2018-R1-0001"
+    forms = client.put(
+        f"/applications/{receipt['reference']}/forms",
+        content=json.dumps({"form_c": {"signatory": {"name": "A\u0000"}}}),
+        headers=bearer(receipt["access_token"]),
+    )
+    assert forms.status_code == 422 and forms.json()["errors"][0]["path"] == "$.form_c.signatory.name"

@@ -97,3 +97,31 @@ def test_a_document_may_nest_64_levels_and_hold_64_digits_and_no_more() -> None:
         with pytest.raises(DocumentError) as refused:
             load_json(text)
         assert [e.path for e in refused.value.errors] == [path]
+
+
+def test_what_a_person_sends_is_refused_by_field_if_its_text_holds_a_nul_character() -> None:
+    from pydantic import ValidationError
+
+    from domain.committee import DecisionIn
+    from domain.review import ReviewDraft
+
+    for model, data, field in (
+        (DecisionIn, {"reference": "R", "decision": "approved", "conditions": "Pay\u0000"}, "conditions"),
+        (ReviewDraft, {"scores": {"feasibility": 3}, "comments_for_committee": "ok\u0000"}, "comments_for_committee"),
+        (ReviewDraft, {"scores": {"feas\u0000": 3}}, "scores"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            model.model_validate(data)
+        assert [(e["loc"][0], e["msg"]) for e in refused.value.errors()] == [
+            (field, "Value error, contains a NUL character (U+0000), which no text may hold")
+        ]
+
+
+def test_a_csv_file_with_a_nul_character_or_an_overlong_field_is_refused_naming_the_line() -> None:
+    from engine.services.csvfile import csv_rows
+    from engine.services.errors import InvalidInput
+
+    for text, where in (("a,b\nx,ok\ny\x00,z\n", "f.csv:3: a"), ("a,b\n" + "x" * 200_000 + ",z\n", "f.csv:2")):
+        with pytest.raises(InvalidInput) as refused:
+            list(csv_rows(text, "f.csv", ["a", "b"]))
+        assert [e.path for e in refused.value.errors] == [where]
