@@ -101,6 +101,8 @@ COMMANDS: dict[Step, str] = {
     Step.MIGRATE: "sip db upgrade",
     Step.START_FRESH: "sip demo --fresh",
 }
+#: How many of a refusal's problems are printed (a broken file may have a problem per line).
+LISTED_PROBLEMS = 50
 #: The options a hint may name, as the command's own.
 _OPTIONS = {"active": "--active", "max_load": "--max-load N"}
 
@@ -120,8 +122,12 @@ def command_for(hint: Hint) -> str:
 
 def fail(message: str, errors: list[Any] | None = None, code: int = 1, hints: tuple[Hint, ...] = ()) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    for error in errors or []:
+    errors = errors or []
+    for error in errors[:LISTED_PROBLEMS]:
         typer.echo(f"  {error.path}: {error.message}", err=True)
+    if len(errors) > LISTED_PROBLEMS:
+        more = len(errors) - LISTED_PROBLEMS
+        typer.echo(f"  … and {more:,} more problem(s); correct these first and try again", err=True)
     for hint in hints:
         typer.echo(f"  next: {command_for(hint)}", err=True)
     raise typer.Exit(code)

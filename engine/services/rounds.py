@@ -44,11 +44,14 @@ def parse_round(text: str, source: str) -> RoundDefinition:
     """Validate a round definition. Errors name the file and the key (or, for TOML
     syntax, the line and column)."""
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark, as the CSV loaders take it
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(
             f"{source}: not valid TOML: {exc}", [FieldError(path=source, message=f"not valid TOML: {exc}")]
         ) from None
+    except RecursionError:  # tables or arrays nested beyond the parser's reach
+        message = "nests too deep to be a round definition"
+        raise InvalidInput(f"{source}: {message}", [FieldError(path=source, message=message)]) from None
     try:
         return RoundDefinition.model_validate(data)
     except ValidationError as exc:

@@ -171,6 +171,31 @@ def test_a_parties_file_with_a_duplicate_code_is_refused_and_the_register_kept(
     printed_row(listed, "AFG", "Afghanistan", "ASIA_PACIFIC")
 
 
+def test_a_parties_file_with_thousands_of_problems_lists_the_first_fifty_and_counts_the_rest(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "parties.csv"
+    header = Path("engine/data/parties.csv").read_text().splitlines(keepends=True)[0]
+    path.write_text(header + "".join(f"X{n},,,,,\n" for n in range(3_000)))
+    code, _, err = sip("parties", "load", str(path))
+    problems = [line for line in err.splitlines() if line.startswith("  ") and "next:" not in line]
+    assert code == 1 and len(problems) == 51 and "Traceback" not in err
+    assert re.fullmatch(r"  … and [\d,]+ more problem\(s\); correct these first and try again", problems[-1])
+
+
+def test_a_round_file_with_a_byte_order_mark_loads_and_one_nested_too_deep_is_refused_by_name(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    marked = tmp_path / "marked.toml"
+    marked.write_text("\ufeff" + Path("rounds/sip-2018-r1.toml").read_text(), encoding="utf-8")
+    code, out, err = sip("rounds", "load", str(marked))
+    assert code == 0 and "sip-2018-r1" in out, err
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 100_000 + "]" * 100_000)
+    code, _, err = sip("rounds", "load", str(deep))
+    assert code == 1 and f"{deep}: nests too deep to be a round definition" in err and "Traceback" not in err
+
+
 def test_opening_a_round_before_its_date_is_refused_with_what_to_do(
     sqlite_settings: Settings, prefect_harness: None
 ) -> None:
