@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api import applicants, committee, health, reviewer, secretariat
 from api.common import DEFAULT_ERROR
 from api.errors import install_error_handlers
+from api.logs import redact_access_log
 from domain.application import ApplicationDocument
 from engine.services.errors import ServiceError
 from engine.services.setup import Runtime, prepare
@@ -42,6 +43,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         lifespan=lifespan,
         responses=DEFAULT_ERROR,
     )
+    redact_access_log()
     app.state.clock = now
     app.state.settings = settings
     app.state.runtime = None  # prepared on start-up (or at the first request, if the database answers only then)

@@ -280,9 +280,16 @@ def test_sip_serve_starts_the_api_with_its_openapi_page(sqlite_settings: Setting
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
         rounds = httpx.get(f"http://127.0.0.1:{port}/rounds", timeout=5).json()
         assert [r["id"] for r in rounds][:1] == [ROUND1]
+        # The links people are sent carry their secret in the address: it never reaches the log.
+        httpx.get(f"http://127.0.0.1:{port}/committee/bundle?token=bundle-secret-1&format=html", timeout=5)
+        httpx.get(f"http://127.0.0.1:{port}/reviewer/sign-in?lang=fr&token=sign-in-secret-2", timeout=5)
     finally:
         server.terminate()
         server.wait(10)
+    log = server.stdout.read().decode() if server.stdout else ""
+    assert "GET /committee/bundle?token=[redacted]&format=html" in log, log[-2000:]
+    assert "GET /reviewer/sign-in?lang=fr&token=[redacted]" in log
+    assert "bundle-secret-1" not in log and "sign-in-secret-2" not in log
 
 
 def test_screening_a_round_still_open_is_refused_and_changes_nothing(
