@@ -225,7 +225,7 @@ MAX_DIGITS = 64
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"(\s*:)?|-?\d[\d.eE+-]*|[\[\]{},]')
 
 
-def _out_of_bounds(text: str) -> FieldError | None:
+def _refused_in_text(text: str) -> FieldError | None:
     """The first place where a document nests deeper than `MAX_DEPTH` or holds a number of
     more than `MAX_DIGITS` digits, named by its path; None if there is none. One pass
     over the tokens, without recursion: for text the parser could not read."""
@@ -257,7 +257,7 @@ def _out_of_bounds(text: str) -> FieldError | None:
     return None
 
 
-def _too_deep_or_long(data: Any) -> FieldError | None:
+def _refused_in_data(data: Any) -> FieldError | None:
     """The same bounds on a parsed document (it may nest within the parser's reach and
     still too deep for what reads it next), and no NUL character in its text (PostgreSQL
     cannot store one, and nothing a person types holds one), walked without recursion."""
@@ -291,9 +291,9 @@ def load_json(text: str | bytes) -> Any:
         raise DocumentError([FieldError(path="$", message=f"is not valid JSON{where}: {exc.args[0]}")]) from None
     except (RecursionError, ValueError):  # nested beyond the parser, or an integer beyond Python's limit
         decoded = text.decode(json.detect_encoding(text), "surrogatepass") if isinstance(text, bytes) else text
-        found = _out_of_bounds(decoded) or FieldError(path="$", message="nests too deep or holds too long a number")
+        found = _refused_in_text(decoded) or FieldError(path="$", message="nests too deep or holds too long a number")
         raise DocumentError([found]) from None
-    if (beyond := _too_deep_or_long(data)) is not None:
+    if (beyond := _refused_in_data(data)) is not None:
         raise DocumentError([beyond])
     return data
 
