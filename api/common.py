@@ -14,6 +14,7 @@ from domain.hints import Hint, Step
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
         401: "a secretariat API key is needed",
+        403: "the API key's scope does not allow this (a read-only key changes nothing)",
         404: "not found",
         409: "the round does not accept this now, or a conflicting change",
         413: "the request is too large",
@@ -75,6 +76,8 @@ ROUTES: dict[Step, str | None] = {
     Step.LIST_FAILED_MESSAGES: "GET /outbox?state=failed",
     Step.MIGRATE: None,
     Step.START_FRESH: None,
+    Step.NEW_KEY: None,
+    Step.LIST_KEYS: None,
 }
 
 

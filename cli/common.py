@@ -100,11 +100,13 @@ COMMANDS: dict[Step, str] = {
     Step.LIST_FAILED_MESSAGES: "sip outbox list --failed",
     Step.MIGRATE: "sip db upgrade",
     Step.START_FRESH: "sip demo --fresh",
+    Step.NEW_KEY: "sip keys new NAME {option}",
+    Step.LIST_KEYS: "sip keys list",
 }
 #: How many of a refusal's problems are printed (a broken file may have a problem per line).
 LISTED_PROBLEMS = 50
 #: The options a hint may name, as the command's own.
-_OPTIONS = {"active": "--active", "max_load": "--max-load N"}
+_OPTIONS = {"active": "--active", "max_load": "--max-load N", "scope_full": "--scope full"}
 
 
 def command_for(hint: Hint) -> str:

@@ -40,6 +40,8 @@ class Step(StrEnum):
     LIST_FAILED_MESSAGES = "list_failed_messages"
     MIGRATE = "migrate"
     START_FRESH = "start_fresh"
+    NEW_KEY = "new_key"
+    LIST_KEYS = "list_keys"
 
 
 #: Each step in words, for whoever renders neither a command nor a route.
@@ -71,6 +73,8 @@ WORDS: dict[Step, str] = {
     Step.LIST_FAILED_MESSAGES: "look at the messages that failed",
     Step.MIGRATE: "apply the database migrations",
     Step.START_FRESH: "start again with a fresh database",
+    Step.NEW_KEY: "ask the engine's administrator for a new secretariat API key",
+    Step.LIST_KEYS: "look at the secretariat's API keys",
 }
 
 

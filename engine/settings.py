@@ -136,7 +136,16 @@ class Settings(BaseSettings):
     secretariat_keys: str = Field(
         default="",
         alias="SIP_SECRETARIAT_KEYS",
-        description="the secretariat's API keys as name:sha256 pairs, comma-separated (`sip keys new NAME`)",
+        description="API keys of an older installation as name:sha256 pairs, comma-separated (full scope, no "
+        "expiry); `sip keys new NAME` keeps new keys in the database",
+    )
+
+    secretariat_key_days: int = Field(
+        default=365,
+        alias="SIP_SECRETARIAT_KEY_DAYS",
+        ge=1,
+        le=3650,
+        description="days a secretariat API key made by `sip keys new` works, unless it says otherwise",
     )
 
     def secretariat_key_hashes(self) -> dict[str, str]:
@@ -146,7 +155,10 @@ class Settings(BaseSettings):
         for pair in pairs:
             name, _, digest = pair.rpartition(":")
             if not name or len(digest) != 64:
-                raise ValueError(f"SIP_SECRETARIAT_KEYS: {pair!r} is not name:sha256 (see `sip keys new NAME`)")
+                raise ValueError(
+                    f"SIP_SECRETARIAT_KEYS: {pair!r} is not name:sha256 (new keys are made with "
+                    "`sip keys new NAME` and kept in the database)"
+                )
             found[digest.lower()] = name
         return found
 

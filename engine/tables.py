@@ -15,6 +15,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from domain.committee import Decision
+from domain.keys import KeyScope
 from domain.lifecycle import PublicStatus, Role, Status
 from domain.review import AssignmentState, Recommendation, ReviewState
 from domain.rounds import RoundStatus
@@ -448,3 +449,23 @@ class Installation(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=60)
     value: str = Field(max_length=200)
     recorded_at: datetime = _ts(nullable=False)
+
+
+class ApiKey(SQLModel, table=True):
+    """A secretariat API key, kept as a hash (the key is shown once, when it is made);
+    `prefix` is the key's first characters, to tell keys apart in a list."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, index=True, description="the officer the key belongs to")
+    prefix: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    scope: KeyScope = Field(sa_type=enum_column(KeyScope, 10))
+    created_at: datetime = _ts(nullable=False)
+    created_by: str = Field(max_length=200)
+    expires_at: datetime = _ts(nullable=False)
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+    revoked_by: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=2000, description="why it was revoked")

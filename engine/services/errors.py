@@ -34,6 +34,13 @@ class Unauthorized(ServiceError):
     http_status = 401
 
 
+class Forbidden(ServiceError):
+    """A known caller whose credential does not allow this (e.g. a read-only API key)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class InvalidInput(ServiceError):
     """Input that names fields: every offending one is listed in `errors`."""
 
