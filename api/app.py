@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import applicants, committee, health, reviewer, secretariat
 from api.common import DEFAULT_ERROR
+from api.deps import declare_scopes
 from api.errors import install_error_handlers
 from api.logs import redact_access_log
 from domain.application import ApplicationDocument
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         reviewer.router,
         committee.router,
     ):
+        declare_scopes(router)
         app.include_router(router)
     install_error_handlers(app)
 

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
-from api.deps import NowDep, RuntimeDep, SecretariatDep
+from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
 from api.schemas import (
     BundleVersionOut,
     CommitteeOut,
@@ -93,7 +93,7 @@ class DecisionsIn(Input):
 def members(
     rt: RuntimeDep,
     now: NowDep,
-    officer: SecretariatDep,
+    officer: SecretariatReader,
     on: Annotated[date | None, Query(description="default: today")] = None,
 ) -> CommitteeOut:
     """The members serving on a day, and how the committee differs from its rule."""
@@ -109,7 +109,7 @@ def members(
 
 @router.put("/committee/{email}/{term_start}", response_model=MemberTermOut, responses=error_responses(401, 422))
 def put_member(
-    email: str, term_start: date, body: MemberIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+    email: str, term_start: date, body: MemberIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> MemberTermOut:
     """Add a member's term, or change some of its details."""
     with unit_of_work(rt.engine) as session:
@@ -120,7 +120,7 @@ def put_member(
 
 
 @router.put("/rounds/{round_id}/meeting", response_model=MeetingOut, responses=error_responses(401, 404, 422))
-def meeting(round_id: str, body: MeetingIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> MeetingOut:
+def meeting(round_id: str, body: MeetingIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter) -> MeetingOut:
     """Schedule the round's committee meeting."""
     with unit_of_work(rt.engine) as session:
         row = committee_meeting.schedule_meeting(
@@ -130,7 +130,7 @@ def meeting(round_id: str, body: MeetingIn, rt: RuntimeDep, now: NowDep, officer
 
 
 @router.put("/rounds/{round_id}/funds", response_model=MeetingOut, responses=error_responses(401, 404, 409, 422))
-def funds(round_id: str, body: FundsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> MeetingOut:
+def funds(round_id: str, body: FundsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter) -> MeetingOut:
     """Set the funds available for the round's approvals."""
     with unit_of_work(rt.engine) as session:
         row = committee_meeting.set_funds(session, round_id, body.amount, actor=officer, at=now)
@@ -138,7 +138,9 @@ def funds(round_id: str, body: FundsIn, rt: RuntimeDep, now: NowDep, officer: Se
 
 
 @router.put("/rounds/{round_id}/attendance", response_model=MeetingOut, responses=error_responses(401, 404, 422))
-def attendance(round_id: str, body: AttendanceIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> MeetingOut:
+def attendance(
+    round_id: str, body: AttendanceIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+) -> MeetingOut:
     """Who attends the meeting (they take part in the decisions, less those conflicted)."""
     with unit_of_work(rt.engine) as session:
         row = committee_meeting.set_attendees(
@@ -153,7 +155,7 @@ def attendance(round_id: str, body: AttendanceIn, rt: RuntimeDep, now: NowDep, o
     responses=error_responses(401, 404, 409, 422),
 )
 def member_conflict(
-    round_id: str, reference: str, body: MemberConflictIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+    round_id: str, reference: str, body: MemberConflictIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> MemberConflictOut:
     """Record a member's declared conflict of interest with an application."""
     with unit_of_work(rt.engine) as session:
@@ -169,7 +171,7 @@ def member_conflict(
     response_model=FlowStarted,
     responses=error_responses(401, 404, 409, 503),
 )
-async def prepare(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
+async def prepare(round_id: str, rt: RuntimeDep, officer: SecretariatWriter) -> FlowStarted:
     """Run the `prepare-committee-bundles` flow: one bundle per member, each told by a message."""
     from flows.committee import prepare_committee_bundles_flow
 
@@ -181,7 +183,7 @@ async def prepare(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Flo
 
 
 @router.get("/rounds/{round_id}/bundles", response_model=list[BundleVersionOut], responses=error_responses(401, 404))
-def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> list[BundleVersionOut]:
+def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> list[BundleVersionOut]:
     """Every version of every member's bundle, with what changed."""
     with reading(rt.engine) as session:
         rows = session.exec(
@@ -193,7 +195,9 @@ def bundle_versions(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> l
 
 
 @router.post("/rounds/{round_id}/decisions", response_model=DecisionsOut, responses=error_responses(401, 404, 409, 422))
-def decisions(round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> DecisionsOut:
+def decisions(
+    round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+) -> DecisionsOut:
     """Record the committee's decisions: all, or none if one breaks a rule (every problem listed)."""
     with unit_of_work(rt.engine) as session:
         summary = committee_decisions.record_decisions(
@@ -208,7 +212,7 @@ def decisions(round_id: str, body: DecisionsIn, rt: RuntimeDep, now: NowDep, off
     response_model=FlowStarted,
     responses=error_responses(401, 404, 409, 503),
 )
-async def letters(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> FlowStarted:
+async def letters(round_id: str, rt: RuntimeDep, officer: SecretariatWriter) -> FlowStarted:
     """Run the `send-decision-letters` flow: one letter per applicant, in their language, once."""
     from flows.committee import send_decision_letters_flow
 
@@ -225,7 +229,7 @@ async def letters(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> Flo
     response_model_exclude_none=True,  # a grant's optional fields are left out, not null
     responses=error_responses(401, 404, 409),
 )
-def grants(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> GrantsPackageOut:
+def grants(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> GrantsPackageOut:
     """The round's awarded grants as a 360Giving data package (validated before it is given)."""
     with reading(rt.engine) as session:
         package = opendata.grants_package(session, rt.settings, round_id)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.common import error_responses
+from domain.keys import KeyScope
+from engine.services import keys
+from engine.services.errors import Forbidden, Unauthorized
+from engine.services.keys import Officer
 from engine.services.setup import Runtime, prepare
 
 _preparing = threading.Lock()
@@ -42,23 +48,74 @@ secretariat_bearer = HTTPBearer(
 
 def get_secretariat(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(secretariat_bearer)]
-) -> str:
-    """The name of the secretariat officer whose key this is; 401 otherwise."""
-    from engine.services.tokens import token_hash
+) -> Officer:
+    """The secretariat officer whose key this is, and its scope; 401 otherwise (no key,
+    an unknown one, or one that expired or was revoked: the answer says which). Keys
+    of SIP_SECRETARIAT_KEYS are checked first, without the database."""
+    if credentials is None:
+        raise _unauthorized(_NEEDED)
+    officer = keys.from_settings(credentials.credentials, request.app.state.settings.secretariat_key_hashes())
+    if officer is None:
+        try:
+            officer = keys.authenticate(get_runtime(request).engine, credentials.credentials, at=get_now(request))
+        except Unauthorized as exc:
+            raise _unauthorized(exc.message + (_ASK_FOR_KEY if exc.hints else "")) from None
+    request.state.officer = officer.name  # a refusal of what they ask is audited under their name
+    return officer
 
-    known: dict[str, str] = request.app.state.settings.secretariat_key_hashes()
-    name = known.get(token_hash(credentials.credentials)) if credentials else None
-    if name is None:
-        raise HTTPException(
-            status_code=401,
-            detail="a secretariat API key is needed (Authorization: Bearer <key>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    request.state.officer = name  # a refusal of what they ask is audited under their name
-    return name
+
+_NEEDED = "a secretariat API key is needed (Authorization: Bearer <key>)"
+_ASK_FOR_KEY = " (`sip keys new NAME` on the engine's machine makes one)"
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=message, headers={"WWW-Authenticate": "Bearer"})
+
+
+OfficerDep = Annotated[Officer, Depends(get_secretariat)]
+
+
+def secretariat_reader(officer: OfficerDep) -> str:
+    """For the secretariat's routes that change nothing: any working key (scope read or full)."""
+    return officer.name
+
+
+def secretariat_writer(request: Request, officer: OfficerDep) -> str:
+    """For the secretariat's routes that change the engine's state: a key of scope
+    full; 403 for a read-only key (the refusal is audited under the officer's name)."""
+    try:
+        keys.check_scope(officer, KeyScope.FULL, f"{request.method} {request.url.path}")
+    except Forbidden as exc:
+        raise Forbidden(exc.message + " (`sip keys new NAME --scope full`)", hints=exc.hints) from None
+    return officer.name
+
+
+def needs(route: APIRoute, dependency: Callable[..., Any]) -> bool:
+    """Whether the route depends on `dependency`, directly or through another dependency."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        found = pending.pop()
+        if found.call is dependency:
+            return True
+        pending.extend(found.dependencies)
+    return False
+
+
+def declare_scopes(router: APIRouter) -> None:
+    """Each of the router's routes that needs a key of scope full says so in the
+    OpenAPI document (its 403), as its dependencies say: the document cannot drift from
+    what the routes do. Call it before the router is included in the application."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and needs(route, secretariat_writer):
+            route.responses = {**route.responses, **error_responses(403)}
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 NowDep = Annotated[datetime, Depends(get_now)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-SecretariatDep = Annotated[str, Depends(get_secretariat)]
+#: The officer's name, for a route that changes nothing (a key of scope read or full).
+SecretariatReader = Annotated[str, Depends(secretariat_reader)]
+#: The officer's name, for a route that changes the engine's state (a key of scope full).
+SecretariatWriter = Annotated[str, Depends(secretariat_writer)]
+#: A route written before keys had scopes: full scope, the safe default (say which one a new route needs).
+SecretariatDep = SecretariatWriter

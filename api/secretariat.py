@@ -14,7 +14,7 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
-from api.deps import NowDep, RuntimeDep, SecretariatDep
+from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
 from api.schemas import (
     ApplicationAssignmentOut,
     ConflictRecordedOut,
@@ -87,7 +87,7 @@ class InformationRequestIn(Input):
     response_model=ScreeningStarted,
     responses=error_responses(401, 404, 409, 503),
 )
-async def start_screening(round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> ScreeningStarted:
+async def start_screening(round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter) -> ScreeningStarted:
     """Start the `screen-applications` flow for a closed round (a run of its deployment
     where there is a Prefect server); answers at once with the flow run's id."""
     await run_in_threadpool(check_first, rt, check_screening, round_id, at=now)
@@ -100,7 +100,7 @@ async def start_screening(round_id: str, rt: RuntimeDep, now: NowDep, officer: S
 
 
 @router.get("/screening", response_model=ScreeningProgress, responses=error_responses(401, 404))
-def screening_progress(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> ScreeningProgress:
+def screening_progress(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> ScreeningProgress:
     """How far screening is, and each application's outcome (ranked by weighted score)."""
     with reading(rt.engine) as session:
         row = round_service.get_round(session, round_id)
@@ -133,7 +133,7 @@ def screening_progress(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -
 
 @router.post("/screening/scores", response_model=ScoresRecordedOut, responses=error_responses(401, 404, 422))
 def record_scores(
-    round_id: str, body: ScoresIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+    round_id: str, body: ScoresIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> ScoresRecordedOut:
     """Record appraisal scores (all, or none if one is wrong: every problem is listed)."""
     rows = [
@@ -149,7 +149,7 @@ def record_scores(
     "/applications/{reference}/override", response_model=OverrideOut, responses=error_responses(401, 404, 409, 422)
 )
 def override(
-    round_id: str, reference: str, body: OverrideIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+    round_id: str, reference: str, body: OverrideIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> OverrideOut:
     """Replace an automatic screening verdict with a person's decision, for a reason."""
     with unit_of_work(rt.engine) as session:
@@ -165,7 +165,7 @@ def override(
     responses=error_responses(401, 404, 409, 422),
 )
 def request_information(
-    round_id: str, reference: str, body: InformationRequestIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+    round_id: str, reference: str, body: InformationRequestIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> InformationRequestedOut:
     """Ask the applicant for missing items by a date (default: the round's response days)."""
     with unit_of_work(rt.engine) as session:
@@ -209,7 +209,7 @@ class ConflictIn(Input):
     response_model=ReviewFlowStarted,
     responses=error_responses(401, 404, 409, 503),
 )
-async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> ReviewFlowStarted:
+async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatWriter) -> ReviewFlowStarted:
     """Run the `assign-gmp-reviewers` flow: propose reviewers for the open places."""
     from flows.review import assign_gmp_reviewers_flow
 
@@ -223,7 +223,7 @@ async def propose_reviewers(round_id: str, rt: RuntimeDep, officer: SecretariatD
 @router.get(
     "/review/assignment", response_model=list[ApplicationAssignmentOut], responses=error_responses(401, 404, 409)
 )
-def assignment(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> list[ApplicationAssignmentOut]:
+def assignment(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> list[ApplicationAssignmentOut]:
     """Each application's reviewers and their state, its open places, who would be
     proposed for them, and why reviewers were not chosen."""
     with reading(rt.engine) as session:
@@ -237,7 +237,7 @@ def assignment(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> list[A
     responses=error_responses(401, 404, 409),
 )
 def add_reviewer(
-    round_id: str, reference: str, email: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+    round_id: str, reference: str, email: str, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> ReviewerAddedOut:
     """Put a reviewer on an application by hand (never one with a conflict of interest,
     and within their maximum load); invite them with POST /review/invitations."""
@@ -257,7 +257,7 @@ def remove_reviewer(
     email: str,
     rt: RuntimeDep,
     now: NowDep,
-    officer: SecretariatDep,
+    officer: SecretariatWriter,
     reason: str = Query(min_length=1, max_length=2000),
 ) -> ReviewerRemovedOut:
     """Take a reviewer off an application, for a reason (not after their review is submitted)."""
@@ -272,7 +272,7 @@ def remove_reviewer(
     responses=error_responses(401, 404, 409, 422),
 )
 def record_conflict(
-    round_id: str, reference: str, body: ConflictIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+    round_id: str, reference: str, body: ConflictIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> ConflictRecordedOut:
     """Record a reviewer's conflict of interest with an application (they come off it)."""
     with unit_of_work(rt.engine) as session:
@@ -296,7 +296,7 @@ def record_conflict(
     responses=error_responses(401, 404, 409, 422, 503),
 )
 async def invite(
-    round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatDep, body: InvitationsIn | None = None
+    round_id: str, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter, body: InvitationsIn | None = None
 ) -> ReviewFlowStarted:
     """Run the `invite-gmp-reviewers` flow: invite the proposed reviewers and open the stage."""
     from flows.review import invite_gmp_reviewers_flow
@@ -314,7 +314,7 @@ async def invite(
 
 
 @router.put("/review/due", response_model=DueMovedOut, responses=error_responses(401, 404, 409, 422))
-def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> DueMovedOut:
+def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter) -> DueMovedOut:
     """Move the day the reviews are due (the reminders follow it)."""
     with unit_of_work(rt.engine) as session:
         before = invitations.extend(session, round_id, body.due, actor=officer, at=now)
@@ -328,7 +328,7 @@ def move_due_date(round_id: str, body: DueIn, rt: RuntimeDep, now: NowDep, offic
     responses=error_responses(401, 404, 409, 422, 503),
 )
 async def close_review(
-    round_id: str, rt: RuntimeDep, officer: SecretariatDep, body: CloseIn | None = None
+    round_id: str, rt: RuntimeDep, officer: SecretariatWriter, body: CloseIn | None = None
 ) -> ReviewFlowStarted:
     """Run the `send-to-committee` flow: close the GMP review (or, in a round without it,
     screening); applications short of reviews go forward marked as such."""
@@ -346,7 +346,7 @@ async def close_review(
 
 
 @router.get("/review", response_model=ReviewStageOut, responses=error_responses(401, 404, 409))
-def review(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> ReviewStageOut:
+def review(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> ReviewStageOut:
     """The review stage: its due date and state, and per application the reviews in,
     those outstanding, and their aggregation (mean and spread per criterion, the
     recommendations, and whether reviewers disagree strongly)."""
@@ -375,7 +375,7 @@ class ReviewerIn(Input):
 
 
 @reviewers_router.get("", response_model=list[ReviewerOut], responses=error_responses(401))
-def list_reviewers(rt: RuntimeDep, officer: SecretariatDep) -> list[ReviewerOut]:
+def list_reviewers(rt: RuntimeDep, officer: SecretariatReader) -> list[ReviewerOut]:
     """The register of Global Mercury Partnership reviewers."""
     with reading(rt.engine) as session:
         return [ReviewerOut.model_validate(r, from_attributes=True) for r in register.list_reviewers(session)]
@@ -398,14 +398,16 @@ def _set_reviewer(
 
 
 @reviewers_router.put("/{email}", response_model=ReviewerSetOut, responses=error_responses(401, 422))
-def put_reviewer(email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep) -> ReviewerSetOut:
+def put_reviewer(
+    email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+) -> ReviewerSetOut:
     """Add a reviewer, or replace their details."""
     return _set_reviewer(rt, now, officer, email, body, whole=True)
 
 
 @reviewers_router.patch("/{email}", response_model=ReviewerSetOut, responses=error_responses(401, 404, 422))
 def patch_reviewer(
-    email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatDep
+    email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> ReviewerSetOut:
     """Change some of a reviewer's details (e.g. max_load, or active=false to take them
     out of future assignments)."""
@@ -423,7 +425,7 @@ outbox_router = APIRouter(prefix="/outbox", tags=["secretariat"], responses=erro
 @outbox_router.get("", response_model=list[OutboxMessageOut], responses=error_responses(401, 422))
 def outbox(
     rt: RuntimeDep,
-    officer: SecretariatDep,
+    officer: SecretariatReader,
     state: str | None = Query(default=None, pattern="^(queued|sent|failed)$"),
     round_id: str | None = Query(default=None, alias="round", max_length=40),
 ) -> list[OutboxMessageOut]:
