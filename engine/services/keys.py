@@ -16,11 +16,13 @@ the setting."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, or_, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from domain.hints import Hint, Step
@@ -39,6 +41,8 @@ from engine.services import audit
 from engine.services.errors import Forbidden, InvalidInput, NotAllowed, NotFound, Unauthorized
 from engine.services.tokens import token_hash
 from engine.tables import ApiKey, table_of
+
+log = logging.getLogger("sip.keys")
 
 #: What every key made here starts with: it tells a secret scanner (and a person) what it is.
 KEY_START = "sip_"
@@ -242,17 +246,21 @@ def authenticate(engine: Engine, key: str, *, at: datetime) -> Officer:
 
 def _used(engine: Engine, key_id: int, at: datetime) -> None:
     """Write a key's last use, unless another request wrote one less than a minute
-    before (the condition is in the statement, so that requests at the same time write once)."""
+    before (the condition is in the statement, so that requests at the same time write once).
+    A failure to write it (a database busy for long) does not refuse the request."""
     table = table_of(ApiKey)
-    with unit_of_work(engine) as session:
-        session.execute(
-            update(table)
-            .where(
-                table.c.id == key_id,
-                or_(table.c.last_used_at.is_(None), table.c.last_used_at <= at - LAST_USED_EVERY),
+    try:
+        with unit_of_work(engine) as session:
+            session.execute(
+                update(table)
+                .where(
+                    table.c.id == key_id,
+                    or_(table.c.last_used_at.is_(None), table.c.last_used_at <= at - LAST_USED_EVERY),
+                )
+                .values(last_used_at=at)
             )
-            .values(last_used_at=at)
-        )
+    except SQLAlchemyError as exc:  # bookkeeping: the request goes on; the next use tries again
+        log.warning("the last use of API key %s was not written (%s)", key_id, exc.__class__.__name__)
 
 
 def check_scope(officer: Officer, needed: KeyScope, what: str) -> None:

@@ -156,3 +156,30 @@ def test_the_list_shows_each_keys_state_and_last_use_and_the_keys_of_the_setting
     assert listed[0].last_used_at == T0 + timedelta(hours=1) and listed[1].last_used_at is None
     assert listed[3].expires_at is None and listed[3].prefix is None
     assert keys.from_settings("k", {token_hash("k"): "old.officer"}) == keys.Officer("old.officer", KeyScope.FULL)
+
+
+def test_a_last_use_the_database_refuses_to_write_does_not_refuse_the_request(
+    rt: Runtime, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import text
+
+    made = make(rt)
+    refuse = {
+        "sqlite": ["CREATE TRIGGER no_use BEFORE UPDATE ON api_key BEGIN SELECT RAISE(ABORT, 'read-only'); END"],
+        "postgresql": [
+            "CREATE FUNCTION no_use() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'read-only'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER no_use BEFORE UPDATE ON api_key FOR EACH ROW EXECUTE FUNCTION no_use()",
+        ],
+    }[backend]
+    undo = {"sqlite": ["DROP TRIGGER no_use"], "postgresql": ["DROP TRIGGER no_use ON api_key", "DROP FUNCTION no_use"]}
+    with rt.engine.begin() as conn:
+        for statement in refuse:
+            conn.execute(text(statement))
+    try:
+        assert keys.authenticate(rt.engine, made.key, at=T0).name == "amina.diallo"
+    finally:
+        with rt.engine.begin() as conn:
+            for statement in undo[backend]:
+                conn.execute(text(statement))
+    assert key_row(rt, made.id).last_used_at is None
+    assert f"the last use of API key {made.id} was not written" in caplog.text
