@@ -34,7 +34,6 @@ from engine.db import reading, unit_of_work
 from engine.services import audit
 from engine.services.errors import InvalidInput
 from engine.services.review import access, work
-from engine.services.review.state import language_of
 from engine.services.setup import Runtime
 from engine.tables import ReviewerRecord
 from notifications.render import PAGES, environment
@@ -356,7 +355,7 @@ def sign_in_form(
         reviewer = access.reviewer_for(session, signed.session_token, at=now)
         mine = work.my_assignments(session, reviewer)
     return _page(
-        page_language(request, lang, language_of(reviewer)),
+        page_language(request, lang),
         "signed_in",
         signed=signed,
         assignments=mine,

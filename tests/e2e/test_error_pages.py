@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fastapi import HTTPException, Request
 from sqlmodel import select
 
 from api.app import create_app
+from api.pages import PersonPage, page_language, person_page
 from engine.db import reading, unit_of_work
 from engine.services import outbox
 from engine.services.committee.bundles import prepare_bundles, stored_file
@@ -22,6 +24,7 @@ from engine.services.committee.meeting import declare_member_conflict
 from engine.services.review.assignment import assign_reviewers
 from engine.services.review.invitations import invite
 from engine.services.setup import Runtime
+from engine.settings import Settings
 from engine.tables import CommitteeBundle, OutboxMessage
 from tests.conftest import AFTER_R4, COMMITTEE_AT, ROUND1, ROUND4, Clock
 
@@ -218,3 +221,76 @@ def test_the_apis_own_routes_still_answer_json_to_a_browser(applicant: TestClien
     answer = applicant.get("/applications/SIP-2018-R1-0001", headers=BROWSER)
     assert answer.status_code == 404 and answer.json()["error"] == "not_found"
     assert applicant.get("/nowhere", headers=BROWSER).json()["error"] == "not_found"
+
+
+def _app_with_a_page_that_refuses(settings: Settings, status_code: int, headers: dict[str, str]) -> TestClient:
+    """The API with one more page, marked as the engine's are, that answers what a limit
+    added elsewhere raises (an HTTPException): the handler renders it unchanged."""
+    app = create_app(settings)
+
+    @app.post("/limited", dependencies=[PersonPage(back="status")])
+    def limited() -> None:
+        raise HTTPException(status_code, headers=headers)
+
+    return TestClient(app)  # no start-up: the page needs no database
+
+
+def test_a_rate_limits_429_on_a_page_says_how_long_to_wait_and_keeps_retry_after(sqlite_settings: Settings) -> None:
+    client = _app_with_a_page_that_refuses(sqlite_settings, 429, {"Retry-After": "120"})
+    answer = client.post("/limited?lang=fr", headers=BROWSER)
+    assert answer.status_code == 429 and answer.headers["retry-after"] == "120"
+    page = _error_page(answer)
+    assert "<h1>Trop de tentatives</h1>" in page and "Veuillez patienter 2 minutes, puis réessayer." in page
+    api = client.post("/limited", headers={"Accept": "application/json"})
+    assert api.status_code == 429 and api.json()["error"] == "error" and api.headers["retry-after"] == "120"
+
+
+def test_a_size_limits_413_on_a_page_is_a_page_in_the_browsers_language(sqlite_settings: Settings) -> None:
+    client = _app_with_a_page_that_refuses(sqlite_settings, 413, {})
+    answer = client.post("/limited", headers={**BROWSER, "Accept-Language": "es-AR,es;q=0.9,en;q=0.5"})
+    assert answer.status_code == 413
+    assert "<h1>Lo que ha enviado es demasiado grande</h1>" in _error_page(answer)
+
+
+@pytest.mark.parametrize(
+    ("accept", "prefer", "page"),
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "html", True),  # a browser
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "json", True),
+        ("*/*", "html", True),  # curl, a mail client's preview
+        ("*/*", "json", False),  # an API client's default, on a route that answers JSON too
+        ("", "html", True),
+        ("application/json", "html", False),
+        ("application/json, text/html;q=0.5", "html", False),
+        ("text/*, application/json;q=0.9", "json", True),
+        ("image/png", "html", True),  # neither: the route's own
+    ],
+)
+def test_a_page_or_json_by_the_routes_marker_and_the_accept_header(
+    sqlite_settings: Settings, accept: str, prefer: str, page: bool
+) -> None:
+    app = create_app(sqlite_settings)
+    marked = PersonPage(prefer=prefer)  # type: ignore[arg-type]
+    route = type("Route", (), {"dependencies": [marked]})()
+    headers = [(b"accept", accept.encode())] if accept else []
+    request = Request({"type": "http", "app": app, "headers": headers, "route": route})
+    assert (person_page(request) is marked) is page
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        ("es-AR,es;q=0.9,en;q=0.5", "es"),
+        ("de-CH, fr;q=0.8, en;q=0.7", "fr"),
+        ("en-GB", "en"),
+        ("pt-BR, de", "en"),  # none of the engine's: English
+        ("fr;q=0, es;q=0.1", "es"),  # q=0: not acceptable
+        ("*", "en"),
+        ("", "en"),
+    ],
+)
+def test_the_browsers_language_is_negotiated_among_english_french_and_spanish(header: str, language: str) -> None:
+    request = Request({"type": "http", "headers": [(b"accept-language", header.encode())]})
+    assert page_language(request) == language
+    assert page_language(request, lang="fr") == "fr" and page_language(request, "fr", person="es") == "es"
+    assert page_language(request, lang="xx") == language  # a language the engine does not write in
