@@ -294,3 +294,14 @@ def test_the_browsers_language_is_negotiated_among_english_french_and_spanish(he
     assert page_language(request) == language
     assert page_language(request, lang="fr") == "fr" and page_language(request, "fr", person="es") == "es"
     assert page_language(request, lang="xx") == language  # a language the engine does not write in
+
+
+def test_a_database_that_does_not_answer_is_a_503_page_on_the_status_page(sqlite_settings: Settings) -> None:
+    down = sqlite_settings.model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"})
+    with TestClient(create_app(down)) as client:
+        answer = client.get("/status?lang=es", headers=BROWSER)
+        api = client.get("/rounds", headers=BROWSER)
+    assert answer.status_code == 503
+    page = _error_page(answer)
+    assert "<h1>El servicio no está disponible por el momento</h1>" in page and "127.0.0.1" not in page
+    assert api.status_code == 503 and api.json()["error"] == "unavailable"  # the API's answer names the cause
