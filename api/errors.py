@@ -30,16 +30,14 @@ def install_error_handlers(app: FastAPI) -> None:
         page = person_page(request)
         if page is not None:
             problems = [{"field": e.path.rsplit(".", 1)[-1], "problem": "invalid", "limit": None} for e in exc.errors]
-            return await error_page(
-                request, page, exc.http_status, reason=exc.reason, language=exc.language, fields=problems
-            )
+            return error_page(request, page, exc.http_status, reason=exc.reason, language=exc.language, fields=problems)
         return error_json(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors], exc.hints)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         page = person_page(request)
         if page is not None:
-            return await error_page(request, page, 422, fields=field_problems(exc.errors()))
+            return error_page(request, page, 422, fields=field_problems(exc.errors()))
         errors = [{"path": json_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
         refused = InvalidInput(
             "the request is not valid: " + "; ".join(f"{e['path']}: {e['message']}" for e in errors),
@@ -68,7 +66,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         page = person_page(request)
         if page is not None:  # any status: 401, 404, 405, 413, 429...
-            return await error_page(request, page, exc.status_code, headers=dict(exc.headers or {}))
+            return error_page(request, page, exc.status_code, headers=dict(exc.headers or {}))
         codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
         response = error_json(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
         response.headers.update(exc.headers or {})
@@ -80,7 +78,7 @@ def install_error_handlers(app: FastAPI) -> None:
         page = person_page(request)
         if page is not None:
             try:
-                return await error_page(request, page, 500)
+                return error_page(request, page, 500)
             except Exception:  # the page itself failed: the JSON below, never a traceback
                 log.exception("the error page failed")
         return error_json(

@@ -17,32 +17,44 @@ from fastapi import Request
 from fastapi.params import Depends
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
-from starlette.datastructures import FormData
 
 from api.schemas import ErrorOut
 from engine.services.committee.bundles import LINK_DAYS_AFTER_MEETING
 from notifications import LANGUAGES
 from notifications.render import PAGES, environment
 
-#: Cases with a page of their own: a refusal's `reason` (engine.services.errors), with
-#: the status the page answers (a link that worked and no longer does is Gone).
-REASONS: dict[str, int | None] = {
-    "bundle_unknown": None,
-    "bundle_replaced": None,
-    "bundle_left": None,
-    "bundle_expired": None,
-    "bundle_missing": None,
-    "link_unknown": 404,
-    "link_used": 410,
-    "link_expired": 410,
-}
+#: Refusals with words of their own on the page (a refusal's `reason`, engine.services.errors).
+REASONS = frozenset(
+    {
+        "bundle_unknown",
+        "bundle_replaced",
+        "bundle_left",
+        "bundle_expired",
+        "bundle_missing",
+        "link_unknown",
+        "link_used",
+        "link_expired",
+    }
+)
+#: A reviewer's sign-in link that does not work is 401 for the API (POST /reviewer/sessions);
+#: on its page it is what the link is: unknown (404), or worked and no longer does (410).
+PAGE_STATUS = {"link_unknown": 404, "link_used": 410, "link_expired": 410}
 #: Status codes with a page of their own; any other is the page of its class (4xx, 5xx).
 STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 422, 429, 500, 503)
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def _mark(_: Request) -> None:
-    """Nothing to do: the marker is read from the route by the error handlers."""
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def _note_language(request: Request) -> None:
+    """Notes the page's `lang` (in its address, or in the form it sent) for its error page,
+    before the route's parameters are checked (a 422 page is in it too)."""
+    lang = request.query_params.get("lang")
+    if lang is None and request.headers.get("content-type", "").startswith(FORMS):
+        value = (await request.form()).get("lang")  # the form the route reads (read once)
+        lang = value if isinstance(value, str) else None
+    request.state.page_language = lang
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,7 @@ class PersonPage(Depends):
     JSON alike (`*/*`, or no Accept header) gets; a browser asks for HTML, and an API
     client that asks for JSON (Accept: application/json) gets the API's JSON errors."""
 
-    dependency: Callable[..., Any] | None = _mark
+    dependency: Callable[..., Any] | None = _note_language
     back: str | None = None
     prefer: Literal["html", "json"] = "html"
 
@@ -128,19 +140,7 @@ def page_language(request: Request, lang: str | None = None, person: str | None 
     return browser_language(request) or "en"
 
 
-async def lang_parameter(request: Request) -> str | None:
-    """The page's `lang`: in the address, or in the form the page sent (already read by
-    the route; never read here from a body not yet read, which may be refused)."""
-    lang = request.query_params.get("lang")
-    if lang is None:
-        form = getattr(request, "_form", None)  # the form the route read, if it read one
-        if isinstance(form, FormData):
-            value = form.get("lang")
-            lang = value if isinstance(value, str) else None
-    return lang
-
-
-async def error_page(
+def error_page(
     request: Request,
     page: PersonPage,
     status_code: int,
@@ -151,11 +151,10 @@ async def error_page(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """A person's error page: what happened and what to do next, in their language."""
-    lang = page_language(request, await lang_parameter(request), language)
-    if reason is not None and reason not in REASONS:
-        reason = None
-    if reason is not None and REASONS[reason] is not None:
-        status_code = REASONS[reason] or status_code
+    noted = getattr(request.state, "page_language", None)  # None: the route's marker did not run (e.g. 405)
+    lang = page_language(request, noted or request.query_params.get("lang"), language)
+    reason = reason if reason in REASONS else None
+    status_code = PAGE_STATUS.get(reason or "", status_code)
     case = status_code if status_code in STATUSES else 500 if status_code >= 500 else 400
     retry = (headers or {}).get("Retry-After", (headers or {}).get("retry-after", ""))
     minutes = math.ceil(int(retry) / 60) if retry.isdigit() else None

@@ -167,7 +167,7 @@ async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> LinkSentOut
         body = LinkIn.model_validate(raw)
     except ValidationError as exc:
         if form:
-            return await error_page(request, LINK_REQUEST, 422, fields=field_problems(exc.errors()))
+            return error_page(request, LINK_REQUEST, 422, fields=field_problems(exc.errors()))
         errors = [{"path": "$." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
         return error_json(422, "invalid", "give the e-mail address the secretariat has for you", errors)
 
