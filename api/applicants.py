@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.common import error_json, error_responses
 from api.deps import BearerDep, NowDep, RuntimeDep
+from api.pages import PersonPage, page_error_responses, page_language
 from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
 from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
@@ -20,7 +21,6 @@ from engine.services import follow_up, intake
 from engine.services import rounds as round_service
 from engine.services.rounds import RoundView
 from engine.services.setup import Runtime
-from notifications import LANGUAGES
 from notifications.render import PAGES, environment
 
 log = logging.getLogger("sip.api")
@@ -161,21 +161,27 @@ async def resubmit(
     return _status_out(view)
 
 
+#: The status page's errors are pages too, with a link back to its form.
+STATUS_PAGE = PersonPage(back="status")
+
+
 @router.get(
     "/status",
     response_model=None,
     response_class=HTMLResponse,
     status_code=status.HTTP_200_OK,
-    responses=error_responses(422),
+    responses=page_error_responses(422, 503),
+    dependencies=[STATUS_PAGE],
     tags=["status page"],
 )
 def status_page(
+    request: Request,
     rt: RuntimeDep,
     reference: str | None = Query(default=None, max_length=60),
-    lang: str = Query(default="en", max_length=5),
+    lang: str | None = Query(default=None, max_length=5, description="en, fr or es (default: the browser's)"),
 ) -> HTMLResponse:
     """The applicant's status page (HTML): a form for the reference and access code."""
-    return _page(rt, lang, reference=reference)
+    return _page(rt, page_language(request, lang), reference=reference)
 
 
 @router.post(
@@ -184,34 +190,37 @@ def status_page(
     response_class=HTMLResponse,
     status_code=status.HTTP_200_OK,
     tags=["status page"],
+    dependencies=[STATUS_PAGE],
     responses={
+        **page_error_responses(422, 503),
         404: {"content": {"text/html": {}}, "description": "no application with that reference and access code"},
-        **error_responses(422),
     },
 )
 def status_page_result(
+    request: Request,
     rt: RuntimeDep,
     reference: Annotated[str, Form(max_length=60)],
     access_code: Annotated[str, Form(max_length=200)],
-    lang: Annotated[str, Form(max_length=5)] = "en",
+    lang: Annotated[str | None, Form(max_length=5)] = None,
 ) -> HTMLResponse:
     """The status, for the applicant who gives the reference and access code (sent in the
-    request body, never in the address). A wrong code and an unknown reference look the same."""
+    request body, never in the address). A wrong code and an unknown reference look the
+    same: the form again, saying so in the page's language (never the application's,
+    which would tell a stranger something about it)."""
     reference = reference.strip()
     with reading(rt.engine) as session:
         view = app_service.applicant_view(session, reference, access_code.strip())
-    return _page(rt, lang, reference=reference, view=view, not_found=view is None)
+    return _page(rt, page_language(request, lang), reference=reference, view=view, not_found=view is None)
 
 
 def _page(
     rt: Runtime,
-    lang: str,
+    language: str,
     *,
     reference: str | None,
     view: app_service.ApplicantView | None = None,
     not_found: bool = False,
 ) -> HTMLResponse:
-    language = lang if lang in LANGUAGES else "en"
     round_title, timezone = "", "Europe/Zurich"
     if view is not None:
         with reading(rt.engine) as session:

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
+from api.pages import PersonPage, page_error_responses
 from api.schemas import (
     BundleVersionOut,
     CommitteeOut,
@@ -249,8 +250,9 @@ def grants(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> GrantsP
             "content": {"text/html": {}, "application/pdf": {}},
             "description": "the bundle: HTML, or PDF with format=pdf",
         },
-        **error_responses(404, 422),
+        **page_error_responses(404, 410, 422, 503),
     },
+    dependencies=[PersonPage()],
     summary="A committee member's review bundle (the link of their message)",
 )
 def download(
@@ -260,7 +262,9 @@ def download(
     format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html",
 ) -> FileResponse:  # noqa: A002
     """The bundle the member's personal link opens; every download is audited. An unknown
-    link answers 404."""
+    link answers 404, one that no longer works (expired, replaced by a newer version, or
+    its member left the committee) 410: a page in the member's language for a browser,
+    JSON for a client that asks for it (Accept: application/json)."""
     with (
         audit.refusals_recorded(
             rt.engine,

@@ -1,5 +1,7 @@
 """The API's answers to what goes wrong: JSON naming every offending field, a 503
-that says what to do, never a traceback; the secretariat's refused attempts audited."""
+that says what to do, never a traceback; the secretariat's refused attempts audited.
+On a route that serves people (marked `PersonPage`, api/pages.py) a browser gets a page
+in the person's language instead, with the same status code."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.common import error_json
+from api.pages import error_page, field_problems, person_page
 from domain.application import FieldError, json_path
 from domain.lifecycle import Role
 from engine.services import audit
@@ -22,12 +25,19 @@ log = logging.getLogger("sip.api")
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
         await _audit_officer_refusal(request, exc)
+        page = person_page(request)
+        if page is not None:
+            problems = [{"field": e.path.rsplit(".", 1)[-1], "problem": "invalid", "limit": None} for e in exc.errors]
+            return error_page(request, page, exc.http_status, reason=exc.reason, language=exc.language, fields=problems)
         return error_json(exc.http_status, exc.code, exc.message, [e.model_dump() for e in exc.errors], exc.hints)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        page = person_page(request)
+        if page is not None:
+            return error_page(request, page, 422, fields=field_problems(exc.errors()))
         errors = [{"path": json_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
         refused = InvalidInput(
             "the request is not valid: " + "; ".join(f"{e['path']}: {e['message']}" for e in errors),
@@ -53,15 +63,24 @@ def install_error_handlers(app: FastAPI) -> None:
             )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        page = person_page(request)
+        if page is not None:  # any status: 401, 404, 405, 413, 429...
+            return error_page(request, page, exc.status_code, headers=dict(exc.headers or {}))
         codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
         response = error_json(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error")
+        page = person_page(request)
+        if page is not None:
+            try:
+                return error_page(request, page, 500)
+            except Exception:  # the page itself failed: the JSON below, never a traceback
+                log.exception("the error page failed")
         return error_json(
             500,
             "internal",

@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from api.common import error_json, error_responses
 from api.deps import NowDep, RuntimeDep
+from api.pages import PersonPage, error_page, field_problems, page_language
 from api.schemas import (
     AssignmentLeftOut,
     DossierOut,
@@ -31,11 +32,10 @@ from domain.lifecycle import Role
 from domain.review import ReviewDraft
 from engine.db import reading, unit_of_work
 from engine.services import audit
-from engine.services.errors import InvalidInput, ServiceError
+from engine.services.errors import InvalidInput
 from engine.services.review import access, work
 from engine.services.setup import Runtime
 from engine.tables import ReviewerRecord
-from notifications import LANGUAGES
 from notifications.render import PAGES, environment
 
 router = APIRouter(prefix="/reviewer", tags=["reviewers"], responses=error_responses(503))
@@ -46,6 +46,10 @@ session_bearer = HTTPBearer(
 )
 SessionDep = Annotated[HTTPAuthorizationCredentials | None, Depends(session_bearer)]
 T = TypeVar("T")
+#: The reviewers' pages: their errors are pages, with a link to ask for a new sign-in
+#: link; POST /reviewer/links answers JSON too, so a page only to a client that asks for HTML.
+NEW_LINK_PAGE = PersonPage(back="links")
+LINK_REQUEST = PersonPage(back="links", prefer="json")
 LINK_SENT = (
     "If this address belongs to a reviewer with reviews to do, a new sign-in link is on its way to it "
     "(at most one an hour)."
@@ -142,6 +146,7 @@ def _sign_in(rt: Runtime, now: datetime, token: str) -> access.SignedIn:
         202: {"content": {"text/html": {}}, "description": "JSON; or the page, for a browser's form"},
         **error_responses(422),
     },
+    dependencies=[LINK_REQUEST],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -157,13 +162,13 @@ async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> LinkSentOut
     address is a reviewer's (JSON, or the page for a browser's form)."""
     form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
     raw = dict(await request.form()) if form else await _json(request)
-    language = str(raw.pop("lang", "en")) if form else "en"
+    lang = raw.pop("lang", None) if form else None
     try:
         body = LinkIn.model_validate(raw)
     except ValidationError as exc:
-        errors = [{"path": "$." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
         if form:
-            return _page(language, "link_form", status_code=422, error=errors[0]["message"])
+            return error_page(request, LINK_REQUEST, 422, fields=field_problems(exc.errors()))
+        errors = [{"path": "$." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
         return error_json(422, "invalid", "give the e-mail address the secretariat has for you", errors)
 
     def send() -> None:
@@ -174,7 +179,7 @@ async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> LinkSentOut
 
     await run_in_threadpool(send)
     if form:
-        return _page(language, "link_sent", status_code=202)
+        return _page(page_language(request, str(lang) if lang else None), "link_sent", status_code=202)
     return LinkSentOut(message=LINK_SENT)
 
 
@@ -296,12 +301,7 @@ def conflict(
 # --- pages for a browser: the link in the e-mail opens these ---------------------------------
 
 
-def _language(lang: str | None) -> str:
-    return lang if lang in LANGUAGES else "en"
-
-
-def _page(lang: str | None, mode: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
-    language = _language(lang)
+def _page(language: str, mode: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     html = (
         environment(language, PAGES)
         .get_template("reviewer.html")
@@ -309,7 +309,6 @@ def _page(lang: str | None, mode: str, *, status_code: int = 200, **context: Any
             language=language,
             mode=mode,
             token=context.pop("token", ""),
-            error=context.pop("error", None),
             signed=context.pop("signed", None),
             assignments=context.pop("assignments", []),
             **context,
@@ -326,11 +325,12 @@ def _page(lang: str | None, mode: str, *, status_code: int = 200, **context: Any
     response_class=HTMLResponse,
     status_code=status.HTTP_200_OK,
     include_in_schema=False,
+    dependencies=[NEW_LINK_PAGE],
 )
-def sign_in_page(token: str = "", lang: str = "en") -> HTMLResponse:
+def sign_in_page(request: Request, token: str = "", lang: str | None = None) -> HTMLResponse:
     """The page the link opens: a button signs in (a mail scanner that follows the
     link does not use it up)."""
-    return _page(lang, "confirm", token=token[:200])
+    return _page(page_language(request, lang), "confirm", token=token[:200])
 
 
 @router.post(
@@ -339,25 +339,37 @@ def sign_in_page(token: str = "", lang: str = "en") -> HTMLResponse:
     response_class=HTMLResponse,
     status_code=status.HTTP_200_OK,
     include_in_schema=False,
+    dependencies=[NEW_LINK_PAGE],
 )
 def sign_in_form(
+    request: Request,
     rt: RuntimeDep,
     now: NowDep,
     token: Annotated[str, Form(max_length=200)] = "",
-    lang: Annotated[str, Form(max_length=5)] = "en",
+    lang: Annotated[str | None, Form(max_length=5)] = None,
 ) -> HTMLResponse:
-    try:
-        signed = _sign_in(rt, now, token)
-    except ServiceError as exc:
-        return _page(lang, "link_form", status_code=exc.http_status, error=exc.message)
+    """Sign in with the link's token. A link that does not work (unknown, used, expired)
+    answers the error page, in the reviewer's language, with a link to ask for a new one."""
+    signed = _sign_in(rt, now, token)
     with reading(rt.engine) as session:
         reviewer = access.reviewer_for(session, signed.session_token, at=now)
         mine = work.my_assignments(session, reviewer)
-    return _page(lang, "signed_in", signed=signed, assignments=mine, base=rt.settings.public_base_url.rstrip("/"))
+    return _page(
+        page_language(request, lang),
+        "signed_in",
+        signed=signed,
+        assignments=mine,
+        base=rt.settings.public_base_url.rstrip("/"),
+    )
 
 
 @router.get(
-    "/links", response_model=None, response_class=HTMLResponse, status_code=status.HTTP_200_OK, include_in_schema=False
+    "/links",
+    response_model=None,
+    response_class=HTMLResponse,
+    status_code=status.HTTP_200_OK,
+    include_in_schema=False,
+    dependencies=[NEW_LINK_PAGE],
 )
-def link_page(lang: str = "en") -> HTMLResponse:
-    return _page(lang, "link_form")
+def link_page(request: Request, lang: str | None = None) -> HTMLResponse:
+    return _page(page_language(request, lang), "link_form")

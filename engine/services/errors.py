@@ -15,11 +15,24 @@ class ServiceError(Exception):
     #: Set once the refusal is in the audit trail, so that it is recorded once.
     audited = False
 
-    def __init__(self, message: str, errors: list[FieldError] | None = None, *, hints: tuple[Hint, ...] = ()):
+    def __init__(
+        self,
+        message: str,
+        errors: list[FieldError] | None = None,
+        *,
+        hints: tuple[Hint, ...] = (),
+        reason: str | None = None,
+        language: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.errors = errors or []
         self.hints = hints
+        #: What a person's error page says, in their words (e.g. "bundle_expired"); the
+        #: page of the status code otherwise.
+        self.reason = reason
+        #: The language of the person the refusal is for, when their link identified them.
+        self.language = language
 
 
 class NotFound(ServiceError):
@@ -39,6 +52,13 @@ class Forbidden(ServiceError):
 
     code = "forbidden"
     http_status = 403
+
+
+class Gone(ServiceError):
+    """A link that worked and no longer does (expired, replaced, or its holder left)."""
+
+    code = "gone"
+    http_status = 410
 
 
 class InvalidInput(ServiceError):

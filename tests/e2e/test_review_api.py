@@ -109,7 +109,7 @@ def test_the_link_opens_a_page_whose_button_signs_in_once(invited: TestClient) -
     first = invited.post("/reviewer/sign-in", data={"token": token, "lang": "es"})
     assert first.status_code == 200 and BEN in first.text and LSO in first.text
     second = invited.post("/reviewer/sign-in", data={"token": token, "lang": "es"})
-    assert second.status_code == 401 and 'action="links"' in second.text  # asks for a new link
+    assert second.status_code == 410 and 'href="links?lang=es"' in second.text  # asks for a new link
     assert invited.post("/reviewer/sessions", json={"token": token}).status_code == 401
     assert len(refusals(invited, "reviewer.sign_in")) == 2
 

@@ -16,7 +16,7 @@ from engine.db import unit_of_work
 from engine.services import outbox
 from engine.services.committee.bundles import open_bundle, pdf_renderer, prepare_bundles
 from engine.services.committee.meeting import declare_member_conflict, set_funds
-from engine.services.errors import NotAllowed, NotFound
+from engine.services.errors import Gone, NotAllowed, NotFound
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent, CommitteeBundle, OutboxMessage
 from tests.conftest import ROUND1, members
@@ -152,7 +152,7 @@ def test_an_older_versions_link_no_longer_opens_once_a_new_version_went_out(comm
     with unit_of_work(committee.engine) as session:  # Ghana's member declares a conflict: Benin's dossier must go
         declare_member_conflict(session, ROUND1, BEN, GHANA, "advised the executing agency", actor="officer", at=AT)
     prepare(committee)
-    with pytest.raises(NotFound, match="version 2 replaced it"), unit_of_work(committee.engine) as session:
+    with pytest.raises(Gone, match="version 2 replaced it"), unit_of_work(committee.engine) as session:
         open_bundle(session, committee.settings, first, at=AT)
     with unit_of_work(committee.engine) as session:
         bundle, path = open_bundle(session, committee.settings, link_of(committee, GHANA, 2), at=AT)
@@ -162,7 +162,7 @@ def test_an_older_versions_link_no_longer_opens_once_a_new_version_went_out(comm
 def test_a_link_stops_working_a_month_after_the_meeting(committee: Runtime) -> None:
     prepare(committee)
     token = link_of(committee, GHANA, 1)
-    with pytest.raises(NotFound, match="expired 30 days after the meeting"), unit_of_work(committee.engine) as session:
+    with pytest.raises(Gone, match="expired 30 days after the meeting"), unit_of_work(committee.engine) as session:
         open_bundle(session, committee.settings, token, at=datetime(2018, 11, 3, tzinfo=UTC))
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
 
 from notifications import render
 from notifications.render import HERE, RenderError, translations
@@ -70,3 +72,12 @@ def test_every_message_of_the_templates_is_translated(language: str) -> None:
     catalog = translations(language)
     missing = sorted(m for m in ids if isinstance(m, str) and catalog.gettext(m) == m)
     assert missing == []
+
+
+def test_french_puts_a_non_breaking_space_before_double_punctuation_and_inside_guillemets() -> None:
+    with (HERE / "locale" / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="fr")
+    texts = [s for m in catalog if m.id for s in (m.string if isinstance(m.string, tuple) else (m.string,))]
+    breaking = [t for t in texts if re.search(r" [:;?!]|« | »", t)]
+    assert breaking == []
+    assert any("\u00a0:" in t for t in texts) and any("«\u00a0" in t for t in texts)

@@ -28,7 +28,7 @@ from domain.lifecycle import DECISIONS, Role, Status
 from domain.rounds import RoundStatus
 from engine.services import audit, outbox
 from engine.services.committee.meeting import Committee, committee_of
-from engine.services.errors import NotAllowed, NotFound
+from engine.services.errors import Gone, NotAllowed, NotFound
 from engine.services.parties import party_names
 from engine.services.report import REGIONS, documents, report_rows
 from engine.services.review.views import ReviewedApplication, review_summaries
@@ -39,6 +39,7 @@ from engine.settings import Settings
 from engine.tables import (
     Application,
     CommitteeBundle,
+    CommitteeMember,
     ScreeningRecord,
 )
 from notifications import BUNDLE_LINK_PLACEHOLDER, render
@@ -498,6 +499,16 @@ def _pdf_of(path: Path) -> str | None:
     return str(pdf) if pdf.exists() else None
 
 
+def _language_of_member(session: Session, email: str) -> str:
+    """The language of a member's latest term (their messages are in it)."""
+    language = session.exec(
+        select(CommitteeMember.language)
+        .where(CommitteeMember.email == email)
+        .order_by(col(CommitteeMember.term_start).desc())
+    ).first()
+    return language or "en"
+
+
 def download_url(settings: Settings) -> str:
     return f"{settings.public_base_url.rstrip('/')}/committee/bundle?token={BUNDLE_LINK_PLACEHOLDER}"
 
@@ -543,35 +554,49 @@ def open_bundle(
 ) -> tuple[CommitteeBundle, Path]:
     """The bundle a member's link opens (audited): only the member's latest version,
     only while they are on the round's committee, and only until a month after the
-    meeting. An unknown link is `NotFound`."""
+    meeting. An unknown link is `NotFound`; one that worked and no longer does is `Gone`
+    (each says so in the member's language on their error page)."""
     bundle = (
         session.exec(select(CommitteeBundle).where(CommitteeBundle.token_hash == token_hash(token or ""))).first()
         if token
         else None
     )
     if bundle is None:
-        raise NotFound("no bundle for this link; ask the secretariat for the link of your latest bundle")
+        raise NotFound(
+            "no bundle for this link; ask the secretariat for the link of your latest bundle", reason="bundle_unknown"
+        )
+    language = _language_of_member(session, bundle.email)
     latest = session.exec(
         select(func.max(CommitteeBundle.version)).where(
             CommitteeBundle.round_id == bundle.round_id, CommitteeBundle.email == bundle.email
         )
     ).one()
     if bundle.version != latest:
-        raise NotFound(
+        raise Gone(
             f"this link is to version {bundle.version} of your bundle; version {latest} replaced it: "
-            "use the link of its message"
+            "use the link of its message",
+            reason="bundle_replaced",
+            language=language,
         )
     committee = committee_of(session, bundle.round_id)
     if bundle.email not in {str(m.email).lower() for m in committee.members}:
-        raise NotFound("you are no longer on this round's committee; ask the secretariat")
+        raise Gone(
+            "you are no longer on this round's committee; ask the secretariat", reason="bundle_left", language=language
+        )
     if at.date() > committee.meeting.ends_on + timedelta(days=LINK_DAYS_AFTER_MEETING):
-        raise NotFound(f"this link expired {LINK_DAYS_AFTER_MEETING} days after the meeting; ask the secretariat")
+        raise Gone(
+            f"this link expired {LINK_DAYS_AFTER_MEETING} days after the meeting; ask the secretariat",
+            reason="bundle_expired",
+            language=language,
+        )
     path = stored_file(settings, bundle.path)
     path = path.with_suffix(".pdf") if pdf else path
     if not path.exists():
         raise NotFound(
             f"the {'PDF' if pdf else 'file'} of this bundle is not on this server (its files folder, "
-            "SIP_FILES_DIR, must be shared by every machine of the engine); ask the secretariat"
+            "SIP_FILES_DIR, must be shared by every machine of the engine); ask the secretariat",
+            reason="bundle_missing",
+            language=language,
         )
     audit.record(
         session,

@@ -18,6 +18,7 @@ from engine.services import audit
 from engine.services.errors import Unauthorized
 from engine.services.parties import party_names
 from engine.services.review.messages import queue_for_reviewers, reviewer_message
+from engine.services.review.state import language_of
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import random_token, token_hash
 from engine.settings import Settings
@@ -49,18 +50,26 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
         )
     ).first()
     if link is None:
-        raise Unauthorized(f"this sign-in link is not valid; {NEW_LINK}")
+        raise Unauthorized(f"this sign-in link is not valid; {NEW_LINK}", reason="link_unknown")
+    holder = session.get(ReviewerRecord, link.reviewer_id)
+    language = language_of(holder) if holder is not None else None
     if link.used_at is not None:
         raise Unauthorized(
             f"this sign-in link was already used (on {link.used_at:%Y-%m-%d %H:%M} UTC); each link "
-            f"opens one session; {NEW_LINK}"
+            f"opens one session; {NEW_LINK}",
+            reason="link_used",
+            language=language,
         )
     if link.expires_at <= at:
-        raise Unauthorized(f"this sign-in link expired on {link.expires_at:%Y-%m-%d}; {NEW_LINK}")
+        raise Unauthorized(
+            f"this sign-in link expired on {link.expires_at:%Y-%m-%d}; {NEW_LINK}",
+            reason="link_expired",
+            language=language,
+        )
     table = table_of(ReviewerToken)
     claimed = session.execute(update(table).where(table.c.id == link.id, table.c.used_at.is_(None)).values(used_at=at))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise Unauthorized(f"this sign-in link was already used; {NEW_LINK}")
+        raise Unauthorized(f"this sign-in link was already used; {NEW_LINK}", reason="link_used", language=language)
     reviewer = session.get(ReviewerRecord, link.reviewer_id)
     assert reviewer is not None
     token = random_token()
