@@ -382,7 +382,7 @@ def prepare_bundles(
 ) -> BundlesSummary:
     """Prepare every member's bundle for the round's meeting (`only`: these members'
     e-mails); a member whose bundle would not change keeps their version and gets no
-    new message."""
+    new message, unless its link was withdrawn (then a new version brings a new link)."""
     get_round(session, round_id, for_update=True)
     check_bundles(session, round_id)
     shared = shared_parts(session, round_id)
@@ -404,7 +404,7 @@ def prepare_bundles(
         digests = member_digests(member, shared)
         previous = latest.get(email)
         withheld = sorted(withheld_for(member, shared))
-        if previous is not None and previous.digests == digests:
+        if previous is not None and previous.digests == digests and previous.revoked_at is None:
             html_path = stored_file(settings, previous.path)
             pdf_path = html_path.with_suffix(".pdf")
             pages = None
@@ -438,6 +438,8 @@ def prepare_bundles(
             continue
         version = previous.version + 1 if previous else 1
         changes = describe_changes(previous.digests, digests) if previous else []
+        if previous is not None and previous.revoked_at is not None:
+            changes.append(WITHDRAWN_LINK)
         html = render_bundle(member, shared, version=version, changes=changes, prepared=prepared)
         relative = bundle_file(round_id, email, version)
         path = stored_file(settings, relative)
@@ -534,6 +536,9 @@ def _bundle_message(
     )
 
 
+#: Said of a new version made because the link of the latest was withdrawn.
+WITHDRAWN_LINK = "a new link: the link of the previous version was withdrawn"
+
 #: A bundle's link works until this many days after the meeting's last day.
 LINK_DAYS_AFTER_MEETING = 30
 
@@ -542,8 +547,9 @@ def open_bundle(
     session: Session, settings: Settings, token: str | None, *, at: datetime, pdf: bool = False
 ) -> tuple[CommitteeBundle, Path]:
     """The bundle a member's link opens (audited): only the member's latest version,
-    only while they are on the round's committee, and only until a month after the
-    meeting. An unknown link is `NotFound`."""
+    only while they are on the round's committee, only until a month after the meeting,
+    and never once withdrawn (they left the committee, or the secretariat withdrew
+    their access). An unknown link is `NotFound`."""
     bundle = (
         session.exec(select(CommitteeBundle).where(CommitteeBundle.token_hash == token_hash(token or ""))).first()
         if token
@@ -551,6 +557,8 @@ def open_bundle(
     )
     if bundle is None:
         raise NotFound("no bundle for this link; ask the secretariat for the link of your latest bundle")
+    if bundle.revoked_at is not None:
+        raise NotFound(f"this link was withdrawn on {bundle.revoked_at:%Y-%m-%d}; ask the secretariat")
     latest = session.exec(
         select(func.max(CommitteeBundle.version)).where(
             CommitteeBundle.round_id == bundle.round_id, CommitteeBundle.email == bundle.email
