@@ -25,7 +25,7 @@ from engine.services.review.register import set_reviewer
 from engine.services.revocation import revoke_person
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent, CommitteeBundle, OutboxMessage, ReviewerRecord, ReviewerToken
-from tests.conftest import AFTER_R4, ROUND1
+from tests.conftest import AFTER_R4, ROUND1, ROUND4
 
 PREPARED = datetime(2018, 9, 20, 9, tzinfo=UTC)
 AFTER_MEETING = datetime(2018, 10, 10, 9, tzinfo=UTC)  # the meeting was on 2-3 October: links still work
@@ -184,3 +184,21 @@ def test_downgrading_the_migration_keeps_revoked_credentials_ended(round4: Runti
     assert [r[0] for r in rows] == ["link", "link", "session"]
     assert all(str(r[2]).startswith("2024-08-05 09:05") for r in rows if r[0] == "session" or r[1] is None)
     migrate.upgrade(round4.engine)
+
+
+def test_a_deactivated_reviewer_is_not_reminded_and_gets_no_new_link(round4: Runtime) -> None:
+    from engine.services.review.access import request_link
+    from engine.services.review.assignment import assign_reviewers
+    from engine.services.review.invitations import invite
+    from engine.services.review.reminders import review_day
+
+    with unit_of_work(round4.engine) as session:
+        assign_reviewers(session, ROUND4, actor="officer", at=AFTER_R4)
+        invite(session, round4.settings, ROUND4, actor="officer", at=AFTER_R4)
+        set_reviewer(session, "lena@example.org", {}, active=False, actor="amina", at=AFTER_R4)
+    remind_at = datetime(2024, 8, 23, 9, tzinfo=UTC)  # three days before the reviews are due
+    with unit_of_work(round4.engine) as session:
+        day = review_day(session, round4.settings, ROUND4, at=remind_at)
+        assert not request_link(session, round4.settings, "lena@example.org", at=remind_at)
+        reminded = session.exec(select(OutboxMessage.recipient).where(OutboxMessage.kind == "review_reminder")).all()
+    assert day.step == "remind" and sorted(reminded) == ["ana@example.org", "kofi@example.org"]
