@@ -9,8 +9,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import FileResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ConfigDict, EmailStr, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
 from api.pages import PersonPage, page_error_responses
 from api.schemas import (
+    AccessRevokedOut,
     BundleVersionOut,
     CommitteeOut,
     DecisionsOut,
@@ -29,6 +31,7 @@ from api.schemas import (
     MemberOut,
     MemberTermOut,
 )
+from api.secretariat import RevocationIn, withdraw_access
 from api.stages import check_first, start_stage
 from domain.application import Input
 from domain.committee import DecisionIn, composition_problems
@@ -43,6 +46,12 @@ from engine.services.errors import NotAllowed
 from engine.tables import CommitteeBundle
 
 router = APIRouter(tags=["committee"], responses=error_responses(503))
+bundle_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="BundleToken",
+    description="The token of a committee member's bundle link, instead of token=... in the address",
+)
+BundleTokenDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bundle_bearer)]
 
 
 class MemberIn(Input):
@@ -118,6 +127,16 @@ def put_member(
             session, email, term_start, body.model_dump(exclude_unset=True), actor=officer, at=now
         )
         return MemberTermOut.model_validate({**row.model_dump(), "outcome": outcome})
+
+
+@router.post("/committee/{email}/revocation", response_model=AccessRevokedOut, responses=error_responses(401, 404, 422))
+def revoke_member(
+    email: str, body: RevocationIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+) -> AccessRevokedOut:
+    """Withdraw every bundle link of a member (and their reviewer links and sessions, if
+    they are also a reviewer), at once, for a reason. Preparing the bundles again gives a
+    member still on the committee a new version with a new link."""
+    return withdraw_access(rt, now, officer, email, body)
 
 
 @router.put("/rounds/{round_id}/meeting", response_model=MeetingOut, responses=error_responses(401, 404, 422))
@@ -258,13 +277,23 @@ def grants(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> GrantsP
 def download(
     rt: RuntimeDep,
     now: NowDep,
-    token: Annotated[str, Query(max_length=200)] = "",
+    credentials: BundleTokenDep,
+    token: Annotated[
+        str, Query(max_length=200, description="the token of the e-mailed link (a program sends it as a header)")
+    ] = "",
     format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html",
 ) -> FileResponse:  # noqa: A002
     """The bundle the member's personal link opens; every download is audited. An unknown
-    link answers 404, one that no longer works (expired, replaced by a newer version, or
-    its member left the committee) 410: a page in the member's language for a browser,
-    JSON for a client that asks for it (Accept: application/json)."""
+    link answers 404, one that no longer works (expired, replaced by a newer version,
+    withdrawn, or its member left the committee) 410: a page in the member's language for
+    a browser, JSON for a client that asks for it (Accept: application/json). A program
+    sends the link's token as `Authorization: Bearer <token>` rather than in the address.
+
+    The e-mailed link has to carry the token in its address (a link in a message can
+    only be a GET, and the member's browser opens the file from it): the server's access
+    log redacts it (`api.logs`), and the file is sent with `Referrer-Policy: no-referrer`."""
+    if credentials is not None:
+        token = credentials.credentials
     with (
         audit.refusals_recorded(
             rt.engine,

@@ -31,14 +31,16 @@ REASONS = frozenset(
         "bundle_left",
         "bundle_expired",
         "bundle_missing",
+        "bundle_withdrawn",
         "link_unknown",
         "link_used",
         "link_expired",
+        "link_withdrawn",
     }
 )
 #: A reviewer's sign-in link that does not work is 401 for the API (POST /reviewer/sessions);
 #: on its page it is what the link is: unknown (404), or worked and no longer does (410).
-PAGE_STATUS = {"link_unknown": 404, "link_used": 410, "link_expired": 410}
+PAGE_STATUS = {"link_unknown": 404, "link_used": 410, "link_expired": 410, "link_withdrawn": 410}
 #: Status codes with a page of their own; any other is the page of its class (4xx, 5xx).
 STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 422, 429, 500, 503)
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}

@@ -26,6 +26,7 @@ from api.schemas import (
     ReviewerAssignmentOut,
     ReviewOut,
     SessionOut,
+    SignedOutOut,
 )
 from domain.application import DocumentError, FieldError, Input, json_path, load_json
 from domain.lifecycle import Role
@@ -87,6 +88,7 @@ def _as_reviewer(
     action: str,
     subject: str,
     fn: Callable[[Session, ReviewerRecord], T],
+    subject_type: str = "application",
 ) -> T:
     """Run `fn` as the reviewer whose session this is, in one transaction. A refusal
     (no session, not assigned, invalid review...) is audited, then answered."""
@@ -97,7 +99,7 @@ def _as_reviewer(
             actor="unknown",
             role=Role.REVIEWER,
             action=action,
-            subject_type="application",
+            subject_type=subject_type,
             subject_id=subject,
         ),
         reading(rt.engine) as session,
@@ -105,7 +107,7 @@ def _as_reviewer(
         email = access.reviewer_for(session, token, at=now).email
     with (
         audit.refusals_recorded(
-            rt.engine, actor=email, role=Role.REVIEWER, action=action, subject_type="application", subject_id=subject
+            rt.engine, actor=email, role=Role.REVIEWER, action=action, subject_type=subject_type, subject_id=subject
         ),
         unit_of_work(rt.engine) as session,
     ):
@@ -136,6 +138,22 @@ def _sign_in(rt: Runtime, now: datetime, token: str) -> access.SignedIn:
         unit_of_work(rt.engine) as session,
     ):
         return access.sign_in(session, rt.settings, token, at=now)
+
+
+@router.delete("/sessions/current", response_model=SignedOutOut, responses=error_responses(401))
+def close_session(rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> SignedOutOut:
+    """Sign out: the session token (Authorization: Bearer) stops working at once."""
+    token = credentials.credentials if credentials else None
+    email = _as_reviewer(
+        rt,
+        now,
+        credentials,
+        "reviewer.sign_out",
+        "session",
+        lambda s, r: access.sign_out(s, token, at=now).email,
+        subject_type="reviewer",
+    )
+    return SignedOutOut(email=email, signed_out_at=now)
 
 
 @router.post(
@@ -329,7 +347,11 @@ def _page(language: str, mode: str, *, status_code: int = 200, **context: Any) -
 )
 def sign_in_page(request: Request, token: str = "", lang: str | None = None) -> HTMLResponse:
     """The page the link opens: a button signs in (a mail scanner that follows the
-    link does not use it up)."""
+    link does not use it up), posting the token in the request body.
+
+    The e-mailed link has to carry the token in its address (a link in a message can
+    only be a GET); the server's access log redacts it (`api.logs`), the page is sent
+    with `Referrer-Policy: no-referrer`, and the token works once."""
     return _page(page_language(request, lang), "confirm", token=token[:200])
 
 
@@ -361,6 +383,35 @@ def sign_in_form(
         assignments=mine,
         base=rt.settings.public_base_url.rstrip("/"),
     )
+
+
+@router.post(
+    "/sign-out",
+    response_model=None,
+    response_class=HTMLResponse,
+    status_code=status.HTTP_200_OK,
+    include_in_schema=False,
+    dependencies=[NEW_LINK_PAGE],
+)
+def sign_out_form(
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    session_token: Annotated[str, Form(max_length=200)] = "",
+    lang: Annotated[str | None, Form(max_length=5)] = None,
+) -> HTMLResponse:
+    """The page's sign-out button: the session key (posted in the body) stops working. A
+    session that no longer works is an error page in the reviewer's language."""
+    _as_reviewer(
+        rt,
+        now,
+        HTTPAuthorizationCredentials(scheme="Bearer", credentials=session_token) if session_token else None,
+        "reviewer.sign_out",
+        "session",
+        lambda s, r: access.sign_out(s, session_token, at=now).email,
+        subject_type="reviewer",
+    )
+    return _page(page_language(request, lang), "signed_out")
 
 
 @router.get(

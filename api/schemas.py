@@ -317,6 +317,23 @@ class LinkSentOut(BaseModel):
     message: str = Field(description="the same whether or not the address is a reviewer's")
 
 
+class SignedOutOut(BaseModel):
+    """The reviewer's session ended: its token no longer works."""
+
+    email: str
+    signed_out_at: datetime
+
+
+class AccessRevokedOut(BaseModel):
+    """What the secretariat's withdrawal of a person's access ended (each at once)."""
+
+    email: str
+    sessions: int = Field(description="reviewer sessions that were open")
+    links: int = Field(description="reviewer sign-in links not yet used")
+    bundle_links: int = Field(description="committee bundle links")
+    revoked_at: datetime
+
+
 class ReviewerAssignmentOut(BaseModel):
     """An application assigned to the reviewer who asks."""
 

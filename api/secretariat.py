@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
 from api.schemas import (
+    AccessRevokedOut,
     ApplicationAssignmentOut,
     ConflictRecordedOut,
     DueMovedOut,
@@ -38,7 +39,7 @@ from domain.application import FieldError, Input
 from domain.lifecycle import Role
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
-from engine.services import appraisal, follow_up, report, stages
+from engine.services import appraisal, follow_up, report, revocation, stages
 from engine.services import outbox as outbox_service
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, NotFound
@@ -403,6 +404,36 @@ def put_reviewer(
 ) -> ReviewerSetOut:
     """Add a reviewer, or replace their details."""
     return _set_reviewer(rt, now, officer, email, body, whole=True)
+
+
+class RevocationIn(Input):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000, description="why the access is withdrawn (audited)")
+
+
+def withdraw_access(rt: Runtime, now: datetime, officer: str, email: str, body: RevocationIn) -> AccessRevokedOut:
+    """End every link and session of a person at once (the service `revoke_person`)."""
+    with unit_of_work(rt.engine) as session:
+        revoked = revocation.revoke_person(session, email, reason=body.reason, actor=officer, at=now)
+    return AccessRevokedOut(
+        email=revoked.email,
+        sessions=revoked.sessions,
+        links=revoked.links,
+        bundle_links=revoked.bundle_links,
+        revoked_at=now,
+    )
+
+
+@reviewers_router.post("/{email}/revocation", response_model=AccessRevokedOut, responses=error_responses(401, 404, 422))
+def revoke_reviewer(
+    email: str, body: RevocationIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+) -> AccessRevokedOut:
+    """Withdraw every sign-in link and session of a person (and their committee bundle
+    links, if they are also a member), at once, for a reason. They may still ask for a
+    new link by e-mail while they are an active reviewer with reviews to do: to keep
+    them out, also set `active: false`."""
+    return withdraw_access(rt, now, officer, email, body)
 
 
 @reviewers_router.patch("/{email}", response_model=ReviewerSetOut, responses=error_responses(401, 404, 422))

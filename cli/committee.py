@@ -20,6 +20,7 @@ from cli.common import (
     run_flow,
     runtime,
     service_errors,
+    withdraw_access,
 )
 from engine.db import unit_of_work
 from engine.services.setup import Runtime
@@ -209,3 +210,16 @@ def bundles(
         f"{result.prepared} new version(s), {result.unchanged} unchanged, {result.notified} member(s) "
         f"notified; in {output}/" + ("" if result.pdf else " (HTML only: install WeasyPrint for PDF, see the README)")
     )
+
+
+@committee_app.command("revoke")
+def committee_revoke(
+    email: str,
+    reason: Annotated[str, typer.Option(help="Why the access is withdrawn (audited).")],
+    by: Annotated[
+        str | None, typer.Option(help="The officer's name for the audit trail (default: your login).")
+    ] = None,
+) -> None:
+    """Withdraw every sign-in link, session and bundle link of a person, at once.
+    Preparing the bundles again gives a member still on the committee a new link."""
+    withdraw_access(email, reason, by)

@@ -20,7 +20,7 @@ import typer
 from domain.application import FieldError
 from domain.hints import Hint, Step
 from domain.lifecycle import Role
-from engine.db import reading
+from engine.db import reading, unit_of_work
 from engine.services import audit
 from engine.services.errors import ServiceError
 from engine.services.setup import Runtime, prepare
@@ -153,6 +153,32 @@ def _audit_refusal(exc: ServiceError) -> None:
         )
     except Exception as failure:  # noqa: BLE001 - the refusal itself is what the user must see
         typer.secho(f"warning: the refusal could not be audited ({failure.__class__.__name__})", err=True)
+
+
+def officer_name(given: str | None) -> str:
+    """Who acts, for the audit trail: the name given (--by), else the login name at the
+    terminal, else the secretariat."""
+    if given and given.strip():
+        return given.strip()[:200]
+    import getpass
+
+    try:
+        return f"{ACTOR}:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return ACTOR
+
+
+def withdraw_access(email: str, reason: str, by: str | None) -> None:
+    """`sip reviewers revoke` and `sip committee revoke`: end every link and session of a person."""
+    from engine.services.revocation import revoke_person
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        revoked = revoke_person(session, email, reason=reason, actor=officer_name(by), at=Runtime.now())
+    typer.echo(
+        f"{revoked.email}: access withdrawn; {revoked.sessions} session(s), {revoked.links} sign-in link(s) and "
+        f"{revoked.bundle_links} bundle link(s) ended"
+    )
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from cli.common import (
     read_text,
     runtime,
     service_errors,
+    withdraw_access,
 )
 from engine.db import unit_of_work
 from engine.services.setup import Runtime
@@ -94,3 +95,17 @@ def reviewers_set(
         f"{row.email}: {outcome}; {row.name}, {row.organisation} ({row.country}), areas "
         f"{';'.join(row.areas)}, load ≤ {row.max_load}, {'active' if row.active else 'inactive'}"
     )
+
+
+@reviewers_app.command("revoke")
+def reviewers_revoke(
+    email: str,
+    reason: Annotated[str, typer.Option(help="Why the access is withdrawn (audited).")],
+    by: Annotated[
+        str | None, typer.Option(help="The officer's name for the audit trail (default: your login).")
+    ] = None,
+) -> None:
+    """Withdraw every sign-in link, session and bundle link of a person, at once. They
+    may still ask for a new link by e-mail while active; to keep them out, also
+    `sip reviewers set EMAIL --inactive`."""
+    withdraw_access(email, reason, by)

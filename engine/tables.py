@@ -335,6 +335,9 @@ class ReviewerToken(SQLModel, table=True):
     issued_at: datetime = _ts(nullable=False)
     expires_at: datetime = _ts(nullable=False)
     used_at: datetime | None = _ts(nullable=True)
+    #: When it was ended before its time: the reviewer signed out, was deactivated, or the
+    #: secretariat withdrew their access (the audit trail says which, and who did it).
+    revoked_at: datetime | None = _ts(nullable=True)
 
 
 class DeclaredConflict(SQLModel, table=True):
@@ -438,6 +441,9 @@ class CommitteeBundle(SQLModel, table=True):
     #: The download link's token, as a hash (the token is derived from the secret key and the bundle's id).
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _ts(nullable=False)
+    #: When its link was withdrawn: the member left the committee, or the secretariat
+    #: withdrew their access (the audit trail says which, and who did it).
+    revoked_at: datetime | None = _ts(nullable=True)
 
 
 class Installation(SQLModel, table=True):

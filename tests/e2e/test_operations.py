@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -149,10 +150,9 @@ def test_where_migrations_are_their_own_step_the_others_refuse_an_old_schema_unt
 
     get_settings.cache_clear()
     settings = get_settings()
-    migrate.upgrade(get_engine(settings.url), "0007")
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(migrate.alembic_config(get_engine(settings.url))).get_current_head()
+    engine = get_engine(settings.url)
+    head = ScriptDirectory.from_config(migrate.alembic_config(engine)).get_current_head()
+    migrate.upgrade(engine, "0007")
     with pytest.raises(
         Unavailable, match=f"is at schema revision 0007 and this engine needs {head}: run the migrations"
     ):

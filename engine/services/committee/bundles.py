@@ -383,7 +383,7 @@ def prepare_bundles(
 ) -> BundlesSummary:
     """Prepare every member's bundle for the round's meeting (`only`: these members'
     e-mails); a member whose bundle would not change keeps their version and gets no
-    new message."""
+    new message, unless its link was withdrawn (then a new version brings a new link)."""
     get_round(session, round_id, for_update=True)
     check_bundles(session, round_id)
     shared = shared_parts(session, round_id)
@@ -405,7 +405,7 @@ def prepare_bundles(
         digests = member_digests(member, shared)
         previous = latest.get(email)
         withheld = sorted(withheld_for(member, shared))
-        if previous is not None and previous.digests == digests:
+        if previous is not None and previous.digests == digests and previous.revoked_at is None:
             html_path = stored_file(settings, previous.path)
             pdf_path = html_path.with_suffix(".pdf")
             pages = None
@@ -439,6 +439,8 @@ def prepare_bundles(
             continue
         version = previous.version + 1 if previous else 1
         changes = describe_changes(previous.digests, digests) if previous else []
+        if previous is not None and previous.revoked_at is not None:
+            changes.append(WITHDRAWN_LINK)
         html = render_bundle(member, shared, version=version, changes=changes, prepared=prepared)
         relative = bundle_file(round_id, email, version)
         path = stored_file(settings, relative)
@@ -545,6 +547,9 @@ def _bundle_message(
     )
 
 
+#: Said of a new version made because the link of the latest was withdrawn.
+WITHDRAWN_LINK = "a new link: the link of the previous version was withdrawn"
+
 #: A bundle's link works until this many days after the meeting's last day.
 LINK_DAYS_AFTER_MEETING = 30
 
@@ -553,8 +558,9 @@ def open_bundle(
     session: Session, settings: Settings, token: str | None, *, at: datetime, pdf: bool = False
 ) -> tuple[CommitteeBundle, Path]:
     """The bundle a member's link opens (audited): only the member's latest version,
-    only while they are on the round's committee, and only until a month after the
-    meeting. An unknown link is `NotFound`; one that worked and no longer does is `Gone`
+    only while they are on the round's committee, only until a month after the meeting,
+    and never once withdrawn (they left the committee, or the secretariat withdrew their
+    access). An unknown link is `NotFound`; one that worked and no longer does is `Gone`
     (each says so in the member's language on their error page)."""
     bundle = (
         session.exec(select(CommitteeBundle).where(CommitteeBundle.token_hash == token_hash(token or ""))).first()
@@ -566,6 +572,12 @@ def open_bundle(
             "no bundle for this link; ask the secretariat for the link of your latest bundle", reason="bundle_unknown"
         )
     language = _language_of_member(session, bundle.email)
+    if bundle.revoked_at is not None:
+        raise Gone(
+            f"this link was withdrawn on {bundle.revoked_at:%Y-%m-%d}; ask the secretariat",
+            reason="bundle_withdrawn",
+            language=language,
+        )
     latest = session.exec(
         select(func.max(CommitteeBundle.version)).where(
             CommitteeBundle.round_id == bundle.round_id, CommitteeBundle.email == bundle.email

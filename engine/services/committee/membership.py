@@ -17,7 +17,7 @@ from domain.committee import (
     serving,
 )
 from domain.lifecycle import Role
-from engine.services import audit
+from engine.services import audit, revocation
 from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput
 from engine.tables import (
@@ -91,9 +91,11 @@ def _values(member: Member) -> dict[str, Any]:
 
 
 def load_members(session: Session, members: list[Member], *, source: str, actor: str, at: datetime) -> dict[str, int]:
-    """Add or update terms by (e-mail, start of term); terms not in the file stay."""
+    """Add or update terms by (e-mail, start of term); terms not in the file stay. A term
+    brought to an end on or before today ends the member's bundle links at once."""
     existing = {(r.email, r.term_start): r for r in session.exec(select(CommitteeMember)).all()}
     added = updated = 0
+    leaving: list[str] = []
     for member in members:
         email = str(member.email).lower()
         values = _values(member)
@@ -102,6 +104,8 @@ def load_members(session: Session, members: list[Member], *, source: str, actor:
             session.add(CommitteeMember(email=email, term_start=member.term_start, updated_at=at, **values))
             added += 1
         elif any(getattr(row, k) != v for k, v in values.items()):
+            if left_early(row.term_end, member.term_end, at):
+                leaving.append(email)
             for name, value in values.items():
                 setattr(row, name, value)
             row.updated_at = at
@@ -127,7 +131,15 @@ def load_members(session: Session, members: list[Member], *, source: str, actor:
         subject_id="committee",
         details={"source": source, **counts},
     )
+    for email in leaving:
+        revocation.end_member_access(session, email, cause="left the committee", actor=actor, at=at)
     return counts
+
+
+def left_early(before: date, after: date, at: datetime) -> bool:
+    """A term brought to an end on or before today: the member has left the committee,
+    and their bundle links end at once."""
+    return after < before and after <= at.date()
 
 
 EDITABLE = ("name", "country", "role", "term_end", "language")
@@ -136,7 +148,8 @@ EDITABLE = ("name", "country", "role", "term_end", "language")
 def set_member(
     session: Session, email: str, term_start: date, changes: dict[str, Any], *, actor: str, at: datetime
 ) -> tuple[CommitteeMember, str]:
-    """Add a term (every field given) or change some fields of one."""
+    """Add a term (every field given) or change some fields of one. A term brought to an
+    end on or before today ends the member's bundle links at once."""
     email = email.strip().lower()
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
@@ -161,6 +174,7 @@ def set_member(
             [FieldError(path="country", message="is not in the Parties register")],
         )
     outcome = "unchanged"
+    leaving = row is not None and left_early(row.term_end, member.term_end, at)
     if row is None:
         row = CommitteeMember(email=email, term_start=term_start, updated_at=at, **_values(member))
         outcome = "added"
@@ -186,6 +200,8 @@ def set_member(
             subject_id=email,
             details={"term_start": term_start.isoformat(), "fields": sorted(changes)},
         )
+        if leaving:
+            revocation.end_member_access(session, email, cause="left the committee", actor=actor, at=at)
     return row, outcome
 
 

@@ -32,6 +32,7 @@ from engine.tables import (
 )
 
 NEW_LINK = "ask for a new link: POST /reviewer/links with your e-mail address"
+WITHDRAWN = f"{NEW_LINK} (it is sent only to the address the secretariat has for you)"
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,25 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
             reason="link_used",
             language=language,
         )
+    if link.revoked_at is not None:
+        raise Unauthorized(
+            f"this sign-in link was withdrawn on {link.revoked_at:%Y-%m-%d %H:%M} UTC; {WITHDRAWN}",
+            reason="link_withdrawn",
+            language=language,
+        )
     if link.expires_at <= at:
         raise Unauthorized(
             f"this sign-in link expired on {link.expires_at:%Y-%m-%d}; {NEW_LINK}",
             reason="link_expired",
             language=language,
         )
+    _check_active(session, link.reviewer_id)
     table = table_of(ReviewerToken)
-    claimed = session.execute(update(table).where(table.c.id == link.id, table.c.used_at.is_(None)).values(used_at=at))
+    claimed = session.execute(
+        update(table)
+        .where(table.c.id == link.id, table.c.used_at.is_(None), table.c.revoked_at.is_(None))
+        .values(used_at=at)
+    )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Unauthorized(f"this sign-in link was already used; {NEW_LINK}", reason="link_used", language=language)
     reviewer = session.get(ReviewerRecord, link.reviewer_id)
@@ -112,10 +124,51 @@ def reviewer_for(session: Session, session_token: str | None, *, at: datetime) -
             "sign in with the link in your invitation (POST /reviewer/sessions) and send the session "
             "token as Authorization: Bearer <token>"
         )
+    if row.revoked_at is not None:
+        raise Unauthorized(
+            f"your session was closed at {row.revoked_at:%Y-%m-%d %H:%M} UTC (you signed out, or the "
+            f"secretariat ended it); {WITHDRAWN}"
+        )
     if row.expires_at <= at:
         raise Unauthorized(f"your session ended at {row.expires_at:%Y-%m-%d %H:%M} UTC; {NEW_LINK}")
-    reviewer = session.get(ReviewerRecord, row.reviewer_id)
+    return _check_active(session, row.reviewer_id)
+
+
+def _check_active(session: Session, reviewer_id: int) -> ReviewerRecord:
+    """The reviewer, if still active in the register (deactivating one ends their
+    credentials; this check holds even for one issued since)."""
+    reviewer = session.get(ReviewerRecord, reviewer_id)
     assert reviewer is not None
+    if not reviewer.active:
+        raise Unauthorized(
+            "you are no longer an active reviewer in the register, so your access has ended; write to the "
+            "secretariat if you think this is a mistake"
+        )
+    return reviewer
+
+
+def sign_out(session: Session, session_token: str | None, *, at: datetime) -> ReviewerRecord:
+    """End the reviewer's session (the token no longer works); audited."""
+    reviewer = reviewer_for(session, session_token, at=at)
+    table = table_of(ReviewerToken)
+    session.execute(
+        update(table)
+        .where(
+            table.c.token_hash == token_hash(session_token or ""),
+            table.c.purpose == "session",
+            table.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=at)
+    )
+    audit.record(
+        session,
+        at=at,
+        actor=reviewer.email,
+        role=Role.REVIEWER,
+        action="reviewer.signed_out",
+        subject_type="reviewer",
+        subject_id=reviewer.email,
+    )
     return reviewer
 
 
@@ -124,7 +177,7 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
     stage; at most one an hour. The caller answers the same whatever happens, so
     nobody learns who is a reviewer. Returns whether a link was queued."""
     reviewer = session.exec(select(ReviewerRecord).where(ReviewerRecord.email == email.strip().lower())).first()
-    if reviewer is None:
+    if reviewer is None or not reviewer.active:
         return False
     rows = session.exec(
         select(Application, ReviewStage)

@@ -19,7 +19,7 @@ from domain.review import (
     Reviewer,
     conflicts,
 )
-from engine.services import audit
+from engine.services import audit, revocation
 from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput
 from engine.services.review.state import as_reviewer, declared_conflicts, move_assignment, subject_of
@@ -134,8 +134,9 @@ def set_reviewer(
     session: Session, email: str, changes: dict[str, Any], *, active: bool | None = None, actor: str, at: datetime
 ) -> tuple[ReviewerRecord, str]:
     """Add a reviewer (every field given) or change some fields of one; `active=False`
-    takes them out of future assignments (their assignments stay). Returns the row and
-    `added`, `updated` or `unchanged`. Every field is checked before anything changes."""
+    takes them out of future assignments (their assignments stay) and ends their links
+    and sessions at once. Returns the row and `added`, `updated` or `unchanged`. Every
+    field is checked before anything changes."""
     email = email.strip().lower()
     unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
     if unknown:
@@ -177,6 +178,9 @@ def set_reviewer(
         subject_id=row.email,
         details={"fields": sorted(changes) + (["active"] if active is not None else [])},
     )
+    if outcome == "updated" and changed.get("active") is False:
+        session.flush()
+        revocation.end_reviewer_access(session, row, cause="deactivated", actor=actor, at=at)
     if outcome == "updated" and {"country", "organisation"} & set(changed):
         session.flush()
         recheck_conflicts(session, row, actor=actor, at=at)

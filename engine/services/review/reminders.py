@@ -84,6 +84,7 @@ def review_day(session: Session, settings: Settings, round_id: str, *, at: datet
                 reviewer,
             )
             for email, (reviewer, applications) in by_reviewer.items()
+            if reviewer.active  # a deactivated reviewer gets no new link
         ]
         summary.reminders = queue_for_reviewers(session, settings, messages, at)
     if step is StageStep.OVERDUE and pending:
