@@ -19,7 +19,7 @@ from engine.db import reading, unit_of_work
 from engine.services import outbox
 from engine.services.committee.bundles import WITHDRAWN_LINK, open_bundle, prepare_bundles
 from engine.services.committee.membership import set_member
-from engine.services.errors import InvalidInput, NotFound, Unauthorized
+from engine.services.errors import Gone, InvalidInput, NotFound, Unauthorized
 from engine.services.review.access import reviewer_for, sign_in
 from engine.services.review.register import set_reviewer
 from engine.services.revocation import revoke_person
@@ -51,7 +51,7 @@ def opens(rt: Runtime, token: str, at: datetime = AFTER_MEETING) -> bool:
     try:
         with unit_of_work(rt.engine) as session:
             open_bundle(session, rt.settings, token, at=at)
-    except NotFound:
+    except (NotFound, Gone):
         return False
     return True
 
@@ -69,7 +69,7 @@ def test_a_member_who_leaves_the_committee_after_the_meeting_loses_their_bundle_
     assert opens(committee, ghana)
     with unit_of_work(committee.engine) as session:
         set_member(session, GHANA, date(2018, 1, 1), {"term_end": date(2018, 10, 10)}, actor="amina", at=AFTER_MEETING)
-    with pytest.raises(NotFound, match="withdrawn"), unit_of_work(committee.engine) as session:
+    with pytest.raises(Gone, match="withdrawn"), unit_of_work(committee.engine) as session:
         open_bundle(session, committee.settings, ghana, at=AFTER_MEETING)
     assert opens(committee, other)  # only theirs
     [event] = revocations(committee)
