@@ -7,7 +7,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -18,6 +18,18 @@ from engine.services import audit
 from engine.services.errors import InvalidInput, ServiceError, Unavailable
 
 log = logging.getLogger("sip.api")
+
+
+def request_too_large(_: Request, limit: int) -> Response:
+    """The answer to a request body over SIP_MAX_BODY_BYTES (api/limits.py), sent before
+    any route reads it: the one place that decides its form."""
+    return error_json(
+        413,
+        "too_large",
+        f"the request body is over {limit / 1e6:.1f} MB, the most the engine reads in one request "
+        "(SIP_MAX_BODY_BYTES): send less at once (a batch of scores or decisions in several requests), "
+        "or ask the engine's administrator to raise the limit",
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -29,7 +29,19 @@ class Settings(BaseSettings):
         alias="SIP_SECRET_KEY",
         description="key for access tokens; default: generated once into SIP_DATA_DIR",
     )
-    max_request_bytes: int = Field(default=2_000_000, alias="SIP_MAX_REQUEST_BYTES", ge=10_000)
+    max_request_bytes: int = Field(
+        default=2_000_000,
+        alias="SIP_MAX_REQUEST_BYTES",
+        ge=10_000,
+        description="the largest application accepted (API and import)",
+    )
+    max_body_bytes: int = Field(
+        default=10_000_000,
+        alias="SIP_MAX_BODY_BYTES",
+        ge=10_000,
+        description="the largest request body the API reads, on every route, checked before anything else "
+        "(answered 413 at once); at least SIP_MAX_REQUEST_BYTES",
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         alias="SIP_PUBLIC_BASE_URL",
@@ -169,6 +181,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SMTP_USERNAME with SMTP_SECURITY=none would send the password in clear: set "
                 "SMTP_SECURITY=starttls or tls"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _body_holds_an_application(self) -> Settings:
+        if self.max_body_bytes < self.max_request_bytes:
+            raise ValueError(
+                f"SIP_MAX_BODY_BYTES ({self.max_body_bytes}) is below SIP_MAX_REQUEST_BYTES "
+                f"({self.max_request_bytes}): the API would refuse applications intake accepts. "
+                "Raise SIP_MAX_BODY_BYTES, or lower SIP_MAX_REQUEST_BYTES"
             )
         return self
 
