@@ -14,9 +14,10 @@ POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-#: Swagger UI and ReDoc set styles from their scripts (ReDoc writes <style> elements;
-#: ReDoc's search runs in a worker made from a blob): their scripts are still only the engine's files.
-DOCS_POLICY = (
+#: ReDoc writes its styles as <style> elements from its script, and runs its search in a
+#: worker made from a blob: its scripts are still only the engine's files. (Swagger UI,
+#: on /docs, holds with POLICY.)
+REDOC_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
