@@ -67,7 +67,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     # Added last, so outermost (each added middleware wraps the ones before): the body
     # limit before any route, parser or authentication reads a byte of a body; the
     # security headers, which only add to what is sent, on every answer (a 413 too).
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, refusal=request_too_large)
+    app.add_middleware(BodyLimit, limit=settings.body_limit, refusal=request_too_large)
     app.add_middleware(SecurityHeaders)
 
     def openapi() -> dict[str, Any]:

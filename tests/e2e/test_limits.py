@@ -34,7 +34,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-LIMIT = 10_000_000  # SIP_MAX_BODY_BYTES' default
+LIMIT = 4_000_000  # SIP_MAX_BODY_BYTES' default: twice intake's SIP_MAX_REQUEST_BYTES
 #: The four routes that read a whole body before answering 401 (or 413) to a caller without a key or token.
 UNAUTHENTICATED = [
     ("POST", f"/rounds/{ROUND1}/decisions"),
@@ -65,13 +65,15 @@ def refused_for_size(response: httpx.Response) -> bool:
     return (
         response.status_code == 413
         and body["error"] == "too_large"
-        and "10.0 MB" in body["message"]
+        and "4.0 MB" in body["message"]
         and "SIP_MAX_BODY_BYTES" in body["message"]
     )
 
 
-def test_the_default_limit_is_ten_megabytes_and_never_below_intakes(sqlite_settings: Settings) -> None:
-    assert sqlite_settings.max_body_bytes == LIMIT >= sqlite_settings.max_request_bytes
+def test_the_default_limit_is_twice_intakes_and_never_below_it(sqlite_settings: Settings) -> None:
+    assert sqlite_settings.body_limit == LIMIT == 2 * sqlite_settings.max_request_bytes
+    assert Settings(SIP_MAX_REQUEST_BYTES=3_000_000).body_limit == 6_000_000
+    assert Settings(SIP_MAX_BODY_BYTES=20_000_000).body_limit == 20_000_000
     with pytest.raises(ValueError, match="SIP_MAX_BODY_BYTES .* is below SIP_MAX_REQUEST_BYTES"):
         Settings(SIP_MAX_BODY_BYTES=1_000_000, SIP_MAX_REQUEST_BYTES=2_000_000)
 
@@ -126,8 +128,8 @@ def test_requests_under_the_limit_are_answered_by_their_routes(sqlite_settings: 
         "max_load": 4,
     }
     with TestClient(create_app(settings)) as client:
-        # 9 MB of JSON (mostly spaces): under the limit, read, parsed and stored as usual
-        padded = json.dumps(reviewer).encode() + b" " * 9_000_000
+        # nearly 4 MB of JSON (mostly spaces): under the limit, read, parsed and stored as usual
+        padded = json.dumps(reviewer).encode() + b" " * 3_900_000
         officer = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         added = client.put("/reviewers/ivan@example.org", headers=officer, content=padded)
         assert added.status_code == 200 and added.json()["outcome"] == "added"
@@ -145,10 +147,10 @@ def test_intake_keeps_its_own_limit_under_the_global_one(intake_client: TestClie
     url = f"/rounds/{ROUND1}/applications"
     assert intake_client.post(url, content=example("ben-asgm-complete.json")).status_code == 201
     doc = json.loads(example("ben-asgm-complete.json"))
-    doc["form_a"]["title"] = "x" * 3_000_000
+    doc["form_a"]["title"] = "x" * 2_500_000
     own = intake_client.post(url, content=json.dumps(doc))
     assert own.status_code == 413 and "an application is at most 2.0 MB" in own.json()["message"]
-    doc["form_a"]["title"] = "x" * 11_000_000
+    doc["form_a"]["title"] = "x" * 5_000_000
     assert refused_for_size(intake_client.post(url, content=json.dumps(doc)))
 
 
@@ -182,7 +184,7 @@ def test_a_served_api_answers_413_to_a_150_megabyte_body_before_it_is_sent(sqlit
             assert chunked.status == 413 and b'"too_large"' in chunked.answer, chunked  # forms: intake's limit
             # answered while the client was still sending: what it sent is the socket buffers' worth
             # (Content-Length) or the limit and the buffers (chunked), never the 150 MB
-            assert declared.bytes_sent < 20_000_000 and chunked.bytes_sent < LIMIT + 20_000_000
+            assert declared.bytes_sent < 20_000_000 and chunked.bytes_sent < LIMIT + 20_000_000, (declared, chunked)
     finally:
         server.terminate()
         server.wait(10)
