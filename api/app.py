@@ -17,7 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from api import applicants, committee, health, reviewer, secretariat
 from api.common import DEFAULT_ERROR
 from api.deps import declare_scopes
-from api.errors import install_error_handlers
+from api.docs import install_docs
+from api.errors import install_error_handlers, request_too_large
+from api.headers import SecurityHeaders
+from api.limits import BodyLimit
 from api.logs import redact_access_log
 from domain.application import ApplicationDocument
 from engine.services.errors import ServiceError
@@ -43,6 +46,8 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         summary="Specific International Programme of the Minamata Convention on Mercury: applications and status",
         lifespan=lifespan,
         responses=DEFAULT_ERROR,
+        docs_url=None,  # served by install_docs, with their assets, from the engine itself
+        redoc_url=None,
     )
     redact_access_log()
     app.state.clock = now
@@ -60,6 +65,12 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         declare_scopes(router)
         app.include_router(router)
     install_error_handlers(app)
+    install_docs(app)
+    # Added last, so outermost (each added middleware wraps the ones before): the body
+    # limit before any route, parser or authentication reads a byte of a body; the
+    # security headers, which only add to what is sent, on every answer (a 413 too).
+    app.add_middleware(BodyLimit, limit=settings.body_limit, refusal=request_too_large)
+    app.add_middleware(SecurityHeaders)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -79,21 +79,15 @@ async def submit(
     """Submit an application (format `sip-application/1`) while the round is open.
 
     The answer holds the application's reference and an access token, shown once."""
-    limit = rt.settings.max_request_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return _too_large(int(declared), limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return _too_large(len(body), limit)
+    body = await _read_application(request, rt.settings.max_request_bytes)
+    if isinstance(body, JSONResponse):
+        return body
     receipt = await run_in_threadpool(
         intake.submit_application,
         rt.engine,
         rt.settings,
         round_id,
-        bytes(body),
+        body,
         channel="api",
         idempotency_key=idempotency_key,
         now=now,
@@ -140,9 +134,9 @@ async def resubmit(
 ) -> ApplicationStatusOut | JSONResponse:
     """Send forms again (any of form_a, form_b, form_c) after the secretariat found the application
     incomplete or asked for information; the application is then screened again."""
-    body = await request.body()
-    if len(body) > rt.settings.max_request_bytes:
-        return _too_large(len(body), rt.settings.max_request_bytes)
+    body = await _read_application(request, rt.settings.max_request_bytes)
+    if isinstance(body, JSONResponse):
+        return body
     token = credentials.credentials if credentials else None
 
     def apply() -> app_service.ApplicantView | None:
@@ -257,6 +251,20 @@ def _status_out(view: app_service.ApplicantView) -> ApplicationStatusOut:
         submitted_at=view.submitted_at,
         timeline=[TimelineItemOut(status=t.status, at=t.at) for t in view.timeline],
     )
+
+
+async def _read_application(request: Request, limit: int) -> bytes | JSONResponse:
+    """The body, read as it streams in up to intake's limit (SIP_MAX_REQUEST_BYTES, below
+    the limit every request has: api/limits.py), or the 413 that says so."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return _too_large(int(declared), limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return _too_large(len(body), limit)
+    return bytes(body)
 
 
 def _too_large(size: int, limit: int) -> JSONResponse:

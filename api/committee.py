@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
+from api.headers import BUNDLE_POLICY
 from api.pages import PersonPage, page_error_responses
 from api.schemas import (
     AccessRevokedOut,
@@ -312,5 +313,9 @@ def download(
         media_type=media,
         filename=f"bundle-{bundle.round_id}-v{bundle.version}.{format}",
         content_disposition_type="inline",
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": BUNDLE_POLICY,
+        },
     )

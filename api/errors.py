@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.common import error_json
 from api.pages import error_page, field_problems, person_page
@@ -21,6 +22,27 @@ from engine.services import audit
 from engine.services.errors import InvalidInput, ServiceError, Unavailable
 
 log = logging.getLogger("sip.api")
+
+
+def request_too_large(request: Request, limit: int) -> Response:
+    """The answer to a request body over SIP_MAX_BODY_BYTES (api/limits.py), sent before
+    any route reads it: the one place that decides its form (a page in the person's
+    language on the routes that serve people, JSON elsewhere)."""
+    for route in request.app.router.routes:  # the route it would have reached (matching reads no body)
+        match, child = route.matches(request.scope)
+        if match == Match.FULL:
+            request.scope.update(child)
+            break
+    page = person_page(request)
+    if page is not None:
+        return error_page(request, page, 413)
+    return error_json(
+        413,
+        "too_large",
+        f"the request body is over {limit / 1e6:.1f} MB, the most the engine reads in one request "
+        "(SIP_MAX_BODY_BYTES): send less at once (a batch of scores or decisions in several requests), "
+        "or ask the engine's administrator to raise the limit",
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -171,11 +171,20 @@ def error_page(
             fields=fields or [],
             minutes=max(minutes, 1) if minutes is not None else None,
             back=page.back,
+            assets=_assets(request),
             mail_link=Markup('<a href="mailto:{0}">{0}</a>').format(email),
             link_days=LINK_DAYS_AFTER_MEETING,
         )
     )
     return HTMLResponse(html, status_code=status_code, headers={**(headers or {}), **HEADERS})
+
+
+def _assets(request: Request) -> str:
+    """The stylesheet's folder relative to the page (`assets/` at the top, `../assets/`
+    one level down), so that it holds behind a proxy that serves the engine under a prefix."""
+    root = request.scope.get("root_path", "")
+    path = request.url.path[len(root) :] if root and request.url.path.startswith(root) else request.url.path
+    return "../" * max(path.count("/") - 1, 0) + "assets/"
 
 
 def field_problems(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -29,7 +29,19 @@ class Settings(BaseSettings):
         alias="SIP_SECRET_KEY",
         description="key for access tokens; default: generated once into SIP_DATA_DIR",
     )
-    max_request_bytes: int = Field(default=2_000_000, alias="SIP_MAX_REQUEST_BYTES", ge=10_000)
+    max_request_bytes: int = Field(
+        default=2_000_000,
+        alias="SIP_MAX_REQUEST_BYTES",
+        ge=10_000,
+        description="the largest application accepted (API and import)",
+    )
+    max_body_bytes: int | None = Field(
+        default=None,
+        alias="SIP_MAX_BODY_BYTES",
+        ge=10_000,
+        description="the largest request body the API reads, on every route, checked before anything else "
+        "(413 at once); at least SIP_MAX_REQUEST_BYTES; default: twice SIP_MAX_REQUEST_BYTES (4 MB)",
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         alias="SIP_PUBLIC_BASE_URL",
@@ -184,12 +196,28 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _body_holds_an_application(self) -> Settings:
+        if self.max_body_bytes is not None and self.max_body_bytes < self.max_request_bytes:
+            raise ValueError(
+                f"SIP_MAX_BODY_BYTES ({self.max_body_bytes}) is below SIP_MAX_REQUEST_BYTES "
+                f"({self.max_request_bytes}): the API would refuse applications intake accepts. "
+                "Raise SIP_MAX_BODY_BYTES, or lower SIP_MAX_REQUEST_BYTES"
+            )
+        return self
+
     @field_validator("secret_key")
     @classmethod
     def _strong_secret(cls, value: str | None) -> str | None:
         if value is not None and (len(value) < 32 or value.lower() in {"changeme", "secret", "change-me"}):
             raise ValueError("SIP_SECRET_KEY must be at least 32 random characters (e.g. `openssl rand -hex 32`)")
         return value
+
+    @property
+    def body_limit(self) -> int:
+        """The most the API reads of any request body (api/limits.py): room for an
+        application at intake's limit, whose own 413 then answers, and for batches."""
+        return self.max_body_bytes or 2 * self.max_request_bytes
 
     @property
     def sender(self) -> str:

@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import select
 
 from api.app import create_app
+from api.headers import BUNDLE_POLICY
 from engine.db import reading
 from engine.services import outbox
 from engine.services.setup import Runtime
@@ -97,6 +98,7 @@ def test_bundles_letters_and_open_data_run_through_the_api_and_a_member_download
     link = re.search(r"http://127\.0\.0\.1:8000(/committee/bundle\?token=[\w-]+)", text).group(1)  # type: ignore[union-attr]
     opened = client.get(link)
     assert opened.status_code == 200 and "Martín Gómez" in opened.text and opened.headers["cache-control"] == "no-store"
+    assert opened.headers["content-security-policy"] == BUNDLE_POLICY  # its inline styles, no script
     assert client.get("/committee/bundle", params={"token": "forged"}).status_code == 404
     assert [e.actor for e in events(client, "bundle.downloaded")] == ["martin.gomez@committee.example.org"]
     assert len(events(client, "bundle.download.refused")) == 1
