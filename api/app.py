@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +23,7 @@ from api.errors import install_error_handlers, request_too_large
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.logs import redact_access_log
+from api.pages import marks
 from domain.application import ApplicationDocument
 from engine.services.errors import ServiceError
 from engine.services.setup import Runtime, prepare
@@ -53,7 +55,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     app.state.clock = now
     app.state.settings = settings
     app.state.runtime = None  # prepared on start-up (or at the first request, if the database answers only then)
-    for router in (
+    routers = (
         applicants.router,
         health.router,
         secretariat.router,
@@ -61,9 +63,12 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         secretariat.outbox_router,
         reviewer.router,
         committee.router,
-    ):
+    )
+    for router in routers:
         declare_scopes(router)
         app.include_router(router)
+    # The pages people open, for answers given before a route is reached (the body limit's 413).
+    app.state.person_routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute) and marks(r)]
     install_error_handlers(app)
     install_docs(app)
     # Added last, so outermost (each added middleware wraps the ones before): the body

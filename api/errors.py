@@ -28,7 +28,7 @@ def request_too_large(request: Request, limit: int) -> Response:
     """The answer to a request body over SIP_MAX_BODY_BYTES (api/limits.py), sent before
     any route reads it: the one place that decides its form (a page in the person's
     language on the routes that serve people, JSON elsewhere)."""
-    for route in request.app.router.routes:  # the route it would have reached (matching reads no body)
+    for route in request.app.state.person_routes:  # the page it would have reached (matching reads no body)
         match, child = route.matches(request.scope)
         if match == Match.FULL:
             request.scope.update(child)

@@ -76,7 +76,12 @@ class PersonPage(Depends):
 def marker(request: Request) -> PersonPage | None:
     """The `PersonPage` marker of the route the request reached, if it has one (a request
     answered before it reached a route, e.g. an unknown address, has none)."""
-    for dependency in getattr(request.scope.get("route"), "dependencies", ()):
+    return marks(request.scope.get("route"))
+
+
+def marks(route: object) -> PersonPage | None:
+    """A route's `PersonPage` marker, if it serves people."""
+    for dependency in getattr(route, "dependencies", ()):
         if isinstance(dependency, PersonPage):
             return dependency
     return None

@@ -305,3 +305,24 @@ def test_a_database_that_does_not_answer_is_a_503_page_on_the_status_page(sqlite
     page = _error_page(answer)
     assert "<h1>El servicio no está disponible por el momento</h1>" in page and "127.0.0.1" not in page
     assert api.status_code == 503 and api.json()["error"] == "unavailable"  # the API's answer names the cause
+
+
+def test_a_body_over_the_engines_limit_on_a_page_is_a_page_before_anything_reads_it(applicant: TestClient) -> None:
+    """The body limit answers before any route runs (api/limits.py); on a person's page
+    it still says so in their language, and an API route keeps its JSON."""
+    huge = {"Content-Length": str(50_000_000), "Content-Type": "application/x-www-form-urlencoded"}
+    page = applicant.post("/status", headers={**BROWSER, **huge, "Accept-Language": "fr"}, content=b"x")
+    assert page.status_code == 413
+    assert "<h1>Votre envoi est trop volumineux</h1>" in _error_page(page)
+    api = applicant.put("/applications/SIP-2018-R1-0001/forms", headers=huge, content=b"x")
+    assert api.status_code == 413 and api.json()["error"] == "too_large"
+
+
+def test_an_error_page_one_level_down_finds_its_stylesheet(invited: TestClient) -> None:
+    answer = invited.post("/reviewer/sign-in", data={"token": "forged", "lang": "es"}, headers=BROWSER)
+    assert answer.status_code == 404
+    href = re.search(r'<link rel="stylesheet" href="([^"]+)"', _error_page(answer)).group(1)  # type: ignore[union-attr]
+    assert href == "../assets/page.css"
+    assert invited.get("/reviewer/" + href).status_code == 200  # as the browser resolves it
+    top = invited.post("/status", data={"reference": "SIP-2018-R1-0001", "access_code": "wrong"}, headers=BROWSER)
+    assert 'href="assets/page.css"' in top.text
