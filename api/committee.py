@@ -15,6 +15,7 @@ from pydantic import ConfigDict, EmailStr, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
+from api.attempts import AttemptDep
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatDep
 from api.schemas import (
@@ -33,8 +34,8 @@ from domain.application import Input
 from domain.committee import DecisionIn, composition_problems
 from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
-from engine.services import audit, opendata
 from engine.services import letters as letters_service
+from engine.services import opendata
 from engine.services.committee import bundles, membership
 from engine.services.committee import decisions as committee_decisions
 from engine.services.committee import meeting as committee_meeting
@@ -245,26 +246,23 @@ def grants(round_id: str, rt: RuntimeDep, officer: SecretariatDep) -> GrantsPack
             "content": {"text/html": {}, "application/pdf": {}},
             "description": "the bundle: HTML, or PDF with format=pdf",
         },
-        **error_responses(404, 422),
+        **error_responses(404, 422, 429),
     },
     summary="A committee member's review bundle (the link of their message)",
 )
 def download(
     rt: RuntimeDep,
     now: NowDep,
+    attempt: AttemptDep,
     token: Annotated[str, Query(max_length=200)] = "",
     format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html",
 ) -> FileResponse:  # noqa: A002
     """The bundle the member's personal link opens; every download is audited. An unknown
-    link answers 404."""
+    link answers 404 (counted against the source, and sampled: api/attempts.py); a
+    member's link refused (replaced, expired) is audited under their name."""
     with (
-        audit.refusals_recorded(
-            rt.engine,
-            actor="unknown",
-            role=Role.COMMITTEE,
-            action="bundle.download",
-            subject_type="bundle",
-            subject_id="link",
+        attempt.refusals(
+            rt.engine, role=Role.COMMITTEE, action="bundle.download", subject_type="bundle", subject_id="link"
         ),
         unit_of_work(rt.engine) as session,
     ):

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.attempts import key_attempts_limited
 from engine.services.setup import Runtime, prepare
 
 _preparing = threading.Lock()
@@ -61,4 +62,5 @@ def get_secretariat(
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 NowDep = Annotated[datetime, Depends(get_now)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-SecretariatDep = Annotated[str, Depends(get_secretariat)]
+#: The key check, limited: 429 after too many refused keys from a source (api/attempts.py).
+SecretariatDep = Annotated[str, Depends(key_attempts_limited(get_secretariat))]

@@ -54,7 +54,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 429: "too_many_requests"}
         response = error_json(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
         response.headers.update(exc.headers or {})
         return response

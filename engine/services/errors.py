@@ -15,11 +15,22 @@ class ServiceError(Exception):
     #: Set once the refusal is in the audit trail, so that it is recorded once.
     audited = False
 
-    def __init__(self, message: str, errors: list[FieldError] | None = None, *, hints: tuple[Hint, ...] = ()):
+    def __init__(
+        self,
+        message: str,
+        errors: list[FieldError] | None = None,
+        *,
+        hints: tuple[Hint, ...] = (),
+        actor: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.errors = errors or []
         self.hints = hints
+        #: Whom the refused credential belongs to, where it named someone (a used or
+        #: expired link, an ended session): their refusal is audited under their name,
+        #: not sampled as an unknown caller's.
+        self.actor = actor
 
 
 class NotFound(ServiceError):

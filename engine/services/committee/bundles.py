@@ -559,19 +559,24 @@ def open_bundle(
     if bundle.version != latest:
         raise NotFound(
             f"this link is to version {bundle.version} of your bundle; version {latest} replaced it: "
-            "use the link of its message"
+            "use the link of its message",
+            actor=bundle.email,
         )
     committee = committee_of(session, bundle.round_id)
     if bundle.email not in {str(m.email).lower() for m in committee.members}:
-        raise NotFound("you are no longer on this round's committee; ask the secretariat")
+        raise NotFound("you are no longer on this round's committee; ask the secretariat", actor=bundle.email)
     if at.date() > committee.meeting.ends_on + timedelta(days=LINK_DAYS_AFTER_MEETING):
-        raise NotFound(f"this link expired {LINK_DAYS_AFTER_MEETING} days after the meeting; ask the secretariat")
+        raise NotFound(
+            f"this link expired {LINK_DAYS_AFTER_MEETING} days after the meeting; ask the secretariat",
+            actor=bundle.email,
+        )
     path = stored_file(settings, bundle.path)
     path = path.with_suffix(".pdf") if pdf else path
     if not path.exists():
         raise NotFound(
             f"the {'PDF' if pdf else 'file'} of this bundle is not on this server (its files folder, "
-            "SIP_FILES_DIR, must be shared by every machine of the engine); ask the secretariat"
+            "SIP_FILES_DIR, must be shared by every machine of the engine); ask the secretariat",
+            actor=bundle.email,
         )
     audit.record(
         session,

@@ -50,19 +50,20 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
     ).first()
     if link is None:
         raise Unauthorized(f"this sign-in link is not valid; {NEW_LINK}")
+    reviewer = session.get(ReviewerRecord, link.reviewer_id)
+    assert reviewer is not None
     if link.used_at is not None:
         raise Unauthorized(
             f"this sign-in link was already used (on {link.used_at:%Y-%m-%d %H:%M} UTC); each link "
-            f"opens one session; {NEW_LINK}"
+            f"opens one session; {NEW_LINK}",
+            actor=reviewer.email,
         )
     if link.expires_at <= at:
-        raise Unauthorized(f"this sign-in link expired on {link.expires_at:%Y-%m-%d}; {NEW_LINK}")
+        raise Unauthorized(f"this sign-in link expired on {link.expires_at:%Y-%m-%d}; {NEW_LINK}", actor=reviewer.email)
     table = table_of(ReviewerToken)
     claimed = session.execute(update(table).where(table.c.id == link.id, table.c.used_at.is_(None)).values(used_at=at))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise Unauthorized(f"this sign-in link was already used; {NEW_LINK}")
-    reviewer = session.get(ReviewerRecord, link.reviewer_id)
-    assert reviewer is not None
+        raise Unauthorized(f"this sign-in link was already used; {NEW_LINK}", actor=reviewer.email)
     token = random_token()
     expires = at + timedelta(hours=settings.reviewer_session_hours)
     session.add(
@@ -103,10 +104,12 @@ def reviewer_for(session: Session, session_token: str | None, *, at: datetime) -
             "sign in with the link in your invitation (POST /reviewer/sessions) and send the session "
             "token as Authorization: Bearer <token>"
         )
-    if row.expires_at <= at:
-        raise Unauthorized(f"your session ended at {row.expires_at:%Y-%m-%d %H:%M} UTC; {NEW_LINK}")
     reviewer = session.get(ReviewerRecord, row.reviewer_id)
     assert reviewer is not None
+    if row.expires_at <= at:
+        raise Unauthorized(
+            f"your session ended at {row.expires_at:%Y-%m-%d %H:%M} UTC; {NEW_LINK}", actor=reviewer.email
+        )
     return reviewer
 
 
