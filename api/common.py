@@ -24,6 +24,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     answers: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorOut, "description": described[code]} for code in codes
     }
+    if 401 in codes and 429 not in answers:  # a route that takes a credential limits refused ones
+        answers[429] = {"model": ErrorOut, "description": described[429]}
     if 429 in answers:
         answers[429]["headers"] = {
             "Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
