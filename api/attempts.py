@@ -157,9 +157,8 @@ def begin(request: Request) -> Attempt:
     source = source_of(request)
     wait = guard.wait(guard.failed_attempts, "failed", source)
     if wait:
-        raise too_many(wait, "refused attempts")
-    clock: Callable[[], datetime] = request.app.state.clock
-    return Attempt(guard=guard, source=source, at=clock())
+        raise _limited(request, guard, source, wait, "refused attempts")
+    return Attempt(guard=guard, source=source, at=_now(request))
 
 
 def link_request(request: Request) -> None:
@@ -168,8 +167,20 @@ def link_request(request: Request) -> None:
     source = source_of(request)
     wait = guard.wait(guard.link_requests, "links", source)
     if wait:
-        raise too_many(wait, "requests for a new link")
+        raise _limited(request, guard, source, wait, "requests for a new link")
     guard.hit(guard.link_requests, "links", source)
+
+
+def _now(request: Request) -> datetime:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+def _limited(request: Request, guard: Guard, source: str, wait: int, what: str) -> HTTPException:
+    """The 429, counted in the source's minute of refusals (not audited on its own)."""
+    endpoint = getattr(request.scope.get("endpoint"), "__name__", "request")
+    guard.sampler.count(source=source, at=_now(request), action=f"api.{endpoint}.rate_limited")
+    return too_many(wait, what)
 
 
 AttemptDep = Annotated[Attempt, Depends(begin)]

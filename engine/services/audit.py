@@ -158,6 +158,7 @@ class _Tally:
 
     start: datetime
     refused: int = 0
+    audited: int = 0  # of them, audited on their own (the first, where it was one the sampler recorded)
     last_at: datetime | None = None
     actions: Counter[str] = field(default_factory=Counter)
 
@@ -169,13 +170,15 @@ class RefusalSampler:
 
     - The first refusal of a source in a minute is audited as before
       (`<action>.refused`, actor `unknown`), its details naming the `source` and
-      saying it is `sampled`.
-    - The others of that minute are only counted, in memory.
+      saying it is `sampled` (the first recorded: a 429 that came before it is only
+      counted).
+    - The others of that minute are only counted, in memory; so are the requests a
+      rate limit refused (`count`: a 429 is not audited on its own).
     - Once the minute is over, one `refusals.counted` event (role `system`, subject
-      the source) gives the total of the minute (`refused`, the first one included)
-      and the count of each action. It is written by the next refusal the sampler
-      sees from any source, or by `flush` (the API calls it when it stops). A minute
-      with a single refusal needs no count: its one row says it all.
+      the source) gives the total of the minute (`refused`), how many of them were
+      audited on their own, and the count of each action. It is written by the next
+      refusal the sampler records, from any source, or by `flush` (the API calls it
+      when it stops). A minute whose refusals were all audited needs no count.
 
     What this does not keep: a process that is killed (not stopped) loses the counts
     of the minute under way (its first rows are in the trail); each process of the
@@ -190,10 +193,33 @@ class RefusalSampler:
         self.max_sources = max_sources
         self._lock = threading.Lock()
         self._tallies: dict[str, _Tally] = {}
+        self._ended: list[tuple[str, _Tally]] = []  # counts of ended minutes, not written yet
 
     def _start_of(self, at: datetime) -> datetime:
         seconds = self.window.total_seconds()
         return datetime.fromtimestamp(at.timestamp() // seconds * seconds, UTC)
+
+    def _tally(self, source: str, at: datetime, action: str) -> tuple[str, _Tally, bool]:
+        """The source's tally of the minute of `at`, counting one more (under the lock);
+        whether it is new. The tallies of the minutes before are put aside."""
+        start = self._start_of(at)
+        self._ended += self._take(lambda t: t.start < start)
+        if source not in self._tallies and len(self._tallies) >= self.max_sources:
+            source = OTHER_SOURCES
+        tally = self._tallies.get(source)
+        new = tally is None
+        if tally is None:
+            tally = self._tallies[source] = _Tally(start=start)
+        tally.refused += 1
+        tally.last_at = max(at, tally.last_at or at)
+        tally.actions[action] += 1
+        return source, tally, new
+
+    def count(self, *, source: str, at: datetime, action: str) -> None:
+        """Count a refusal that is not audited on its own (a request a rate limit
+        refused): it is in its minute's `refusals.counted` event. No database work."""
+        with self._lock:
+            self._tally(source, at, action)
 
     def record(
         self,
@@ -209,18 +235,11 @@ class RefusalSampler:
     ) -> bool:
         """Count an unknown caller's refusal; audit it if it is its source's first in
         the minute (then True). The counts of the minutes that ended are written too."""
-        start = self._start_of(at)
         with self._lock:
-            ended = self._take(lambda t: t.start < start)
-            if source not in self._tallies and len(self._tallies) >= self.max_sources:
-                source = OTHER_SOURCES
-            tally = self._tallies.get(source)
-            first = tally is None
-            if tally is None:
-                tally = self._tallies[source] = _Tally(start=start)
-            tally.refused += 1
-            tally.last_at = at
-            tally.actions[f"{action}.refused"] += 1
+            source, tally, _ = self._tally(source, at, f"{action}.refused")
+            first = tally.audited == 0  # none of the minute's refusals is in the trail yet
+            tally.audited = 1
+            ended, self._ended = self._ended, []
         if first or ended:
             with unit_of_work(engine) as session:
                 self._write_counts(session, ended, at=at)
@@ -251,16 +270,17 @@ class RefusalSampler:
         at = at or datetime.now(UTC)
         start = self._start_of(at)
         with self._lock:
-            ended = self._take(lambda t: everything or t.start < start)
-        if not any(t.refused > 1 for _, t in ended):
+            ended = self._ended + self._take(lambda t: everything or t.start < start)
+            self._ended = []
+        if not any(t.refused > t.audited for _, t in ended):
             return 0
         with unit_of_work(engine) as session:
             return self._write_counts(session, ended, at=at)
 
     def pending(self) -> int:
-        """The refusals counted and not yet written (in the counts of minutes not written)."""
+        """The refusals counted whose count is not written yet."""
         with self._lock:
-            return sum(t.refused for t in self._tallies.values())
+            return sum(t.refused for t in self._tallies.values()) + sum(t.refused for _, t in self._ended)
 
     def _take(self, ended: Callable[[_Tally], bool]) -> list[tuple[str, _Tally]]:
         taken = [(source, tally) for source, tally in self._tallies.items() if ended(tally)]
@@ -271,7 +291,7 @@ class RefusalSampler:
     def _write_counts(self, session: Session, ended: list[tuple[str, _Tally]], *, at: datetime) -> int:
         written = 0
         for source, tally in ended:
-            if tally.refused < 2:
+            if tally.refused <= tally.audited:
                 continue
             end = min(tally.start + self.window, max(at, tally.last_at or at))
             record(
@@ -283,13 +303,14 @@ class RefusalSampler:
                 subject_type="source",
                 subject_id=source[:100],
                 reason=f"{tally.refused} refusals of unknown callers from {source} between "
-                f"{tally.start:%Y-%m-%d %H:%M:%S} and {end:%H:%M:%S} UTC; the first is audited on its own",
+                f"{tally.start:%Y-%m-%d %H:%M:%S} and {end:%H:%M:%S} UTC, {tally.audited} of them audited "
+                "on their own",
                 details={
                     "source": source,
                     "from": tally.start.isoformat(),
                     "to": end.isoformat(),
                     "refused": tally.refused,
-                    "audited_one_by_one": 1,
+                    "audited_one_by_one": tally.audited,
                     "by_action": dict(sorted(tally.actions.items())),
                 },
             )

@@ -117,6 +117,10 @@ def test_a_thousand_refused_unauthenticated_requests_add_at_most_a_handful_of_au
     added = audit_rows(round4) - before
     print(f"1,000 refused unauthenticated requests, default rate limits: {statuses}, {added} audit rows")
     assert statuses[429] == 990 and added == 2
+    count = refusals(round4, "refusals.counted")[-1]  # every one of the 1,000 is in the count
+    assert count.details and (count.details["refused"], count.details["audited_one_by_one"]) == (1000, 1)
+    limited = {a: n for a, n in count.details["by_action"].items() if a.endswith(".rate_limited")}
+    assert sum(limited.values()) == 990 and "api.open_session.rate_limited" in limited
 
 
 def test_the_attempt_after_the_limit_gets_429_even_with_the_right_secret_and_other_sources_are_not_affected(
@@ -177,8 +181,13 @@ def test_refused_secretariat_keys_are_limited_per_source_and_an_officers_use_is_
         assert TestClient(app, client=ELSEWHERE).get("/reviewers", headers=OFFICER).status_code == 200
     [refused] = refusals(round4, "api.key.refused")  # sampled: one row for the source's minute
     assert refused.actor == "unknown" and refused.details and refused.details["source"] == "testclient"
-    [count] = refusals(round4, "refusals.counted")
-    assert count.details and count.details["refused"] == 3
+    [count] = refusals(round4, "refusals.counted")  # the three refused keys and the two 429s
+    assert count.details and count.details["refused"] == 5
+    assert count.details["by_action"] == {
+        "api.key.refused": 3,
+        "api.list_reviewers.rate_limited": 1,
+        "api.review.rate_limited": 1,
+    }
 
 
 def test_wrong_access_codes_on_the_status_form_and_api_are_limited(open_round1: Runtime) -> None:

@@ -128,3 +128,19 @@ def test_past_its_number_of_sources_the_sampler_counts_the_others_together(rt: R
         OTHER_SOURCES,
     ]
     assert added[-1].action == "refusals.counted" and added[-1].details and added[-1].details["refused"] == 7
+
+
+def test_requests_a_rate_limit_refused_are_counted_without_a_row_of_their_own(rt: Runtime) -> None:
+    sampler = RefusalSampler()
+    before = len(events(rt))
+    for i in range(50):
+        sampler.count(source="127.0.0.9", at=T0 + timedelta(seconds=i / 2), action="api.open_session.rate_limited")
+    assert len(events(rt)) == before and sampler.pending() == 50
+    assert refuse(rt, sampler, "127.0.0.9", T0 + timedelta(seconds=40))  # the minute's first refusal recorded
+    assert not refuse(rt, sampler, "127.0.0.9", T0 + timedelta(seconds=41))
+    refuse(rt, sampler, "127.0.0.8", T0 + timedelta(minutes=1))  # another source's refusal writes the count
+    added = events(rt)[before:]
+    assert [e.action for e in added] == ["review.list.refused", "refusals.counted", "review.list.refused"]
+    count = added[1].details
+    assert count and count["refused"] == 52 and count["audited_one_by_one"] == 1
+    assert count["by_action"] == {"api.open_session.rate_limited": 50, "review.list.refused": 2}
