@@ -35,7 +35,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from limits import RateLimitItem, parse_many
-from limits.errors import StorageError
+from limits.errors import ConfigurationError, StorageError
 from limits.storage import MovingWindowSupport, storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 from sqlalchemy import Engine
@@ -54,7 +54,10 @@ class Guard:
     """One per application: the limits, their storage, and the sampler of refusals."""
 
     def __init__(self, settings: Settings):
-        storage = storage_from_string(settings.rate_limit_storage, wrap_exceptions=True)
+        try:
+            storage = storage_from_string(settings.rate_limit_storage, wrap_exceptions=True)
+        except ConfigurationError as exc:  # e.g. memcached:// without its client library
+            raise ValueError(f"SIP_RATE_LIMIT_STORAGE={settings.rate_limit_storage}: {exc}") from None
         self.limiter: RateLimiter = (
             MovingWindowRateLimiter(storage)
             if isinstance(storage, MovingWindowSupport)

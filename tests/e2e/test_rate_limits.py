@@ -264,3 +264,18 @@ def test_the_openapi_document_declares_the_429_and_its_retry_after(round4: Runti
     ):
         answer = paths[path][method]["responses"]["429"]
         assert "Retry-After" in answer["headers"], (path, method)
+
+
+def test_where_the_limits_storage_does_not_answer_the_routes_still_work_and_refusals_are_still_audited(
+    round4: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("redis", reason="the redis client (Prefect brings it) makes the limits' redis storage")
+    app = app_for(
+        round4, Clock(AFTER_R4), rate_limit_storage="redis://127.0.0.1:1", rate_limit_failed_attempts="1/minute"
+    )
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert client.post("/reviewer/sessions", json={"token": "forged"}).status_code == 401
+        assert client.get("/reviewers", headers=OFFICER).status_code == 200
+    assert "the rate limits' storage does not answer" in caplog.text
+    assert len(refusals(round4, "reviewer.sign_in.refused")) == 1
