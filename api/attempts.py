@@ -92,13 +92,20 @@ def source_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+#: What to do once the wait is over, by what was limited.
+THEN = {
+    "refused attempts": "then try again with the link, code or key exactly as it was sent to you; if it is "
+    "still refused, ask the secretariat for a new one",
+    "requests for a new link": "then ask again, once: a reviewer with reviews to do gets a new link at most "
+    "once an hour",
+}
+
+
 def too_many(seconds: int, what: str) -> HTTPException:
     """The 429 answer: how long to wait, and what to do then."""
     return HTTPException(
         status_code=429,
-        detail=f"too many {what} from your address: wait {seconds} seconds (Retry-After), then try again "
-        "with the link, code or key exactly as it was sent to you; if it is still refused, ask the "
-        "secretariat for a new one",
+        detail=f"too many {what} from your address: wait {seconds} seconds (Retry-After), {THEN[what]}",
         headers={"Retry-After": str(seconds)},
     )
 
