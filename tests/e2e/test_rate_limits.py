@@ -67,7 +67,9 @@ def audit_rows(rt: Runtime) -> int:
 
 def refusals(rt: Runtime, action: str) -> list[AuditEvent]:
     with reading(rt.engine) as session:
-        return list(session.exec(select(AuditEvent).where(AuditEvent.action == action)).all())
+        return list(
+            session.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.id))).all()
+        )
 
 
 def assert_too_many(answer: Any, window: int = 60) -> None:
