@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from api import applicants, committee, health, reviewer, secretariat
+from api.attempts import Guard
 from api.common import DEFAULT_ERROR
 from api.deps import declare_scopes
 from api.docs import install_docs
@@ -41,6 +42,12 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             log.error("%s; the API answers 503 until then (GET /health/ready says when it is ready)", exc.message)
             app.state.runtime = None
         yield
+        runtime = app.state.runtime
+        if runtime is not None:  # the counts of the unknown callers' refusals not yet written
+            try:
+                await run_in_threadpool(app.state.guard.sampler.flush, runtime.engine, everything=True)
+            except ServiceError as exc:
+                log.error("the counts of refused attempts could not be written: %s", exc.message)
 
     app = FastAPI(
         title="SIP engine",
@@ -54,6 +61,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     redact_access_log()
     app.state.clock = now
     app.state.settings = settings
+    app.state.guard = Guard(settings)  # the rate limits of the routes that take a secret, and the refusals' sampler
     app.state.runtime = None  # prepared on start-up (or at the first request, if the database answers only then)
     routers = (
         applicants.router,

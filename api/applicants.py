@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Header, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.attempts import Attempt, AttemptDep
 from api.common import error_json, error_responses
 from api.deps import BearerDep, NowDep, RuntimeDep
 from api.pages import PersonPage, page_error_responses, page_language
@@ -19,6 +20,7 @@ from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import follow_up, intake
 from engine.services import rounds as round_service
+from engine.services.errors import NotFound
 from engine.services.rounds import RoundView
 from engine.services.setup import Runtime
 from notifications.render import PAGES, environment
@@ -107,10 +109,12 @@ async def submit(
 @router.get(
     "/applications/{reference}",
     response_model=ApplicationStatusOut,
-    responses=error_responses(404),
+    responses=error_responses(404, 429),
     tags=["applications"],
 )
-def application_status(reference: str, rt: RuntimeDep, credentials: BearerDep) -> ApplicationStatusOut | JSONResponse:
+def application_status(
+    reference: str, rt: RuntimeDep, attempt: AttemptDep, credentials: BearerDep
+) -> ApplicationStatusOut | JSONResponse:
     """The application's public status and timeline, for its applicant (Bearer access token).
 
     A wrong or missing token and an unknown reference get the same 404."""
@@ -118,6 +122,7 @@ def application_status(reference: str, rt: RuntimeDep, credentials: BearerDep) -
     with reading(rt.engine) as session:
         view = app_service.applicant_view(session, reference, token)
     if view is None:
+        _not_found(rt, attempt, "application.status", reference)
         return error_json(404, "not_found", NOT_FOUND)
     return _status_out(view)
 
@@ -126,11 +131,11 @@ def application_status(reference: str, rt: RuntimeDep, credentials: BearerDep) -
     "/applications/{reference}/forms",
     response_model=ApplicationStatusOut,
     tags=["applications"],
-    responses=error_responses(404, 409, 413, 422),
+    responses=error_responses(404, 409, 413, 422, 429),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": FORMS}}}},
 )
 async def resubmit(
-    reference: str, request: Request, rt: RuntimeDep, now: NowDep, credentials: BearerDep
+    reference: str, request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep, credentials: BearerDep
 ) -> ApplicationStatusOut | JSONResponse:
     """Send forms again (any of form_a, form_b, form_c) after the secretariat found the application
     incomplete or asked for information; the application is then screened again."""
@@ -151,6 +156,7 @@ async def resubmit(
 
     view = await run_in_threadpool(apply)
     if view is None:
+        await run_in_threadpool(_not_found, rt, attempt, "application.forms", reference)
         return error_json(404, "not_found", NOT_FOUND)
     return _status_out(view)
 
@@ -186,13 +192,14 @@ def status_page(
     tags=["status page"],
     dependencies=[STATUS_PAGE],
     responses={
-        **page_error_responses(422, 503),
+        **page_error_responses(422, 429, 503),
         404: {"content": {"text/html": {}}, "description": "no application with that reference and access code"},
     },
 )
 def status_page_result(
     request: Request,
     rt: RuntimeDep,
+    attempt: AttemptDep,
     reference: Annotated[str, Form(max_length=60)],
     access_code: Annotated[str, Form(max_length=200)],
     lang: Annotated[str | None, Form(max_length=5)] = None,
@@ -204,6 +211,8 @@ def status_page_result(
     reference = reference.strip()
     with reading(rt.engine) as session:
         view = app_service.applicant_view(session, reference, access_code.strip())
+    if view is None:
+        _not_found(rt, attempt, "application.status_page", reference)
     return _page(rt, page_language(request, lang), reference=reference, view=view, not_found=view is None)
 
 
@@ -238,6 +247,19 @@ def _page(
         html,
         status_code=404 if not_found else 200,
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+def _not_found(rt: Runtime, attempt: Attempt, action: str, reference: str) -> None:
+    """A reference and access code that match no application: counted against the
+    source and sampled into the audit trail (api/attempts.py)."""
+    attempt.refused(
+        rt.engine,
+        NotFound(NOT_FOUND),
+        role=Role.APPLICANT,
+        action=action,
+        subject_type="application",
+        subject_id=reference,
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, EmailStr, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
+from api.attempts import AttemptDep
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
 from api.headers import BUNDLE_POLICY
@@ -38,8 +39,8 @@ from domain.application import Input
 from domain.committee import DecisionIn, composition_problems
 from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
-from engine.services import audit, opendata
 from engine.services import letters as letters_service
+from engine.services import opendata
 from engine.services.committee import bundles, membership
 from engine.services.committee import decisions as committee_decisions
 from engine.services.committee import meeting as committee_meeting
@@ -270,7 +271,7 @@ def grants(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> GrantsP
             "content": {"text/html": {}, "application/pdf": {}},
             "description": "the bundle: HTML, or PDF with format=pdf",
         },
-        **page_error_responses(404, 410, 422, 503),
+        **page_error_responses(404, 410, 422, 429, 503),
     },
     dependencies=[PersonPage()],
     summary="A committee member's review bundle (the link of their message)",
@@ -279,16 +280,19 @@ def download(
     rt: RuntimeDep,
     now: NowDep,
     credentials: BundleTokenDep,
+    attempt: AttemptDep,
     token: Annotated[
         str, Query(max_length=200, description="the token of the e-mailed link (a program sends it as a header)")
     ] = "",
     format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html",
 ) -> FileResponse:  # noqa: A002
     """The bundle the member's personal link opens; every download is audited. An unknown
-    link answers 404, one that no longer works (expired, replaced by a newer version,
-    withdrawn, or its member left the committee) 410: a page in the member's language for
-    a browser, JSON for a client that asks for it (Accept: application/json). A program
-    sends the link's token as `Authorization: Bearer <token>` rather than in the address.
+    link answers 404 (counted against the source, and sampled: api/attempts.py), one that
+    no longer works (expired, replaced by a newer version, withdrawn, or its member left
+    the committee) 410, audited under the member's name: a page in the member's language
+    for a browser, JSON for a client that asks for it (Accept: application/json). A
+    program sends the link's token as `Authorization: Bearer <token>` rather than in the
+    address.
 
     The e-mailed link has to carry the token in its address (a link in a message can
     only be a GET, and the member's browser opens the file from it): the server's access
@@ -296,13 +300,8 @@ def download(
     if credentials is not None:
         token = credentials.credentials
     with (
-        audit.refusals_recorded(
-            rt.engine,
-            actor="unknown",
-            role=Role.COMMITTEE,
-            action="bundle.download",
-            subject_type="bundle",
-            subject_id="link",
+        attempt.refusals(
+            rt.engine, role=Role.COMMITTEE, action="bundle.download", subject_type="bundle", subject_id="link"
         ),
         unit_of_work(rt.engine) as session,
     ):

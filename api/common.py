@@ -19,9 +19,19 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "the round does not accept this now, or a conflicting change",
         413: "the request is too large",
         422: "invalid input: every offending field is listed",
+        429: "too many refused attempts (or link requests) from this address: wait the seconds of Retry-After",
         503: "the database or the Prefect server does not answer (the message says which, and what to do)",
     }
-    return {code: {"model": ErrorOut, "description": described[code]} for code in codes}
+    answers: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorOut, "description": described[code]} for code in codes
+    }
+    if 401 in codes and 429 not in answers:  # a route that takes a credential limits refused ones
+        answers[429] = {"model": ErrorOut, "description": described[429]}
+    if 429 in answers:
+        answers[429]["headers"] = {
+            "Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+        }
+    return answers
 
 
 #: Every error answer has the shape of `ErrorOut` (the handlers of api/errors.py): the

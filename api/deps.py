@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.attempts import key_attempts_limited
 from api.common import error_responses
 from domain.keys import KeyScope
 from engine.services import keys
@@ -72,7 +73,8 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(status_code=401, detail=message, headers={"WWW-Authenticate": "Bearer"})
 
 
-OfficerDep = Annotated[Officer, Depends(get_secretariat)]
+#: The key check, limited: 429 after too many refused keys from a source (api/attempts.py).
+OfficerDep = Annotated[Officer, Depends(key_attempts_limited(get_secretariat))]
 
 
 def secretariat_reader(officer: OfficerDep) -> str:

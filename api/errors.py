@@ -89,7 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
         page = person_page(request)
         if page is not None:  # any status: 401, 404, 405, 413, 429...
             return error_page(request, page, exc.status_code, headers=dict(exc.headers or {}))
-        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 429: "too_many_requests"}
         response = error_json(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
         response.headers.update(exc.headers or {})
         return response

@@ -217,6 +217,7 @@ def page_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "not found (an unknown link)",
         410: "the link worked and no longer does (expired, replaced, or its holder left)",
         422: "invalid input: every offending field is listed",
+        429: "too many refused attempts from this address: wait the seconds of Retry-After",
         503: "the database does not answer (a page saying to try again later)",
         "default": "any other refusal or failure (500: the engine failed unexpectedly)",
     }
@@ -225,4 +226,11 @@ def page_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         "application/json": {"schema": {"$ref": f"#/components/schemas/{ErrorOut.__name__}"}},
     }
     keys: tuple[int | str, ...] = (*codes, "default")
-    return {code: {"description": described[code], "content": content} for code in keys}
+    answers: dict[int | str, dict[str, Any]] = {
+        code: {"description": described[code], "content": content} for code in keys
+    }
+    if 429 in answers:
+        answers[429]["headers"] = {
+            "Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+        }
+    return answers

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 from sqlmodel import Session
 
+from api.attempts import Attempt, AttemptDep, link_request
 from api.common import error_json, error_responses
 from api.deps import NowDep, RuntimeDep
 from api.pages import PersonPage, error_page, field_problems, page_language
@@ -84,6 +85,7 @@ class ReasonIn(Input):
 def _as_reviewer(
     rt: Runtime,
     now: datetime,
+    attempt: Attempt,
     credentials: HTTPAuthorizationCredentials | None,
     action: str,
     subject: str,
@@ -91,17 +93,11 @@ def _as_reviewer(
     subject_type: str = "application",
 ) -> T:
     """Run `fn` as the reviewer whose session this is, in one transaction. A refusal
-    (no session, not assigned, invalid review...) is audited, then answered."""
+    (no session, not assigned, invalid review...) is audited, then answered: one with
+    no valid session counts against the source and is sampled (api/attempts.py)."""
     token = credentials.credentials if credentials else None
     with (
-        audit.refusals_recorded(
-            rt.engine,
-            actor="unknown",
-            role=Role.REVIEWER,
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject,
-        ),
+        attempt.refusals(rt.engine, role=Role.REVIEWER, action=action, subject_type=subject_type, subject_id=subject),
         reading(rt.engine) as session,
     ):
         email = access.reviewer_for(session, token, at=now).email
@@ -115,25 +111,23 @@ def _as_reviewer(
 
 
 @router.post(
-    "/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionOut, responses=error_responses(401, 422)
+    "/sessions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionOut,
+    responses=error_responses(401, 422, 429),
 )
-def open_session(body: SessionIn, rt: RuntimeDep, now: NowDep) -> SessionOut:
+def open_session(body: SessionIn, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> SessionOut:
     """Exchange the token of a sign-in link (it works once) for a session token."""
-    signed = _sign_in(rt, now, body.token)
+    signed = _sign_in(rt, now, attempt, body.token)
     return SessionOut(
         session_token=signed.session_token, expires_at=signed.expires_at, email=signed.email, name=signed.name
     )
 
 
-def _sign_in(rt: Runtime, now: datetime, token: str) -> access.SignedIn:
+def _sign_in(rt: Runtime, now: datetime, attempt: Attempt, token: str) -> access.SignedIn:
     with (
-        audit.refusals_recorded(
-            rt.engine,
-            actor="unknown",
-            role=Role.REVIEWER,
-            action="reviewer.sign_in",
-            subject_type="reviewer",
-            subject_id="sign-in link",
+        attempt.refusals(
+            rt.engine, role=Role.REVIEWER, action="reviewer.sign_in", subject_type="reviewer", subject_id="sign-in link"
         ),
         unit_of_work(rt.engine) as session,
     ):
@@ -141,12 +135,13 @@ def _sign_in(rt: Runtime, now: datetime, token: str) -> access.SignedIn:
 
 
 @router.delete("/sessions/current", response_model=SignedOutOut, responses=error_responses(401))
-def close_session(rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> SignedOutOut:
+def close_session(rt: RuntimeDep, now: NowDep, attempt: AttemptDep, credentials: SessionDep) -> SignedOutOut:
     """Sign out: the session token (Authorization: Bearer) stops working at once."""
     token = credentials.credentials if credentials else None
     email = _as_reviewer(
         rt,
         now,
+        attempt,
         credentials,
         "reviewer.sign_out",
         "session",
@@ -162,9 +157,9 @@ def close_session(rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> Signe
     response_model=LinkSentOut,
     responses={
         202: {"content": {"text/html": {}}, "description": "JSON; or the page, for a browser's form"},
-        **error_responses(422),
+        **error_responses(422, 429),
     },
-    dependencies=[LINK_REQUEST],
+    dependencies=[LINK_REQUEST, Depends(link_request)],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -214,18 +209,24 @@ async def _json(request: Request) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"email": None}
 
 
-@router.get("/assignments", response_model=list[ReviewerAssignmentOut], responses=error_responses(401))
-def assignments(rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> list[ReviewerAssignmentOut]:
+@router.get("/assignments", response_model=list[ReviewerAssignmentOut], responses=error_responses(401, 429))
+def assignments(
+    rt: RuntimeDep, now: NowDep, attempt: AttemptDep, credentials: SessionDep
+) -> list[ReviewerAssignmentOut]:
     """The applications assigned to you (never one you have a conflict of interest with)."""
-    mine = _as_reviewer(rt, now, credentials, "review.list", "assignments", work.my_assignments)
+    mine = _as_reviewer(rt, now, attempt, credentials, "review.list", "assignments", work.my_assignments)
     return [ReviewerAssignmentOut.model_validate(a, from_attributes=True) for a in mine]
 
 
-@router.get("/assignments/{reference}", response_model=DossierOut, responses=error_responses(401, 404))
-def application(reference: str, rt: RuntimeDep, now: NowDep, credentials: SessionDep) -> DossierOut:
+@router.get("/assignments/{reference}", response_model=DossierOut, responses=error_responses(401, 404, 429))
+def application(
+    reference: str, rt: RuntimeDep, now: NowDep, attempt: AttemptDep, credentials: SessionDep
+) -> DossierOut:
     """An application assigned to you: forms A and B, the round's technical criteria,
     your review, and (once yours is submitted) the other reviewers' reviews, unnamed."""
-    dossier = _as_reviewer(rt, now, credentials, "review.read", reference, lambda s, r: work.dossier(s, r, reference))
+    dossier = _as_reviewer(
+        rt, now, attempt, credentials, "review.read", reference, lambda s, r: work.dossier(s, r, reference)
+    )
     return DossierOut.model_validate(dossier, from_attributes=True)
 
 
@@ -255,11 +256,16 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 @router.put(
     "/assignments/{reference}/review",
     response_model=ReviewOut,
-    responses=error_responses(401, 404, 409, 422),
+    responses=error_responses(401, 404, 409, 422, 429),
     openapi_extra=_body(ReviewIn),
 )
 def save_review(
-    reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
+    reference: str,
+    body: Annotated[Any, Body()],
+    rt: RuntimeDep,
+    now: NowDep,
+    attempt: AttemptDep,
+    credentials: SessionDep,
 ) -> ReviewOut:
     """Save your review: it replaces your draft; with `submit: true` it is submitted
     (every criterion scored, a recommendation, comments for the committee) and then no
@@ -271,22 +277,28 @@ def save_review(
         saved = work.save_review(session, reviewer, reference, draft, submit=review.submit, at=now)
         return ReviewOut.model_validate(saved, from_attributes=True)
 
-    return _as_reviewer(rt, now, credentials, "review.save", reference, save)
+    return _as_reviewer(rt, now, attempt, credentials, "review.save", reference, save)
 
 
 @router.post(
     "/assignments/{reference}/decline",
     response_model=AssignmentLeftOut,
-    responses=error_responses(401, 404, 409, 422),
+    responses=error_responses(401, 404, 409, 422, 429),
     openapi_extra=_body(ReasonIn),
 )
 def decline(
-    reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
+    reference: str,
+    body: Annotated[Any, Body()],
+    rt: RuntimeDep,
+    now: NowDep,
+    attempt: AttemptDep,
+    credentials: SessionDep,
 ) -> AssignmentLeftOut:
     """Decline to review this application (the secretariat is told, and reassigns it)."""
     _as_reviewer(
         rt,
         now,
+        attempt,
         credentials,
         "review.decline",
         reference,
@@ -298,16 +310,22 @@ def decline(
 @router.post(
     "/assignments/{reference}/conflict",
     response_model=AssignmentLeftOut,
-    responses=error_responses(401, 404, 409, 422),
+    responses=error_responses(401, 404, 409, 422, 429),
     openapi_extra=_body(ReasonIn),
 )
 def conflict(
-    reference: str, body: Annotated[Any, Body()], rt: RuntimeDep, now: NowDep, credentials: SessionDep
+    reference: str,
+    body: Annotated[Any, Body()],
+    rt: RuntimeDep,
+    now: NowDep,
+    attempt: AttemptDep,
+    credentials: SessionDep,
 ) -> AssignmentLeftOut:
     """Declare a conflict of interest with this application: it leaves your list."""
     _as_reviewer(
         rt,
         now,
+        attempt,
         credentials,
         "review.conflict",
         reference,
@@ -367,12 +385,14 @@ def sign_in_form(
     request: Request,
     rt: RuntimeDep,
     now: NowDep,
+    attempt: AttemptDep,
     token: Annotated[str, Form(max_length=200)] = "",
     lang: Annotated[str | None, Form(max_length=5)] = None,
 ) -> HTMLResponse:
-    """Sign in with the link's token. A link that does not work (unknown, used, expired)
-    answers the error page, in the reviewer's language, with a link to ask for a new one."""
-    signed = _sign_in(rt, now, token)
+    """Sign in with the link's token. A link that does not work (unknown, used, expired,
+    withdrawn) answers the error page, in the reviewer's language, with a link to ask for
+    a new one."""
+    signed = _sign_in(rt, now, attempt, token)
     with reading(rt.engine) as session:
         reviewer = access.reviewer_for(session, signed.session_token, at=now)
         mine = work.my_assignments(session, reviewer)
@@ -397,6 +417,7 @@ def sign_out_form(
     request: Request,
     rt: RuntimeDep,
     now: NowDep,
+    attempt: AttemptDep,
     session_token: Annotated[str, Form(max_length=200)] = "",
     lang: Annotated[str | None, Form(max_length=5)] = None,
 ) -> HTMLResponse:
@@ -405,6 +426,7 @@ def sign_out_form(
     _as_reviewer(
         rt,
         now,
+        attempt,
         HTTPAuthorizationCredentials(scheme="Bearer", credentials=session_token) if session_token else None,
         "reviewer.sign_out",
         "session",

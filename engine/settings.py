@@ -143,6 +143,24 @@ class Settings(BaseSettings):
         "and the others only check the schema is current",
     )
 
+    rate_limit_storage: str = Field(
+        default="memory://",
+        alias="SIP_RATE_LIMIT_STORAGE",
+        description="where the rate limits count (a storage URI of the `limits` library): memory:// "
+        "counts in each API process; redis://host:6379 shares the counts between processes and machines",
+    )
+    rate_limit_failed_attempts: str = Field(
+        default="10/minute;100/hour",
+        alias="SIP_RATE_LIMIT_FAILED_ATTEMPTS",
+        description="refused secrets (an unknown link, token, access code or key) a source may send on "
+        "the routes that take one before they answer 429 (`limits` notation, `;` between limits)",
+    )
+    rate_limit_link_requests: str = Field(
+        default="5/minute;20/hour",
+        alias="SIP_RATE_LIMIT_LINK_REQUESTS",
+        description="requests for a new reviewer sign-in link (POST /reviewer/links) a source may send",
+    )
+
     _generated_key: bytes | None = PrivateAttr(default=None)
 
     secretariat_keys: str = Field(
@@ -173,6 +191,30 @@ class Settings(BaseSettings):
                 )
             found[digest.lower()] = name
         return found
+
+    @field_validator("rate_limit_failed_attempts", "rate_limit_link_requests")
+    @classmethod
+    def _rates(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate: write e.g. 10/minute, or several as 10/minute;100/hour"
+            ) from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_storage(cls, value: str) -> str:
+        from limits.storage import SCHEMES  # type: ignore[attr-defined]  # the schemes it knows, by name
+
+        scheme = value.split("://", 1)[0]
+        if "://" not in value or scheme not in SCHEMES or scheme.startswith("async+"):
+            known = ", ".join(sorted(s for s in SCHEMES if not s.startswith("async+")))
+            raise ValueError(f"{value!r} is not a storage the rate limits know: its scheme is one of {known}")
+        return value
 
     @field_validator("mail_from", "programme_email")
     @classmethod

@@ -23,6 +23,7 @@ class ServiceError(Exception):
         hints: tuple[Hint, ...] = (),
         reason: str | None = None,
         language: str | None = None,
+        actor: str | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -33,6 +34,10 @@ class ServiceError(Exception):
         self.reason = reason
         #: The language of the person the refusal is for, when their link identified them.
         self.language = language
+        #: Whom the refused credential belongs to, where it named someone (a used or
+        #: expired link, an ended session): their refusal is audited under their name,
+        #: not sampled as an unknown caller's.
+        self.actor = actor
 
 
 class NotFound(ServiceError):

@@ -577,6 +577,7 @@ def open_bundle(
             f"this link was withdrawn on {bundle.revoked_at:%Y-%m-%d}; ask the secretariat",
             reason="bundle_withdrawn",
             language=language,
+            actor=bundle.email,
         )
     latest = session.exec(
         select(func.max(CommitteeBundle.version)).where(
@@ -589,17 +590,22 @@ def open_bundle(
             "use the link of its message",
             reason="bundle_replaced",
             language=language,
+            actor=bundle.email,
         )
     committee = committee_of(session, bundle.round_id)
     if bundle.email not in {str(m.email).lower() for m in committee.members}:
         raise Gone(
-            "you are no longer on this round's committee; ask the secretariat", reason="bundle_left", language=language
+            "you are no longer on this round's committee; ask the secretariat",
+            reason="bundle_left",
+            language=language,
+            actor=bundle.email,
         )
     if at.date() > committee.meeting.ends_on + timedelta(days=LINK_DAYS_AFTER_MEETING):
         raise Gone(
             f"this link expired {LINK_DAYS_AFTER_MEETING} days after the meeting; ask the secretariat",
             reason="bundle_expired",
             language=language,
+            actor=bundle.email,
         )
     path = stored_file(settings, bundle.path)
     path = path.with_suffix(".pdf") if pdf else path
@@ -609,6 +615,7 @@ def open_bundle(
             "SIP_FILES_DIR, must be shared by every machine of the engine); ask the secretariat",
             reason="bundle_missing",
             language=language,
+            actor=bundle.email,
         )
     audit.record(
         session,

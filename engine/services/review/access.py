@@ -54,24 +54,28 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
         raise Unauthorized(f"this sign-in link is not valid; {NEW_LINK}", reason="link_unknown")
     holder = session.get(ReviewerRecord, link.reviewer_id)
     language = language_of(holder) if holder is not None else None
+    actor = holder.email if holder is not None else None  # a refusal of their link is audited under their name
     if link.used_at is not None:
         raise Unauthorized(
             f"this sign-in link was already used (on {link.used_at:%Y-%m-%d %H:%M} UTC); each link "
             f"opens one session; {NEW_LINK}",
             reason="link_used",
             language=language,
+            actor=actor,
         )
     if link.revoked_at is not None:
         raise Unauthorized(
             f"this sign-in link was withdrawn on {link.revoked_at:%Y-%m-%d %H:%M} UTC; {WITHDRAWN}",
             reason="link_withdrawn",
             language=language,
+            actor=actor,
         )
     if link.expires_at <= at:
         raise Unauthorized(
             f"this sign-in link expired on {link.expires_at:%Y-%m-%d}; {NEW_LINK}",
             reason="link_expired",
             language=language,
+            actor=actor,
         )
     _check_active(session, link.reviewer_id)
     table = table_of(ReviewerToken)
@@ -81,7 +85,9 @@ def sign_in(session: Session, settings: Settings, link_token: str, *, at: dateti
         .values(used_at=at)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise Unauthorized(f"this sign-in link was already used; {NEW_LINK}", reason="link_used", language=language)
+        raise Unauthorized(
+            f"this sign-in link was already used; {NEW_LINK}", reason="link_used", language=language, actor=actor
+        )
     reviewer = session.get(ReviewerRecord, link.reviewer_id)
     assert reviewer is not None
     token = random_token()
@@ -124,13 +130,16 @@ def reviewer_for(session: Session, session_token: str | None, *, at: datetime) -
             "sign in with the link in your invitation (POST /reviewer/sessions) and send the session "
             "token as Authorization: Bearer <token>"
         )
+    holder = session.get(ReviewerRecord, row.reviewer_id)
+    actor = holder.email if holder is not None else None  # an ended session's refusal is audited under their name
     if row.revoked_at is not None:
         raise Unauthorized(
             f"your session was closed at {row.revoked_at:%Y-%m-%d %H:%M} UTC (you signed out, or the "
-            f"secretariat ended it); {WITHDRAWN}"
+            f"secretariat ended it); {WITHDRAWN}",
+            actor=actor,
         )
     if row.expires_at <= at:
-        raise Unauthorized(f"your session ended at {row.expires_at:%Y-%m-%d %H:%M} UTC; {NEW_LINK}")
+        raise Unauthorized(f"your session ended at {row.expires_at:%Y-%m-%d %H:%M} UTC; {NEW_LINK}", actor=actor)
     return _check_active(session, row.reviewer_id)
 
 
@@ -142,7 +151,8 @@ def _check_active(session: Session, reviewer_id: int) -> ReviewerRecord:
     if not reviewer.active:
         raise Unauthorized(
             "you are no longer an active reviewer in the register, so your access has ended; write to the "
-            "secretariat if you think this is a mistake"
+            "secretariat if you think this is a mistake",
+            actor=reviewer.email,
         )
     return reviewer
 
