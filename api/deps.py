@@ -93,11 +93,12 @@ def secretariat_writer(request: Request, officer: OfficerDep) -> str:
 
 
 def needs(route: APIRoute, dependency: Callable[..., Any]) -> bool:
-    """Whether the route depends on `dependency`, directly or through another dependency."""
+    """Whether the route depends on `dependency`, directly or through another dependency
+    (or a wrapper of it, such as the rate-limited key check)."""
     pending = list(route.dependant.dependencies)
     while pending:
         found = pending.pop()
-        if found.call is dependency:
+        if found.call is dependency or getattr(found.call, "__wrapped__", None) is dependency:
             return True
         pending.extend(found.dependencies)
     return False

@@ -242,7 +242,7 @@ def test_a_rate_limits_429_on_a_page_says_how_long_to_wait_and_keeps_retry_after
     page = _error_page(answer)
     assert "<h1>Trop de tentatives</h1>" in page and "Veuillez patienter 2 minutes, puis réessayer." in page
     api = client.post("/limited", headers={"Accept": "application/json"})
-    assert api.status_code == 429 and api.json()["error"] == "error" and api.headers["retry-after"] == "120"
+    assert api.status_code == 429 and api.json()["error"] == "too_many_requests" and api.headers["retry-after"] == "120"
 
 
 def test_a_size_limits_413_on_a_page_is_a_page_in_the_browsers_language(sqlite_settings: Settings) -> None:

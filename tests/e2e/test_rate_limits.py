@@ -72,6 +72,9 @@ def refusals(rt: Runtime, action: str) -> list[AuditEvent]:
         )
 
 
+JSON = {"Accept": "application/json"}  # the pages people open answer a page otherwise (tests/e2e/test_error_pages.py)
+
+
 def assert_too_many(answer: Any, window: int = 60) -> None:
     assert answer.status_code == 429, answer.text
     assert 1 <= int(answer.headers["retry-after"]) <= window
@@ -138,8 +141,10 @@ def test_the_attempt_after_the_limit_gets_429_even_with_the_right_secret_and_oth
         right = link_token(invited, "kofi@example.org")
         assert_too_many(client.post("/reviewer/sessions", json={"token": right}))  # guessing stops, right or not
         assert_too_many(client.get("/reviewer/assignments"))  # on every route that takes a secret
-        assert_too_many(client.get("/committee/bundle", params={"token": "x"}))
-        assert_too_many(client.post("/reviewer/sign-in", data={"token": right}))
+        assert_too_many(client.get("/committee/bundle", params={"token": "x"}, headers=JSON))
+        assert_too_many(client.post("/reviewer/sign-in", data={"token": right}, headers=JSON))
+        page = client.post("/reviewer/sign-in", data={"token": right, "lang": "es"})
+        assert page.status_code == 429 and page.headers["retry-after"] and "<h1>" in page.text
         elsewhere = TestClient(app, client=ELSEWHERE)
         signed = elsewhere.post("/reviewer/sessions", json={"token": right})
         assert signed.status_code == 201
@@ -208,7 +213,7 @@ def test_wrong_access_codes_on_the_status_form_and_api_are_limited(open_round1: 
             client.put(f"/applications/{reference}/forms", json={}, headers={"Authorization": "Bearer w"}).status_code
             == 404
         )
-        assert_too_many(client.post("/status", data={**form, "access_code": code}))
+        assert_too_many(client.post("/status", data={**form, "access_code": code}, headers=JSON))
         assert_too_many(client.get(f"/applications/{reference}", headers={"Authorization": f"Bearer {code}"}))
         elsewhere = TestClient(app, client=ELSEWHERE)
         shown = elsewhere.post("/status", data={**form, "access_code": code})
@@ -241,10 +246,10 @@ def test_a_members_expired_bundle_link_is_audited_under_their_name_and_is_not_co
     late = Clock(datetime(2018, 12, 1, tzinfo=UTC))  # more than 30 days after the meeting
     with TestClient(app_for(committee, late, rate_limit_failed_attempts="1/minute")) as client:
         for _ in range(3):
-            expired = client.get("/committee/bundle", params={"token": token})
-            assert expired.status_code == 404 and "expired" in expired.json()["message"]
+            expired = client.get("/committee/bundle", params={"token": token}, headers=JSON)
+            assert expired.status_code == 410 and "expired" in expired.json()["message"]
         assert client.get("/committee/bundle", params={"token": "forged"}).status_code == 404
-        assert_too_many(client.get("/committee/bundle", params={"token": "forged"}))
+        assert_too_many(client.get("/committee/bundle", params={"token": "forged"}, headers=JSON))
     assert [e.actor for e in refusals(committee, "bundle.download.refused")] == [member] * 3 + ["unknown"]
 
 
