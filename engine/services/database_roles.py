@@ -77,7 +77,7 @@ def check_application_role(engine: Engine) -> RoleCheck:
         owned = conn.execute(
             text(
                 "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'S') "
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') "
                 "AND pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY c.relname"
             )
         ).scalars()

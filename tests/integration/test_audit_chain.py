@@ -21,8 +21,10 @@ from engine.services import audit
 from engine.services.applications import transition
 from engine.services.audit_trail import Break, verify
 from engine.services.setup import Runtime
-from engine.tables import AuditEvent
+from engine.tables import AuditEvent, table_of
 from tests.conftest import AFTER_CLOSE, run
+
+EVENTS = table_of(AuditEvent)
 
 
 def _as_insider(rt: Runtime, statement: str, **params: object) -> None:
@@ -40,7 +42,7 @@ def _as_insider(rt: Runtime, statement: str, **params: object) -> None:
 
 def _ids(rt: Runtime) -> list[int]:
     with rt.engine.connect() as conn:
-        return list(conn.execute(select(AuditEvent.id).order_by(AuditEvent.id)).scalars())  # type: ignore[arg-type]
+        return list(conn.execute(select(EVENTS.c.id).order_by(EVENTS.c.id)).scalars())
 
 
 @pytest.fixture
@@ -64,9 +66,9 @@ def trail(imported: Runtime) -> Runtime:
 
 def test_every_path_chains_its_events_and_the_trail_verifies(trail: Runtime) -> None:
     with trail.engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
-        actions = set(conn.execute(select(AuditEvent.action)).scalars())  # type: ignore[arg-type]
-        first = conn.execute(select(AuditEvent.prev_hash).order_by(AuditEvent.id).limit(1)).scalar_one()  # type: ignore[arg-type]
+        count = conn.execute(select(func.count()).select_from(EVENTS)).scalar_one()
+        actions = set(conn.execute(select(EVENTS.c.action)).scalars())
+        first = conn.execute(select(EVENTS.c.prev_hash).order_by(EVENTS.c.id).limit(1)).scalar_one()
     assert {"application.submit", "application.screening_recorded", "application.withdraw"} <= actions
     assert first == GENESIS
     seen: list[tuple[int, int]] = []
@@ -92,7 +94,7 @@ def test_an_edit_with_its_hash_recomputed_breaks_the_next_link(trail: Runtime) -
     ids = _ids(trail)
     target = ids[5]
     with trail.engine.connect() as conn:
-        row = conn.execute(select(AuditEvent).where(AuditEvent.id == target)).mappings().one()  # type: ignore[arg-type]
+        row = conn.execute(select(EVENTS).where(EVENTS.c.id == target)).mappings().one()
     forged = dict(row, actor="someone else")
     _as_insider(
         trail,
