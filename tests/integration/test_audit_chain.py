@@ -10,17 +10,19 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli.main import app
 from domain.audit_chain import GENESIS, event_hash
 from domain.lifecycle import Role
-from engine.db import unit_of_work
+from engine.db import get_engine, reading, unit_of_work
 from engine.services import audit
 from engine.services.applications import transition
 from engine.services.audit_trail import Break, verify
 from engine.services.setup import Runtime
+from engine.settings import Settings
 from engine.tables import AuditEvent, table_of
 from tests.conftest import AFTER_CLOSE, run
 
@@ -191,3 +193,34 @@ def test_two_writers_at_once_do_not_fork_the_chain(open_round1: Runtime) -> None
     result = verify(open_round1.engine)
     assert result.ok, result.broken and result.broken.describe()
     assert result.checked == before + 2 * 15 * 4
+
+
+def test_on_sqlite_a_deferred_transaction_overtaken_by_a_writer_cannot_fork_the_chain(
+    sqlite_settings: Settings,
+) -> None:
+    """Writers begin IMMEDIATE (engine.db); a transaction begun deferred that read the
+    last hash before another writer committed is refused when it tries to append,
+    rather than chaining to an event that is no longer the last."""
+    engine = get_engine(sqlite_settings.url)
+
+    def event(session: Session, name: str) -> None:
+        audit.record(
+            session,
+            at=datetime.now(UTC),
+            actor=name,
+            role=Role.SECRETARIAT,
+            action="test.append",
+            subject_type="test",
+            subject_id=name,
+        )
+
+    started = time.monotonic()
+    with reading(engine) as stale:
+        stale.execute(select(EVENTS.c.hash).order_by(EVENTS.c.id.desc()).limit(1)).scalar_one()
+        with unit_of_work(engine) as writer:
+            event(writer, "first")
+        with pytest.raises(OperationalError, match="locked"):
+            event(stale, "stale")
+    assert time.monotonic() - started < 5  # refused at once, not after the busy timeout
+    result = verify(engine)
+    assert result.ok and result.checked == result.total
