@@ -150,12 +150,15 @@ def test_where_migrations_are_their_own_step_the_others_refuse_an_old_schema_unt
     get_settings.cache_clear()
     settings = get_settings()
     migrate.upgrade(get_engine(settings.url), "0007")
-    with pytest.raises(Unavailable, match="is at schema revision 0007 and this engine needs 0008: run the migrations"):
+    needed = migrate.head()
+    with pytest.raises(
+        Unavailable, match=f"is at schema revision 0007 and this engine needs {needed}: run the migrations"
+    ):
         prepare(settings)
     code, _, err = sip("rounds", "list")
     assert code == 1 and "run the migrations first" in err and "next: sip db upgrade" in err
     code, out, _ = sip("db", "upgrade")
-    assert code == 0 and "database at revision 0008" in out
+    assert code == 0 and f"database at revision {needed}" in out
     code, out, _ = sip("rounds", "list")
     assert code == 0 and ROUND1 in out
 
