@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from cli import (
     applications,
+    audit,
     committee,
     db,
     decisions,
@@ -49,6 +50,7 @@ ORDER = (
     "serve",
     "flows",
     "keys",
+    "audit",
     "db",
     "demo",
 )
@@ -90,6 +92,7 @@ for group, name in (
     (outbox.outbox_app, "outbox"),
     (flows.flows_app, "flows"),
     (keys.keys_app, "keys"),
+    (audit.audit_app, "audit"),
     (db.db_app, "db"),
 ):
     app.add_typer(group, name=name)

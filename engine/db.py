@@ -42,6 +42,12 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
+def separate_engine(url: str) -> Engine:
+    """An engine of its own, not kept for the process (e.g. the tables' owner, used
+    only to migrate): the caller disposes of it."""
+    return _create(url)
+
+
 def _create(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, alias="DATABASE_URL", description="SQLAlchemy URL; default: a SQLite file in SIP_DATA_DIR"
     )
+    migration_database_url: str | None = Field(
+        default=None,
+        alias="SIP_MIGRATION_DATABASE_URL",
+        description="SQLAlchemy URL of the role that owns the tables, used only to migrate (and to grant the "
+        "application's role, DATABASE_URL's, what it needs); default: DATABASE_URL",
+    )
     secret_key: str | None = Field(
         default=None,
         alias="SIP_SECRET_KEY",
@@ -295,6 +301,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'sip.db').resolve()}"
+
+    @property
+    def migration_url(self) -> str:
+        """Where migrations run: as the tables' owner where that is another role."""
+        return self.migration_database_url or self.url
 
     def key(self) -> bytes:
         """The secret key: the setting, or one generated once and kept in the data folder."""

@@ -158,7 +158,10 @@ class StatusChange(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
-    """Append-only (database triggers refuse UPDATE and DELETE): who did what, when, why."""
+    """Append-only (database triggers refuse UPDATE and DELETE, and TRUNCATE on
+    PostgreSQL): who did what, when, why. Each event carries the hash of the event
+    before it (in id order) and its own, so that a change by any path is found
+    (`domain.audit_chain`, `sip audit verify`); write events with `audit.append`."""
 
     __tablename__ = "audit_event"
 
@@ -173,6 +176,8 @@ class AuditEvent(SQLModel, table=True):
     to_status: str | None = Field(default=None, max_length=30)
     reason: str | None = Field(default=None, max_length=2000)
     details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
 
 
 class IntakeKey(SQLModel, table=True):

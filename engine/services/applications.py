@@ -27,7 +27,7 @@ from engine.services import audit, outbox
 from engine.services.errors import Conflict, NotAllowed, NotFound
 from engine.services.rounds import get_round
 from engine.services.tokens import token_matches
-from engine.tables import Application, AuditEvent, DecisionRecord, PartyRecord, Round, StatusChange, table_of
+from engine.tables import Application, DecisionRecord, PartyRecord, Round, StatusChange, table_of
 
 
 @dataclass(frozen=True)
@@ -196,12 +196,13 @@ def transition(
             application.status = record.to_status
             session.add(application)
             session.add(StatusChange(**audit.history_values(record, application_id=application.id, key=key)))
-            session.add(
-                AuditEvent(
-                    **audit.audit_values(
+            audit.append(
+                session,
+                [
+                    audit.audit_values(
                         record, reference=reference, recorded_at=at, details={"key": key, **(details or {})}
                     )
-                )
+                ],
             )
     except (StaleDataError, IntegrityError):
         # Someone else changed the application first. If it was this very transition
@@ -264,8 +265,8 @@ def transition_many(
         insert(table_of(StatusChange)),
         [audit.history_values(r, application_id=a.id or 0, key=key) for a, key, r in planned],
     )
-    session.execute(
-        insert(table_of(AuditEvent)),
+    audit.append(
+        session,
         [audit.audit_values(r, reference=a.reference, recorded_at=at, details={"key": key}) for a, key, r in planned],
     )
     for application, _, _ in planned:

@@ -1,6 +1,15 @@
 """The append-only audit trail and the status history: every state change writes one
 audit event (who, what, when it was recorded, why) in the same transaction; an
-application's transitions also write a status-change row."""
+application's transitions also write a status-change row.
+
+Every event is written through `append`, which chains it to the one before it (its
+`prev_hash`, and its own `hash`: see `domain.audit_chain`), so that `sip audit verify`
+finds an event changed or removed by any path. Two transactions must not both chain to
+the same last event: on PostgreSQL `append` takes a transaction-scoped advisory lock
+before it reads the last hash (held until commit, so the next writer reads this one's
+events); on SQLite every writing transaction holds the database's write lock from its
+BEGIN IMMEDIATE (`engine.db`), and a deferred one that another writer overtook cannot
+write at all (SQLITE_BUSY_SNAPSHOT), so it cannot fork the chain either."""
 
 from __future__ import annotations
 
@@ -12,13 +21,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, select, text
 from sqlmodel import Session
 
+from domain.audit_chain import GENESIS, chain
 from domain.lifecycle import PUBLIC_STATUS, Role, TransitionRecord
 from engine.db import unit_of_work
 from engine.services.errors import ServiceError
-from engine.tables import AuditEvent
+from engine.tables import AuditEvent, table_of
+
+#: The key of the PostgreSQL advisory lock that orders writers of the audit trail ("SIPAUDIT").
+CHAIN_LOCK = int.from_bytes(b"SIPAUDIT", "big") >> 1
 
 
 def record(
@@ -35,20 +48,39 @@ def record(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        AuditEvent(
-            at=at,
-            actor=actor,
-            role=role,
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            from_status=from_status,
-            to_status=to_status,
-            reason=fit_reason(reason),
-            details=details,
-        )
+    append(
+        session,
+        [
+            dict(
+                at=at,
+                actor=actor,
+                role=role,
+                action=action,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                from_status=from_status,
+                to_status=to_status,
+                reason=fit_reason(reason),
+                details=details,
+            )
+        ],
     )
+
+
+def append(session: Session, events: list[dict[str, Any]]) -> None:
+    """Write audit events (values as `audit_values` gives them), in this order, at the
+    end of the hash chain, in the caller's transaction: one lock, one read of the last
+    hash and one insert, whatever the number of events (each gets its `prev_hash` and
+    `hash` in place)."""
+    if not events:
+        return
+    session.flush()  # what the session holds goes first (as it would have without the chain)
+    table = table_of(AuditEvent)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    head = session.execute(select(table.c.hash).order_by(table.c.id.desc()).limit(1)).scalar_one_or_none()
+    chain(head or GENESIS, events)
+    session.execute(insert(table), events)
 
 
 REASON_LENGTH = 2000

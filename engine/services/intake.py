@@ -37,7 +37,7 @@ from engine.services.parties import party_names
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_token, random_token, token_hash
 from engine.settings import Settings
-from engine.tables import Application, AuditEvent, IntakeKey, Round, StatusChange, table_of
+from engine.tables import Application, IntakeKey, Round, StatusChange, table_of
 from notifications import ACCESS_CODE_PLACEHOLDER, render
 
 Channel = Literal["api", "import"]
@@ -363,7 +363,7 @@ def _write_many(
                 reference, public, tokens[position], row.id, prepared.submitted_at, created=True
             )
         session.execute(insert(table_of(StatusChange)), changes)
-        session.execute(insert(table_of(AuditEvent)), events)
+        audit.append(session, events)
         if key_rows:
             session.execute(insert(table_of(IntakeKey)), key_rows)
         outbox.enqueue_rows(session, messages)

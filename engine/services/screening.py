@@ -27,13 +27,13 @@ from domain.parties import Party
 from domain.rounds import RoundDefinition, RoundStatus, accepts_applications
 from domain.screening import RULES_VERSION, CriterionResult, ScreeningResult, Verdict, screen, weighted_score
 from engine.db import unit_of_work
-from engine.services import outbox
+from engine.services import audit, outbox
 from engine.services.applications import countries_of, transition_many
 from engine.services.errors import NotAllowed
 from engine.services.intake import status_page_url
 from engine.services.rounds import close_round, definition_of, get_round, move_round
 from engine.settings import Settings
-from engine.tables import Application, AuditEvent, PartyRecord, Round, ScreeningRecord, table_of
+from engine.tables import Application, PartyRecord, Round, ScreeningRecord, table_of
 from notifications import render
 from notifications.reasons import reason_text
 
@@ -280,7 +280,7 @@ def screen_in_session(
     if new_records:
         session.execute(insert(table_of(ScreeningRecord)), new_records)
     if events:
-        session.execute(insert(table_of(AuditEvent)), events)
+        audit.append(session, events)
     transition_many(session, changes, actor=actor, role=Role.SECRETARIAT, at=at)
     summary.notices = outbox.enqueue_rows(session, messages)
     return summary

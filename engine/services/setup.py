@@ -19,7 +19,8 @@ from sqlmodel import select
 
 from domain.hints import Hint, Step
 from engine import migrate
-from engine.db import get_engine, reading, unit_of_work
+from engine.db import get_engine, reading, separate_engine, unit_of_work
+from engine.services.database_roles import current_role, grant_application_role
 from engine.services.errors import NotAllowed, Unavailable
 from engine.services.parties import DEFAULT_REGISTER, read_parties_file, replace_register
 from engine.services.rounds import read_round_file, store_round
@@ -109,6 +110,23 @@ def check_secret_key(engine: Engine, settings: Settings) -> None:
         )
 
 
+def migrate_as_owner(settings: Settings, engine: Engine) -> None:
+    """Apply the migrations; where the tables' owner is another role than the
+    application's (SIP_MIGRATION_DATABASE_URL), as that owner, then grant the
+    application's role what it needs (`database_roles`)."""
+    if settings.migration_url == settings.url:
+        migrate.upgrade(engine)
+        return
+    owner = separate_engine(settings.migration_url)
+    try:
+        migrate.upgrade(owner)
+        grant_application_role(owner, current_role(engine))
+    except OperationalError as exc:
+        raise unreachable(settings.migration_url, exc) from None
+    finally:
+        owner.dispose()
+
+
 _prepared: set[tuple[str, bool]] = set()
 
 
@@ -119,7 +137,7 @@ def prepare(settings: Settings, *, defaults: bool = True) -> Runtime:
     if (settings.url, defaults) not in _prepared:
         try:
             if settings.migrate_on_start:
-                migrate.upgrade(engine)
+                migrate_as_owner(settings, engine)
             else:
                 ensure_current(engine, settings.url)
             check_secret_key(engine, settings)

@@ -87,3 +87,82 @@ def test_upgrading_from_0001_gives_stored_check_criteria_their_rule(backend: str
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _scratch_database(backend: str, request, tmp_path, prefix: str) -> tuple[str, object]:
+    """A new, empty database of its own (a name unique to this test run on PostgreSQL)."""
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / f'{prefix}.db'}", None
+    request.getfixturevalue("postgres_url")
+    import uuid
+
+    name = f"sip_{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    request.addfinalizer(drop)
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", admin
+
+
+def test_upgrading_to_0009_chains_the_events_already_stored_and_keeps_the_guards(
+    backend: str, request, tmp_path
+) -> None:
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from engine.db import separate_engine
+    from engine.services.audit_trail import verify
+
+    url, _ = _scratch_database(backend, request, tmp_path, "chain")
+    engine = separate_engine(url)
+    request.addfinalizer(engine.dispose)
+    migrate.upgrade(engine, "0008")
+    insert = text(
+        "INSERT INTO audit_event (id, at, actor, role, action, subject_type, subject_id, from_status, to_status, "
+        "reason, details) VALUES (:id, :at, 'secretariat', 'secretariat', 'round.opened', 'round', 'r1', "
+        ":from_status, 'open', :reason, :details)"
+    )
+    from datetime import UTC, datetime
+
+    with engine.begin() as conn:
+        for i, event_id in enumerate((1, 2, 5, 6, 9)):  # ids skipped by transactions rolled back
+            conn.execute(
+                insert,
+                dict(
+                    id=event_id,
+                    at=datetime(2018, 6, 5, 9, i, 7, 123456 * (i % 2), tzinfo=UTC),
+                    from_status=None if i % 2 else "draft",
+                    reason="Réouverture ≠ « fermeture »" if i == 2 else None,
+                    details=None if i == 0 else f'{{"n": {i}, "ratio": 1.0, "big": 1e16, "list": [1.5, "x"]}}',
+                ),
+            )
+    migrate.upgrade(engine)
+    result = verify(engine)
+    assert result.ok and result.checked == 5 and result.head_id == 9
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET reason = 'x' WHERE id = 2"))
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_event WHERE id = 2"))
+    if backend == "postgresql":
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text("TRUNCATE audit_event"))
+    config = migrate.alembic_config(engine)
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008")
+        conn.commit()
+    assert {c["name"] for c in inspect(engine).get_columns("audit_event")} >= {"id", "details"}
+    assert "hash" not in {c["name"] for c in inspect(engine).get_columns("audit_event")}
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_event WHERE id = 2"))
