@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from typer.testing import CliRunner
 
 from cli import app as sip_app
@@ -48,7 +48,9 @@ def invited(round4: Runtime, clock: Clock) -> Iterator[TestClient]:
 def events(client: TestClient, action: str) -> list[AuditEvent]:
     rt = client.app.state.runtime  # type: ignore[attr-defined]
     with reading(rt.engine) as session:
-        return list(session.exec(select(AuditEvent).where(AuditEvent.action == action)).all())
+        return list(
+            session.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.id))).all()
+        )
 
 
 def messages_to(client: TestClient, email: str) -> int:

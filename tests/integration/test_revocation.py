@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlmodel import select
+from sqlmodel import col, select
 
 from demo.committee import MEMBERS
 from engine import migrate
@@ -58,7 +58,11 @@ def opens(rt: Runtime, token: str, at: datetime = AFTER_MEETING) -> bool:
 
 def revocations(rt: Runtime) -> list[AuditEvent]:
     with reading(rt.engine) as session:
-        return list(session.exec(select(AuditEvent).where(AuditEvent.action == "access.revoked")).all())
+        return list(
+            session.exec(
+                select(AuditEvent).where(AuditEvent.action == "access.revoked").order_by(col(AuditEvent.id))
+            ).all()
+        )
 
 
 def test_a_member_who_leaves_the_committee_after_the_meeting_loses_their_bundle_link_at_once(
