@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.common import error_json
 from domain.application import FieldError, json_path
@@ -18,6 +19,17 @@ from engine.services import audit
 from engine.services.errors import InvalidInput, ServiceError, Unavailable
 
 log = logging.getLogger("sip.api")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the path is served with (Starlette's 405 names only the methods of
+    the first route that matched the path, while FastAPI makes one route per method)."""
+    served = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            served.append(method)
+    return served
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -53,10 +65,12 @@ def install_error_handlers(app: FastAPI) -> None:
             )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
         response = error_json(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
     @app.exception_handler(Exception)
