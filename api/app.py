@@ -18,7 +18,7 @@ from api import applicants, committee, health, reviewer, secretariat
 from api.common import DEFAULT_ERROR
 from api.errors import install_error_handlers
 from api.logs import redact_access_log
-from domain.application import ApplicationDocument
+from domain.application import ApplicationDocument, text_without_nul
 from engine.services.errors import ServiceError
 from engine.services.setup import Runtime, prepare
 from engine.settings import Settings
@@ -71,8 +71,24 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(model_schema.pop("$defs", {}))
             components[model.__name__] = model_schema
+        text_without_nul(document)
+        _errors_as_json(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _errors_as_json(schema: dict[str, Any]) -> None:
+    """An HTML route's refusals are JSON (api/errors.py) like every other route's, whatever
+    FastAPI infers from the route's own HTML answer."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                html = content.get("text/html", {})
+                if (code == "default" or code >= "400") and html.get("schema", {}).get("$ref", "").endswith(
+                    "/ErrorOut"
+                ):
+                    content["application/json"] = content.pop("text/html")

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Form, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from sqlmodel import Session
 
 from api.common import error_json, error_responses
@@ -26,7 +26,7 @@ from api.schemas import (
     ReviewOut,
     SessionOut,
 )
-from domain.application import DocumentError, FieldError, Input, json_path, load_json
+from domain.application import NOT_BLANK, DocumentError, Email, FieldError, Input, json_path, load_json
 from domain.lifecycle import Role
 from domain.review import ReviewDraft
 from engine.db import reading, unit_of_work
@@ -61,19 +61,19 @@ class SessionIn(Input):
 class LinkIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: Email
 
 
 class ReviewIn(ReviewDraft):
     """The review: it replaces the draft; `submit: true` submits it (then it no longer changes)."""
 
-    submit: bool = False
+    submit: StrictBool = False
 
 
 class ReasonIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
 
 
 def _as_reviewer(
@@ -140,7 +140,7 @@ def _sign_in(rt: Runtime, now: datetime, token: str) -> access.SignedIn:
     response_model=LinkSentOut,
     responses={
         202: {"content": {"text/html": {}}, "description": "JSON; or the page, for a browser's form"},
-        **error_responses(422),
+        422: {**error_responses(422)[422], "content": {"text/html": {}}},
     },
     openapi_extra={
         "requestBody": {
@@ -356,8 +356,7 @@ def sign_in_form(
     return _page(lang, "signed_in", signed=signed, assignments=mine, base=rt.settings.public_base_url.rstrip("/"))
 
 
-@router.get(
-    "/links", response_model=None, response_class=HTMLResponse, status_code=status.HTTP_200_OK, include_in_schema=False
-)
-def link_page(lang: str = "en") -> HTMLResponse:
+@router.get("/links", response_model=None, response_class=HTMLResponse, status_code=status.HTTP_200_OK)
+def link_page(lang: str = Query(default="en", max_length=5)) -> HTMLResponse:
+    """The page where a reviewer asks for a new sign-in link (HTML)."""
     return _page(lang, "link_form")
