@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import ConfigDict, Field, StrictBool, StrictInt
+from pydantic import ConfigDict, Field, StrictBool
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
@@ -34,7 +34,7 @@ from api.schemas import (
     ScreeningStarted,
 )
 from api.stages import check_first, start_stage
-from domain.application import NOT_BLANK, Email, FieldError, Input, IsoDate
+from domain.application import NOT_BLANK, Email, FieldError, Input, Integer, IsoDate
 from domain.lifecycle import Role
 from domain.review import Area
 from domain.rounds import RoundStatus
@@ -58,7 +58,7 @@ class ScoreIn(Input):
 
     reference: str = Field(max_length=60)
     criterion: str = Field(max_length=64)
-    score: StrictInt
+    score: Annotated[int, Integer]
     comment: str | None = Field(default=None, max_length=4000)
 
 
@@ -370,7 +370,7 @@ Areas = Annotated[list[Area], Field(min_length=1, description="partnership areas
 Languages = Annotated[
     list[Literal["en", "fr", "es"]], Field(min_length=1, description="en, fr, es; the first is used for messages")
 ]
-Load = Annotated[StrictInt, Field(ge=0, le=1000, description="at most this many applications to review")]
+Load = Annotated[int, Field(ge=0, le=1000, description="at most this many applications to review"), Integer]
 
 
 class ReviewerIn(Input):

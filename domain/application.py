@@ -227,6 +227,17 @@ def _iso_date(value: Any) -> Any:
     return value
 
 
+def _not_text(value: Any) -> Any:
+    """A whole number is a JSON number (2 or 2.0, as JSON Schema's `integer`), never "2" or true."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a whole number, not text or true/false")
+    return value
+
+
+#: A whole number as the inputs take it: what JSON Schema calls an integer (2.0 too).
+#: `Annotated[int, Field(ge=0), Integer]` keeps the bounds in the JSON schema.
+Integer = BeforeValidator(_not_text)
+
 #: A day as the inputs take it: `YYYY-MM-DD` only (pydantic would read 0 as 1970-01-01).
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 

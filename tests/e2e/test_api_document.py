@@ -67,6 +67,9 @@ def test_refusals_the_document_now_announces_are_still_refused(client: TestClien
     assert blank.status_code == 422 and blank.json()["errors"][0]["path"] == "$.body.reason"
     as_text = client.patch("/reviewers/ana@example.org", headers=OFFICER, json={"max_load": "3"})
     assert as_text.status_code == 422 and as_text.json()["errors"][0]["path"] == "$.body.max_load"
+    whole = {"name": "Ana", "organisation": "U", "country": "PER", "areas": ["cement"], "languages": ["es"]}
+    as_float = client.put("/reviewers/ana@example.org", headers=OFFICER, json={**whole, "max_load": 2.0})
+    assert as_float.status_code == 200 and as_float.json()["max_load"] == 2  # JSON Schema's integer
     not_a_bool = client.patch("/reviewers/ana@example.org", headers=OFFICER, json={"active": "yes"})
     assert not_a_bool.status_code == 422
     special = client.put("/committee/someone@example.arpa/2018-01-01", headers=OFFICER, json={})
