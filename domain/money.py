@@ -63,7 +63,7 @@ def to_cents(value: Any) -> Decimal:
         if not _CENTS_TEXT.match(value):
             raise ValueError("must be an amount such as 190000 or 190000.50 (digits, at most two after the point)")
         return to_amount(Decimal(value))
-    if isinstance(value, float) and math.isfinite(value):
+    if isinstance(value, float) and math.isfinite(value) and abs(value) <= MAX_AMOUNT:
         exact = Decimal(repr(value))
         cents = exact.quantize(CENT)
         if abs(exact - cents) <= _FLOAT_SLACK * max(abs(exact), Decimal(1)):

@@ -72,6 +72,8 @@ def test_refusals_the_document_now_announces_are_still_refused(client: TestClien
     assert as_float.status_code == 200 and as_float.json()["max_load"] == 2  # JSON Schema's integer
     not_a_bool = client.patch("/reviewers/ana@example.org", headers=OFFICER, json={"active": "yes"})
     assert not_a_bool.status_code == 422
+    huge = client.put("/rounds/sip-2018-r1/funds", headers=OFFICER, json={"amount": 1e300})  # was a 500
+    assert huge.status_code == 422 and huge.json()["errors"][0]["path"] == "$.body.amount"
     special = client.put("/committee/someone@example.arpa/2018-01-01", headers=OFFICER, json={})
     assert special.status_code == 422 and special.json()["errors"][0]["path"] == "$.path.email"
     assert re.search(NOT_SPECIAL_USE, "someone@example.arpa") is None
@@ -80,6 +82,6 @@ def test_refusals_the_document_now_announces_are_still_refused(client: TestClien
 def test_an_amount_is_taken_in_whole_cents_whether_a_number_or_digits() -> None:
     assert to_cents(0.5700000000000001) == Decimal("0.57")  # 57 * 0.01 in binary floating point
     assert to_cents("190000.50") == Decimal("190000.50") and to_cents(5) == Decimal("5.00")
-    for refused in (0.001, 1e-7, "1e5", "-3", " 5", True, float("nan")):
+    for refused in (0.001, 1e-7, 1e300, -1e300, "1e5", "-3", " 5", True, float("nan")):
         with pytest.raises(ValueError):
             to_cents(refused)

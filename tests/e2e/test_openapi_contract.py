@@ -9,7 +9,7 @@ Generated path parameters are often swapped for real ones (a round, a reference,
 reviewer's or member's email, a term), so that the routes answer beyond 404.
 
 The run is bounded and reproducible: `EXAMPLES` examples per operation (set
-SIP_CONTRACT_EXAMPLES to run more), derandomized."""
+SIP_CONTRACT_EXAMPLES to run more or fewer), derandomized: about 9,000 cases, 3 minutes on two idle cores."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-EXAMPLES = int(os.environ.get("SIP_CONTRACT_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("SIP_CONTRACT_EXAMPLES", "50"))
 KEY = "an-officer-key-0123456789abcdef0123456789"
 REVIEWER = "kofi@example.org"
 
