@@ -25,7 +25,7 @@ from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.logs import redact_access_log
 from api.pages import marks
-from domain.application import ApplicationDocument
+from domain.application import ApplicationDocument, text_without_nul
 from engine.services.errors import ServiceError
 from engine.services.setup import Runtime, prepare
 from engine.settings import Settings
@@ -97,8 +97,24 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(model_schema.pop("$defs", {}))
             components[model.__name__] = model_schema
+        text_without_nul(document)
+        _errors_as_json(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _errors_as_json(schema: dict[str, Any]) -> None:
+    """An HTML route's refusals are JSON (api/errors.py) like every other route's, whatever
+    FastAPI infers from the route's own HTML answer."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                html = content.get("text/html", {})
+                if (code == "default" or code >= "400") and html.get("schema", {}).get("$ref", "").endswith(
+                    "/ErrorOut"
+                ):
+                    content["application/json"] = content.pop("text/html")

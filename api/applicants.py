@@ -200,8 +200,8 @@ def status_page_result(
     request: Request,
     rt: RuntimeDep,
     attempt: AttemptDep,
-    reference: Annotated[str, Form(max_length=60)],
-    access_code: Annotated[str, Form(max_length=200)],
+    reference: Annotated[str, Form(min_length=1, max_length=60)],
+    access_code: Annotated[str, Form(min_length=1, max_length=200)],
     lang: Annotated[str | None, Form(max_length=5)] = None,
 ) -> HTMLResponse:
     """The status, for the applicant who gives the reference and access code (sent in the

@@ -5,14 +5,12 @@ bundle with the personal link of its message: every download is audited."""
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ConfigDict, EmailStr, Field
+from pydantic import ConfigDict, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -35,9 +33,10 @@ from api.schemas import (
 )
 from api.secretariat import RevocationIn, withdraw_access
 from api.stages import check_first, start_stage
-from domain.application import Input
+from domain.application import NOT_BLANK, Email, Input, IsoDate
 from domain.committee import DecisionIn, composition_problems
 from domain.lifecycle import Role
+from domain.money import PositiveCentsIn
 from engine.db import reading, unit_of_work
 from engine.services import letters as letters_service
 from engine.services import opendata
@@ -57,42 +56,43 @@ BundleTokenDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bundle_b
 
 
 class MemberIn(Input):
-    """A member's term (PUT: every field for a new term; those to change otherwise)."""
+    """A member's term (PUT: every field for a new term; those to change otherwise; `null`
+    like a field left out, keeps what is there)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    country: str | None = Field(default=None, description="ISO 3166 alpha-3")
-    role: str | None = Field(default=None, description="member or co-chair")
-    term_end: date | None = None
-    language: str | None = Field(default=None, description="en, fr or es")
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)] | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 3166 alpha-3")] | None = None
+    role: Literal["member", "co-chair"] | None = None
+    term_end: IsoDate | None = None
+    language: Literal["en", "fr", "es"] | None = None
 
 
 class MeetingIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    starts_on: date
-    ends_on: date | None = None
-    place: str = Field(min_length=1, max_length=200, description="a city, or 'online'")
+    starts_on: IsoDate
+    ends_on: IsoDate | None = None
+    place: str = Field(min_length=1, max_length=200, pattern=NOT_BLANK, description="a city, or 'online'")
 
 
 class FundsIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    amount: Decimal = Field(gt=0, decimal_places=2, description="US dollars available for the round's approvals")
+    amount: PositiveCentsIn = Field(description="US dollars available for the round's approvals")
 
 
 class AttendanceIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    attendees: list[EmailStr] = Field(min_length=1, max_length=50)
+    attendees: list[Email] = Field(min_length=1, max_length=50)
 
 
 class MemberConflictIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
-    reason: str = Field(min_length=1, max_length=2000)
+    email: Email
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
 
 
 class DecisionsIn(Input):
@@ -106,7 +106,7 @@ def members(
     rt: RuntimeDep,
     now: NowDep,
     officer: SecretariatReader,
-    on: Annotated[date | None, Query(description="default: today")] = None,
+    on: Annotated[IsoDate | None, Query(description="default: today (YYYY-MM-DD)")] = None,
 ) -> CommitteeOut:
     """The members serving on a day, and how the committee differs from its rule."""
     day = on or now.date()
@@ -121,19 +121,24 @@ def members(
 
 @router.put("/committee/{email}/{term_start}", response_model=MemberTermOut, responses=error_responses(401, 422))
 def put_member(
-    email: str, term_start: date, body: MemberIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    email: Email, term_start: IsoDate, body: MemberIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> MemberTermOut:
     """Add a member's term, or change some of its details."""
     with unit_of_work(rt.engine) as session:
         row, outcome = membership.set_member(
-            session, email, term_start, body.model_dump(exclude_unset=True), actor=officer, at=now
+            session,
+            email,
+            term_start,
+            {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None},
+            actor=officer,
+            at=now,
         )
         return MemberTermOut.model_validate({**row.model_dump(), "outcome": outcome})
 
 
 @router.post("/committee/{email}/revocation", response_model=AccessRevokedOut, responses=error_responses(401, 404, 422))
 def revoke_member(
-    email: str, body: RevocationIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    email: Email, body: RevocationIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> AccessRevokedOut:
     """Withdraw every bundle link of a member (and their reviewer links and sessions, if
     they are also a reviewer), at once, for a reason. Preparing the bundles again gives a

@@ -45,6 +45,17 @@ def request_too_large(request: Request, limit: int) -> Response:
     )
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the path is served with (Starlette's 405 names only the methods of
+    the first route that matched the path, while FastAPI makes one route per method)."""
+    served = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            served.append(method)
+    return served
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
@@ -86,12 +97,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         page = person_page(request)
         if page is not None:  # any status: 401, 404, 405, 413, 429...
-            return error_page(request, page, exc.status_code, headers=dict(exc.headers or {}))
+            return error_page(request, page, exc.status_code, headers=headers)
         codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 429: "too_many_requests"}
         response = error_json(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
-        response.headers.update(exc.headers or {})
+        response.headers.update(headers)
         return response
 
     @app.exception_handler(Exception)

@@ -10,16 +10,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Form, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from sqlmodel import Session
 
 from api.attempts import Attempt, AttemptDep, link_request
 from api.common import error_json, error_responses
 from api.deps import NowDep, RuntimeDep
-from api.pages import PersonPage, error_page, field_problems, page_language
+from api.pages import PersonPage, error_page, field_problems, page_error_responses, page_language
 from api.schemas import (
     AssignmentLeftOut,
     DossierOut,
@@ -29,7 +29,7 @@ from api.schemas import (
     SessionOut,
     SignedOutOut,
 )
-from domain.application import DocumentError, FieldError, Input, json_path, load_json
+from domain.application import NOT_BLANK, DocumentError, Email, FieldError, Input, json_path, load_json
 from domain.lifecycle import Role
 from domain.review import ReviewDraft
 from engine.db import reading, unit_of_work
@@ -67,19 +67,19 @@ class SessionIn(Input):
 class LinkIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: Email
 
 
 class ReviewIn(ReviewDraft):
     """The review: it replaces the draft; `submit: true` submits it (then it no longer changes)."""
 
-    submit: bool = False
+    submit: StrictBool = False
 
 
 class ReasonIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
 
 
 def _as_reviewer(
@@ -157,7 +157,8 @@ def close_session(rt: RuntimeDep, now: NowDep, attempt: AttemptDep, credentials:
     response_model=LinkSentOut,
     responses={
         202: {"content": {"text/html": {}}, "description": "JSON; or the page, for a browser's form"},
-        **error_responses(422, 429),
+        **error_responses(429),
+        422: {**error_responses(422)[422], "content": {"text/html": {}}},
     },
     dependencies=[LINK_REQUEST, Depends(link_request)],
     openapi_extra={
@@ -441,8 +442,11 @@ def sign_out_form(
     response_model=None,
     response_class=HTMLResponse,
     status_code=status.HTTP_200_OK,
-    include_in_schema=False,
     dependencies=[NEW_LINK_PAGE],
+    responses=page_error_responses(422, 503),
 )
-def link_page(request: Request, lang: str | None = None) -> HTMLResponse:
+def link_page(
+    request: Request, lang: str | None = Query(default=None, max_length=5, description="en, fr or es")
+) -> HTMLResponse:
+    """The page where a reviewer asks for a new sign-in link (HTML)."""
     return _page(page_language(request, lang), "link_form")

@@ -5,11 +5,11 @@ review (assignment, invitations, the close to the committee) and follow it."""
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import ConfigDict, EmailStr, Field
+from pydantic import ConfigDict, Field, StrictBool
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
@@ -35,8 +35,9 @@ from api.schemas import (
     ScreeningStarted,
 )
 from api.stages import check_first, start_stage
-from domain.application import FieldError, Input
+from domain.application import NOT_BLANK, Email, FieldError, Input, Integer, IsoDate
 from domain.lifecycle import Role
+from domain.review import Area
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
 from engine.services import appraisal, follow_up, report, revocation, stages
@@ -58,7 +59,7 @@ class ScoreIn(Input):
 
     reference: str = Field(max_length=60)
     criterion: str = Field(max_length=64)
-    score: int
+    score: Annotated[int, Integer]
     comment: str | None = Field(default=None, max_length=4000)
 
 
@@ -72,14 +73,16 @@ class OverrideIn(Input):
     model_config = ConfigDict(extra="forbid")
 
     verdict: Literal["screened", "incomplete", "ineligible"]
-    reason: str = Field(max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
 
 
 class InformationRequestIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[str] = Field(min_length=1, max_length=50)
-    due: date | None = None
+    items: list[Annotated[str, Field(min_length=1, max_length=follow_up.ITEM_LENGTH, pattern=NOT_BLANK)]] = Field(
+        min_length=1, max_length=follow_up.MAX_ITEMS
+    )
+    due: IsoDate | None = None
 
 
 @router.post(
@@ -182,13 +185,13 @@ def request_information(
 class InvitationsIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    due: date | None = Field(default=None, description="the day reviews are due (default: the round's)")
+    due: IsoDate | None = Field(default=None, description="the day reviews are due (default: the round's)")
 
 
 class DueIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    due: date
+    due: IsoDate
 
 
 class CloseIn(Input):
@@ -200,8 +203,8 @@ class CloseIn(Input):
 class ConflictIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
-    reason: str = Field(min_length=1, max_length=2000)
+    email: Email
+    reason: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK)
 
 
 @router.post(
@@ -361,18 +364,40 @@ def review(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> ReviewS
 reviewers_router = APIRouter(prefix="/reviewers", tags=["secretariat"], responses=error_responses(401, 503))
 
 
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
+Organisation = Annotated[str, Field(min_length=1, max_length=300, pattern=NOT_BLANK)]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 3166 alpha-3, e.g. PER")]
+Areas = Annotated[list[Area], Field(min_length=1, description="partnership areas, e.g. artisanal_gold_mining")]
+Languages = Annotated[
+    list[Literal["en", "fr", "es"]], Field(min_length=1, description="en, fr, es; the first is used for messages")
+]
+Load = Annotated[int, Field(ge=0, le=1000, description="at most this many applications to review"), Integer]
+
+
 class ReviewerIn(Input):
-    """A reviewer of the register (PUT: every field; PATCH: those to change)."""
+    """Some fields of a reviewer of the register (PATCH: those to change), checked as the
+    register checks them (`null`, like a field left out, keeps what is there)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    organisation: str | None = None
-    country: str | None = Field(default=None, description="ISO 3166 alpha-3, e.g. PER")
-    areas: list[str] | None = Field(default=None, description="partnership areas, e.g. artisanal_gold_mining")
-    languages: list[str] | None = Field(default=None, description="en, fr, es; the first is used for messages")
-    max_load: int | None = None
-    active: bool | None = None
+    name: Name | None = None
+    organisation: Organisation | None = None
+    country: Country | None = None
+    areas: Areas | None = None
+    languages: Languages | None = None
+    max_load: Load | None = None
+    active: StrictBool | None = None
+
+
+class ReviewerPutIn(ReviewerIn):
+    """Every field of a reviewer of the register (PUT)."""
+
+    name: Name
+    organisation: Organisation
+    country: Country
+    areas: Areas
+    languages: Languages
+    max_load: Load
 
 
 @reviewers_router.get("", response_model=list[ReviewerOut], responses=error_responses(401))
@@ -385,7 +410,7 @@ def list_reviewers(rt: RuntimeDep, officer: SecretariatReader) -> list[ReviewerO
 def _set_reviewer(
     rt: Runtime, now: datetime, officer: str, email: str, body: ReviewerIn, *, whole: bool
 ) -> ReviewerSetOut:
-    changes = body.model_dump(exclude_unset=True, exclude={"active"})
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True, exclude={"active"}).items() if v is not None}
     if whole:
         missing = [f for f in register.EDITABLE_FIELDS if changes.get(f) is None]
         if missing:
@@ -400,7 +425,7 @@ def _set_reviewer(
 
 @reviewers_router.put("/{email}", response_model=ReviewerSetOut, responses=error_responses(401, 422))
 def put_reviewer(
-    email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    email: Email, body: ReviewerPutIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> ReviewerSetOut:
     """Add a reviewer, or replace their details."""
     return _set_reviewer(rt, now, officer, email, body, whole=True)
@@ -409,7 +434,9 @@ def put_reviewer(
 class RevocationIn(Input):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=2000, description="why the access is withdrawn (audited)")
+    reason: str = Field(
+        min_length=1, max_length=2000, pattern=NOT_BLANK, description="why the access is withdrawn (audited)"
+    )
 
 
 def withdraw_access(rt: Runtime, now: datetime, officer: str, email: str, body: RevocationIn) -> AccessRevokedOut:
@@ -427,7 +454,7 @@ def withdraw_access(rt: Runtime, now: datetime, officer: str, email: str, body: 
 
 @reviewers_router.post("/{email}/revocation", response_model=AccessRevokedOut, responses=error_responses(401, 404, 422))
 def revoke_reviewer(
-    email: str, body: RevocationIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    email: Email, body: RevocationIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> AccessRevokedOut:
     """Withdraw every sign-in link and session of a person (and their committee bundle
     links, if they are also a member), at once, for a reason. They may still ask for a
@@ -438,7 +465,7 @@ def revoke_reviewer(
 
 @reviewers_router.patch("/{email}", response_model=ReviewerSetOut, responses=error_responses(401, 404, 422))
 def patch_reviewer(
-    email: str, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    email: Email, body: ReviewerIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> ReviewerSetOut:
     """Change some of a reviewer's details (e.g. max_load, or active=false to take them
     out of future assignments)."""

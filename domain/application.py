@@ -14,7 +14,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 
 from domain.money import Amount
@@ -166,9 +175,78 @@ def no_nul(value: Any) -> Any:
     return value
 
 
+#: JSON Schema patterns (ECMA-262, searched) of the text the inputs take: no NUL
+#: character anywhere; and, for what must say something, at least one other than a space.
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
+def text_without_nul(schema: dict[str, Any]) -> None:
+    """Say in a JSON schema what `no_nul` refuses: every text without a pattern of its own
+    (and every key of a mapping) gets `NO_NUL`. Changes the schema in place."""
+    stack: list[Any] = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "string" and not ({"pattern", "format", "enum", "const"} & item.keys()):
+            item["pattern"] = NO_NUL
+        if item.get("type") == "object" and isinstance(item.get("additionalProperties"), dict):
+            item.setdefault("propertyNames", {"pattern": NO_NUL})
+        for key in ("properties", "$defs"):
+            if isinstance(item.get(key), dict):
+                stack.extend(item[key].values())
+        for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "prefixItems"):
+            if key in item:
+                stack.append(item[key])
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
+
+
+#: The domains an address cannot have (RFC 6761 and 7686's special-use names, as the
+#: address checker refuses them), in the JSON Schema of every address a person sends.
+SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+NOT_SPECIAL_USE = "^(?![\\s\\S]*[.@](" + "|".join(_any_case(w) for w in SPECIAL_USE) + ")\\.?$)"
+
+#: An e-mail address as the inputs take it: what the address checker takes, and a schema that says so.
+Email = Annotated[EmailStr, Field(json_schema_extra={"pattern": NOT_SPECIAL_USE})]
+
+
+def _iso_date(value: Any) -> Any:
+    """A date is written YYYY-MM-DD: a number (read as seconds since 1970) or a date and
+    time is refused rather than taken for a day nobody meant."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise ValueError("is not a date written YYYY-MM-DD")
+    if isinstance(value, bool | int | float | Decimal):
+        raise ValueError("is not a date written YYYY-MM-DD")
+    return value
+
+
+def _not_text(value: Any) -> Any:
+    """A whole number is a JSON number (2 or 2.0, as JSON Schema's `integer`), never "2" or true."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a whole number, not text or true/false")
+    return value
+
+
+#: A whole number as the inputs take it: what JSON Schema calls an integer (2.0 too).
+#: `Annotated[int, Field(ge=0), Integer]` keeps the bounds in the JSON schema.
+Integer = BeforeValidator(_not_text)
+
+#: A day as the inputs take it: `YYYY-MM-DD` only (pydantic would read 0 as 1970-01-01).
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
 class Input(BaseModel):
     """What a person sends (a review, a decision, a member, a reason...): every field is
-    refused, by its name, if its text holds a NUL character."""
+    refused, by its name, if its text holds a NUL character (and its JSON schema says so)."""
+
+    model_config = ConfigDict(json_schema_extra=lambda schema, _model: text_without_nul(schema))
 
     @field_validator("*", mode="before")
     @classmethod

@@ -12,16 +12,16 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from domain.application import Input
+from domain.application import Email, Input
 from domain.lifecycle import Status
-from domain.money import CENT
+from domain.money import CENT, CentsIn
 
 REGIONS = ("AFRICA", "ASIA_PACIFIC", "CEE", "GRULAC", "WEOG")
 MEMBERS, PER_REGION, CO_CHAIRS = 10, 2, 2
@@ -33,7 +33,7 @@ class Member(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
     name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
+    email: Email
     country: str = Field(pattern=r"^[A-Z]{3}$")
     role: Literal["member", "co-chair"]
     term_start: date
@@ -133,11 +133,11 @@ class DecisionIn(Input):
 
     reference: str = Field(min_length=1, max_length=60)
     decision: Decision
-    amount: Decimal | None = Field(default=None, ge=0, decimal_places=2)
+    amount: CentsIn | None = None
     conditions: str | None = Field(default=None, max_length=5000)
     recommendations: str | None = Field(default=None, max_length=10000)
     #: Who took part; default: the meeting's attendees without the conflicted members.
-    participants: list[EmailStr] | None = None
+    participants: list[Email] | None = None
     #: Why the committee decides on an application that did not pass screening.
     exception: str | None = Field(default=None, max_length=2000)
 
@@ -231,3 +231,27 @@ def decision_problems(d: DecisionIn, facts: Facts, participants: list[str]) -> l
 def quorum_of(setting: int | None, serving_count: int) -> int:
     """The round's quorum, or (unset) a majority of the members serving."""
     return setting if setting is not None else serving_count // 2 + 1
+
+
+#: How far from its round a committee meeting may be: from the day the round opens to two
+#: years after it closes, and a fortnight long at most.
+MEETING_LATEST_AFTER_CLOSE = timedelta(days=731)
+MEETING_LONGEST = timedelta(days=14)
+
+
+def meeting_problems(starts_on: date, ends_on: date, opens_on: date, closes_on: date) -> list[tuple[str, str]]:
+    """What is wrong with a meeting's dates for its round, as (field, why); none if they hold:
+    it ends on or after the day it starts, lasts at most a fortnight, and starts between the
+    round's opening and two years after its closing."""
+    problems: list[tuple[str, str]] = []
+    latest = closes_on + MEETING_LATEST_AFTER_CLOSE
+    if starts_on < opens_on:
+        problems.append(("starts_on", f"is before the round opens ({opens_on})"))
+    elif starts_on > latest:
+        problems.append(("starts_on", f"is more than two years after the round closes ({closes_on}); at most {latest}"))
+    if ends_on < starts_on:
+        problems.append(("ends_on", f"is before the meeting starts ({starts_on})"))
+    elif ends_on - starts_on >= MEETING_LONGEST:
+        last = starts_on + MEETING_LONGEST - timedelta(days=1)
+        problems.append(("ends_on", f"makes a meeting longer than {MEETING_LONGEST.days} days; at most {last}"))
+    return problems

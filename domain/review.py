@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from domain.application import Input
+from domain.application import Input, Integer
 from domain.rounds import ReviewSettings, TechnicalCriterion
 
 #: The eight partnership areas of the Global Mercury Partnership.
@@ -326,7 +326,7 @@ class ReviewDraft(Input):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    scores: dict[str, StrictInt] = Field(default_factory=dict)
+    scores: dict[str, Annotated[int, Integer]] = Field(default_factory=dict)
     recommendation: Recommendation | None = None
     comments_for_committee: str | None = Field(default=None, max_length=COMMENT_LENGTH)
     comments_for_applicant: str | None = Field(default=None, max_length=COMMENT_LENGTH)

@@ -51,7 +51,9 @@ def test_the_secretariat_sees_the_committee_of_the_meeting_date_and_edits_a_term
     after = client.get("/committee", headers=OFFICER, params={"on": "2018-10-02"}).json()
     assert after["composition"] == ["9 members serve, not 10", "1 member(s) from WEOG, not 2"]
     bad = client.put("/committee/x@example.org/2018-01-01", headers=OFFICER, json={"name": "X", "role": "chair"})
-    assert bad.status_code == 422 and {e["path"] for e in bad.json()["errors"]} >= {"role", "country"}
+    assert bad.status_code == 422 and [e["path"] for e in bad.json()["errors"]] == ["$.body.role"]
+    partial = client.put("/committee/x@example.org/2018-01-01", headers=OFFICER, json={"name": "X"})
+    assert partial.status_code == 422 and {e["path"] for e in partial.json()["errors"]} >= {"role", "country"}
     assert client.get("/committee").status_code == 401
 
 
@@ -150,7 +152,7 @@ def test_the_meeting_its_funds_attendance_and_a_members_conflict_through_the_api
         json={"starts_on": "2018-10-02", "ends_on": "2018-10-01", "place": "x"},
     )
     assert backwards.status_code == 422 and backwards.json()["errors"] == [
-        {"path": "ends_on", "message": "is before 2018-10-02"}
+        {"path": "ends_on", "message": "is before the meeting starts (2018-10-02)"}
     ]
     funds = client.put(f"/rounds/{ROUND1}/funds", headers=OFFICER, json={"amount": "250000.50"})
     assert funds.status_code == 200 and funds.json()["funds_available"] == "250000.50"
@@ -177,3 +179,24 @@ def test_the_meeting_its_funds_attendance_and_a_members_conflict_through_the_api
     nobody = client.post(path, headers=OFFICER, json={"email": "x@example.org", "reason": "r"})
     assert nobody.status_code == 404 and nobody.json()["error"] == "not_found"
     assert client.put(f"/rounds/{ROUND1}/meeting", json={}).status_code == 401
+
+
+def test_a_meeting_from_1970_to_2000_or_a_day_given_as_a_number_is_refused_naming_the_field(
+    client: TestClient,
+) -> None:
+    far = client.put(
+        f"/rounds/{ROUND1}/meeting",
+        headers=OFFICER,
+        json={"starts_on": "1970-01-01", "ends_on": "2000-01-01", "place": "Geneva"},
+    )
+    assert far.status_code == 422
+    assert [e["path"] for e in far.json()["errors"]] == ["starts_on", "ends_on"]
+    assert "before the round opens (2018-06-05)" in far.json()["message"]
+    late = client.put(f"/rounds/{ROUND1}/meeting", headers=OFFICER, json={"starts_on": "2021-01-04", "place": "x"})
+    assert late.status_code == 422 and late.json()["errors"][0]["path"] == "starts_on"
+    as_number = client.put(f"/rounds/{ROUND1}/meeting", headers=OFFICER, json={"starts_on": 0, "place": "Geneva"})
+    assert as_number.status_code == 422 and as_number.json()["errors"][0]["path"] == "$.body.starts_on"
+    assert client.get(f"/rounds/{ROUND1}", headers=OFFICER).status_code == 200
+    for day in ("0", "1538438400", "2018-10-02T00:00:00"):
+        refused = client.get("/committee", headers=OFFICER, params={"on": day})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["path"] == "$.query.on", day

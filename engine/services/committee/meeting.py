@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -15,6 +16,7 @@ from domain.committee import (
     APPROVALS,
     Member,
     composition_problems,
+    meeting_problems,
     member_conflict,
     quorum_of,
 )
@@ -63,14 +65,26 @@ def _stored_meeting(session: Session, round_id: str, at: datetime) -> CommitteeM
     return meeting
 
 
+def _dated(problems: list[tuple[str, str]], starts_on: date, ends_on: date) -> list[tuple[str, str, date]]:
+    return [(path, why, starts_on if path == "starts_on" else ends_on) for path, why in problems]
+
+
 def schedule_meeting(
     session: Session, round_id: str, starts_on: date, ends_on: date | None, place: str, *, actor: str, at: datetime
 ) -> CommitteeMeeting:
     ends_on = ends_on or starts_on
-    if ends_on < starts_on:
+    definition = definition_of(get_round(session, round_id))
+    tz = ZoneInfo(definition.timezone)
+    problems = meeting_problems(
+        starts_on, ends_on, definition.opens_at.astimezone(tz).date(), definition.closes_at.astimezone(tz).date()
+    )
+    if problems:
         raise InvalidInput(
-            f"the meeting ends ({ends_on}) before it starts ({starts_on})",
-            [FieldError(path="ends_on", message=f"is before {starts_on}")],
+            "the meeting's dates do not fit round "
+            + round_id
+            + ": "
+            + "; ".join(f"{path} ({value}) {why}" for path, why, value in _dated(problems, starts_on, ends_on)),
+            [FieldError(path=path, message=why) for path, why in problems],
         )
     if not place.strip():
         raise InvalidInput(
