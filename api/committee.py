@@ -136,7 +136,9 @@ def put_member(
         return MemberTermOut.model_validate({**row.model_dump(), "outcome": outcome})
 
 
-@router.post("/committee/{email}/revocation", response_model=AccessRevokedOut, responses=error_responses(401, 404, 422))
+@router.post(
+    "/committee/members/{email}/revocation", response_model=AccessRevokedOut, responses=error_responses(401, 404, 422)
+)
 def revoke_member(
     email: Email, body: RevocationIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> AccessRevokedOut:

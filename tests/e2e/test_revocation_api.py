@@ -249,7 +249,7 @@ def test_a_program_sends_the_bundle_token_as_a_header_and_the_link_keeps_working
 
 def test_the_secretariat_withdraws_a_committee_members_bundle_links(committee_client: TestClient) -> None:
     token = bundle_token(committee_client, GHANA)
-    path = f"/committee/{GHANA}/revocation"
+    path = f"/committee/members/{GHANA}/revocation"
     assert committee_client.post(path, json={"reason": "left"}).status_code == 401
     answer = committee_client.post(path, headers=OFFICER, json={"reason": "resigned from the committee"})
     assert answer.status_code == 200 and answer.json()["bundle_links"] == 1
