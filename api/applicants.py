@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.attempts import Attempt, AttemptDep
 from api.common import error_json, error_responses
 from api.deps import BearerDep, NowDep, RuntimeDep
-from api.pages import PersonPage, page_error_responses, page_language
+from api.pages import PAGE_HEADERS, PersonPage, page_error_responses, page_language
 from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
 from domain.lifecycle import Role
 from engine.db import reading, unit_of_work
@@ -246,7 +246,7 @@ def _page(
     return HTMLResponse(
         html,
         status_code=404 if not_found else 200,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers=PAGE_HEADERS,
     )
 
 

@@ -213,7 +213,7 @@ def key_attempts_limited(check: Callable[P, T]) -> Callable[P, T]:
                 runtime = request.app.state.runtime
                 attempt.refused(
                     runtime.engine if runtime is not None else None,
-                    Unauthorized(str(exc.detail)),
+                    Unauthorized(str(exc.detail), actor=getattr(request.state, "key_holder", None)),
                     role=Role.SECRETARIAT,
                     action="api.key",
                     subject_type="request",

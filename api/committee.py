@@ -18,7 +18,7 @@ from api.attempts import AttemptDep
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
 from api.headers import BUNDLE_POLICY
-from api.pages import PersonPage, page_error_responses
+from api.pages import PAGE_HEADERS, PersonPage, page_error_responses
 from api.schemas import (
     AccessRevokedOut,
     BundleVersionOut,
@@ -319,9 +319,5 @@ def download(
         media_type=media,
         filename=f"bundle-{bundle.round_id}-v{bundle.version}.{format}",
         content_disposition_type="inline",
-        headers={
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
-            "Content-Security-Policy": BUNDLE_POLICY,
-        },
+        headers={**PAGE_HEADERS, "Content-Security-Policy": BUNDLE_POLICY},
     )

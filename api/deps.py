@@ -60,6 +60,7 @@ def get_secretariat(
         try:
             officer = keys.authenticate(get_runtime(request).engine, credentials.credentials, at=get_now(request))
         except Unauthorized as exc:
+            request.state.key_holder = exc.actor  # an expired or revoked key names its officer (api/attempts.py)
             raise _unauthorized(exc.message + (_ASK_FOR_KEY if exc.hints else "")) from None
     request.state.officer = officer.name  # a refusal of what they ask is audited under their name
     return officer
@@ -120,5 +121,3 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 SecretariatReader = Annotated[str, Depends(secretariat_reader)]
 #: The officer's name, for a route that changes the engine's state (a key of scope full).
 SecretariatWriter = Annotated[str, Depends(secretariat_writer)]
-#: A route written before keys had scopes: full scope, the safe default (say which one a new route needs).
-SecretariatDep = SecretariatWriter

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.common import error_json
+from api.headers import secure
 from api.pages import error_page, field_problems, person_page
 from domain.application import FieldError, json_path
 from domain.lifecycle import Role
@@ -110,16 +111,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        """Answered by Starlette's outermost middleware, outside the security headers'
+        (api/headers.py): this answer adds them itself."""
         log.exception("unexpected error")
+        response: Response | None = None
         page = person_page(request)
         if page is not None:
             try:
-                return error_page(request, page, 500)
+                response = error_page(request, page, 500)
             except Exception:  # the page itself failed: the JSON below, never a traceback
                 log.exception("the error page failed")
-        return error_json(
-            500,
-            "internal",
-            "the engine failed unexpectedly; nothing was half-written. Try again, and "
-            "tell the secretariat if it happens again",
-        )
+        if response is None:
+            response = error_json(
+                500,
+                "internal",
+                "the engine failed unexpectedly; nothing was half-written. Try again, and "
+                "tell the secretariat if it happens again",
+            )
+        secure(response.headers, https=request.url.scheme == "https")
+        return response

@@ -30,6 +30,15 @@ BUNDLE_POLICY = (
 HSTS = "max-age=31536000"
 
 
+def secure(headers: MutableHeaders, *, https: bool) -> None:
+    """Add the security headers an answer does not set itself."""
+    headers.setdefault("Content-Security-Policy", POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if https:
+        headers.setdefault("Strict-Transport-Security", HSTS)
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -42,12 +51,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", POLICY)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                if https:
-                    headers.setdefault("Strict-Transport-Security", HSTS)
+                secure(MutableHeaders(scope=message), https=https)
             await send(message)
 
         await self.app(scope, receive, with_headers)

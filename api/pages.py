@@ -43,7 +43,8 @@ REASONS = frozenset(
 PAGE_STATUS = {"link_unknown": 404, "link_used": 410, "link_expired": 410, "link_withdrawn": 410}
 #: Status codes with a page of their own; any other is the page of its class (4xx, 5xx).
 STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 422, 429, 500, 503)
-HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+#: Every page a person opens: never cached (it may show what is theirs), no Referer (links carry tokens).
+PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -181,7 +182,7 @@ def error_page(
             link_days=LINK_DAYS_AFTER_MEETING,
         )
     )
-    return HTMLResponse(html, status_code=status_code, headers={**(headers or {}), **HEADERS})
+    return HTMLResponse(html, status_code=status_code, headers={**(headers or {}), **PAGE_HEADERS})
 
 
 def _assets(request: Request) -> str:

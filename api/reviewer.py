@@ -2,7 +2,8 @@
 one-time link of their invitation (or reminder), then uses the session token as a
 Bearer token: they see only the applications assigned to them, never one they have
 a conflict of interest with, and an application not theirs answers exactly as one
-that does not exist. Every refused attempt is audited."""
+that does not exist. Every refused attempt is audited: under the reviewer's name where
+their link or session names them, sampled by source otherwise (api/attempts.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from sqlmodel import Session
 from api.attempts import Attempt, AttemptDep, link_request
 from api.common import error_json, error_responses
 from api.deps import NowDep, RuntimeDep
-from api.pages import PersonPage, error_page, field_problems, page_error_responses, page_language
+from api.pages import PAGE_HEADERS, PersonPage, error_page, field_problems, page_error_responses, page_language
 from api.schemas import (
     AssignmentLeftOut,
     DossierOut,
@@ -137,18 +138,22 @@ def _sign_in(rt: Runtime, now: datetime, attempt: Attempt, token: str) -> access
 @router.delete("/sessions/current", response_model=SignedOutOut, responses=error_responses(401))
 def close_session(rt: RuntimeDep, now: NowDep, attempt: AttemptDep, credentials: SessionDep) -> SignedOutOut:
     """Sign out: the session token (Authorization: Bearer) stops working at once."""
-    token = credentials.credentials if credentials else None
-    email = _as_reviewer(
+    email = _sign_out(rt, now, attempt, credentials.credentials if credentials else None)
+    return SignedOutOut(email=email, signed_out_at=now)
+
+
+def _sign_out(rt: Runtime, now: datetime, attempt: Attempt, token: str | None) -> str:
+    """End the session (audited as the reviewer's); the reviewer's address."""
+    return _as_reviewer(
         rt,
         now,
         attempt,
-        credentials,
+        HTTPAuthorizationCredentials(scheme="Bearer", credentials=token) if token else None,
         "reviewer.sign_out",
         "session",
         lambda s, r: access.sign_out(s, token, at=now).email,
         subject_type="reviewer",
     )
-    return SignedOutOut(email=email, signed_out_at=now)
 
 
 @router.post(
@@ -351,9 +356,7 @@ def _page(language: str, mode: str, *, status_code: int = 200, **context: Any) -
             **context,
         )
     )
-    return HTMLResponse(
-        html, status_code=status_code, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-    )
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
 @router.get(
@@ -424,16 +427,7 @@ def sign_out_form(
 ) -> HTMLResponse:
     """The page's sign-out button: the session key (posted in the body) stops working. A
     session that no longer works is an error page in the reviewer's language."""
-    _as_reviewer(
-        rt,
-        now,
-        attempt,
-        HTTPAuthorizationCredentials(scheme="Bearer", credentials=session_token) if session_token else None,
-        "reviewer.sign_out",
-        "session",
-        lambda s, r: access.sign_out(s, session_token, at=now).email,
-        subject_type="reviewer",
-    )
+    _sign_out(rt, now, attempt, session_token or None)
     return _page(page_language(request, lang), "signed_out")
 
 

@@ -204,6 +204,7 @@ def prebuilt_rows(rt: Any, docs: list[bytes]) -> list[dict[str, list[dict[str, A
             }
         )
     # The audit events' hash chain, as intake writes it (built here too, outside the timed part).
+    # The bare phase writes into a database of its own, whose trail starts with these events.
     from domain.audit_chain import GENESIS, chain
 
     chain(GENESIS, [event for app in rows for event in app["audit_event"]])

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.common import (
-    ACTOR,
     JsonOpt,
     date_option,
     fail,
+    officer_name,
     print_json,
     print_table,
     runtime,
@@ -25,6 +25,11 @@ from engine.services.setup import Runtime
 
 if TYPE_CHECKING:
     from engine.services.keys import KeyView
+
+#: Who acts, for the audit trail (as `sip reviewers revoke --by`).
+ByOpt = Annotated[
+    str | None, typer.Option("--by", help="The officer's name for the audit trail (default: your login).")
+]
 
 keys_app = typer.Typer(no_args_is_help=True, help="The secretariat's API keys: make, list, revoke.")
 
@@ -59,6 +64,7 @@ def keys_new(
     expires: Annotated[
         str | None, typer.Option("--expires", metavar="DATE", help="The day the key stops working (00:00 UTC).")
     ] = None,
+    by: ByOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make an API key for a secretariat officer. The key is shown once; the database keeps only its hash."""
@@ -76,7 +82,7 @@ def keys_new(
     else:
         until = now + timedelta(days=expires_in or rt.settings.secretariat_key_days)
     with service_errors(), unit_of_work(rt.engine) as session:
-        made = create_key(session, name, scope=scope, expires_at=until, actor=ACTOR, at=now)
+        made = create_key(session, name, scope=scope, expires_at=until, actor=officer_name(by), at=now)
     if as_json:
         print_json(made)
         return
@@ -131,6 +137,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
 def keys_revoke(
     which: Annotated[str, typer.Argument(metavar="KEY_ID|NAME", help="A key's id, or an officer (all their keys).")],
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    by: ByOpt = None,
 ) -> None:
     """Revoke a key, or every key of an officer: refused by the API from the next request on."""
     from engine.services.keys import revoke_keys
@@ -138,6 +145,8 @@ def keys_revoke(
     settings_keys = _settings_keys()
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
-        revoked = revoke_keys(session, which, reason=reason, actor=ACTOR, at=Runtime.now(), settings_keys=settings_keys)
+        revoked = revoke_keys(
+            session, which, reason=reason, actor=officer_name(by), at=Runtime.now(), settings_keys=settings_keys
+        )
     for view in revoked:
         typer.echo(f"revoked key {view.id} of {view.name} ({view.prefix}…, scope {view.scope.value})")

@@ -164,18 +164,45 @@ def record_refusal(
     if exc.audited:
         return
     with unit_of_work(engine) as session:
-        record(
+        record_refused(
             session,
+            exc,
             at=datetime.now(UTC),
-            actor=actor[:200],
+            actor=actor,
             role=role,
-            action=f"{action}.refused"[:60],
+            action=action,
             subject_type=subject_type,
-            subject_id=subject_id[:100],
-            reason=exc.message,
-            details={"error": exc.code, "errors": [e.model_dump() for e in exc.errors], **(details or {})},
+            subject_id=subject_id,
+            details=details,
         )
     exc.audited = True
+
+
+def record_refused(
+    session: Session,
+    exc: ServiceError,
+    *,
+    at: datetime,
+    actor: str,
+    role: Role,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The audit event of a refused attempt (`<action>.refused`: the refusal's message,
+    its code and its field errors), in the caller's transaction."""
+    record(
+        session,
+        at=at,
+        actor=actor[:200],
+        role=role,
+        action=f"{action}.refused"[:60],
+        subject_type=subject_type,
+        subject_id=subject_id[:100],
+        reason=exc.message,
+        details={"error": exc.code, "errors": [e.model_dump() for e in exc.errors], **(details or {})},
+    )
 
 
 #: The actor of a refusal whose caller nobody knows (no credential, or one that names nobody).
@@ -276,18 +303,16 @@ class RefusalSampler:
             with unit_of_work(engine) as session:
                 self._write_counts(session, ended, at=at)
                 if first:
-                    record(
+                    record_refused(
                         session,
+                        exc,
                         at=at,
                         actor=UNKNOWN,
                         role=role,
-                        action=f"{action}.refused"[:60],
+                        action=action,
                         subject_type=subject_type,
-                        subject_id=subject_id[:100],
-                        reason=exc.message,
+                        subject_id=subject_id,
                         details={
-                            "error": exc.code,
-                            "errors": [e.model_dump() for e in exc.errors],
                             "source": source,
                             "sampled": "the first refusal of this source in the minute; the minute's "
                             "refusals are counted in a refusals.counted event once it is over",

@@ -232,12 +232,14 @@ def authenticate(engine: Engine, key: str, *, at: datetime) -> Officer:
             f"this API key ({row.prefix}…, {row.name}) was revoked on {row.revoked_at:%Y-%m-%d %H:%M} UTC "
             "and no longer works: ask the engine's administrator for a new key",
             hints=NEW_KEY,
+            actor=row.name,  # a key that names an officer: audited under their name, not counted as a guess
         )
     if state is KeyState.EXPIRED:
         raise Unauthorized(
             f"this API key ({row.prefix}…, {row.name}) expired on {row.expires_at:%Y-%m-%d %H:%M} UTC "
             "and no longer works: ask the engine's administrator for a new key",
             hints=NEW_KEY,
+            actor=row.name,  # a key that names an officer: audited under their name, not counted as a guess
         )
     if last_use_due(row.last_used_at, at):
         _used(engine, row.id, at)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import select
 
 from domain.hints import Hint, Step
@@ -65,11 +65,12 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def unreachable(url: str, exc: OperationalError) -> Unavailable:
-    """The database does not answer: said with its address (never its password) and why."""
+def unreachable(url: str, exc: OperationalError, setting: str = "DATABASE_URL") -> Unavailable:
+    """The database does not answer: said with its address (never its password), why,
+    and the setting that names it."""
     why = str(exc.orig or exc).strip().splitlines()[0][:200]
     return Unavailable(
-        f"the database at {safe_url(url)} does not answer ({why}): check DATABASE_URL and that the "
+        f"the database at {safe_url(url)} does not answer ({why}): check {setting} and that the "
         "database server runs, then try again"
     )
 
@@ -122,7 +123,14 @@ def migrate_as_owner(settings: Settings, engine: Engine) -> None:
         migrate.upgrade(owner)
         grant_application_role(owner, current_role(engine))
     except OperationalError as exc:
-        raise unreachable(settings.migration_url, exc) from None
+        raise unreachable(settings.migration_url, exc, "SIP_MIGRATION_DATABASE_URL") from None
+    except SQLAlchemyError as exc:  # e.g. the owner may not grant: said, never a traceback
+        why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        raise Unavailable(
+            f"the migrations ran as the owner of SIP_MIGRATION_DATABASE_URL, but it could not grant the "
+            f"application's role what it needs ({why}): make that role the tables' owner, then try again "
+            '(README, "Database roles")'
+        ) from None
     finally:
         owner.dispose()
 

@@ -132,6 +132,9 @@ def test_a_bundle_whose_file_cannot_be_read_is_a_generic_500_page_without_traceb
     assert "Une erreur s'est produite de notre côté" in page and "RuntimeError" not in page
     assert str(path) not in page
     assert api.status_code == 500 and api.json()["error"] == "internal"  # the API's 500, as before
+    for unexpected in (answer, api):  # answered outside the headers' middleware, with them all the same
+        assert "script-src 'self'" in unexpected.headers["content-security-policy"]
+        assert unexpected.headers["x-content-type-options"] == "nosniff"
     assert "unexpected error" in caplog.text  # the traceback goes to the log only
 
 

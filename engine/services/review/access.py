@@ -152,6 +152,8 @@ def _check_active(session: Session, reviewer_id: int) -> ReviewerRecord:
         raise Unauthorized(
             "you are no longer an active reviewer in the register, so your access has ended; write to the "
             "secretariat if you think this is a mistake",
+            reason="link_withdrawn",
+            language=language_of(reviewer),
             actor=reviewer.email,
         )
     return reviewer

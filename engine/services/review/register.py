@@ -168,6 +168,11 @@ def set_reviewer(
         row.updated_at = at
         outcome = "updated"
     session.add(row)
+    if outcome == "updated" and changed.get("active") is False:
+        # The credentials' rows are locked before the audit trail's chain lock is taken (by the
+        # first event written), in the order signing in takes them: no deadlock between the two.
+        session.flush()
+        revocation.end_reviewer_access(session, row, cause="deactivated", actor=actor, at=at)
     audit.record(
         session,
         at=at,
@@ -178,9 +183,6 @@ def set_reviewer(
         subject_id=row.email,
         details={"fields": sorted(changes) + (["active"] if active is not None else [])},
     )
-    if outcome == "updated" and changed.get("active") is False:
-        session.flush()
-        revocation.end_reviewer_access(session, row, cause="deactivated", actor=actor, at=at)
     if outcome == "updated" and {"country", "organisation"} & set(changed):
         session.flush()
         recheck_conflicts(session, row, actor=actor, at=at)
