@@ -204,3 +204,20 @@ def test_every_secretariat_route_that_changes_state_needs_the_full_scope_and_eve
             assert needs(route, secretariat_reader) is reads and needs(route, secretariat_writer) is not reads, route
             checked += 1
     assert checked == len(operations)
+
+
+def test_an_expired_key_is_audited_under_its_officer_and_not_counted_as_a_guess(imported: Runtime) -> None:
+    """A key that names an officer is theirs: its refusals go to the audit trail under
+    their name, and do not use up the address's allowance of refused attempts (which
+    would lock out every officer behind it)."""
+    clock = Clock(AFTER_CLOSE)
+    made = new_key(imported, "amina.diallo", KeyScope.FULL, days=30)
+    clock.now = AFTER_CLOSE + timedelta(days=29)
+    settings = imported.settings.model_copy(update={"rate_limit_failed_attempts": "3/minute"})
+    with TestClient(create_app(settings, now=clock)) as client:
+        for _ in range(6):
+            assert client.get("/reviewers", headers=bearer(made.key)).status_code == 401
+        assert client.get("/reviewers", headers=bearer("a-guess")).status_code == 401  # a guess still counts
+    with reading(imported.engine) as session:
+        refused = session.exec(select(AuditEvent).where(AuditEvent.action == "api.key.refused")).all()
+    assert [e.actor for e in refused] == ["amina.diallo"] * 6 + ["unknown"]
