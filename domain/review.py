@@ -241,6 +241,22 @@ def load_spread(placements: list[Placement], reviewers: list[Reviewer]) -> tuple
     return (max(counts.values()) - min(counts.values()) if counts else 0, sum(p.unfilled for p in placements))
 
 
+def spread_lower_bound(max_loads: list[int], places: int) -> int:
+    """The smallest load spread (max minus min per reviewer) any assignment of `places`
+    places can reach, given only the reviewers' limits: the most loaded reviewer holds at
+    least the level at which the places, poured up to each limit, run out, and the
+    least loaded at most the smallest limit. Conflicts and areas can only raise it, so
+    an assignment that reaches it is optimal."""
+    if not max_loads or places <= 0:
+        return 0
+    if places > sum(max_loads):
+        raise ValueError(f"{places} places do not fit in limits that add up to {sum(max_loads)}")
+    level = next(n for n in range(max(max_loads) + 1) if sum(min(c, n) for c in max_loads) >= places)
+    if level <= min(max_loads):  # every reviewer can reach the level: as even as whole places allow
+        return 0 if places % len(max_loads) == 0 else 1
+    return level - min(max_loads)
+
+
 # --- the life of an assignment -----------------------------------------------------
 
 

@@ -1,6 +1,8 @@
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from domain.review import (
     AreaMap,
     ConflictSource,
@@ -10,6 +12,7 @@ from domain.review import (
     conflicts,
     greedy,
     load_spread,
+    spread_lower_bound,
     summarise,
 )
 
@@ -185,3 +188,19 @@ def test_the_review_stage_reminds_before_the_due_date_and_is_overdue_after_it() 
         StageStep.REMIND,
         StageStep.OVERDUE,
     ]
+
+
+def test_the_spread_bound_is_what_the_smallest_limit_leaves_and_one_where_places_do_not_divide() -> None:
+    # 100 places: the two large reviewers must hold 42 and 41 when one can take only 17.
+    assert spread_lower_bound([17, 50, 50], 100) == 42 - 17
+    assert spread_lower_bound([10, 10, 10], 9) == 0
+    assert spread_lower_bound([10, 10, 10], 7) == 1  # 3, 2, 2
+    assert spread_lower_bound([], 0) == 0
+    with pytest.raises(ValueError, match="do not fit"):
+        spread_lower_bound([1, 2], 4)
+
+
+def test_the_engines_assignment_reaches_the_spread_bound_where_nothing_else_constrains_it() -> None:
+    reviewers = [reviewer(i, load=load) for i, load in enumerate((3, 8, 8))]
+    placements = assign([subject(f"A{i}") for i in range(16)], reviewers, 1)
+    assert load_spread(placements, reviewers) == (spread_lower_bound([3, 8, 8], 16), 0)
