@@ -9,6 +9,7 @@ import typer
 
 from cli.common import (
     ACTOR,
+    ByOpt,
     JsonOpt,
     amount_argument,
     date_option,
@@ -216,9 +217,7 @@ def bundles(
 def committee_revoke(
     email: str,
     reason: Annotated[str, typer.Option(help="Why the access is withdrawn (audited).")],
-    by: Annotated[
-        str | None, typer.Option(help="The officer's name for the audit trail (default: your login).")
-    ] = None,
+    by: ByOpt = None,
 ) -> None:
     """Withdraw every sign-in link, session and bundle link of a person, at once.
     Preparing the bundles again gives a member still on the committee a new link."""

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 ACTOR = "secretariat"
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON instead of text.")]
+#: Who acts, for the audit trail (`officer_name`: this, else the login at the terminal).
+ByOpt = Annotated[
+    str | None, typer.Option("--by", help="The officer's name for the audit trail (default: your login).")
+]
 #: The level at which the CLI keeps Prefect's console logging quiet.
 QUIET = "CRITICAL"
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.common import (
+    ByOpt,
     JsonOpt,
     date_option,
     fail,
@@ -25,11 +26,6 @@ from engine.services.setup import Runtime
 
 if TYPE_CHECKING:
     from engine.services.keys import KeyView
-
-#: Who acts, for the audit trail (as `sip reviewers revoke --by`).
-ByOpt = Annotated[
-    str | None, typer.Option("--by", help="The officer's name for the audit trail (default: your login).")
-]
 
 keys_app = typer.Typer(no_args_is_help=True, help="The secretariat's API keys: make, list, revoke.")
 

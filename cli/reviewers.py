@@ -9,6 +9,7 @@ import typer
 
 from cli.common import (
     ACTOR,
+    ByOpt,
     JsonOpt,
     fail,
     in_session,
@@ -101,9 +102,7 @@ def reviewers_set(
 def reviewers_revoke(
     email: str,
     reason: Annotated[str, typer.Option(help="Why the access is withdrawn (audited).")],
-    by: Annotated[
-        str | None, typer.Option(help="The officer's name for the audit trail (default: your login).")
-    ] = None,
+    by: ByOpt = None,
 ) -> None:
     """Withdraw every sign-in link, session and bundle link of a person, at once. They
     may still ask for a new link by e-mail while active; to keep them out, also
