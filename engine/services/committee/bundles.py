@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,6 +29,7 @@ from domain.committee import (
 )
 from domain.lifecycle import DECISIONS, Role, Status
 from domain.rounds import RoundStatus
+from engine.pdfjoin import Part, PdfJoin, weasyprint_bookmarks
 from engine.services import audit, outbox
 from engine.services.committee.meeting import Committee, committee_of
 from engine.services.errors import Gone, NotAllowed, NotFound
@@ -250,32 +254,62 @@ def render_bundle(
 
 
 class PdfPages:
-    """The PDF of the bundles, with the work shared: each dossier is laid out once, and
-    each member's PDF is their own front pages followed by the dossiers' pages."""
+    """The PDF of the bundles in bounded memory. Each part (an application's dossier,
+    or the note that stands in for a withheld one) is laid out once, on its own, into
+    a PDF file of its own in `folder`, and shared by every member's bundle; a member's
+    PDF is their own front pages followed by those files, joined on disk as it is
+    written (`engine.pdfjoin`). Memory holds one part's layout at a time, whatever the
+    number of applications; the outline and the links of the summary to the dossiers
+    are those of the bundle laid out as one document."""
 
-    def __init__(self, renderer: Any, shared: Shared):
-        self.renderer, self.shared = renderer, shared
-        self.dossiers: dict[str, list[Any]] = {}
+    def __init__(self, renderer: Any, shared: Shared, folder: Path):
+        self.renderer, self.shared, self.folder = renderer, shared, folder
+        self.parts: dict[tuple[str, str | None], Part] = {}
 
-    def _pages(self, item: dict[str, Any]) -> list[Any]:
-        html = documents().get_template("bundle_page.html").render(item=item)
-        return list(self.renderer(string=html).render().pages)
+    def _render(self, html: str, path: Path, anchors: frozenset[str] = frozenset()) -> Part:
+        document = self.renderer(string=html).render()
+        # The front's links go to dossiers in other parts: stand-in anchors keep WeasyPrint
+        # from dropping them as links to nowhere (the joined file points them to the dossiers).
+        for name in anchors:
+            document.pages[-1].anchors.setdefault(name, (0, 0, 0, 0))
+        document.write_pdf(path)
+        return Part(path, len(document.pages), weasyprint_bookmarks(document))
+
+    def part(self, reference: str, why: str | None) -> Part:
+        """The dossier of `reference`, or (`why` it is withheld) the note in its place."""
+        key = (reference, why)
+        if key not in self.parts:
+            item = (
+                dict(reference=reference, withheld=True, why=why)
+                if why
+                else dict(reference=reference, withheld=False, html=self.shared.dossiers[reference])
+            )
+            html = documents().get_template("bundle_page.html").render(item=item)
+            self.parts[key] = self._render(html, self.folder / f"part-{len(self.parts)}.pdf")
+        return self.parts[key]
 
     def write(self, member: Member, front_html: str, path: Path) -> int:
-        """Write the member's PDF; returns its number of pages."""
-        front = self.renderer(string=front_html).render()
-        pages = list(front.pages)
+        """Write the member's PDF; returns its number of pages. A withheld dossier is
+        never part of it: its note is, in its place."""
         withheld = withheld_for(member, self.shared)
-        for application in self.shared.agenda:
-            ref = application.reference
-            if ref in withheld:
-                pages += self._pages(dict(reference=ref, withheld=True, why=withheld[ref]))
-                continue
-            if ref not in self.dossiers:
-                self.dossiers[ref] = self._pages(dict(reference=ref, withheld=False, html=self.shared.dossiers[ref]))
-            pages += self.dossiers[ref]
-        front.copy(pages).write_pdf(path)
-        return len(pages)
+        parts = [self.part(a.reference, withheld.get(a.reference)) for a in self.shared.agenda]
+        linked = frozenset(a.reference for a in self.shared.agenda if a.reference not in withheld)
+        front = self._render(front_html, self.folder / "front.pdf", anchors=linked)
+        with PdfJoin(path) as pdf:
+            pdf.add(front, skip_anchors=linked)
+            for part in parts:
+                pdf.add(part)
+        return pdf.pages
+
+
+@contextmanager
+def pdf_pages(renderer: Any | None, shared: Shared) -> Iterator[PdfPages | None]:
+    """`PdfPages` with a scratch folder for its parts, removed afterwards (None without a renderer)."""
+    if renderer is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="sip-bundle-parts-") as folder:
+        yield PdfPages(renderer, shared, Path(folder))
 
 
 def member_digests(member: Member, shared: Shared) -> dict[str, str]:
@@ -388,7 +422,6 @@ def prepare_bundles(
     check_bundles(session, round_id)
     shared = shared_parts(session, round_id)
     renderer = pdf_renderer() if pdf else None
-    pdfs = PdfPages(renderer, shared) if renderer is not None else None
     summary = BundlesSummary(round_id, pdf=renderer is not None)
     latest = {
         b.email: b
@@ -398,100 +431,101 @@ def prepare_bundles(
     }
     prepared = at.astimezone(shared.committee.definition.zone).strftime("%Y-%m-%d %H:%M %Z")
     messages = []
-    for member in shared.committee.members:
-        email = str(member.email).lower()
-        if only is not None and email not in only:
-            continue
-        digests = member_digests(member, shared)
-        previous = latest.get(email)
-        withheld = sorted(withheld_for(member, shared))
-        if previous is not None and previous.digests == digests and previous.revoked_at is None:
-            html_path = stored_file(settings, previous.path)
-            pdf_path = html_path.with_suffix(".pdf")
+    with pdf_pages(renderer, shared) as pdfs:
+        for member in shared.committee.members:
+            email = str(member.email).lower()
+            if only is not None and email not in only:
+                continue
+            digests = member_digests(member, shared)
+            previous = latest.get(email)
+            withheld = sorted(withheld_for(member, shared))
+            if previous is not None and previous.digests == digests and previous.revoked_at is None:
+                html_path = stored_file(settings, previous.path)
+                pdf_path = html_path.with_suffix(".pdf")
+                pages = None
+                if pdfs is not None and not pdf_path.exists():  # prepared before without a PDF
+                    pages = pdfs.write(
+                        member,
+                        render_bundle(
+                            member,
+                            shared,
+                            version=previous.version,
+                            changes=previous.changes,
+                            prepared=prepared,
+                            front_only=True,
+                        ),
+                        pdf_path,
+                    )
+                summary.unchanged += 1
+                summary.members.append(
+                    BundleLine(
+                        email,
+                        member.name,
+                        previous.version,
+                        [],
+                        str(html_path),
+                        _pdf_of(html_path),
+                        withheld,
+                        new=False,
+                        pdf_pages=pages,
+                    )
+                )
+                continue
+            version = previous.version + 1 if previous else 1
+            changes = describe_changes(previous.digests, digests) if previous else []
+            if previous is not None and previous.revoked_at is not None:
+                changes.append(WITHDRAWN_LINK)
+            html = render_bundle(member, shared, version=version, changes=changes, prepared=prepared)
+            relative = bundle_file(round_id, email, version)
+            path = stored_file(settings, relative)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(html, encoding="utf-8")
             pages = None
-            if pdfs is not None and not pdf_path.exists():  # prepared before without a PDF
+            if pdfs is not None:
                 pages = pdfs.write(
                     member,
-                    render_bundle(
-                        member,
-                        shared,
-                        version=previous.version,
-                        changes=previous.changes,
-                        prepared=prepared,
-                        front_only=True,
-                    ),
-                    pdf_path,
+                    render_bundle(member, shared, version=version, changes=changes, prepared=prepared, front_only=True),
+                    path.with_suffix(".pdf"),
                 )
-            summary.unchanged += 1
+            key = f"bundle_ready:{round_id}:{email}:v{version}"
+            session.add(
+                CommitteeBundle(
+                    round_id=round_id,
+                    email=email,
+                    version=version,
+                    path=relative,
+                    sha256=_digest(html),
+                    digests=digests,
+                    changes=changes,
+                    created_at=at,
+                    token_hash=token_hash(derive_bundle_token(settings.key(), key)),
+                )
+            )
+            audit.record(
+                session,
+                at=at,
+                actor=actor,
+                role=Role.SECRETARIAT,
+                action="bundle.prepared",
+                subject_type="member",
+                subject_id=email,
+                details={"round": round_id, "version": version, "changes": changes, "withheld": withheld},
+            )
+            messages.append(_bundle_message(settings, member, shared, key, version, changes, at))
+            summary.prepared += 1
             summary.members.append(
                 BundleLine(
                     email,
                     member.name,
-                    previous.version,
-                    [],
-                    str(html_path),
-                    _pdf_of(html_path),
+                    version,
+                    changes,
+                    str(path),
+                    str(path.with_suffix(".pdf")) if renderer else None,
                     withheld,
-                    new=False,
+                    new=True,
                     pdf_pages=pages,
                 )
             )
-            continue
-        version = previous.version + 1 if previous else 1
-        changes = describe_changes(previous.digests, digests) if previous else []
-        if previous is not None and previous.revoked_at is not None:
-            changes.append(WITHDRAWN_LINK)
-        html = render_bundle(member, shared, version=version, changes=changes, prepared=prepared)
-        relative = bundle_file(round_id, email, version)
-        path = stored_file(settings, relative)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
-        pages = None
-        if pdfs is not None:
-            pages = pdfs.write(
-                member,
-                render_bundle(member, shared, version=version, changes=changes, prepared=prepared, front_only=True),
-                path.with_suffix(".pdf"),
-            )
-        key = f"bundle_ready:{round_id}:{email}:v{version}"
-        session.add(
-            CommitteeBundle(
-                round_id=round_id,
-                email=email,
-                version=version,
-                path=relative,
-                sha256=_digest(html),
-                digests=digests,
-                changes=changes,
-                created_at=at,
-                token_hash=token_hash(derive_bundle_token(settings.key(), key)),
-            )
-        )
-        audit.record(
-            session,
-            at=at,
-            actor=actor,
-            role=Role.SECRETARIAT,
-            action="bundle.prepared",
-            subject_type="member",
-            subject_id=email,
-            details={"round": round_id, "version": version, "changes": changes, "withheld": withheld},
-        )
-        messages.append(_bundle_message(settings, member, shared, key, version, changes, at))
-        summary.prepared += 1
-        summary.members.append(
-            BundleLine(
-                email,
-                member.name,
-                version,
-                changes,
-                str(path),
-                str(path.with_suffix(".pdf")) if renderer else None,
-                withheld,
-                new=True,
-                pdf_pages=pages,
-            )
-        )
     summary.notified = outbox.enqueue_rows(session, messages)
     return summary
 
