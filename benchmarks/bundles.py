@@ -1,20 +1,28 @@
-"""Review-bundle benchmark: time and peak memory to render the committee's bundles for
-10 members over a round of N applications (HTML, and PDF where WeasyPrint is
-installed), next to the same templates rendered for a single member in the same run.
-The ratio shows whether the work per member is shared: each dossier is rendered once.
+"""Review-bundle benchmark: the committee's bundles for a round of N applications, in
+HTML and in PDF (where WeasyPrint is installed), for one member and for the committee
+(10 members), as `prepare_bundles` (the `prepare-committee-bundles` flow) makes them.
+Prints the time per member and the process's peak memory, at two sizes, so that a
+reader sees whether memory grows with the number of applications.
 
-    .venv/bin/python benchmarks/bundles.py [--count 500] [--no-pdf]
+    .venv/bin/python benchmarks/bundles.py [--counts 100,500] [--repeats 3] [--no-pdf] [--quick]
+                                           [--engine DIR]
 
-Each measurement runs in its own process on its own copy of the same round (SQLite),
-so that its peak memory (resident set size) is its own."""
+Target: the PDF bundles of 500 applications for 10 members under 500 MB of peak memory.
+Each run is a process of its own on its own copy of the same round (SQLite), with its
+memory sampled from /proc (`measure.Memory`: resident set size every 20 ms and the
+kernel's high-water mark, reset at the start), not `ru_maxrss`. Each phase runs
+`--repeats` times (the median and range printed), except that a PDF phase whose first
+run takes over 3 minutes runs once, which is said beside its figures. `--quick`: 50
+applications, one member and 3 members. `--engine DIR`: measure the engine of another
+checkout (e.g. main, before a change) on the same rounds."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,23 +32,25 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from intake import documents  # noqa: E402
-
 ROUND = "sip-2018-r1"
 AT = datetime(2018, 9, 20, 9, tzinfo=UTC)
 ONE = "kwame.boateng@committee.example.org"
+#: A PDF phase whose first run takes longer than this runs once.
+LONG_RUN_S = 180.0
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _paths(engine: str | None) -> None:
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here.parent))
+    if engine:
+        sys.path.insert(0, str(Path(engine).resolve()))
+    sys.path.insert(0, str(here))
 
 
 def build_round(count: int, folder: Path) -> Path:
     """Round 1 with `count` applications, screened (every one a person must judge judged
     eligible) and with the committee; the demo's committee and funds."""
+    from intake import documents
     from sqlmodel import select
 
     from demo.committee import MEMBERS
@@ -88,10 +98,22 @@ def build_round(count: int, folder: Path) -> Path:
     return folder / "sip.db"
 
 
-def phase(members: int, pdf: bool, folder: Path, trace: bool) -> dict[str, Any]:
-    """Render the bundles once, timed (`trace`: with tracemalloc on, for the peak of the
-    memory the rendering itself allocates, which the process's lifetime peak hides)."""
-    import tracemalloc
+def members_of(count: int | None) -> set[str] | None:
+    """The e-mails of the first `count` members of the demo's committee (one: ONE; None: all)."""
+    if count is None:
+        return None
+    if count == 1:
+        return {ONE}
+    from demo.committee import MEMBERS
+
+    emails = [line.split(",")[1].lower() for line in MEMBERS.strip().splitlines()[1:]]
+    return set(([ONE] + [e for e in emails if e != ONE])[:count])
+
+
+def phase(members: int | None, pdf: bool, folder: Path) -> dict[str, Any]:
+    """Prepare the bundles once (`members`: that many, None: the whole committee), timed,
+    with the process's memory sampled throughout."""
+    from measure import Memory
 
     os.environ.update(SIP_DATA_DIR=str(folder), SIP_SECRET_KEY="b" * 40)
     os.environ.pop("DATABASE_URL", None)
@@ -102,99 +124,140 @@ def phase(members: int, pdf: bool, folder: Path, trace: bool) -> dict[str, Any]:
 
     rt = prepare(get_settings())
     pdf_renderer()  # imported before the measurement
-    if trace:
-        tracemalloc.start()
-    base_rss = current_rss_mb()
-    started = time.perf_counter()
-    with unit_of_work(rt.engine) as session:
-        summary = prepare_bundles(
-            session, rt.settings, ROUND, actor="bench", at=AT, pdf=pdf, only={ONE} if members == 1 else None
-        )
-    seconds = time.perf_counter() - started
-    peak = tracemalloc.get_traced_memory()[1] / 1e6 if trace else None
-    sizes = [Path(m.path).stat().st_size for m in summary.members]
+    with Memory() as memory:
+        started = time.perf_counter()
+        with unit_of_work(rt.engine) as session:
+            summary = prepare_bundles(
+                session, rt.settings, ROUND, actor="bench", at=AT, pdf=pdf, only=members_of(members)
+            )
+        seconds = time.perf_counter() - started
+    files = [Path(m.pdf if pdf else m.path) for m in summary.members]
     return {
         "members": len(summary.members),
         "seconds": seconds,
-        "peak_mb": peak,
-        "peak_rss_mb": rss_mb(),
-        "rss_growth_mb": rss_mb() - base_rss,
-        "html_mb": sum(sizes) / 1e6,
+        "peak_mb": memory.peak_mb["process"],
+        "growth_mb": memory.growth_mb["process"],
+        "file_mb": sum(f.stat().st_size for f in files) / len(files) / 1e6,
+        "pages": [m.pdf_pages for m in summary.members] if pdf else [],
     }
-
-
-def current_rss_mb() -> float:
-    """The process's resident memory now (Linux), so that a peak during the phase shows."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--counts", default="100,500", help="round sizes, comma-separated (default 100,500)")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-pdf", action="store_true", help="HTML only, even where WeasyPrint is installed")
+    parser.add_argument("--quick", action="store_true", help="50 applications; one member and 3 members")
+    parser.add_argument("--engine", help="the checkout whose engine is measured (default: this one)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    _paths(args.engine)
     if args.phase:
-        members, kind, trace = args.phase.split(":")
-        print(json.dumps(phase(int(members), kind == "pdf", Path(args.folder), trace == "trace")))
+        members, kind = args.phase.split(":")
+        result = phase(None if members == "all" else int(members), kind == "pdf", Path(args.folder))
+        print(json.dumps(result))
         return
+    from measure import Figure, Stats, ratio_stats, report, report_stats
+
     from engine.services.committee.bundles import pdf_renderer
 
+    counts = [50] if args.quick else [int(c) for c in args.counts.split(",")]
+    committee = 3 if args.quick else None  # None: the whole committee (10 members)
     kinds = ["html"] + (["pdf"] if pdf_renderer() is not None and not args.no_pdf else [])
     print(
-        f"bundle benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {args.count:,} applications"
-        + ("" if "pdf" in kinds else " (HTML only: WeasyPrint is not installed, or --no-pdf)")
+        f"bundle benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+        f"{' and '.join(f'{c:,}' for c in counts)} applications, {args.repeats} runs of each phase"
+        + (f", the engine of {args.engine}" if args.engine else "")
+        + ("" if "pdf" in kinds else " (HTML only: WeasyPrint is not installed, or --no-pdf)"),
+        flush=True,
     )
-    template_folder = Path(tempfile.mkdtemp(prefix="sip-bundles-"))
-    print("  building the round...", flush=True)
-    template = build_round(args.count, template_folder)
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
-    def run(members: int, kind: str, trace: bool) -> dict[str, Any]:
+    def run(template: Path, members: int | None, kind: str) -> dict[str, Any]:
         folder = Path(tempfile.mkdtemp(prefix="sip-bundles-"))
         shutil.copy(template, folder / "sip.db")
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--phase",
-                f"{members}:{kind}:{'trace' if trace else 'time'}",
-                "--folder",
-                str(folder),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        command = [sys.executable, __file__, "--phase", f"{members or 'all'}:{kind}", "--folder", str(folder)]
+        if args.engine:
+            command += ["--engine", args.engine]
+        out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         shutil.rmtree(folder, ignore_errors=True)
         if out.returncode != 0:
-            print(f"  {kind}, {members} member(s) failed:\n{out.stderr[-3000:]}")
+            print(f"  {kind}, {members or 'all'} member(s) failed:\n{out.stderr[-3000:]}")
             sys.exit(1)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    for kind in kinds:
-        results = {}
-        for members in (1, 10):
-            r = results[members] = run(members, kind, trace=False)
-            if kind == "html":  # the Python heap's peak (tracemalloc would slow WeasyPrint's layout too much)
-                r["memory"] = run(members, kind, trace=True)["peak_mb"]
-                memory = f"rendering's memory peak {r['memory']:6.1f} MB"
-            else:  # the resident memory the layout added
-                r["memory"] = r["rss_growth_mb"]
-                memory = f"resident memory +{r['memory']:6.1f} MB"
-            print(
-                f"  {kind:<4} {r['members']:>2} member(s) {r['seconds']:8.2f} s   {memory} (process peak RSS "
-                f"{r['peak_rss_mb']:.0f} MB)   HTML {r['html_mb']:.1f} MB",
-                flush=True,
+    peaks: dict[tuple[str, int, int], float] = {}
+    for count in counts:
+        folder = Path(tempfile.mkdtemp(prefix="sip-bundles-round-"))
+        print(f"  building a round of {count:,} applications...", flush=True)
+        template = build_round(count, folder)
+        for kind in kinds:
+            seconds: dict[int, Stats] = {}
+            for members in (1, committee):
+                runs = [run(template, members, kind)]
+                once = kind == "pdf" and runs[0]["seconds"] > LONG_RUN_S
+                while not once and len(runs) < args.repeats:
+                    runs.append(run(template, members, kind))
+                n = runs[0]["members"]
+                label = f"{kind.upper()}, {count:,} applications, {n} member{'s' if n > 1 else ''}"
+                note = f"one run: the first took over {LONG_RUN_S:.0f} s" if once else ""
+                seconds[n] = Stats(tuple(r["seconds"] for r in runs))
+                report_stats(
+                    "bundles",
+                    f"{label}: seconds per member",
+                    Stats(tuple(r["seconds"] / n for r in runs)),
+                    "s",
+                    note=note,
+                )
+                peak = Stats(tuple(r["peak_mb"] for r in runs))
+                peaks[(kind, count, n)] = peak.median
+                big = kind == "pdf" and count >= 500 and n >= 10
+                report_stats(
+                    "bundles",
+                    f"{label}: peak memory",
+                    peak,
+                    "MB",
+                    target="< 500 MB" if big else None,
+                    met=(lambda mb: mb < 500) if big else None,
+                    note="; ".join(
+                        x
+                        for x in (
+                            note,
+                            f"+{statistics.median([r['growth_mb'] for r in runs]):.0f} MB over its start",
+                            f"{runs[0]['file_mb']:.1f} MB a file"
+                            + (f", {max(runs[0]['pages'])} pages" if runs[0]["pages"] else ""),
+                        )
+                        if x
+                    ),
+                )
+            one, many = sorted(seconds)
+            report(
+                Figure(
+                    benchmark="bundles",
+                    name=f"{kind.upper()}, {count:,} applications: {many} members / 1 member, time",
+                    value=ratio_stats(seconds[many], seconds[one]).median
+                    if len(seconds[many].values) == len(seconds[one].values)
+                    else seconds[many].median / seconds[one].median,
+                    unit="x",
+                    note=f"{many}x if nothing were shared between the members",
+                )
             )
-        print(
-            f"  {kind}: 10 members / 1 member = {results[10]['seconds'] / results[1]['seconds']:.2f}x the time "
-            f"(10x if nothing were shared), {results[10]['memory'] / results[1]['memory']:.2f}x the memory"
-        )
-    shutil.rmtree(template_folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    if len(counts) > 1:
+        small, large = min(counts), max(counts)
+        for kind in kinds:
+            for (k, count, n), mb in sorted(peaks.items()):
+                if k == kind and count == large and (kind, small, n) in peaks:
+                    report(
+                        Figure(
+                            benchmark="bundles",
+                            name=f"{kind.upper()}, {n} member(s): peak memory at {large:,} / at {small:,} applications",
+                            value=mb / peaks[(kind, small, n)],
+                            unit="x",
+                            note=f"{large / small:.0f}x the applications; 1.00x is memory flat",
+                        )
+                    )
 
 
 if __name__ == "__main__":

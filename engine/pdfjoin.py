@@ -14,6 +14,7 @@ cross-reference table), since pypdf's writer keeps every object until it writes.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -26,6 +27,7 @@ from pypdf.generic import (
     FloatObject,
     IndirectObject,
     NameObject,
+    NullObject,
     NumberObject,
     PdfObject,
     StreamObject,
@@ -92,6 +94,20 @@ def _nest(entries: list[tuple[Bookmark, int]]) -> list[_Entry]:
     return root
 
 
+@dataclass
+class _Source:
+    """A part being copied: its reader, and which of its objects were copied as which."""
+
+    reader: PdfReader
+    page_objects: dict[int, Any]  # object number in the part -> its page
+    dests: list[tuple[str, Any]]
+    pages: list[Any] = field(default_factory=list)
+    allowed: set[int] = field(default_factory=set)  # the pages chosen so far
+    skip_anchors: frozenset[str] = frozenset()
+    numbers: dict[int, int] = field(default_factory=dict)  # object number in the part -> in the output
+    todo: list[IndirectObject] = field(default_factory=list)
+
+
 class PdfJoin:
     """Write `path` from parts added in order; `close()` finishes the file (written
     beside it and renamed into place, so a reader never sees half a file)."""
@@ -110,6 +126,7 @@ class PdfJoin:
         self._dests: dict[str, ArrayObject] = {}
         self._info: int | None = None
         self._lang: PdfObject | None = None
+        self._sources: dict[Path, _Source] = {}
 
     @property
     def pages(self) -> int:
@@ -125,73 +142,115 @@ class PdfJoin:
         obj.write_to_stream(self._out)
         self._out.write(b"\nendobj\n")
 
-    def add(self, part: Part, *, skip_anchors: frozenset[str] = frozenset()) -> None:
-        """Append the part's pages (`skip_anchors`: named destinations of the part not
-        to keep, e.g. stand-ins for anchors that a later part holds)."""
-        reader = PdfReader(part.path)
-        numbers: dict[int, int] = {}
-        todo: list[IndirectObject] = []
-
-        def ref(old: IndirectObject) -> IndirectObject:
-            number = numbers.get(old.idnum)
-            if number is None:
-                number = numbers[old.idnum] = self._reserve()
-                todo.append(old)
-            return IndirectObject(number, 0, None)
-
-        def copy(obj: Any) -> Any:
-            if isinstance(obj, IndirectObject):
-                return ref(obj)
-            if isinstance(obj, StreamObject):
-                stream = DecodedStreamObject()
-                stream.update({key: copy(value) for key, value in dict.items(obj)})
-                stream.set_data(obj._data)  # the bytes as stored, still encoded
-                return stream
-            if isinstance(obj, DictionaryObject):
-                return DictionaryObject({key: copy(value) for key, value in dict.items(obj)})
-            if isinstance(obj, ArrayObject):
-                return ArrayObject(copy(value) for value in list.__iter__(obj))
-            return obj
-
-        pages = {}
+    def add(
+        self,
+        part: Part,
+        pages: Sequence[int] | None = None,
+        *,
+        skip_anchors: frozenset[str] = frozenset(),
+        keep: bool = False,
+    ) -> None:
+        """Append the part's pages (`pages`: only these, by index, in this order). Only
+        what those pages use is copied: a page left out is never written, and a
+        reference to it from a copied object is dropped. Named destinations on pages
+        left out are dropped too, and so are `skip_anchors` (e.g. stand-ins for anchors
+        that another part holds), in this and every later `add` of the part. `keep`: the
+        part stays open for a later `add` of more of its pages, which then share what was
+        copied (fonts); else it is closed."""
+        source = self._sources.get(part.path) or self._open(part)
+        source.skip_anchors |= skip_anchors
+        chosen = list(range(part.pages)) if pages is None else list(pages)
         first = len(self._pages)
-        for page in reader.pages:  # pypdf puts inherited attributes (resources, media box) on each page
+        for index in chosen:
+            page = source.pages[index]
             if page.indirect_reference is None:
-                raise ValueError(f"{part.path}: a page that is not an indirect object")
-            pages[page.indirect_reference.idnum] = page
-            self._pages.append(ref(page.indirect_reference).idnum)
+                raise ValueError(f"{part.path}: page {index} is not an indirect object")
+            source.allowed.add(page.indirect_reference.idnum)
+            self._pages.append(cast(IndirectObject, self._ref(source, page.indirect_reference)).idnum)
+        for name, dest in source.dests:
+            if name in source.skip_anchors or name in self._dests:
+                continue
+            target = list.__getitem__(dest, 0) if isinstance(dest, ArrayObject) and dest else None
+            if isinstance(target, IndirectObject) and target.idnum in source.numbers:
+                self._dests[name] = self._copy(source, dest)
+        self._drain(source)
+        position = {index: first + n for n, index in enumerate(chosen)}
+        self._bookmarks.extend((mark, position[mark.page]) for mark in part.bookmarks if mark.page in position)
+        if keep:
+            self._sources[part.path] = source
+        else:
+            self._sources.pop(part.path, None)
+
+    def release(self, path: Path) -> None:
+        """Close a part kept open by `add(..., keep=True)`."""
+        self._sources.pop(path, None)
+
+    def _open(self, part: Part) -> _Source:
+        reader = PdfReader(part.path)
+        pages = list(reader.pages)  # pypdf puts inherited attributes (resources, media box) on each page
         if len(pages) != part.pages:
             raise ValueError(f"{part.path} has {len(pages)} pages, not the {part.pages} expected")
         catalog = cast(DictionaryObject, reader.trailer["/Root"].get_object())
+        dests: list[tuple[str, Any]] = []
         names = cast(DictionaryObject | None, catalog.get("/Names"))
         if names is not None and "/Dests" in names:
             for name, dest in _name_tree(cast(DictionaryObject, names["/Dests"])):
-                if name not in skip_anchors and name not in self._dests:
-                    dest = dest.get_object()
-                    if isinstance(dest, DictionaryObject):
-                        dest = dest["/D"]
-                    self._dests[name] = copy(dest)
-        if first == 0:
+                dest = dest.get_object()
+                dests.append((name, dest["/D"] if isinstance(dest, DictionaryObject) else dest))
+        source = _Source(reader, {p.indirect_reference.idnum: p for p in pages if p.indirect_reference}, dests)
+        source.pages = pages
+        if self._lang is None and not self._pages:
             self._lang = catalog.get("/Lang")
             info = cast(DictionaryObject | None, reader.trailer.get("/Info"))
             if info is not None:
                 self._info = self._reserve()
-                self._emit(self._info, copy(info.get_object()))
-        while todo:
-            old = todo.pop()
-            original = pages.get(old.idnum)
-            if original is not None:
-                page_copy = DictionaryObject(
-                    {key: copy(value) for key, value in dict.items(original) if key not in ("/Parent", "/StructParents")}
+                self._emit(self._info, self._copy(source, info.get_object()))
+                self._drain(source)
+        return source
+
+    def _ref(self, source: _Source, old: IndirectObject) -> PdfObject:
+        number = source.numbers.get(old.idnum)
+        if number is None:
+            if old.idnum in source.page_objects and old.idnum not in source.allowed:
+                return NullObject()  # a page not chosen: never copied
+            number = source.numbers[old.idnum] = self._reserve()
+            source.todo.append(old)
+        return IndirectObject(number, 0, None)
+
+    def _copy(self, source: _Source, obj: Any) -> Any:
+        if isinstance(obj, IndirectObject):
+            return self._ref(source, obj)
+        if isinstance(obj, StreamObject):
+            stream = DecodedStreamObject()
+            stream.update({key: self._copy(source, value) for key, value in dict.items(obj)})
+            stream.set_data(obj._data)  # the bytes as stored, still encoded
+            return stream
+        if isinstance(obj, DictionaryObject):
+            return DictionaryObject({key: self._copy(source, value) for key, value in dict.items(obj)})
+        if isinstance(obj, ArrayObject):
+            return ArrayObject(self._copy(source, value) for value in list.__iter__(obj))
+        return obj
+
+    def _drain(self, source: _Source) -> None:
+        while source.todo:
+            old = source.todo.pop()
+            page = source.page_objects.get(old.idnum)
+            if page is not None:
+                copied = DictionaryObject(
+                    {
+                        key: self._copy(source, value)
+                        for key, value in dict.items(page)
+                        if key not in ("/Parent", "/StructParents")
+                    }
                 )
-                page_copy[NameObject("/Parent")] = IndirectObject(2, 0, None)
-                self._emit(numbers[old.idnum], page_copy)
+                copied[NameObject("/Parent")] = IndirectObject(2, 0, None)
             else:
-                self._emit(numbers[old.idnum], copy(reader.get_object(old)))
-        self._bookmarks.extend((mark, first + mark.page) for mark in part.bookmarks)
+                copied = self._copy(source, source.reader.get_object(old))
+            self._emit(source.numbers[old.idnum], copied)
 
     def close(self) -> None:
         """Write the page tree, the outline, the catalog and the cross-reference table."""
+        self._sources.clear()
         kids = ArrayObject(IndirectObject(n, 0, None) for n in self._pages)
         self._emit(
             2,

@@ -253,52 +253,92 @@ def render_bundle(
     )
 
 
+#: Dossiers laid out together in one shared part of the PDF: one font subset for them
+#: all (subsetting costs about as much as laying out a dossier), and the memory of this
+#: many dossiers' layout at a time, whatever the number of applications.
+DOSSIERS_PER_PART = 20
+
+
+@dataclass(frozen=True)
+class DossierPart:
+    """A shared part of the PDF: consecutive dossiers, and each one's pages in it."""
+
+    part: Part
+    spans: dict[str, range]
+
+
 class PdfPages:
-    """The PDF of the bundles in bounded memory. Each part (an application's dossier,
-    or the note that stands in for a withheld one) is laid out once, on its own, into
-    a PDF file of its own in `folder`, and shared by every member's bundle; a member's
-    PDF is their own front pages followed by those files, joined on disk as it is
-    written (`engine.pdfjoin`). Memory holds one part's layout at a time, whatever the
-    number of applications; the outline and the links of the summary to the dossiers
-    are those of the bundle laid out as one document."""
+    """The PDF of the bundles in bounded memory. The dossiers are laid out once, a few
+    at a time (`DOSSIERS_PER_PART`, each from a new page) into PDF files of their own
+    in `folder`, shared by every member's bundle; a member's PDF is their own front
+    (with the notes that stand in for the dossiers withheld from them) and the pages of
+    the dossiers they may see, joined on disk as it is written (`engine.pdfjoin`). A
+    withheld dossier's pages are never copied into that member's file. The outline and
+    the summary's links to the dossiers are those of the bundle laid out as one document."""
 
-    def __init__(self, renderer: Any, shared: Shared, folder: Path):
+    def __init__(self, renderer: Any, shared: Shared, folder: Path, per_part: int = DOSSIERS_PER_PART):
         self.renderer, self.shared, self.folder = renderer, shared, folder
-        self.parts: dict[tuple[str, str | None], Part] = {}
+        references = [a.reference for a in shared.agenda]
+        self.groups = [references[i : i + per_part] for i in range(0, len(references), per_part)]
+        self.group_of = {ref: n for n, group in enumerate(self.groups) for ref in group}
+        self.parts: dict[int, DossierPart] = {}
 
-    def _render(self, html: str, path: Path, anchors: frozenset[str] = frozenset()) -> Part:
-        document = self.renderer(string=html).render()
-        # The front's links go to dossiers in other parts: stand-in anchors keep WeasyPrint
-        # from dropping them as links to nowhere (the joined file points them to the dossiers).
-        for name in anchors:
-            document.pages[-1].anchors.setdefault(name, (0, 0, 0, 0))
-        document.write_pdf(path)
-        return Part(path, len(document.pages), weasyprint_bookmarks(document))
-
-    def part(self, reference: str, why: str | None) -> Part:
-        """The dossier of `reference`, or (`why` it is withheld) the note in its place."""
-        key = (reference, why)
-        if key not in self.parts:
-            item = (
-                dict(reference=reference, withheld=True, why=why)
-                if why
-                else dict(reference=reference, withheld=False, html=self.shared.dossiers[reference])
+    def dossiers(self, group: int) -> DossierPart:
+        """The shared part holding the `group`-th run of dossiers (laid out the first time)."""
+        if group not in self.parts:
+            references = self.groups[group]
+            items = [dict(reference=ref, withheld=False, html=self.shared.dossiers[ref]) for ref in references]
+            document = self.renderer(string=documents().get_template("bundle_page.html").render(items=items)).render()
+            starts: dict[str, int] = {}
+            for number, page in enumerate(document.pages):
+                for name in page.anchors:
+                    if name in self.group_of and name not in starts:
+                        starts[name] = number
+            bounds = [starts[ref] for ref in references] + [len(document.pages)]
+            if bounds != sorted(bounds):
+                raise RuntimeError(f"the dossiers {references[0]} to {references[-1]} were laid out out of order")
+            path = self.folder / f"dossiers-{group}.pdf"
+            document.write_pdf(path)
+            self.parts[group] = DossierPart(
+                Part(path, len(document.pages), weasyprint_bookmarks(document)),
+                {ref: range(bounds[i], bounds[i + 1]) for i, ref in enumerate(references)},
             )
-            html = documents().get_template("bundle_page.html").render(item=item)
-            self.parts[key] = self._render(html, self.folder / f"part-{len(self.parts)}.pdf")
-        return self.parts[key]
+        return self.parts[group]
 
     def write(self, member: Member, front_html: str, path: Path) -> int:
-        """Write the member's PDF; returns its number of pages. A withheld dossier is
-        never part of it: its note is, in its place."""
+        """Write the member's PDF; returns its number of pages."""
         withheld = withheld_for(member, self.shared)
-        parts = [self.part(a.reference, withheld.get(a.reference)) for a in self.shared.agenda]
-        linked = frozenset(a.reference for a in self.shared.agenda if a.reference not in withheld)
-        front = self._render(front_html, self.folder / "front.pdf", anchors=linked)
+        references = [a.reference for a in self.shared.agenda]
+        linked = frozenset(ref for ref in references if ref not in withheld)
+        document = self.renderer(string=front_html).render()
+        # The front's links go to dossiers in other parts: stand-in anchors keep WeasyPrint
+        # from dropping them as links to nowhere (the joined file points them to the dossiers).
+        for name in linked:
+            document.pages[0].anchors.setdefault(name, (0, 0, 0, 0))
+        notes: dict[str, int] = {}  # withheld reference -> the first page of its note
+        for number, page in enumerate(document.pages):
+            for _, label, _, _ in page.bookmarks:
+                if label in withheld and label not in notes:
+                    notes[label] = number
+        if set(notes) != set(withheld):
+            raise RuntimeError(f"the notes for {sorted(set(withheld) - set(notes))} are missing from the front")
+        bounds = sorted(notes.values()) + [len(document.pages)]
+        spans = {ref: range(start, bounds[bounds.index(start) + 1]) for ref, start in notes.items()}
+        front = Part(self.folder / "front.pdf", len(document.pages), weasyprint_bookmarks(document))
+        document.write_pdf(front.path)
+        del document
         with PdfJoin(path) as pdf:
-            pdf.add(front, skip_anchors=linked)
-            for part in parts:
-                pdf.add(part)
+            pdf.add(front, range(bounds[0]), skip_anchors=linked, keep=True)
+            current: Path | None = None
+            for ref in references:
+                if ref in withheld:
+                    pdf.add(front, spans[ref], keep=True)
+                    continue
+                part = self.dossiers(self.group_of[ref])
+                if current is not None and current != part.part.path:
+                    pdf.release(current)
+                current = part.part.path
+                pdf.add(part.part, part.spans[ref], keep=True)
         return pdf.pages
 
 
