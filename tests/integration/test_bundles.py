@@ -5,15 +5,18 @@ delivery by a link whose every download is audited, and PDF where WeasyPrint is.
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 from sqlmodel import select
 
 from engine.db import unit_of_work
 from engine.services import outbox
+from engine.services.committee import bundles
 from engine.services.committee.bundles import open_bundle, pdf_renderer, prepare_bundles
 from engine.services.committee.meeting import declare_member_conflict, set_funds
 from engine.services.errors import Gone, NotAllowed, NotFound
@@ -24,6 +27,7 @@ from tests.conftest import ROUND1, members
 AT = datetime(2018, 9, 20, 9, tzinfo=UTC)
 BEN, CMR = "SIP-2018-R1-0001", "SIP-2018-R1-0004"
 GHANA = "kwame.boateng@committee.example.org"
+PIETER = "pieter.devries@committee.example.org"
 CAMEROON = "Amadou Bello,amadou.bello@committee.example.org,CMR,member,2018-01-01,2019-12-31,fr\n"
 
 
@@ -205,3 +209,62 @@ def test_a_gmp_rounds_bundle_shows_the_reviews_without_the_reviewers_names(round
     assert "Global Mercury Partnership review" in html and "SHORT OF REVIEWS" in html
     assert "Reviewer 1: support" in html and "kofi@example.org" not in html and "Kofi Mine" not in html
     assert "<th>GMP recommendations</th>" in html
+
+
+def _outline(reader: PdfReader, items: list | None = None, depth: int = 0) -> list[tuple[int, str, int]]:
+    """(depth, title, page) of each outline entry, in order."""
+    found = []
+    for item in reader.outline if items is None else items:
+        if isinstance(item, list):
+            found += _outline(reader, item, depth + 1)
+        else:
+            found.append((depth, item.title, reader.get_destination_page_number(item)))
+    return found
+
+
+def _tree(marks: list, depth: int = 0) -> list[tuple[int, str, int]]:
+    found = []
+    for label, (page, _, _), children, _ in marks:
+        found.append((depth, label, page))
+        found += _tree(children, depth + 1)
+    return found
+
+
+@pytest.mark.skipif(pdf_renderer() is None, reason="WeasyPrint (and its Pango libraries) is not installed")
+@pytest.mark.parametrize("per_part", [1, 20], ids=["a part per dossier", "dossiers sharing a part"])
+def test_a_members_pdf_is_their_html_bundle_laid_out_as_one_document_page_for_page(
+    committee: Runtime, monkeypatch: pytest.MonkeyPatch, per_part: int
+) -> None:
+    """The PDF is joined from parts laid out apart (the member's front, the shared
+    dossiers); it holds what the member's HTML bundle holds, laid out as one document:
+    the same pages with the same text in the same order, the same outline, and the
+    summary's links going to the first page of each dossier."""
+    monkeypatch.setattr(bundles, "DOSSIERS_PER_PART", per_part)
+    with unit_of_work(committee.engine) as session:
+        declare_member_conflict(session, ROUND1, BEN, GHANA, "advised the executing agency", actor="officer", at=AT)
+        summary = prepare_bundles(
+            session, committee.settings, ROUND1, actor="officer", at=AT, pdf=True, only={GHANA, PIETER}
+        )
+    for email in (GHANA, PIETER):
+        line = bundle_of(summary, email)
+        joined = PdfReader(line.pdf or "")
+        whole = pdf_renderer()(string=Path(line.path).read_text()).render()  # type: ignore[misc]
+        assert line.pdf_pages == len(joined.pages) == len(whole.pages)
+        with tempfile.TemporaryDirectory() as folder:
+            whole.write_pdf(Path(folder) / "whole.pdf")
+            one = PdfReader(Path(folder) / "whole.pdf")
+            assert [p.extract_text() for p in joined.pages] == [p.extract_text() for p in one.pages]
+        assert _outline(joined) == _tree(whole.make_bookmark_tree())
+        starts = {name: joined.get_destination_page_number(d) for name, d in joined.named_destinations.items()}
+        links = [
+            str(annotation.get_object()["/Dest"]) for page in joined.pages[:2] for annotation in page.get("/Annots", [])
+        ]
+        assert links and all(joined.pages[starts[name]].extract_text().startswith(name) for name in links)
+    ghana = [" ".join(p.extract_text().split()) for p in PdfReader(bundle_of(summary, GHANA).pdf or "").pages]
+    pieter = [" ".join(p.extract_text().split()) for p in PdfReader(bundle_of(summary, PIETER).pdf or "").pages]
+    # Benin's dossier (withheld from Ghana's member) is a one-page note in its place; Cameroon's is there.
+    assert sum(t.startswith(f"{BEN} – ") for t in pieter) == 1 and not any(t.startswith(f"{BEN} – ") for t in ghana)
+    assert any(t.startswith(BEN) and "left out of your bundle: declared conflict" in t for t in ghana)
+    assert sum(t.startswith(f"{CMR} – ") for t in ghana) == 1
+    assert "".join(ghana).count("Form A – the project") == 1 and "".join(pieter).count("Form A – the project") == 2
+    assert len(ghana) < len(pieter)

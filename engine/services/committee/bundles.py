@@ -276,8 +276,9 @@ class PdfPages:
     withheld dossier's pages are never copied into that member's file. The outline and
     the summary's links to the dossiers are those of the bundle laid out as one document."""
 
-    def __init__(self, renderer: Any, shared: Shared, folder: Path, per_part: int = DOSSIERS_PER_PART):
+    def __init__(self, renderer: Any, shared: Shared, folder: Path, per_part: int | None = None):
         self.renderer, self.shared, self.folder = renderer, shared, folder
+        per_part = per_part or DOSSIERS_PER_PART
         references = [a.reference for a in shared.agenda]
         self.groups = [references[i : i + per_part] for i in range(0, len(references), per_part)]
         self.group_of = {ref: n for n, group in enumerate(self.groups) for ref in group}
