@@ -168,7 +168,7 @@ def main() -> None:
     kinds = ["html"] + (["pdf"] if pdf_renderer() is not None and not args.no_pdf else [])
     print(
         f"bundle benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-        f"{' and '.join(f'{c:,}' for c in counts)} applications, {args.repeats} runs of each phase"
+        f"{' and '.join(f'{c:,}' for c in counts)} applications, {args.repeats} run(s) of each phase"
         + (f", the engine of {args.engine}" if args.engine else "")
         + ("" if "pdf" in kinds else " (HTML only: WeasyPrint is not installed, or --no-pdf)"),
         flush=True,
