@@ -9,9 +9,9 @@ import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pypdf import PdfReader
 from sqlmodel import select
 
 from engine.db import unit_of_work
@@ -211,7 +211,7 @@ def test_a_gmp_rounds_bundle_shows_the_reviews_without_the_reviewers_names(round
     assert "<th>GMP recommendations</th>" in html
 
 
-def _outline(reader: PdfReader, items: list | None = None, depth: int = 0) -> list[tuple[int, str, int]]:
+def _outline(reader: Any, items: list | None = None, depth: int = 0) -> list[tuple[int, str, int]]:
     """(depth, title, page) of each outline entry, in order."""
     found = []
     for item in reader.outline if items is None else items:
@@ -239,6 +239,7 @@ def test_a_members_pdf_is_their_html_bundle_laid_out_as_one_document_page_for_pa
     dossiers); it holds what the member's HTML bundle holds, laid out as one document:
     the same pages with the same text in the same order, the same outline, and the
     summary's links going to the first page of each dossier."""
+    PdfReader = pytest.importorskip("pypdf").PdfReader  # noqa: N806 - with the `pdf` extra, as WeasyPrint
     monkeypatch.setattr(bundles, "DOSSIERS_PER_PART", per_part)
     with unit_of_work(committee.engine) as session:
         declare_member_conflict(session, ROUND1, BEN, GHANA, "advised the executing agency", actor="officer", at=AT)

@@ -7,13 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pypdf import PdfReader
-from pypdf.generic import DictionaryObject
 
-from engine.pdfjoin import Part, PdfJoin, weasyprint_bookmarks
 from engine.services.committee.bundles import pdf_renderer
 
-pytestmark = pytest.mark.skipif(pdf_renderer() is None, reason="WeasyPrint is not installed")
+if pdf_renderer() is None:  # WeasyPrint and pypdf come with the `pdf` extra
+    pytest.skip("WeasyPrint or pypdf is not installed", allow_module_level=True)
+
+from pypdf import PdfReader  # noqa: E402
+from pypdf.generic import DictionaryObject  # noqa: E402
+
+from engine.pdfjoin import Part, PdfJoin, weasyprint_bookmarks  # noqa: E402
 
 FRONT = '<h1>Front</h1><p id="shared">front page</p>'
 SECTIONS = "".join(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 from sqlalchemy import func
@@ -29,7 +29,6 @@ from domain.committee import (
 )
 from domain.lifecycle import DECISIONS, Role, Status
 from domain.rounds import RoundStatus
-from engine.pdfjoin import Part, PdfJoin, weasyprint_bookmarks
 from engine.services import audit, outbox
 from engine.services.committee.meeting import Committee, committee_of
 from engine.services.errors import Gone, NotAllowed, NotFound
@@ -48,6 +47,9 @@ from engine.tables import (
 )
 from notifications import BUNDLE_LINK_PLACEHOLDER, render
 
+if TYPE_CHECKING:
+    from engine.pdfjoin import Part
+
 #: Applications before the committee: on its agenda, or decided at its meeting.
 ON_AGENDA = {Status.READY_FOR_COMMITTEE, *DECISIONS}
 
@@ -62,8 +64,10 @@ def _digest(text: str) -> str:
 
 def pdf_renderer() -> Any | None:
     """WeasyPrint's HTML class when it is installed with its system libraries (Pango),
-    else None: the bundles are then HTML only."""
+    and pypdf (which joins the parts of a PDF bundle) with it, else None: the bundles
+    are then HTML only. Both come with the `pdf` extra."""
     try:
+        import pypdf  # noqa: F401, PLC0415 - optional
         from weasyprint import HTML  # noqa: PLC0415 - optional
     except (ImportError, OSError):
         return None
@@ -286,6 +290,8 @@ class PdfPages:
 
     def dossiers(self, group: int) -> DossierPart:
         """The shared part holding the `group`-th run of dossiers (laid out the first time)."""
+        from engine.pdfjoin import Part, weasyprint_bookmarks  # noqa: PLC0415 - with the `pdf` extra
+
         if group not in self.parts:
             references = self.groups[group]
             items = [dict(reference=ref, withheld=False, html=self.shared.dossiers[ref]) for ref in references]
@@ -308,6 +314,8 @@ class PdfPages:
 
     def write(self, member: Member, front_html: str, path: Path) -> int:
         """Write the member's PDF; returns its number of pages."""
+        from engine.pdfjoin import Part, PdfJoin, weasyprint_bookmarks  # noqa: PLC0415 - with the `pdf` extra
+
         withheld = withheld_for(member, self.shared)
         references = [a.reference for a in self.shared.agenda]
         linked = frozenset(ref for ref in references if ref not in withheld)
