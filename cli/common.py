@@ -336,7 +336,7 @@ def run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
     stage would refuse has been checked: Prefect takes seconds to start."""
     import importlib
 
-    from engine.prefect_quiet import quiet_prefect
+    from engine.prefect_quiet import in_process_runs, quiet_prefect
     from flows.common import started_in
 
     if announce:
@@ -344,7 +344,7 @@ def run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
     module, name = where.split(":")
     flow = getattr(importlib.import_module(module), name)
     token = started_in.set("sip command line")
-    with service_errors(), quiet_prefect():
+    with service_errors(), quiet_prefect(), in_process_runs():
         try:
             return flow(**params)
         except ServiceError:

@@ -151,11 +151,13 @@ def _sip_command() -> str:
 
 
 def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
+    from engine.prefect_quiet import in_process_runs
     from flows.common import started_in
 
     token = started_in.set("sip demo")
     try:
-        return _run_demo(settings, fresh=fresh, echo=echo)
+        with in_process_runs():  # the demo waits for each flow it runs: no heartbeats (see in_process_runs)
+            return _run_demo(settings, fresh=fresh, echo=echo)
     finally:
         started_in.reset(token)
 
