@@ -44,3 +44,28 @@ def in_process_runs() -> Iterator[None]:
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+@contextmanager
+def prefect_starting() -> Iterator[None]:
+    """Start Prefect's ephemeral server (where no PREFECT_API_URL names one) in a thread
+    while the block runs, and wait for it at the end of the block: its start (seconds)
+    overlaps what the block does. Any failure is left for the first flow call to report."""
+    import contextvars
+    import threading
+
+    def start() -> None:
+        try:
+            from prefect.client.orchestration import get_client
+
+            get_client(sync_client=True)  # starts the ephemeral server, once per process
+        except Exception:  # noqa: BLE001, S110 - the first flow call reports it, plainly
+            pass
+
+    # The thread sees this context's Prefect settings (e.g. a test harness's server), not the process's.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(start,), name="prefect-start", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
