@@ -92,11 +92,14 @@ async def _run_here(flow: Any, parameters: dict[str, Any], *, officer: str) -> s
     def target() -> None:
         from prefect.flow_engine import run_flow
 
+        from engine.prefect_quiet import in_process_runs
         from flows.common import started_in
 
         started_in.set(f"the API for {officer}")
         try:
-            run_flow(flow, flow_run=flow_run)  # its parameters are the run's, with the flow's defaults
+            # No heartbeats: the run lives and dies with this process, as does the ephemeral server.
+            with in_process_runs():
+                run_flow(flow, flow_run=flow_run)  # its parameters are the run's, with the flow's defaults
         except Exception:  # the flow run's state in Prefect records it too
             log.exception("flow run %s (%s) failed", flow_run.id, flow.name)
 

@@ -20,7 +20,6 @@ from cli.common import (
 )
 from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
-from engine.services import rounds as round_service
 from engine.services.setup import Runtime
 
 if TYPE_CHECKING:
@@ -37,12 +36,14 @@ def applications_import(
 ) -> None:
     """Import applications received by the secretariat (runs the `import-applications` flow).
     Exits 1 if any file was refused; the others are imported."""
-    rt = runtime()
-    with service_errors(), reading(rt.engine) as session:
-        round_service.get_round(session, round_id)
+    from engine.services.intake import check_import
+
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}")
+    rt = runtime()
+    with service_errors(), reading(rt.engine) as session:
+        check_import(session, round_id)
     summary: ImportSummary = run_flow(
         "flows.intake:import_applications_flow", round_id=round_id, paths=[str(p) for p in paths]
     )

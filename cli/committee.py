@@ -13,6 +13,7 @@ from cli.common import (
     JsonOpt,
     amount_argument,
     date_option,
+    fail,
     in_session,
     instant_option,
     print_json,
@@ -185,10 +186,13 @@ def bundles(
 
     when = instant_option(at)
     in_session(check_bundles, round_id)
+    try:  # a folder that cannot be made is refused before the flow runs
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--output {output}: cannot make the folder: {exc.strerror or exc}")
     result: BundlesSummary = run_flow("flows.committee:prepare_committee_bundles_flow", round_id=round_id, at=when)
     from engine.services.committee.bundles import file_name
 
-    output.mkdir(parents=True, exist_ok=True)
     for m in result.members:
         shutil.copyfile(m.path, output / f"{file_name(m.email)}.html")
         if m.pdf:

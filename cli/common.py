@@ -336,15 +336,17 @@ def run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
     stage would refuse has been checked: Prefect takes seconds to start."""
     import importlib
 
-    from engine.prefect_quiet import quiet_prefect
-    from flows.common import started_in
+    from engine.prefect_quiet import in_process_runs, prefect_starting, quiet_prefect
 
     if announce:
         announce_prefect()
     module, name = where.split(":")
-    flow = getattr(importlib.import_module(module), name)
+    with quiet_prefect(), prefect_starting():  # the server starts while the flow's code is imported
+        flow = getattr(importlib.import_module(module), name)
+    from flows.common import started_in
+
     token = started_in.set("sip command line")
-    with service_errors(), quiet_prefect():
+    with service_errors(), quiet_prefect(), in_process_runs():
         try:
             return flow(**params)
         except ServiceError:

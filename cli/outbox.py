@@ -52,7 +52,9 @@ def outbox_list(
 
 
 @outbox_app.command("deliver")
-def outbox_deliver(limit: Annotated[int | None, typer.Option(help="At most this many messages.")] = None) -> None:
+def outbox_deliver(
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many messages.")] = None,
+) -> None:
     """Send what is queued and due (the `deliver-notifications` flow), by the backend the settings
     name: files (NOTIFICATIONS_BACKEND=file, the default) or a mail server (smtp)."""
     rt = runtime()

@@ -151,17 +151,19 @@ def _sip_command() -> str:
 
 
 def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
+    from engine.prefect_quiet import in_process_runs
     from flows.common import started_in
 
     token = started_in.set("sip demo")
     try:
-        return _run_demo(settings, fresh=fresh, echo=echo)
+        with in_process_runs():  # the demo waits for each flow it runs: no heartbeats (see in_process_runs)
+            return _run_demo(settings, fresh=fresh, echo=echo)
     finally:
         started_in.reset(token)
 
 
 def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -> int:
-    from engine.prefect_quiet import quiet_prefect
+    from engine.prefect_quiet import prefect_starting, quiet_prefect
 
     started = time.perf_counter()
     url = make_url(settings.url)
@@ -174,18 +176,18 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
             Path(f"{url.database}{suffix}").unlink(missing_ok=True)
 
     echo(f"SIP engine demo: round 1 (2018) on {url.render_as_string(hide_password=True)}")
-    rt = prepare(settings)
-    with reading(rt.engine) as session:
-        definition = definition_of(get_round(session, ROUND))
-    echo(f"  1. database migrated; Parties register and the shipped rounds loaded ({definition.title})")
+    with quiet_prefect(), prefect_starting():  # Prefect's server starts while the database is prepared
+        rt = prepare(settings)
+        with reading(rt.engine) as session:
+            definition = definition_of(get_round(session, ROUND))
+        echo(f"  1. database migrated; Parties register and the shipped rounds loaded ({definition.title})")
 
-    folder = settings.data_dir / "demo" / ROUND
-    files = write_demo_files(folder)
-    parties = {a.party for a in APPLICATIONS}
-    echo(f"  2. {len(files)} demo applications from {len(parties)} Parties written to {folder}")
-    echo("     (Parties, round and dates are real; the applications' contents are invented)")
-
-    echo("  3. starting Prefect (a local ephemeral server; the first start takes 10-30 s)...")
+        folder = settings.data_dir / "demo" / ROUND
+        files = write_demo_files(folder)
+        parties = {a.party for a in APPLICATIONS}
+        echo(f"  2. {len(files)} demo applications from {len(parties)} Parties written to {folder}")
+        echo("     (Parties, round and dates are real; the applications' contents are invented)")
+        echo("  3. starting Prefect (a local ephemeral server; the first start takes 10-30 s)...")
     with quiet_prefect():
         from flows.intake import import_applications_flow
         from flows.opening import close_round_flow, open_round_flow

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -159,6 +159,16 @@ def _check_round_accepts(row: Round, definition: RoundDefinition, channel: Chann
         f"round {row.id} closed for applications at {_when(definition.closes_at, definition)}; "
         "contact the secretariat if your application could not be sent in time"
     )
+
+
+def check_import(session: Session, round_id: str) -> None:
+    """What an import refuses before reading any file: an unknown round, or one that
+    was never opened (a draft round holds no application, so nothing could be answered
+    with its receipt). A round past its close is left to the import itself: a file
+    imported before is still answered with its receipt."""
+    row = get_round(session, round_id)
+    if row.status is RoundStatus.DRAFT:
+        _check_round_accepts(row, definition_of(row), "import", datetime.now(UTC))
 
 
 def _prepare(
