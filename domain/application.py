@@ -26,7 +26,6 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-import domain.addresses  # noqa: F401  (an address's domain is checked once per domain)
 from domain.money import Amount
 
 FORMAT = "sip-application/1"

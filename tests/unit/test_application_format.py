@@ -175,7 +175,7 @@ def test_an_invalid_contact_address_is_refused_naming_the_field_each_time_it_is_
 def test_a_domain_checked_once_gives_the_answer_email_validator_gives() -> None:
     from email_validator.syntax import validate_email_domain_name
 
-    from domain.addresses import _uncached, domain_checked_once
+    from engine.addresses import _uncached, domain_checked_once
 
     assert validate_email_domain_name is _uncached  # the library's own check, not ours
     for domain in ("example.org", "EXAMPLE.org", "bücher.example", "environnement.example.sn"):

@@ -8,7 +8,8 @@ puts a bounded cache in front of it: the answer for a domain is the one
 `email-validator` gives, and a domain it refuses is not remembered (it is checked again,
 and refused with the same message, each time). Nothing else of the check changes: the
 part before the @-sign, the address's length and pydantic's own rules are checked for
-every address. Pure: no I/O (deliverability is not checked)."""
+every address (deliverability is not checked: no I/O). It lives in the engine, not in
+`domain/`, because it changes a library for the whole process; `engine` loads it."""
 
 from __future__ import annotations
 
