@@ -9,7 +9,8 @@ With `--database`, it also times the services the `assign-gmp-reviewers` and
 `invite-gmp-reviewers` flows run, on a screened round 4 of N applications in SQLite
 (reading the round, writing the proposals; then the invitations, one per reviewer).
 
-    .venv/bin/python benchmarks/assignment.py [--applications 10000] [--reviewers 500] [--per 2] [--database]"""
+    .venv/bin/python benchmarks/assignment.py [--applications 10000] [--reviewers 500] [--per 2] [--database]
+                                    [--repeats 3] [--quick]"""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import Figure, Stats, report, report_stats  # noqa: E402
 
 from domain.review import Reviewer, Subject, assign, greedy, load_spread, spread_lower_bound  # noqa: E402
 
@@ -76,26 +79,39 @@ def main() -> None:
         action="store_true",
         help="also time the proposal and the invitations through the services, on SQLite",
     )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2,000 applications and 100 reviewers")
     args = parser.parse_args()
+    if args.quick:
+        args.applications, args.reviewers = 2_000, 100
     subjects, reviewers = generate(args.applications, args.reviewers, args.per)
     print(
         f"assignment benchmark: {args.applications:,} applications, {args.reviewers} reviewers, "
-        f"{args.per} per application"
+        f"{args.per} per application, {args.repeats} runs of each"
     )
+    times: dict[str, list[float]] = {}
     for name, run in (
         ("greedy baseline", lambda: greedy(subjects, reviewers, args.per)),
         ("engine", lambda: assign(subjects, reviewers, args.per)),
     ):
-        started = time.perf_counter()
-        placements = run()
-        seconds = time.perf_counter() - started
+        for _ in range(args.repeats):  # the same instance each time: the placements do not change
+            started = time.perf_counter()
+            placements = run()
+            times.setdefault(name, []).append(time.perf_counter() - started)
         spread, unfilled = load_spread(placements, reviewers)
         # The least spread any assignment of the places filled can have, from the limits alone.
         bound = spread_lower_bound([r.max_load for r in reviewers], args.applications * args.per - unfilled)
-        print(
-            f"  {name:<16} {seconds:7.2f} s   load spread (max - min per reviewer) {spread:4d}   "
-            f"places unfilled {unfilled:6,}   least spread possible {bound:4d}: "
-            + ("reached (optimal)" if spread == bound else f"{spread - bound} above it")
+        report_stats("assignment", f"{name}, seconds at {args.applications:,}", Stats(tuple(times[name])), "s")
+        report(
+            Figure(
+                benchmark="assignment",
+                name=f"{name}, load spread (max - min per reviewer)",
+                value=spread,
+                unit="assignments",
+                target=f"= {bound} (the least possible)" if name == "engine" else None,
+                met=spread == bound if name == "engine" else None,
+                note=f"{unfilled:,} places unfilled; the least spread possible is {bound}",
+            )
         )
     if args.database:
         in_database(args.applications, reviewers)

@@ -3,7 +3,10 @@ in a process of its own) by the relay, next to a loop that sends the same messag
 built beforehand, with smtplib directly over one connection, in the same run. Prints
 messages per second and the ratio (target: the relay within 2x of the bare loop).
 
-    .venv/bin/python benchmarks/delivery.py [--count 10000]
+    .venv/bin/python benchmarks/delivery.py [--count 10000] [--repeats 3] [--quick]
+
+Each phase runs three times, in turn; the ratio printed is the median of the runs' ratios
+with their range.
 
 The relay's time includes what the bare loop does not do: claiming each batch,
 reading the rows, putting in any secret (access codes, links), building each
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from intake import PG_ADMIN, drop_database, fresh_database, postgres_available  # noqa: E402
+from measure import Stats, ratio_stats, report_stats  # noqa: E402
 
 AT = datetime(2026, 11, 25, 9, tzinfo=UTC)
 
@@ -146,35 +150,47 @@ def bare_loop(url: str, folder: Path, port: int, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1,000 messages")
     args = parser.parse_args()
+    count = 1_000 if args.quick else args.count
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     port = free_port()
     server = start_server(port)
-    print(f"delivery benchmark: {args.count:,} messages to a local SMTP server (aiosmtpd), {os.cpu_count()} cores")
+    print(
+        f"delivery benchmark: {count:,} messages to a local SMTP server (aiosmtpd), {os.cpu_count()} cores, "
+        f"{args.repeats} runs of each phase, taken in turn"
+    )
     try:
         backends = ["sqlite"] + (["postgresql"] if postgres_available() else [])
         if "postgresql" not in backends:
             print(f"  PostgreSQL not reachable at {PG_ADMIN}: the relay is measured on SQLite only")
-        timings = {}
-        for name, backend, run in [("smtplib loop", "sqlite", bare_loop)] + [
-            (f"relay ({b})", b, relay) for b in backends
-        ]:
-            folder = Path(tempfile.mkdtemp(prefix="sip-delivery-"))
-            url = fresh_database(backend, folder)
-            try:
-                seconds = timings[name] = run(url, folder, port, args.count)
-            finally:
-                from engine.db import dispose_all
+        phases = [("smtplib loop", "sqlite", bare_loop)] + [(f"relay ({b})", b, relay) for b in backends]
+        timings: dict[str, list[float]] = {name: [] for name, _, _ in phases}
+        for _ in range(args.repeats):  # in turn, so that the machine's load falls on every phase alike
+            for name, backend, run in phases:
+                folder = Path(tempfile.mkdtemp(prefix="sip-delivery-"))
+                url = fresh_database(backend, folder)
+                try:
+                    timings[name].append(run(url, folder, port, count))
+                finally:
+                    from engine.db import dispose_all
 
-                dispose_all()
-                drop_database(url)
-            print(f"  {name:<20} {seconds:7.2f} s   {args.count / seconds:8,.0f} messages/s", flush=True)
-        for name, seconds in timings.items():
+                    dispose_all()
+                    drop_database(url)
+        for name, values in timings.items():
+            report_stats("delivery", f"{name}, messages/s", Stats(tuple(count / v for v in values)), "/s")
+        bare = Stats(tuple(timings["smtplib loop"]))
+        for name, values in timings.items():
             if name.startswith("relay"):
-                ratio = seconds / timings["smtplib loop"]
-                print(
-                    f"  {name}: {ratio:.2f}x the bare loop's time (target: within 2x) "
-                    f"{'met' if ratio <= 2 else 'NOT met'}"
+                report_stats(
+                    "delivery",
+                    f"{name} / smtplib loop, time at {count:,}",
+                    ratio_stats(Stats(tuple(values)), bare),
+                    "x",
+                    target="<= 2x",
+                    met=lambda r: r <= 2,
+                    note="median of the runs' ratios",
                 )
     finally:
         server.terminate()

@@ -31,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from measure import Stats, report_stats  # noqa: E402
 
 from tests.processes import (  # noqa: E402
     VENV_BIN,
@@ -180,6 +183,13 @@ def served(args: argparse.Namespace) -> None:
     print("    of which the run itself (its own process): " + ", ".join(f"{r['run']:.2f} s" for r in remote))
     ratio = statistics.median(r["wall"] for r in remote) / statistics.median(r["wall"] for r in local)
     print(f"  ratio served / in-process (medians): {ratio:.1f}x")
+    for name, values in (
+        ("in-process call", [r["wall"] for r in local]),
+        ("served, deployment run to its end", [r["wall"] for r in remote]),
+        ("served, waiting for the runner", [r["waited"] for r in remote]),
+        ("served, the run itself", [r["run"] for r in remote]),
+    ):
+        report_stats("deployed", f"screening round 1 ({args.database}), {name}", Stats(tuple(values)), "s")
 
 
 WRK_SUMMARY = re.compile(r"Requests/sec:\s+([\d.]+)")
@@ -283,6 +293,7 @@ def main() -> None:
     one.add_argument("--runs", type=int, default=3)
     one.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     one.add_argument("--poll", type=float, default=2, help="sip flows serve --poll (seconds; Prefect's default: 10)")
+    one.add_argument("--quick", action="store_true", help="accepted for run_all; the runs are already small")
     two = parts.add_parser("api")
     two.add_argument("--seconds", type=int, default=15)
     two.add_argument("--clients", type=int, default=50)

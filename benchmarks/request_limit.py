@@ -31,6 +31,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from measure import Figure, report  # noqa: E402
+
 from tests.streaming import stream_body  # noqa: E402
 
 ROUTES = [
@@ -122,7 +126,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megabytes", type=int, default=150)
     parser.add_argument("--without-limit", action="store_true", help="also measure with SIP_MAX_BODY_BYTES=1 GB")
+    parser.add_argument("--quick", action="store_true", help="a 20 MB body")
     args = parser.parse_args()
+    if args.quick:
+        args.megabytes = 20
     size = args.megabytes * 1_000_000
     configurations: list[tuple[str, int | None]] = [("limit (default 4 MB)", None)]
     if args.without_limit:
@@ -141,6 +148,7 @@ def main() -> None:
             f"{'configuration':22} {'route':38} {'body':8} {'answer':>6} {'sent MB':>8} {'s':>5} "
             f"{'small MB':>8} {'peak MB':>8} {'after MB':>8} {'vs small':>9} {'target':>7}"
         )
+        worst: dict[str, float] = {}
         for name, limit in configurations:
             for method, path in ROUTES:
                 for declared in (True, False):
@@ -152,6 +160,19 @@ def main() -> None:
                         f"{m['small_peak']:>8.2f} {m['peak']:>8.2f} {m['after']:>8.2f} {ratio:>8.1f}x "
                         f"{'ok' if m['peak'] < TARGET_MB else 'OVER':>7}"
                     )
+                    worst[name] = max(worst.get(name, 0.0), m["peak"])
+        for name, peak in worst.items():
+            report(
+                Figure(
+                    benchmark="request_limit",
+                    name=f"server memory rise refusing a {args.megabytes} MB body, the most of "
+                    f"{2 * len(ROUTES)} requests ({name})",
+                    value=peak,
+                    unit="MB",
+                    target=f"< {TARGET_MB:g} MB" if name.startswith("limit") else None,
+                    met=peak < TARGET_MB if name.startswith("limit") else None,
+                )
+            )
 
 
 if __name__ == "__main__":
