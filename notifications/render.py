@@ -17,6 +17,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError, nodes, select_autoescape
+from jinja2.visitor import NodeTransformer
 
 from notifications.compiled_i18n import CompiledTranslations
 
@@ -131,6 +132,10 @@ def _message(parts: list[str], language: str) -> RenderedMessage:
 _MARK = f"\x1f{secrets.token_hex(8)}"
 _SLOT = re.compile(re.escape(_MARK) + r":(\d+)\x1f")
 _SEPARATOR = _MARK + "|\x1f"
+_RECORD = _MARK + "/\x1f"
+#: The names, in the template of the recipients' own values, of the list of recipients
+#: and of the one being rendered.
+_EACH, _ONE = "sip_recipients_", "sip_recipient_"
 #: The statements a template may hold to be rendered once for many recipients.
 _PLAIN = (nodes.Template, nodes.Output, nodes.If)
 
@@ -139,7 +144,7 @@ _PLAIN = (nodes.Template, nodes.Output, nodes.If)
 class _Shared:
     """A message kind split in two: `shared`, each part of the message with a mark where
     a recipient's value goes (rendered once per batch), and `own`, the expressions of
-    those values (rendered once per recipient, in one pass for the three parts)."""
+    those values, for each recipient in turn (one pass over the batch for the three parts)."""
 
     shared: tuple[Template, ...]
     own: Template
@@ -149,6 +154,18 @@ def _references(node: nodes.Node, names: frozenset[str]) -> bool:
     """Whether `node` (or an expression in it) reads one of `names`."""
     found = [node] if isinstance(node, nodes.Name) else []
     return any(n.name in names for n in [*found, *node.find_all(nodes.Name)])
+
+
+class _OwnValues(NodeTransformer):
+    """Reads a recipient's value `x` as `sip_recipient_["x"]` (the recipient of the loop)."""
+
+    def __init__(self, names: frozenset[str]):
+        self.names = names
+
+    def visit_Name(self, node: nodes.Name) -> nodes.Expr:  # noqa: N802 (the visitor's naming)
+        if node.name not in self.names:
+            return node
+        return nodes.Getitem(nodes.Name(_ONE, "load"), nodes.Const(node.name), "load", lineno=node.lineno)
 
 
 @lru_cache(maxsize=64)
@@ -166,7 +183,7 @@ def _shared(kind: str, language: str, names: frozenset[str]) -> _Shared | None:
         tree = env.parse(source, name, filename)
         if any(isinstance(n, nodes.Stmt) and not isinstance(n, _PLAIN) for n in tree.find_all(nodes.Stmt)):
             return None
-        own: list[nodes.Expr] = []
+        own: list[nodes.Node] = []
         for statement in tree.body:
             if not isinstance(statement, nodes.Output):
                 if _references(statement, names):
@@ -175,20 +192,30 @@ def _shared(kind: str, language: str, names: frozenset[str]) -> _Shared | None:
             for position, expression in enumerate(statement.nodes):
                 if isinstance(expression, nodes.TemplateData) or not _references(expression, names):
                     continue
+                if _references(expression, frozenset(("loop", _EACH, _ONE))):
+                    return None  # would mean something else inside the loop over the recipients
                 statement.nodes[position] = nodes.TemplateData(f"{_MARK}:{count}\x1f")
-                own.append(expression)
+                own.append(_OwnValues(names).visit(expression))
                 count += 1
         if _references(tree, names):
             return None  # a recipient's value is used where it cannot be written in afterwards
         autoescape = env.autoescape(name) if callable(env.autoescape) else env.autoescape
         body: list[nodes.Node] = []
-        for expression in own:
-            body += [nodes.Output([expression]), nodes.Output([nodes.TemplateData(_SEPARATOR)])]
+        for value in own:
+            body += [nodes.Output([value]), nodes.Output([nodes.TemplateData(_SEPARATOR)])]
         # Each part's values are escaped as its template escapes them.
         own_nodes.append(nodes.ScopedEvalContextModifier([nodes.Keyword("autoescape", nodes.Const(autoescape))], body))
         shared.append(_compiled(env, tree, name, filename))
-    own_tree = nodes.Template(own_nodes, lineno=1)
-    own_tree.set_environment(env)
+    loop = nodes.For(
+        nodes.Name(_ONE, "store"),
+        nodes.Name(_EACH, "load"),
+        [*own_nodes, nodes.Output([nodes.TemplateData(_RECORD)])],
+        [],
+        None,
+        False,
+        lineno=1,
+    )
+    own_tree = nodes.Template([loop], lineno=1)
     return _Shared(tuple(shared), _compiled(env, own_tree, f"{kind} (each recipient's values)", None))
 
 
@@ -206,16 +233,14 @@ def render_many(kind: str, language: str, common: dict[str, Any], each: list[dic
     expressions of its own values are, and written in where they go."""
     language = _pick(language)
     names = frozenset(each[0]) if each else frozenset()
-    split = _shared(kind, language, names) if names and not names & common.keys() else None
+    apart = names and not (names | {_EACH, _ONE}) & common.keys()
+    split = _shared(kind, language, names) if apart else None
     if split is None or any(values.keys() != names for values in each):
         return [render(kind, language, {**common, **values}) for values in each]
     try:
         parts = [_format(template.render(**common)) for template in split.shared]
-        messages = []
-        for values in each:
-            own = split.own.render(**common, **values).split(_SEPARATOR)
-            messages.append(_message([part.format(*own) for part in parts], language))
-        return messages
+        records = split.own.render(**common, **{_EACH: each}).split(_RECORD)[:-1]
+        return [_message([part.format(*own.split(_SEPARATOR)) for part in parts], language) for own in records]
     except TemplateError as exc:
         raise RenderError(f"template {_where(exc, kind)}: {exc}; nothing was queued") from exc
 

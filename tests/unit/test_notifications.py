@@ -143,3 +143,13 @@ def test_a_missing_value_fails_the_receipts_rendered_together_as_it_fails_one() 
     own = [{k: v for k, v in a.items() if k != "party_name"} for a in _applicants("en")]
     with pytest.raises(RenderError, match="party_name"):
         render_many("receipt", "en", common | {"programme_email": "sip@example.org"}, own)
+
+
+def test_receipts_rendered_together_do_not_mistake_a_value_named_like_the_loop_over_recipients() -> None:
+    from notifications import render_many
+
+    common = {k: v for k, v in CONTEXT.items() if k not in OWN} | {"sip_recipients_": [], "sip_recipient_": "x"}
+    applicants = _applicants("es")
+    assert render_many("receipt", "es", common, applicants) == [
+        render("receipt", "es", {**common, **own}) for own in applicants
+    ]
