@@ -352,7 +352,7 @@ def _within_bounds(data: Any) -> bool:
                 if "\x00" in value:
                     return False
             elif kind is dict:
-                if depth >= MAX_DEPTH or any("\x00" in k for k in value):
+                if depth >= MAX_DEPTH or "\x00" in "".join(value):  # its keys (a parsed object's are text)
                     return False
                 below.extend(value.values())
             elif kind is list:

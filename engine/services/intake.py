@@ -379,7 +379,7 @@ def _write_many(
                     application_id=messages[p]["application_id"],
                     message=message,
                 )
-        outbox.enqueue_rows(session, rows)
+        outbox.enqueue_fresh(session, rows)  # keys of references given above
 
     answers: list[Receipt | ServiceError] = []
     for position, prepared in enumerate(batch):
