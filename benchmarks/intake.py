@@ -238,15 +238,16 @@ def phase(name: str, backend: str, count: int, batch: int) -> dict[str, Any]:
         docs = documents(count)
         prepared = prebuilt_rows(rt, docs) if name == "bare" else docs
         with Memory() as memory:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             done = run_bare(rt, prepared, batch) if name == "bare" else run_intake(rt, prepared, batch)
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         rt.engine.dispose()
         return {
             "phase": name,
             "backend": backend,
             "count": done,
             "seconds": seconds,
+            "cpu_seconds": cpu,
             "peak_mb": memory.peak_mb["process"],
             "growth_mb": memory.growth_mb["process"],
         }
@@ -334,6 +335,15 @@ def main() -> None:
                 Stats(tuple(r["growth_mb"] for r in runs[name])),
                 "MB",
             )
+        cpu = {name: Stats(tuple(r["cpu_seconds"] for r in runs[name])) for name in runs}
+        report_stats(
+            "intake",
+            f"{database} intake / bare insert, process CPU time at {count:,}",
+            ratio_stats(cpu["intake"], cpu["bare"]),
+            "x",
+            note="for reference, no target: this process's own work, less moved by the machine's load than "
+            "the time, without the database server's",
+        )
         report_stats(
             "intake",
             f"{database} intake / bare insert, time at {count:,}",
