@@ -335,10 +335,52 @@ def _refused_in_text(text: str) -> FieldError | None:
     return None
 
 
+_TOO_MANY_DIGITS = 10**MAX_DIGITS
+
+
+def _within_bounds(data: Any) -> bool:
+    """Whether `_refused_in_data` finds nothing, decided the cheap way: one pass over
+    the document level by level, without the path of each value (which only an answer
+    naming a field needs). The same checks, so the two never disagree."""
+    level = [data]
+    depth = 0
+    while level:
+        below: list[Any] = []
+        for value in level:
+            kind = type(value)
+            if kind is str:
+                if "\x00" in value:
+                    return False
+            elif kind is dict:
+                if depth >= MAX_DEPTH or "\x00" in "".join(value):  # its keys (a parsed object's are text)
+                    return False
+                below.extend(value.values())
+            elif kind is list:
+                if depth >= MAX_DEPTH:
+                    return False
+                below.extend(value)
+            elif kind is int:
+                if not -_TOO_MANY_DIGITS < value < _TOO_MANY_DIGITS:
+                    return False
+            elif kind is Decimal:
+                if len(value.as_tuple().digits) > MAX_DIGITS:
+                    return False
+            elif kind not in (bool, type(None), float):
+                return False  # not what the parser gives: the full walk judges it
+        level = below
+        depth += 1
+    return True
+
+
 def _refused_in_data(data: Any) -> FieldError | None:
     """The same bounds on a parsed document (it may nest within the parser's reach and
     still too deep for what reads it next), and no NUL character in its text (PostgreSQL
     cannot store one, and nothing a person types holds one), walked without recursion."""
+    return None if _within_bounds(data) else _first_refusal(data)
+
+
+def _first_refusal(data: Any) -> FieldError | None:
+    """What `_refused_in_data` finds, named by its path."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
     while stack:
         value, where = stack.pop()

@@ -30,9 +30,10 @@ def to_amount(value: Any) -> Decimal:
         raise ValueError("must not be negative")
     if amount > MAX_AMOUNT:
         raise ValueError(f"is larger than the largest amount the engine stores ({MAX_AMOUNT})")
-    if amount != amount.quantize(CENT):
+    cents = amount.quantize(CENT)
+    if amount != cents:
         raise ValueError("has more than two decimal places (cents)")
-    return amount.quantize(CENT)
+    return cents
 
 
 STORED = {"stored": True}

@@ -12,6 +12,7 @@ from notifications.render import (
     REVIEW_LINK_PLACEHOLDER,
     RenderedMessage,
     render,
+    render_many,
     status_label,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "REVIEW_LINK_PLACEHOLDER",
     "RenderedMessage",
     "render",
+    "render_many",
     "status_label",
 ]

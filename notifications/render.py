@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +16,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 from babel.support import NullTranslations, Translations
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError, nodes, select_autoescape
+from jinja2.visitor import NodeTransformer
 
 from notifications.compiled_i18n import CompiledTranslations
 
@@ -98,6 +100,9 @@ def _pick(language: str) -> str:
     return language if language in LANGUAGES else FALLBACK
 
 
+_PARTS = ("subject.txt", "txt", "html")
+
+
 def render(kind: str, language: str, context: dict[str, Any], *, overrides: Path | None = None) -> RenderedMessage:
     """Render `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html` in `language`
     (English when the language has no catalogue); `overrides`: the secretariat's folder
@@ -105,15 +110,147 @@ def render(kind: str, language: str, context: dict[str, Any], *, overrides: Path
     language = _pick(language)
     env = environment(language, TEMPLATES, overrides)
     parts = []
-    for ext in ("subject.txt", "txt", "html"):
+    for ext in _PARTS:
         name = f"{kind}.{ext}"
         try:
             parts.append(env.get_template(name).render(**context))
         except TemplateError as exc:
             raise RenderError(f"template {_where(exc, name)}: {exc}; nothing was queued") from exc
+    return _message(parts, language)
+
+
+def _message(parts: list[str], language: str) -> RenderedMessage:
     subject, text, html = parts
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return RenderedMessage(subject=" ".join(subject.split()), text=text, html=html, language=language)
+
+
+# --- the same message to many recipients ------------------------------------------------
+
+#: Marks, in a message rendered once for many recipients, where each recipient's own
+#: values go; random per process, so that no text sent in can be taken for one.
+_MARK = f"\x1f{secrets.token_hex(8)}"
+_SLOT = re.compile(re.escape(_MARK) + r":(\d+)\x1f")
+_SEPARATOR = _MARK + "|\x1f"
+_RECORD = _MARK + "/\x1f"
+#: The names, in the template of the recipients' own values, of the list of recipients
+#: and of the one being rendered.
+_EACH, _ONE = "sip_recipients_", "sip_recipient_"
+#: The statements a template may hold to be rendered once for many recipients.
+_PLAIN = (nodes.Template, nodes.Output, nodes.If)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """A message kind split in two: `shared`, each part of the message with a mark where
+    a recipient's value goes (rendered once per batch), and `own`, the expressions of
+    those values, for each recipient in turn (one pass over the batch for the three parts)."""
+
+    shared: tuple[Template, ...]
+    own: Template
+
+
+def _references(node: nodes.Node, names: frozenset[str]) -> bool:
+    """Whether `node` (or an expression in it) reads one of `names`."""
+    found = [node] if isinstance(node, nodes.Name) else []
+    return any(n.name in names for n in [*found, *node.find_all(nodes.Name)])
+
+
+class _OwnValues(NodeTransformer):
+    """Reads a recipient's value `x` as `sip_recipient_["x"]` (the recipient of the loop)."""
+
+    def __init__(self, names: frozenset[str]):
+        self.names = names
+
+    def visit_Name(self, node: nodes.Name) -> nodes.Expr:  # noqa: N802 (the visitor's naming)
+        if node.name not in self.names:
+            return node
+        return nodes.Getitem(nodes.Name(_ONE, "load"), nodes.Const(node.name), "load", lineno=node.lineno)
+
+
+@lru_cache(maxsize=64)
+def _shared(kind: str, language: str, names: frozenset[str]) -> _Shared | None:
+    """The split of `kind`'s three templates in `language`, where the values `names`
+    differ from one recipient to the next; None when a template does more with them
+    than write them out (a test, a loop, an assignment, another template): such a
+    message is rendered whole for each recipient."""
+    env = environment(language, TEMPLATES, None)
+    assert env.loader is not None
+    shared, own_nodes, count = [], [], 0
+    for ext in _PARTS:
+        name = f"{kind}.{ext}"
+        source, filename, _uptodate = env.loader.get_source(env, name)
+        tree = env.parse(source, name, filename)
+        if any(isinstance(n, nodes.Stmt) and not isinstance(n, _PLAIN) for n in tree.find_all(nodes.Stmt)):
+            return None
+        own: list[nodes.Node] = []
+        for statement in tree.body:
+            if not isinstance(statement, nodes.Output):
+                if _references(statement, names):
+                    return None  # a value of a recipient's decides what is written (an `if`)
+                continue
+            for position, expression in enumerate(statement.nodes):
+                if isinstance(expression, nodes.TemplateData) or not _references(expression, names):
+                    continue
+                if _references(expression, frozenset(("loop", _EACH, _ONE))):
+                    return None  # would mean something else inside the loop over the recipients
+                statement.nodes[position] = nodes.TemplateData(f"{_MARK}:{count}\x1f")
+                own.append(_OwnValues(names).visit(expression))
+                count += 1
+        if _references(tree, names):
+            return None  # a recipient's value is used where it cannot be written in afterwards
+        autoescape = env.autoescape(name) if callable(env.autoescape) else env.autoescape
+        body: list[nodes.Node] = []
+        for value in own:
+            body += [nodes.Output([value]), nodes.Output([nodes.TemplateData(_SEPARATOR)])]
+        # Each part's values are escaped as its template escapes them.
+        own_nodes.append(nodes.ScopedEvalContextModifier([nodes.Keyword("autoescape", nodes.Const(autoescape))], body))
+        shared.append(_compiled(env, tree, name, filename))
+    loop = nodes.For(
+        nodes.Name(_ONE, "store"),
+        nodes.Name(_EACH, "load"),
+        [*own_nodes, nodes.Output([nodes.TemplateData(_RECORD)])],
+        [],
+        None,
+        False,
+        lineno=1,
+    )
+    own_tree = nodes.Template([loop], lineno=1)
+    return _Shared(tuple(shared), _compiled(env, own_tree, f"{kind} (each recipient's values)", None))
+
+
+def _compiled(env: Environment, tree: nodes.Template, name: str, filename: str | None) -> Template:
+    tree.set_environment(env)
+    code = env.compile(tree, name, filename)
+    return env.template_class.from_code(env, code, env.make_globals(None))
+
+
+def render_many(kind: str, language: str, common: dict[str, Any], each: list[dict[str, Any]]) -> list[RenderedMessage]:
+    """The message `kind` in `language` for each of many recipients: the same as
+    `render(kind, language, {**common, **values})` for each `values` of `each` (which
+    all name the same variables, none of them in `common`), with the engine's own
+    templates. What is common is rendered once; for each recipient only the
+    expressions of its own values are, and written in where they go."""
+    language = _pick(language)
+    names = frozenset(each[0]) if each else frozenset()
+    apart = names and not (names | {_EACH, _ONE}) & common.keys()
+    split = _shared(kind, language, names) if apart else None
+    if split is None or any(values.keys() != names for values in each):
+        return [render(kind, language, {**common, **values}) for values in each]
+    try:
+        parts = [_format(template.render(**common)) for template in split.shared]
+        records = split.own.render(**common, **{_EACH: each}).split(_RECORD)[:-1]
+        return [_message([part.format(*own.split(_SEPARATOR)) for part in parts], language) for own in records]
+    except TemplateError as exc:
+        raise RenderError(f"template {_where(exc, kind)}: {exc}; nothing was queued") from exc
+
+
+def _format(rendered: str) -> str:
+    """A part rendered once, as a format string: `{n}` where the recipient's n-th value goes."""
+    split = _SLOT.split(rendered)
+    return "".join(
+        f"{{{piece}}}" if i % 2 else piece.replace("{", "{{").replace("}", "}}") for i, piece in enumerate(split)
+    )
 
 
 def N_(message: str) -> str:

@@ -38,7 +38,7 @@ from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_token, random_token, token_hash
 from engine.settings import Settings
 from engine.tables import Application, IntakeKey, Round, StatusChange, table_of
-from notifications import ACCESS_CODE_PLACEHOLDER, render
+from notifications import ACCESS_CODE_PLACEHOLDER, render_many
 
 Channel = Literal["api", "import"]
 _PARTY_CODE = re.compile(r"^[A-Z]{3}$")
@@ -314,7 +314,11 @@ def _write_many(
         id_of: dict[str, int] = dict(
             session.execute(select(table.c.reference, table.c.id).where(table.c.reference.in_(references))).all()
         )
-        changes, events, key_rows, messages = [], [], [], []
+        changes, events, key_rows = [], [], []
+        # The receipts, rendered together per language (and status): what they share once,
+        # each applicant's own values for each (`notifications.render_many`).
+        messages: list[dict[str, Any]] = []
+        receipts: dict[tuple[str, str], list[int]] = {}
         for position, values in zip(fresh, application_rows, strict=True):
             prepared, record, reference = batch[position], records[position], values["reference"]
             doc, application_id = prepared.document, id_of[reference]
@@ -339,33 +343,19 @@ def _write_many(
                     )
                 )
             language = doc.applicant.language
+            receipts.setdefault((language, public.value), []).append(len(messages))
             messages.append(
-                outbox.message_row(
+                dict(
                     key=f"receipt:{reference}",
-                    kind="receipt",
                     recipient=str(doc.applicant.contact.email),
-                    at=now,
-                    round_id=row.id,
                     application_id=application_id,
-                    message=render(
-                        "receipt",
-                        language,
-                        dict(
-                            language=language,
-                            contact_name=doc.applicant.contact.name,
-                            reference=reference,
-                            round_title=definition.title_in(language),
-                            title=doc.title,
-                            party_name=party_names.get(doc.applicant.party, doc.applicant.party),
-                            submitted_at=prepared.submitted_at,
-                            timezone=definition.timezone,
-                            status=public.value,
-                            # Imported applications get their access code by e-mail (filled in at delivery, so the
-                            # outbox never holds it); API submitters got it in the answer.
-                            access_token=ACCESS_CODE_PLACEHOLDER if channel == "import" else None,
-                            status_url=status_page_url(settings, reference, language),
-                            programme_email=settings.programme_email,
-                        ),
+                    values=dict(
+                        contact_name=doc.applicant.contact.name,
+                        reference=reference,
+                        title=doc.title,
+                        party_name=party_names.get(doc.applicant.party, doc.applicant.party),
+                        submitted_at=prepared.submitted_at,
+                        status_url=status_page_url(settings, reference, language),
                     ),
                 )
             )
@@ -376,7 +366,30 @@ def _write_many(
         audit.append(session, events)
         if key_rows:
             session.execute(insert(table_of(IntakeKey)), key_rows)
-        outbox.enqueue_rows(session, messages)
+        rows: list[dict[str, Any]] = [{}] * len(messages)
+        for (in_language, status), positions in receipts.items():
+            common = dict(
+                language=in_language,
+                round_title=definition.title_in(in_language),
+                timezone=definition.timezone,
+                status=status,
+                # Imported applications get their access code by e-mail (filled in at delivery, so the
+                # outbox never holds it); API submitters got it in the answer.
+                access_token=ACCESS_CODE_PLACEHOLDER if channel == "import" else None,
+                programme_email=settings.programme_email,
+            )
+            rendered = render_many("receipt", in_language, common, [messages[p]["values"] for p in positions])
+            for p, message in zip(positions, rendered, strict=True):
+                rows[p] = outbox.message_row(
+                    key=messages[p]["key"],
+                    kind="receipt",
+                    recipient=messages[p]["recipient"],
+                    at=now,
+                    round_id=row.id,
+                    application_id=messages[p]["application_id"],
+                    message=message,
+                )
+        outbox.enqueue_fresh(session, rows)  # keys of references given above
 
     answers: list[Receipt | ServiceError] = []
     for position, prepared in enumerate(batch):

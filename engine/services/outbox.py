@@ -55,6 +55,15 @@ def enqueue_rows(session: Session, rows: list[dict[str, Any]]) -> int:
     return len(enqueue_new(session, rows))  # psycopg reports no row count for a batch
 
 
+def enqueue_fresh(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Queue messages under keys nobody can have used yet (a receipt's, named by a
+    reference given in this transaction): one insert, without first looking the keys
+    up; the conflict clause still leaves a key already queued as it is."""
+    if rows:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(table_of(OutboxMessage)).on_conflict_do_nothing(index_elements=["key"]), rows)
+
+
 def enqueue_new(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     """Queue the messages whose key is not queued yet; returns their keys (the conflict
     clause still covers a writer racing this one)."""

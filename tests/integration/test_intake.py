@@ -263,3 +263,65 @@ def test_an_applicant_cannot_name_an_imports_key_to_get_its_access_code(open_rou
         rt.engine, rt.settings, ROUND1, api_body, idempotency_key=import_key(body), now=IN_ROUND1
     )
     assert receipt.created and receipt.reference != item.reference
+
+
+def test_receipts_of_a_batch_in_three_languages_are_those_rendered_one_by_one(open_round1: Runtime) -> None:
+    """The receipts of a batch are rendered together per language (`render_many`): each is
+    the receipt `render` gives for its application alone, in its place in the outbox."""
+    from engine.services.intake import status_page_url
+    from engine.services.parties import party_names
+    from notifications import render
+
+    rt = open_round1
+    at = "2018-08-01T10:00:00+02:00"
+    bodies = [
+        changed(
+            BEN,
+            received_at=at,
+            applicant__language=("en", "fr", "es")[i % 3],
+            applicant__contact__name=f"Aïcha <Dossou> & {{{i}}}",
+            form_a__title=f"Mercury & <gold> {i}",
+        )
+        for i in range(7)
+    ]
+    bodies.append(changed(BEN, received_at=at, applicant__language="es", form_a=None))  # no title: "—"
+    results = import_batch(
+        rt.engine, rt.settings, ROUND1, [(f"{i}.json", b) for i, b in enumerate(bodies)], actor="s", now=_late_time()
+    )
+    assert all(r.ok and r.created for r in results)
+    with unit_of_work(rt.engine) as session:
+        definition = definition_of(get_round(session, ROUND1))
+        names = party_names(session)
+        rows = session.exec(
+            select(OutboxMessage, Application)
+            .join(Application, Application.id == OutboxMessage.application_id)  # type: ignore[arg-type]
+            .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        ).all()
+        assert [a.reference for _, a in rows] == [r.reference for r in results]
+        for message, application in rows:
+            language = application.language
+            alone = render(
+                "receipt",
+                language,
+                dict(
+                    language=language,
+                    contact_name=application.applicant["contact"]["name"],
+                    reference=application.reference,
+                    round_title=definition.title_in(language),
+                    title=application.title,
+                    party_name=names[application.party],
+                    submitted_at=application.submitted_at,
+                    timezone=definition.timezone,
+                    status="received",
+                    access_token=ACCESS_CODE_PLACEHOLDER,
+                    status_url=status_page_url(rt.settings, application.reference, language),
+                    programme_email=rt.settings.programme_email,
+                ),
+            )
+            assert (message.subject, message.body_text, message.body_html, message.language) == (
+                alone.subject,
+                alone.text,
+                alone.html,
+                alone.language,
+            )
+    assert {m.language for m, _ in rows} == {"en", "fr", "es"}

@@ -125,3 +125,64 @@ def test_a_csv_file_with_a_nul_character_or_an_overlong_field_is_refused_naming_
         with pytest.raises(InvalidInput) as refused:
             list(csv_rows(text, "f.csv", ["a", "b"]))
         assert [e.path for e in refused.value.errors] == [where]
+
+
+def test_the_quick_bounds_check_passes_what_the_field_by_field_walk_passes_and_no_more() -> None:
+    """`load_json` first decides with a quick pass that does not build paths; what it
+    finds is then named by the walk that does. The two must agree on every bound."""
+    from domain.application import _first_refusal, _within_bounds
+
+    nested: object = 1
+    for _ in range(64):
+        nested = [nested]
+    too_deep: object = {"a": nested}
+    cases: list[object] = [
+        load("ben-asgm-complete.json"),
+        json.loads(json.dumps(load("ben-asgm-complete.json")), parse_float=Decimal),
+        nested,
+        too_deep,
+        {"n": int("9" * 64), "m": -int("9" * 64), "d": Decimal("0." + "1" * 64)},
+        {"n": int("1" + "0" * 64)},
+        {"n": [1, -int("1" + "0" * 64)]},
+        {"d": Decimal("1." + "5" * 64)},
+        {"a": [{"b": ["ok", "not\u0000ok"]}]},
+        {"a": {"key\u0000": 1}},
+        {"t": True, "f": False, "z": None, "x": 1.5},
+    ]
+    for data in cases:
+        assert _within_bounds(data) == (_first_refusal(data) is None), data
+
+
+def test_an_invalid_contact_address_is_refused_naming_the_field_each_time_it_is_sent() -> None:
+    """The check of an address's domain is remembered per domain, but only when it passes:
+    a refused domain is refused again, with email-validator's own reason."""
+    doc = load("ben-asgm-complete.json")
+    for address, reason in (
+        ("focal.point@exa mple.org", "The part after the @-sign contains invalid characters: SPACE."),
+        ("focal.point@-example.org", "An email address cannot have a hyphen immediately after the @-sign."),
+        ("focal.point@example.test", "The part after the @-sign is a special-use or reserved name"),
+        ("focal..point@example.org", "An email address cannot have two periods in a row."),
+    ):
+        doc["applicant"]["contact"]["email"] = address
+        for _ in range(2):
+            with pytest.raises(DocumentError) as refused:
+                parse_document(json.dumps(doc))
+            [error] = refused.value.errors
+            assert error.path == "$.applicant.contact.email"
+            assert error.message.startswith("value is not a valid email address: " + reason), error.message
+
+
+def test_a_domain_checked_once_gives_the_answer_email_validator_gives() -> None:
+    from email_validator.syntax import validate_email_domain_name
+
+    from engine.addresses import _uncached, domain_checked_once
+
+    assert validate_email_domain_name is _uncached  # the library's own check, not ours
+    for domain in ("example.org", "EXAMPLE.org", "bücher.example", "environnement.example.sn"):
+        first = domain_checked_once(domain)
+        assert first == _uncached(domain) == domain_checked_once(domain)
+        first["domain"] = "changed.example"  # what a caller does to its answer is not remembered
+        assert domain_checked_once(domain) == _uncached(domain)
+    doc = load("ben-asgm-complete.json")
+    doc["applicant"]["contact"]["email"] = "Focal.Point@Bücher.Example"
+    assert parse_document(json.dumps(doc)).applicant.contact.email == "Focal.Point@bücher.example"

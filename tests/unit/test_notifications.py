@@ -81,3 +81,75 @@ def test_french_puts_a_non_breaking_space_before_double_punctuation_and_inside_g
     breaking = [t for t in texts if re.search(r" [:;?!]|« | »", t)]
     assert breaking == []
     assert any("\u00a0:" in t for t in texts) and any("«\u00a0" in t for t in texts)
+
+
+#: What differs from one applicant's receipt to the next; the rest of CONTEXT is the round's.
+OWN = ("contact_name", "reference", "title", "party_name", "submitted_at", "status_url")
+
+
+def _applicants(language: str) -> list[dict[str, object]]:
+    """Applicants whose values test the escaping and the template's own logic: markup and
+    quotes, braces (format fields), no title, an empty title, a name in another script."""
+    names = ["Aïcha <Dossou> & \"Co\" 'x'", "{0} {reference} }{", "Ξένια", "x"]
+    titles: list[str | None] = ["Mercury & <gold>", None, "", "Título «A» {1}"]
+    return [
+        dict(
+            contact_name=name,
+            reference=f"SIP-2018-R1-{i:04d}",
+            title=title,
+            party_name=["Benin", "Côte d'Ivoire", "São Tomé & Príncipe", "Perú"][i],
+            submitted_at=datetime(2018, 8, 24, 13, 40 + i, tzinfo=UTC),
+            status_url=f"https://sip.example.org/status?reference=SIP-2018-R1-{i:04d}&lang={language}",
+        )
+        for i, (name, title) in enumerate(zip(names, titles, strict=True))
+    ]
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "es", "de"])
+@pytest.mark.parametrize("access_token", [None, "[[access-code]]"])
+def test_receipts_rendered_together_are_the_receipts_rendered_one_by_one(
+    language: str, access_token: str | None
+) -> None:
+    from notifications import render_many
+    from notifications.render import _shared
+
+    common = {k: v for k, v in CONTEXT.items() if k not in OWN} | {"language": language, "access_token": access_token}
+    applicants = _applicants(language)
+    together = render_many("receipt", language, common, applicants)
+    assert together == [render("receipt", language, {**common, **own}) for own in applicants]
+    # ... and were rendered together (the round's part once), not one by one
+    assert _shared("receipt", "en" if language == "de" else language, frozenset(OWN)) is not None
+
+
+def test_a_message_whose_template_does_more_with_an_applicants_values_is_rendered_one_by_one() -> None:
+    """A template that extends another (or tests, loops over or assigns a recipient's
+    value) is not split: each message is rendered whole, with the same result."""
+    from notifications import render_many
+    from notifications.render import _shared
+
+    common = {k: v for k, v in CONTEXT.items() if k not in OWN} | {"due": datetime(2018, 10, 1, tzinfo=UTC).date()}
+    applicants = [own | {"points": [f"point {own['reference']}", "<b>"]} for own in _applicants("fr")]
+    assert _shared("information_requested", "fr", frozenset(applicants[0])) is None
+    together = render_many("information_requested", "fr", common, applicants)
+    assert together == [render("information_requested", "fr", {**common, **own}) for own in applicants]
+
+
+def test_a_missing_value_fails_the_receipts_rendered_together_as_it_fails_one() -> None:
+    from notifications import render_many
+
+    common = {k: v for k, v in CONTEXT.items() if k not in OWN and k != "programme_email"}
+    with pytest.raises(RenderError, match="programme_email"):
+        render_many("receipt", "en", common, _applicants("en"))
+    own = [{k: v for k, v in a.items() if k != "party_name"} for a in _applicants("en")]
+    with pytest.raises(RenderError, match="party_name"):
+        render_many("receipt", "en", common | {"programme_email": "sip@example.org"}, own)
+
+
+def test_receipts_rendered_together_do_not_mistake_a_value_named_like_the_loop_over_recipients() -> None:
+    from notifications import render_many
+
+    common = {k: v for k, v in CONTEXT.items() if k not in OWN} | {"sip_recipients_": [], "sip_recipient_": "x"}
+    applicants = _applicants("es")
+    assert render_many("receipt", "es", common, applicants) == [
+        render("receipt", "es", {**common, **own}) for own in applicants
+    ]
