@@ -149,6 +149,7 @@ def applicant_view(
     decision (by `reference`, unique), then its status changes (by `application_id`),
     which also say whether the decision's letter is queued (by the outbox's unique key).
     Only the columns shown are read (not the application's forms)."""
+    session.flush()  # what the caller changed in this session is seen, as a query through the session would
     connection = session.connection()
     row = connection.execute(
         _APPLICANT["application_with_definition" if with_definition else "application"], {"reference": reference}
