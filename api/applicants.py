@@ -138,7 +138,7 @@ def _look_up(
     connection (a PostgreSQL restart): a read is safe to repeat."""
     return read(
         rt.engine,
-        lambda session: app_service.applicant_view(session, reference, token, with_definition=with_definition),
+        lambda connection: app_service.applicant_on(connection, reference, token, with_definition=with_definition),
     )
 
 

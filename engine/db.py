@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
@@ -102,18 +102,24 @@ def reading(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def read(engine: Engine, work: Callable[[Session], T]) -> T:
-    """`work` in a read-only transaction (`reading`), asked once more on a new
-    connection where the database had closed the one from the pool (a restart):
-    reading twice changes nothing."""
+def read(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """`work` on a connection in a read-only transaction (as `reading`, without an ORM
+    session: for the statements asked most often), asked once more on a new connection
+    where the database had closed the one from the pool (a restart): reading twice
+    changes nothing."""
     try:
-        with reading(engine) as session:
-            return work(session)
+        return _read_once(engine, work)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
-    with reading(engine) as session:
-        return work(session)
+    return _read_once(engine, work)
+
+
+def _read_once(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY: True})
+        with connection.begin():
+            return work(connection)
 
 
 @contextmanager

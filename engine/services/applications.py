@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, exists, insert, update
+from sqlalchemy import Connection, String, bindparam, cast, exists, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -142,6 +142,14 @@ _APPLICANT = _applicant_statements()
 def applicant_view(
     session: Session, reference: str, token: str | None, *, with_definition: bool = False
 ) -> ApplicantView | None:
+    """`applicant_on` in the session's transaction (what the caller changed in it is seen)."""
+    session.flush()
+    return applicant_on(session.connection(), reference, token, with_definition=with_definition)
+
+
+def applicant_on(
+    connection: Connection, reference: str, token: str | None, *, with_definition: bool = False
+) -> ApplicantView | None:
     """None for an unknown reference and for a wrong or missing token alike, so the
     answer never tells which references exist.
 
@@ -149,8 +157,6 @@ def applicant_view(
     decision (by `reference`, unique), then its status changes (by `application_id`),
     which also say whether the decision's letter is queued (by the outbox's unique key).
     Only the columns shown are read (not the application's forms)."""
-    session.flush()  # what the caller changed in this session is seen, as a query through the session would
-    connection = session.connection()
     row = connection.execute(
         _APPLICANT["application_with_definition" if with_definition else "application"], {"reference": reference}
     ).first()
@@ -174,7 +180,7 @@ def applicant_view(
     elif rows:
         letter_sent = bool(rows[0].letter_sent)
     else:  # no status change recorded (not made by the engine): ask on its own
-        letter_sent = bool(outbox.queued(session, [letter]))
+        letter_sent = connection.execute(sa_select(exists().where(col(OutboxMessage.key) == letter))).scalar_one()
     timeline: list[TimelineEntry] = []
     for change in rows:
         public = public_status(Status(change.to_status), letter_sent=letter_sent)

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from api.app import create_app
 from engine.db import read
-from engine.services.applications import applicant_view
+from engine.services.applications import applicant_on
 from engine.services.setup import Runtime
 from tests.conftest import IN_ROUND1, POSTGRES_ADMIN_URL, ROUND1, SECRET, Clock, example
 from tests.processes import VENV_BIN, free_port, quiet_env, running, wait_for
@@ -71,7 +71,7 @@ def test_a_read_is_asked_again_on_a_new_connection_after_postgresql_closed_the_p
     rt = open_round1
     if not rt.settings.url.startswith("postgresql"):
         pytest.skip("PostgreSQL only: SQLite has no server to restart")
-    assert read(rt.engine, lambda session: applicant_view(session, "SIP-2018-R1-0999", "x")) is None  # pooled now
+    assert read(rt.engine, lambda c: applicant_on(c, "SIP-2018-R1-0999", "x")) is None  # pooled now
     database = rt.engine.url.database
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -84,7 +84,7 @@ def test_a_read_is_asked_again_on_a_new_connection_after_postgresql_closed_the_p
         ).scalar_one()
     admin.dispose()
     assert closed >= 1
-    assert read(rt.engine, lambda session: applicant_view(session, "SIP-2018-R1-0999", "x")) is None
+    assert read(rt.engine, lambda c: applicant_on(c, "SIP-2018-R1-0999", "x")) is None
 
 
 def test_sip_serve_with_two_workers_answers_the_status_api(tmp_path: Path) -> None:
