@@ -292,6 +292,8 @@ def bench_database(kind: str, args: argparse.Namespace) -> None:
         credentials = prepare_database(url, folder, args.applications)
         requests = requests_for(credentials)
         env = quiet_env(DATABASE_URL=url, SIP_SECRET_KEY=SECRET, SIP_DATA_DIR=str(folder))
+        if args.pool_size:
+            env["SIP_DB_POOL_SIZE"] = str(args.pool_size)
         engine_port, bare_port = free_port(), free_port()
         with (
             running(
@@ -324,7 +326,9 @@ def bench_database(kind: str, args: argparse.Namespace) -> None:
 
             repeat(one_round, times=args.repeats)
         print(
-            f"{kind}: {args.clients} clients, --workers {args.workers}, {args.seconds:g} s per load "
+            f"{kind}: {args.clients} clients, --workers {args.workers}, SIP_DB_POOL_SIZE {args.pool_size or 'default'}"
+            ", "
+            f"{args.seconds:g} s per load "
             f"after {args.warmup:g} s of warm-up, {args.repeats} runs (median, range)",
             flush=True,
         )
@@ -376,6 +380,12 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=2, help="processes of the load generator")
     parser.add_argument("--applications", type=int, default=20, help="applications asked for, in turn")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="SIP_DB_POOL_SIZE of the engine (connections and threads per worker)",
+    )
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--quick", action="store_true", help="3 s per load, 1 s of warm-up (still 3 runs)")
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
