@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
@@ -37,9 +36,6 @@ log = logging.getLogger("sip.api")
 def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The threads that run the routes' blocking work: as many as the database
-        # connections of the pool (SIP_DB_POOL_SIZE), not more, so none waits for one.
-        to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
         try:
             app.state.runtime = await run_in_threadpool(prepare, settings)
         except ServiceError as exc:  # e.g. the database does not answer yet: say so, and answer 503 until it does

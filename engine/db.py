@@ -15,8 +15,7 @@ from sqlmodel import Session
 
 READ_ONLY = "sip_read_only"
 T = TypeVar("T")
-#: Connections kept open per engine (per process) where no size is given: as many as
-#: the API's threads (SIP_DB_POOL_SIZE), so no request waits for one.
+#: Connections kept open per engine (per process) where no size is given (SIP_DB_POOL_SIZE).
 POOL_SIZE = 16
 #: A connection is opened anew after this long (a firewall or the server may close an
 #: idle one); a connection the server closed sooner is found when it fails (see `read`).

@@ -146,9 +146,8 @@ class Settings(BaseSettings):
         alias="SIP_DB_POOL_SIZE",
         ge=1,
         le=200,
-        description="connections each process keeps open to the database; each API process (a worker of "
-        "`sip serve --workers N`) also runs its blocking work in as many threads, so no request waits for "
-        "a connection (PostgreSQL: N times this, plus some overflow, must stay under its max_connections)",
+        description="connections each process keeps open to the database, plus half as many again under load "
+        "(PostgreSQL: the API's workers times one and a half times this must stay under its max_connections)",
     )
     migrate_on_start: bool = Field(
         default=True,
