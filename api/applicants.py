@@ -3,6 +3,8 @@ its status (JSON, or a page in English, French or Spanish), send forms again."""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from typing import Annotated
 
@@ -16,7 +18,8 @@ from api.deps import BearerDep, NowDep, RuntimeDep
 from api.pages import PAGE_HEADERS, PersonPage, page_error_responses, page_language
 from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
 from domain.lifecycle import Role
-from engine.db import reading, unit_of_work
+from domain.rounds import RoundDefinition
+from engine.db import read, reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import follow_up, intake
 from engine.services import rounds as round_service
@@ -112,19 +115,31 @@ async def submit(
     responses=error_responses(404, 429),
     tags=["applications"],
 )
-def application_status(
+async def application_status(
     reference: str, rt: RuntimeDep, attempt: AttemptDep, credentials: BearerDep
-) -> ApplicationStatusOut | JSONResponse:
+) -> ApplicationStatusOut | Response:
     """The application's public status and timeline, for its applicant (Bearer access token).
 
     A wrong or missing token and an unknown reference get the same 404."""
     token = credentials.credentials if credentials else None
-    with reading(rt.engine) as session:
-        view = app_service.applicant_view(session, reference, token)
+    view = await run_in_threadpool(_look_up, rt, reference, token)
     if view is None:
-        _not_found(rt, attempt, "application.status", reference)
+        await run_in_threadpool(_not_found, rt, attempt, "application.status", reference)
         return error_json(404, "not_found", NOT_FOUND)
-    return _status_out(view)
+    # Built here from the view, so already valid: sent as it is, not validated a second time.
+    return Response(_status_out(view).model_dump_json(), media_type="application/json")
+
+
+def _look_up(
+    rt: Runtime, reference: str, token: str | None, *, with_definition: bool = False
+) -> app_service.ApplicantView | None:
+    """The applicant's view (two indexed queries, engine.services.applications), in one
+    read-only transaction; asked once more where the database had closed the pooled
+    connection (a PostgreSQL restart): a read is safe to repeat."""
+    return read(
+        rt.engine,
+        lambda connection: app_service.applicant_on(connection, reference, token, with_definition=with_definition),
+    )
 
 
 @router.put(
@@ -196,7 +211,7 @@ def status_page(
         404: {"content": {"text/html": {}}, "description": "no application with that reference and access code"},
     },
 )
-def status_page_result(
+async def status_page_result(
     request: Request,
     rt: RuntimeDep,
     attempt: AttemptDep,
@@ -209,11 +224,15 @@ def status_page_result(
     same: the form again, saying so in the page's language (never the application's,
     which would tell a stranger something about it)."""
     reference = reference.strip()
-    with reading(rt.engine) as session:
-        view = app_service.applicant_view(session, reference, access_code.strip())
-    if view is None:
-        _not_found(rt, attempt, "application.status_page", reference)
-    return _page(rt, page_language(request, lang), reference=reference, view=view, not_found=view is None)
+    language = page_language(request, lang)
+
+    def answer() -> HTMLResponse:  # the lookup and the page, in one thread of the pool
+        view = _look_up(rt, reference, access_code.strip(), with_definition=True)
+        if view is None:
+            _not_found(rt, attempt, "application.status_page", reference)
+        return _page(rt, language, reference=reference, view=view, not_found=view is None)
+
+    return await run_in_threadpool(answer)
 
 
 def _page(
@@ -226,8 +245,11 @@ def _page(
 ) -> HTMLResponse:
     round_title, timezone = "", "Europe/Zurich"
     if view is not None:
-        with reading(rt.engine) as session:
-            definition = round_service.definition_of(round_service.get_round(session, view.round_id))
+        if view.round_definition is not None:
+            definition = _definition(view.round_id, view.round_definition)
+        else:
+            with reading(rt.engine) as session:
+                definition = round_service.definition_of(round_service.get_round(session, view.round_id))
         round_title, timezone = definition.title_in(language), definition.timezone
     html = (
         environment(language, PAGES)
@@ -248,6 +270,13 @@ def _page(
         status_code=404 if not_found else 200,
         headers=PAGE_HEADERS,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _definition(round_id: str, stored: str) -> RoundDefinition:
+    """A round's definition, checked once per process for each stored text (a round
+    loaded again has another text, so it is checked again)."""
+    return round_service.stored_definition(round_id, json.loads(stored))
 
 
 def _not_found(rt: Runtime, attempt: Attempt, action: str, reference: str) -> None:

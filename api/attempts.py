@@ -36,9 +36,10 @@ from typing import Annotated, ParamSpec, TypeVar
 from fastapi import Depends, HTTPException, Request
 from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError, StorageError
-from limits.storage import MovingWindowSupport, storage_from_string
+from limits.storage import MemoryStorage, MovingWindowSupport, storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from domain.lifecycle import Role
 from engine.services import audit
@@ -58,6 +59,8 @@ class Guard:
             storage = storage_from_string(settings.rate_limit_storage, wrap_exceptions=True)
         except ConfigurationError as exc:  # e.g. memcached:// without its client library
             raise ValueError(f"SIP_RATE_LIMIT_STORAGE={settings.rate_limit_storage}: {exc}") from None
+        #: In this process's memory (the default): checked on the event loop, as it never waits.
+        self.in_memory = isinstance(storage, MemoryStorage)
         self.limiter: RateLimiter = (
             MovingWindowRateLimiter(storage)
             if isinstance(storage, MovingWindowSupport)
@@ -171,6 +174,15 @@ def begin(request: Request) -> Attempt:
     return Attempt(guard=guard, source=source, at=_now(request))
 
 
+async def begin_attempt(request: Request) -> Attempt:
+    """`begin` as a dependency: on the event loop where the counts are in memory (no
+    thread of the pool taken per request), in a thread where the storage is a server."""
+    guard: Guard = request.app.state.guard
+    if guard.in_memory:
+        return begin(request)
+    return await run_in_threadpool(begin, request)
+
+
 def link_request(request: Request) -> None:
     """Every request for a new sign-in link counts (each may send a message)."""
     guard: Guard = request.app.state.guard
@@ -193,7 +205,7 @@ def _limited(request: Request, guard: Guard, source: str, wait: int, what: str) 
     return too_many(wait, what)
 
 
-AttemptDep = Annotated[Attempt, Depends(begin)]
+AttemptDep = Annotated[Attempt, Depends(begin_attempt)]
 
 
 def key_attempts_limited(check: Callable[P, T]) -> Callable[P, T]:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.attempts import key_attempts_limited
 from api.common import error_responses
@@ -22,7 +23,16 @@ from engine.services.setup import Runtime, prepare
 _preparing = threading.Lock()
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """The runtime, as a dependency: on the event loop, without a thread of the pool,
+    once it is prepared (a `def` dependency would take a thread for every request)."""
+    runtime: Runtime | None = request.app.state.runtime
+    if runtime is not None:
+        return runtime
+    return await run_in_threadpool(runtime_of, request)
+
+
+def runtime_of(request: Request) -> Runtime:
     """The runtime the application's start-up prepared (migrations applied once); if
     the database did not answer then, it is prepared at the first request that finds
     it answering (until then: 503, naming why)."""
@@ -39,6 +49,11 @@ def get_runtime(request: Request) -> Runtime:
 def get_now(request: Request) -> datetime:
     clock: Callable[[], datetime] = request.app.state.clock
     return clock()
+
+
+async def now_dependency(request: Request) -> datetime:
+    """`get_now` as a dependency, on the event loop (the clock does not block)."""
+    return get_now(request)
 
 
 bearer = HTTPBearer(auto_error=False, description="The access token given when the application was received")
@@ -58,7 +73,7 @@ def get_secretariat(
     officer = keys.from_settings(credentials.credentials, request.app.state.settings.secretariat_key_hashes())
     if officer is None:
         try:
-            officer = keys.authenticate(get_runtime(request).engine, credentials.credentials, at=get_now(request))
+            officer = keys.authenticate(runtime_of(request).engine, credentials.credentials, at=get_now(request))
         except Unauthorized as exc:
             request.state.key_holder = exc.actor  # an expired or revoked key names its officer (api/attempts.py)
             raise _unauthorized(exc.message + (_ASK_FOR_KEY if exc.hints else "")) from None
@@ -115,7 +130,7 @@ def declare_scopes(router: APIRouter) -> None:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-NowDep = Annotated[datetime, Depends(get_now)]
+NowDep = Annotated[datetime, Depends(now_dependency)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 #: The officer's name, for a route that changes nothing (a key of scope read or full).
 SecretariatReader = Annotated[str, Depends(secretariat_reader)]

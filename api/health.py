@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from api.common import error_json, error_responses
-from api.deps import get_runtime
+from api.deps import runtime_of
 from api.schemas import AliveOut, ReadyOut
 from engine.db import reading
 from engine.services.errors import ServiceError
@@ -33,7 +33,7 @@ def ready(request: Request) -> ReadyOut | JSONResponse:
     """Readiness: the database answers and its schema is the one this engine needs
     (a load balancer sends requests here only then)."""
     try:
-        rt = get_runtime(request)
+        rt = runtime_of(request)
         with reading(rt.engine) as session:
             session.exec(select(literal(1))).one()
     except OperationalError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -11,6 +13,7 @@ from cli.common import (
     safe_url,
     service_errors,
 )
+from engine.db import dispose_all
 from engine.settings import get_settings
 
 
@@ -21,14 +24,26 @@ def serve(
 ) -> None:
     """Start the HTTP API (OpenAPI page at /docs): the ASGI application `api.main:app`,
     in WORKERS processes."""
-    import uvicorn
-
     rt = runtime()  # migrated once here, before the workers start
     typer.echo(
         f"SIP engine API on http://{host}:{port} (documentation: http://{host}:{port}/docs), {workers} "
         f"worker(s); database: {safe_url(rt.settings)}"
     )
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
+    if workers == 1:
+        import uvicorn
+
+        uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+        return
+    # Several workers: uvicorn starts each as a new Python process ("spawn"), which
+    # imports the parent's main module first. That of `sip` imports the whole CLI
+    # (seconds on a busy machine), before the worker answers uvicorn's health check
+    # (5 s), so uvicorn took it for hung and killed it, again and again. The supervisor
+    # is uvicorn itself instead, with its own small main module: each worker imports
+    # only the application, after it answers the health check.
+    dispose_all()  # this process's connections end here; each worker opens its own
+    sys.stdout.flush()
+    arguments = ["-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
+    os.execv(sys.executable, [sys.executable, *arguments, "--workers", str(workers), "--log-level", "info"])  # noqa: S606 - a fixed program and arguments
 
 
 def demo(fresh: Annotated[bool, typer.Option(help="Start from an empty embedded database.")] = False) -> None:

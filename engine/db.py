@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 READ_ONLY = "sip_read_only"
+T = TypeVar("T")
+#: Connections kept open per engine (per process) where no size is given (SIP_DB_POOL_SIZE).
+POOL_SIZE = 16
+#: A connection is opened anew after this long (a firewall or the server may close an
+#: idle one); a connection the server closed sooner is found when it fails (see `read`).
+POOL_RECYCLE_SECONDS = 1800
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -33,11 +40,13 @@ def _begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
-def get_engine(url: str) -> Engine:
+def get_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
+    """The process's engine for this database (made at the first call, with that
+    call's pool size)."""
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _create(url)
+            engine = _create(url, pool_size=pool_size)
             _engines[url] = engine
         return engine
 
@@ -48,12 +57,16 @@ def separate_engine(url: str) -> Engine:
     return _create(url)
 
 
-def _create(url: str) -> Engine:
+def _create(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
     parsed = make_url(url)
+    # The pool holds as many connections as threads may ask for at once, plus some
+    # overflow for a thread that opens a second session inside its first.
+    pool = {"pool_size": pool_size, "max_overflow": max(4, pool_size // 2)}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        file = bool(parsed.database and parsed.database != ":memory:")
+        if file:
+            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **(pool if file else {}))
         event.listen(engine, "connect", _sqlite_pragmas)
 
         @event.listens_for(engine, "connect")
@@ -62,7 +75,12 @@ def _create(url: str) -> Engine:
 
         event.listen(engine, "begin", _begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # No check of each connection as it leaves the pool (pool_pre_ping: one more round
+    # trip per request). When PostgreSQL restarts, the first statement on a connection
+    # it closed fails as a disconnect: SQLAlchemy then drops every connection opened
+    # before it, so only the requests in flight at that moment fail (the read-only ones
+    # that go through `read` are asked again, once, on a new connection).
+    return create_engine(url, pool_recycle=POOL_RECYCLE_SECONDS, **pool)
 
 
 def dispose_all() -> None:
@@ -81,6 +99,26 @@ def reading(engine: Engine) -> Iterator[Session]:
     # Closing the session ends the transaction and keeps what was read usable.
     with Session(engine.execution_options(**{READ_ONLY: True})) as session:
         yield session
+
+
+def read(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """`work` on a connection in a read-only transaction (as `reading`, without an ORM
+    session: for the statements asked most often), asked once more on a new connection
+    where the database had closed the one from the pool (a restart): reading twice
+    changes nothing."""
+    try:
+        return _read_once(engine, work)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return _read_once(engine, work)
+
+
+def _read_once(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY: True})
+        with connection.begin():
+            return work(connection)
 
 
 @contextmanager

@@ -141,6 +141,14 @@ class Settings(BaseSettings):
         "bundles); default: SIP_DATA_DIR. On several machines, a folder "
         "they all mount",
     )
+    db_pool_size: int = Field(
+        default=16,
+        alias="SIP_DB_POOL_SIZE",
+        ge=1,
+        le=200,
+        description="connections each process keeps open to the database, plus half as many again under load "
+        "(PostgreSQL: the API's workers times one and a half times this must stay under its max_connections)",
+    )
     migrate_on_start: bool = Field(
         default=True,
         alias="SIP_MIGRATE_ON_START",

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Connection, String, bindparam, cast, exists, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
@@ -27,7 +28,7 @@ from engine.services import audit, outbox
 from engine.services.errors import Conflict, NotAllowed, NotFound
 from engine.services.rounds import get_round
 from engine.services.tokens import token_matches
-from engine.tables import Application, DecisionRecord, PartyRecord, Round, StatusChange, table_of
+from engine.tables import Application, DecisionRecord, OutboxMessage, PartyRecord, Round, StatusChange, table_of
 
 
 @dataclass(frozen=True)
@@ -84,38 +85,116 @@ class ApplicantView:
     status: PublicStatus
     submitted_at: datetime
     timeline: list[TimelineEntry]
+    #: The round's stored definition, as the database's JSON text, where it was asked
+    #: for (the status page's round title in the page's language and its time zone).
+    round_definition: str | None = None
 
 
 _NO_APPLICATION = "0" * 64
 
 
-def applicant_view(session: Session, reference: str, token: str | None) -> ApplicantView | None:
+def _applicant_statements() -> dict[str, Any]:
+    """The statements of `applicant_view`, made once (making a statement costs more
+    than running it): the application by reference, with or without its round's
+    definition; its status changes, with or without whether a letter is queued."""
+    columns: list[Any] = [
+        Application.id,
+        Application.reference,
+        Application.round_id,
+        Application.title,
+        Application.status,
+        Application.submitted_at,
+        Application.access_token_hash,
+        col(Round.title).label("round_title"),
+        DecisionRecord.decision,
+        DecisionRecord.recorded_at,
+    ]
+
+    def application(*extra: Any) -> Any:
+        return (
+            sa_select(*columns, *extra)
+            .select_from(Application)
+            .join(Round, col(Round.id) == col(Application.round_id), isouter=True)
+            .join(DecisionRecord, col(DecisionRecord.application_id) == col(Application.id), isouter=True)
+            .where(col(Application.reference) == bindparam("reference"))
+        )
+
+    def changes(*extra: Any) -> Any:
+        return (
+            sa_select(col(StatusChange.to_status), col(StatusChange.at), *extra)
+            .where(col(StatusChange.application_id) == bindparam("application_id"))
+            .order_by(col(StatusChange.at), col(StatusChange.id))
+        )
+
+    return {
+        "application": application(),
+        "application_with_definition": application(cast(col(Round.definition), String).label("round_definition")),
+        "changes": changes(),
+        "changes_with_letter": changes(
+            exists().where(col(OutboxMessage.key) == bindparam("letter")).label("letter_sent")
+        ),
+    }
+
+
+_APPLICANT = _applicant_statements()
+
+
+def applicant_view(
+    session: Session, reference: str, token: str | None, *, with_definition: bool = False
+) -> ApplicantView | None:
+    """`applicant_on` in the session's transaction (what the caller changed in it is seen)."""
+    session.flush()
+    return applicant_on(session.connection(), reference, token, with_definition=with_definition)
+
+
+def applicant_on(
+    connection: Connection, reference: str, token: str | None, *, with_definition: bool = False
+) -> ApplicantView | None:
     """None for an unknown reference and for a wrong or missing token alike, so the
-    answer never tells which references exist."""
-    application = session.exec(select(Application).where(Application.reference == reference)).first()
+    answer never tells which references exist.
+
+    Two queries, each by an index: the application with its round's title and its
+    decision (by `reference`, unique), then its status changes (by `application_id`),
+    which also say whether the decision's letter is queued (by the outbox's unique key).
+    Only the columns shown are read (not the application's forms)."""
+    row = connection.execute(
+        _APPLICANT["application_with_definition" if with_definition else "application"], {"reference": reference}
+    ).first()
     # Hash the token whether or not the reference exists, so that timing does not tell.
-    if not token_matches(token, application.access_token_hash if application else _NO_APPLICATION) or not application:
+    if not token_matches(token, row.access_token_hash if row else _NO_APPLICATION) or not row:
         return None
-    changes = session.exec(
-        select(StatusChange)
-        .where(StatusChange.application_id == application.id)
-        .order_by(col(StatusChange.at), col(StatusChange.id))
+    status = Status(row.status)
+    # The letter of the current decision: asked for only where there is one (as
+    # `decision_letter_sent`), in the same query as the timeline.
+    letter = (
+        letter_key(row.reference, row.decision, row.recorded_at)
+        if row.decision is not None and Status(row.decision) == status
+        else None
+    )
+    rows = connection.execute(
+        _APPLICANT["changes" if letter is None else "changes_with_letter"],
+        {"application_id": row.id} if letter is None else {"application_id": row.id, "letter": letter},
     ).all()
-    letter_sent = decision_letter_sent(session, application)
+    if letter is None:
+        letter_sent = False
+    elif rows:
+        letter_sent = bool(rows[0].letter_sent)
+    else:  # no status change recorded (not made by the engine): ask on its own
+        letter_sent = connection.execute(sa_select(exists().where(col(OutboxMessage.key) == letter))).scalar_one()
     timeline: list[TimelineEntry] = []
-    for change in changes:
-        public = public_status(change.to_status, letter_sent=letter_sent)
+    for change in rows:
+        public = public_status(Status(change.to_status), letter_sent=letter_sent)
         if not timeline or timeline[-1].status != public:
             timeline.append(TimelineEntry(public, change.at))
-    round_row = session.get(Round, application.round_id)
     return ApplicantView(
-        reference=application.reference,
-        round_id=application.round_id,
-        round_title=round_row.title if round_row else application.round_id,
-        title=application.title,
-        status=public_status(application.status, letter_sent=letter_sent),
-        submitted_at=application.submitted_at,
+        reference=row.reference,
+        round_id=row.round_id,
+        round_title=row.round_title if row.round_title is not None else row.round_id,
+        title=row.title,
+        status=public_status(status, letter_sent=letter_sent),
+        submitted_at=row.submitted_at,
         timeline=timeline,
+        round_definition=row.round_definition if with_definition else None,
     )
 
 

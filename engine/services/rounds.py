@@ -115,12 +115,17 @@ class RoundView(BaseModel):
 
 
 def definition_of(row: Round) -> RoundDefinition:
+    return stored_definition(row.id, row.definition)
+
+
+def stored_definition(round_id: str, definition: dict[str, Any]) -> RoundDefinition:
+    """A round's definition as stored (`Round.definition`), checked."""
     try:
-        return RoundDefinition.model_validate(row.definition, context=STORED)
+        return RoundDefinition.model_validate(definition, context=STORED)
     except ValidationError as exc:
         problems = "; ".join(f"{_key_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
         raise InvalidInput(
-            f"the stored definition of round {row.id} is not valid for this version of the engine "
+            f"the stored definition of round {round_id} is not valid for this version of the engine "
             f"({problems}); correct its file and load it again",
             hints=(Hint(Step.LOAD_ROUND),),
         ) from None

@@ -141,7 +141,7 @@ _prepared: set[tuple[str, bool]] = set()
 def prepare(settings: Settings, *, defaults: bool = True) -> Runtime:
     """Migrate the database (and load the defaults), or check its schema where
     migrations are their own step; once per process and database."""
-    engine = get_engine(settings.url)
+    engine = get_engine(settings.url, pool_size=settings.db_pool_size)
     if (settings.url, defaults) not in _prepared:
         try:
             if settings.migrate_on_start:

@@ -29,6 +29,7 @@ from engine.services.setup import Runtime
 from engine.services.tokens import derive_token
 from engine.tables import Application, DecisionRecord, IntakeKey, OutboxMessage, Round
 from tests.conftest import ROUND1, members
+from tests.queries import statements
 
 BEN, LSO, CHE, CMR = "SIP-2018-R1-0001", "SIP-2018-R1-0002", "SIP-2018-R1-0003", "SIP-2018-R1-0004"
 AT = datetime(2018, 10, 3, 15, tzinfo=UTC)
@@ -230,8 +231,11 @@ def test_letters_go_once_in_the_applicants_language_and_then_the_applicant_sees_
         letter = session.exec(
             select(OutboxMessage).where(OutboxMessage.kind == "decision_approved_with_conditions")
         ).one()
-        view = applicant_view(session, BEN, token)
+        session.flush()
+        with statements(committee.engine) as seen:  # the decision's letter is asked with the timeline
+            view = applicant_view(session, BEN, token)
     assert view.status.value == "approved_with_conditions" and view.timeline[-1].status.value == view.status.value
+    assert len(seen) == 2, seen
     assert (sent.queued, again.queued, again.already_sent) == (2, 0, 2)
     assert letter.language == "fr" and "150\u202f000,00\xa0$US" in letter.body_text
     assert "district focal points" in letter.body_text and "a approuvé votre projet" in letter.body_text
