@@ -42,7 +42,8 @@ def serve(
     # only the application, after it answers the health check.
     dispose_all()  # this process's connections end here; each worker opens its own
     sys.stdout.flush()
-    arguments = ["-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
+    # -P: the current folder is not put first on the path, so nothing in it stands in for the engine.
+    arguments = ["-P", "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
     os.execv(sys.executable, [sys.executable, *arguments, "--workers", str(workers), "--log-level", "info"])  # noqa: S606 - a fixed program and arguments
 
 

@@ -75,12 +75,12 @@ def _create(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
 
         event.listen(engine, "begin", _begin)
         return engine
-    # No check of each connection as it leaves the pool (pool_pre_ping: one more round
-    # trip per request). When PostgreSQL restarts, the first statement on a connection
-    # it closed fails as a disconnect: SQLAlchemy then drops every connection opened
-    # before it, so only the requests in flight at that moment fail (the read-only ones
-    # that go through `read` are asked again, once, on a new connection).
-    return create_engine(url, pool_recycle=POOL_RECYCLE_SECONDS, **pool)
+    # Each connection is checked as it leaves the pool (pool_pre_ping, one short round
+    # trip): a connection the server, a proxy or a firewall closed while it sat idle
+    # (a restart, a failover, an idle timeout) is replaced before any request uses it,
+    # so writes and flow runs do not fail on it. Reads through `read` are also asked
+    # again, once, if a connection fails while in use.
+    return create_engine(url, pool_pre_ping=True, pool_recycle=POOL_RECYCLE_SECONDS, **pool)
 
 
 def dispose_all() -> None:

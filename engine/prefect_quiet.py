@@ -27,19 +27,25 @@ def quiet_prefect(level: int = logging.CRITICAL) -> Iterator[None]:
 @contextmanager
 def in_process_runs() -> Iterator[None]:
     """Flow runs this process runs itself and waits for (`sip` commands, `sip demo`, the
-    API's embedded mode): no flow-run heartbeats.
+    API's embedded mode), on the ephemeral server this process starts: no flow-run
+    heartbeats.
 
     A heartbeat tells a Prefect server that the process running a flow is alive, so
-    that it can mark the run crashed when the process dies. Here the process that runs
-    the flow is the one that waits for it (and the ephemeral server dies with it), so
-    there is nothing for a server to detect; and Prefect ends every run by joining the
-    heartbeat thread, which sleeps in 1-second steps: about 1 s lost per flow.
+    that it can mark the run crashed when the process dies. An ephemeral server dies
+    with the process that runs the flow, so there is nothing for it to detect; and
+    Prefect ends every run by joining the heartbeat thread, which sleeps in 1-second
+    steps: about 1 s lost per flow.
 
-    Runs of a served or deployed flow (`sip flows serve`, `sip flows deploy` and its
-    workers, `prefect deployment run`) are not started here: they keep Prefect's
-    heartbeats (PREFECT_FLOWS_HEARTBEAT_FREQUENCY, 180 s by default), which a long-lived
-    server needs to detect a dead worker. The environment variable cannot say "none",
-    hence the setting given here."""
+    Where PREFECT_API_URL names a long-lived server, heartbeats are kept (about a second
+    per flow): that server outlives this process and can see it die. Runs of a served
+    or deployed flow (`sip flows serve`, `sip flows deploy` and its workers, `prefect
+    deployment run`) are not started here and keep them too (PREFECT_FLOWS_HEARTBEAT_FREQUENCY).
+    The environment variable cannot say "none", hence the setting given here."""
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
@@ -51,16 +57,18 @@ def prefect_starting() -> Iterator[None]:
     """Start Prefect's ephemeral server (where no PREFECT_API_URL names one) in a thread
     while the block runs, and wait for it at the end of the block: its start (seconds)
     overlaps what the block does. Any failure is left for the first flow call to report."""
+    import contextlib
     import contextvars
     import threading
 
-    def start() -> None:
-        try:
-            from prefect.client.orchestration import get_client
+    # Imported here, in the caller's thread: two threads importing the same modules at
+    # once can deadlock on their import locks. Only the server's start overlaps.
+    from prefect.client.orchestration import get_client
 
+    def start() -> None:
+        # A failure is left for the first flow call to report, plainly.
+        with contextlib.suppress(Exception):
             get_client(sync_client=True)  # starts the ephemeral server, once per process
-        except Exception:  # noqa: BLE001, S110 - the first flow call reports it, plainly
-            pass
 
     # The thread sees this context's Prefect settings (e.g. a test harness's server), not the process's.
     thread = threading.Thread(target=contextvars.copy_context().run, args=(start,), name="prefect-start", daemon=True)

@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from engine.db import reading, unit_of_work
-from engine.services.committee.bundles import BundlesSummary, check_bundles, prepare_bundles
+from engine.services.committee.bundles import BundlesSummary, PdfLater, check_bundles, prepare_bundles
 from engine.services.letters import LettersSummary, check_letters, send_decision_letters
 from flows.common import at_param, instant, param, refusals_end_the_run, round_param, runtime, started_by, summarise
 
@@ -18,10 +18,16 @@ from flows.common import at_param, instant, param, refusals_end_the_run, round_p
 @task(name="render-bundles", cache_policy=NO_CACHE)
 def render_bundles(round_id: str, actor: str, at_iso: str, pdf: bool) -> BundlesSummary:
     """One transaction for the round: each application's dossier is rendered once and
-    shared by the members' bundles; a re-run makes no new version of an unchanged one."""
+    shared by the members' bundles; a re-run makes no new version of an unchanged one.
+    The PDFs are laid out after it commits, so that other writers do not wait for them."""
     rt = runtime()
+    later = PdfLater()
     with unit_of_work(rt.engine) as session:
-        return prepare_bundles(session, rt.settings, round_id, actor=actor, at=instant(at_iso), pdf=pdf)
+        summary = prepare_bundles(
+            session, rt.settings, round_id, actor=actor, at=instant(at_iso), pdf=pdf, pdf_later=later
+        )
+    later.run()
+    return summary
 
 
 @flow(

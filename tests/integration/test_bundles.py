@@ -269,3 +269,40 @@ def test_a_members_pdf_is_their_html_bundle_laid_out_as_one_document_page_for_pa
     assert sum(t.startswith(f"{CMR} – ") for t in ghana) == 1
     assert "".join(ghana).count("Form A – the project") == 1 and "".join(pieter).count("Form A – the project") == 2
     assert len(ghana) < len(pieter)
+
+
+def test_a_dossier_withheld_from_any_member_is_laid_out_alone(committee: Runtime) -> None:
+    """Pages laid out together share their fonts, images and drawings, and those go with
+    any of the pages into a member's file: a dossier withheld from a member never shares
+    a part with the dossiers that member receives; the others share parts, in order."""
+    with unit_of_work(committee.engine) as session:
+        declare_member_conflict(session, ROUND1, BEN, GHANA, "advised the executing agency", actor="officer", at=AT)
+        shared = bundles.shared_parts(session, ROUND1)
+    agenda = [a.reference for a in shared.agenda]
+    conflicted = {a.reference for a in shared.agenda if shared.committee.conflicts(a)}
+    assert BEN in conflicted
+    groups = bundles.dossier_groups(shared, 4)
+    assert [ref for group in groups for ref in group] == agenda
+    for group in groups:
+        assert len(group) <= 4
+        assert len(group) == 1 or not conflicted & set(group)
+    assert [BEN] in groups
+
+
+@pytest.mark.skipif(pdf_renderer() is None, reason="WeasyPrint (and its Pango libraries) is not installed")
+def test_the_flows_pdfs_are_laid_out_after_the_transaction_commits(committee: Runtime) -> None:
+    """The flow records the bundles in one short transaction and lays out the PDFs after
+    it: the rows and messages are committed before any PDF exists, and once laid out
+    each new bundle has its PDF, its pages counted in the summary."""
+    later = bundles.PdfLater()
+    with unit_of_work(committee.engine) as session:
+        summary = prepare_bundles(
+            session, committee.settings, ROUND1, actor="officer", at=AT, pdf=True, pdf_later=later
+        )
+    assert summary.prepared and len(later.jobs) == summary.prepared
+    assert not any(Path(path).exists() for _, _, path in later.jobs)
+    with unit_of_work(committee.engine) as session:  # nothing holds the database while the PDFs are laid out
+        assert len(session.exec(select(CommitteeBundle)).all()) == summary.prepared
+    later.run()
+    for line in summary.members:
+        assert line.pdf and Path(line.pdf).exists() and (line.pdf_pages or 0) > 1

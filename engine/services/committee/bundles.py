@@ -271,6 +271,31 @@ class DossierPart:
     spans: dict[str, range]
 
 
+def dossier_groups(shared: Shared, per_part: int) -> list[list[str]]:
+    """The agenda's dossiers in runs of at most `per_part`, laid out together; a dossier
+    withheld from any member is laid out alone. Pages laid out together share their
+    resources (fonts with every character the part uses, images, drawings), which go
+    with any of their pages into a member's file: a run shared only by dossiers that
+    every member may see keeps a withheld dossier's content out of the files of the
+    members it is withheld from."""
+    groups: list[list[str]] = []
+    run: list[str] = []
+    for application in shared.agenda:
+        if shared.committee.conflicts(application):
+            if run:
+                groups.append(run)
+                run = []
+            groups.append([application.reference])
+            continue
+        run.append(application.reference)
+        if len(run) == per_part:
+            groups.append(run)
+            run = []
+    if run:
+        groups.append(run)
+    return groups
+
+
 class PdfPages:
     """The PDF of the bundles in bounded memory. The dossiers are laid out once, a few
     at a time (`DOSSIERS_PER_PART`, each from a new page) into PDF files of their own
@@ -282,9 +307,7 @@ class PdfPages:
 
     def __init__(self, renderer: Any, shared: Shared, folder: Path, per_part: int | None = None):
         self.renderer, self.shared, self.folder = renderer, shared, folder
-        per_part = per_part or DOSSIERS_PER_PART
-        references = [a.reference for a in shared.agenda]
-        self.groups = [references[i : i + per_part] for i in range(0, len(references), per_part)]
+        self.groups = dossier_groups(shared, per_part or DOSSIERS_PER_PART)
         self.group_of = {ref: n for n, group in enumerate(self.groups) for ref in group}
         self.parts: dict[int, DossierPart] = {}
 
@@ -352,12 +375,15 @@ class PdfPages:
 
 
 @contextmanager
-def pdf_pages(renderer: Any | None, shared: Shared) -> Iterator[PdfPages | None]:
-    """`PdfPages` with a scratch folder for its parts, removed afterwards (None without a renderer)."""
+def pdf_pages(renderer: Any | None, shared: Shared, scratch: Path) -> Iterator[PdfPages | None]:
+    """`PdfPages` with a scratch folder for its parts under `scratch` (the engine's own
+    files, not the system's temporary folder: the parts hold confidential dossiers),
+    removed afterwards (None without a renderer)."""
     if renderer is None:
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="sip-bundle-parts-") as folder:
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sip-bundle-parts-", dir=scratch) as folder:
         yield PdfPages(renderer, shared, Path(folder))
 
 
@@ -463,10 +489,16 @@ def prepare_bundles(
     at: datetime,
     pdf: bool = True,
     only: set[str] | None = None,
+    pdf_later: PdfLater | None = None,
 ) -> BundlesSummary:
     """Prepare every member's bundle for the round's meeting (`only`: these members'
     e-mails); a member whose bundle would not change keeps their version and gets no
-    new message, unless its link was withdrawn (then a new version brings a new link)."""
+    new message, unless its link was withdrawn (then a new version brings a new link).
+
+    With `pdf_later`, the PDFs are not laid out here but listed in it, for
+    `pdf_later.run()` once this transaction has committed: laying them out takes
+    seconds per member, and on SQLite every other writer waits for this transaction.
+    A PDF that is then not written (the process stops) is written by the next run."""
     get_round(session, round_id, for_update=True)
     check_bundles(session, round_id)
     shared = shared_parts(session, round_id)
@@ -480,7 +512,11 @@ def prepare_bundles(
     }
     prepared = at.astimezone(shared.committee.definition.zone).strftime("%Y-%m-%d %H:%M %Z")
     messages = []
-    with pdf_pages(renderer, shared) as pdfs:
+    scratch = stored_file(settings, "bundles")
+    if pdf_later is not None:
+        pdf_later.shared, pdf_later.renderer, pdf_later.scratch, pdf_later.summary = shared, renderer, scratch, summary
+    with pdf_pages(None if pdf_later is not None else renderer, shared, scratch) as laid_out:
+        pdfs: PdfPages | PdfLater | None = pdf_later if pdf_later is not None and renderer else laid_out
         for member in shared.committee.members:
             email = str(member.email).lower()
             if only is not None and email not in only:
@@ -506,6 +542,8 @@ def prepare_bundles(
                         pdf_path,
                     )
                 summary.unchanged += 1
+                if isinstance(pdfs, PdfLater) and pages is not None:
+                    pdfs.lines.append(len(summary.members))
                 summary.members.append(
                     BundleLine(
                         email,
@@ -536,6 +574,8 @@ def prepare_bundles(
                     render_bundle(member, shared, version=version, changes=changes, prepared=prepared, front_only=True),
                     path.with_suffix(".pdf"),
                 )
+            if isinstance(pdfs, PdfLater) and pages is not None:
+                pdfs.lines.append(len(summary.members))
             key = f"bundle_ready:{round_id}:{email}:v{version}"
             session.add(
                 CommitteeBundle(
@@ -577,6 +617,34 @@ def prepare_bundles(
             )
     summary.notified = outbox.enqueue_rows(session, messages)
     return summary
+
+
+@dataclass
+class PdfLater:
+    """The PDFs `prepare_bundles` leaves to be laid out after its transaction: `write()`
+    lays them out (each as `PdfPages.write` would) and fills in their files and page
+    counts in the summary."""
+
+    jobs: list[tuple[Member, str, Path]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the summary's lines of those PDFs, in order
+    shared: Shared | None = None
+    renderer: Any | None = None
+    scratch: Path | None = None
+    summary: BundlesSummary | None = None
+
+    def write(self, member: Member, front_html: str, path: Path) -> int:
+        """Listed for later; 0 stands for the pages, counted when it is written."""
+        self.jobs.append((member, front_html, path))
+        return 0
+
+    def run(self) -> None:
+        if not self.jobs or self.shared is None or self.scratch is None or self.summary is None:
+            return
+        with pdf_pages(self.renderer, self.shared, self.scratch) as pdfs:
+            assert pdfs is not None
+            for (member, front_html, path), line in zip(self.jobs, self.lines, strict=True):
+                self.summary.members[line].pdf_pages = pdfs.write(member, front_html, path)
+                self.summary.members[line].pdf = str(path)
 
 
 def _pdf_of(path: Path) -> str | None:
