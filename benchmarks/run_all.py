@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "status_api": ([], ["--quick"]),
     "deployed": (["served"], ["served", "--quick"]),
     "request_limit": ([], ["--quick"]),
+    "commands": ([], ["--quick"]),
 }
 
 

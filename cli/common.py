@@ -341,24 +341,26 @@ def run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
     if announce:
         announce_prefect()
     module, name = where.split(":")
-    with quiet_prefect(), prefect_starting():  # the server starts while the flow's code is imported
-        flow = getattr(importlib.import_module(module), name)
+    flow: Any = None
     from flows.common import started_in
 
     token = started_in.set("sip command line")
-    with service_errors(), quiet_prefect(), in_process_runs():
-        try:
+    try:
+        with quiet_prefect(), prefect_starting():  # the server starts while the flow's code is imported
+            flow = getattr(importlib.import_module(module), name)
+        with service_errors(), quiet_prefect(), in_process_runs():
             return flow(**params)
-        except ServiceError:
-            raise
-        except Exception as exc:  # Prefect itself failed (e.g. its server did not start)
-            fail(
-                f"the {getattr(flow, 'name', 'Prefect')} flow could not run: {exc.__class__.__name__}: {exc}. "
-                "Nothing was half-written; run the command again, and if it fails the same way, set "
-                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher or point PREFECT_API_URL at a server"
-            )
-        finally:
-            started_in.reset(token)
+    except (ServiceError, typer.Exit):  # a refusal, already told
+        raise
+    except Exception as exc:  # Prefect itself failed (e.g. its server did not start)
+        fail(
+            f"the {getattr(flow, 'name', module.rpartition('.')[2])} flow could not run: "
+            f"{exc.__class__.__name__}: {exc}. Nothing was half-written; run the command again, and if it "
+            "fails the same way, set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher or point "
+            "PREFECT_API_URL at a server"
+        )
+    finally:
+        started_in.reset(token)
 
 
 def instant_option(at: str | None, option: str = "--at") -> datetime | None:

@@ -11,6 +11,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -151,19 +152,18 @@ def _sip_command() -> str:
 
 
 def run_demo(settings: Settings, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
-    from engine.prefect_quiet import in_process_runs
     from flows.common import started_in
 
     token = started_in.set("sip demo")
     try:
-        with in_process_runs():  # the demo waits for each flow it runs: no heartbeats (see in_process_runs)
-            return _run_demo(settings, fresh=fresh, echo=echo)
+        with ExitStack() as stack:
+            return _run_demo(settings, stack, fresh=fresh, echo=echo)
     finally:
         started_in.reset(token)
 
 
-def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -> int:
-    from engine.prefect_quiet import prefect_starting, quiet_prefect
+def _run_demo(settings: Settings, stack: ExitStack, *, fresh: bool, echo: Callable[[str], None]) -> int:
+    from engine.prefect_quiet import in_process_runs, prefect_starting, quiet_prefect
 
     started = time.perf_counter()
     url = make_url(settings.url)
@@ -188,6 +188,8 @@ def _run_demo(settings: Settings, *, fresh: bool, echo: Callable[[str], None]) -
         echo(f"  2. {len(files)} demo applications from {len(parties)} Parties written to {folder}")
         echo("     (Parties, round and dates are real; the applications' contents are invented)")
         echo("  3. starting Prefect (a local ephemeral server; the first start takes 10-30 s)...")
+    # The demo waits for each flow it runs, on the server started above: no heartbeats (see in_process_runs).
+    stack.enter_context(in_process_runs())
     with quiet_prefect():
         from flows.intake import import_applications_flow
         from flows.opening import close_round_flow, open_round_flow

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 _NOISY = ("prefect", "httpx", "uvicorn", "docket", "alembic")
 
@@ -28,7 +29,7 @@ def quiet_prefect(level: int = logging.CRITICAL) -> Iterator[None]:
 def in_process_runs() -> Iterator[None]:
     """Flow runs this process runs itself and waits for (`sip` commands, `sip demo`, the
     API's embedded mode), on the ephemeral server this process starts: no flow-run
-    heartbeats.
+    heartbeats, and the local server `prefect_starting` started, where it did.
 
     A heartbeat tells a Prefect server that the process running a flow is alive, so
     that it can mark the run crashed when the process dies. An ephemeral server dies
@@ -46,34 +47,141 @@ def in_process_runs() -> Iterator[None]:
     if os.environ.get("PREFECT_API_URL"):
         yield
         return
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.context import SyncClientContext
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    if _local is not None and _local.api_url is not None:
+        updates[PREFECT_API_URL] = _local.api_url
+    # One API client for every flow run in the block, where Prefect would make one per
+    # run (each loads the certificate authorities: about 26 ms, 1 s over the demo).
+    with temporary_settings(updates=updates), SyncClientContext.get_or_create():
         yield
+
+
+class LocalServer:
+    """Prefect's ephemeral server, started the way Prefect starts it (the same command,
+    environment and health check as `prefect.server.api.server.SubprocessASGIServer`),
+    without importing `prefect.server` into this process.
+
+    Prefect's own class lives in the server's API module: importing it costs about 3 s
+    of CPU in the command's process before the server process is even started, and the
+    server then imports the same modules again. Started from here, the server's
+    imports run in its own process at once, beside the command's own work: `sip screen`
+    on 10,000 applications waits about 2 s less (benchmarks/screening.py). Stopped
+    when this process exits, as Prefect stops its own."""
+
+    def __init__(self) -> None:
+        from prefect.settings import get_current_settings
+
+        self.timeout = float(get_current_settings().server.ephemeral.startup_timeout_seconds)
+        self.api_url: str | None = None
+        self.process = self._spawn()
+        import atexit
+
+        atexit.register(self.stop)
+
+    def _spawn(self) -> Any:
+        import os
+        import socket
+        import subprocess
+        import sys
+
+        import prefect
+        from prefect.settings import get_current_settings
+
+        with socket.socket() as probe:  # a free loopback port
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        return subprocess.Popen(  # noqa: S603 - this interpreter, Prefect's own server command
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(prefect.__module_path__.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env={
+                **os.environ,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+                **get_current_settings().to_environment_variables(exclude_unset=True),
+            },
+        )
+
+    def wait(self) -> None:
+        """Until the server answers its health check; a clear error if it does not."""
+        import http.client
+        import time
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            code = self.process.poll()
+            if code == 3:  # uvicorn's "address in use": another process took the port first
+                self.process = self._spawn()
+                continue
+            if code is not None:
+                raise RuntimeError(f"Prefect's local server stopped as it started (exit code {code})")
+            # Plain HTTP on loopback (an httpx client would load the certificate authorities first).
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            try:
+                connection.request("GET", "/api/health")
+                if connection.getresponse().status == 200:
+                    self.api_url = f"http://127.0.0.1:{self.port}/api"
+                    return
+            except OSError:
+                pass
+            finally:
+                connection.close()
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Prefect's local server did not answer within {self.timeout:.0f} s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+#: The local server this process started, if any (one per process, as Prefect's).
+_local: LocalServer | None = None
 
 
 @contextmanager
 def prefect_starting() -> Iterator[None]:
-    """Start Prefect's ephemeral server (where no PREFECT_API_URL names one) in a thread
-    while the block runs, and wait for it at the end of the block: its start (seconds)
-    overlaps what the block does. Any failure is left for the first flow call to report."""
-    import contextlib
-    import contextvars
-    import threading
+    """Start Prefect's ephemeral server (where no PREFECT_API_URL names one and Prefect
+    may start one) while the block runs, and wait for it at the end of the block: its
+    start (seconds) overlaps what the block does. Flows then run on it inside
+    `in_process_runs`. If it fails to start, the error is raised at the end of the block."""
+    global _local
+    from prefect.settings import get_current_settings
 
-    # Imported here, in the caller's thread: two threads importing the same modules at
-    # once can deadlock on their import locks. Only the server's start overlaps.
-    from prefect.client.orchestration import get_client
-
-    def start() -> None:
-        # A failure is left for the first flow call to report, plainly.
-        with contextlib.suppress(Exception):
-            get_client(sync_client=True)  # starts the ephemeral server, once per process
-
-    # The thread sees this context's Prefect settings (e.g. a test harness's server), not the process's.
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(start,), name="prefect-start", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
+    settings = get_current_settings()
+    wanted = _local is None and not settings.api.url and settings.server.ephemeral.enabled
+    if wanted:
+        _local = LocalServer()
+    yield
+    if wanted and _local is not None:
+        try:
+            _local.wait()
+        except Exception:
+            _local = None
+            raise

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Integer, Numeric, Table, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, Numeric, Table, UniqueConstraint
 from sqlalchemy import Enum as EnumType
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -242,6 +242,9 @@ class ScreeningRecord(SQLModel, table=True):
     screened_at: datetime = _ts(nullable=False)
     #: A person's decision replacing the automatic verdict: {verdict, reason, by, at}.
     override: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+
+    #: A screening's progress (`sip screen` counts the records it has written so far) from the index alone.
+    __table_args__ = (Index("ix_screening_record_round_screened_at", "round_id", "screened_at"),)
 
 
 class AppraisalScore(SQLModel, table=True):

@@ -1,9 +1,12 @@
 """Where a long-lived Prefect server is configured (PREFECT_API_URL), a `sip` command
-runs its flow on it: the run is recorded there, and no ephemeral server is started."""
+runs its flow on it: the run is recorded there, and no ephemeral server is started.
+Where none is, the command starts Prefect's local server itself, runs the flow on it,
+and leaves no server behind."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +42,40 @@ def test_a_command_runs_its_flow_on_the_configured_prefect_server_without_an_eph
     assert [(flows[r["flow_id"]], r["state_type"]) for r in runs if flows[r["flow_id"]] == "open-round"] == [
         ("open-round", "COMPLETED")
     ]
+
+
+def _processes_with(home: Path) -> list[int]:
+    """The processes whose environment names this PREFECT_HOME."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if f"PREFECT_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_command_with_no_prefect_server_configured_starts_its_own_and_leaves_none_behind(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "rounds", "open", ROUND1, "--at", "2018-06-05T09:00:00+02:00"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "starting Prefect (a local server for this command" in done.stderr
+    assert f"{ROUND1}: opened" in done.stdout
+    assert _processes_with(home) == []  # the server ended with the command
+    with sqlite3.connect(home / "prefect.db") as db:  # the run was recorded on that server, completed
+        runs = db.execute(
+            "SELECT flow.name, flow_run.state_type FROM flow_run JOIN flow ON flow.id = flow_run.flow_id"
+        ).fetchall()
+    assert runs == [("open-round", "COMPLETED")]

@@ -178,7 +178,7 @@ def test_downgrading_the_migration_keeps_revoked_credentials_ended(round4: Runti
     config = migrate.alembic_config(round4.engine)
     with round4.engine.connect() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, "-1")
+        command.downgrade(config, "0010")  # before the revocation columns
         conn.commit()
     with round4.engine.connect() as conn:
         from sqlalchemy import text
