@@ -3,11 +3,16 @@ its status (JSON, or a page in English, French or Spanish), send forms again."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
-from typing import Annotated
+import weakref
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, Form, Header, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +37,24 @@ log = logging.getLogger("sip.api")
 router = APIRouter(responses=error_responses(503))
 
 NOT_FOUND = "no application with that reference and access token"
+T = TypeVar("T")
+#: Per event loop (a worker has one; tests may start several): the status lookups in threads at once.
+_lookups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+async def _in_lookup_thread(rt: Runtime, work: Callable[[], T]) -> T:
+    """`work` (one status lookup: one pooled connection) in a worker thread, never more of
+    them at once than the pool keeps connections (SIP_DB_POOL_SIZE). Beyond that the
+    pool would open a connection for each extra thread and close it after: on
+    PostgreSQL, a new server process per request under load. The lookups beyond wait
+    their turn here instead; the other routes keep the thread pool's own limit."""
+    loop = asyncio.get_running_loop()
+    limiter = _lookups.get(loop)
+    if limiter is None:
+        limiter = _lookups[loop] = CapacityLimiter(rt.settings.db_pool_size)
+    return await anyio.to_thread.run_sync(work, limiter=limiter)
+
+
 #: The body of a resubmission: any of the three forms.
 FORMS = {
     "type": "object",
@@ -122,7 +145,7 @@ async def application_status(
 
     A wrong or missing token and an unknown reference get the same 404."""
     token = credentials.credentials if credentials else None
-    view = await run_in_threadpool(_look_up, rt, reference, token)
+    view = await _in_lookup_thread(rt, functools.partial(_look_up, rt, reference, token))
     if view is None:
         await run_in_threadpool(_not_found, rt, attempt, "application.status", reference)
         return error_json(404, "not_found", NOT_FOUND)
@@ -232,7 +255,7 @@ async def status_page_result(
             _not_found(rt, attempt, "application.status_page", reference)
         return _page(rt, language, reference=reference, view=view, not_found=view is None)
 
-    return await run_in_threadpool(answer)
+    return await _in_lookup_thread(rt, answer)
 
 
 def _page(

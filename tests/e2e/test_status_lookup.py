@@ -87,6 +87,19 @@ def test_a_read_is_asked_again_on_a_new_connection_after_postgresql_closed_the_p
     assert read(rt.engine, lambda c: applicant_on(c, "SIP-2018-R1-0999", "x")) is None
 
 
+def test_a_postgresql_read_is_in_autocommit_and_cannot_write(open_round1: Runtime) -> None:
+    """The status lookups' pool on PostgreSQL: no BEGIN and COMMIT around its two
+    statements (each is its own transaction), and nothing read through it can write."""
+    from sqlalchemy.exc import InternalError
+
+    rt = open_round1
+    if not rt.settings.url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite reads in a deferred transaction of its own")
+    assert read(rt.engine, lambda c: c.connection.dbapi_connection.autocommit) is True  # type: ignore[union-attr]
+    with pytest.raises(InternalError, match="read-only transaction"):
+        read(rt.engine, lambda c: c.execute(text("CREATE TEMP TABLE sneaked (a int)")))
+
+
 def test_sip_serve_with_two_workers_answers_the_status_api(tmp_path: Path) -> None:
     env = quiet_env(SIP_DATA_DIR=str(tmp_path / "data"), SIP_SECRET_KEY=SECRET)
     port = free_port()
