@@ -24,7 +24,7 @@ from api.pages import PAGE_HEADERS, PersonPage, page_error_responses, page_langu
 from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
 from domain.lifecycle import Role
 from domain.rounds import RoundDefinition
-from engine.db import read, reading, unit_of_work
+from engine.db import read, read_capacity, reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import follow_up, intake
 from engine.services import rounds as round_service
@@ -44,14 +44,14 @@ _lookups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] 
 
 async def _in_lookup_thread(rt: Runtime, work: Callable[[], T]) -> T:
     """`work` (one status lookup: one pooled connection) in a worker thread, never more of
-    them at once than the pool keeps connections (SIP_DB_POOL_SIZE). Beyond that the
+    them at once than the pool keeps connections (SIP_DB_POOL_SIZE, `read_capacity`). Beyond that the
     pool would open a connection for each extra thread and close it after: on
     PostgreSQL, a new server process per request under load. The lookups beyond wait
     their turn here instead; the other routes keep the thread pool's own limit."""
     loop = asyncio.get_running_loop()
     limiter = _lookups.get(loop)
     if limiter is None:
-        limiter = _lookups[loop] = CapacityLimiter(rt.settings.db_pool_size)
+        limiter = _lookups[loop] = CapacityLimiter(read_capacity(rt.engine))
     return await anyio.to_thread.run_sync(work, limiter=limiter)
 
 

@@ -326,8 +326,16 @@ def announce_prefect() -> None:
     typer.echo(
         f"running on the Prefect server at {server}…"
         if server
-        else "starting Prefect (a local server for this command, 10-30 s)…",
+        else "starting Prefect (a local server for this command, 5-30 s)…",
         err=True,
+    )
+
+
+def prefect_failed(what: str, exc: BaseException) -> NoReturn:
+    fail(
+        f"{what} could not run: {exc.__class__.__name__}: {exc}. Nothing was half-written; run the command "
+        "again, and if it fails the same way, set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher or "
+        "point PREFECT_API_URL at a server"
     )
 
 
@@ -353,12 +361,7 @@ def run_flow(where: str, *, announce: bool = True, **params: Any) -> Any:
     except (ServiceError, typer.Exit):  # a refusal, already told
         raise
     except Exception as exc:  # Prefect itself failed (e.g. its server did not start)
-        fail(
-            f"the {getattr(flow, 'name', module.rpartition('.')[2])} flow could not run: "
-            f"{exc.__class__.__name__}: {exc}. Nothing was half-written; run the command again, and if it "
-            "fails the same way, set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher or point "
-            "PREFECT_API_URL at a server"
-        )
+        prefect_failed(f"the {getattr(flow, 'name', module.rpartition('.')[2])} flow", exc)
     finally:
         started_in.reset(token)
 

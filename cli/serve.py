@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import (
+    prefect_failed,
     runtime,
     safe_url,
     service_errors,
@@ -50,7 +51,11 @@ def serve(
 def demo(fresh: Annotated[bool, typer.Option(help="Start from an empty embedded database.")] = False) -> None:
     """Run round 1 (2018) as far as the engine goes, on the embedded database."""
     from demo.run import run_demo
+    from engine.prefect_quiet import PrefectDidNotStart
 
-    with service_errors():
-        code = run_demo(get_settings(), fresh=fresh, echo=typer.echo)
+    try:
+        with service_errors():
+            code = run_demo(get_settings(), fresh=fresh, echo=typer.echo)
+    except PrefectDidNotStart as exc:
+        prefect_failed("the demo", exc)
     raise typer.Exit(code)

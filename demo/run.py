@@ -187,7 +187,7 @@ def _run_demo(settings: Settings, stack: ExitStack, *, fresh: bool, echo: Callab
         parties = {a.party for a in APPLICATIONS}
         echo(f"  2. {len(files)} demo applications from {len(parties)} Parties written to {folder}")
         echo("     (Parties, round and dates are real; the applications' contents are invented)")
-        echo("  3. starting Prefect (a local ephemeral server; the first start takes 10-30 s)...")
+        echo("  3. starting Prefect (a local server for the demo: about 5 s, up to 30 s the first time)...")
     # The demo waits for each flow it runs, on the server started above: no heartbeats (see in_process_runs).
     stack.enter_context(in_process_runs())
     with quiet_prefect():

@@ -134,6 +134,23 @@ def _read_once(engine: Engine, work: Callable[[Connection], T]) -> T:
             return work(connection)
 
 
+def _read_only_session(dbapi_conn: Any, _record: Any) -> None:
+    """Nothing read through the reader can write: one statement per new connection (not
+    libpq's `options`, which would replace any the database URL sets, and which
+    connection poolers such as PgBouncer refuse)."""
+    with dbapi_conn.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    if not dbapi_conn.autocommit:
+        dbapi_conn.commit()
+
+
+def read_capacity(engine: Engine) -> int:
+    """How many `read`s may run at once in this process without waiting for a
+    connection: the reader's pool on PostgreSQL, the engine's pool otherwise."""
+    pool = reader(engine).pool
+    return pool.size() if isinstance(pool, QueuePool) else POOL_SIZE
+
+
 def reader(engine: Engine) -> Engine:
     """The engine `read` uses for this engine's database: on PostgreSQL, a pool of its
     own (as many connections as the engine's pool keeps, no overflow) in autocommit,
@@ -151,9 +168,8 @@ def reader(engine: Engine) -> Engine:
                 pool_size=size,
                 max_overflow=0,
                 pool_recycle=POOL_RECYCLE_SECONDS,
-                # Set as the connection starts (no round trip): nothing read through it can write.
-                connect_args={"options": "-c default_transaction_read_only=on"},
             )
+            event.listen(found, "connect", _read_only_session)
             _readers[key] = found
         return found
 

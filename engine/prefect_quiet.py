@@ -48,15 +48,24 @@ def in_process_runs() -> Iterator[None]:
         yield
         return
     from prefect.context import SyncClientContext
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
 
     updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-    if _local is not None and _local.api_url is not None:
+    if _local is not None and _local.api_url is not None and not get_current_settings().api.url:
         updates[PREFECT_API_URL] = _local.api_url
     # One API client for every flow run in the block, where Prefect would make one per
     # run (each loads the certificate authorities: about 26 ms, 1 s over the demo).
     with temporary_settings(updates=updates), SyncClientContext.get_or_create():
         yield
+
+
+class PrefectDidNotStart(RuntimeError):
+    """Prefect's local server did not start (the message says how it ended)."""
 
 
 class LocalServer:
@@ -126,13 +135,18 @@ class LocalServer:
         import time
 
         deadline = time.monotonic() + self.timeout
+        respawned = False
         while True:
             code = self.process.poll()
-            if code == 3:  # uvicorn's "address in use": another process took the port first
+            if code == 3 and not respawned:  # uvicorn could not start: e.g. another process took the port first
+                respawned = True
                 self.process = self._spawn()
                 continue
             if code is not None:
-                raise RuntimeError(f"Prefect's local server stopped as it started (exit code {code})")
+                raise PrefectDidNotStart(
+                    f"Prefect's local server stopped as it started (exit code {code}"
+                    + (", its start failed twice)" if code == 3 else ")")
+                )
             # Plain HTTP on loopback (an httpx client would load the certificate authorities first).
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
@@ -146,7 +160,7 @@ class LocalServer:
                 connection.close()
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"Prefect's local server did not answer within {self.timeout:.0f} s")
+                raise PrefectDidNotStart(f"Prefect's local server did not answer within {self.timeout:.0f} s")
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -170,18 +184,24 @@ def prefect_starting() -> Iterator[None]:
     """Start Prefect's ephemeral server (where no PREFECT_API_URL names one and Prefect
     may start one) while the block runs, and wait for it at the end of the block: its
     start (seconds) overlaps what the block does. Flows then run on it inside
-    `in_process_runs`. If it fails to start, the error is raised at the end of the block."""
+    `in_process_runs`. If it fails to start, the error is raised at the end of the
+    block; if the block fails, the server is stopped."""
     global _local
     from prefect.settings import get_current_settings
 
     settings = get_current_settings()
+    if _local is not None and (_local.process.poll() is not None or _local.api_url is None):
+        _local.stop()  # ended, or never answered: start another
+        _local = None
     wanted = _local is None and not settings.api.url and settings.server.ephemeral.enabled
     if wanted:
         _local = LocalServer()
-    yield
-    if wanted and _local is not None:
-        try:
+    try:
+        yield
+        if wanted and _local is not None:
             _local.wait()
-        except Exception:
+    except BaseException:
+        if wanted and _local is not None:
+            _local.stop()
             _local = None
-            raise
+        raise

@@ -146,9 +146,9 @@ class Settings(BaseSettings):
         alias="SIP_DB_POOL_SIZE",
         ge=1,
         le=200,
-        description="connections each process keeps open to the database, plus half as many again under load; "
-        "on PostgreSQL as many again for the status lookups (the API's workers times two and a half times "
-        "this must stay under its max_connections)",
+        description="connections each process keeps open to the database, plus max(4, half as many) again under "
+        "load; on PostgreSQL as many again for the status lookups (the API's workers times the sum must stay "
+        "under its max_connections: 40 a worker at the default 16)",
     )
     migrate_on_start: bool = Field(
         default=True,

@@ -79,3 +79,20 @@ def test_a_command_with_no_prefect_server_configured_starts_its_own_and_leaves_n
             "SELECT flow.name, flow_run.state_type FROM flow_run JOIN flow ON flow.id = flow_run.flow_id"
         ).fetchall()
     assert runs == [("open-round", "COMPLETED")]
+
+
+def test_a_local_server_whose_command_fails_before_it_answers_is_stopped_at_once(tmp_path: Path) -> None:
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(home)
+    code = (
+        "import engine.prefect_quiet as q\n"
+        "try:\n"
+        "    with q.prefect_starting():\n"
+        "        raise KeyError('the command failed')\n"
+        "except KeyError:\n"
+        "    print('stopped' if q._local is None else 'left', flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "stopped", done.stdout + done.stderr
+    assert _processes_with(home) == []
