@@ -27,7 +27,8 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Engine, bindparam, or_, update
+from sqlalchemy import ColumnElement, Engine, Integer, String, bindparam, column, func, or_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
@@ -338,21 +339,36 @@ def _record(
     sent = [m for m, error in outcomes if error is None]
     with unit_of_work(engine) as session:
         if sent:
-            session.execute(
-                update(table)
-                .where(*mine)
-                .values(
-                    state=MessageState.SENT,
-                    sent_at=now,
-                    attempts=table.c.attempts + 1,
-                    last_attempt_at=now,
-                    claimed_by=None,
-                    claimed_until=None,
-                    last_error=None,
-                    message_id=bindparam("b_mid"),
-                ),
-                [{"b_id": m.id, "b_mid": message_id(m.key, settings.sender)} for m in sent],
-            )
+            done = {
+                "state": MessageState.SENT,
+                "sent_at": now,
+                "attempts": table.c.attempts + 1,
+                "last_attempt_at": now,
+                "claimed_by": None,
+                "claimed_until": None,
+                "last_error": None,
+            }
+            mids = [(m.id, message_id(m.key, settings.sender)) for m in sent]
+            if session.get_bind().dialect.name == "postgresql":
+                # One statement joined with the rows' ids and Message-IDs, passed as two
+                # arrays (one statement, compiled once): an executemany is a statement
+                # per row, even pipelined.
+                given = (
+                    func.unnest(bindparam("b_ids", type_=ARRAY(Integer)), bindparam("b_mids", type_=ARRAY(String)))
+                    .table_valued(column("id", Integer), column("mid", String))
+                    .render_derived(name="sent")
+                )
+                session.execute(
+                    update(table)
+                    .where(table.c.id == given.c.id, table.c.claimed_by == relay)
+                    .values(**done, message_id=given.c.mid),
+                    {"b_ids": [i for i, _ in mids], "b_mids": [mid for _, mid in mids]},
+                )
+            else:  # in the process: a statement per row costs little
+                session.execute(
+                    update(table).where(*mine).values(**done, message_id=bindparam("b_mid")),
+                    [{"b_id": i, "b_mid": mid} for i, mid in mids],
+                )
             result.sent += len(sent)
         rows: list[dict[str, Any]] = []
         for message, error in outcomes:
