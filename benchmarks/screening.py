@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from intake import PG_ADMIN, documents, drop_database, postgres_available  # noqa: E402
-from measure import Figure, Memory, Stats, children, prefect_server_pids, ratio_stats, report  # noqa: E402
+from measure import Figure, Memory, Stats, children, prefect_server_pids, ratio_stats, report, report_stats  # noqa: E402
 
 BENCH = "screening"
 ROUND = "sip-2018-r1"
@@ -340,48 +340,30 @@ def report_size(backend: str, count: int, runs: dict[str, list[dict[str, Any]]])
     plain = stats([r["seconds"] for r in runs["plain"]])
     sip = stats([r["seconds"] for r in runs["sip"]])
     target = RATIO_TARGETS.get(count)
-    report(Figure(BENCH, f"plain functions, {at}", plain.median, "s", plain.spread))
-    report(
-        Figure(
-            BENCH, f"sip screen (ephemeral Prefect server, started by the command), {at}", sip.median, "s", sip.spread
-        )
-    )
-    ratio = ratio_stats(sip, plain)
-    report(
-        Figure(
-            BENCH,
-            f"sip screen / plain functions, {at}",
-            ratio.median,
-            "x",
-            ratio.spread,
-            target=f"<= {target}x" if target else None,
-            met=ratio.median <= target if target else None,
-            note="server start included",
-        )
+    within = f"<= {target}x" if target else None
+    judge = (lambda v: v <= target) if target else None
+    report_stats(BENCH, f"plain functions, {at}", plain, "s")
+    report_stats(BENCH, f"sip screen (ephemeral Prefect server, started by the command), {at}", sip, "s")
+    report_stats(
+        BENCH,
+        f"sip screen / plain functions, {at}",
+        ratio_stats(sip, plain),
+        "x",
+        target=within,
+        met=judge,
+        note="server start included",
     )
     if runs["steady"]:
         steady = stats([r["seconds"] for r in runs["steady"]])
-        report(
-            Figure(
-                BENCH,
-                f"sip screen on a long-lived Prefect server (steady state), {at}",
-                steady.median,
-                "s",
-                steady.spread,
-            )
-        )
-        steady_ratio = ratio_stats(steady, plain)
-        report(
-            Figure(
-                BENCH,
-                f"steady state (long-lived server) / plain functions, {at}",
-                steady_ratio.median,
-                "x",
-                steady_ratio.spread,
-                target=f"<= {target}x" if target else None,
-                met=steady_ratio.median <= target if target else None,
-                note="no server start",
-            )
+        report_stats(BENCH, f"sip screen on a long-lived Prefect server (steady state), {at}", steady, "s")
+        report_stats(
+            BENCH,
+            f"steady state (long-lived server) / plain functions, {at}",
+            ratio_stats(steady, plain),
+            "x",
+            target=within,
+            met=judge,
+            note="no server start",
         )
     peaks = {
         "plain process": max(r["peak_mb"] for r in runs["plain"]),

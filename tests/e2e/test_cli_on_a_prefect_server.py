@@ -20,19 +20,24 @@ from tests.conftest import ROUND1
 pytestmark = pytest.mark.deployed
 
 
-def test_a_command_runs_its_flow_on_the_configured_prefect_server_without_an_ephemeral_one(
-    prefect: tuple[str, Path], sqlite_settings: Settings
-) -> None:
-    api, home = prefect
-    # With the ephemeral server disabled, a command that tried to start one would fail.
-    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(home), "PREFECT_SERVER_EPHEMERAL_ENABLED": "false"}
-    done = subprocess.run(
+def _open_round1(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`sip rounds open` for round 1, as a user runs it (a process of its own)."""
+    return subprocess.run(
         [sys.executable, "-m", "cli", "rounds", "open", ROUND1, "--at", "2018-06-05T09:00:00+02:00"],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_a_command_runs_its_flow_on_the_configured_prefect_server_without_an_ephemeral_one(
+    prefect: tuple[str, Path], sqlite_settings: Settings
+) -> None:
+    api, home = prefect
+    # With the ephemeral server disabled, a command that tried to start one would fail.
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(home), "PREFECT_SERVER_EPHEMERAL_ENABLED": "false"}
+    done = _open_round1(env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"running on the Prefect server at {api}" in done.stderr
     assert "starting Prefect" not in done.stderr
@@ -63,13 +68,7 @@ def test_a_command_with_no_prefect_server_configured_starts_its_own_and_leaves_n
     home = tmp_path / "prefect-home"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(home)
-    done = subprocess.run(
-        [sys.executable, "-m", "cli", "rounds", "open", ROUND1, "--at", "2018-06-05T09:00:00+02:00"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _open_round1(env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "starting Prefect (a local server for this command" in done.stderr
     assert f"{ROUND1}: opened" in done.stdout
