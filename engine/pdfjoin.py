@@ -14,6 +14,7 @@ cross-reference table), since pypdf's writer keeps every object until it writes.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,13 +111,15 @@ class _Source:
 
 class PdfJoin:
     """Write `path` from parts added in order; `close()` finishes the file (written
-    beside it and renamed into place, so a reader never sees half a file)."""
+    beside it under a name of its own and renamed into place, so a reader never sees
+    half a file, and two processes writing the same bundle at once each write a whole
+    one: the last renamed stays)."""
 
     HEADER = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
 
     def __init__(self, path: Path):
         self.path = path
-        self._partial = path.with_name(path.name + ".partial")
+        self._partial = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._out: BinaryIO = open(self._partial, "wb")  # noqa: SIM115 - closed by close()/abort()
         self._out.write(self.HEADER)

@@ -62,7 +62,7 @@ def test_parts_are_joined_in_order_with_their_outline_nested_and_their_destinati
     ]
     dests = {name: reader.get_destination_page_number(d) for name, d in reader.named_destinations.items()}
     assert dests == {"shared": 0, "b-0": 1, "b-1": 2, "b-2": 3}
-    assert not (tmp_path / "out.pdf.partial").exists()
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_a_page_left_out_is_never_written_nor_its_destination_or_bookmark(tmp_path: Path) -> None:
@@ -98,4 +98,17 @@ def test_a_failed_join_leaves_no_file(tmp_path: Path) -> None:
     front = part(tmp_path, "front", FRONT)
     with pytest.raises(ValueError, match="has 1 pages, not the 2 expected"), PdfJoin(tmp_path / "out.pdf") as pdf:
         pdf.add(Part(front.path, 2))
-    assert not (tmp_path / "out.pdf").exists() and not (tmp_path / "out.pdf.partial").exists()
+    assert not (tmp_path / "out.pdf").exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_two_writers_of_the_same_file_at_once_each_finish_and_leave_a_whole_file(tmp_path: Path) -> None:
+    """Two runs of the bundles' flow may lay out the same member's PDF at once (the
+    second sees the bundle unchanged and its PDF not yet there): neither fails."""
+    front, sections = part(tmp_path, "front", FRONT), part(tmp_path, "sections", SECTIONS)
+    with PdfJoin(tmp_path / "out.pdf") as first, PdfJoin(tmp_path / "out.pdf") as second:
+        for pdf in (first, second):
+            pdf.add(front, keep=True)
+        for pdf in (second, first):
+            pdf.add(sections, keep=True)
+    assert texts(tmp_path / "out.pdf") == ["Front front page", "B0 secret 0", "B1 secret 1", "B2 secret 2"]
+    assert not list(tmp_path.glob("*.partial"))
