@@ -58,11 +58,24 @@ class CriterionKind(StrEnum):
     JUDGEMENT = "judgement"  # scored by a person on the round's scale
 
 
-class Criterion(BaseModel):
+Language = Literal["fr", "es"]
+
+
+class _Titled(BaseModel):
+    """A title in English, and in French and Spanish where the round file gives them
+    (`title_translations = { fr = "...", es = "..." }`); English where it does not."""
+
+    title: str = Field(min_length=1, max_length=300)
+    title_translations: dict[Language, str] = Field(default_factory=dict)
+
+    def title_in(self, language: str) -> str:
+        return next((title for lang, title in self.title_translations.items() if lang == language), self.title)
+
+
+class Criterion(_Titled):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[a-z0-9_]+$", max_length=64)
-    title: str = Field(min_length=1, max_length=300)
     kind: CriterionKind
     weight: Decimal = Field(ge=0)
     scale: list[int] | None = None
@@ -89,13 +102,12 @@ class Criterion(BaseModel):
         return self
 
 
-class TechnicalCriterion(BaseModel):
+class TechnicalCriterion(_Titled):
     """A criterion the Global Mercury Partnership's reviewers score, on its scale."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[a-z0-9_]+$", max_length=64)
-    title: str = Field(min_length=1, max_length=300)
     scale: list[int] = Field(min_length=2)
     description: str | None = None
 
@@ -111,12 +123,32 @@ def _default_technical_criteria() -> list[TechnicalCriterion]:
     """The engine's DEFAULT technical criteria (the partnership's own are not public)."""
     scale = [1, 2, 3, 4, 5]
     return [
-        TechnicalCriterion(id=i, title=t, scale=scale)
-        for i, t in (
-            ("technical_soundness", "Technical soundness of the approach"),
-            ("area_relevance", "Relevance to the partnership area and the Convention's obligations"),
-            ("feasibility", "Feasibility of the activities, workplan and budget"),
-            ("expected_results", "Expected results for reducing mercury use, emissions or releases"),
+        TechnicalCriterion(id=i, title=en, title_translations={"fr": fr, "es": es}, scale=scale)
+        for i, en, fr, es in (
+            (
+                "technical_soundness",
+                "Technical soundness of the approach",
+                "Solidité technique de l'approche",
+                "Solidez técnica del enfoque",
+            ),
+            (
+                "area_relevance",
+                "Relevance to the partnership area and the Convention's obligations",
+                "Pertinence au regard du domaine de partenariat et des obligations de la Convention",
+                "Pertinencia para el área de la Alianza y las obligaciones del Convenio",
+            ),
+            (
+                "feasibility",
+                "Feasibility of the activities, workplan and budget",
+                "Faisabilité des activités, du plan de travail et du budget",
+                "Viabilidad de las actividades, el plan de trabajo y el presupuesto",
+            ),
+            (
+                "expected_results",
+                "Expected results for reducing mercury use, emissions or releases",
+                "Résultats attendus pour la réduction de l'utilisation, des émissions ou des rejets de mercure",
+                "Resultados esperados en la reducción del uso, las emisiones o las liberaciones de mercurio",
+            ),
         )
     ]
 
@@ -175,7 +207,7 @@ class RoundDefinition(BaseModel):
 
     id: str = Field(max_length=40)
     title: str = Field(min_length=1, max_length=200)
-    title_translations: dict[Literal["fr", "es"], str] = Field(default_factory=dict)
+    title_translations: dict[Language, str] = Field(default_factory=dict)
     opens_at: AwareDatetime
     closes_at: AwareDatetime
     timezone: str = "Europe/Zurich"

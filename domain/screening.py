@@ -239,6 +239,7 @@ def _party_checks(doc: ApplicationDocument, definition: RoundDefinition, parties
                     f"against the depositary's records",
                     "party_date_unknown",
                     party=name,
+                    party_iso2=party.iso2,
                 )
             )
         else:
@@ -252,6 +253,7 @@ def _party_checks(doc: ApplicationDocument, definition: RoundDefinition, parties
                     f"{name} became a Party on {since}, after the deadline ({deadline})",
                     "not_party_on_deadline",
                     party=name,
+                    party_iso2=party.iso2,
                     since=since.isoformat(),
                     deadline=deadline.isoformat(),
                 )
@@ -268,6 +270,7 @@ def _party_checks(doc: ApplicationDocument, definition: RoundDefinition, parties
                     f"{name} is a {party.economy} country; this round funds {' and '.join(allowed)} countries",
                     "economy_not_eligible",
                     party=name,
+                    party_iso2=party.iso2,
                     economies=list(allowed),
                 )
             )

@@ -11,7 +11,7 @@ from babel.dates import format_date
 from babel.lists import format_list
 from babel.numbers import format_currency
 
-from notifications.render import N_, translations
+from notifications.render import N_, Nn_, party_name, translations
 
 REASONS = {
     "form_a_missing": N_("Form A (project application) is missing."),
@@ -46,8 +46,16 @@ REASONS = {
     ),
     "articles_missing": N_("The application does not name the articles of the Convention the project implements."),
     "articles_invalid": N_("The application names articles that are not in the Convention: %(articles)s."),
-    "too_many_applications": N_(
-        "The round takes at most %(limit)s application(s) per Party; this is the Party's application number %(rank)s."
+}
+#: Reasons whose words change with a number: (singular, plural, the parameter that counts).
+PLURAL_REASONS = {
+    "too_many_applications": (
+        *Nn_(
+            "The round takes at most %(limit)s application per Party; this is the Party's application number %(rank)s.",
+            "The round takes at most %(limit)s applications per Party; this is the Party's application number "
+            "%(rank)s.",
+        ),
+        "limit",
     ),
 }
 ECONOMIES = {
@@ -70,6 +78,13 @@ def reason_text(code: str, params: dict[str, Any], language: str, currency: str 
             values[name] = format_currency(Decimal(value), currency, locale=language)
         elif name in _DATES:
             values[name] = format_date(date.fromisoformat(value), format="long", locale=language)
+        elif name == "party_iso2":
+            continue
         else:
             values[name] = value
+    if "party_iso2" in params and "party" in values:  # named in the reader's language
+        values["party"] = party_name(params["party_iso2"], values["party"], language)
+    if code in PLURAL_REASONS:
+        singular, plural, counted = PLURAL_REASONS[code]
+        return catalog.ngettext(singular, plural, int(params[counted])) % values
     return catalog.gettext(REASONS[code]) % values

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel import Locale
+from babel.dates import format_date, format_datetime, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
@@ -81,9 +82,19 @@ def environment(language: str, folder: Path = TEMPLATES, overrides: Path | None 
     env.compiled_translations = catalog  # type: ignore[attr-defined]
     env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
 
+    # A day and a time to the minute, in the language's own order, and the zone by its name
+    # (one style in every language, where CLDR's long format has seconds and writes the
+    # zone "+0200" in English and French but "CEST" in Spanish).
+    locale = Locale.parse(language)
+    minute = locale.datetime_formats["long"].format(
+        locale.time_formats["short"].pattern, locale.date_formats["long"].pattern
+    )
+
     @lru_cache(maxsize=4096)  # a message formats the same instant in its text and HTML parts
     def when(value: datetime, zone: str = "Europe/Zurich") -> str:
-        return format_datetime(value, format="long", tzinfo=ZoneInfo(zone), locale=language)
+        local = value.astimezone(ZoneInfo(zone))
+        zone_name = get_timezone_name(local, "long", locale=language)
+        return f"{format_datetime(local, minute, locale=language)} ({zone_name})"
 
     def day(value: Any) -> str:
         return format_date(value, format="long", locale=language)
@@ -93,6 +104,8 @@ def environment(language: str, folder: Path = TEMPLATES, overrides: Path | None 
 
     env.filters.update(when=when, day=day, usd=usd)
     env.globals["status_label"] = lambda code: status_label(code, language)
+    # also as a filter: a `{% trans %}` variable bound to a call is taken for its plural count
+    env.filters["status_label"] = env.globals["status_label"]
     return env
 
 
@@ -122,7 +135,9 @@ def render(kind: str, language: str, context: dict[str, Any], *, overrides: Path
 def _message(parts: list[str], language: str) -> RenderedMessage:
     subject, text, html = parts
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    return RenderedMessage(subject=" ".join(subject.split()), text=text, html=html, language=language)
+    # One line; the no-break spaces of the language's punctuation stay (str.split would take them for spaces).
+    subject = re.sub(r"[ \t\r\n]+", " ", subject).strip()
+    return RenderedMessage(subject=subject, text=text, html=html, language=language)
 
 
 # --- the same message to many recipients ------------------------------------------------
@@ -258,6 +273,11 @@ def N_(message: str) -> str:
     return message
 
 
+def Nn_(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802 (named like N_)
+    """Marks a message with a plural form for the catalogue (`ngettext` where it is used)."""
+    return singular, plural
+
+
 def _where(exc: BaseException, name: str) -> str:
     """The template file and line an error happened on: the innermost template frame,
     which may be a template `name` extends (Jinja2 rewrites the traceback so that its
@@ -284,6 +304,21 @@ _STATUS_LABELS = {
     "deferred": N_("deferred"),
     "withdrawn": N_("withdrawn"),
 }
+
+
+@lru_cache
+def _territories(language: str) -> dict[str, str]:
+    return dict(Locale.parse(language).territories)
+
+
+def party_name(iso2: str | None, english: str, language: str) -> str:
+    """A Party's name for a reader of `language`: CLDR's name of the country (through
+    Babel) in French and Spanish; the register's own name (the United Nations' English
+    name) in English, or where CLDR has none."""
+    language = _pick(language)
+    if language == FALLBACK or not iso2:
+        return english
+    return _territories(language).get(iso2, english)
 
 
 def status_label(code: str, language: str) -> str:

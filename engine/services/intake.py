@@ -33,7 +33,7 @@ from domain.rounds import RoundDefinition, RoundStatus, accepts_applications, ac
 from engine.db import unit_of_work
 from engine.services import audit, outbox
 from engine.services.errors import Conflict, InvalidInput, NotAccepting, ServiceError
-from engine.services.parties import party_names
+from engine.services.parties import PartyNames, party_names
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_token, random_token, token_hash
 from engine.settings import Settings
@@ -264,7 +264,7 @@ def _write_many(
     role: Role,
     now: datetime,
     settings: Settings,
-    party_names: dict[str, str],
+    party_names: PartyNames,
 ) -> list[Receipt | ServiceError]:
     """Store a batch of validated applications in the caller's transaction: one
     sequence update and one insert per table. `known` holds the idempotency keys
@@ -365,7 +365,7 @@ def _write_many(
                         contact_name=doc.applicant.contact.name,
                         reference=reference,
                         title=doc.title,
-                        party_name=party_names.get(doc.applicant.party, doc.applicant.party),
+                        party_name=party_names.name(doc.applicant.party, language),
                         submitted_at=prepared.submitted_at,
                         status_url=status_page_url(settings, reference, language),
                     ),
@@ -445,7 +445,7 @@ def submit_application(
                     definition = definition_of(row)
                     parties = party_names(session)
                     prepared = _prepare(
-                        row, definition, body, channel=channel, key=key, now=now, known_parties=set(parties)
+                        row, definition, body, channel=channel, key=key, now=now, known_parties=parties.codes()
                     )
                     [result] = _write_many(
                         session,
@@ -526,7 +526,7 @@ def import_batch(
             row = get_round(session, round_id, for_update=True)
             definition = definition_of(row)
             parties = party_names(session)
-            known_parties = set(parties)
+            known_parties = parties.codes()
             keys = [import_key(content) for _, content in items]
             # A file already imported is answered with its receipt, whatever the round's state now.
             known = _known_keys(session, row.id, set(keys))

@@ -3,6 +3,7 @@ replacement by the secretariat (`sip parties load FILE`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from engine.services import audit
 from engine.services.csvfile import all_or_nothing, csv_rows, row_errors
 from engine.services.errors import InvalidInput
 from engine.tables import PartyRecord
+from notifications import party_name
 
 DEFAULT_REGISTER = Path(__file__).resolve().parent.parent / "data" / "parties.csv"
 COLUMNS = ["iso3", "iso2", "name", "un_regional_group", "party_since", "ldc", "sids", "economy", "source_note"]
@@ -82,12 +84,30 @@ def replace_register(
     return counts
 
 
-def party_names(session: Session, codes: set[str] | None = None) -> dict[str, str]:
-    """ISO alpha-3 code -> name, of the register (or of `codes` only)."""
-    statement = select(PartyRecord.iso3, PartyRecord.name)
+@dataclass(frozen=True)
+class PartyNames:
+    """The names of the register's Parties (or of some of them), for a reader of any
+    language: `name(code, language)`; a code the register does not hold is its own name."""
+
+    records: dict[str, tuple[str, str]]  # ISO alpha-3 code -> (alpha-2 code, the register's name)
+
+    def name(self, code: str, language: str = "en") -> str:
+        found = self.records.get(code)
+        return code if found is None else party_name(found[0], found[1], language)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.records
+
+    def codes(self) -> set[str]:
+        return set(self.records)
+
+
+def party_names(session: Session, codes: set[str] | None = None) -> PartyNames:
+    """The names of the register's Parties (or of `codes` only)."""
+    statement = select(PartyRecord.iso3, PartyRecord.iso2, PartyRecord.name)
     if codes is not None:
         statement = statement.where(col(PartyRecord.iso3).in_(codes))
-    return dict(session.exec(statement).all())
+    return PartyNames({iso3: (iso2, name) for iso3, iso2, name in session.exec(statement).all()})
 
 
 def list_parties(session: Session) -> list[PartyRecord]:

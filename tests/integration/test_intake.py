@@ -309,7 +309,7 @@ def test_receipts_of_a_batch_in_three_languages_are_those_rendered_one_by_one(op
                     reference=application.reference,
                     round_title=definition.title_in(language),
                     title=application.title,
-                    party_name=names[application.party],
+                    party_name=names.name(application.party, language),
                     submitted_at=application.submitted_at,
                     timezone=definition.timezone,
                     status="received",

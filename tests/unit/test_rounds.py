@@ -223,3 +223,14 @@ def test_a_refused_move_hints_at_the_step_that_comes_next_and_at_nothing_once_it
     with pytest.raises(RoundActionError) as refused:
         plan_review(RoundStatus.COMMITTEE, r4)
     assert refused.value.hints == ()
+
+
+def test_every_criterion_of_the_shipped_rounds_has_its_title_in_french_and_spanish() -> None:
+    for path in shipped_round_files():
+        definition = read_round_file(path)
+        titled = [*definition.criteria, *(definition.review.criteria if definition.has_gmp_review else ())]
+        untranslated = [f"{path.name}: {c.id}" for c in titled if set(c.title_translations) != {"fr", "es"}]
+        assert untranslated == []
+        assert all(c.title_in("en") == c.title and c.title_in("de") == c.title for c in titled)
+    convention = next(c for c in read_round_file(shipped_round_files()[0]).criteria if c.id == "convention_obligations")
+    assert convention.title_in("fr") == "Lien avec des obligations précises de la Convention"

@@ -86,6 +86,7 @@ def test_a_co_applicant_that_joined_after_the_deadline_is_not_eligible() -> None
     [late] = result.failed
     assert late.id == "party:ALB" and late.params == {
         "party": "Albania",
+        "party_iso2": "AL",
         "since": "2020-08-24",
         "deadline": "2018-08-31",
     }

@@ -32,7 +32,7 @@ from domain.rounds import RoundStatus
 from engine.services import audit, outbox
 from engine.services.committee.meeting import Committee, committee_of
 from engine.services.errors import Gone, NotAllowed, NotFound
-from engine.services.parties import party_names
+from engine.services.parties import PartyNames, party_names
 from engine.services.report import REGIONS, documents, report_rows
 from engine.services.review.views import ReviewedApplication, review_summaries
 from engine.services.rounds import get_round
@@ -88,7 +88,7 @@ class Shared:
     difference: str
     spread: list[dict[str, Any]]
     has_gmp: bool
-    names: dict[str, str]
+    names: PartyNames
 
 
 def shared_parts(session: Session, round_id: str) -> Shared:
@@ -230,9 +230,7 @@ def render_bundle(
             prepared=prepared,
             version=version,
             changes=changes,
-            member=dict(
-                name=member.name, role=member.role, country_name=shared.names.get(member.country, member.country)
-            ),
+            member=dict(name=member.name, role=member.role, country_name=shared.names.name(member.country)),
             withheld=[dict(reference=ref, why=why) for ref, why in withheld.items()],
             withheld_refs=set(withheld),
             withheld_why=withheld,
@@ -402,7 +400,7 @@ def member_digests(member: Member, shared: Shared) -> dict[str, str]:
                 meeting.place,
                 member.name,
                 member.role,
-                shared.names.get(member.country, member.country),
+                shared.names.name(member.country),
                 shared.committee.composition,
                 shared.has_gmp,
             )

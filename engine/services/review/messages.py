@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from domain.rounds import RoundDefinition
 from engine.services import outbox
+from engine.services.parties import PartyNames
 from engine.services.review.state import language_of
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_link_token, token_hash
@@ -75,7 +76,7 @@ def reviewer_message(
     definition: RoundDefinition,
     stage: ReviewStage,
     applications: list[Application],
-    names: dict[str, str],
+    names: PartyNames,
     at: datetime,
 ) -> dict[str, Any]:
     """A message to a reviewer with a new sign-in link (invitation, reminder, new link)."""
@@ -90,10 +91,10 @@ def reviewer_message(
             round_title=definition.title_in(language),
             due=stage.due_on,
             applications=[
-                dict(reference=a.reference, title=a.title or "—", party=names.get(a.party, a.party))
+                dict(reference=a.reference, title=a.title or "—", party=names.name(a.party, language))
                 for a in applications
             ],
-            criteria=[c.title for c in definition.review.criteria],
+            criteria=[c.title_in(language) for c in definition.review.criteria],
             sign_in_url=sign_in_url(settings, language),
             link_expires=expires.astimezone(definition.zone).date(),
             programme_email=settings.programme_email,
