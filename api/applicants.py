@@ -15,6 +15,8 @@ import anyio.to_thread
 from anyio import CapacityLimiter
 from fastapi import APIRouter, Form, Header, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import Connection
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.attempts import Attempt, AttemptDep
@@ -31,6 +33,7 @@ from engine.services import rounds as round_service
 from engine.services.errors import NotFound
 from engine.services.rounds import RoundView
 from engine.services.setup import Runtime
+from engine.services.tokens import status_proof, status_proof_valid
 from notifications.render import PAGES, environment
 
 log = logging.getLogger("sip.api")
@@ -199,6 +202,8 @@ async def resubmit(
     return _status_out(view)
 
 
+#: How long the status page's language buttons keep working without the code again.
+PROOF_SECONDS = 1800
 #: The status page's errors are pages too, with a link back to its form.
 STATUS_PAGE = PersonPage(back="status")
 
@@ -238,6 +243,7 @@ async def status_page_result(
     request: Request,
     rt: RuntimeDep,
     attempt: AttemptDep,
+    now: NowDep,
     reference: Annotated[str, Form(min_length=1, max_length=60)],
     access_code: Annotated[str, Form(min_length=1, max_length=200)],
     lang: Annotated[str | None, Form(max_length=5)] = None,
@@ -245,17 +251,43 @@ async def status_page_result(
     """The status, for the applicant who gives the reference and access code (sent in the
     request body, never in the address). A wrong code and an unknown reference look the
     same: the form again, saying so in the page's language (never the application's,
-    which would tell a stranger something about it)."""
+    which would tell a stranger something about it). The page's language buttons send,
+    in place of the code, a proof that it was given, valid for half an hour (`time.mac`:
+    a dot, which no access code holds)."""
     reference = reference.strip()
     language = page_language(request, lang)
+    code = access_code.strip()
+    key, instant = rt.settings.key(), int(now.timestamp())
+    proven = "." in code and status_proof_valid(key, reference, code, instant)
+    if "." in code:
+        code = ""  # a proof, never a code
 
     def answer() -> HTMLResponse:  # the lookup and the page, in one thread of the pool
-        view = _look_up(rt, reference, access_code.strip(), with_definition=True)
-        if view is None:
+        found = read(rt.engine, lambda connection: _page_view(connection, reference, code, language, proven))
+        if found is None:
             _not_found(rt, attempt, "application.status_page", reference)
-        return _page(rt, language, reference=reference, view=view, not_found=view is None)
+            return _page(rt, language, reference=reference, not_found=True)
+        view, definition, details = found
+        shown = status_proof(key, view.reference, instant + PROOF_SECONDS)
+        return _page(rt, language, reference=reference, view=view, definition=definition, details=details, proof=shown)
 
     return await _in_lookup_thread(rt, answer)
+
+
+def _page_view(
+    connection: Connection, reference: str, code: str, language: str, proven: bool
+) -> tuple[app_service.ApplicantView, RoundDefinition, app_service.StatusDetails] | None:
+    """The applicant's view, its round's definition and the details of its status, in
+    one read-only transaction; None for a reference and code that match nothing."""
+    view = app_service.applicant_on(connection, reference, code, with_definition=True, proven=proven)
+    if view is None:
+        return None
+    if view.round_definition is not None:
+        definition = _definition(view.round_id, view.round_definition)
+    else:  # a round written without its definition: read it through the service
+        with Session(connection) as session:
+            definition = round_service.definition_of(round_service.get_round(session, view.round_id))
+    return view, definition, app_service.status_details(connection, view, language, definition.currency)
 
 
 def _page(
@@ -264,15 +296,13 @@ def _page(
     *,
     reference: str | None,
     view: app_service.ApplicantView | None = None,
+    definition: RoundDefinition | None = None,
+    details: app_service.StatusDetails | None = None,
+    proof: str | None = None,
     not_found: bool = False,
 ) -> HTMLResponse:
     round_title, timezone = "", "Europe/Zurich"
-    if view is not None:
-        if view.round_definition is not None:
-            definition = _definition(view.round_id, view.round_definition)
-        else:
-            with reading(rt.engine) as session:
-                definition = round_service.definition_of(round_service.get_round(session, view.round_id))
+    if definition is not None:
         round_title, timezone = definition.title_in(language), definition.timezone
     html = (
         environment(language, PAGES)
@@ -282,6 +312,8 @@ def _page(
             languages=[("en", "English"), ("fr", "Français"), ("es", "Español")],
             reference=reference,
             view=view,
+            details=details,
+            proof=proof,
             not_found=not_found,
             round_title=round_title,
             timezone=timezone,

@@ -177,7 +177,7 @@ def error_page(
             fields=fields or [],
             minutes=max(minutes, 1) if minutes is not None else None,
             back=page.back,
-            assets=_assets(request),
+            assets=page_assets(request),
             mail_link=Markup('<a href="mailto:{0}">{0}</a>').format(email),
             link_days=LINK_DAYS_AFTER_MEETING,
         )
@@ -185,7 +185,11 @@ def error_page(
     return HTMLResponse(html, status_code=status_code, headers={**(headers or {}), **PAGE_HEADERS})
 
 
-def _assets(request: Request) -> str:
+#: The language switch of the people's pages: each language in its own name.
+LANGUAGE_NAMES = (("en", "English"), ("fr", "Français"), ("es", "Español"))
+
+
+def page_assets(request: Request) -> str:
     """The stylesheet's folder relative to the page (`assets/` at the top, `../assets/`
     one level down), so that it holds behind a proxy that serves the engine under a prefix."""
     root = request.scope.get("root_path", "")

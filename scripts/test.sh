@@ -5,6 +5,19 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; install it
+# where it is missing and we may (root, apt-get). Without it they skip, saying why.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's Chromium for the browser tests (a minute or two)..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+      || echo "warning: Chromium could not be installed; the browser tests will skip" >&2
+  else
+    echo "note: /usr/bin/chromium is missing (apt-get install chromium as root): the browser tests will skip" >&2
+  fi
+fi
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/mypy  # strict on every package; its configuration is in pyproject.toml

@@ -4,7 +4,7 @@ and status transitions through the domain state machine."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,11 +24,23 @@ from domain.lifecycle import (
     plan_transition,
     public_status,
 )
+from domain.screening import Outcome, Verdict
 from engine.services import audit, outbox
 from engine.services.errors import Conflict, NotAllowed, NotFound
 from engine.services.rounds import get_round
 from engine.services.tokens import token_matches
-from engine.tables import Application, DecisionRecord, OutboxMessage, PartyRecord, Round, StatusChange, table_of
+from engine.tables import (
+    Application,
+    AuditEvent,
+    DecisionRecord,
+    OutboxMessage,
+    PartyRecord,
+    Round,
+    ScreeningRecord,
+    StatusChange,
+    table_of,
+)
+from notifications.reasons import reason_text
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,12 @@ def applicant_view(
 
 
 def applicant_on(
-    connection: Connection, reference: str, token: str | None, *, with_definition: bool = False
+    connection: Connection,
+    reference: str,
+    token: str | None,
+    *,
+    with_definition: bool = False,
+    proven: bool = False,
 ) -> ApplicantView | None:
     """None for an unknown reference and for a wrong or missing token alike, so the
     answer never tells which references exist.
@@ -161,7 +178,8 @@ def applicant_on(
         _APPLICANT["application_with_definition" if with_definition else "application"], {"reference": reference}
     ).first()
     # Hash the token whether or not the reference exists, so that timing does not tell.
-    if not token_matches(token, row.access_token_hash if row else _NO_APPLICATION) or not row:
+    # `proven`: the caller checked a proof that the access code was given (status_proof).
+    if not token_matches(token, row.access_token_hash if row else _NO_APPLICATION) and not proven or not row:
         return None
     status = Status(row.status)
     # The letter of the current decision: asked for only where there is one (as
@@ -196,6 +214,78 @@ def applicant_on(
         timeline=timeline,
         round_definition=row.round_definition if with_definition else None,
     )
+
+
+@dataclass(frozen=True)
+class StatusDetails:
+    """What the applicant's status page says beside the status: the committee's decision
+    (its amount, conditions, recommendations) once its letter is on its way; the items
+    the secretariat asked for and the day they are due; what screening found missing,
+    or why the application is not eligible (in the applicant's language)."""
+
+    amount: Decimal | None = None
+    conditions: str | None = None
+    recommendations: str | None = None
+    items: tuple[str, ...] = ()
+    due: date | None = None
+
+
+_DECIDED = frozenset(
+    {PublicStatus.APPROVED, PublicStatus.APPROVED_WITH_CONDITIONS, PublicStatus.NOT_APPROVED, PublicStatus.DEFERRED}
+)
+
+
+def status_details(connection: Connection, view: ApplicantView, language: str, currency: str) -> StatusDetails:
+    """The details of `view`'s status (one more indexed query where its status has any:
+    the decision, the last information request, or the screening record)."""
+    status = view.status
+    if status in _DECIDED:
+        row = connection.execute(
+            sa_select(col(DecisionRecord.amount), col(DecisionRecord.conditions), col(DecisionRecord.recommendations))
+            .join(Application, col(Application.id) == col(DecisionRecord.application_id))
+            .where(col(Application.reference) == view.reference)
+        ).first()
+        if row is None:
+            return StatusDetails()
+        shown = status in (PublicStatus.APPROVED, PublicStatus.APPROVED_WITH_CONDITIONS)
+        return StatusDetails(
+            amount=row.amount if shown else None,
+            conditions=row.conditions if status is PublicStatus.APPROVED_WITH_CONDITIONS else None,
+            recommendations=row.recommendations if not shown else None,
+        )
+    if status is PublicStatus.INFORMATION_REQUESTED:
+        details = connection.execute(
+            sa_select(col(AuditEvent.details))
+            .where(
+                col(AuditEvent.subject_id) == view.reference,
+                col(AuditEvent.subject_type) == "application",
+                col(AuditEvent.action) == "application.request_information",
+            )
+            .order_by(col(AuditEvent.id).desc())
+            .limit(1)
+        ).scalar()
+        if not details:
+            return StatusDetails()
+        due = details.get("due")
+        return StatusDetails(items=tuple(details.get("items", ())), due=date.fromisoformat(due) if due else None)
+    if status in (PublicStatus.INCOMPLETE, PublicStatus.NOT_ELIGIBLE):
+        record = connection.execute(
+            sa_select(col(ScreeningRecord.checks), col(ScreeningRecord.override))
+            .join(Application, col(Application.id) == col(ScreeningRecord.application_id))
+            .where(col(Application.reference) == view.reference)
+        ).first()
+        if record is None:
+            return StatusDetails()
+        items = [
+            reason_text(c["code"], c.get("params") or {}, language, currency)
+            for c in record.checks
+            if c.get("outcome") == Outcome.FAIL.value and c.get("code")
+        ]
+        override = record.override or {}
+        if override.get("verdict") in (Verdict.INCOMPLETE.value, Verdict.INELIGIBLE.value) and override.get("reason"):
+            items.append(str(override["reason"]))
+        return StatusDetails(items=tuple(items))
+    return StatusDetails()
 
 
 def countries_of(application: Application) -> list[str]:

@@ -46,3 +46,18 @@ def derive_link_token(secret: bytes, nonce: str) -> str:
 def derive_bundle_token(secret: bytes, message_key: str) -> str:
     """A committee member's download link for a bundle, from its message's key."""
     return derive_secret(secret, "bundle-link", message_key)
+
+
+def status_proof(secret: bytes, reference: str, until: int) -> str:
+    """Proof, until `until` (a Unix time), that its holder gave `reference`'s access code:
+    the status page's language buttons send it instead of the code, which is never
+    written into a page."""
+    mac = hmac.new(secret, f"status-page:{reference}:{until}".encode(), hashlib.sha256).hexdigest()
+    return f"{until}.{mac}"
+
+
+def status_proof_valid(secret: bytes, reference: str, proof: str, now: int) -> bool:
+    until, _, mac = proof.partition(".")
+    if not until.isdigit() or int(until) < now:
+        return False
+    return hmac.compare_digest(proof, status_proof(secret, reference, int(until)))

@@ -1,0 +1,81 @@
+"""An applicant reads their status page in Chromium: what the status means, what the
+secretariat needs and by when, in their language, and the same application after they
+switch language; a wrong code gets the form again, saying so."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from sqlmodel import select
+
+from engine.db import unit_of_work
+from engine.services.follow_up import request_information
+from engine.services.setup import Runtime
+from engine.services.tokens import derive_token
+from engine.tables import Application, IntakeKey
+from tests.conftest import AFTER_CLOSE, ROUND1
+
+LSO = "SIP-2018-R1-0002"
+#: The page, not the database, is under test here: SQLite alone.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+def access_code(rt: Runtime, reference: str) -> str:
+    with unit_of_work(rt.engine) as session:
+        key = session.exec(select(IntakeKey.key).join(Application).where(Application.reference == reference)).one()
+    return derive_token(rt.settings.key(), ROUND1, key)
+
+
+def test_an_applicant_reads_in_french_what_is_needed_and_by_when_then_switches_to_spanish(
+    screened: Runtime, serve: Any, page: Any, shot: Any
+) -> None:
+    with unit_of_work(screened.engine) as session:
+        request_information(
+            session,
+            screened.settings,
+            ROUND1,
+            LSO,
+            ["Form C, signed by the national focal point", "The workplan"],
+            due=date(2018, 9, 28),
+            actor="officer",
+            at=AFTER_CLOSE,
+        )
+    app = serve(AFTER_CLOSE)
+    page.goto(f"{app.url}/status?lang=fr")
+    expect(page.get_by_role("heading", level=1)).to_have_text("État de la demande")
+    shot(page, "1-form-fr")
+    page.get_by_label("Référence").fill(LSO)
+    page.get_by_label("Code d'accès").fill(access_code(screened, LSO))
+    page.get_by_role("button", name="Consulter l'état").click()
+
+    expect(page.locator(".status")).to_have_text("Informations demandées")
+    expect(page.get_by_text("Le secrétariat a besoin d'informations complémentaires")).to_be_visible()
+    expect(page.get_by_role("heading", name="Ce dont le secrétariat a besoin")).to_be_visible()
+    expect(page.get_by_role("listitem")).to_have_text(["Form C, signed by the national focal point", "The workplan"])
+    expect(page.get_by_text("Veuillez les envoyer au plus tard le 28 septembre 2018.")).to_be_visible()
+    assert "access_code" not in page.url and "reference" not in page.url  # nothing of the code in the address
+    shot(page, "2-information-requested-fr")
+
+    page.get_by_role("button", name="Español").click()
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.locator(".status")).to_have_text("Información solicitada")
+    expect(page.get_by_text("Envíelos a más tardar el 28 de septiembre de 2018.")).to_be_visible()
+    expect(page.get_by_role("cell", name=LSO)).to_be_visible()  # the same application
+    shot(page, "3-information-requested-es")
+
+
+def test_a_wrong_code_gets_the_form_again_saying_so_in_the_pages_language(
+    screened: Runtime, serve: Any, page: Any, shot: Any
+) -> None:
+    app = serve(AFTER_CLOSE)
+    page.goto(f"{app.url}/status?lang=es")
+    page.get_by_label("Referencia").fill(LSO)
+    page.get_by_label("Código de acceso").fill("guess")
+    page.get_by_role("button").click()
+    expect(page.get_by_role("alert")).to_contain_text("Ninguna solicitud corresponde")
+    expect(page.get_by_label("Referencia")).to_have_value(LSO)
+    assert page.locator(".status").count() == 0
+    shot(page, "wrong-code-es")
