@@ -7,20 +7,31 @@ their link or session names them, sampled by source otherwise (api/attempts.py).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.attempts import Attempt, AttemptDep, link_request
 from api.common import error_json, error_responses
 from api.deps import NowDep, RuntimeDep
-from api.pages import PAGE_HEADERS, PersonPage, error_page, field_problems, page_error_responses, page_language
+from api.pages import (
+    LANGUAGE_NAMES,
+    PAGE_HEADERS,
+    PersonPage,
+    error_page,
+    field_problems,
+    page_error_responses,
+    page_language,
+)
 from api.schemas import (
     AssignmentLeftOut,
     DossierOut,
@@ -32,13 +43,15 @@ from api.schemas import (
 )
 from domain.application import NOT_BLANK, DocumentError, Email, FieldError, Input, json_path, load_json
 from domain.lifecycle import Role
-from domain.review import ReviewDraft
+from domain.review import ReviewDraft, review_problems
 from engine.db import reading, unit_of_work
 from engine.services import audit
-from engine.services.errors import InvalidInput
+from engine.services.errors import Forbidden, InvalidInput
 from engine.services.review import access, work
+from engine.services.review.state import language_of
 from engine.services.setup import Runtime
 from engine.tables import ReviewerRecord
+from notifications import LANGUAGES, labels
 from notifications.render import PAGES, environment
 
 router = APIRouter(prefix="/reviewer", tags=["reviewers"], responses=error_responses(503))
@@ -193,8 +206,6 @@ async def new_link(request: Request, rt: RuntimeDep, now: NowDep) -> LinkSentOut
     def send() -> None:
         with unit_of_work(rt.engine) as session:
             access.request_link(session, rt.settings, str(body.email), at=now)
-
-    from starlette.concurrency import run_in_threadpool
 
     await run_in_threadpool(send)
     if form:
@@ -392,21 +403,28 @@ def sign_in_form(
     attempt: AttemptDep,
     token: Annotated[str, Form(max_length=200)] = "",
     lang: Annotated[str | None, Form(max_length=5)] = None,
-) -> HTMLResponse:
-    """Sign in with the link's token. A link that does not work (unknown, used, expired,
-    withdrawn) answers the error page, in the reviewer's language, with a link to ask for
-    a new one."""
+) -> Response:
+    """Sign in with the link's token: a session cookie, then the reviewer's workspace. A
+    link that does not work (unknown, used, expired, withdrawn) answers the error page,
+    in the reviewer's language, with a link to ask for a new one."""
     signed = _sign_in(rt, now, attempt, token)
-    with reading(rt.engine) as session:
-        reviewer = access.reviewer_for(session, signed.session_token, at=now)
-        mine = work.my_assignments(session, reviewer)
-    return _page(
-        page_language(request, lang),
-        "signed_in",
-        signed=signed,
-        assignments=mine,
-        base=rt.settings.public_base_url.rstrip("/"),
+    # The session lives in a cookie the page's scripts cannot read, sent back only to the
+    # reviewer's pages and only from this site; it ends with the session.
+    answer = RedirectResponse(
+        "workspace" + (f"?lang={lang}" if lang in LANGUAGES else ""),
+        status_code=status.HTTP_303_SEE_OTHER,
+        headers=PAGE_HEADERS,
     )
+    answer.set_cookie(
+        COOKIE,
+        signed.session_token,
+        max_age=max(int((signed.expires_at - now).total_seconds()), 0),
+        path=_cookie_path(request),
+        secure=_secure(request, rt),
+        httponly=True,
+        samesite="strict",
+    )
+    return answer
 
 
 @router.post(
@@ -423,12 +441,20 @@ def sign_out_form(
     now: NowDep,
     attempt: AttemptDep,
     session_token: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
     lang: Annotated[str | None, Form(max_length=5)] = None,
 ) -> HTMLResponse:
-    """The page's sign-out button: the session key (posted in the body) stops working. A
-    session that no longer works is an error page in the reviewer's language."""
-    _sign_out(rt, now, attempt, session_token or None)
-    return _page(page_language(request, lang), "signed_out")
+    """The page's sign-out button: the session (the cookie's, or a key posted in the body)
+    stops working and the cookie is removed. A session that no longer works is an error
+    page in the reviewer's language."""
+    if request.cookies.get(COOKIE):  # the workspace's button: its form carries the session's token
+        _check_form(request, rt, csrf)
+    _sign_out(rt, now, attempt, request.cookies.get(COOKIE) or session_token or None)
+    answer = _page(page_language(request, lang), "signed_out")
+    answer.delete_cookie(
+        COOKIE, path=_cookie_path(request), secure=_secure(request, rt), httponly=True, samesite="strict"
+    )
+    return answer
 
 
 @router.get(
@@ -444,3 +470,273 @@ def link_page(
 ) -> HTMLResponse:
     """The page where a reviewer asks for a new sign-in link (HTML)."""
     return _page(page_language(request, lang), "link_form")
+
+
+# --- the reviewer's workspace: signed in by a cookie, forms with a CSRF token ---------------------
+
+#: The session cookie of a reviewer's browser (HttpOnly; SameSite=Strict; Secure over HTTPS).
+COOKIE = "sip_reviewer_session"
+#: The workspace's pages one level down (an application) go back to the link form above;
+#: its forms, two levels down.
+NESTED_PAGE = PersonPage(back="../links")
+FORM_PAGE = PersonPage(back="../../links")
+
+
+def _cookie_path(request: Request) -> str:
+    return str(request.scope.get("root_path", "")) + "/reviewer"
+
+
+def _secure(request: Request, rt: Runtime) -> bool:
+    return request.url.scheme == "https" or rt.settings.public_base_url.startswith("https://")
+
+
+def csrf_token(rt: Runtime, session_token: str) -> str:
+    """The token every form of a session carries: derived from the session's own token
+    with the engine's secret key, so a page of another site cannot know it."""
+    return hmac.new(rt.settings.key(), b"reviewer-form:" + session_token.encode(), hashlib.sha256).hexdigest()
+
+
+def _session_of(request: Request) -> HTTPAuthorizationCredentials | None:
+    token = request.cookies.get(COOKIE)
+    return HTTPAuthorizationCredentials(scheme="Bearer", credentials=token) if token else None
+
+
+def _check_form(request: Request, rt: Runtime, csrf: str) -> None:
+    """A form of the workspace must carry its session's CSRF token."""
+    token = request.cookies.get(COOKIE) or ""
+    if not token or not hmac.compare_digest(csrf, csrf_token(rt, token)):
+        raise Forbidden(
+            "this form was not sent from your review page (or your session changed): open the page again and resend it"
+        )
+
+
+def _workspace_page(
+    request: Request, template: str, language: str, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    html = (
+        environment(language, PAGES)
+        .get_template(template)
+        .render(
+            language=language,
+            languages=LANGUAGE_NAMES,
+            # the forms' and links' addresses from the site's root (behind a proxy's prefix too),
+            # so that a page answered at a form's address (a review to correct) still works
+            root=str(request.scope.get("root_path", "")),
+            workspace_url=str(request.scope.get("root_path", "")) + "/reviewer/workspace",
+            **context,
+        )
+    )
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+@router.get(
+    "/workspace",
+    response_model=None,
+    response_class=HTMLResponse,
+    status_code=status.HTTP_200_OK,
+    include_in_schema=False,
+    dependencies=[NEW_LINK_PAGE],
+)
+def workspace(
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    attempt: AttemptDep,
+    lang: str | None = Query(default=None, max_length=5),
+    done: str | None = Query(default=None, max_length=20),
+) -> HTMLResponse:
+    """The reviewer's applications: their state, due date and the reviewer's progress."""
+
+    def mine(session: Session, reviewer: ReviewerRecord) -> tuple[ReviewerRecord, list[work.ReviewerAssignment]]:
+        return reviewer, work.my_assignments(session, reviewer)
+
+    reviewer, assignments = _as_reviewer(rt, now, attempt, _session_of(request), "review.list", "assignments", mine)
+    language = page_language(request, lang, None) if lang else language_of(reviewer)
+    return _workspace_page(
+        request,
+        "reviewer_workspace.html",
+        language,
+        name=reviewer.name,
+        assignments=assignments,
+        done=done if done in ("declined", "conflicted") else None,
+        csrf=csrf_token(rt, request.cookies.get(COOKIE, "")),
+        code=lambda value: labels.code(value, language),
+    )
+
+
+@router.get(
+    "/workspace/{reference}",
+    response_model=None,
+    response_class=HTMLResponse,
+    status_code=status.HTTP_200_OK,
+    include_in_schema=False,
+    dependencies=[NESTED_PAGE],
+)
+def workspace_application(
+    reference: str,
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    attempt: AttemptDep,
+    lang: str | None = Query(default=None, max_length=5),
+    saved: str | None = Query(default=None, max_length=20),
+) -> HTMLResponse:
+    """An application assigned to the reviewer, and their review form."""
+    reviewer, dossier = _as_reviewer(
+        rt,
+        now,
+        attempt,
+        _session_of(request),
+        "review.read",
+        reference,
+        lambda s, r: (r, work.dossier(s, r, reference)),
+    )
+    language = page_language(request, lang, None) if lang else language_of(reviewer)
+    return _application_page(request, rt, language, dossier, saved=saved if saved in ("draft", "submitted") else None)
+
+
+def _application_page(
+    request: Request,
+    rt: Runtime,
+    language: str,
+    dossier: work.Dossier,
+    *,
+    saved: str | None = None,
+    entered: dict[str, Any] | None = None,
+    problems: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    own = dossier.review
+    values = entered or {
+        "scores": dict(own.scores) if own else {},
+        "recommendation": own.recommendation.value if own and own.recommendation else None,
+        "comments_for_committee": own.comments_for_committee if own else None,
+        "comments_for_applicant": own.comments_for_applicant if own else None,
+    }
+    return _workspace_page(
+        request,
+        "reviewer_application.html",
+        language,
+        status_code=status_code,
+        d=dossier,
+        values=values,
+        problems=problems or {},
+        saved=saved,
+        csrf=csrf_token(rt, request.cookies.get(COOKIE, "")),
+        label=lambda table, key: labels.label(getattr(labels, table), key, language),
+        code=lambda value: labels.code(value, language),
+        money=lambda value: labels.money(value, dossier.currency, language),
+    )
+
+
+@router.post(
+    "/workspace/{reference}/review",
+    response_model=None,
+    response_class=HTMLResponse,
+    status_code=status.HTTP_303_SEE_OTHER,
+    include_in_schema=False,
+    dependencies=[FORM_PAGE],
+)
+async def workspace_review(
+    reference: str, request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep
+) -> Response:
+    """The review form: saved as a draft, or submitted (once confirmed); a review that
+    cannot be submitted yet comes back with what is missing beside each field."""
+    form = await request.form()
+    field: Callable[[str], str] = lambda name: str(form.get(name) or "").strip()  # noqa: E731
+    _check_form(request, rt, field("csrf"))
+    lang = field("lang") or None
+    submit = field("action") == "submit"
+    scores = {
+        key.removeprefix("score_"): int(value)
+        for key, value in form.items()
+        if key.startswith("score_") and isinstance(value, str) and value.strip().lstrip("-").isdigit()
+    }
+    entered = {
+        "scores": scores,
+        "recommendation": field("recommendation") or None,
+        "comments_for_committee": field("comments_for_committee") or None,
+        "comments_for_applicant": field("comments_for_applicant") or None,
+    }
+    problems: dict[str, str] = {}
+    if submit and field("confirm") != "yes":
+        problems["confirm"] = labels.REVIEW_PROBLEMS["confirm"]
+
+    def save(session: Session, reviewer: ReviewerRecord) -> tuple[ReviewerRecord, work.Dossier | None]:
+        draft = _parse(ReviewDraft, entered)
+        if problems:  # not confirmed: nothing is saved, and all that a submission lacks is said at once
+            dossier = work.dossier(session, reviewer, reference)
+            for problem in review_problems(draft, dossier.criteria, final=True):
+                problems[problem.field] = labels.REVIEW_PROBLEMS.get(problem.field.split(".")[0], problem.message)
+            return reviewer, dossier
+        work.save_review(session, reviewer, reference, draft, submit=submit, at=now)
+        return reviewer, None
+
+    def page_for(reviewer: ReviewerRecord, dossier: work.Dossier, found: dict[str, str]) -> Response:
+        language = page_language(request, lang, None) if lang else language_of(reviewer)
+        return _application_page(
+            request,
+            rt,
+            language,
+            dossier,
+            entered=entered,
+            problems=found,
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    try:
+        reviewer, dossier = await run_in_threadpool(
+            _as_reviewer, rt, now, attempt, _session_of(request), "review.save", reference, save
+        )
+    except InvalidInput as exc:
+        found = {}
+        for error in exc.errors:
+            name = error.path.removeprefix("$.")
+            found[name] = labels.REVIEW_PROBLEMS.get(name.split(".")[0], error.message)
+        reviewer, again = await run_in_threadpool(
+            _as_reviewer,
+            rt,
+            now,
+            attempt,
+            _session_of(request),
+            "review.read",
+            reference,
+            lambda s, r: (r, work.dossier(s, r, reference)),
+        )
+        return page_for(reviewer, again, found)
+    if dossier is not None:
+        return page_for(reviewer, dossier, problems)
+    where = f"../{reference}?saved={'submitted' if submit else 'draft'}" + (f"&lang={lang}" if lang else "")
+    return RedirectResponse(where, status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
+
+
+@router.post(
+    "/workspace/{reference}/leave",
+    response_model=None,
+    response_class=HTMLResponse,
+    status_code=status.HTTP_303_SEE_OTHER,
+    include_in_schema=False,
+    dependencies=[FORM_PAGE],
+)
+def workspace_leave(
+    reference: str,
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    attempt: AttemptDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    why: Annotated[Literal["decline", "conflict"], Form()] = "decline",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    lang: Annotated[str | None, Form(max_length=5)] = None,
+) -> Response:
+    """Decline the application, or declare a conflict of interest with it, with a reason."""
+    _check_form(request, rt, csrf)
+    leave = work.decline if why == "decline" else work.declare_conflict
+
+    def go(session: Session, reviewer: ReviewerRecord) -> None:
+        leave(session, rt.settings, reviewer, reference, _parse(ReasonIn, {"reason": reason}).reason, at=now)
+
+    _as_reviewer(rt, now, attempt, _session_of(request), f"review.{why}", reference, go)
+    done = "declined" if why == "decline" else "conflicted"
+    where = f"../../workspace?done={done}" + (f"&lang={lang}" if lang else "")
+    return RedirectResponse(where, status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)

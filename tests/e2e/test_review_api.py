@@ -107,7 +107,9 @@ def test_the_link_opens_a_page_whose_button_signs_in_once(invited: TestClient) -
     assert page.status_code == 200 and 'action="sign-in"' in page.text and 'lang="es"' in page.text
     token = re.search(r'name="token" value="([\w-]+)"', page.text).group(1)  # type: ignore[union-attr]
     first = invited.post("/reviewer/sign-in", data={"token": token, "lang": "es"})
-    assert first.status_code == 200 and BEN in first.text and LSO in first.text
+    assert first.status_code == 200 and BEN in first.text and LSO in first.text  # the workspace, signed in
+    assert [r.status_code for r in first.history] == [303] and first.url.path == "/reviewer/workspace"
+    invited.cookies.clear()
     second = invited.post("/reviewer/sign-in", data={"token": token, "lang": "es"})
     assert second.status_code == 410 and 'href="links?lang=es"' in second.text  # asks for a new link
     assert invited.post("/reviewer/sessions", json={"token": token}).status_code == 401

@@ -149,11 +149,13 @@ def test_the_pages_sign_out_button_ends_the_session_in_the_reviewers_language(in
     token = re.search(r'name="token" value="([\w-]+)"', page.text).group(1)  # type: ignore[union-attr]
     signed = invited.post("/reviewer/sign-in", data={"token": token, "lang": "es"})
     assert 'action="sign-out"' in signed.text and "Cerrar sesión" in signed.text
-    session = re.search(r'name="session_token" value="([\w-]+)"', signed.text).group(1)  # type: ignore[union-attr]
+    session = invited.cookies["sip_reviewer_session"]  # the browser's cookie holds the session
+    assert session not in signed.text  # never shown
     assert invited.get("/reviewer/assignments", headers={"Authorization": f"Bearer {session}"}).status_code == 200
-    out = invited.post("/reviewer/sign-out", data={"session_token": session, "lang": "es"})
+    csrf = re.search(r'name="csrf" value="(\w+)"', signed.text).group(1)  # type: ignore[union-attr]
+    out = invited.post("/reviewer/sign-out", data={"lang": "es", "csrf": csrf})
     assert out.status_code == 200 and "Ha cerrado la sesión" in out.text
-    assert out.headers["cache-control"] == "no-store"
+    assert out.headers["cache-control"] == "no-store" and "sip_reviewer_session" not in invited.cookies
     assert invited.get("/reviewer/assignments", headers={"Authorization": f"Bearer {session}"}).status_code == 401
     again = invited.post("/reviewer/sign-out", data={"session_token": session, "lang": "fr"})
     assert again.status_code == 401 and 'href="links?lang=fr"' in again.text

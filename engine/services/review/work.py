@@ -32,6 +32,7 @@ from engine.services.review.reminders import close_when_complete
 from engine.services.review.state import (
     as_reviewer,
     declared_conflicts,
+    language_of,
     move_assignment,
     open_stage,
     stage_of,
@@ -242,8 +243,9 @@ def dossier(session: Session, reviewer: ReviewerRecord, reference: str) -> Dossi
     return Dossier(
         reference=application.reference,
         round=application.round_id,
-        round_title=definition.title,
-        party=party_names(session, {application.party}).name(application.party),
+        # in the reviewer's own language, as their messages are
+        round_title=definition.title_in(language_of(reviewer)),
+        party=party_names(session, {application.party}).name(application.party, language_of(reviewer)),
         title=application.title,
         amount_requested=None if application.amount_requested is None else f"{application.amount_requested:.2f}",
         currency=definition.currency,

@@ -1,0 +1,103 @@
+"""The words people read for the application format's fields and codes (forms A, B and C,
+budget categories, scopes, a review's recommendation and state), in their language:
+pages and bundles show these, never the format's internal keys."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from babel.numbers import format_currency
+
+from notifications.render import N_, _pick, translations
+
+FORM_A = {
+    "title": N_("Project title"),
+    "scope": N_("Scope"),
+    "convention_articles": N_("Articles of the Convention the project implements"),
+    "summary": N_("Summary"),
+    "objective": N_("Objective"),
+    "national_priority": N_("National priority"),
+    "outputs": N_("Outputs"),
+    "workplan": N_("Workplan"),
+    "duration_months": N_("Duration (months)"),
+    "gender": N_("Gender considerations"),
+    "consultation": N_("National consultation"),
+    "sustainability": N_("Sustainability"),
+    "related_projects": N_("Related projects"),
+}
+OUTPUT = {
+    "id": N_("Output"),
+    "title": N_("Title"),
+    "activities": N_("Activities"),
+    "indicators": N_("Indicators"),
+}
+WORKPLAN = {"activity": N_("Activity"), "start_month": N_("From month"), "end_month": N_("To month")}
+FORM_B = {
+    "currency": N_("Currency"),
+    "lines": N_("Budget lines"),
+    "total_requested": N_("Total requested"),
+    "co_financing": N_("Co-financing"),
+}
+BUDGET_LINE = {
+    "category": N_("Category"),
+    "output": N_("Output"),
+    "year": N_("Year"),
+    "amount": N_("Amount"),
+    "description": N_("Description"),
+}
+CO_FINANCING = {"source": N_("Source"), "kind": N_("Kind"), "amount": N_("Amount")}
+CODES = {
+    # budget categories (form B)
+    "personnel": N_("Personnel"),
+    "contractual_services": N_("Contractual services"),
+    "travel": N_("Travel"),
+    "meetings_training": N_("Meetings and training"),
+    "equipment_supplies": N_("Equipment and supplies"),
+    "communication": N_("Communication"),
+    "monitoring_evaluation": N_("Monitoring and evaluation"),
+    "project_management": N_("Project management"),
+    # scope (form A)
+    "national": N_("national"),
+    "regional": N_("regional"),
+    "inter-regional": N_("inter-regional"),
+    # co-financing
+    "cash": N_("cash"),
+    "in-kind": N_("in kind"),
+    # a reviewer's recommendation
+    "support": N_("Support"),
+    "support_with_changes": N_("Support with changes"),
+    "do_not_support": N_("Do not support"),
+    # a review, an assignment
+    "draft": N_("draft saved"),
+    "submitted": N_("submitted"),
+    "invited": N_("to review"),
+    "declined": N_("declined"),
+    "conflicted": N_("conflict of interest declared"),
+}
+#: What a reviewer's page says beside a field of the review that needs their attention.
+REVIEW_PROBLEMS = {
+    "scores": N_("Choose a score on this criterion's scale."),
+    "recommendation": N_("Choose your recommendation."),
+    "comments_for_committee": N_("Tell the committee the reasons for your scores."),
+    "confirm": N_("Tick the box to confirm that your review is final."),
+}
+
+
+def label(table: dict[str, str], key: str, language: str) -> str:
+    """The reader's word for `key` of `table` (the key itself where the table has none)."""
+    words = table.get(key)
+    return translations(_pick(language)).gettext(words) if words else key
+
+
+def code(value: str, language: str) -> str:
+    """The reader's word for a code of the format (a budget category, a scope...)."""
+    return label(CODES, value, language)
+
+
+def money(value: Any, currency: str, language: str) -> str:
+    """An amount as the reader writes it ("45 000,00 $US"); as given where it is not one."""
+    try:
+        return format_currency(Decimal(str(value)), currency, locale=_pick(language))
+    except (InvalidOperation, ValueError):
+        return str(value)
