@@ -33,7 +33,7 @@ from engine.services import rounds as round_service
 from engine.services.errors import NotFound
 from engine.services.rounds import RoundView
 from engine.services.setup import Runtime
-from engine.services.tokens import status_proof, status_proof_valid
+from engine.services.tokens import status_proof, status_proof_until
 from notifications.render import PAGES, environment
 
 log = logging.getLogger("sip.api")
@@ -252,15 +252,15 @@ async def status_page_result(
     request body, never in the address). A wrong code and an unknown reference look the
     same: the form again, saying so in the page's language (never the application's,
     which would tell a stranger something about it). The page's language buttons send,
-    in place of the code, a proof that it was given, valid for half an hour (`time.mac`:
-    a dot, which no access code holds)."""
+    in place of the code, a proof that it was given, valid for half an hour from the code
+    (`time.mac`: a dot, which no access code holds)."""
     reference = reference.strip()
     language = page_language(request, lang)
     code = access_code.strip()
     key, instant = rt.settings.key(), int(now.timestamp())
-    proven = "." in code and status_proof_valid(key, reference, code, instant)
-    if "." in code:
-        code = ""  # a proof, never a code
+    # a proof, never a code: it holds until its own time (following it does not renew it)
+    until = status_proof_until(key, reference, code, instant) if "." in code else None
+    proven, code = (until is not None, "") if "." in code else (False, code)
 
     def answer() -> HTMLResponse:  # the lookup and the page, in one thread of the pool
         found = read(rt.engine, lambda connection: _page_view(connection, reference, code, language, proven))
@@ -268,7 +268,7 @@ async def status_page_result(
             _not_found(rt, attempt, "application.status_page", reference)
             return _page(rt, language, reference=reference, not_found=True)
         view, definition, details = found
-        shown = status_proof(key, view.reference, instant + PROOF_SECONDS)
+        shown = status_proof(key, view.reference, until or instant + PROOF_SECONDS)
         return _page(rt, language, reference=reference, view=view, definition=definition, details=details, proof=shown)
 
     return await _in_lookup_thread(rt, answer)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -46,7 +48,7 @@ from domain.lifecycle import Role
 from domain.review import ReviewDraft, review_problems
 from engine.db import reading, unit_of_work
 from engine.services import audit
-from engine.services.errors import Forbidden, InvalidInput
+from engine.services.errors import Forbidden, InvalidInput, Unauthorized
 from engine.services.review import access, work
 from engine.services.review.state import language_of
 from engine.services.setup import Runtime
@@ -155,8 +157,16 @@ def close_session(rt: RuntimeDep, now: NowDep, attempt: AttemptDep, credentials:
     return SignedOutOut(email=email, signed_out_at=now)
 
 
-def _sign_out(rt: Runtime, now: datetime, attempt: Attempt, token: str | None) -> str:
-    """End the session (audited as the reviewer's); the reviewer's address."""
+def _sign_out(
+    rt: Runtime, now: datetime, attempt: Attempt, token: str | None, check: Callable[[], None] = lambda: None
+) -> str:
+    """End the session (audited as the reviewer's); the reviewer's address. `check`: what
+    must hold first, refused and audited as the reviewer's like the rest (a form's token)."""
+
+    def end(session: Session, reviewer: ReviewerRecord) -> str:
+        check()
+        return access.sign_out(session, token, at=now).email
+
     return _as_reviewer(
         rt,
         now,
@@ -164,7 +174,7 @@ def _sign_out(rt: Runtime, now: datetime, attempt: Attempt, token: str | None) -
         HTTPAuthorizationCredentials(scheme="Bearer", credentials=token) if token else None,
         "reviewer.sign_out",
         "session",
-        lambda s, r: access.sign_out(s, token, at=now).email,
+        end,
         subject_type="reviewer",
     )
 
@@ -419,10 +429,10 @@ def sign_in_form(
         COOKIE,
         signed.session_token,
         max_age=max(int((signed.expires_at - now).total_seconds()), 0),
-        path=_cookie_path(request),
+        path=_cookie_path(request, rt),
         secure=_secure(request, rt),
         httponly=True,
-        samesite="strict",
+        samesite="lax",
     )
     return answer
 
@@ -447,12 +457,24 @@ def sign_out_form(
     """The page's sign-out button: the session (the cookie's, or a key posted in the body)
     stops working and the cookie is removed. A session that no longer works is an error
     page in the reviewer's language."""
-    if request.cookies.get(COOKIE):  # the workspace's button: its form carries the session's token
-        _check_form(request, rt, csrf)
-    _sign_out(rt, now, attempt, request.cookies.get(COOKIE) or session_token or None)
-    answer = _page(page_language(request, lang), "signed_out")
+    cookie = request.cookies.get(COOKIE)
+    try:
+        # the workspace's button: its form carries the session's token
+        _sign_out(
+            rt,
+            now,
+            attempt,
+            cookie or session_token or None,
+            lambda: _check_form(request, rt, csrf) if cookie else None,
+        )
+    except Unauthorized as exc:  # a session that had already ended: its cookie goes too
+        if not cookie:
+            raise
+        answer = error_page(request, NEW_LINK_PAGE, 401, reason=exc.reason)
+    else:
+        answer = _page(page_language(request, lang), "signed_out")
     answer.delete_cookie(
-        COOKIE, path=_cookie_path(request), secure=_secure(request, rt), httponly=True, samesite="strict"
+        COOKIE, path=_cookie_path(request, rt), secure=_secure(request, rt), httponly=True, samesite="lax"
     )
     return answer
 
@@ -482,8 +504,14 @@ NESTED_PAGE = PersonPage(back="../links")
 FORM_PAGE = PersonPage(back="../../links")
 
 
-def _cookie_path(request: Request) -> str:
-    return str(request.scope.get("root_path", "")) + "/reviewer"
+def _root(request: Request, rt: Runtime) -> str:
+    """Where the site starts: the proxy's prefix as uvicorn was told it (--root-path), else
+    the path of the public address the e-mailed links use."""
+    return str(request.scope.get("root_path") or urlsplit(rt.settings.public_base_url).path).rstrip("/")
+
+
+def _cookie_path(request: Request, rt: Runtime) -> str:
+    return _root(request, rt) + "/reviewer"
 
 
 def _secure(request: Request, rt: Runtime) -> bool:
@@ -504,15 +532,25 @@ def _session_of(request: Request) -> HTTPAuthorizationCredentials | None:
 def _check_form(request: Request, rt: Runtime, csrf: str) -> None:
     """A form of the workspace must carry its session's CSRF token."""
     token = request.cookies.get(COOKIE) or ""
-    if not token or not hmac.compare_digest(csrf, csrf_token(rt, token)):
+    if not token or not hmac.compare_digest(csrf.encode(), csrf_token(rt, token).encode()):
         raise Forbidden(
             "this form was not sent from your review page (or your session changed): open the page again and resend it"
         )
 
 
+def _reviewer_language(request: Request, lang: str | None, reviewer: ReviewerRecord) -> str:
+    """The page's language: the one chosen on the page, else the reviewer's own."""
+    return page_language(request, lang, None) if lang else language_of(reviewer)
+
+
+def _with_dossier(session: Session, reviewer: ReviewerRecord, reference: str) -> tuple[ReviewerRecord, work.Dossier]:
+    return reviewer, work.dossier(session, reviewer, reference)
+
+
 def _workspace_page(
-    request: Request, template: str, language: str, *, status_code: int = 200, **context: Any
+    request: Request, rt: Runtime, template: str, language: str, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
+    root = _root(request, rt)
     html = (
         environment(language, PAGES)
         .get_template(template)
@@ -521,8 +559,8 @@ def _workspace_page(
             languages=LANGUAGE_NAMES,
             # the forms' and links' addresses from the site's root (behind a proxy's prefix too),
             # so that a page answered at a form's address (a review to correct) still works
-            root=str(request.scope.get("root_path", "")),
-            workspace_url=str(request.scope.get("root_path", "")) + "/reviewer/workspace",
+            root=root,
+            workspace_url=root + "/reviewer/workspace",
             **context,
         )
     )
@@ -551,9 +589,10 @@ def workspace(
         return reviewer, work.my_assignments(session, reviewer)
 
     reviewer, assignments = _as_reviewer(rt, now, attempt, _session_of(request), "review.list", "assignments", mine)
-    language = page_language(request, lang, None) if lang else language_of(reviewer)
+    language = _reviewer_language(request, lang, reviewer)
     return _workspace_page(
         request,
+        rt,
         "reviewer_workspace.html",
         language,
         name=reviewer.name,
@@ -589,9 +628,9 @@ def workspace_application(
         _session_of(request),
         "review.read",
         reference,
-        lambda s, r: (r, work.dossier(s, r, reference)),
+        lambda s, r: _with_dossier(s, r, reference),
     )
-    language = page_language(request, lang, None) if lang else language_of(reviewer)
+    language = _reviewer_language(request, lang, reviewer)
     return _application_page(request, rt, language, dossier, saved=saved if saved in ("draft", "submitted") else None)
 
 
@@ -615,6 +654,7 @@ def _application_page(
     }
     return _workspace_page(
         request,
+        rt,
         "reviewer_application.html",
         language,
         status_code=status_code,
@@ -644,13 +684,14 @@ async def workspace_review(
     cannot be submitted yet comes back with what is missing beside each field."""
     form = await request.form()
     field: Callable[[str], str] = lambda name: str(form.get(name) or "").strip()  # noqa: E731
-    _check_form(request, rt, field("csrf"))
-    lang = field("lang") or None
+    lang = field("lang") if field("lang") in LANGUAGES else None
     submit = field("action") == "submit"
-    scores = {
-        key.removeprefix("score_"): int(value)
+    # Every score sent is kept: a whole number as one, anything else as the text it is, for
+    # the review's own check to refuse beside its field (never dropped, never a crash).
+    scores: dict[str, Any] = {
+        key.removeprefix("score_"): int(value) if re.fullmatch(r"-?[0-9]{1,6}", value.strip()) else value
         for key, value in form.items()
-        if key.startswith("score_") and isinstance(value, str) and value.strip().lstrip("-").isdigit()
+        if key.startswith("score_") and isinstance(value, str)
     }
     entered = {
         "scores": scores,
@@ -663,6 +704,7 @@ async def workspace_review(
         problems["confirm"] = labels.REVIEW_PROBLEMS["confirm"]
 
     def save(session: Session, reviewer: ReviewerRecord) -> tuple[ReviewerRecord, work.Dossier | None]:
+        _check_form(request, rt, field("csrf"))  # after the session, as the reviewer's refusal
         draft = _parse(ReviewDraft, entered)
         if problems:  # not confirmed: nothing is saved, and all that a submission lacks is said at once
             dossier = work.dossier(session, reviewer, reference)
@@ -673,7 +715,7 @@ async def workspace_review(
         return reviewer, None
 
     def page_for(reviewer: ReviewerRecord, dossier: work.Dossier, found: dict[str, str]) -> Response:
-        language = page_language(request, lang, None) if lang else language_of(reviewer)
+        language = _reviewer_language(request, lang, reviewer)
         return _application_page(
             request,
             rt,
@@ -689,7 +731,7 @@ async def workspace_review(
             _as_reviewer, rt, now, attempt, _session_of(request), "review.save", reference, save
         )
     except InvalidInput as exc:
-        found = {}
+        found = dict(problems)  # an unconfirmed submission says so too
         for error in exc.errors:
             name = error.path.removeprefix("$.")
             found[name] = labels.REVIEW_PROBLEMS.get(name.split(".")[0], error.message)
@@ -701,7 +743,7 @@ async def workspace_review(
             _session_of(request),
             "review.read",
             reference,
-            lambda s, r: (r, work.dossier(s, r, reference)),
+            lambda s, r: _with_dossier(s, r, reference),
         )
         return page_for(reviewer, again, found)
     if dossier is not None:
@@ -730,10 +772,11 @@ def workspace_leave(
     lang: Annotated[str | None, Form(max_length=5)] = None,
 ) -> Response:
     """Decline the application, or declare a conflict of interest with it, with a reason."""
-    _check_form(request, rt, csrf)
     leave = work.decline if why == "decline" else work.declare_conflict
+    lang = lang if lang in LANGUAGES else None
 
     def go(session: Session, reviewer: ReviewerRecord) -> None:
+        _check_form(request, rt, csrf)  # after the session, as the reviewer's refusal
         leave(session, rt.settings, reviewer, reference, _parse(ReasonIn, {"reason": reason}).reason, at=now)
 
     _as_reviewer(rt, now, attempt, _session_of(request), f"review.{why}", reference, go)

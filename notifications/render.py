@@ -4,7 +4,7 @@ import io
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -92,7 +92,8 @@ def environment(language: str, folder: Path = TEMPLATES, overrides: Path | None 
 
     @lru_cache(maxsize=4096)  # a message formats the same instant in its text and HTML parts
     def when(value: datetime, zone: str = "Europe/Zurich") -> str:
-        local = value.astimezone(ZoneInfo(zone))
+        # the engine's times are aware; one without its zone is taken as UTC, as the database keeps them
+        local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(ZoneInfo(zone))
         zone_name = get_timezone_name(local, "long", locale=language)
         return f"{format_datetime(local, minute, locale=language)} ({zone_name})"
 
@@ -136,7 +137,7 @@ def _message(parts: list[str], language: str) -> RenderedMessage:
     subject, text, html = parts
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     # One line; the no-break spaces of the language's punctuation stay (str.split would take them for spaces).
-    subject = re.sub(r"[ \t\r\n]+", " ", subject).strip()
+    subject = re.sub(r"[^\S\u00a0\u202f]+", " ", subject).strip(" ")
     return RenderedMessage(subject=subject, text=text, html=html, language=language)
 
 

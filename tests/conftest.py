@@ -8,7 +8,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +207,34 @@ def run(rt: Runtime, batch: int = 500) -> list:
         screen_batch(rt.engine, rt.settings, ROUND1, ids[i : i + batch], actor="officer", at=AFTER_CLOSE)
         for i in range(0, len(ids), batch)
     ]
+
+
+def access_code(rt: Runtime, reference: str) -> str:
+    """An imported application's access code, as its receipt gives it (derived again from
+    the import's key and the secret key)."""
+    from sqlmodel import select
+
+    from engine.services.tokens import derive_token
+    from engine.tables import Application, IntakeKey
+
+    with unit_of_work(rt.engine) as session:
+        key, round_id = session.exec(
+            select(IntakeKey.key, Application.round_id).join(Application).where(Application.reference == reference)
+        ).one()
+    return derive_token(rt.settings.key(), round_id, key)
+
+
+#: What the secretariat asks Lesotho's applicant for, and by when (`ask_for_information`).
+ASKED = (["Form C, signed by the national focal point", "The workplan"], date(2018, 9, 28))
+
+
+def ask_for_information(rt: Runtime, reference: str) -> None:
+    from engine.services.follow_up import request_information
+
+    with unit_of_work(rt.engine) as session:
+        request_information(
+            session, rt.settings, ROUND1, reference, ASKED[0], due=ASKED[1], actor="officer", at=AFTER_CLOSE
+        )
 
 
 @pytest.fixture

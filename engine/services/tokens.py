@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 
 
@@ -56,8 +57,13 @@ def status_proof(secret: bytes, reference: str, until: int) -> str:
     return f"{until}.{mac}"
 
 
-def status_proof_valid(secret: bytes, reference: str, proof: str, now: int) -> bool:
-    until, _, mac = proof.partition(".")
-    if not until.isdigit() or int(until) < now:
-        return False
-    return hmac.compare_digest(proof, status_proof(secret, reference, int(until)))
+_PROOF = re.compile(r"([0-9]{1,12})\.[0-9a-f]{64}")
+
+
+def status_proof_until(secret: bytes, reference: str, proof: str, now: int) -> int | None:
+    """Until when `proof` holds for `reference`; None if it is not one, or no longer holds."""
+    found = _PROOF.fullmatch(proof)
+    if found is None or int(found.group(1)) < now:
+        return None
+    until = int(found.group(1))
+    return until if hmac.compare_digest(proof.encode(), status_proof(secret, reference, until).encode()) else None

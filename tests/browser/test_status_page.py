@@ -4,45 +4,23 @@ switch language; a wrong code gets the form again, saying so."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from sqlmodel import select
 
-from engine.db import unit_of_work
-from engine.services.follow_up import request_information
 from engine.services.setup import Runtime
-from engine.services.tokens import derive_token
-from engine.tables import Application, IntakeKey
-from tests.conftest import AFTER_CLOSE, ROUND1
+from tests.conftest import AFTER_CLOSE, access_code, ask_for_information
 
 LSO = "SIP-2018-R1-0002"
 #: The page, not the database, is under test here: SQLite alone.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
 
-def access_code(rt: Runtime, reference: str) -> str:
-    with unit_of_work(rt.engine) as session:
-        key = session.exec(select(IntakeKey.key).join(Application).where(Application.reference == reference)).one()
-    return derive_token(rt.settings.key(), ROUND1, key)
-
-
 def test_an_applicant_reads_in_french_what_is_needed_and_by_when_then_switches_to_spanish(
     screened: Runtime, serve: Any, page: Any, shot: Any
 ) -> None:
-    with unit_of_work(screened.engine) as session:
-        request_information(
-            session,
-            screened.settings,
-            ROUND1,
-            LSO,
-            ["Form C, signed by the national focal point", "The workplan"],
-            due=date(2018, 9, 28),
-            actor="officer",
-            at=AFTER_CLOSE,
-        )
+    ask_for_information(screened, LSO)
     app = serve(AFTER_CLOSE)
     page.goto(f"{app.url}/status?lang=fr")
     expect(page.get_by_role("heading", level=1)).to_have_text("État de la demande")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -62,7 +63,7 @@ def test_the_link_signs_in_once_and_a_cookie_keeps_the_reviewer_signed_in(invite
         answer = client.post("/reviewer/sign-in", data={"token": token}, follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"] == "workspace"
         cookie = answer.headers["set-cookie"]
-        assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
         assert "Path=/reviewer" in cookie and "Max-Age=" in cookie
         session = client.cookies[COOKIE]
         for _ in range(2):  # a reload, the next day's visit: still signed in, and the key never shown
@@ -118,7 +119,7 @@ def test_a_draft_is_saved_then_the_review_is_submitted_once_confirmed_and_no_lon
         again = client.post(f"/reviewer/workspace/{BEN}/review", data={**full, "confirm": "yes"})
         assert again.status_code == 409 and "<h1>" in again.text  # a page, in Spanish, not a traceback
         mine = client.get("/reviewer/workspace?lang=es").text
-        assert "1 de 1 evaluación enviada." in mine
+        assert "Evaluaciones enviadas: 1 de 1." in mine
 
 
 def test_a_form_without_its_csrf_token_or_with_another_sessions_is_refused(invited: Runtime) -> None:
@@ -162,3 +163,45 @@ def test_declining_with_a_reason_takes_the_application_off_the_list(invited: Run
         out = client.post("/reviewer/sign-out", data={"lang": "fr", "csrf": csrf(left.text)})
         assert out.status_code == 200 and COOKIE not in client.cookies
         assert client.get("/reviewer/workspace", headers={"Accept": "text/html"}).status_code == 401
+
+
+@pytest.mark.parametrize("bad", ["--1", "²", "abc", "3.5", "9" * 5000])
+def test_a_score_that_is_not_a_whole_number_is_refused_beside_its_field_and_keeps_the_saved_draft(
+    invited: Runtime, bad: str
+) -> None:
+    with browser(invited) as client:
+        sign_in(client, "kofi@example.org")
+        page = client.get(f"/reviewer/workspace/{BEN}").text
+        form = {"csrf": csrf(page), "action": "save"}
+        assert (
+            client.post(f"/reviewer/workspace/{BEN}/review", data={**form, "score_feasibility": "2"}).status_code == 200
+        )
+        answer = client.post(f"/reviewer/workspace/{BEN}/review", data={**form, "score_feasibility": bad})
+        assert answer.status_code == 422 and 'id="error-scores-feasibility"' in answer.text
+        again = client.get(f"/reviewer/workspace/{BEN}").text
+        assert 'name="score_feasibility" value="2" checked' in again  # the draft saved before is still there
+
+
+def test_a_forms_token_that_is_not_text_of_ours_is_refused_not_a_crash(invited: Runtime) -> None:
+    with browser(invited) as client:
+        sign_in(client, "kofi@example.org")
+        answer = client.post(f"/reviewer/workspace/{BEN}/review", data={"csrf": "é", "action": "save"})
+        assert answer.status_code == 403
+
+
+def test_a_form_sent_after_the_session_ended_asks_for_a_new_link_and_sign_out_clears_the_cookie(
+    invited: Runtime,
+) -> None:
+    with browser(invited) as client:
+        sign_in(client, "kofi@example.org")
+        page = client.get(f"/reviewer/workspace/{BEN}").text
+        clock: Clock = client.app.state.clock  # type: ignore[attr-defined]
+        clock.now = AFTER_R4 + timedelta(days=30)  # long after the session's end (the cookie is still sent)
+        late = client.post(
+            f"/reviewer/workspace/{BEN}/review",
+            data={"csrf": csrf(page), "action": "save"},
+            headers={"Accept": "text/html"},
+        )
+        assert late.status_code == 401 and 'href="../../links' in late.text  # ask for a new link, not "forbidden"
+        out = client.post("/reviewer/sign-out", data={"csrf": csrf(page)}, headers={"Accept": "text/html"})
+        assert out.status_code == 401 and COOKIE not in client.cookies  # the stale cookie goes

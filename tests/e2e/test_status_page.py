@@ -8,35 +8,33 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlmodel import select
 
 from api.app import create_app
 from domain.committee import DecisionIn
 from engine.db import unit_of_work
 from engine.services.committee.decisions import record_decisions
-from engine.services.follow_up import request_information
 from engine.services.letters import send_decision_letters
 from engine.services.setup import Runtime
-from engine.services.tokens import derive_token
-from engine.tables import Application, IntakeKey
-from tests.conftest import AFTER_CLOSE, COMMITTEE_AT, IN_ROUND1, ROUND1, Clock, example
+from tests.conftest import (
+    AFTER_CLOSE,
+    COMMITTEE_AT,
+    IN_ROUND1,
+    ROUND1,
+    Clock,
+    access_code,
+    ask_for_information,
+    example,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 BEN, LSO, CHE, CMR = "SIP-2018-R1-0001", "SIP-2018-R1-0002", "SIP-2018-R1-0003", "SIP-2018-R1-0004"
-
-
-def access_code(rt: Runtime, reference: str) -> str:
-    """An imported application's access code, as its receipt gives it."""
-    with unit_of_work(rt.engine) as session:
-        key = session.exec(select(IntakeKey.key).join(Application).where(Application.reference == reference)).one()
-    return derive_token(rt.settings.key(), ROUND1, key)
 
 
 def page(client: TestClient, reference: str, code: str, **extra: str) -> str:
@@ -108,17 +106,7 @@ def test_an_incomplete_and_an_ineligible_application_say_what_screening_found_in
 
 
 def test_an_information_request_lists_its_items_and_the_day_they_are_due(screened: Runtime) -> None:
-    with unit_of_work(screened.engine) as session:
-        request_information(
-            session,
-            screened.settings,
-            ROUND1,
-            LSO,
-            ["Form C, signed by the national focal point", "The workplan"],
-            due=date(2018, 9, 28),
-            actor="officer",
-            at=AFTER_CLOSE,
-        )
+    ask_for_information(screened, LSO)
     with TestClient(create_app(screened.settings, now=Clock(AFTER_CLOSE))) as client:
         spanish = page(client, LSO, access_code(screened, LSO), lang="es")
     assert "La secretaría necesita más información" in spanish and "Lo que necesita la secretaría" in spanish
@@ -159,9 +147,16 @@ def test_a_proof_opens_only_its_own_application_and_only_for_half_an_hour(client
     )
     assert other.status_code == forged.status_code == 404 and "Aucune demande ne correspond" in other.text
     clock: Clock = client.app.state.clock  # type: ignore[attr-defined]
-    clock.now += timedelta(minutes=31)
+    clock.now += timedelta(minutes=20)
+    followed = page(client, first["reference"], proof, lang="es")
+    renewed = re.search(r'name="access_code" value="([\w.]+)"', followed).group(1)  # type: ignore[union-attr]
+    assert renewed == proof  # following it does not make it last longer
+    clock.now += timedelta(minutes=11)
     late = client.post("/status", data={"reference": first["reference"], "access_code": proof, "lang": "fr"})
     assert late.status_code == 404
+    for odd in ("².x", "9999999999.é", "1." + "0" * 64, "12345678901234567890." + "a" * 64):
+        answer = client.post("/status", data={"reference": first["reference"], "access_code": odd, "lang": "fr"})
+        assert answer.status_code == 404  # the form again, never a crash
 
 
 def test_the_page_is_in_the_browsers_language_unless_one_is_chosen(client: TestClient) -> None:

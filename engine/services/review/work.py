@@ -158,7 +158,7 @@ def my_assignments(session: Session, reviewer: ReviewerRecord) -> list[ReviewerA
                 reference=application.reference,
                 round=application.round_id,
                 title=application.title,
-                party=names.name(application.party),
+                party=names.name(application.party, language_of(reviewer)),
                 state=assignment.state,
                 review=reviews.get(assignment.id or 0),
                 due_on=stage.due_on if stage else None,
