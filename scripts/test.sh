@@ -18,6 +18,16 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "note: /usr/bin/chromium is missing (apt-get install chromium as root): the browser tests will skip" >&2
   fi
 fi
+# The accessibility test runs axe-core in those pages; npm puts it beside the virtual environment.
+if [ ! -f .venv/axe/node_modules/axe-core/axe.min.js ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "installing axe-core for the accessibility test..."
+    npm install --silent --no-audit --no-fund --prefix .venv/axe axe-core@4.14.1 >/dev/null 2>&1 \
+      || echo "warning: axe-core could not be installed; the accessibility test will skip" >&2
+  else
+    echo "note: npm is missing: the accessibility test will skip" >&2
+  fi
+fi
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/mypy  # strict on every package; its configuration is in pyproject.toml

@@ -1,0 +1,69 @@
+"""The people's pages pass axe-core's WCAG 2.1 A and AA rules (and its best practices) in
+Chromium, in each language: the status page (form, a result, a wrong code), and the
+reviewer's pages (sign-in, workspace, an application, its review with problems, the
+new-link form). axe-core is installed by scripts/test.sh (npm) beside the virtual
+environment; without it this test skips, saying so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.db import unit_of_work
+from engine.services.review.assignment import assign_reviewers
+from engine.services.review.invitations import invite
+from engine.services.setup import Runtime
+from tests.browser.test_reviewer_workspace import invitation_link
+from tests.conftest import AFTER_CLOSE, AFTER_R4, ROUND4, access_code, ask_for_information
+
+AXE = Path(__file__).resolve().parents[2] / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+LSO = "SIP-2018-R1-0002"
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+def violations(page: Any) -> list[str]:
+    """What axe-core finds on the page as it stands: rule, impact and the first elements."""
+    page.evaluate(AXE.read_text())  # evaluated by the browser's debugger: the pages' CSP allows no inline script
+    found = page.evaluate("async rules => await axe.run(document, {runOnly: rules})", RULES)["violations"]
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in found]
+
+
+def test_the_pages_people_open_pass_the_wcag_aa_rules_in_every_language(
+    screened: Runtime, round4: Runtime, serve: Any, page: Any
+) -> None:
+    if not AXE.exists():
+        pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
+    ask_for_information(screened, LSO)
+    with unit_of_work(round4.engine) as session:
+        assign_reviewers(session, ROUND4, actor="officer", at=AFTER_R4)
+        invite(session, round4.settings, ROUND4, actor="officer", at=AFTER_R4)
+    app = serve(AFTER_CLOSE)
+    found: dict[str, list[str]] = {}
+    for language in ("en", "fr", "es"):
+        page.goto(f"{app.url}/status?lang={language}")
+        found[f"status form {language}"] = violations(page)
+        page.fill("#reference", LSO)
+        page.fill("#access_code", access_code(screened, LSO))
+        page.locator("form button[type=submit]").click()
+        found[f"status result {language}"] = violations(page)
+    page.goto(f"{app.url}/status?lang=es")
+    page.fill("#reference", LSO)
+    page.fill("#access_code", "wrong")
+    page.locator("form button[type=submit]").click()
+    found["status wrong code es"] = violations(page)
+
+    app.clock.now = AFTER_R4
+    page.goto(invitation_link(round4, "ana@example.org", app.url))
+    found["reviewer sign-in es"] = violations(page)
+    page.locator("form button[type=submit]").click()
+    found["workspace es"] = violations(page)
+    page.locator("table a").first.click()
+    found["application es"] = violations(page)
+    page.locator("button[value=submit]").click()
+    found["review with problems es"] = violations(page)
+    page.goto(f"{app.url}/reviewer/links?lang=es")
+    found["new link es"] = violations(page)
+    assert {name: problems for name, problems in found.items() if problems} == {}
