@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, status
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ConfigDict, Field
 from sqlmodel import col, select
@@ -18,7 +18,7 @@ from api.attempts import AttemptDep
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
 from api.headers import BUNDLE_POLICY
-from api.pages import PAGE_HEADERS, PersonPage, page_error_responses
+from api.pages import LANGUAGE_NAMES, PAGE_HEADERS, PersonPage, page_assets, page_error_responses
 from api.schemas import (
     AccessRevokedOut,
     BundleVersionOut,
@@ -45,6 +45,8 @@ from engine.services.committee import decisions as committee_decisions
 from engine.services.committee import meeting as committee_meeting
 from engine.services.errors import NotAllowed
 from engine.tables import CommitteeBundle
+from notifications import labels
+from notifications.render import PAGES, environment
 
 router = APIRouter(tags=["committee"], responses=error_responses(503))
 bundle_bearer = HTTPBearer(
@@ -276,7 +278,8 @@ def grants(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> GrantsP
     responses={
         200: {
             "content": {"text/html": {}, "application/pdf": {}},
-            "description": "the bundle: HTML, or PDF with format=pdf",
+            "description": "the member's page for the link (format=page, a browser's default), or the bundle "
+            "itself: HTML, or PDF with format=pdf",
         },
         **page_error_responses(404, 410, 422, 429, 503),
     },
@@ -284,6 +287,7 @@ def grants(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> GrantsP
     summary="A committee member's review bundle (the link of their message)",
 )
 def download(
+    request: Request,
     rt: RuntimeDep,
     now: NowDep,
     credentials: BundleTokenDep,
@@ -291,8 +295,16 @@ def download(
     token: Annotated[
         str, Query(max_length=200, description="the token of the e-mailed link (a program sends it as a header)")
     ] = "",
-    format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html",
-) -> FileResponse:  # noqa: A002
+    format: Annotated[  # noqa: A002
+        str | None,
+        Query(
+            pattern="^(page|html|pdf)$",
+            description="page: the member's page for the link (a browser's default); html or pdf: the bundle "
+            "itself (the default for a program that sends the token as a Bearer header: html)",
+        ),
+    ] = None,
+    lang: Annotated[str | None, Query(max_length=5, description="en, fr or es (default: the member's)")] = None,
+) -> Response:
     """The bundle the member's personal link opens; every download is audited. An unknown
     link answers 404 (counted against the source, and sampled: api/attempts.py), one that
     no longer works (expired, replaced by a newer version, withdrawn, or its member left
@@ -306,6 +318,16 @@ def download(
     log redacts it (`api.logs`), and the file is sent with `Referrer-Policy: no-referrer`."""
     if credentials is not None:
         token = credentials.credentials
+    format = format or ("html" if credentials is not None else "page")  # noqa: A001
+    if format == "page":
+        with (
+            attempt.refusals(
+                rt.engine, role=Role.COMMITTEE, action="bundle.open", subject_type="bundle", subject_id="link"
+            ),
+            reading(rt.engine) as session,
+        ):
+            landing = bundles.bundle_landing(session, rt.settings, token, at=now, language=lang)
+        return _bundle_page(request, landing, token)
     with (
         attempt.refusals(
             rt.engine, role=Role.COMMITTEE, action="bundle.download", subject_type="bundle", subject_id="link"
@@ -321,3 +343,22 @@ def download(
         content_disposition_type="inline",
         headers={**PAGE_HEADERS, "Content-Security-Policy": BUNDLE_POLICY},
     )
+
+
+def _bundle_page(request: Request, landing: bundles.BundleLanding, token: str) -> HTMLResponse:
+    """The member's page for their link: the meeting, its agenda (marking what they take no
+    part in), and the bundle to open or download, in their language."""
+    language = landing.language
+    html = (
+        environment(language, PAGES)
+        .get_template("committee_bundle.html")
+        .render(
+            language=language,
+            languages=LANGUAGE_NAMES,
+            assets=page_assets(request),
+            b=landing,
+            token=token,
+            money=lambda value: labels.money(value, landing.currency, language),
+        )
+    )
+    return HTMLResponse(html, headers=PAGE_HEADERS)

@@ -224,6 +224,24 @@ def access_code(rt: Runtime, reference: str) -> str:
     return derive_token(rt.settings.key(), round_id, key)
 
 
+def bundle_link_token(rt: Runtime, email: str, version: int = 1, round_id: str = ROUND1) -> str:
+    """The token of a committee member's bundle link, as their message delivers it."""
+    import re
+
+    from sqlmodel import select
+
+    from engine.db import reading
+    from engine.services import outbox
+    from engine.tables import OutboxMessage
+
+    with reading(rt.engine) as session:
+        message = session.exec(
+            select(OutboxMessage).where(OutboxMessage.key == f"bundle_ready:{round_id}:{email}:v{version}")
+        ).one()
+        text = outbox.materialize(session, rt.settings, message).text
+    return re.search(r"/committee/bundle\?token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
+
+
 #: What the secretariat asks Lesotho's applicant for, and by when (`ask_for_information`).
 ASKED = (["Form C, signed by the national focal point", "The workplan"], date(2018, 9, 28))
 

@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 
 from engine.db import unit_of_work
+from engine.services.committee.bundles import prepare_bundles
 from engine.services.review.assignment import assign_reviewers
 from engine.services.review.invitations import invite
 from engine.services.setup import Runtime
 from tests.browser.test_reviewer_workspace import invitation_link
-from tests.conftest import AFTER_CLOSE, AFTER_R4, ROUND4, access_code, ask_for_information
+from tests.conftest import AFTER_CLOSE, AFTER_R4, ROUND1, ROUND4, access_code, ask_for_information, bundle_link_token
 
 AXE = Path(__file__).resolve().parents[2] / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 LSO = "SIP-2018-R1-0002"
+CHAD = "mahamat.abakar@committee.example.org"
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
 
@@ -32,11 +34,14 @@ def violations(page: Any) -> list[str]:
 
 
 def test_the_pages_people_open_pass_the_wcag_aa_rules_in_every_language(
-    screened: Runtime, round4: Runtime, serve: Any, page: Any
+    committee: Runtime, round4: Runtime, serve: Any, page: Any
 ) -> None:
     if not AXE.exists():
         pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
+    screened = committee  # round 1, screened, with its committee
     ask_for_information(screened, LSO)
+    with unit_of_work(committee.engine) as session:
+        prepare_bundles(session, committee.settings, ROUND1, actor="officer", at=AFTER_CLOSE, pdf=False)
     with unit_of_work(round4.engine) as session:
         assign_reviewers(session, ROUND4, actor="officer", at=AFTER_R4)
         invite(session, round4.settings, ROUND4, actor="officer", at=AFTER_R4)
@@ -54,6 +59,9 @@ def test_the_pages_people_open_pass_the_wcag_aa_rules_in_every_language(
     page.fill("#access_code", "wrong")
     page.locator("form button[type=submit]").click()
     found["status wrong code es"] = violations(page)
+
+    page.goto(f"{app.url}/committee/bundle?token={bundle_link_token(committee, CHAD)}")
+    found["committee member's page fr"] = violations(page)
 
     app.clock.now = AFTER_R4
     page.goto(invitation_link(round4, "ana@example.org", app.url))

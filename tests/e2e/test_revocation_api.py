@@ -18,7 +18,7 @@ from cli import app as sip_app
 from engine.db import reading
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent, OutboxMessage
-from tests.conftest import AFTER_R4, ROUND4, Clock
+from tests.conftest import AFTER_R4, ROUND4, Clock, bundle_link_token
 from tests.e2e.test_review_api import BEN, LSO, OFFICER, _client, link, signed_in
 
 with warnings.catch_warnings():
@@ -229,15 +229,7 @@ def committee_client(committee: Runtime) -> Iterator[TestClient]:
 
 
 def bundle_token(client: TestClient, email: str, version: int = 1) -> str:
-    from engine.services import outbox
-
-    rt = client.app.state.runtime  # type: ignore[attr-defined]
-    with reading(rt.engine) as session:
-        message = session.exec(
-            select(OutboxMessage).where(OutboxMessage.key == f"bundle_ready:sip-2018-r1:{email}:v{version}")
-        ).one()
-        text = outbox.materialize(session, rt.settings, message).text
-    return re.search(r"/committee/bundle\?token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
+    return bundle_link_token(client.app.state.runtime, email, version)  # type: ignore[attr-defined]
 
 
 def test_a_program_sends_the_bundle_token_as_a_header_and_the_link_keeps_working(committee_client: TestClient) -> None:

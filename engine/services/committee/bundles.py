@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +45,7 @@ from engine.tables import (
     CommitteeMember,
     ScreeningRecord,
 )
-from notifications import BUNDLE_LINK_PLACEHOLDER, render
+from notifications import BUNDLE_LINK_PLACEHOLDER, LANGUAGES, render
 
 if TYPE_CHECKING:
     from engine.pdfjoin import Part
@@ -703,14 +703,9 @@ WITHDRAWN_LINK = "a new link: the link of the previous version was withdrawn"
 LINK_DAYS_AFTER_MEETING = 30
 
 
-def open_bundle(
-    session: Session, settings: Settings, token: str | None, *, at: datetime, pdf: bool = False
-) -> tuple[CommitteeBundle, Path]:
-    """The bundle a member's link opens (audited): only the member's latest version,
-    only while they are on the round's committee, only until a month after the meeting,
-    and never once withdrawn (they left the committee, or the secretariat withdrew their
-    access). An unknown link is `NotFound`; one that worked and no longer does is `Gone`
-    (each says so in the member's language on their error page)."""
+def _valid_link(session: Session, token: str | None, *, at: datetime) -> tuple[CommitteeBundle, Committee, str]:
+    """The bundle of a member's link that still works, its round's committee and the
+    member's language; `NotFound` or `Gone` otherwise (see `open_bundle`)."""
     bundle = (
         session.exec(select(CommitteeBundle).where(CommitteeBundle.token_hash == token_hash(token or ""))).first()
         if token
@@ -756,6 +751,18 @@ def open_bundle(
             language=language,
             actor=bundle.email,
         )
+    return bundle, committee, language
+
+
+def open_bundle(
+    session: Session, settings: Settings, token: str | None, *, at: datetime, pdf: bool = False
+) -> tuple[CommitteeBundle, Path]:
+    """The bundle a member's link opens (audited): only the member's latest version,
+    only while they are on the round's committee, only until a month after the meeting,
+    and never once withdrawn (they left the committee, or the secretariat withdrew their
+    access). An unknown link is `NotFound`; one that worked and no longer does is `Gone`
+    (each says so in the member's language on their error page)."""
+    bundle, _committee, language = _valid_link(session, token, at=at)
     path = stored_file(settings, bundle.path)
     path = path.with_suffix(".pdf") if pdf else path
     if not path.exists():
@@ -777,3 +784,70 @@ def open_bundle(
         details={"round": bundle.round_id, "version": bundle.version, "format": "pdf" if pdf else "html"},
     )
     return bundle, path
+
+
+@dataclass(frozen=True)
+class AgendaLine:
+    reference: str
+    title: str | None
+    party: str  # its name, in the member's language
+    amount_requested: Decimal | None
+    withheld: str | None  # why the member takes no part in it, if they do not
+
+
+@dataclass(frozen=True)
+class BundleLanding:
+    """What a member's link opens first, in their language: their meeting and its
+    agenda, the bundle's version and what changed, and whether its PDF is there."""
+
+    name: str
+    language: str
+    round_title: str
+    version: int
+    starts_on: date
+    ends_on: date
+    place: str
+    agenda: list[AgendaLine]
+    changes: list[str]
+    pdf: bool
+    currency: str
+
+
+def bundle_landing(
+    session: Session, settings: Settings, token: str | None, *, at: datetime, language: str | None = None
+) -> BundleLanding:
+    """The page of a member's link, in `language` if the page asks for one of the
+    engine's, else the member's (the same checks as `open_bundle`; nothing is
+    downloaded, so nothing is recorded but a refusal)."""
+    bundle, committee, own = _valid_link(session, token, at=at)
+    language = language if language in LANGUAGES else own
+    member = next(m for m in committee.members if str(m.email).lower() == bundle.email)
+    applications = session.exec(
+        select(Application)
+        .where(Application.round_id == bundle.round_id, col(Application.status).in_(ON_AGENDA))
+        .order_by(Application.reference)
+    ).all()
+    names = party_names(session, {a.party for a in applications})
+    agenda = [
+        AgendaLine(
+            a.reference,
+            a.title,
+            names.name(a.party, language),
+            a.amount_requested,
+            committee.conflicts(a).get(bundle.email),
+        )
+        for a in applications
+    ]
+    return BundleLanding(
+        name=member.name,
+        language=language,
+        round_title=committee.definition.title_in(language),
+        version=bundle.version,
+        starts_on=committee.meeting.starts_on,
+        ends_on=committee.meeting.ends_on,
+        place=committee.meeting.place,
+        agenda=agenda,
+        changes=list(bundle.changes),
+        pdf=stored_file(settings, bundle.path).with_suffix(".pdf").exists(),
+        currency=committee.definition.currency,
+    )
