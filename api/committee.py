@@ -284,7 +284,7 @@ def grants(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> GrantsP
         **page_error_responses(404, 410, 422, 429, 503),
     },
     dependencies=[PersonPage()],
-    summary="A committee member's review bundle (the link of their message)",
+    summary="A committee member's page and review bundle (the link of their message)",
 )
 def download(
     request: Request,
@@ -299,13 +299,16 @@ def download(
         str | None,
         Query(
             pattern="^(page|html|pdf)$",
-            description="page: the member's page for the link (a browser's default); html or pdf: the bundle "
-            "itself (the default for a program that sends the token as a Bearer header: html)",
+            description="page: the member's page for the link (the default for a browser, which asks for "
+            "text/html); html or pdf: the bundle itself (the default for any other client: html)",
         ),
     ] = None,
     lang: Annotated[str | None, Query(max_length=5, description="en, fr or es (default: the member's)")] = None,
 ) -> Response:
-    """The bundle the member's personal link opens; every download is audited. An unknown
+    """What the member's personal link opens: in a browser (one that asks for text/html),
+    the member's page in their language (the meeting, the agenda with what they take no
+    part in, the bundle to read or download); for any other client, or with `format`,
+    the bundle itself. Every download is audited; the page records none. An unknown
     link answers 404 (counted against the source, and sampled: api/attempts.py), one that
     no longer works (expired, replaced by a newer version, withdrawn, or its member left
     the committee) 410, audited under the member's name: a page in the member's language
@@ -314,15 +317,16 @@ def download(
     address.
 
     The e-mailed link has to carry the token in its address (a link in a message can
-    only be a GET, and the member's browser opens the file from it): the server's access
-    log redacts it (`api.logs`), and the file is sent with `Referrer-Policy: no-referrer`."""
+    only be a GET): the server's access log redacts it (`api.logs`), and the page and the
+    file are sent with `Referrer-Policy: no-referrer`."""
     if credentials is not None:
         token = credentials.credentials
-    format = format or ("html" if credentials is not None else "page")  # noqa: A001
+    browser = credentials is None and "text/html" in request.headers.get("accept", "").lower()
+    format = format or ("page" if browser else "html")  # noqa: A001
     if format == "page":
-        with (
+        with (  # refused as a download would be: the same link, the same checks
             attempt.refusals(
-                rt.engine, role=Role.COMMITTEE, action="bundle.open", subject_type="bundle", subject_id="link"
+                rt.engine, role=Role.COMMITTEE, action="bundle.download", subject_type="bundle", subject_id="link"
             ),
             reading(rt.engine) as session,
         ):

@@ -22,7 +22,7 @@ fi
 if [ ! -f .venv/axe/node_modules/axe-core/axe.min.js ]; then
   if command -v npm >/dev/null 2>&1; then
     echo "installing axe-core for the accessibility test..."
-    npm install --silent --no-audit --no-fund --prefix .venv/axe axe-core@4.14.1 >/dev/null 2>&1 \
+    timeout 180 npm install --silent --no-audit --no-fund --fetch-retries=1 --prefix .venv/axe axe-core@4.14.1 >/dev/null 2>&1 \
       || echo "warning: axe-core could not be installed; the accessibility test will skip" >&2
   else
     echo "note: npm is missing: the accessibility test will skip" >&2

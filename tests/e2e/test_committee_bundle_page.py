@@ -26,6 +26,7 @@ with warnings.catch_warnings():
 CHAD = "mahamat.abakar@committee.example.org"  # writes in French
 BEN = "SIP-2018-R1-0001"
 PREPARED = datetime(2018, 9, 20, 9, tzinfo=UTC)
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def token_of(client: TestClient, email: str) -> str:
 
 def test_the_link_opens_the_members_page_in_their_language_with_the_agenda_and_the_bundle(client: TestClient) -> None:
     token = token_of(client, CHAD)
-    page = client.get("/committee/bundle", params={"token": token})
+    page = client.get("/committee/bundle", params={"token": token}, headers=BROWSER)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
     html = page.text
@@ -58,23 +59,25 @@ def test_the_link_opens_the_members_page_in_their_language_with_the_agenda_and_t
     assert f'href="bundle?token={token}&amp;format=html"' in html and "format=pdf" not in html  # no PDF was made
     bundle = client.get("/committee/bundle", params={"token": token, "format": "html"})
     assert bundle.status_code == 200 and BEN in bundle.text and "Confidentiel – réservé" not in bundle.text
-    spanish = client.get("/committee/bundle", params={"token": token, "lang": "es"}).text
+    spanish = client.get("/committee/bundle", params={"token": token, "lang": "es"}, headers=BROWSER).text
     assert "Su carpeta de examen" in spanish and "Benín" in spanish
 
 
-def test_a_program_that_sends_the_token_as_a_header_gets_the_bundle_itself(client: TestClient) -> None:
+def test_a_program_gets_the_bundle_itself_by_header_or_by_the_links_address(client: TestClient) -> None:
     token = token_of(client, CHAD)
-    by_header = client.get("/committee/bundle", headers={"Authorization": f"Bearer {token}"})
-    page = client.get("/committee/bundle", params={"token": token})
-    assert by_header.status_code == 200 and by_header.text != page.text
-    assert "Confidentiel" not in by_header.text and "<h1" in by_header.text  # the bundle's own document
+    page = client.get("/committee/bundle", params={"token": token}, headers=BROWSER)
+    by_header = client.get("/committee/bundle", headers={"Authorization": f"Bearer {token}", **BROWSER})
+    by_address = client.get("/committee/bundle", params={"token": token})  # a client that asks for anything
+    for bundle in (by_header, by_address):
+        assert bundle.status_code == 200 and bundle.text != page.text
+        assert "Confidentiel – réservé" not in bundle.text and "<h1" in bundle.text  # the bundle's own document
 
 
 def test_opening_the_page_records_no_download_and_a_forged_link_is_refused(client: TestClient) -> None:
     from engine.tables import AuditEvent
 
     token = token_of(client, CHAD)
-    client.get("/committee/bundle", params={"token": token})
+    client.get("/committee/bundle", params={"token": token}, headers=BROWSER)
     client.get("/committee/bundle", params={"token": token, "format": "html"})
     rt = client.app.state.runtime  # type: ignore[attr-defined]
     with reading(rt.engine) as session:
@@ -82,3 +85,16 @@ def test_opening_the_page_records_no_download_and_a_forged_link_is_refused(clien
     assert [e.details["format"] for e in downloads if e.details] == ["html"]
     forged = client.get("/committee/bundle", params={"token": "forged"}, headers={"Accept": "text/html"})
     assert forged.status_code == 404 and "<h1>" in forged.text
+
+
+def test_the_page_shows_the_agenda_of_the_bundle_the_member_has_until_a_new_version(
+    client: TestClient, committee: Runtime
+) -> None:
+    """A conflict declared after the bundle was prepared changes nothing on the page (the
+    member's bundle still holds that dossier) until the next version is prepared."""
+    cmr = "SIP-2018-R1-0004"
+    with unit_of_work(committee.engine) as session:
+        declare_member_conflict(session, ROUND1, cmr, CHAD, "a relative at the agency", actor="officer", at=PREPARED)
+    html = client.get("/committee/bundle", params={"token": token_of(client, CHAD)}, headers=BROWSER).text
+    assert "Vous ne prenez pas part à la décision sur 1 demande" in html  # Benin only, as in the bundle
+    assert "aucune" not in re.search(rf'<tr><td class="ref">{cmr}</td>.*?</tr>', html).group(0)  # type: ignore[union-attr]

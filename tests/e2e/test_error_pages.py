@@ -125,7 +125,7 @@ def test_a_bundle_whose_file_cannot_be_read_is_a_generic_500_page_without_traceb
     path.unlink()
     path.mkdir()  # a folder where the file should be: the engine fails unexpectedly
     with TestClient(client.app, raise_server_exceptions=False) as unchecked:
-        answer = unchecked.get(link, headers={**BROWSER, "Accept-Language": "fr"})
+        answer = unchecked.get(link + "&format=html", headers={**BROWSER, "Accept-Language": "fr"})  # the file
         api = unchecked.get(link, headers={"Accept": "application/json"})
     assert answer.status_code == 500
     page = _error_page(answer)

@@ -797,8 +797,8 @@ class AgendaLine:
 
 @dataclass(frozen=True)
 class BundleLanding:
-    """What a member's link opens first, in their language: their meeting and its
-    agenda, the bundle's version and what changed, and whether its PDF is there."""
+    """What a member's link opens first, in their language: their meeting and the agenda
+    of their bundle as it was prepared, its version, and whether its PDF is there."""
 
     name: str
     language: str
@@ -808,7 +808,6 @@ class BundleLanding:
     ends_on: date
     place: str
     agenda: list[AgendaLine]
-    changes: list[str]
     pdf: bool
     currency: str
 
@@ -821,21 +820,21 @@ def bundle_landing(
     downloaded, so nothing is recorded but a refusal)."""
     bundle, committee, own = _valid_link(session, token, at=at)
     language = language if language in LANGUAGES else own
-    member = next(m for m in committee.members if str(m.email).lower() == bundle.email)
+    member = next((m for m in committee.members if str(m.email).lower() == bundle.email), None)
+    if member is None:  # `_valid_link` found them on the committee; a change under it says so too
+        raise Gone("you are no longer on this round's committee; ask the secretariat", reason="bundle_left")
+    # The agenda of the bundle the member has (as it was prepared), not of the round today:
+    # its dossiers, and those withheld from it.
+    withheld = {k.removeprefix("withheld "): why for k, why in bundle.digests.items() if k.startswith("withheld ")}
+    on_it = {k.removeprefix("dossier ") for k in bundle.digests if k.startswith("dossier ")} | set(withheld)
     applications = session.exec(
         select(Application)
-        .where(Application.round_id == bundle.round_id, col(Application.status).in_(ON_AGENDA))
+        .where(Application.round_id == bundle.round_id, col(Application.reference).in_(on_it))
         .order_by(Application.reference)
     ).all()
     names = party_names(session, {a.party for a in applications})
     agenda = [
-        AgendaLine(
-            a.reference,
-            a.title,
-            names.name(a.party, language),
-            a.amount_requested,
-            committee.conflicts(a).get(bundle.email),
-        )
+        AgendaLine(a.reference, a.title, names.name(a.party, language), a.amount_requested, withheld.get(a.reference))
         for a in applications
     ]
     return BundleLanding(
@@ -847,7 +846,6 @@ def bundle_landing(
         ends_on=committee.meeting.ends_on,
         place=committee.meeting.place,
         agenda=agenda,
-        changes=list(bundle.changes),
         pdf=stored_file(settings, bundle.path).with_suffix(".pdf").exists(),
         currency=committee.definition.currency,
     )
