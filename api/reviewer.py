@@ -372,8 +372,6 @@ def _page(language: str, mode: str, *, status_code: int = 200, **context: Any) -
             language=language,
             mode=mode,
             token=context.pop("token", ""),
-            signed=context.pop("signed", None),
-            assignments=context.pop("assignments", []),
             **context,
         )
     )
@@ -419,7 +417,8 @@ def sign_in_form(
     in the reviewer's language, with a link to ask for a new one."""
     signed = _sign_in(rt, now, attempt, token)
     # The session lives in a cookie the page's scripts cannot read, sent back only to the
-    # reviewer's pages and only from this site; it ends with the session.
+    # reviewer's pages (and with a form only from this site's: SameSite, and each form's
+    # token); it ends with the session.
     answer = RedirectResponse(
         "workspace" + (f"?lang={lang}" if lang in LANGUAGES else ""),
         status_code=status.HTTP_303_SEE_OTHER,
