@@ -64,6 +64,7 @@ session_bearer = HTTPBearer(
 )
 SessionDep = Annotated[HTTPAuthorizationCredentials | None, Depends(session_bearer)]
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 #: The reviewers' pages: their errors are pages, with a link to ask for a new sign-in
 #: link; POST /reviewer/links answers JSON too, so a page only to a client that asks for HTML.
 NEW_LINK_PAGE = PersonPage(back="links")
@@ -364,6 +365,21 @@ def conflict(
 # --- pages for a browser: the link in the e-mail opens these ---------------------------------
 
 
+def _page_route(
+    method: Callable[..., Callable[[F], F]], path: str, page: PersonPage, code: int = status.HTTP_200_OK
+) -> Callable[[F], F]:
+    """A route of the reviewer's pages (HTML, not in the API's document), whose errors are
+    pages in the reviewer's language going back to `page`'s link."""
+    return method(
+        path,
+        response_model=None,
+        response_class=HTMLResponse,
+        status_code=code,
+        include_in_schema=False,
+        dependencies=[page],
+    )
+
+
 def _page(language: str, mode: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     html = (
         environment(language, PAGES)
@@ -378,14 +394,7 @@ def _page(language: str, mode: str, *, status_code: int = 200, **context: Any) -
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
-@router.get(
-    "/sign-in",
-    response_model=None,
-    response_class=HTMLResponse,
-    status_code=status.HTTP_200_OK,
-    include_in_schema=False,
-    dependencies=[NEW_LINK_PAGE],
-)
+@_page_route(router.get, "/sign-in", NEW_LINK_PAGE)
 def sign_in_page(request: Request, token: str = "", lang: str | None = None) -> HTMLResponse:
     """The page the link opens: a button signs in (a mail scanner that follows the
     link does not use it up), posting the token in the request body.
@@ -396,14 +405,7 @@ def sign_in_page(request: Request, token: str = "", lang: str | None = None) -> 
     return _page(page_language(request, lang), "confirm", token=token[:200])
 
 
-@router.post(
-    "/sign-in",
-    response_model=None,
-    response_class=HTMLResponse,
-    status_code=status.HTTP_200_OK,
-    include_in_schema=False,
-    dependencies=[NEW_LINK_PAGE],
-)
+@_page_route(router.post, "/sign-in", NEW_LINK_PAGE)
 def sign_in_form(
     request: Request,
     rt: RuntimeDep,
@@ -436,14 +438,7 @@ def sign_in_form(
     return answer
 
 
-@router.post(
-    "/sign-out",
-    response_model=None,
-    response_class=HTMLResponse,
-    status_code=status.HTTP_200_OK,
-    include_in_schema=False,
-    dependencies=[NEW_LINK_PAGE],
-)
+@_page_route(router.post, "/sign-out", NEW_LINK_PAGE)
 def sign_out_form(
     request: Request,
     rt: RuntimeDep,
@@ -566,14 +561,7 @@ def _workspace_page(
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
-@router.get(
-    "/workspace",
-    response_model=None,
-    response_class=HTMLResponse,
-    status_code=status.HTTP_200_OK,
-    include_in_schema=False,
-    dependencies=[NEW_LINK_PAGE],
-)
+@_page_route(router.get, "/workspace", NEW_LINK_PAGE)
 def workspace(
     request: Request,
     rt: RuntimeDep,
@@ -602,14 +590,7 @@ def workspace(
     )
 
 
-@router.get(
-    "/workspace/{reference}",
-    response_model=None,
-    response_class=HTMLResponse,
-    status_code=status.HTTP_200_OK,
-    include_in_schema=False,
-    dependencies=[NESTED_PAGE],
-)
+@_page_route(router.get, "/workspace/{reference}", NESTED_PAGE)
 def workspace_application(
     reference: str,
     request: Request,
@@ -668,14 +649,7 @@ def _application_page(
     )
 
 
-@router.post(
-    "/workspace/{reference}/review",
-    response_model=None,
-    response_class=HTMLResponse,
-    status_code=status.HTTP_303_SEE_OTHER,
-    include_in_schema=False,
-    dependencies=[FORM_PAGE],
-)
+@_page_route(router.post, "/workspace/{reference}/review", FORM_PAGE, status.HTTP_303_SEE_OTHER)
 async def workspace_review(
     reference: str, request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep
 ) -> Response:
@@ -751,14 +725,7 @@ async def workspace_review(
     return RedirectResponse(where, status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
 
 
-@router.post(
-    "/workspace/{reference}/leave",
-    response_model=None,
-    response_class=HTMLResponse,
-    status_code=status.HTTP_303_SEE_OTHER,
-    include_in_schema=False,
-    dependencies=[FORM_PAGE],
-)
+@_page_route(router.post, "/workspace/{reference}/leave", FORM_PAGE, status.HTTP_303_SEE_OTHER)
 def workspace_leave(
     reference: str,
     request: Request,
