@@ -22,7 +22,7 @@ from engine.services.committee.meeting import declare_member_conflict, set_funds
 from engine.services.errors import Gone, NotAllowed, NotFound
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent, CommitteeBundle, OutboxMessage
-from tests.conftest import ROUND1, members
+from tests.conftest import ROUND1, bundle_link_token, members
 
 AT = datetime(2018, 9, 20, 9, tzinfo=UTC)
 BEN, CMR = "SIP-2018-R1-0001", "SIP-2018-R1-0004"
@@ -139,15 +139,16 @@ def test_a_pdf_is_made_beside_each_html_bundle_where_weasyprint_is_installed(com
 
     # The dossiers' pages are laid out once and shared; Ghana's member has Benin's withheld (a one-page note).
     assert summary.pdf and pages(GHANA) < pages("pieter.devries@committee.example.org")
+    # every page, of the member's front and of the shared dossiers, says it is confidential
+    from pypdf import PdfReader
+
+    reader = PdfReader(bundle_of(summary, GHANA).pdf or "")
+    unmarked = [n for n, page in enumerate(reader.pages, 1) if "Confidential" not in page.extract_text()]
+    assert len(reader.pages) > 2 and unmarked == []
 
 
 def link_of(rt: Runtime, email: str, version: int) -> str:
-    with unit_of_work(rt.engine) as session:
-        message = session.exec(
-            select(OutboxMessage).where(OutboxMessage.key == f"bundle_ready:{ROUND1}:{email}:v{version}")
-        ).one()
-        text = outbox.materialize(session, rt.settings, message).text
-    return re.search(r"token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
+    return bundle_link_token(rt, email, version)
 
 
 def test_an_older_versions_link_no_longer_opens_once_a_new_version_went_out(committee: Runtime) -> None:

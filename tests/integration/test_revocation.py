@@ -6,7 +6,6 @@ downgrade of the migration keeps revoked credentials dead."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -16,7 +15,6 @@ from sqlmodel import col, select
 from demo.committee import MEMBERS
 from engine import migrate
 from engine.db import reading, unit_of_work
-from engine.services import outbox
 from engine.services.committee.bundles import WITHDRAWN_LINK, open_bundle, prepare_bundles
 from engine.services.committee.membership import set_member
 from engine.services.errors import Gone, InvalidInput, NotFound, Unauthorized
@@ -25,7 +23,7 @@ from engine.services.review.register import set_reviewer
 from engine.services.revocation import revoke_person
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent, CommitteeBundle, OutboxMessage, ReviewerRecord, ReviewerToken
-from tests.conftest import AFTER_R4, ROUND1, ROUND4
+from tests.conftest import AFTER_R4, ROUND1, ROUND4, bundle_link_token
 
 PREPARED = datetime(2018, 9, 20, 9, tzinfo=UTC)
 AFTER_MEETING = datetime(2018, 10, 10, 9, tzinfo=UTC)  # the meeting was on 2-3 October: links still work
@@ -39,12 +37,7 @@ def prepare(rt: Runtime, at: datetime = PREPARED) -> None:
 
 
 def token_of(rt: Runtime, email: str, version: int = 1) -> str:
-    with reading(rt.engine) as session:
-        message = session.exec(
-            select(OutboxMessage).where(OutboxMessage.key == f"bundle_ready:{ROUND1}:{email}:v{version}")
-        ).one()
-        text = outbox.materialize(session, rt.settings, message).text
-    return re.search(r"token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
+    return bundle_link_token(rt, email, version)
 
 
 def opens(rt: Runtime, token: str, at: datetime = AFTER_MEETING) -> bool:
