@@ -555,6 +555,8 @@ def _workspace_page(
             # so that a page answered at a form's address (a review to correct) still works
             root=root,
             workspace_url=root + "/reviewer/workspace",
+            csrf=csrf_token(rt, request.cookies.get(COOKIE, "")),
+            code=lambda value: labels.code(value, language),
             **context,
         )
     )
@@ -585,8 +587,6 @@ def workspace(
         name=reviewer.name,
         assignments=assignments,
         done=done if done in ("declined", "conflicted") else None,
-        csrf=csrf_token(rt, request.cookies.get(COOKIE, "")),
-        code=lambda value: labels.code(value, language),
     )
 
 
@@ -642,9 +642,7 @@ def _application_page(
         values=values,
         problems=problems or {},
         saved=saved,
-        csrf=csrf_token(rt, request.cookies.get(COOKIE, "")),
         label=lambda table, key: labels.label(getattr(labels, table), key, language),
-        code=lambda value: labels.code(value, language),
         money=lambda value: labels.money(value, dossier.currency, language),
     )
 
