@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from api import applicants, committee, health, reviewer, secretariat
+from api import applicants, committee, health, portal, reviewer, secretariat
 from api.attempts import Guard
 from api.common import DEFAULT_ERROR
 from api.deps import declare_scopes
@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         secretariat.reviewers_router,
         secretariat.outbox_router,
         reviewer.router,
+        portal.router,
         committee.router,
     )
     for router in routers:

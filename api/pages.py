@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from babel import negotiate_locale
 from fastapi import Request
@@ -20,6 +21,7 @@ from markupsafe import Markup
 
 from api.schemas import ErrorOut
 from engine.services.committee.bundles import LINK_DAYS_AFTER_MEETING
+from engine.settings import Settings
 from notifications import LANGUAGES
 from notifications.render import PAGES, environment
 
@@ -36,6 +38,11 @@ REASONS = frozenset(
         "link_used",
         "link_expired",
         "link_withdrawn",
+        "draft_unknown",
+        "draft_submitted",
+        "form_token",
+        "forms_expired",
+        "round_closed",
     }
 )
 #: A reviewer's sign-in link that does not work is 401 for the API (POST /reviewer/sessions);
@@ -187,6 +194,12 @@ def error_page(
 
 #: The language switch of the people's pages: each language in its own name.
 LANGUAGE_NAMES = (("en", "English"), ("fr", "Français"), ("es", "Español"))
+
+
+def site_root(request: Request, settings: Settings) -> str:
+    """Where the site starts: the proxy's prefix as uvicorn was told it (--root-path), else
+    the path of the public address the e-mailed links use."""
+    return str(request.scope.get("root_path") or urlsplit(settings.public_base_url).path).rstrip("/")
 
 
 def page_assets(request: Request) -> str:

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -33,6 +32,7 @@ from api.pages import (
     field_problems,
     page_error_responses,
     page_language,
+    site_root,
 )
 from api.schemas import (
     AssignmentLeftOut,
@@ -498,14 +498,8 @@ NESTED_PAGE = PersonPage(back="../links")
 FORM_PAGE = PersonPage(back="../../links")
 
 
-def _root(request: Request, rt: Runtime) -> str:
-    """Where the site starts: the proxy's prefix as uvicorn was told it (--root-path), else
-    the path of the public address the e-mailed links use."""
-    return str(request.scope.get("root_path") or urlsplit(rt.settings.public_base_url).path).rstrip("/")
-
-
 def _cookie_path(request: Request, rt: Runtime) -> str:
-    return _root(request, rt) + "/reviewer"
+    return site_root(request, rt.settings) + "/reviewer"
 
 
 def _secure(request: Request, rt: Runtime) -> bool:
@@ -544,7 +538,7 @@ def _with_dossier(session: Session, reviewer: ReviewerRecord, reference: str) ->
 def _workspace_page(
     request: Request, rt: Runtime, template: str, language: str, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    root = _root(request, rt)
+    root = site_root(request, rt.settings)
     html = (
         environment(language, PAGES)
         .get_template(template)

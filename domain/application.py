@@ -257,6 +257,10 @@ class Input(BaseModel):
 class FieldError(BaseModel):
     path: str
     message: str
+    #: What kind of problem (pydantic's error type, e.g. `missing`, `string_too_long`) and
+    #: its bounds, for a page to say it in the person's language; not part of the answer.
+    kind: str = Field(default="", exclude=True)
+    bounds: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
 
 class DocumentError(Exception):
@@ -430,5 +434,8 @@ def validate_document(data: Any) -> ApplicationDocument:
     try:
         return ApplicationDocument.model_validate(data)
     except ValidationError as exc:
-        errors = [FieldError(path=json_path(e["loc"]), message=_message(e)) for e in exc.errors()]
+        errors = [
+            FieldError(path=json_path(e["loc"]), message=_message(e), kind=e["type"], bounds=dict(e.get("ctx") or {}))
+            for e in exc.errors()
+        ]
         raise DocumentError(errors) from None

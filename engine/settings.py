@@ -173,7 +173,8 @@ class Settings(BaseSettings):
     rate_limit_link_requests: str = Field(
         default="5/minute;20/hour",
         alias="SIP_RATE_LIMIT_LINK_REQUESTS",
-        description="requests for a new reviewer sign-in link (POST /reviewer/links) a source may send",
+        description="requests that send a link by e-mail a source may send: a new reviewer sign-in link "
+        "(POST /reviewer/links), a new draft in the applicant portal or its link again (/apply/start, /apply/links)",
     )
 
     _generated_key: bytes | None = PrivateAttr(default=None)

@@ -483,3 +483,26 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = _ts(nullable=True)
     revoked_by: str | None = Field(default=None, max_length=200)
     reason: str | None = Field(default=None, max_length=2000, description="why it was revoked")
+
+
+class ApplicationDraft(SQLModel, table=True):
+    """An application being written in the applicant's portal: the form as the applicant
+    left it (it need not be valid yet). Its link's token is derived from the secret key
+    and `nonce` when the message is delivered; only its hash is kept. Submitting it
+    takes it in as any application (`engine.services.intake`) and links it here."""
+
+    __tablename__ = "application_draft"
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
+    nonce: str = Field(max_length=64, unique=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    email: str = Field(max_length=320, index=True)
+    language: str = Field(max_length=2)
+    content: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    #: The last time its link was sent (a new one at most once an hour on request).
+    link_sent_at: datetime = _ts(nullable=False)
+    submitted_at: datetime | None = _ts(nullable=True)
+    application_id: int | None = Field(default=None, foreign_key="application.id")

@@ -8,6 +8,7 @@ transaction as the change that causes it."""
 from notifications.render import (
     ACCESS_CODE_PLACEHOLDER,
     BUNDLE_LINK_PLACEHOLDER,
+    DRAFT_LINK_PLACEHOLDER,
     LANGUAGES,
     REVIEW_LINK_PLACEHOLDER,
     RenderedMessage,
@@ -19,6 +20,7 @@ from notifications.render import (
 
 __all__ = [
     "ACCESS_CODE_PLACEHOLDER",
+    "DRAFT_LINK_PLACEHOLDER",
     "BUNDLE_LINK_PLACEHOLDER",
     "LANGUAGES",
     "REVIEW_LINK_PLACEHOLDER",

@@ -75,6 +75,55 @@ CODES = {
     "declined": N_("declined"),
     "conflicted": N_("conflict of interest declared"),
 }
+#: The applicant portal's fields outside forms A and B (`api.application_form` names them).
+APPLICANT = {
+    "applicant.party": N_("Applicant Party"),
+    "applicant.co_applicants": N_("Co-applicant Parties (regional projects)"),
+    "applicant.executing_agency.name": N_("Executing agency"),
+    "applicant.executing_agency.address": N_("Address of the executing agency"),
+    "applicant.executing_agency.country": N_("Country of the executing agency"),
+    "applicant.contact.name": N_("Contact person"),
+    "applicant.contact.function": N_("Function"),
+    "applicant.contact.email": N_("E-mail address"),
+    "applicant.contact.phone": N_("Telephone"),
+    "applicant.language": N_("Language of the letters"),
+    "form_c.signed_by": N_("Signed by"),
+    "form_c.function": N_("Function of the signatory"),
+    "form_c.signed_on": N_("Date of signature"),
+    "form_c.consultation_confirmed": N_("National consultations took place"),
+    "confirm": N_("Confirmation"),
+}
+#: A field of a row: its list's words, with the row's number.
+ROW = {
+    "form_a.outputs": N_("Output %(number)s – %(field)s"),
+    "form_a.workplan": N_("Workplan, row %(number)s – %(field)s"),
+    "form_b.lines": N_("Budget line %(number)s – %(field)s"),
+    "form_b.co_financing": N_("Co-financing %(number)s – %(field)s"),
+}
+_ROW_FIELDS = {
+    "form_a.outputs": OUTPUT,
+    "form_a.workplan": WORKPLAN,
+    "form_b.lines": BUDGET_LINE,
+    "form_b.co_financing": CO_FINANCING,
+}
+
+
+def field_label(name: str, language: str) -> str:
+    """The words for a field of the applicant's form (`form_b.lines.2.amount` is "Budget
+    line 3 – Amount"), for the list of problems at the top of the page."""
+    gettext = translations(_pick(language)).gettext
+    parts = name.split(".")
+    if name in APPLICANT:
+        return gettext(APPLICANT[name])
+    if len(parts) == 2 and parts[0] == "form_a":
+        return label(FORM_A, parts[1], language)
+    if len(parts) == 4 and parts[2].isdigit() and f"{parts[0]}.{parts[1]}" in ROW:
+        listing = f"{parts[0]}.{parts[1]}"
+        field = label(_ROW_FIELDS[listing], parts[3], language)
+        return gettext(ROW[listing]) % {"number": int(parts[2]) + 1, "field": field}
+    return name
+
+
 #: What a reviewer's page says beside a field of the review that needs their attention.
 REVIEW_PROBLEMS = {
     "scores": N_("Choose a score on this criterion's scale."),

@@ -242,6 +242,34 @@ def bundle_link_token(rt: Runtime, email: str, version: int = 1, round_id: str =
     return re.search(r"/committee/bundle\?token=([\w-]+)", text).group(1)  # type: ignore[union-attr]
 
 
+def delivered(rt: Runtime, kind: str, recipient: str) -> str:
+    """The text of the latest message of `kind` to `recipient`, as delivery sends it
+    (its secrets put in)."""
+    from sqlmodel import col, select
+
+    from engine.db import reading
+    from engine.services import outbox
+    from engine.tables import OutboxMessage
+
+    with reading(rt.engine) as session:
+        message = session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.kind == kind, OutboxMessage.recipient == recipient)
+            .order_by(col(OutboxMessage.id).desc())
+        ).first()
+        assert message is not None, f"no {kind} message to {recipient}"
+        return outbox.materialize(session, rt.settings, message).text
+
+
+def draft_link(rt: Runtime, email: str) -> str:
+    """The address (path and query) of the latest link to a draft sent to `email`."""
+    import re
+
+    found = re.search(r"https?://[^/\s]+(/apply/draft\?token=[\w-]+&lang=\w+)", delivered(rt, "draft_link", email))
+    assert found is not None
+    return found.group(1)
+
+
 #: What the secretariat asks Lesotho's applicant for, and by when (`ask_for_information`).
 ASKED = (["Form C, signed by the national focal point", "The workplan"], date(2018, 9, 28))
 

@@ -134,7 +134,15 @@ def _forms(body: bytes | str) -> FormsUpdate:
         return FormsUpdate.model_validate(data)
     except ValidationError as exc:
         raise DocumentError(
-            [FieldError(path=json_path(e["loc"]), message=e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+            [
+                FieldError(
+                    path=json_path(e["loc"]),
+                    message=e["msg"].removeprefix("Value error, "),
+                    kind=e["type"],
+                    bounds=dict(e.get("ctx") or {}),
+                )
+                for e in exc.errors()
+            ]
         ) from None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +35,13 @@ from engine.services import audit, outbox
 from engine.services.errors import Conflict, InvalidInput, NotAccepting, ServiceError
 from engine.services.parties import PartyNames, party_names
 from engine.services.rounds import definition_of, get_round
-from engine.services.tokens import derive_token, random_token, token_hash
+from engine.services.tokens import derive_token, random_access_code, token_hash
 from engine.settings import Settings
 from engine.tables import Application, IntakeKey, Round, StatusChange, table_of
 from notifications import ACCESS_CODE_PLACEHOLDER, render_many
 
-Channel = Literal["api", "import"]
+#: How an application came in: the API, the secretariat's import, the applicant's portal.
+Channel = Literal["api", "import", "portal"]
 _PARTY_CODE = re.compile(r"^[A-Z]{3}$")
 
 
@@ -113,7 +114,7 @@ def _document_errors(
     errors = []
     if isinstance(data.get("round"), str) and data["round"] != row.id:
         errors.append(FieldError(path="$.round", message=f"is {data['round']!r}, but this is round {row.id!r}"))
-    if channel == "api" and "received_at" in data:
+    if channel != "import" and "received_at" in data:
         errors.append(
             FieldError(path="$.received_at", message="is only for applications the secretariat imports; leave it out")
         )
@@ -161,6 +162,15 @@ def _check_round_accepts(row: Round, definition: RoundDefinition, channel: Chann
     )
 
 
+def check_accepting(row: Round, definition: RoundDefinition, now: datetime) -> None:
+    """`NotAccepting`, saying when it opens or closed, unless the round takes applications now."""
+    _check_round_accepts(row, definition, "api", now)
+
+
+def accepting(row: Round, definition: RoundDefinition, now: datetime) -> bool:
+    return accepts_applications(row.status, definition, now)
+
+
 def check_import(session: Session, round_id: str) -> None:
     """What an import refuses before reading any file: an unknown round, or one that
     was never opened (a draft round holds no application, so nothing could be answered
@@ -201,8 +211,10 @@ def _prepare(
     return _Prepared(document, key, _request_hash(body), submitted_at)
 
 
-def _token(settings: Settings, round_id: str, key: str | None) -> str:
-    return derive_token(settings.key(), round_id, key) if key else random_token()
+def _token(settings: Settings, round_id: str, key: str | None, stored_hash: str | None = None) -> str:
+    """The access code: derived from the idempotency key where there is one (so a retry is
+    answered with it again; `stored_hash`: in the format it was first given in)."""
+    return derive_token(settings.key(), round_id, key, stored_hash) if key else random_access_code()
 
 
 _Known = dict[str, tuple[str, Application]]
@@ -245,7 +257,7 @@ def _replay(known: _Known, key: str, request_hash: str, round_id: str, settings:
     return Receipt(
         application.reference,
         PUBLIC_STATUS[application.status],
-        _token(settings, round_id, key),
+        _token(settings, round_id, key, application.access_token_hash),
         round_id,
         application.submitted_at,
         created=False,
@@ -385,9 +397,9 @@ def _write_many(
                 round_title=definition.title_in(in_language),
                 timezone=definition.timezone,
                 status=status,
-                # Imported applications get their access code by e-mail (filled in at delivery, so the
-                # outbox never holds it); API submitters got it in the answer.
-                access_token=ACCESS_CODE_PLACEHOLDER if channel == "import" else None,
+                # Imported applications and the portal's get their access code by e-mail (filled in at
+                # delivery, so the outbox never holds it); API submitters got it in the answer.
+                access_token=ACCESS_CODE_PLACEHOLDER if channel != "api" else None,
                 programme_email=settings.programme_email,
             )
             rendered = render_many("receipt", in_language, common, [messages[p]["values"] for p in positions])
@@ -429,9 +441,12 @@ def submit_application(
     actor: str = "applicant",
     role: Role = Role.APPLICANT,
     now: datetime,
+    then: Callable[[Session, Receipt], None] | None = None,
 ) -> Receipt:
     """Take in one application in its own transaction. `idempotency_key` is the
-    applicant's header (API) or `import_key(content)` (import)."""
+    applicant's header (API), `import_key(content)` (import) or the draft's (portal).
+    `then`: what else to do in the same transaction with the receipt (the portal marks
+    its draft submitted)."""
     key = None if idempotency_key is None else (api_key(idempotency_key) if channel == "api" else idempotency_key)
     for attempt in (1, 2):
         try:
@@ -462,6 +477,8 @@ def submit_application(
                     )
                 if isinstance(result, ServiceError):
                     raise result
+                if then is not None:
+                    then(session, result)
                 return result
         except IntegrityError:
             # A concurrent submission with the same idempotency key won the race;

@@ -11,10 +11,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from engine.services.tokens import derive_bundle_token, derive_link_token, derive_token
+from engine.services.tokens import derive_bundle_token, derive_draft_token, derive_link_token, derive_token
 from engine.settings import Settings
-from engine.tables import IntakeKey, MessageState, OutboxMessage, ReviewerToken, table_of
-from notifications import ACCESS_CODE_PLACEHOLDER, BUNDLE_LINK_PLACEHOLDER, REVIEW_LINK_PLACEHOLDER, RenderedMessage
+from engine.tables import Application, IntakeKey, MessageState, OutboxMessage, ReviewerToken, table_of
+from notifications import (
+    ACCESS_CODE_PLACEHOLDER,
+    BUNDLE_LINK_PLACEHOLDER,
+    DRAFT_LINK_PLACEHOLDER,
+    REVIEW_LINK_PLACEHOLDER,
+    RenderedMessage,
+)
 
 
 def message_row(
@@ -87,11 +93,16 @@ def materialize(session: Session, settings: Settings, message: OutboxMessage) ->
     key (so it is never stored): an imported application's receipt gets its access
     code (from the import's key), a reviewer's message its sign-in link token (from
     the link's nonce), a committee member's its bundle's download token (from the
-    message's key). The secret key must not change while such messages are queued."""
+    message's key), an applicant's the link to their draft (from the draft's nonce, in
+    the message's key). The secret key must not change while such messages are queued."""
     text, html = message.body_text, message.body_html
     if ACCESS_CODE_PLACEHOLDER in text or ACCESS_CODE_PLACEHOLDER in html:
-        key = session.exec(select(IntakeKey.key).where(IntakeKey.application_id == message.application_id)).one()
-        code = derive_token(settings.key(), message.round_id or "", key)
+        key, stored = session.exec(
+            select(IntakeKey.key, Application.access_token_hash)
+            .join(Application, col(Application.id) == IntakeKey.application_id)
+            .where(IntakeKey.application_id == message.application_id)
+        ).one()
+        code = derive_token(settings.key(), message.round_id or "", key, stored)
         text, html = text.replace(ACCESS_CODE_PLACEHOLDER, code), html.replace(ACCESS_CODE_PLACEHOLDER, code)
     if BUNDLE_LINK_PLACEHOLDER in text or BUNDLE_LINK_PLACEHOLDER in html:
         token = derive_bundle_token(settings.key(), message.key)
@@ -100,6 +111,9 @@ def materialize(session: Session, settings: Settings, message: OutboxMessage) ->
         nonce = session.exec(select(ReviewerToken.nonce).where(ReviewerToken.message_key == message.key)).one()
         token = derive_link_token(settings.key(), nonce or "")
         text, html = text.replace(REVIEW_LINK_PLACEHOLDER, token), html.replace(REVIEW_LINK_PLACEHOLDER, token)
+    if DRAFT_LINK_PLACEHOLDER in text or DRAFT_LINK_PLACEHOLDER in html:
+        token = derive_draft_token(settings.key(), message.key.split(":")[1])  # the key: draft-link:<nonce>:<sent>
+        text, html = text.replace(DRAFT_LINK_PLACEHOLDER, token), html.replace(DRAFT_LINK_PLACEHOLDER, token)
     return RenderedMessage(subject=message.subject, text=text, html=html, language=message.language)
 
 

@@ -17,7 +17,16 @@ from engine.services.review.assignment import assign_reviewers
 from engine.services.review.invitations import invite
 from engine.services.setup import Runtime
 from tests.browser.test_reviewer_workspace import invitation_link
-from tests.conftest import AFTER_CLOSE, AFTER_R4, ROUND1, ROUND4, access_code, ask_for_information, bundle_link_token
+from tests.conftest import (
+    AFTER_CLOSE,
+    AFTER_R4,
+    IN_ROUND1,
+    ROUND1,
+    ROUND4,
+    access_code,
+    ask_for_information,
+    bundle_link_token,
+)
 
 AXE = Path(__file__).resolve().parents[2] / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
@@ -74,4 +83,52 @@ def test_the_pages_people_open_pass_the_wcag_aa_rules_in_every_language(
     found["review with problems es"] = violations(page)
     page.goto(f"{app.url}/reviewer/links?lang=es")
     found["new link es"] = violations(page)
+    assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+def test_the_applicants_portal_passes_the_wcag_aa_rules_in_every_language(
+    open_round1: Runtime, serve: Any, page: Any
+) -> None:
+    if not AXE.exists():
+        pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
+    app = serve(IN_ROUND1)
+    found: dict[str, list[str]] = {}
+    for language in ("en", "fr", "es"):
+        page.context.clear_cookies()
+        page.goto(f"{app.url}/apply?lang={language}")
+        found[f"apply {language}"] = violations(page)
+        page.fill("input[name=email]", f"someone-{language}@example.org")
+        page.locator("form[action='apply/start'] button").click()
+        found[f"draft {language}"] = violations(page)
+        page.fill("input[name='form_a.duration_months']", "999")
+        page.fill("input[name='form_b.lines.0.amount']", "many")
+        page.locator("button[value=submit]").click()
+        found[f"draft with problems {language}"] = violations(page)
+        page.fill("input[name='form_a.duration_months']", "24")
+        page.fill("input[name='form_b.lines.0.amount']", "1000")
+        page.select_option("select[name='form_b.lines.0.category']", "travel")
+        page.fill("input[name='form_b.lines.0.year']", "1")
+        page.select_option("select[name='applicant.party']", "BEN")
+        page.fill("input[name='applicant.executing_agency.name']", "Agence")
+        page.select_option("select[name='applicant.executing_agency.country']", "BEN")
+        page.fill("input[name='applicant.contact.name']", "Aïcha Dossou")
+        page.locator("#f-confirm").check()
+        page.locator("button[value=submit]").click()
+        page.locator("#access-code").wait_for(timeout=5000)
+        found[f"receipt {language}"] = violations(page)
+    assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+def test_the_page_to_send_forms_again_passes_the_wcag_aa_rules(screened: Runtime, serve: Any, page: Any) -> None:
+    if not AXE.exists():
+        pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
+    ask_for_information(screened, LSO)
+    app = serve(AFTER_CLOSE)
+    found: dict[str, list[str]] = {}
+    page.goto(f"{app.url}/status?lang=es")
+    page.fill("#reference", LSO)
+    page.fill("#access_code", access_code(screened, LSO))
+    page.locator("form button[type=submit]").click()
+    page.locator("form.resend button").click()
+    found["forms again es"] = violations(page)
     assert {name: problems for name, problems in found.items() if problems} == {}

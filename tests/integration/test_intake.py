@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,7 +37,8 @@ def test_a_submission_is_stored_with_its_history_audit_and_receipt_in_one_go(ope
     before = counts(rt)
     receipt = submit_application(rt.engine, rt.settings, ROUND1, BEN, now=IN_ROUND1)
     assert receipt.reference == "SIP-2018-R1-0001" and receipt.status is PublicStatus.RECEIVED
-    assert receipt.created and len(receipt.access_token) >= 40
+    # an access code of 100 bits that can be copied from paper: groups of Crockford's base 32
+    assert receipt.created and re.fullmatch(r"([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}", receipt.access_token)
     after = counts(rt)
     assert {k: after[k] - before[k] for k in after} == {
         "application": 1,

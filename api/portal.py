@@ -1,0 +1,484 @@
+"""The applicant's portal: apply online to an open round, in English, French or Spanish.
+
+An applicant starts an application with their e-mail address; the draft's link is sent
+there, and a cookie keeps the draft open in this browser. The form is forms A, B and C
+of `sip-application/1`; saving keeps it as it is, and each problem intake would find
+is shown beside its field. Submitting takes it in through intake like an application
+sent to the API (the same checks and receipt), then shows the receipt with the access
+code. After an information request or an *incomplete* finding, the status page leads to
+a form to send the forms again (`follow_up.resubmit_forms`, as the API's PUT does).
+
+Every form carries a token that a page of another site cannot know: the draft's forms,
+one derived from the draft's own token; the start form, one derived from a cookie this
+site set; the forms sent again, the proof that the access code was given."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from api.application_form import ROWS, budget_of, content_from_form, problem_of, value_at
+from api.attempts import Attempt, AttemptDep, link_request
+from api.deps import NowDep, RuntimeDep
+from api.pages import LANGUAGE_NAMES, PAGE_HEADERS, PersonPage, page_assets, page_language, site_root
+from domain.application import BUDGET_CATEGORIES, DocumentError, Email, FieldError, load_json, validate_document
+from domain.lifecycle import PublicStatus, Role
+from engine.db import reading, unit_of_work
+from engine.services import applications as app_service
+from engine.services import drafts, follow_up
+from engine.services.errors import Forbidden, InvalidInput, NotAccepting, NotAllowed, NotFound
+from engine.services.parties import party_names
+from engine.services.rounds import definition_of, get_round
+from engine.services.setup import Runtime
+from engine.services.tokens import status_proof, status_proof_until
+from notifications import LANGUAGES, labels
+from notifications.render import PAGES, environment
+
+router = APIRouter(prefix="/apply", tags=["applicant portal"], include_in_schema=False)
+#: The draft open in this browser (HttpOnly; SameSite=Lax; Secure over HTTPS; path /apply).
+COOKIE = "sip_draft"
+#: The start form's own cookie, for its form token.
+START_COOKIE = "sip_apply"
+START_PAGE = PersonPage(back="../apply")
+TOP_PAGE = PersonPage(back="apply")
+#: How long the forms page holds without the access code again (the proof it carries).
+FORMS_SECONDS = 12 * 3600
+FORMS_PROOF = "forms-page"
+#: The statuses after which the applicant sends forms again.
+RESEND = frozenset({PublicStatus.INCOMPLETE, PublicStatus.INFORMATION_REQUESTED})
+#: The fields a form of the portal may send: every row the format allows is far fewer (a
+#: thousand budget lines are five thousand fields), within the size every request has.
+MAX_FIELDS = 10_000
+#: How many empty rows each list of the form shows below its filled ones (one more on request).
+SPARE = {"form_a.outputs": 1, "form_a.workplan": 2, "form_b.lines": 3, "form_b.co_financing": 1}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _route(
+    method: Callable[..., Callable[[F], F]], path: str, page: PersonPage, code: int = status.HTTP_200_OK
+) -> Callable[[F], F]:
+    """A page of the portal (HTML, not in the API's document): its errors are pages in the
+    applicant's language, going back to `page`'s link."""
+    return method(path, response_model=None, response_class=HTMLResponse, status_code=code, dependencies=[page])
+
+
+def _cookie(answer: Response, request: Request, rt: Runtime, name: str, value: str, seconds: int) -> None:
+    answer.set_cookie(
+        name,
+        value,
+        max_age=max(seconds, 0),
+        path=site_root(request, rt.settings) + "/apply",
+        secure=request.url.scheme == "https" or rt.settings.public_base_url.startswith("https://"),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def _mac(rt: Runtime, purpose: str, value: str) -> str:
+    return hmac.new(rt.settings.key(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def _check(rt: Runtime, purpose: str, value: str, given: str, actor: str | None = None) -> None:
+    """A form must carry the token of its page; `actor`: whose refusal it is, where known."""
+    if not value or not hmac.compare_digest(given.encode(), _mac(rt, purpose, value).encode()):
+        raise Forbidden(
+            "this form was not sent from the application page (or the page is too old): open the page again "
+            "and send it from there",
+            reason="form_token",
+            actor=actor,
+        )
+
+
+def _render(request: Request, rt: Runtime, template: str, language: str, *, code: int = 200, **context: Any) -> Any:
+    root = site_root(request, rt.settings)
+    with reading(rt.engine) as session:
+        names = party_names(session)
+    parties = sorted(((c, names.name(c, language)) for c in names.codes()), key=lambda p: p[1].casefold())
+    currency = context.get("currency", "USD")
+    if "doc" in context:  # the application's form
+        doc, problems = context["doc"], context.get("problems", [])
+        first: dict[str, dict[str, Any]] = {}
+        for p in problems:
+            first.setdefault(p["field"], p)
+        context.update(
+            value=lambda name: value_at(doc, name, language),
+            problem=first.get,
+            budget=budget_of(doc),
+        )
+    html = (
+        environment(language, PAGES)
+        .get_template(template)
+        .render(
+            language=language,
+            languages=LANGUAGE_NAMES,
+            root=root,
+            parties=parties,
+            categories=BUDGET_CATEGORIES,
+            code=lambda value: labels.code(value, language),
+            label=lambda table, key: labels.label(getattr(labels, table), key, language),
+            field_label=lambda name: labels.field_label(name, language),
+            money=lambda amount: labels.money(amount, currency, language),
+            assets=page_assets(request),
+            programme_email=rt.settings.programme_email,
+            **context,
+        )
+    )
+    return HTMLResponse(html, status_code=code, headers=PAGE_HEADERS)
+
+
+# --- starting: the open rounds, and a new draft --------------------------------------------------
+
+
+@_route(router.get, "", TOP_PAGE)
+def start_page(request: Request, rt: RuntimeDep, now: NowDep, lang: str | None = Query(None, max_length=5)) -> Any:
+    """The rounds open for applications, each with a form to start an application."""
+    language = page_language(request, lang)
+    seed = request.cookies.get(START_COOKIE) or secrets.token_urlsafe(24)
+    rounds = drafts.open_rounds(rt.engine, now)
+    answer = _render(
+        request,
+        rt,
+        "apply_start.html",
+        language,
+        rounds=[(round_id, d.title_in(language), d.closes_at, d.timezone) for round_id, d in rounds],
+        form_token=_mac(rt, "apply-start", seed),
+        link_sent=False,
+    )
+    _cookie(answer, request, rt, START_COOKIE, seed, 24 * 3600)
+    return answer
+
+
+@_route(router.post, "/start", START_PAGE, status.HTTP_303_SEE_OTHER)
+def start(
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    attempt: AttemptDep,
+    round_id: Annotated[str, Form(min_length=1, max_length=40)],
+    email: Annotated[str, Form(min_length=1, max_length=320)],
+    form_token: Annotated[str, Form(max_length=200)] = "",
+    lang: Annotated[str | None, Form(max_length=5)] = None,
+    _limit: None = Depends(link_request),
+) -> Any:
+    """Start a draft: its link goes to `email`, and this browser keeps it open. Each sends
+    a message, so a source may start only so many (SIP_RATE_LIMIT_LINK_REQUESTS)."""
+    language = page_language(request, lang)
+    with attempt.refusals(rt.engine, role=Role.APPLICANT, action="draft.start", subject_type="draft", subject_id="-"):
+        _check(rt, "apply-start", request.cookies.get(START_COOKIE, ""), form_token)
+    address = _email(email.strip())
+    try:
+        started = drafts.start_in(rt.engine, rt.settings, round_id, address, language, at=now)
+    except NotAccepting as exc:
+        raise NotAccepting(exc.message, reason="round_closed") from None
+    answer = RedirectResponse("draft?started=1", status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
+    _cookie(answer, request, rt, COOKIE, started.token, 366 * 24 * 3600)
+    return answer
+
+
+_ADDRESS: TypeAdapter[str] = TypeAdapter(Email)
+
+
+def _email(value: str) -> str:
+    try:
+        return str(_ADDRESS.validate_python(value))
+    except ValidationError:
+        raise InvalidInput(
+            "the e-mail address is not valid",
+            [FieldError(path="$.email", message="is not a valid e-mail address", kind="email")],
+        ) from None
+
+
+@_route(router.post, "/links", START_PAGE, status.HTTP_202_ACCEPTED)
+async def new_links(
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    email: Annotated[str, Form(min_length=1, max_length=320)],
+    lang: Annotated[str | None, Form(max_length=5)] = None,
+    _limit: None = Depends(link_request),
+) -> Any:
+    """Send the links of this address's drafts again. The page says the same whether or not
+    the address has any (it would otherwise tell a stranger who is applying)."""
+    language = page_language(request, lang)
+    address = _email(email.strip())
+
+    def send() -> None:
+        with unit_of_work(rt.engine) as session:
+            drafts.send_links(session, rt.settings, address, at=now)
+
+    await run_in_threadpool(send)
+    return _render(request, rt, "apply_start.html", language, code=202, rounds=None, link_sent=True, form_token="")
+
+
+# --- the draft ----------------------------------------------------------------------------------
+
+
+@_route(router.get, "/draft", START_PAGE)
+def draft_page(
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    attempt: AttemptDep,
+    token: str | None = Query(None, max_length=200),
+    lang: str | None = Query(None, max_length=5),
+    started: str | None = Query(None, max_length=2),
+    saved: str | None = Query(None, max_length=2),
+) -> Any:
+    """The draft: its form, or its receipt once submitted. The e-mailed link (`?token=`)
+    opens it in this browser, then the page is shown at its address without the token."""
+    if token:
+        draft = _open(rt, attempt, token, now)
+        where = "draft" + (f"?lang={lang}" if lang in LANGUAGES else "")
+        answer: Any = RedirectResponse(where, status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
+        _cookie(answer, request, rt, COOKIE, token, 366 * 24 * 3600)
+        return answer
+    held = request.cookies.get(COOKIE)
+    draft = _open(rt, attempt, held, now)
+    language = page_language(request, lang, None if lang else draft.language)
+    return _draft_page(request, rt, draft, language, notice="started" if started else "saved" if saved else None)
+
+
+def _open(rt: Runtime, attempt: Attempt, token: str | None, now: datetime) -> drafts.Draft:
+    """The draft of this link or cookie; any other is refused alike (404), counted and sampled."""
+    with (
+        attempt.refusals(rt.engine, role=Role.APPLICANT, action="draft.open", subject_type="draft", subject_id="link"),
+        reading(rt.engine) as session,
+    ):
+        return drafts.open_draft(session, rt.settings, token, at=now)
+
+
+def _rows(content: dict[str, Any], listing: str, more: str | None) -> int:
+    form, key = listing.split(".")
+    filled = len((content.get(form) or {}).get(key) or [])
+    return min(filled + SPARE[listing] + (1 if more == listing else 0), ROWS[listing])
+
+
+def _draft_page(
+    request: Request,
+    rt: Runtime,
+    draft: drafts.Draft,
+    language: str,
+    *,
+    problems: list[dict[str, Any]] | None = None,
+    content: dict[str, Any] | None = None,
+    notice: str | None = None,
+    more: str | None = None,
+    code: int = 200,
+) -> Any:
+    if draft.submitted_at is not None:
+        return _render(
+            request, rt, "apply_receipt.html", language, draft=draft, title=draft.definition.title_in(language)
+        )
+    content = content if content is not None else draft.content
+    return _render(
+        request,
+        rt,
+        "apply_form.html",
+        language,
+        code=code,
+        mode="draft",
+        draft=draft,
+        title=draft.definition.title_in(language),
+        currency=draft.definition.currency,
+        doc=content,
+        rows={listing: _rows(content, listing, more) for listing in ROWS},
+        problems=problems or [],
+        notice=notice,
+        csrf=_mac(rt, "draft-form", request.cookies.get(COOKIE, "")),
+        hidden={},
+        action="draft",
+    )
+
+
+@_route(router.post, "/draft", START_PAGE, status.HTTP_303_SEE_OTHER)
+async def draft_form(request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> Any:
+    """Save the draft (`action=save`, or `more=<list>` for another row), or submit it
+    (`action=submit`, with `confirm=yes`): a submission intake refuses comes back with
+    each problem beside its field, and nothing is lost."""
+    form = await request.form(max_fields=MAX_FIELDS)
+    field = _field(form)
+    held = request.cookies.get(COOKIE)
+    draft = await run_in_threadpool(_open, rt, attempt, held, now)
+    lang = field("lang")
+    language = page_language(request, lang if lang in LANGUAGES else None, None if lang else draft.language)
+    with attempt.refusals(
+        rt.engine, role=Role.APPLICANT, action="draft.save", subject_type="draft", subject_id=str(draft.id)
+    ):
+        _check(rt, "draft-form", held or "", field("csrf"), actor=draft.email)
+    content = content_from_form(form.multi_items(), currency=draft.definition.currency)  # type: ignore[arg-type]
+    action, more = field("action"), field("more")
+    if draft.submitted_at is not None:  # sent again after it was submitted: its receipt
+        return RedirectResponse(_again("draft", lang), status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
+
+    def save() -> None:
+        with unit_of_work(rt.engine) as session:
+            drafts.save(session, held, content, at=now)
+
+    if action != "submit":
+        await run_in_threadpool(save)
+        problems = _problems_of(draft.round_id, content)
+        return _draft_page(
+            request, rt, await run_in_threadpool(_open, rt, attempt, held, now), language,
+            problems=problems, notice="saved", more=more if more in ROWS else None,
+        )  # fmt: skip
+    if field("confirm") != "yes":
+        await run_in_threadpool(save)
+        problems = [{"field": "confirm", "kind": "confirm", "limit": None}, *_problems_of(draft.round_id, content)]
+        return _draft_page(request, rt, draft, language, problems=problems, content=content, code=422)
+    try:
+        await run_in_threadpool(drafts.submit, rt.engine, rt.settings, held, content, at=now)
+    except InvalidInput as exc:
+        await run_in_threadpool(save)
+        problems = [problem_of(e) for e in exc.errors]
+        return _draft_page(request, rt, draft, language, problems=problems, content=content, code=422)
+    except NotAccepting:  # the round closed while the page was open: the draft is kept, and the page says so
+        await run_in_threadpool(save)
+        draft = await run_in_threadpool(_open, rt, attempt, held, now)
+        return _draft_page(request, rt, draft, language, content=content, code=409)
+    return RedirectResponse(_again("draft", lang), status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
+
+
+def _again(where: str, lang: str) -> str:
+    return where + (f"?lang={lang}" if lang in LANGUAGES else "")
+
+
+def _field(form: FormData) -> Any:
+    def value(name: str) -> str:
+        found = form.get(name)
+        return found.strip() if isinstance(found, str) else ""
+
+    return value
+
+
+def _problems_of(round_id: str, content: dict[str, Any]) -> list[dict[str, Any]]:
+    """What intake would refuse in the draft now (shown on saving, so that it can be mended
+    before submitting); a draft is kept whatever it holds."""
+    try:
+        validate_document(load_json(json.dumps(drafts.document(round_id, content))))
+    except DocumentError as exc:
+        return [problem_of(e) for e in exc.errors]
+    return []
+
+
+# --- sending forms again after an information request or an incomplete finding -------------------
+
+FORMS_PAGE = PersonPage(back="../status")
+
+
+@_route(router.post, "/forms", FORMS_PAGE)
+async def forms_again(request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> Any:
+    """Forms A, B and C of an application, to send again: opened from its status page
+    (with its proof that the access code was given), then sent (`action=send`, with this
+    page's own proof, which holds 12 hours from the page's opening and is not renewed)."""
+    form = await request.form(max_fields=MAX_FIELDS)
+    field = _field(form)
+    reference, proof, lang = field("reference"), field("proof"), field("lang")
+    language = page_language(request, lang if lang in LANGUAGES else None)
+    key, instant = rt.settings.key(), int(now.timestamp())
+    # this page's own proof (sent from it), or the status page's (the page being opened)
+    until = status_proof_until(key, reference, proof, instant, FORMS_PROOF) if reference else None
+    opening = until is None and reference and status_proof_until(key, reference, proof, instant) is not None
+    if opening:
+        until = instant + FORMS_SECONDS
+    found = await run_in_threadpool(_stored_forms, rt, reference, until is not None)
+    if found is None:
+        with attempt.refusals(
+            rt.engine, role=Role.APPLICANT, action="application.forms_page", subject_type="application",
+            subject_id=reference[:100] or "-",
+        ):  # fmt: skip
+            raise NotFound(
+                "this page is no longer open (it holds for 12 hours): open the status page again with your "
+                "reference and access code",
+                reason="forms_expired",
+            )
+    assert until is not None
+    view, stored, currency = found
+    carried = status_proof(key, view.reference, until, FORMS_PROOF)
+    if opening:
+        return _forms_page(request, rt, language, view, stored, carried, currency)
+    if view.status not in RESEND:
+        return _render(request, rt, "apply_sent.html", language, code=409, sent=False, view=view)
+    content = {k: v for k, v in content_from_form(form.multi_items(), currency=currency).items() if k != "applicant"}  # type: ignore[arg-type]
+    more = field("more")
+    if field("action") != "send":  # another row: the page again, as entered
+        return _forms_page(request, rt, language, view, content, carried, currency, more=more if more in ROWS else None)
+    body = json.dumps({k: v for k, v in drafts.document("", content).items() if k.startswith("form_")})
+
+    def send() -> None:
+        with unit_of_work(rt.engine) as session:
+            follow_up.resubmit_forms(
+                session, rt.settings, view.reference, body, actor="applicant", role=Role.APPLICANT, at=now
+            )
+
+    try:
+        await run_in_threadpool(send)
+    except InvalidInput as exc:
+        problems = [problem_of(e) for e in exc.errors]
+        return _forms_page(request, rt, language, view, content, carried, currency, problems=problems, code=422)
+    except NotAllowed:  # its status changed since the page opened
+        return _render(request, rt, "apply_sent.html", language, code=409, sent=False, view=view)
+    return _render(request, rt, "apply_sent.html", language, sent=True, view=view)
+
+
+def _stored_forms(
+    rt: Runtime, reference: str, proven: bool
+) -> tuple[app_service.ApplicantView, dict[str, Any], str] | None:
+    """The application's public view, its forms as stored and its round's currency; None
+    without a proof that holds."""
+    if not proven:
+        return None
+    with reading(rt.engine) as session:
+        view = app_service.applicant_on(session.connection(), reference, None, proven=True)
+        if view is None:
+            return None
+        application = app_service.get_application(session, reference)
+        forms = {k: getattr(application, k) for k in ("form_a", "form_b", "form_c") if getattr(application, k)}
+        return view, forms, definition_of(get_round(session, view.round_id)).currency
+
+
+def _forms_page(
+    request: Request,
+    rt: Runtime,
+    language: str,
+    view: app_service.ApplicantView,
+    content: dict[str, Any],
+    proof: str,
+    currency: str,
+    *,
+    problems: list[dict[str, Any]] | None = None,
+    more: str | None = None,
+    code: int = 200,
+) -> Any:
+    return _render(
+        request,
+        rt,
+        "apply_form.html",
+        language,
+        code=code,
+        mode="forms",
+        draft=None,
+        view=view,
+        title=view.title,
+        currency=currency,
+        doc=content,
+        rows={listing: _rows(content, listing, more) for listing in ROWS},
+        problems=problems or [],
+        notice=None,
+        csrf="",
+        hidden={"reference": view.reference, "proof": proof},
+        action="forms",
+        resend=view.status in RESEND,
+    )
