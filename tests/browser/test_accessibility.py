@@ -87,8 +87,9 @@ def test_the_pages_people_open_pass_the_wcag_aa_rules_in_every_language(
 
 
 def test_the_applicants_portal_passes_the_wcag_aa_rules_in_every_language(
-    open_round1: Runtime, serve: Any, page: Any
+    open_round1: Runtime, serve: Any, page: Any, shot: Any
 ) -> None:
+    """Its pages in each language are also written as screenshots, for people to look at."""
     if not AXE.exists():
         pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
     app = serve(IN_ROUND1)
@@ -97,13 +98,16 @@ def test_the_applicants_portal_passes_the_wcag_aa_rules_in_every_language(
         page.context.clear_cookies()
         page.goto(f"{app.url}/apply?lang={language}")
         found[f"apply {language}"] = violations(page)
+        shot(page, f"1-apply-{language}")
         page.fill("input[name=email]", f"someone-{language}@example.org")
         page.locator("form[action='apply/start'] button").click()
         found[f"draft {language}"] = violations(page)
+        shot(page, f"2-draft-{language}")
         page.fill("input[name='form_a.duration_months']", "999")
         page.fill("input[name='form_b.lines.0.amount']", "many")
         page.locator("button[value=submit]").click()
         found[f"draft with problems {language}"] = violations(page)
+        shot(page, f"3-draft-with-problems-{language}")
         page.fill("input[name='form_a.duration_months']", "24")
         page.fill("input[name='form_b.lines.0.amount']", "1000")
         page.select_option("select[name='form_b.lines.0.category']", "travel")
@@ -116,10 +120,13 @@ def test_the_applicants_portal_passes_the_wcag_aa_rules_in_every_language(
         page.locator("button[value=submit]").click()
         page.locator("#access-code").wait_for(timeout=5000)
         found[f"receipt {language}"] = violations(page)
+        shot(page, f"4-receipt-{language}")
     assert {name: problems for name, problems in found.items() if problems} == {}
 
 
-def test_the_page_to_send_forms_again_passes_the_wcag_aa_rules(screened: Runtime, serve: Any, page: Any) -> None:
+def test_the_page_to_send_forms_again_passes_the_wcag_aa_rules(
+    screened: Runtime, serve: Any, page: Any, shot: Any
+) -> None:
     if not AXE.exists():
         pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
     ask_for_information(screened, LSO)
@@ -131,4 +138,5 @@ def test_the_page_to_send_forms_again_passes_the_wcag_aa_rules(screened: Runtime
     page.locator("form button[type=submit]").click()
     page.locator("form.resend button").click()
     found["forms again es"] = violations(page)
+    shot(page, "forms-again-es")
     assert {name: problems for name, problems in found.items() if problems} == {}
