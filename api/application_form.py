@@ -74,24 +74,35 @@ _NUMBER = re.compile(r"[0-9]+")
 #: An amount as the document holds it: whole dollars, and at most two decimals.
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
+#: An amount as typed: whole dollars (grouped by thousands with `.` or `,`, the first group
+#: without a leading zero), then `.` or `,` and one or two digits of cents.
+_TYPED_AMOUNT = re.compile(r"([1-9][0-9]{0,2}(?:[.,][0-9]{3})+|[0-9]+)(?:[.,]([0-9]{1,2}))?")
+
+
+#: A row's number in a field's name: ASCII digits, at most four (the format's lists are shorter).
+_ROW = re.compile(r"[0-9]{1,4}")
+
+
+def _is_row(part: str) -> bool:
+    return _ROW.fullmatch(part) is not None
 
 
 def pattern_of(name: str) -> str:
     """A field's name with its rows' numbers as `*`."""
-    return ".".join("*" if part.isdigit() else part for part in name.split("."))
+    return ".".join("*" if _is_row(part) else part for part in name.split("."))
 
 
 def read_amount(text: str) -> str:
     """An amount as typed in any of the page's languages (`45,000.50`, `45 000,50`,
-    `45.000,50`), as the document writes it (`45000.50`); the text as typed if it is not one.
+    `45.000,50`), as the document writes it, to the cent (`45000.50`); the text as typed
+    if it is not one.
     A separator followed by exactly three digits groups thousands; by one or two, the cents."""
     plain = _SPACES.sub("", text.strip()).removeprefix("$").removeprefix("US$").removesuffix("USD")
-    digits = re.fullmatch(r"([0-9]{1,3}(?:[.,][0-9]{3})*|[0-9]+)(?:[.,]([0-9]{1,2}))?", plain)
+    digits = _TYPED_AMOUNT.fullmatch(plain)
     if digits is None:
         return text.strip()
-    whole = re.sub(r"[.,]", "", digits.group(1))
-    cents = digits.group(2)
-    return whole + (f".{cents}" if cents else "")
+    whole = re.sub(r"[.,]", "", digits.group(1)).lstrip("0") or "0"
+    return f"{whole}.{(digits.group(2) or '').ljust(2, '0')}"
 
 
 def _value(kind: str, values: list[str]) -> Any:
@@ -100,7 +111,7 @@ def _value(kind: str, values: list[str]) -> Any:
         return [v.strip() for v in values if v.strip()] or None
     text = values[-1].strip() if values else ""
     if kind == FLAG:
-        return True if text == "yes" else None
+        return {"yes": True, "no": False}.get(text)
     if not text:
         return None
     if kind == INTEGER:
@@ -129,7 +140,7 @@ def content_from_form(items: Iterable[tuple[str, str]], *, currency: str) -> dic
         if value is None:
             continue
         parts = name.split(".")
-        row = next((i for i, part in enumerate(parts) if part.isdigit()), None)
+        row = next((i for i, part in enumerate(parts) if _is_row(part)), None)
         if row is None:
             node = tree
             for part in parts[:-1]:
@@ -170,6 +181,8 @@ def problem_of(error: FieldError) -> dict[str, Any]:
     kind, bounds, message = error.kind, error.bounds, error.message
     if kind == "missing":
         said = "missing"
+    elif kind == "too_large":
+        return {"field": "", "kind": "too_large", "limit": round(bounds.get("le", 0) / 1e6, 1)}
     elif kind in ("string_too_long", "too_long"):
         said = "too_long"
     elif "email" in message:
@@ -202,7 +215,7 @@ def value_at(content: dict[str, Any], name: str, language: str = "en") -> Any:
     for part in name.split("."):
         if isinstance(node, dict):
             node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        elif isinstance(node, list) and _is_row(part) and int(part) < len(node):
             node = node[int(part)]
         else:
             return ""
@@ -214,7 +227,7 @@ def value_at(content: dict[str, Any], name: str, language: str = "en") -> Any:
             return [str(v) for v in node]
         return (", " if kind == NUMBERS else "\n").join(str(v) for v in node)
     if kind == FLAG:
-        return node is True
+        return "yes" if node is True else "no" if node is False else ""
     if kind == AMOUNT and isinstance(node, str) and _AMOUNT.fullmatch(node):
         return format_decimal(Decimal(node), format="#,##0.00", locale=language)
     return str(node)

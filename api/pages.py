@@ -55,6 +55,11 @@ PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+#: The fields a person's form may send: the form is read here first, and a route's later
+#: reading gets this same form, so this is every page's limit. The applicant's form sends
+#: a field per cell of its rows (a thousand budget lines are five thousand fields); the
+#: size of the request is bounded on its own (api/limits.py).
+FORM_FIELDS = 10_000
 
 
 async def _note_language(request: Request) -> None:
@@ -62,7 +67,7 @@ async def _note_language(request: Request) -> None:
     before the route's parameters are checked (a 422 page is in it too)."""
     lang = request.query_params.get("lang")
     if lang is None and request.headers.get("content-type", "").startswith(FORMS):
-        value = (await request.form()).get("lang")  # the form the route reads (read once)
+        value = (await request.form(max_fields=FORM_FIELDS)).get("lang")  # the form the route reads (read once)
         lang = value if isinstance(value, str) else None
     request.state.page_language = lang
 

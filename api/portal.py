@@ -31,13 +31,21 @@ from starlette.datastructures import FormData
 from api.application_form import ROWS, budget_of, content_from_form, problem_of, value_at
 from api.attempts import Attempt, AttemptDep, link_request
 from api.deps import NowDep, RuntimeDep
-from api.pages import LANGUAGE_NAMES, PAGE_HEADERS, PersonPage, page_assets, page_language, site_root
+from api.pages import (
+    FORM_FIELDS,
+    LANGUAGE_NAMES,
+    PAGE_HEADERS,
+    PersonPage,
+    page_assets,
+    page_language,
+    site_root,
+)
 from domain.application import BUDGET_CATEGORIES, DocumentError, Email, FieldError, load_json, validate_document
 from domain.lifecycle import PublicStatus, Role
 from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import drafts, follow_up
-from engine.services.errors import Forbidden, InvalidInput, NotAccepting, NotAllowed, NotFound
+from engine.services.errors import Conflict, Forbidden, InvalidInput, NotAccepting, NotAllowed, NotFound
 from engine.services.parties import party_names
 from engine.services.rounds import definition_of, get_round
 from engine.services.setup import Runtime
@@ -57,9 +65,6 @@ FORMS_SECONDS = 12 * 3600
 FORMS_PROOF = "forms-page"
 #: The statuses after which the applicant sends forms again.
 RESEND = frozenset({PublicStatus.INCOMPLETE, PublicStatus.INFORMATION_REQUESTED})
-#: The fields a form of the portal may send: every row the format allows is far fewer (a
-#: thousand budget lines are five thousand fields), within the size every request has.
-MAX_FIELDS = 10_000
 #: How many empty rows each list of the form shows below its filled ones (one more on request).
 SPARE = {"form_a.outputs": 1, "form_a.workplan": 2, "form_b.lines": 3, "form_b.co_financing": 1}
 
@@ -143,7 +148,13 @@ def _render(request: Request, rt: Runtime, template: str, language: str, *, code
 
 
 @_route(router.get, "", TOP_PAGE)
-def start_page(request: Request, rt: RuntimeDep, now: NowDep, lang: str | None = Query(None, max_length=5)) -> Any:
+def start_page(
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    lang: str | None = Query(None, max_length=5),
+    forgotten: str | None = Query(None, max_length=2),
+) -> Any:
     """The rounds open for applications, each with a form to start an application."""
     language = page_language(request, lang)
     seed = request.cookies.get(START_COOKIE) or secrets.token_urlsafe(24)
@@ -156,6 +167,7 @@ def start_page(request: Request, rt: RuntimeDep, now: NowDep, lang: str | None =
         rounds=[(round_id, d.title_in(language), d.closes_at, d.timezone) for round_id, d in rounds],
         form_token=_mac(rt, "apply-start", seed),
         link_sent=False,
+        forgotten=bool(forgotten),
     )
     _cookie(answer, request, rt, START_COOKIE, seed, 24 * 3600)
     return answer
@@ -184,8 +196,17 @@ def start(
     except NotAccepting as exc:
         raise NotAccepting(exc.message, reason="round_closed") from None
     answer = RedirectResponse("draft?started=1", status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
-    _cookie(answer, request, rt, COOKIE, started.token, 366 * 24 * 3600)
+    _keep_draft(answer, request, rt, started.token, started.closes_at, now)
     return answer
+
+
+def _keep_draft(
+    answer: Response, request: Request, rt: Runtime, token: str, closes_at: datetime, now: datetime
+) -> None:
+    """The cookie that keeps a draft open in this browser: until a day after its round
+    closes (a draft cannot be submitted after that; its link opens it again)."""
+    seconds = int((closes_at - now).total_seconds()) + 24 * 3600
+    _cookie(answer, request, rt, COOKIE, token, max(seconds, 3600))
 
 
 _ADDRESS: TypeAdapter[str] = TypeAdapter(Email)
@@ -220,7 +241,9 @@ async def new_links(
             drafts.send_links(session, rt.settings, address, at=now)
 
     await run_in_threadpool(send)
-    return _render(request, rt, "apply_start.html", language, code=202, rounds=None, link_sent=True, form_token="")
+    return _render(
+        request, rt, "apply_start.html", language, code=202, rounds=None, link_sent=True, form_token="", forgotten=False
+    )
 
 
 # --- the draft ----------------------------------------------------------------------------------
@@ -243,7 +266,7 @@ def draft_page(
         draft = _open(rt, attempt, token, now)
         where = "draft" + (f"?lang={lang}" if lang in LANGUAGES else "")
         answer: Any = RedirectResponse(where, status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
-        _cookie(answer, request, rt, COOKIE, token, 366 * 24 * 3600)
+        _keep_draft(answer, request, rt, token, draft.definition.closes_at, now)
         return answer
     held = request.cookies.get(COOKIE)
     draft = _open(rt, attempt, held, now)
@@ -278,9 +301,16 @@ def _draft_page(
     more: str | None = None,
     code: int = 200,
 ) -> Any:
+    csrf = _mac(rt, "draft-form", request.cookies.get(COOKIE, ""))
     if draft.submitted_at is not None:
         return _render(
-            request, rt, "apply_receipt.html", language, draft=draft, title=draft.definition.title_in(language)
+            request,
+            rt,
+            "apply_receipt.html",
+            language,
+            draft=draft,
+            title=draft.definition.title_in(language),
+            csrf=csrf,
         )
     content = content if content is not None else draft.content
     return _render(
@@ -297,7 +327,7 @@ def _draft_page(
         rows={listing: _rows(content, listing, more) for listing in ROWS},
         problems=problems or [],
         notice=notice,
-        csrf=_mac(rt, "draft-form", request.cookies.get(COOKIE, "")),
+        csrf=csrf,
         hidden={},
         action="draft",
     )
@@ -305,15 +335,16 @@ def _draft_page(
 
 @_route(router.post, "/draft", START_PAGE, status.HTTP_303_SEE_OTHER)
 async def draft_form(request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> Any:
-    """Save the draft (`action=save`, or `more=<list>` for another row), or submit it
-    (`action=submit`, with `confirm=yes`): a submission intake refuses comes back with
-    each problem beside its field, and nothing is lost."""
-    form = await request.form(max_fields=MAX_FIELDS)
+    """Save the draft (`action=save`; `more=<list>` for another row; `switch=<language>`
+    for the page in another language), or submit it (`action=submit`, with `confirm=yes`):
+    a submission intake refuses comes back with each problem beside its field, and
+    nothing is lost."""
+    form = await request.form(max_fields=FORM_FIELDS)
     field = _field(form)
     held = request.cookies.get(COOKIE)
     draft = await run_in_threadpool(_open, rt, attempt, held, now)
-    lang = field("lang")
-    language = page_language(request, lang if lang in LANGUAGES else None, None if lang else draft.language)
+    lang = _chosen(field)
+    language = page_language(request, lang or None, None if lang else draft.language)
     with attempt.refusals(
         rt.engine, role=Role.APPLICANT, action="draft.save", subject_type="draft", subject_id=str(draft.id)
     ):
@@ -327,28 +358,61 @@ async def draft_form(request: Request, rt: RuntimeDep, now: NowDep, attempt: Att
         with unit_of_work(rt.engine) as session:
             drafts.save(session, held, content, at=now)
 
+    await run_in_threadpool(save)  # kept as it is, whatever comes next
     if action != "submit":
-        await run_in_threadpool(save)
         problems = _problems_of(draft.round_id, content)
         return _draft_page(
             request, rt, await run_in_threadpool(_open, rt, attempt, held, now), language,
             problems=problems, notice="saved", more=more if more in ROWS else None,
         )  # fmt: skip
+    if not draft.accepting:  # the round closed while the page was open: the page says so
+        return _draft_page(request, rt, draft, language, content=content, code=409)
     if field("confirm") != "yes":
-        await run_in_threadpool(save)
-        problems = [{"field": "confirm", "kind": "confirm", "limit": None}, *_problems_of(draft.round_id, content)]
+        problems = [*_problems_of(draft.round_id, content), {"field": "confirm", "kind": "confirm", "limit": None}]
         return _draft_page(request, rt, draft, language, problems=problems, content=content, code=422)
     try:
         await run_in_threadpool(drafts.submit, rt.engine, rt.settings, held, content, at=now)
     except InvalidInput as exc:
-        await run_in_threadpool(save)
         problems = [problem_of(e) for e in exc.errors]
         return _draft_page(request, rt, draft, language, problems=problems, content=content, code=422)
-    except NotAccepting:  # the round closed while the page was open: the draft is kept, and the page says so
-        await run_in_threadpool(save)
+    except NotAccepting:  # it closed in between
         draft = await run_in_threadpool(_open, rt, attempt, held, now)
         return _draft_page(request, rt, draft, language, content=content, code=409)
+    except Conflict:  # submitted from another page of the same draft in between: its receipt
+        pass
     return RedirectResponse(_again("draft", lang), status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
+
+
+@_route(router.post, "/forget", START_PAGE, status.HTTP_303_SEE_OTHER)
+def forget(
+    request: Request,
+    rt: RuntimeDep,
+    attempt: AttemptDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    lang: Annotated[str | None, Form(max_length=5)] = None,
+) -> Any:
+    """This browser no longer keeps the draft open (on a shared computer, say); its link
+    still opens it."""
+    with attempt.refusals(rt.engine, role=Role.APPLICANT, action="draft.forget", subject_type="draft", subject_id="-"):
+        _check(rt, "draft-form", request.cookies.get(COOKIE, ""), csrf)
+    where = "../apply?forgotten=1" + (f"&lang={lang}" if lang in LANGUAGES else "")
+    answer = RedirectResponse(where, status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
+    answer.delete_cookie(
+        COOKIE,
+        path=site_root(request, rt.settings) + "/apply",
+        secure=request.url.scheme == "https" or rt.settings.public_base_url.startswith("https://"),
+        httponly=True,
+        samesite="lax",
+    )
+    return answer
+
+
+def _chosen(field: Callable[[str], str]) -> str:
+    """The language the page's form asks for: a language button's, else the page's own."""
+    for name in ("switch", "lang"):
+        if field(name) in LANGUAGES:
+            return field(name)
+    return ""
 
 
 def _again(where: str, lang: str) -> str:
@@ -383,10 +447,10 @@ async def forms_again(request: Request, rt: RuntimeDep, now: NowDep, attempt: At
     """Forms A, B and C of an application, to send again: opened from its status page
     (with its proof that the access code was given), then sent (`action=send`, with this
     page's own proof, which holds 12 hours from the page's opening and is not renewed)."""
-    form = await request.form(max_fields=MAX_FIELDS)
+    form = await request.form(max_fields=FORM_FIELDS)
     field = _field(form)
-    reference, proof, lang = field("reference"), field("proof"), field("lang")
-    language = page_language(request, lang if lang in LANGUAGES else None)
+    reference, proof, lang = field("reference"), field("proof"), _chosen(field)
+    language = page_language(request, lang or None)
     key, instant = rt.settings.key(), int(now.timestamp())
     # this page's own proof (sent from it), or the status page's (the page being opened)
     until = status_proof_until(key, reference, proof, instant, FORMS_PROOF) if reference else None
@@ -407,13 +471,14 @@ async def forms_again(request: Request, rt: RuntimeDep, now: NowDep, attempt: At
     assert until is not None
     view, stored, currency = found
     carried = status_proof(key, view.reference, until, FORMS_PROOF)
+    if view.status not in RESEND:  # sent already, or taken further: the page is closed
+        return _render(request, rt, "apply_sent.html", language, code=409, sent=False, view=view)
     if opening:
         return _forms_page(request, rt, language, view, stored, carried, currency)
-    if view.status not in RESEND:
-        return _render(request, rt, "apply_sent.html", language, code=409, sent=False, view=view)
-    content = {k: v for k, v in content_from_form(form.multi_items(), currency=currency).items() if k != "applicant"}  # type: ignore[arg-type]
+    entered = content_from_form(form.multi_items(), currency=currency)  # type: ignore[arg-type]
+    content = _kept_total({k: v for k, v in entered.items() if k != "applicant"}, stored)
     more = field("more")
-    if field("action") != "send":  # another row: the page again, as entered
+    if field("action") != "send":  # another row, or another language: the page again, as entered
         return _forms_page(request, rt, language, view, content, carried, currency, more=more if more in ROWS else None)
     body = json.dumps({k: v for k, v in drafts.document("", content).items() if k.startswith("form_")})
 
@@ -431,6 +496,20 @@ async def forms_again(request: Request, rt: RuntimeDep, now: NowDep, attempt: At
     except NotAllowed:  # its status changed since the page opened
         return _render(request, rt, "apply_sent.html", language, code=409, sent=False, view=view)
     return _render(request, rt, "apply_sent.html", language, sent=True, view=view)
+
+
+def _kept_total(content: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """The budget's total as the secretariat has it where its lines are sent unchanged (a
+    total that does not add up is for screening to find, not for this page to mend)."""
+    budget, before = content.get("form_b"), stored.get("form_b")
+    if budget and before and "total_requested" in before and budget.get("lines") == _lines(before):
+        content["form_b"] = {**budget, "total_requested": before["total_requested"]}
+    return content
+
+
+def _lines(budget: dict[str, Any]) -> list[dict[str, Any]]:
+    """A budget's lines as the form reads them back (what it leaves out, left out)."""
+    return [{k: v for k, v in line.items() if v not in (None, "")} for line in budget.get("lines") or []]
 
 
 def _stored_forms(

@@ -100,6 +100,7 @@ ROW = {
     "form_b.lines": N_("Budget line %(number)s – %(field)s"),
     "form_b.co_financing": N_("Co-financing %(number)s – %(field)s"),
 }
+OUTPUT_CODE = N_("Code")
 _ROW_FIELDS = {
     "form_a.outputs": OUTPUT,
     "form_a.workplan": WORKPLAN,
@@ -117,9 +118,13 @@ def field_label(name: str, language: str) -> str:
         return gettext(APPLICANT[name])
     if len(parts) == 2 and parts[0] == "form_a":
         return label(FORM_A, parts[1], language)
-    if len(parts) == 4 and parts[2].isdigit() and f"{parts[0]}.{parts[1]}" in ROW:
+    if len(parts) == 4 and parts[2].isascii() and parts[2].isdigit() and f"{parts[0]}.{parts[1]}" in ROW:
         listing = f"{parts[0]}.{parts[1]}"
-        field = label(_ROW_FIELDS[listing], parts[3], language)
+        # an output's own number or code is its "Code", as the form calls it
+        words = (
+            OUTPUT_CODE if name.endswith(".id") and listing == "form_a.outputs" else _ROW_FIELDS[listing].get(parts[3])
+        )
+        field = gettext(words) if words else parts[3]
         return gettext(ROW[listing]) % {"number": int(parts[2]) + 1, "field": field}
     return name
 

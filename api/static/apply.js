@@ -9,7 +9,7 @@
   var out = document.getElementById("budget-totals");
   if (!table || !out) { return; }
   var money = new Intl.NumberFormat(table.dataset.language, { style: "currency", currency: table.dataset.currency });
-  var AMOUNT = /^([0-9]{1,3}(?:[.,][0-9]{3})*|[0-9]+)(?:[.,]([0-9]{1,2}))?$/;
+  var AMOUNT = /^([1-9][0-9]{0,2}(?:[.,][0-9]{3})+|[0-9]+)(?:[.,]([0-9]{1,2}))?$/;
 
   // An amount as the form reads it (api/application_form.py, read_amount), in cents; null if it is not one.
   function cents(text) {
@@ -38,6 +38,7 @@
       if (!amount.trim()) { return; }
       var value = cents(amount);
       if (value === null || !/^[0-9]+$/.test(year)) { unread += 1; return; }
+      year = String(parseInt(year, 10));  // "01" is year 1, as the server reads it
       var key = category.value;
       if (!(key in totals)) { totals[key] = {}; order.push(key); names[key] = key ? category.options[category.selectedIndex].text : "—"; }
       totals[key][year] = (totals[key][year] || 0) + value;
@@ -75,6 +76,18 @@
       out.appendChild(cell("p", out.dataset.empty, "hint"));
     }
     if (unread) { out.appendChild(cell("p", out.dataset.unread.replace("{n}", unread), "error")); }
+    announce();
+  }
+
+  // The new total, said once typing pauses (a screen reader is not read the whole table at each key).
+  var said = document.getElementById("budget-said"), pause = null;
+  function announce() {
+    if (!said) { return; }
+    clearTimeout(pause);
+    pause = setTimeout(function () {
+      var total = out.querySelector("tfoot td:last-child");
+      said.textContent = total ? said.dataset.total.replace("{amount}", total.textContent) : "";
+    }, 800);
   }
 
   table.addEventListener("input", update);

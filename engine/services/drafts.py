@@ -20,12 +20,12 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from domain.application import FORMAT
+from domain.application import FORMAT, FieldError
 from domain.lifecycle import Role
 from domain.rounds import RoundDefinition
 from engine.db import reading, unit_of_work
 from engine.services import audit, intake, outbox
-from engine.services.errors import Conflict, NotFound
+from engine.services.errors import Conflict, InvalidInput, NotFound
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_draft_token, derive_token, token_hash
 from engine.settings import Settings
@@ -35,6 +35,10 @@ from notifications import DRAFT_LINK_PLACEHOLDER, render
 NO_DRAFT = "no draft application has this link; open the link of your latest e-mail, or start a new application"
 #: A new link for a draft is sent at most this often on request.
 LINK_EVERY = timedelta(hours=1)
+#: How long after its submission a draft's page shows the access code (after that, the
+#: receipt e-mailed to the contact holds it): whoever opens the link later, on a shared
+#: computer for instance, does not see it.
+CODE_SHOWN_FOR = timedelta(hours=1)
 #: The idempotency key of a draft's submission (never an API caller's: theirs are prefixed `api:`).
 KEY_PREFIX = "draft:"
 
@@ -43,6 +47,7 @@ KEY_PREFIX = "draft:"
 class Started:
     draft_id: int
     token: str
+    closes_at: datetime  # the round's: the draft can be submitted until then
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ def start(session: Session, settings: Settings, round_id: str, email: str, langu
         round_id=row.id,
         nonce=nonce,
         token_hash=token_hash(token),
-        email=email,
+        email=email.lower(),  # looked up as the person types it again (`send_links`)
         language=language,
         content={"applicant": {"contact": {"email": email}, "language": language}},
         created_at=at,
@@ -128,7 +133,7 @@ def start(session: Session, settings: Settings, round_id: str, email: str, langu
         details={"round": row.id, "language": language},
     )
     _queue_link(session, settings, draft, row, at=at)
-    return Started(draft.id or 0, token)
+    return Started(draft.id or 0, token, definition_of(row).closes_at)
 
 
 def _row(session: Session, token: str | None, *, for_update: bool = False) -> ApplicationDraft:
@@ -149,7 +154,8 @@ def open_draft(session: Session, settings: Settings, token: str | None, *, at: d
         application = session.get(Application, draft.application_id)
         assert application is not None
         reference = application.reference
-        code = derive_token(settings.key(), row.id, KEY_PREFIX + draft.nonce, application.access_token_hash)
+        if draft.submitted_at is not None and at - draft.submitted_at <= CODE_SHOWN_FOR:
+            code = derive_token(settings.key(), row.id, KEY_PREFIX + draft.nonce, application.access_token_hash)
     return Draft(
         id=draft.id or 0,
         round_id=row.id,
@@ -228,6 +234,12 @@ def submit(
         )
 
     body = json.dumps(document(round_id, content), ensure_ascii=False, sort_keys=True)
+    if len(body.encode()) > settings.max_request_bytes:  # the API's limit for an application
+        raise InvalidInput(
+            f"the application is {len(body.encode()) / 1e6:.1f} MB; an application is at most "
+            f"{settings.max_request_bytes / 1e6:.1f} MB",
+            [FieldError(path="$", message="is too large", kind="too_large", bounds={"le": settings.max_request_bytes})],
+        )
     return intake.submit_application(
         engine,
         settings,
@@ -247,7 +259,7 @@ def send_links(session: Session, settings: Settings, email: str, *, at: datetime
     the same whether or not there is one; returns how many were sent."""
     drafts = session.exec(
         select(ApplicationDraft)
-        .where(col(ApplicationDraft.email) == email, col(ApplicationDraft.submitted_at).is_(None))
+        .where(col(ApplicationDraft.email) == email.lower(), col(ApplicationDraft.submitted_at).is_(None))
         .with_for_update()
     ).all()
     sent = 0

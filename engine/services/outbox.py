@@ -88,6 +88,10 @@ def queued(session: Session, keys: list[str]) -> set[str]:
     return set(session.exec(select(OutboxMessage.key).where(col(OutboxMessage.key).in_(keys))).all())
 
 
+#: The messages that carry a reviewer's sign-in link.
+REVIEWER_KINDS = frozenset({"review_invitation", "review_link", "review_reminder"})
+
+
 def materialize(session: Session, settings: Settings, message: OutboxMessage) -> RenderedMessage:
     """The message as it is sent, with its secret put in, derived again from the secret
     key (so it is never stored): an imported application's receipt gets its access
@@ -96,24 +100,27 @@ def materialize(session: Session, settings: Settings, message: OutboxMessage) ->
     message's key), an applicant's the link to their draft (from the draft's nonce, in
     the message's key). The secret key must not change while such messages are queued."""
     text, html = message.body_text, message.body_html
-    if ACCESS_CODE_PLACEHOLDER in text or ACCESS_CODE_PLACEHOLDER in html:
-        key, stored = session.exec(
-            select(IntakeKey.key, Application.access_token_hash)
-            .join(Application, col(Application.id) == IntakeKey.application_id)
-            .where(IntakeKey.application_id == message.application_id)
+    secret: str | None = None
+    # Only a message of a kind that carries a secret gets it, where the template put its
+    # placeholder: text an applicant wrote (a title) that looks like one stays as it is.
+    if message.kind == "receipt" and ACCESS_CODE_PLACEHOLDER in text + html:
+        channel, stored = session.exec(
+            select(Application.channel, Application.access_token_hash).where(Application.id == message.application_id)
         ).one()
-        code = derive_token(settings.key(), message.round_id or "", key, stored)
-        text, html = text.replace(ACCESS_CODE_PLACEHOLDER, code), html.replace(ACCESS_CODE_PLACEHOLDER, code)
-    if BUNDLE_LINK_PLACEHOLDER in text or BUNDLE_LINK_PLACEHOLDER in html:
-        token = derive_bundle_token(settings.key(), message.key)
-        text, html = text.replace(BUNDLE_LINK_PLACEHOLDER, token), html.replace(BUNDLE_LINK_PLACEHOLDER, token)
-    if REVIEW_LINK_PLACEHOLDER in text or REVIEW_LINK_PLACEHOLDER in html:
-        nonce = session.exec(select(ReviewerToken.nonce).where(ReviewerToken.message_key == message.key)).one()
-        token = derive_link_token(settings.key(), nonce or "")
-        text, html = text.replace(REVIEW_LINK_PLACEHOLDER, token), html.replace(REVIEW_LINK_PLACEHOLDER, token)
-    if DRAFT_LINK_PLACEHOLDER in text or DRAFT_LINK_PLACEHOLDER in html:
-        token = derive_draft_token(settings.key(), message.key.split(":")[1])  # the key: draft-link:<nonce>:<sent>
-        text, html = text.replace(DRAFT_LINK_PLACEHOLDER, token), html.replace(DRAFT_LINK_PLACEHOLDER, token)
+        if channel != "api":  # an import's or the portal's receipt gives the code, derived from its key
+            key = session.exec(select(IntakeKey.key).where(IntakeKey.application_id == message.application_id)).one()
+            secret = derive_token(settings.key(), message.round_id or "", key, stored)
+        placeholder = ACCESS_CODE_PLACEHOLDER
+    elif message.kind == "bundle_ready":
+        secret, placeholder = derive_bundle_token(settings.key(), message.key), BUNDLE_LINK_PLACEHOLDER
+    elif message.kind in REVIEWER_KINDS:
+        nonce = session.exec(select(ReviewerToken.nonce).where(ReviewerToken.message_key == message.key)).first()
+        secret = derive_link_token(settings.key(), nonce) if nonce else None
+        placeholder = REVIEW_LINK_PLACEHOLDER
+    elif message.kind == "draft_link":  # the key: draft-link:<nonce>:<sent>
+        secret, placeholder = derive_draft_token(settings.key(), message.key.split(":")[1]), DRAFT_LINK_PLACEHOLDER
+    if secret is not None:
+        text, html = text.replace(placeholder, secret), html.replace(placeholder, secret)
     return RenderedMessage(subject=message.subject, text=text, html=html, language=message.language)
 
 

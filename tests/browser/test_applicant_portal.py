@@ -80,7 +80,7 @@ def test_an_applicant_applies_in_french_saves_a_draft_comes_back_submits_and_fol
     assert "token" not in again.url
     again.get_by_label("Signée par").fill("Aïcha Dossou")
     again.get_by_label("Date de signature").fill("2018-07-01")
-    again.get_by_label("La lettre confirme que des consultations nationales ont eu lieu.").check()
+    again.get_by_label("La lettre confirme que des consultations nationales ont eu lieu.").select_option("yes")
     again.get_by_role("button", name="Soumettre la demande").click()
     expect(again.locator("#f-confirm-error")).to_contain_text("Cochez la case")
     again.get_by_label("Je confirme que la demande est complète et prête à être soumise.").check()

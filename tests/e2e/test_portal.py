@@ -239,6 +239,8 @@ def test_forms_are_sent_again_after_an_information_request_from_the_status_page(
             "/apply/forms", data={"reference": LSO, "proof": carried, "lang": "fr", "action": "send", **fields}
         )
         assert twice.status_code == 409
+        # no longer waiting for forms: the page does not open again, even with its own proof
+        assert client.post("/apply/forms", data={"reference": LSO, "proof": carried}).status_code == 409
 
 
 def test_the_forms_page_opens_only_with_a_proof_that_holds(screened: Runtime) -> None:
@@ -249,3 +251,126 @@ def test_the_forms_page_opens_only_with_a_proof_that_holds(screened: Runtime) ->
         )
     assert answer.status_code == 404 and "Esta página ya no está abierta" in answer.text
     assert json.dumps(LSO) not in answer.text
+
+
+def test_a_draft_of_many_rows_is_saved_whole(client: TestClient, open_round1: Runtime) -> None:
+    """Over a thousand fields (the page sends every cell of its rows): saved, none lost."""
+    started = start(client)
+    lines = {
+        f"form_b.lines.{i}.{name}": value
+        for i in range(220)
+        for name, value in (
+            ("category", "travel"),
+            ("year", "1"),
+            ("amount", "100"),
+            ("output", ""),
+            ("description", ""),
+        )
+    }
+    assert len(lines) > 1000
+    saved = client.post("/apply/draft", data={**FIELDS, **lines, "csrf": csrf(started.text), "action": "save"})
+    assert saved.status_code == 200
+    with reading(open_round1.engine) as session:
+        draft = session.exec(select(ApplicationDraft)).one()
+    assert len(draft.content["form_b"]["lines"]) == 220 and draft.content["form_b"]["total_requested"] == "22000.00"
+
+
+def test_a_field_named_with_a_row_number_that_is_not_one_is_left_out_rather_than_failing(client: TestClient) -> None:
+    started = start(client)
+    for name in ("form_a.outputs.².title", "form_a.outputs.١.title", "form_a.outputs." + "9" * 5000 + ".title"):
+        answer = client.post("/apply/draft", data={name: "x", "csrf": csrf(started.text), "action": "save"})
+        assert answer.status_code == 200, name
+
+
+def test_switching_language_keeps_what_was_typed(client: TestClient) -> None:
+    started = start(client, lang="en")
+    answer = client.post(
+        "/apply/draft",
+        data={"form_a.title": "Typed, not saved", "csrf": csrf(started.text), "lang": "en", "switch": "es"},
+    )
+    assert '<html lang="es">' in answer.text and 'value="Typed, not saved"' in answer.text
+
+
+def test_the_access_code_is_shown_in_the_first_hour_only_and_the_draft_can_be_closed_in_a_browser(
+    open_round1: Runtime,
+) -> None:
+    clock = Clock(IN_ROUND1)
+    with TestClient(create_app(open_round1.settings, now=clock)) as client:
+        started = start(client, lang="en")
+        receipt = client.post(
+            "/apply/draft", data={**FIELDS, "csrf": csrf(started.text), "action": "submit", "confirm": "yes"}
+        )
+        assert 'id="access-code"' in receipt.text
+        clock.now = IN_ROUND1 + timedelta(hours=2)
+        later = client.get("/apply/draft?lang=en")
+        assert later.status_code == 200 and 'id="access-code"' not in later.text
+        assert "in the receipt sent by e-mail" in later.text
+        closed = client.post("/apply/forget", data={"csrf": csrf(later.text), "lang": "en"})
+        assert closed.url.path == "/apply" and "no longer keeps your draft open" in closed.text
+        assert client.get("/apply/draft", headers={"Accept": "text/html"}).status_code == 404
+
+
+def test_the_link_is_sent_again_to_the_address_however_it_is_typed(client: TestClient, open_round1: Runtime) -> None:
+    start(client, email="Aicha.Dossou@Example.org")
+    form = client.get("/apply")
+    answer = client.post("/apply/links", data={"email": "aicha.dossou@example.org"})
+    assert answer.status_code == 202 and form.status_code == 200
+    with reading(open_round1.engine) as session:
+        events = session.exec(select(AuditEvent).where(AuditEvent.action == "draft.link_sent")).all()
+    assert events == []  # not twice within the hour
+    with TestClient(create_app(open_round1.settings, now=Clock(IN_ROUND1 + timedelta(hours=2)))) as later:
+        assert later.post("/apply/links", data={"email": "AICHA.dossou@example.org"}).status_code == 202
+    with reading(open_round1.engine) as session:
+        assert len(session.exec(select(AuditEvent).where(AuditEvent.action == "draft.link_sent")).all()) == 1
+
+
+def test_forms_sent_unchanged_keep_the_total_the_secretariat_has(screened: Runtime) -> None:
+    ask_for_information(screened, LSO)
+    with TestClient(create_app(screened.settings, now=Clock(AFTER_CLOSE + timedelta(days=1)))) as client:
+        status = client.post("/status", data={"reference": LSO, "access_code": access_code(screened, LSO)})
+        proof = re.search(r'name="proof" value="([^"]+)"', status.text).group(1)  # type: ignore[union-attr]
+        opened = client.post("/apply/forms", data={"reference": LSO, "proof": proof, "lang": "en"})
+        with reading(screened.engine) as session:
+            before = session.exec(select(Application).where(Application.reference == LSO)).one().form_b
+        # the page as it opened, sent back: every field it shows, with its value
+        fields = dict(re.findall(r'<input id="f-[^"]+" name="([^"]+)" type="[^"]+" value="([^"]*)"', opened.text))
+        fields.update(
+            re.findall(
+                r'<select id="f-[^"]+" name="([^"]+)"[^>]*>(?:(?!</select>).)*?<option value="([^"]+)" selected',
+                opened.text,
+                re.S,
+            )
+        )
+        carried = re.search(r'name="proof" value="([^"]+)"', opened.text).group(1)  # type: ignore[union-attr]
+        sent = client.post("/apply/forms", data={**fields, "reference": LSO, "proof": carried, "action": "send"})
+        assert sent.status_code == 200, sent.text
+        with reading(screened.engine) as session:
+            after = session.exec(select(Application).where(Application.reference == LSO)).one().form_b
+        assert before is not None and after is not None
+        assert after["total_requested"] == before["total_requested"] and after["lines"] == before["lines"]
+        # still without form C: screened again, and incomplete
+        assert "Forms received" in sent.text
+        status = client.post("/status", data={"reference": LSO, "access_code": access_code(screened, LSO)})
+        assert '<p class="status">Incomplete</p>' in status.text
+
+
+def test_text_that_looks_like_a_placeholder_in_a_title_is_delivered_as_written(
+    client: TestClient, open_round1: Runtime
+) -> None:
+    body = json.loads(json.dumps({"format": "sip-application/1", "round": ROUND1, **drafts_content()}))
+    body["form_a"]["title"] = "Mercury [[access-code]] [[review-link]] [[draft-link]] [[bundle-link]]"
+    answer = client.post(f"/rounds/{ROUND1}/applications", json=body)  # no idempotency key: no derived code
+    assert answer.status_code == 201
+    text = delivered(open_round1, "receipt", EMAIL)
+    assert "[[access-code]] [[review-link]] [[draft-link]] [[bundle-link]]" in text
+
+
+def drafts_content() -> dict[str, Any]:
+    from api.application_form import content_from_form
+    from engine.services.drafts import document
+
+    return {
+        k: v
+        for k, v in document(ROUND1, content_from_form(FIELDS.items(), currency="USD")).items()
+        if k not in ("format", "round")
+    }
