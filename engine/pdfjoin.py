@@ -9,13 +9,18 @@ parts, the named destinations (an anchor's first occurrence wins) that internal 
 go to, and the first part's document information and language.
 
 The parts are read with pypdf; the output is written by hand (objects, then one
-cross-reference table), since pypdf's writer keeps every object until it writes."""
+cross-reference table), since pypdf's writer keeps every object until it writes.
+
+A `stamp` writes a line of text at the foot of every page of the joined file (a page's
+number among all of them, which no part knows when it is laid out): in Helvetica, one
+of the fonts every PDF reader has, so nothing is embedded; its text is what Windows-1252
+can write (the engine's three languages)."""
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -37,6 +42,14 @@ from pypdf.generic import (
 
 #: PDF points per CSS pixel: WeasyPrint's scale at zoom 1.
 POINTS_PER_PX = 0.75
+#: Where a stamp's line starts, from the page's bottom-left corner (points), and its size.
+STAMP_AT, STAMP_SIZE = (42.0, 22.0), 7.5
+
+
+def _pdf_text(text: str) -> bytes:
+    """A PDF literal string of `text` in Windows-1252 (WinAnsiEncoding)."""
+    raw = text.encode("cp1252", "replace")
+    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
 @dataclass(frozen=True)
@@ -117,8 +130,12 @@ class PdfJoin:
 
     HEADER = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, stamp: Callable[[int], str] | None = None):
+        """`stamp`: the line to write at the foot of the page of this number (from 1), if any."""
         self.path = path
+        self._stamp = stamp
+        self._stamp_objects: tuple[int, int] | None = None  # the font, and the content that saves the state
+        self._position: dict[int, int] = {}  # a page's object in the output -> its number (from 1)
         self._partial = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._out: BinaryIO = open(self._partial, "wb")  # noqa: SIM115 - closed by close()/abort()
@@ -169,7 +186,9 @@ class PdfJoin:
             if page.indirect_reference is None:
                 raise ValueError(f"{part.path}: page {index} is not an indirect object")
             source.allowed.add(page.indirect_reference.idnum)
-            self._pages.append(cast(IndirectObject, self._ref(source, page.indirect_reference)).idnum)
+            number = cast(IndirectObject, self._ref(source, page.indirect_reference)).idnum
+            self._pages.append(number)
+            self._position[number] = len(self._pages)
         for name, dest in source.dests:
             if name in source.skip_anchors or name in self._dests:
                 continue
@@ -247,9 +266,57 @@ class PdfJoin:
                     }
                 )
                 copied[NameObject("/Parent")] = IndirectObject(2, 0, None)
+                if self._stamp is not None:
+                    self._stamp_page(source, page, copied, self._position[source.numbers[old.idnum]])
             else:
                 copied = self._copy(source, source.reader.get_object(old))
             self._emit(source.numbers[old.idnum], copied)
+
+    def _stamp_page(self, source: _Source, page: Any, copied: DictionaryObject, number: int) -> None:
+        """Draw the stamp's line on a copied page: its content is wrapped in a saved graphics
+        state (so that whatever it leaves set does not move the line), and the line's font is
+        added to the page's own resources (a copy: other pages may share the part's)."""
+        assert self._stamp is not None
+        if self._stamp_objects is None:
+            font, save = self._reserve(), self._reserve()
+            self._emit(
+                font,
+                DictionaryObject(
+                    {
+                        NameObject("/Type"): NameObject("/Font"),
+                        NameObject("/Subtype"): NameObject("/Type1"),
+                        NameObject("/BaseFont"): NameObject("/Helvetica"),
+                        NameObject("/Encoding"): NameObject("/WinAnsiEncoding"),
+                    }
+                ),
+            )
+            opening = DecodedStreamObject()
+            opening.set_data(b"q\n")
+            self._emit(save, opening)
+            self._stamp_objects = (font, save)
+        font, save = self._stamp_objects
+        resources = page.get("/Resources")
+        resources = DictionaryObject() if resources is None else resources.get_object()
+        own = DictionaryObject({key: self._copy(source, value) for key, value in dict.items(resources)})
+        fonts = resources.get("/Font")
+        fonts = DictionaryObject() if fonts is None else fonts.get_object()
+        own_fonts = DictionaryObject({key: self._copy(source, value) for key, value in dict.items(fonts)})
+        own_fonts[NameObject("/SipStamp")] = IndirectObject(font, 0, None)
+        own[NameObject("/Font")] = own_fonts
+        copied[NameObject("/Resources")] = own
+        x, y = STAMP_AT
+        line = DecodedStreamObject()
+        line.set_data(
+            b"Q\nq BT 0.35 g /SipStamp %.1f Tf %.1f %.1f Td %s Tj ET Q\n"
+            % (STAMP_SIZE, x, y, _pdf_text(self._stamp(number)))
+        )
+        closing = self._reserve()
+        self._emit(closing, line)
+        contents = copied.get("/Contents")
+        parts = list(contents) if isinstance(contents, ArrayObject) else [] if contents is None else [contents]
+        copied[NameObject("/Contents")] = ArrayObject(
+            [IndirectObject(save, 0, None), *parts, IndirectObject(closing, 0, None)]
+        )
 
     def close(self) -> None:
         """Write the page tree, the outline, the catalog and the cross-reference table."""

@@ -112,3 +112,17 @@ def test_two_writers_of_the_same_file_at_once_each_finish_and_leave_a_whole_file
             pdf.add(sections, keep=True)
     assert texts(tmp_path / "out.pdf") == ["Front front page", "B0 secret 0", "B1 secret 1", "B2 secret 2"]
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_stamp_numbers_every_page_of_the_joined_file(tmp_path: Path) -> None:
+    front, sections = part(tmp_path, "front", FRONT), part(tmp_path, "sections", SECTIONS)
+    total = front.pages + 2
+    with PdfJoin(tmp_path / "out.pdf", stamp=lambda n: f"Cycle (2018) – version 2 – page {n} sur {total}") as pdf:
+        pdf.add(front)
+        pdf.add(sections, [2, 0])
+    pages = texts(tmp_path / "out.pdf")
+    assert pages == [
+        "Front front page Cycle (2018) – version 2 – page 1 sur 3",
+        "B2 secret 2 Cycle (2018) – version 2 – page 2 sur 3",
+        "B0 secret 0 Cycle (2018) – version 2 – page 3 sur 3",
+    ]
