@@ -56,15 +56,20 @@ def test_a_missing_variable_fails_the_render_naming_the_template() -> None:
 
 @pytest.mark.parametrize("language", ["fr", "es"])
 def test_every_message_of_the_templates_is_translated(language: str) -> None:
-    # the same mapping as babel.cfg: the messages' templates and the applicant's web pages
+    # the same mapping as babel.cfg: the messages' templates, the people's web pages and the committee's bundles
     method_map = [
         ("notifications/**.py", "python"),
         ("notifications/templates/**", "jinja2"),
         ("api/templates/**", "jinja2"),
+        ("engine/templates/bundle.html", "jinja2"),
+        ("engine/templates/bundle_*.html", "jinja2"),
+        ("engine/services/committee/bundles.py", "python"),
     ]
     options = {
         "notifications/templates/**": {"extensions": "jinja2.ext.i18n"},
         "api/templates/**": {"extensions": "jinja2.ext.i18n"},
+        "engine/templates/bundle.html": {"extensions": "jinja2.ext.i18n"},
+        "engine/templates/bundle_*.html": {"extensions": "jinja2.ext.i18n"},
     }
     keywords = {"N_": None, "Nn_": (1, 2), "_": None, "gettext": None, "ngettext": (1, 2)}
     ids = {msg for _, _, msg, _, _ in extract_from_dir(str(HERE.parent), method_map, options, keywords=keywords)}
@@ -264,3 +269,38 @@ def test_screening_reasons_name_the_party_in_the_readers_language_with_its_plura
     assert "au plus 2 demandes par Partie" in reason_text("too_many_applications", two, "fr")
     assert "at most 1 application per Party" in reason_text("too_many_applications", one, "en")
     assert "como máximo 2 solicitudes por Parte" in reason_text("too_many_applications", two, "es")
+
+
+def _words_outside_the_catalogue(text: str) -> list[str]:
+    """The words a template writes as they are, outside its `{% trans %}` blocks: what is
+    left once comments, translated blocks, expressions, statements, scripts, styles, tags,
+    attributes and entities are taken out (a path such as `../assets/` is not a word)."""
+    for pattern in (
+        r"\{#.*?#\}",
+        r"\{%-?\s*trans\b.*?%\}.*?\{%-?\s*endtrans\s*-?%\}",
+        r"\{\{.*?\}\}",
+        r"\{%.*?%\}",
+        r"<(script|style)\b.*?</\1>",
+        r"<[^>]*>",
+        r"[\w-]+=\"[^\"<>]*\"?",  # attributes that a macro writes outside its tag
+        r"&\w+;",
+    ):
+        text = re.sub(pattern, " ", text, flags=re.S)
+    return [word for word in re.findall(r"\S*[A-Za-z]{2,}\S*", text) if "/" not in word]
+
+
+@pytest.mark.parametrize(
+    "templates",
+    ["notifications/templates/*", "api/templates/*.html", "engine/templates/bundle*.html", "engine/templates/_bundle*"],
+)
+def test_no_page_message_or_bundle_writes_a_word_outside_the_catalogue(templates: str) -> None:
+    """Every word that people read on a page, in a message or in a committee bundle comes
+    from the catalogue (and so is translated: the test above), never from the template as
+    it is."""
+    folder, _, pattern = templates.rpartition("/")
+    found = {
+        path.name: words
+        for path in sorted((HERE.parent / folder).glob(pattern))
+        if (words := _words_outside_the_catalogue(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}
