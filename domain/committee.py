@@ -55,20 +55,44 @@ def serving(members: Iterable[Member], day: date) -> list[Member]:
     return [m for m in members if m.serves_on(day)]
 
 
-def composition_problems(members: list[Member], region_of: Mapping[str, str | None]) -> list[str]:
+@dataclass(frozen=True)
+class CompositionGap:
+    """One way the committee of a day differs from its rule: too many or too few members
+    (`region` None), members from a region, or co-chairs (`kind`)."""
+
+    kind: Literal["members", "region", "co_chairs"]
+    count: int
+    expected: int
+    region: str | None = None
+
+
+def composition_gaps(members: list[Member], region_of: Mapping[str, str | None]) -> list[CompositionGap]:
     """How the committee of one day differs from its rule: ten members, two per UN
     region, two co-chairs (empty: as it should be). A vacancy is reported, not refused."""
-    problems = []
+    gaps = []
     if len(members) != MEMBERS:
-        problems.append(f"{len(members)} members serve, not {MEMBERS}")
+        gaps.append(CompositionGap("members", len(members), MEMBERS))
     regions = Counter(region_of.get(m.country) for m in members)
     for region in REGIONS:
         if regions.get(region, 0) != PER_REGION:
-            problems.append(f"{regions.get(region, 0)} member(s) from {region}, not {PER_REGION}")
+            gaps.append(CompositionGap("region", regions.get(region, 0), PER_REGION, region))
     co_chairs = sum(m.role == "co-chair" for m in members)
     if co_chairs != CO_CHAIRS:
-        problems.append(f"{co_chairs} co-chair(s), not {CO_CHAIRS}")
-    return problems
+        gaps.append(CompositionGap("co_chairs", co_chairs, CO_CHAIRS))
+    return gaps
+
+
+def composition_problems(members: list[Member], region_of: Mapping[str, str | None]) -> list[str]:
+    """`composition_gaps` in the secretariat's words (English)."""
+    said = {
+        "members": "{count} members serve, not {expected}",
+        "region": "{count} member(s) from {region}, not {expected}",
+        "co_chairs": "{count} co-chair(s), not {expected}",
+    }
+    return [
+        said[g.kind].format(count=g.count, expected=g.expected, region=g.region)
+        for g in composition_gaps(members, region_of)
+    ]
 
 
 def overlapping_terms(members: list[Member]) -> list[tuple[Member, Member]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from babel.numbers import format_currency
 
-from notifications.render import N_, _pick, translations
+from notifications.render import N_, Nn_, _pick, translations
 
 FORM_A = {
     "title": N_("Project title"),
@@ -136,6 +136,84 @@ REVIEW_PROBLEMS = {
     "comments_for_committee": N_("Tell the committee the reasons for your scores."),
     "confirm": N_("Tick the box to confirm that your review is final."),
 }
+
+
+#: A screening verdict, as the committee's bundle says it.
+VERDICTS = {
+    "screened": N_("passed screening"),
+    "needs_judgement": N_("awaiting the secretariat's decision"),
+    "incomplete": N_("incomplete"),
+    "ineligible": N_("not eligible"),
+    "not screened": N_("not screened"),
+}
+#: A check's outcome, and the step of screening it belongs to.
+OUTCOMES = {"pass": N_("met"), "fail": N_("not met"), "needs_judgement": N_("to be decided")}
+STEPS = {"completeness": N_("Completeness"), "eligibility": N_("Eligibility"), "appraisal": N_("Appraisal")}
+#: Why a member takes no part in a decision (`domain.committee`).
+WITHHELD = {"own country": N_("own country"), "declared conflict": N_("declared conflict")}
+#: A member's role on the committee.
+ROLES = {"member": N_("member"), "co-chair": N_("co-chair")}
+#: The United Nations regions, as the engine's reports name them in English.
+REGIONS = (
+    N_("Africa"),
+    N_("Asia-Pacific"),
+    N_("Central and Eastern Europe"),
+    N_("Latin America and the Caribbean"),
+    N_("Western European and Others"),
+    N_("No region"),
+)
+#: How the committee of the meeting's day differs from its rule (`domain.committee.CompositionGap`).
+GAPS = {
+    "members": Nn_("%(count)s member serves, not %(expected)s", "%(count)s members serve, not %(expected)s"),
+    "region": Nn_(
+        "%(count)s member from %(region)s, not %(expected)s", "%(count)s members from %(region)s, not %(expected)s"
+    ),
+    "co_chairs": Nn_("%(count)s co-chair, not %(expected)s", "%(count)s co-chairs, not %(expected)s"),
+}
+
+
+def gap_words(kind: str, count: int, expected: int, region: str, language: str) -> str:
+    """A gap in the committee's composition, in the reader's words (`region`: its name in English)."""
+    catalog = translations(_pick(language))
+    singular, plural = GAPS[kind]
+    return catalog.ngettext(singular, plural, count) % {
+        "count": count,
+        "expected": expected,
+        "region": catalog.gettext(region) if region else "",
+    }
+
+
+#: The checks of screening (`domain.screening`), by their ids; a Party's checks carry its code.
+CHECKS = {
+    "form_a": N_("Form A (project application)"),
+    "form_b": N_("Form B (budget)"),
+    "form_c": N_("Form C (transmittal letter)"),
+    "form_c_signed": N_("Form C signed and dated"),
+    "consultation_confirmed": N_("National consultations confirmed"),
+    "logical_framework": N_("Logical framework"),
+    "workplan": N_("Workplan"),
+    "budget_lines": N_("Budget lines"),
+    "amount_range": N_("Amount within the round's range"),
+    "budget_adds_up": N_("Budget lines add up to the amount requested"),
+    "currency": N_("Currency"),
+    "duration_declared": N_("Duration given"),
+    "workplan_fits_duration": N_("Workplan within the duration"),
+    "duration_within_round": N_("Duration within the round's maximum"),
+    "convention_articles": N_("Articles of the Convention"),
+    "applications_per_party": N_("Applications per Party"),
+    "party": N_("%(party)s: a Party to the Convention"),
+    "economy": N_("%(party)s: an economy the round funds"),
+}
+
+
+def check_title(check: str, language: str, names: Any) -> str:
+    """A screening check's title in the reader's words (`party:BEN` names Benin)."""
+    kind, _, party = check.partition(":")
+    words = CHECKS.get(kind)
+    if words is None:
+        return check
+    text = translations(_pick(language)).gettext(words)
+    return text % {"party": names.name(party, language)} if party else text
 
 
 def label(table: dict[str, str], key: str, language: str) -> str:

@@ -53,9 +53,9 @@ def test_each_member_gets_a_bundle_with_the_agenda_summary_funds_and_dossiers(co
         'id="SIP-2018-R1-0004"',
         "Form A – the project",
         "Form B – the budget",
-        "Form C – transmittal letter",
+        "Form C – the transmittal letter",
         "Screening record",
-        "300,000.00",
+        "$300,000.00",
     ):
         assert part in html, part
     assert "Switzerland" in html and 'id="SIP-2018-R1-0003"' not in html  # in the summary; no dossier (ineligible)
@@ -70,10 +70,13 @@ def test_a_members_own_country_and_declared_conflicts_are_left_out_with_a_note(c
     cameroon = bundle_of(summary, "amadou.bello@committee.example.org")
     html = Path(cameroon.path).read_text()
     assert cameroon.withheld == [CMR] and 'id="SIP-2018-R1-0004"' not in html
-    assert "This dossier is left out of your bundle: own country" in html and 'class="own"' in html
-    assert "11 members serve, not 10" in html  # the composition is reported, not refused
+    # one line of the agenda, in the member's language (French), and marked in the summary
+    assert f"{CMR} – Cameroun\u00a0: vous ne prenez pas part à cette décision (pays du membre)" in html
+    assert 'class="own"' in html and '<html lang="fr">' in html
+    assert "11 membres siègent au lieu de 10" in html  # the composition is reported (in French), not refused
     ghana = Path(bundle_of(summary, GHANA).path).read_text()
-    assert "left out of your bundle: declared conflict" in ghana and 'id="SIP-2018-R1-0001"' not in ghana
+    assert f"{BEN} – Benin: you take no part in this decision (declared conflict)" in ghana
+    assert 'id="SIP-2018-R1-0001"' not in ghana
     assert 'id="SIP-2018-R1-0004"' in ghana
 
 
@@ -207,8 +210,8 @@ def test_a_gmp_rounds_bundle_shows_the_reviews_without_the_reviewers_names(round
     with unit_of_work(round4.engine) as session:
         summary = prepare_bundles(session, round4.settings, ROUND4, actor="o", at=AFTER_R4, pdf=False)
     html = Path(summary.members[0].path).read_text()
-    assert "Global Mercury Partnership review" in html and "SHORT OF REVIEWS" in html
-    assert "Reviewer 1: support" in html and "kofi@example.org" not in html and "Kofi Mine" not in html
+    assert "Global Mercury Partnership review" in html and "short of reviews" in html
+    assert "Reviewer 1: Support" in html and "kofi@example.org" not in html and "Kofi Mine" not in html
     assert "<th>GMP recommendations</th>" in html
 
 
@@ -255,7 +258,15 @@ def test_a_members_pdf_is_their_html_bundle_laid_out_as_one_document_page_for_pa
         with tempfile.TemporaryDirectory() as folder:
             whole.write_pdf(Path(folder) / "whole.pdf")
             one = PdfReader(Path(folder) / "whole.pdf")
-            assert [p.extract_text() for p in joined.pages] == [p.extract_text() for p in one.pages]
+            # every page stamped with the round, the version and its number among them all
+            stamp = re.compile(
+                r"\n?Specific International Programme – first round \(2018\) – version 1 – page (\d+) of (\d+)$"
+            )
+            found = [stamp.search(p.extract_text()) for p in joined.pages]
+            assert [(m.group(1), m.group(2)) if m else None for m in found] == [
+                (str(n), str(len(one.pages))) for n in range(1, len(one.pages) + 1)
+            ]
+            assert [stamp.sub("", p.extract_text()) for p in joined.pages] == [p.extract_text() for p in one.pages]
         assert _outline(joined) == _tree(whole.make_bookmark_tree())
         starts = {name: joined.get_destination_page_number(d) for name, d in joined.named_destinations.items()}
         links = [
@@ -264,9 +275,9 @@ def test_a_members_pdf_is_their_html_bundle_laid_out_as_one_document_page_for_pa
         assert links and all(joined.pages[starts[name]].extract_text().startswith(name) for name in links)
     ghana = [" ".join(p.extract_text().split()) for p in PdfReader(bundle_of(summary, GHANA).pdf or "").pages]
     pieter = [" ".join(p.extract_text().split()) for p in PdfReader(bundle_of(summary, PIETER).pdf or "").pages]
-    # Benin's dossier (withheld from Ghana's member) is a one-page note in its place; Cameroon's is there.
+    # Benin's dossier (withheld from Ghana's member) is one line of their agenda, not a page; Cameroon's is there.
     assert sum(t.startswith(f"{BEN} – ") for t in pieter) == 1 and not any(t.startswith(f"{BEN} – ") for t in ghana)
-    assert any(t.startswith(BEN) and "left out of your bundle: declared conflict" in t for t in ghana)
+    assert "you take no part in this decision (declared conflict)" in ghana[0]
     assert sum(t.startswith(f"{CMR} – ") for t in ghana) == 1
     assert "".join(ghana).count("Form A – the project") == 1 and "".join(pieter).count("Form A – the project") == 2
     assert len(ghana) < len(pieter)
@@ -301,7 +312,7 @@ def test_the_flows_pdfs_are_laid_out_after_the_transaction_commits(committee: Ru
             session, committee.settings, ROUND1, actor="officer", at=AT, pdf=True, pdf_later=later
         )
     assert summary.prepared and len(later.jobs) == summary.prepared
-    assert not any(Path(path).exists() for _, _, path in later.jobs)
+    assert not any(Path(path).exists() for _, _, path, _ in later.jobs)
     with unit_of_work(committee.engine) as session:  # nothing holds the database while the PDFs are laid out
         assert len(session.exec(select(CommitteeBundle)).all()) == summary.prepared
     later.run()

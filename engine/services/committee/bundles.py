@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from markupsafe import Markup
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -33,7 +35,7 @@ from engine.services import audit, outbox
 from engine.services.committee.meeting import Committee, committee_of
 from engine.services.errors import Gone, NotAllowed, NotFound
 from engine.services.parties import PartyNames, party_names
-from engine.services.report import REGIONS, documents, report_rows
+from engine.services.report import REGIONS, TEMPLATES, report_rows
 from engine.services.review.views import ReviewedApplication, review_summaries
 from engine.services.rounds import get_round
 from engine.services.stages import to_committee_hint
@@ -45,17 +47,15 @@ from engine.tables import (
     CommitteeMember,
     ScreeningRecord,
 )
-from notifications import BUNDLE_LINK_PLACEHOLDER, LANGUAGES, render
+from notifications import BUNDLE_LINK_PLACEHOLDER, LANGUAGES, labels, render
+from notifications.reasons import PLURAL_REASONS, REASONS, reason_text
+from notifications.render import N_, environment, translations
 
 if TYPE_CHECKING:
     from engine.pdfjoin import Part
 
 #: Applications before the committee: on its agenda, or decided at its meeting.
 ON_AGENDA = {Status.READY_FOR_COMMITTEE, *DECISIONS}
-
-
-def _usd(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value:,.2f}"
 
 
 def _digest(text: str) -> str:
@@ -76,19 +76,43 @@ def pdf_renderer() -> Any | None:
 
 @dataclass
 class Shared:
-    """What every member's bundle of a round has in common, rendered once."""
+    """What every member's bundle of a round has in common: the summary, the funds, the
+    regional spread, and each dossier's content, rendered once per language (the
+    members' languages) on first use."""
 
     committee: Committee
     summary: list[dict[str, Any]]
     agenda: list[Application]
-    dossiers: dict[str, Markup]  # reference -> HTML
-    digests: dict[str, str]  # part -> digest
-    funds_available: str
-    total_requested: str
-    difference: str
+    dossier_data: dict[str, dict[str, Any]]  # reference -> what its dossier shows
+    funds_available: Decimal | None
+    total_requested: Decimal
     spread: list[dict[str, Any]]
     has_gmp: bool
     names: PartyNames
+    _dossiers: dict[tuple[str, str], Markup] = field(default_factory=dict)
+
+    @property
+    def difference(self) -> Decimal | None:
+        return None if self.funds_available is None else self.funds_available - self.total_requested
+
+    def dossier(self, reference: str, language: str) -> Markup:
+        """An application's dossier in `language` (rendered the first time)."""
+        key = (language, reference)
+        if key not in self._dossiers:
+            html = (
+                environment(language, TEMPLATES)
+                .get_template("bundle_dossier.html")
+                .render(a=self.dossier_data[reference], **bundle_words(language, self))
+            )
+            self._dossiers[key] = Markup(html)  # noqa: S704 - rendered by an autoescaping template
+        return self._dossiers[key]
+
+    def digests(self, language: str) -> dict[str, str]:
+        """What a bundle in `language` is made of, part by part, as fingerprints."""
+        found = {f"dossier {ref}": _digest(self.dossier(ref, language)) for ref in self.dossier_data}
+        found["summary"] = _digest(repr((self.summary, self.spread)))
+        found["funds"] = _digest(repr(self.funds_available))
+        return found
 
 
 def shared_parts(session: Session, round_id: str) -> Shared:
@@ -114,14 +138,10 @@ def shared_parts(session: Session, round_id: str) -> Shared:
             gmp[item.reference] = item
     agenda = [a for a in applications.values() if a.status in ON_AGENDA]
     on_agenda = {a.reference for a in agenda}
-    env = documents()
-    dossier = env.get_template("bundle_dossier.html")
     summary, dossiers = [], {}
     for row in rows:
         application = applications[row.reference]
         review = gmp.get(row.reference)
-        recs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in review.recommendations.items() if n) if review else ""
-        score = "—" if row.weighted_score is None else str(row.weighted_score)
         summary.append(
             dict(
                 reference=row.reference,
@@ -131,42 +151,38 @@ def shared_parts(session: Session, round_id: str) -> Shared:
                 ldc=row.ldc,
                 sids=row.sids,
                 title=row.title,
-                amount=_usd(row.amount_requested),
+                amount=row.amount_requested,
                 verdict=row.verdict,
-                score=score,
+                score=row.weighted_score,
                 on_agenda=row.reference in on_agenda,
-                gmp_recommendations=recs,
+                gmp_recommendations=review.recommendations if review else {},
                 gmp_disagreement=bool(review and review.disagreement),
             )
         )
         if row.reference not in on_agenda:
             continue
         record = records.get(application.id or 0)
-        dossiers[row.reference] = Markup(  # noqa: S704 - rendered by an autoescaping template
-            dossier.render(
-                a=dict(
-                    reference=row.reference,
-                    party_name=row.party_name,
-                    region=row.region,
-                    ldc=row.ldc,
-                    sids=row.sids,
-                    title=row.title,
-                    amount=_usd(row.amount_requested),
-                    verdict=row.verdict,
-                    overridden=row.overridden,
-                    score=score,
-                    agency=application.applicant.get("executing_agency", {}).get("name", "—"),
-                    co_applicants=application.applicant.get("co_applicants", []),
-                    form_a=application.form_a,
-                    form_b=application.form_b,
-                    form_c=application.form_c,
-                    checks=record.checks if record else [],
-                    appraisal=record.appraisal if record else [],
-                    gmp=review,
-                )
-            )
+        dossiers[row.reference] = dict(
+            reference=row.reference,
+            party=row.party,
+            party_name=row.party_name,
+            region=row.region,
+            ldc=row.ldc,
+            sids=row.sids,
+            title=row.title,
+            amount=row.amount_requested,
+            verdict=row.verdict,
+            overridden=row.overridden,
+            score=row.weighted_score,
+            agency=application.applicant.get("executing_agency", {}).get("name", "—"),
+            co_applicants=application.applicant.get("co_applicants", []),
+            form_a=application.form_a,
+            form_b=application.form_b,
+            form_c=application.form_c,
+            checks=record.checks if record else [],
+            appraisal=record.appraisal if record else [],
+            gmp=review,
         )
-    funds = committee.meeting.funds_available
     requested = sum((a.amount_requested or Decimal(0) for a in agenda), Decimal(0))
     counts = Counter(r.region for r in rows)
     spread = [
@@ -174,32 +190,119 @@ def shared_parts(session: Session, round_id: str) -> Shared:
             region=region,
             received=counts[region],
             agenda=sum(1 for r in rows if r.region == region and r.reference in on_agenda),
-            requested=_usd(
-                sum(
-                    (r.amount_requested or Decimal(0) for r in rows if r.region == region and r.reference in on_agenda),
-                    Decimal(0),
-                )
+            requested=sum(
+                (r.amount_requested or Decimal(0) for r in rows if r.region == region and r.reference in on_agenda),
+                Decimal(0),
             ),
         )
         for region in REGIONS.values()
         if counts[region]
     ]
-    digests = {f"dossier {ref}": _digest(html) for ref, html in dossiers.items()}
-    digests["summary"] = _digest(repr((summary, spread)))
-    digests["funds"] = _digest(repr(funds))
+    codes = {str(m.country) for m in committee.members} | {r.party for r in rows}
+    codes |= {c for d in dossiers.values() for c in d["co_applicants"]}
     return Shared(
         committee,
         summary,
         agenda,
         dossiers,
-        digests,
-        _usd(funds),
-        _usd(requested),
-        "—" if funds is None else _usd(funds - requested),
+        committee.meeting.funds_available,
+        requested,
         spread,
         has_gmp,
-        party_names(session, {str(m.country) for m in committee.members}),
+        party_names(session, codes),
     )
+
+
+def bundle_words(language: str, shared: Shared) -> dict[str, Any]:
+    """What the bundles' templates need to say the engine's words in `language` (fields,
+    codes, verdicts, amounts, Parties, the round's criteria), passed to them with the rest."""
+    definition = shared.committee.definition
+    currency = definition.currency
+    gettext = translations(language).gettext
+    criteria = {c.id: c for c in definition.criteria}
+    technical = {c.id: c for c in definition.review.criteria} if definition.has_gmp_review else {}
+
+    def number(value: Any) -> str:
+        if value is None or value == "":
+            return "—"
+        try:
+            return format_decimal(Decimal(str(value)), locale=language)
+        except (InvalidOperation, ValueError):
+            return str(value)
+
+    def day_of(value: Any) -> str:
+        try:
+            return format_date(date.fromisoformat(str(value)), format="long", locale=language)
+        except ValueError:
+            return str(value) if value else "—"
+
+    def reason(check: dict[str, Any]) -> str:
+        code = check.get("code") or ""
+        if check.get("outcome") == "pass":
+            return ""
+        if code in REASONS or code in PLURAL_REASONS:
+            return reason_text(code, check.get("params") or {}, language, currency)
+        return str(check.get("reason") or "")
+
+    def technical_title(item: Any) -> str:
+        return technical[item.id].title_in(language) if item.id in technical else str(item.title)
+
+    def disagreement(review: ReviewedApplication) -> str:
+        """What the reviewers disagree on (as `domain.review.summarise` finds it), in words."""
+        found = [
+            gettext("%(criterion)s: scores %(scores)s")
+            % {"criterion": technical_title(c), "scores": ", ".join(map(str, c.scores))}
+            for c in review.criteria
+            if c.disagreement
+        ]
+        counts = review.recommendations
+        if counts.get("do_not_support") and (counts.get("support") or counts.get("support_with_changes")):
+            found.append(gettext("recommendations differ: some support, some do not"))
+        return "; ".join(found)
+
+    def criterion(item: dict[str, Any]) -> str:
+        found = criteria.get(str(item.get("id")))
+        return found.title_in(language) if found else str(item.get("title") or item.get("id"))
+
+    return dict(
+        money=lambda value: "—" if value is None else labels.money(value, currency, language),
+        number=number,
+        day_of=day_of,
+        label=lambda table, key: labels.label(getattr(labels, table), key, language),
+        field_label=lambda name: labels.field_label(name, language),
+        code=lambda value: labels.code(str(value or ""), language) if value else "—",
+        party=lambda iso3, english: shared.names.name(iso3, language) if iso3 else english,
+        verdict=lambda value: labels.label(labels.VERDICTS, str(value), language),
+        why=lambda value: labels.label(labels.WITHHELD, str(value), language),
+        step=lambda value: labels.label(labels.STEPS, str(value), language),
+        outcome=lambda value: labels.label(labels.OUTCOMES, str(value), language),
+        check=lambda value: labels.check_title(str(value), language, shared.names),
+        reason=reason,
+        criterion=criterion,
+        technical=technical_title,
+        disagreement=disagreement,
+        recommendations=lambda counts: ", ".join(
+            gettext("%(count)s × %(recommendation)s") % {"count": n, "recommendation": labels.code(k, language)}
+            for k, n in counts.items()
+            if n
+        ),
+        reviewer=lambda r: (
+            gettext("Reviewer %(number)s") % {"number": r.reviewer.removeprefix("Reviewer ")}
+            if r.email is None and r.reviewer.startswith("Reviewer ")
+            else r.reviewer
+        ),
+        confidential=_css_string(gettext("Confidential – for the members of the Steering Committee")),
+        round_heading=_css_string(definition.title_in(language)),
+        round_title=definition.title_in(language),
+        language=language,
+    )
+
+
+def _css_string(text: str) -> Markup:
+    """Text as a quoted CSS string, to go into a stylesheet as it is (HTML escapes mean
+    nothing there): quotes, backslashes and angle brackets escaped the CSS way."""
+    escaped = "".join(f"\\{ord(c):x} " if c in '"\\<>' or ord(c) < 32 else c for c in text)
+    return Markup(f'"{escaped}"')  # noqa: S704 - escaped above for its place in a stylesheet
 
 
 def withheld_for(member: Member, shared: Shared) -> dict[str, str]:
@@ -214,43 +317,63 @@ def withheld_for(member: Member, shared: Shared) -> dict[str, str]:
 
 
 def render_bundle(
-    member: Member, shared: Shared, *, version: int, changes: list[str], prepared: str, front_only: bool = False
+    member: Member,
+    shared: Shared,
+    *,
+    version: int,
+    changes: list[str],
+    prepared: datetime,
+    front_only: bool = False,
 ) -> str:
-    """The member's bundle as HTML (`front_only`: without the dossiers, for the PDF,
-    which takes their pages from the shared `PdfPages`)."""
+    """The member's bundle as HTML, in their language (`front_only`: without the dossiers,
+    for the PDF, which takes their pages from the shared `PdfPages`). A dossier withheld
+    from them is one line of the agenda, not a page."""
+    language = member.language
     withheld = withheld_for(member, shared)
     committee = shared.committee
+    words = bundle_words(language, shared)
+    agenda_lines = [
+        dict(
+            reference=a.reference,
+            party=shared.names.name(a.party, language),
+            title=a.title,
+            withheld=a.reference in withheld,
+            why=words["why"](withheld.get(a.reference, "")),
+        )
+        for a in shared.agenda
+    ]
     return (
-        documents()
+        environment(language, TEMPLATES)
         .get_template("bundle.html")
         .render(
+            **words,
             front_only=front_only,
-            definition=committee.definition,
             meeting=committee.meeting,
+            timezone=committee.definition.timezone,
             prepared=prepared,
             version=version,
             changes=changes,
-            member=dict(name=member.name, role=member.role, country_name=shared.names.name(member.country)),
-            withheld=[dict(reference=ref, why=why) for ref, why in withheld.items()],
-            withheld_refs=set(withheld),
-            withheld_why=withheld,
-            composition=committee.composition,
+            member=dict(
+                name=member.name,
+                role=labels.label(labels.ROLES, member.role, language),
+                country_name=shared.names.name(member.country, language),
+            ),
+            withheld=withheld,
+            composition=[
+                labels.gap_words(g.kind, g.count, g.expected, REGIONS.get(g.region, "") if g.region else "", language)
+                for g in committee.gaps
+            ],
             agenda=shared.agenda,
+            agenda_lines=agenda_lines,
             summary=shared.summary,
             funds_available=shared.funds_available,
             total_requested=shared.total_requested,
             difference=shared.difference,
             spread=shared.spread,
             has_gmp=shared.has_gmp,
-            dossiers=[
-                dict(
-                    reference=a.reference,
-                    withheld=a.reference in withheld,
-                    why=withheld.get(a.reference),
-                    html=shared.dossiers[a.reference],
-                )
-                for a in shared.agenda
-            ],
+            dossiers=[]
+            if front_only
+            else [shared.dossier(a.reference, language) for a in shared.agenda if a.reference not in withheld],
         )
     )
 
@@ -295,28 +418,36 @@ def dossier_groups(shared: Shared, per_part: int) -> list[list[str]]:
 
 
 class PdfPages:
-    """The PDF of the bundles in bounded memory. The dossiers are laid out once, a few
-    at a time (`DOSSIERS_PER_PART`, each from a new page) into PDF files of their own
-    in `folder`, shared by every member's bundle; a member's PDF is their own front
-    (with the notes that stand in for the dossiers withheld from them) and the pages of
-    the dossiers they may see, joined on disk as it is written (`engine.pdfjoin`). A
-    withheld dossier's pages are never copied into that member's file. The outline and
-    the summary's links to the dossiers are those of the bundle laid out as one document."""
+    """The PDF of the bundles in bounded memory. The dossiers are laid out once per
+    language, a few at a time (`DOSSIERS_PER_PART`, each from a new page) into PDF files
+    of their own in `folder`, shared by every member's bundle in that language; a
+    member's PDF is their own front and the pages of the dossiers they may see, joined on
+    disk as it is written (`engine.pdfjoin`), each page stamped with the round, the
+    bundle's version and its number among them all. A withheld dossier's pages are never
+    copied into that member's file (it is one line of their agenda). The outline and the
+    summary's links to the dossiers are those of the bundle laid out as one document."""
 
     def __init__(self, renderer: Any, shared: Shared, folder: Path, per_part: int | None = None):
         self.renderer, self.shared, self.folder = renderer, shared, folder
         self.groups = dossier_groups(shared, per_part or DOSSIERS_PER_PART)
         self.group_of = {ref: n for n, group in enumerate(self.groups) for ref in group}
-        self.parts: dict[int, DossierPart] = {}
+        self.parts: dict[tuple[str, int], DossierPart] = {}
 
-    def dossiers(self, group: int) -> DossierPart:
-        """The shared part holding the `group`-th run of dossiers (laid out the first time)."""
+    def dossiers(self, group: int, language: str) -> DossierPart:
+        """The shared part holding the `group`-th run of dossiers in `language` (laid out the first time)."""
         from engine.pdfjoin import Part, weasyprint_bookmarks  # noqa: PLC0415 - with the `pdf` extra
 
-        if group not in self.parts:
+        if (language, group) not in self.parts:
             references = self.groups[group]
-            items = [dict(reference=ref, withheld=False, html=self.shared.dossiers[ref]) for ref in references]
-            document = self.renderer(string=documents().get_template("bundle_page.html").render(items=items)).render()
+            html = (
+                environment(language, TEMPLATES)
+                .get_template("bundle_page.html")
+                .render(
+                    dossiers=[self.shared.dossier(ref, language) for ref in references],
+                    **bundle_words(language, self.shared),
+                )
+            )
+            document = self.renderer(string=html).render()
             starts: dict[str, int] = {}
             for number, page in enumerate(document.pages):
                 for name in page.anchors:
@@ -325,46 +456,41 @@ class PdfPages:
             bounds = [starts[ref] for ref in references] + [len(document.pages)]
             if bounds != sorted(bounds):
                 raise RuntimeError(f"the dossiers {references[0]} to {references[-1]} were laid out out of order")
-            path = self.folder / f"dossiers-{group}.pdf"
+            path = self.folder / f"dossiers-{language}-{group}.pdf"
             document.write_pdf(path)
-            self.parts[group] = DossierPart(
+            self.parts[language, group] = DossierPart(
                 Part(path, len(document.pages), weasyprint_bookmarks(document)),
                 {ref: range(bounds[i], bounds[i + 1]) for i, ref in enumerate(references)},
             )
-        return self.parts[group]
+        return self.parts[language, group]
 
-    def write(self, member: Member, front_html: str, path: Path) -> int:
+    def write(self, member: Member, front_html: str, path: Path, version: int) -> int:
         """Write the member's PDF; returns its number of pages."""
         from engine.pdfjoin import Part, PdfJoin, weasyprint_bookmarks  # noqa: PLC0415 - with the `pdf` extra
 
+        language = member.language
         withheld = withheld_for(member, self.shared)
-        references = [a.reference for a in self.shared.agenda]
-        linked = frozenset(ref for ref in references if ref not in withheld)
+        references = [a.reference for a in self.shared.agenda if a.reference not in withheld]
         document = self.renderer(string=front_html).render()
         # The front's links go to dossiers in other parts: stand-in anchors keep WeasyPrint
         # from dropping them as links to nowhere (the joined file points them to the dossiers).
-        for name in linked:
+        for name in references:
             document.pages[0].anchors.setdefault(name, (0, 0, 0, 0))
-        notes: dict[str, int] = {}  # withheld reference -> the first page of its note
-        for number, page in enumerate(document.pages):
-            for _, label, _, _ in page.bookmarks:
-                if label in withheld and label not in notes:
-                    notes[label] = number
-        if set(notes) != set(withheld):
-            raise RuntimeError(f"the notes for {sorted(set(withheld) - set(notes))} are missing from the front")
-        bounds = sorted(notes.values()) + [len(document.pages)]
-        spans = {ref: range(start, bounds[bounds.index(start) + 1]) for ref, start in notes.items()}
         front = Part(self.folder / "front.pdf", len(document.pages), weasyprint_bookmarks(document))
         document.write_pdf(front.path)
         del document
-        with PdfJoin(path) as pdf:
-            pdf.add(front, range(bounds[0]), skip_anchors=linked, keep=True)
+        parts = [self.dossiers(self.group_of[ref], language) for ref in references]
+        total = front.pages + sum(len(part.spans[ref]) for part, ref in zip(parts, references, strict=True))
+        words = translations(language).gettext("%(round)s – version %(version)s – page %(page)s of %(pages)s")
+        round_title = self.shared.committee.definition.title_in(language)
+
+        def stamp(page: int) -> str:
+            return words % {"round": round_title, "version": version, "page": page, "pages": total}
+
+        with PdfJoin(path, stamp=stamp) as pdf:
+            pdf.add(front, skip_anchors=frozenset(references))
             current: Path | None = None
-            for ref in references:
-                if ref in withheld:
-                    pdf.add(front, spans[ref], keep=True)
-                    continue
-                part = self.dossiers(self.group_of[ref])
+            for part, ref in zip(parts, references, strict=True):
                 if current is not None and current != part.part.path:
                     pdf.release(current)
                 current = part.part.path
@@ -386,21 +512,22 @@ def pdf_pages(renderer: Any | None, shared: Shared, scratch: Path) -> Iterator[P
 
 
 def member_digests(member: Member, shared: Shared) -> dict[str, str]:
-    """What a member's bundle is made of: the shared parts, less the withheld dossiers."""
+    """What a member's bundle is made of: the shared parts in their language, less the
+    withheld dossiers."""
     withheld = withheld_for(member, shared)
-    digests = {k: v for k, v in shared.digests.items() if k.removeprefix("dossier ") not in withheld}
+    digests = {k: v for k, v in shared.digests(member.language).items() if k.removeprefix("dossier ") not in withheld}
     digests.update({f"withheld {ref}": why for ref, why in withheld.items()})
     meeting, definition = shared.committee.meeting, shared.committee.definition
     digests["cover"] = _digest(
         repr(
             (
-                definition.title,
+                definition.title_in(member.language),
                 meeting.starts_on,
                 meeting.ends_on,
                 meeting.place,
                 member.name,
                 member.role,
-                shared.names.name(member.country),
+                shared.names.name(member.country, member.language),
                 shared.committee.composition,
                 shared.has_gmp,
             )
@@ -409,22 +536,39 @@ def member_digests(member: Member, shared: Shared) -> dict[str, str]:
     return digests
 
 
-def describe_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    """In words, what differs between two versions' parts."""
-    words = {
-        "summary": "the summary of the applications or the regional spread",
-        "funds": "the funds available",
-        "cover": "the cover: the meeting (date, place), the committee's composition or your membership",
-    }
+#: What a change of each part of a bundle is called, in the member's words.
+PARTS = {
+    "summary": N_("the summary of the applications or the regional spread"),
+    "funds": N_("the funds available"),
+    "cover": N_("the cover: the meeting (date, place), the committee's composition or your membership"),
+}
+CHANGES = {
+    "added": N_("added: %(part)s"),
+    "removed": N_("removed: %(part)s"),
+    "changed": N_("changed: %(part)s"),
+}
+
+
+def describe_changes(before: dict[str, str], after: dict[str, str], language: str = "en") -> list[str]:
+    """In the member's words, what differs between two versions' parts."""
+    gettext = translations(language).gettext
     changes = []
     for part in sorted(set(before) | set(after)):
-        what = words.get(part, part)
+        kind, _, reference = part.partition(" ")
+        if part in PARTS:
+            what = gettext(PARTS[part])
+        elif kind == "dossier":
+            what = gettext("the dossier of %(reference)s") % {"reference": reference}
+        elif kind == "withheld":
+            what = gettext("the note that you take no part in the decision on %(reference)s") % {"reference": reference}
+        else:
+            what = part
         if part not in before:
-            changes.append(f"added: {what}")
+            changes.append(gettext(CHANGES["added"]) % {"part": what})
         elif part not in after:
-            changes.append(f"removed: {what}")
+            changes.append(gettext(CHANGES["removed"]) % {"part": what})
         elif before[part] != after[part]:
-            changes.append(f"changed: {what}")
+            changes.append(gettext(CHANGES["changed"]) % {"part": what})
     return changes
 
 
@@ -508,7 +652,7 @@ def prepare_bundles(
             select(CommitteeBundle).where(CommitteeBundle.round_id == round_id).order_by(col(CommitteeBundle.version))
         ).all()
     }
-    prepared = at.astimezone(shared.committee.definition.zone).strftime("%Y-%m-%d %H:%M %Z")
+    prepared = at
     messages = []
     scratch = stored_file(settings, "bundles")
     if pdf_later is not None:
@@ -538,6 +682,7 @@ def prepare_bundles(
                             front_only=True,
                         ),
                         pdf_path,
+                        previous.version,
                     )
                 summary.unchanged += 1
                 if isinstance(pdfs, PdfLater) and pages is not None:
@@ -557,9 +702,9 @@ def prepare_bundles(
                 )
                 continue
             version = previous.version + 1 if previous else 1
-            changes = describe_changes(previous.digests, digests) if previous else []
+            changes = describe_changes(previous.digests, digests, member.language) if previous else []
             if previous is not None and previous.revoked_at is not None:
-                changes.append(WITHDRAWN_LINK)
+                changes.append(translations(member.language).gettext(WITHDRAWN_LINK))
             html = render_bundle(member, shared, version=version, changes=changes, prepared=prepared)
             relative = bundle_file(round_id, email, version)
             path = stored_file(settings, relative)
@@ -571,6 +716,7 @@ def prepare_bundles(
                     member,
                     render_bundle(member, shared, version=version, changes=changes, prepared=prepared, front_only=True),
                     path.with_suffix(".pdf"),
+                    version,
                 )
             if isinstance(pdfs, PdfLater) and pages is not None:
                 pdfs.lines.append(len(summary.members))
@@ -623,16 +769,16 @@ class PdfLater:
     lays them out (each as `PdfPages.write` would) and fills in their files and page
     counts in the summary."""
 
-    jobs: list[tuple[Member, str, Path]] = field(default_factory=list)
+    jobs: list[tuple[Member, str, Path, int]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # the summary's lines of those PDFs, in order
     shared: Shared | None = None
     renderer: Any | None = None
     scratch: Path | None = None
     summary: BundlesSummary | None = None
 
-    def write(self, member: Member, front_html: str, path: Path) -> int:
+    def write(self, member: Member, front_html: str, path: Path, version: int) -> int:
         """Listed for later; 0 stands for the pages, counted when it is written."""
-        self.jobs.append((member, front_html, path))
+        self.jobs.append((member, front_html, path, version))
         return 0
 
     def run(self) -> None:
@@ -640,8 +786,8 @@ class PdfLater:
             return
         with pdf_pages(self.renderer, self.shared, self.scratch) as pdfs:
             assert pdfs is not None
-            for (member, front_html, path), line in zip(self.jobs, self.lines, strict=True):
-                self.summary.members[line].pdf_pages = pdfs.write(member, front_html, path)
+            for (member, front_html, path, version), line in zip(self.jobs, self.lines, strict=True):
+                self.summary.members[line].pdf_pages = pdfs.write(member, front_html, path, version)
                 self.summary.members[line].pdf = str(path)
 
 
@@ -697,7 +843,7 @@ def _bundle_message(
 
 
 #: Said of a new version made because the link of the latest was withdrawn.
-WITHDRAWN_LINK = "a new link: the link of the previous version was withdrawn"
+WITHDRAWN_LINK = N_("a new link: the link of the previous version was withdrawn")
 
 #: A bundle's link works until this many days after the meeting's last day.
 LINK_DAYS_AFTER_MEETING = 30

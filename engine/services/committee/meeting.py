@@ -14,7 +14,9 @@ from sqlmodel import Session, col, select
 from domain.application import FieldError
 from domain.committee import (
     APPROVALS,
+    CompositionGap,
     Member,
+    composition_gaps,
     composition_problems,
     meeting_problems,
     member_conflict,
@@ -233,6 +235,11 @@ class Committee:
     @property
     def composition(self) -> list[str]:
         return composition_problems(self.members, self.region_of)
+
+    @property
+    def gaps(self) -> list[CompositionGap]:
+        """`composition`, as data (for the members' bundles to say it in their language)."""
+        return composition_gaps(self.members, self.region_of)
 
     @property
     def quorum(self) -> int:
