@@ -140,7 +140,7 @@ def test_a_pdf_is_made_beside_each_html_bundle_where_weasyprint_is_installed(com
         assert Path(line.pdf or "").read_bytes()[:5] == b"%PDF-"
         return line.pdf_pages or 0
 
-    # The dossiers' pages are laid out once and shared; Ghana's member has Benin's withheld (a one-page note).
+    # The dossiers' pages are laid out once and shared; Ghana's member has Benin's withheld (a line of the agenda).
     assert summary.pdf and pages(GHANA) < pages("pieter.devries@committee.example.org")
     # every page, of the member's front and of the shared dossiers, says it is confidential
     from pypdf import PdfReader
