@@ -43,8 +43,9 @@ def violations(page: Any) -> list[str]:
 
 
 def test_the_pages_people_open_pass_the_wcag_aa_rules_in_every_language(
-    committee: Runtime, round4: Runtime, serve: Any, page: Any
+    committee: Runtime, round4: Runtime, serve: Any, page: Any, shot: Any
 ) -> None:
+    """Each page seen is also written as a screenshot, for people to look at."""
     if not AXE.exists():
         pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
     screened = committee  # round 1, screened, with its committee
@@ -59,30 +60,42 @@ def test_the_pages_people_open_pass_the_wcag_aa_rules_in_every_language(
     for language in ("en", "fr", "es"):
         page.goto(f"{app.url}/status?lang={language}")
         found[f"status form {language}"] = violations(page)
+        shot(page, f"status-form-{language}")
         page.fill("#reference", LSO)
         page.fill("#access_code", access_code(screened, LSO))
         page.locator("form button[type=submit]").click()
         found[f"status result {language}"] = violations(page)
+        shot(page, f"status-result-{language}")
     page.goto(f"{app.url}/status?lang=es")
     page.fill("#reference", LSO)
     page.fill("#access_code", "wrong")
     page.locator("form button[type=submit]").click()
     found["status wrong code es"] = violations(page)
+    shot(page, "status-wrong-code-es")
 
     page.goto(f"{app.url}/committee/bundle?token={bundle_link_token(committee, CHAD)}")
     found["committee member's page fr"] = violations(page)
+    shot(page, "committee-members-page-fr")
+    page.goto(f"{app.url}/committee/bundle?token={bundle_link_token(committee, CHAD)}&format=html")
+    found["committee member's bundle fr"] = violations(page)
+    shot(page, "committee-members-bundle-fr")
 
     app.clock.now = AFTER_R4
     page.goto(invitation_link(round4, "ana@example.org", app.url))
     found["reviewer sign-in es"] = violations(page)
+    shot(page, "reviewer-sign-in-es")
     page.locator("form button[type=submit]").click()
     found["workspace es"] = violations(page)
+    shot(page, "workspace-es")
     page.locator("table a").first.click()
     found["application es"] = violations(page)
+    shot(page, "application-es")
     page.locator("button[value=submit]").click()
     found["review with problems es"] = violations(page)
+    shot(page, "review-with-problems-es")
     page.goto(f"{app.url}/reviewer/links?lang=es")
     found["new link es"] = violations(page)
+    shot(page, "new-link-es")
     assert {name: problems for name, problems in found.items() if problems} == {}
 
 
