@@ -274,8 +274,10 @@ class PdfJoin:
 
     def _stamp_page(self, source: _Source, page: Any, copied: DictionaryObject, number: int) -> None:
         """Draw the stamp's line on a copied page: its content is wrapped in a saved graphics
-        state (so that whatever it leaves set does not move the line), and the line's font is
-        added to the page's own resources (a copy: other pages may share the part's)."""
+        state (so that whatever it leaves set does not move the line; a content that
+        restores more states than it saves, which WeasyPrint never writes, is not
+        supported), and the line's font is added to the page's own resources (a copy:
+        other pages may share the part's)."""
         assert self._stamp is not None
         if self._stamp_objects is None:
             font, save = self._reserve(), self._reserve()
@@ -307,13 +309,19 @@ class PdfJoin:
         x, y = STAMP_AT
         line = DecodedStreamObject()
         line.set_data(
-            b"Q\nq BT 0.35 g /SipStamp %.1f Tf %.1f %.1f Td %s Tj ET Q\n"
+            b"\nQ\nq BT 0.35 g /SipStamp %.1f Tf %.1f %.1f Td %s Tj ET Q\n"
             % (STAMP_SIZE, x, y, _pdf_text(self._stamp(number)))
         )
         closing = self._reserve()
         self._emit(closing, line)
-        contents = copied.get("/Contents")
-        parts = list(contents) if isinstance(contents, ArrayObject) else [] if contents is None else [contents]
+        # the page's content: one stream, or an array of them (given directly or by reference)
+        original = dict.get(page, "/Contents")
+        if isinstance(original, IndirectObject):
+            original = source.reader.get_object(original)
+        if isinstance(original, ArrayObject):
+            parts = [self._copy(source, item) for item in list.__iter__(original)]
+        else:
+            parts = [] if original is None else [dict.__getitem__(copied, "/Contents")]
         copied[NameObject("/Contents")] = ArrayObject(
             [IndirectObject(save, 0, None), *parts, IndirectObject(closing, 0, None)]
         )

@@ -25,6 +25,10 @@ REASONS = {
     "workplan_missing": N_("The workplan is missing."),
     "budget_lines_missing": N_("The budget (form B) has no lines."),
     "not_a_party": N_("%(party)s is not a Party to the Convention according to the register of Parties."),
+    "party_date_unknown": N_(
+        "The date %(party)s became a Party to the Convention is not known: the secretariat checks it against the "
+        "depositary's records."
+    ),
     "not_party_on_deadline": N_(
         "%(party)s became a Party to the Convention on %(since)s, after the round's deadline (%(deadline)s)."
     ),

@@ -304,3 +304,15 @@ def test_no_page_message_or_bundle_writes_a_word_outside_the_catalogue(templates
         if (words := _words_outside_the_catalogue(path.read_text(encoding="utf-8")))
     }
     assert found == {}
+
+
+def test_every_reason_screening_gives_has_its_sentence() -> None:
+    """A reason code `domain.screening` writes (the argument before a check's parameters)
+    is worded in the catalogue, for the applicant's letters and the committee's bundles."""
+    from notifications.reasons import PLURAL_REASONS, REASONS
+
+    source = (HERE.parent / "domain" / "screening.py").read_text(encoding="utf-8")
+    codes = set(re.findall(r'^\s+"([a-z_]+)",\n(?:\s+\w+=[^\n]*\n)*\s+\)', source, flags=re.M))
+    codes -= {"", "ok"}
+    assert "party_date_unknown" in codes and "budget_does_not_add_up" in codes
+    assert codes - set(REASONS) - set(PLURAL_REASONS) == set()

@@ -74,6 +74,11 @@ def pdf_renderer() -> Any | None:
     return HTML
 
 
+#: The version of the bundles' layout: a bundle laid out in an earlier one is made again,
+#: and its version says so in one line rather than as a change of every part.
+LAYOUT = "2: in the member's language"
+
+
 @dataclass
 class Shared:
     """What every member's bundle of a round has in common: the summary, the funds, the
@@ -90,6 +95,7 @@ class Shared:
     has_gmp: bool
     names: PartyNames
     _dossiers: dict[tuple[str, str], Markup] = field(default_factory=dict)
+    _digests: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def difference(self) -> Decimal | None:
@@ -108,11 +114,15 @@ class Shared:
         return self._dossiers[key]
 
     def digests(self, language: str) -> dict[str, str]:
-        """What a bundle in `language` is made of, part by part, as fingerprints."""
-        found = {f"dossier {ref}": _digest(self.dossier(ref, language)) for ref in self.dossier_data}
-        found["summary"] = _digest(repr((self.summary, self.spread)))
-        found["funds"] = _digest(repr(self.funds_available))
-        return found
+        """What a bundle in `language` is made of, part by part, as fingerprints (worked
+        out once per language), with the version of the bundles' layout."""
+        if language not in self._digests:
+            found = {f"dossier {ref}": _digest(self.dossier(ref, language)) for ref in self.dossier_data}
+            found["summary"] = _digest(repr((self.summary, self.spread)))
+            found["funds"] = _digest(repr(self.funds_available))
+            found["layout"] = LAYOUT
+            self._digests[language] = found
+        return dict(self._digests[language])
 
 
 def shared_parts(session: Session, round_id: str) -> Shared:
@@ -265,7 +275,9 @@ def bundle_words(language: str, shared: Shared) -> dict[str, Any]:
         return found.title_in(language) if found else str(item.get("title") or item.get("id"))
 
     return dict(
-        money=lambda value: "—" if value is None else labels.money(value, currency, language),
+        money=lambda value, in_currency=None: (
+            "—" if value is None else labels.money(value, in_currency or currency, language)
+        ),
         number=number,
         day_of=day_of,
         label=lambda table, key: labels.label(getattr(labels, table), key, language),
@@ -483,6 +495,8 @@ class PdfPages:
         total = front.pages + sum(len(part.spans[ref]) for part, ref in zip(parts, references, strict=True))
         words = translations(language).gettext("%(round)s – version %(version)s – page %(page)s of %(pages)s")
         round_title = self.shared.committee.definition.title_in(language)
+        if len(round_title) > 80:  # the stamp is one line at the foot of the page
+            round_title = round_title[:79] + "…"
 
         def stamp(page: int) -> str:
             return words % {"round": round_title, "version": version, "page": page, "pages": total}
@@ -521,6 +535,7 @@ def member_digests(member: Member, shared: Shared) -> dict[str, str]:
     digests["cover"] = _digest(
         repr(
             (
+                member.language,
                 definition.title_in(member.language),
                 meeting.starts_on,
                 meeting.ends_on,
@@ -552,6 +567,8 @@ CHANGES = {
 def describe_changes(before: dict[str, str], after: dict[str, str], language: str = "en") -> list[str]:
     """In the member's words, what differs between two versions' parts."""
     gettext = translations(language).gettext
+    if before.get("layout") != after.get("layout"):  # every part is laid out anew: one line says so
+        return [gettext("a new layout of the bundle, in your language; its contents are as before unless listed")]
     changes = []
     for part in sorted(set(before) | set(after)):
         kind, _, reference = part.partition(" ")
