@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from babel import negotiate_locale
@@ -84,6 +84,24 @@ class PersonPage(Depends):
     dependency: Callable[..., Any] | None = _note_language
     back: str | None = None
     prefer: Literal["html", "json"] = "html"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def page_route(
+    method: Callable[..., Callable[[F], F]], path: str, page: PersonPage, code: int = 200
+) -> Callable[[F], F]:
+    """A route of the people's pages (HTML, not in the API's document), whose errors are
+    pages in the person's language going back to `page`'s link."""
+    return method(
+        path,
+        response_model=None,
+        response_class=HTMLResponse,
+        status_code=code,
+        include_in_schema=False,
+        dependencies=[page],
+    )
 
 
 def marker(request: Request) -> PersonPage | None:

@@ -20,7 +20,7 @@ import json
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -38,6 +38,7 @@ from api.pages import (
     PersonPage,
     page_assets,
     page_language,
+    page_route,
     site_root,
 )
 from domain.application import BUDGET_CATEGORIES, DocumentError, Email, FieldError, load_json, validate_document
@@ -67,17 +68,6 @@ FORMS_PROOF = "forms-page"
 RESEND = frozenset({PublicStatus.INCOMPLETE, PublicStatus.INFORMATION_REQUESTED})
 #: How many empty rows each list of the form shows below its filled ones (one more on request).
 SPARE = {"form_a.outputs": 1, "form_a.workplan": 2, "form_b.lines": 3, "form_b.co_financing": 1}
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _route(
-    method: Callable[..., Callable[[F], F]], path: str, page: PersonPage, code: int = status.HTTP_200_OK
-) -> Callable[[F], F]:
-    """A page of the portal (HTML, not in the API's document): its errors are pages in the
-    applicant's language, going back to `page`'s link."""
-    return method(path, response_model=None, response_class=HTMLResponse, status_code=code, dependencies=[page])
 
 
 def _cookie(answer: Response, request: Request, rt: Runtime, name: str, value: str, seconds: int) -> None:
@@ -147,7 +137,7 @@ def _render(request: Request, rt: Runtime, template: str, language: str, *, code
 # --- starting: the open rounds, and a new draft --------------------------------------------------
 
 
-@_route(router.get, "", TOP_PAGE)
+@page_route(router.get, "", TOP_PAGE)
 def start_page(
     request: Request,
     rt: RuntimeDep,
@@ -173,7 +163,7 @@ def start_page(
     return answer
 
 
-@_route(router.post, "/start", START_PAGE, status.HTTP_303_SEE_OTHER)
+@page_route(router.post, "/start", START_PAGE, status.HTTP_303_SEE_OTHER)
 def start(
     request: Request,
     rt: RuntimeDep,
@@ -222,7 +212,7 @@ def _email(value: str) -> str:
         ) from None
 
 
-@_route(router.post, "/links", START_PAGE, status.HTTP_202_ACCEPTED)
+@page_route(router.post, "/links", START_PAGE, status.HTTP_202_ACCEPTED)
 async def new_links(
     request: Request,
     rt: RuntimeDep,
@@ -249,7 +239,7 @@ async def new_links(
 # --- the draft ----------------------------------------------------------------------------------
 
 
-@_route(router.get, "/draft", START_PAGE)
+@page_route(router.get, "/draft", START_PAGE)
 def draft_page(
     request: Request,
     rt: RuntimeDep,
@@ -333,7 +323,7 @@ def _draft_page(
     )
 
 
-@_route(router.post, "/draft", START_PAGE, status.HTTP_303_SEE_OTHER)
+@page_route(router.post, "/draft", START_PAGE, status.HTTP_303_SEE_OTHER)
 async def draft_form(request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> Any:
     """Save the draft (`action=save`; `more=<list>` for another row; `switch=<language>`
     for the page in another language), or submit it (`action=submit`, with `confirm=yes`):
@@ -383,7 +373,7 @@ async def draft_form(request: Request, rt: RuntimeDep, now: NowDep, attempt: Att
     return RedirectResponse(_again("draft", lang), status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
 
 
-@_route(router.post, "/forget", START_PAGE, status.HTTP_303_SEE_OTHER)
+@page_route(router.post, "/forget", START_PAGE, status.HTTP_303_SEE_OTHER)
 def forget(
     request: Request,
     rt: RuntimeDep,
@@ -442,7 +432,7 @@ def _problems_of(round_id: str, content: dict[str, Any]) -> list[dict[str, Any]]
 FORMS_PAGE = PersonPage(back="../status")
 
 
-@_route(router.post, "/forms", FORMS_PAGE)
+@page_route(router.post, "/forms", FORMS_PAGE)
 async def forms_again(request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> Any:
     """Forms A, B and C of an application, to send again: opened from its status page
     (with its proof that the access code was given), then sent (`action=send`, with this

@@ -32,6 +32,7 @@ from api.pages import (
     field_problems,
     page_error_responses,
     page_language,
+    page_route,
     site_root,
 )
 from api.schemas import (
@@ -365,21 +366,6 @@ def conflict(
 # --- pages for a browser: the link in the e-mail opens these ---------------------------------
 
 
-def _page_route(
-    method: Callable[..., Callable[[F], F]], path: str, page: PersonPage, code: int = status.HTTP_200_OK
-) -> Callable[[F], F]:
-    """A route of the reviewer's pages (HTML, not in the API's document), whose errors are
-    pages in the reviewer's language going back to `page`'s link."""
-    return method(
-        path,
-        response_model=None,
-        response_class=HTMLResponse,
-        status_code=code,
-        include_in_schema=False,
-        dependencies=[page],
-    )
-
-
 def _page(language: str, mode: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     html = (
         environment(language, PAGES)
@@ -394,7 +380,7 @@ def _page(language: str, mode: str, *, status_code: int = 200, **context: Any) -
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
-@_page_route(router.get, "/sign-in", NEW_LINK_PAGE)
+@page_route(router.get, "/sign-in", NEW_LINK_PAGE)
 def sign_in_page(request: Request, token: str = "", lang: str | None = None) -> HTMLResponse:
     """The page the link opens: a button signs in (a mail scanner that follows the
     link does not use it up), posting the token in the request body.
@@ -405,7 +391,7 @@ def sign_in_page(request: Request, token: str = "", lang: str | None = None) -> 
     return _page(page_language(request, lang), "confirm", token=token[:200])
 
 
-@_page_route(router.post, "/sign-in", NEW_LINK_PAGE)
+@page_route(router.post, "/sign-in", NEW_LINK_PAGE)
 def sign_in_form(
     request: Request,
     rt: RuntimeDep,
@@ -438,7 +424,7 @@ def sign_in_form(
     return answer
 
 
-@_page_route(router.post, "/sign-out", NEW_LINK_PAGE)
+@page_route(router.post, "/sign-out", NEW_LINK_PAGE)
 def sign_out_form(
     request: Request,
     rt: RuntimeDep,
@@ -557,7 +543,7 @@ def _workspace_page(
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
 
 
-@_page_route(router.get, "/workspace", NEW_LINK_PAGE)
+@page_route(router.get, "/workspace", NEW_LINK_PAGE)
 def workspace(
     request: Request,
     rt: RuntimeDep,
@@ -584,7 +570,7 @@ def workspace(
     )
 
 
-@_page_route(router.get, "/workspace/{reference}", NESTED_PAGE)
+@page_route(router.get, "/workspace/{reference}", NESTED_PAGE)
 def workspace_application(
     reference: str,
     request: Request,
@@ -641,7 +627,7 @@ def _application_page(
     )
 
 
-@_page_route(router.post, "/workspace/{reference}/review", FORM_PAGE, status.HTTP_303_SEE_OTHER)
+@page_route(router.post, "/workspace/{reference}/review", FORM_PAGE, status.HTTP_303_SEE_OTHER)
 async def workspace_review(
     reference: str, request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep
 ) -> Response:
@@ -717,7 +703,7 @@ async def workspace_review(
     return RedirectResponse(where, status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
 
 
-@_page_route(router.post, "/workspace/{reference}/leave", FORM_PAGE, status.HTTP_303_SEE_OTHER)
+@page_route(router.post, "/workspace/{reference}/leave", FORM_PAGE, status.HTTP_303_SEE_OTHER)
 def workspace_leave(
     reference: str,
     request: Request,

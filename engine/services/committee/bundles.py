@@ -152,27 +152,7 @@ def shared_parts(session: Session, round_id: str) -> Shared:
     for row in rows:
         application = applications[row.reference]
         review = gmp.get(row.reference)
-        summary.append(
-            dict(
-                reference=row.reference,
-                party=row.party,
-                party_name=row.party_name,
-                region=row.region,
-                ldc=row.ldc,
-                sids=row.sids,
-                title=row.title,
-                amount=row.amount_requested,
-                verdict=row.verdict,
-                score=row.weighted_score,
-                on_agenda=row.reference in on_agenda,
-                gmp_recommendations=review.recommendations if review else {},
-                gmp_disagreement=bool(review and review.disagreement),
-            )
-        )
-        if row.reference not in on_agenda:
-            continue
-        record = records.get(application.id or 0)
-        dossiers[row.reference] = dict(
+        common = dict(
             reference=row.reference,
             party=row.party,
             party_name=row.party_name,
@@ -182,8 +162,22 @@ def shared_parts(session: Session, round_id: str) -> Shared:
             title=row.title,
             amount=row.amount_requested,
             verdict=row.verdict,
-            overridden=row.overridden,
             score=row.weighted_score,
+        )
+        summary.append(
+            dict(
+                common,
+                on_agenda=row.reference in on_agenda,
+                gmp_recommendations=review.recommendations if review else {},
+                gmp_disagreement=bool(review and review.disagreement),
+            )
+        )
+        if row.reference not in on_agenda:
+            continue
+        record = records.get(application.id or 0)
+        dossiers[row.reference] = dict(
+            common,
+            overridden=row.overridden,
             agency=application.applicant.get("executing_agency", {}).get("name", "—"),
             co_applicants=application.applicant.get("co_applicants", []),
             form_a=application.form_a,
