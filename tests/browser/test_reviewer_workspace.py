@@ -22,7 +22,7 @@ from engine.tables import OutboxMessage
 from tests.browser.conftest import SHOTS
 from tests.conftest import AFTER_R4, ROUND4
 
-BEN = "SIP-2024-R4-0001"
+BEN, LSO = "SIP-2024-R4-0001", "SIP-2024-R4-0002"
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
 
@@ -86,3 +86,28 @@ def test_a_reviewer_in_spanish_goes_from_the_link_to_a_submitted_review(
     (SHOTS / "reviewer-link-to-submitted-review.txt").write_text(
         f"A reviewer, from the e-mailed link to a submitted review in Chromium: {elapsed:.1f} s\n"
     )
+
+
+def test_in_the_browser_another_reviewers_application_is_not_found_and_a_form_without_its_token_is_refused(
+    round4: Runtime, serve: Any, page: Any, shot: Any
+) -> None:
+    with unit_of_work(round4.engine) as session:
+        assign_reviewers(session, ROUND4, actor="officer", at=AFTER_R4)
+        invite(session, round4.settings, ROUND4, actor="officer", at=AFTER_R4)
+    app = serve(AFTER_R4)
+    page.goto(invitation_link(round4, "kofi@example.org", app.url) + "&lang=fr")  # Kofi reviews Benin's only
+    page.get_by_role("button").click()
+    expect(page.get_by_role("link", name=BEN)).to_be_visible()
+
+    theirs = page.goto(f"{app.url}/reviewer/workspace/{LSO}?lang=fr")
+    seen = page.locator("main").inner_text()
+    shot(page, "1-not-theirs-fr")
+    missing = page.goto(f"{app.url}/reviewer/workspace/SIP-2024-R4-0099?lang=fr")
+    assert theirs is not None and missing is not None and theirs.status == missing.status == 404
+    assert seen == page.locator("main").inner_text()  # the same page: nothing says the application exists
+
+    page.goto(f"{app.url}/reviewer/workspace/{BEN}?lang=fr")
+    page.evaluate("document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")  # as a forged form
+    page.get_by_role("button", name="Enregistrer comme brouillon").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Accès refusé")
+    shot(page, "2-form-without-its-token-fr")
