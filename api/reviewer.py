@@ -508,7 +508,8 @@ def _check_form(request: Request, rt: Runtime, csrf: str) -> None:
     token = request.cookies.get(COOKIE) or ""
     if not token or not hmac.compare_digest(csrf.encode(), csrf_token(rt, token).encode()):
         raise Forbidden(
-            "this form was not sent from your review page (or your session changed): open the page again and resend it"
+            "this form was not sent from your review page (or your session changed): open the page again and resend it",
+            reason="form_token",
         )
 
 

@@ -109,5 +109,6 @@ def test_in_the_browser_another_reviewers_application_is_not_found_and_a_form_wi
     page.goto(f"{app.url}/reviewer/workspace/{BEN}?lang=fr")
     page.evaluate("document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")  # as a forged form
     page.get_by_role("button", name="Enregistrer comme brouillon").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Accès refusé")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ce formulaire n'a pas pu être accepté")
+    expect(page.get_by_text("Ouvrez à nouveau la page et envoyez le formulaire depuis celle-ci.")).to_be_visible()
     shot(page, "2-form-without-its-token-fr")
