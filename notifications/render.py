@@ -97,10 +97,10 @@ def environment(language: str, folder: Path = TEMPLATES, overrides: Path | None 
         # the engine's times are aware; one without its zone is taken as UTC, as the database keeps them
         local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(ZoneInfo(zone))
         zone_name = get_timezone_name(local, "long", locale=language)
-        return f"{format_datetime(local, minute, locale=language)} ({zone_name})"
+        return f"{first_of_month(format_datetime(local, minute, locale=language), local.day, language)} ({zone_name})"
 
     def day(value: Any) -> str:
-        return format_date(value, format="long", locale=language)
+        return first_of_month(format_date(value, format="long", locale=language), value.day, language)
 
     def usd(value: Decimal) -> str:
         return format_currency(value, "USD", locale=language)
@@ -110,6 +110,12 @@ def environment(language: str, folder: Path = TEMPLATES, overrides: Path | None 
     # also as a filter: a `{% trans %}` variable bound to a call is taken for its plural count
     env.filters["status_label"] = env.globals["status_label"]
     return env
+
+
+def first_of_month(written: str, day: int, language: str) -> str:
+    """French writes the first day of a month as an ordinal: "1er octobre 2024" (CLDR's
+    long format has "1 octobre")."""
+    return re.sub(r"^1(?= )", "1er", written) if language == "fr" and day == 1 else written
 
 
 def _pick(language: str) -> str:

@@ -49,7 +49,7 @@ from engine.tables import (
 )
 from notifications import BUNDLE_LINK_PLACEHOLDER, LANGUAGES, labels, render
 from notifications.reasons import PLURAL_REASONS, REASONS, reason_text
-from notifications.render import N_, environment, translations
+from notifications.render import N_, environment, first_of_month, translations
 
 if TYPE_CHECKING:
     from engine.pdfjoin import Part
@@ -236,7 +236,8 @@ def bundle_words(language: str, shared: Shared) -> dict[str, Any]:
 
     def day_of(value: Any) -> str:
         try:
-            return format_date(date.fromisoformat(str(value)), format="long", locale=language)
+            day = date.fromisoformat(str(value))
+            return first_of_month(format_date(day, format="long", locale=language), day.day, language)
         except ValueError:
             return str(value) if value else "—"
 
