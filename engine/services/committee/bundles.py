@@ -689,7 +689,7 @@ def prepare_bundles(
                             member,
                             shared,
                             version=previous.version,
-                            changes=previous.changes,
+                            changes=[translations(member.language).gettext(c) for c in previous.changes],
                             prepared=prepared,
                             front_only=True,
                         ),
@@ -714,10 +714,14 @@ def prepare_bundles(
                 )
                 continue
             version = previous.version + 1 if previous else 1
-            changes = describe_changes(previous.digests, digests, member.language) if previous else []
+            # What changed: in English for the secretariat (kept with the version, audited,
+            # listed by the API and the CLI), and in the member's words for them.
+            changes = describe_changes(previous.digests, digests) if previous else []
+            said = describe_changes(previous.digests, digests, member.language) if previous else []
             if previous is not None and previous.revoked_at is not None:
-                changes.append(translations(member.language).gettext(WITHDRAWN_LINK))
-            html = render_bundle(member, shared, version=version, changes=changes, prepared=prepared)
+                changes.append(WITHDRAWN_LINK)
+                said.append(translations(member.language).gettext(WITHDRAWN_LINK))
+            html = render_bundle(member, shared, version=version, changes=said, prepared=prepared)
             relative = bundle_file(round_id, email, version)
             path = stored_file(settings, relative)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -726,7 +730,7 @@ def prepare_bundles(
             if pdfs is not None:
                 pages = pdfs.write(
                     member,
-                    render_bundle(member, shared, version=version, changes=changes, prepared=prepared, front_only=True),
+                    render_bundle(member, shared, version=version, changes=said, prepared=prepared, front_only=True),
                     path.with_suffix(".pdf"),
                     version,
                 )
@@ -756,7 +760,7 @@ def prepare_bundles(
                 subject_id=email,
                 details={"round": round_id, "version": version, "changes": changes, "withheld": withheld},
             )
-            messages.append(_bundle_message(settings, member, shared, key, version, changes, at))
+            messages.append(_bundle_message(settings, member, shared, key, version, said, at))
             summary.prepared += 1
             summary.members.append(
                 BundleLine(
