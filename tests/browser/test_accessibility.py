@@ -105,9 +105,13 @@ def test_the_pages_people_open_pass_the_wcag_aa_rules_in_every_language(
         page.goto(f"{application}?lang={language}")
         found[f"application {language}"] = violations(page)
         shot(page, f"application-{language}")
-    page.goto(f"{app.url}/reviewer/links?lang=es")
-    found["new link es"] = violations(page)
-    shot(page, "new-link-es")
+    for language in ("en", "fr", "es"):
+        page.goto(f"{app.url}/reviewer/links?lang={language}")
+        found[f"new link {language}"] = violations(page)
+        shot(page, f"new-link-{language}")
+        page.goto(f"{app.url}/reviewer/sign-in?token=not-sent&lang={language}")  # the page a link opens
+        found[f"sign-in {language}"] = violations(page)
+        shot(page, f"sign-in-{language}")
     assert {name: problems for name, problems in found.items() if problems} == {}
 
 
@@ -164,4 +168,8 @@ def test_the_page_to_send_forms_again_passes_the_wcag_aa_rules(
     page.locator("form.resend button").click()
     found["forms again es"] = violations(page)
     shot(page, "forms-again-es")
+    for language in ("en", "fr"):  # its language switch keeps the page
+        page.locator(f"nav.languages button[value={language}]").click()
+        found[f"forms again {language}"] = violations(page)
+        shot(page, f"forms-again-{language}")
     assert {name: problems for name, problems in found.items() if problems} == {}
