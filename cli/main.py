@@ -28,6 +28,7 @@ from cli import (
     rounds,
     screening,
     serve,
+    staff,
 )
 from cli.common import command_state, quiet_console
 from engine.settings import get_settings
@@ -92,6 +93,7 @@ for group, name in (
     (outbox.outbox_app, "outbox"),
     (flows.flows_app, "flows"),
     (keys.keys_app, "keys"),
+    (staff.staff_app, "staff"),
     (audit.audit_app, "audit"),
     (db.db_app, "db"),
 ):

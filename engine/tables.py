@@ -20,6 +20,7 @@ from domain.lifecycle import PublicStatus, Role, Status
 from domain.review import AssignmentState, Recommendation, ReviewState
 from domain.rounds import RoundStatus
 from domain.screening import Verdict
+from domain.staff import StaffRole
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -506,3 +507,24 @@ class ApplicationDraft(SQLModel, table=True):
     link_sent_at: datetime = _ts(nullable=False)
     submitted_at: datetime | None = _ts(nullable=True)
     application_id: int | None = Field(default=None, foreign_key="application.id")
+
+
+class StaffAccount(SQLModel, table=True):
+    """A secretariat officer's own account: the password kept only as an Argon2 hash; wrong
+    passwords in a row counted, and the account locked for a while after too many."""
+
+    __tablename__ = "staff_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(max_length=200)
+    role: StaffRole = Field(sa_type=enum_column(StaffRole, 10))
+    password_hash: str = Field(max_length=200)
+    active: bool = Field(default=True)
+    failed_attempts: int = Field(default=0)
+    locked_until: datetime | None = _ts(nullable=True)
+    last_sign_in_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts(nullable=False)
+    created_by: str = Field(max_length=200)
+    disabled_at: datetime | None = _ts(nullable=True)
+    disabled_by: str | None = Field(default=None, max_length=200)
