@@ -65,7 +65,7 @@ def add_staff(
     if not name.strip():
         raise InvalidInput("give the officer's name", [FieldError(path="$.name", message="is required")])
     if session.exec(select(StaffAccount).where(StaffAccount.email == email)).first() is not None:
-        raise Conflict(f"{email} already has an account; `sip staff list` shows it")
+        raise Conflict(f"{email} already has an account (the list of accounts shows it); give another address")
     row = StaffAccount(
         email=email,
         name=name.strip(),
@@ -97,7 +97,7 @@ def disable_staff(session: Session, email: str, *, actor: str, at: datetime) -> 
     """The account can no longer sign in (kept, with its history)."""
     row = session.exec(select(StaffAccount).where(StaffAccount.email == email.strip().lower())).first()
     if row is None:
-        raise NotFound(f"no account for {email}; `sip staff list` shows the accounts")
+        raise NotFound(f"no account for {email}: check the address against the list of accounts")
     if row.active:
         row.active, row.disabled_at, row.disabled_by = False, at, actor
         session.add(row)
