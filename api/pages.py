@@ -225,6 +225,12 @@ def site_root(request: Request, settings: Settings) -> str:
     return str(request.scope.get("root_path") or urlsplit(settings.public_base_url).path).rstrip("/")
 
 
+def secure_cookies(request: Request, settings: Settings) -> bool:
+    """Whether a person's cookies are sent over HTTPS only: the request came over it, or
+    the public address the e-mailed links use is one."""
+    return request.url.scheme == "https" or settings.public_base_url.startswith("https://")
+
+
 def page_assets(request: Request) -> str:
     """The stylesheet's folder relative to the page (`assets/` at the top, `../assets/`
     one level down), so that it holds behind a proxy that serves the engine under a prefix."""

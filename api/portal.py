@@ -39,6 +39,7 @@ from api.pages import (
     page_assets,
     page_language,
     page_route,
+    secure_cookies,
     site_root,
 )
 from domain.application import BUDGET_CATEGORIES, DocumentError, Email, FieldError, load_json, validate_document
@@ -76,7 +77,7 @@ def _cookie(answer: Response, request: Request, rt: Runtime, name: str, value: s
         value,
         max_age=max(seconds, 0),
         path=site_root(request, rt.settings) + "/apply",
-        secure=request.url.scheme == "https" or rt.settings.public_base_url.startswith("https://"),
+        secure=secure_cookies(request, rt.settings),
         httponly=True,
         samesite="lax",
     )
@@ -390,7 +391,7 @@ def forget(
     answer.delete_cookie(
         COOKIE,
         path=site_root(request, rt.settings) + "/apply",
-        secure=request.url.scheme == "https" or rt.settings.public_base_url.startswith("https://"),
+        secure=secure_cookies(request, rt.settings),
         httponly=True,
         samesite="lax",
     )

@@ -33,6 +33,7 @@ from api.pages import (
     page_error_responses,
     page_language,
     page_route,
+    secure_cookies,
     site_root,
 )
 from api.schemas import (
@@ -417,7 +418,7 @@ def sign_in_form(
         signed.session_token,
         max_age=max(int((signed.expires_at - now).total_seconds()), 0),
         path=_cookie_path(request, rt),
-        secure=_secure(request, rt),
+        secure=secure_cookies(request, rt.settings),
         httponly=True,
         samesite="lax",
     )
@@ -454,7 +455,11 @@ def sign_out_form(
     else:
         answer = _page(page_language(request, lang), "signed_out")
     answer.delete_cookie(
-        COOKIE, path=_cookie_path(request, rt), secure=_secure(request, rt), httponly=True, samesite="lax"
+        COOKIE,
+        path=_cookie_path(request, rt),
+        secure=secure_cookies(request, rt.settings),
+        httponly=True,
+        samesite="lax",
     )
     return answer
 
@@ -486,10 +491,6 @@ FORM_PAGE = PersonPage(back="../../links")
 
 def _cookie_path(request: Request, rt: Runtime) -> str:
     return site_root(request, rt.settings) + "/reviewer"
-
-
-def _secure(request: Request, rt: Runtime) -> bool:
-    return request.url.scheme == "https" or rt.settings.public_base_url.startswith("https://")
 
 
 def csrf_token(rt: Runtime, session_token: str) -> str:
