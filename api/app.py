@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from api import applicants, committee, health, portal, reviewer, secretariat
+from api import applicants, committee, console, health, portal, reviewer, secretariat
 from api.attempts import Guard
 from api.common import DEFAULT_ERROR
 from api.deps import declare_scopes
@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         reviewer.router,
         portal.router,
         committee.router,
+        console.router,
     )
     for router in routers:
         declare_scopes(router)
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
     # The pages people open, for answers given before a route is reached (the body limit's 413).
     app.state.person_routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute) and marks(r)]
     install_error_handlers(app)
+    console.install(app)
     install_docs(app)
     # Added last, so outermost (each added middleware wraps the ones before): the body
     # limit before any route, parser or authentication reads a byte of a body; the

@@ -91,7 +91,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 exc,
                 actor=officer,
                 role=Role.SECRETARIAT,
-                action=f"api.{endpoint}",
+                action=f"{getattr(request.state, 'audit_prefix', 'api')}.{endpoint}",
                 subject_type="request",
                 subject_id=f"{request.method} {request.url.path}",
             )

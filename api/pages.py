@@ -43,6 +43,9 @@ REASONS = frozenset(
         "form_token",
         "forms_expired",
         "round_closed",
+        "console_session",
+        "console_read_only",
+        "console_admin",
     }
 )
 #: A reviewer's sign-in link that does not work is 401 for the API (POST /reviewer/sessions);
@@ -206,7 +209,10 @@ def error_page(
             reason=reason,
             fields=fields or [],
             minutes=max(minutes, 1) if minutes is not None else None,
-            back=page.back,
+            # a path from the site's root (the console's) is put under the proxy's prefix, if any
+            back=site_root(request, request.app.state.settings) + page.back
+            if page.back and page.back.startswith("/")
+            else page.back,
             assets=page_assets(request),
             mail_link=Markup('<a href="mailto:{0}">{0}</a>').format(email),
             link_days=LINK_DAYS_AFTER_MEETING,

@@ -72,6 +72,21 @@ class Settings(BaseSettings):
         description="hours a reviewer's session lasts after signing in",
     )
 
+    console_idle_minutes: int = Field(
+        default=30,
+        alias="SIP_CONSOLE_IDLE_MINUTES",
+        ge=1,
+        le=24 * 60,
+        description="minutes without a request after which an officer's console session ends",
+    )
+    console_session_hours: int = Field(
+        default=10,
+        alias="SIP_CONSOLE_SESSION_HOURS",
+        ge=1,
+        le=24 * 7,
+        description="hours after signing in that an officer's console session ends, however used",
+    )
+
     funder_org_id: str = Field(
         default="XM-DAC-41116",
         alias="SIP_FUNDER_ORG_ID",

@@ -528,3 +528,26 @@ class StaffAccount(SQLModel, table=True):
     created_by: str = Field(max_length=200)
     disabled_at: datetime | None = _ts(nullable=True)
     disabled_by: str | None = Field(default=None, max_length=200)
+    #: The second factor's shared secret (TOTP, RFC 6238), sealed with the engine's secret
+    #: key; None: the account signs in with its password alone.
+    totp_secret: str | None = Field(default=None, max_length=300)
+    #: The time step of the last code accepted: a code works once.
+    totp_last_step: int | None = Field(default=None)
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in officer's browser session, kept as the hash of its token. It ends when
+    the officer signs out, after a while without use, or at the end of its lifetime; one
+    waiting for the second factor opens nothing else."""
+
+    __tablename__ = "staff_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff_account.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    issued_at: datetime = _ts(nullable=False)
+    last_seen_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)
+    #: False until the second factor's code is given (accounts that have one).
+    verified: bool = Field(default=True)
+    ended_at: datetime | None = _ts(nullable=True)

@@ -75,6 +75,51 @@ CODES = {
     "declined": N_("declined"),
     "conflicted": N_("conflict of interest declared"),
 }
+#: The secretariat's console: an application's status as the secretariat sees it.
+APPLICATION_STATUS = {
+    "submitted": N_("Submitted"),
+    "information_requested": N_("Information requested"),
+    "incomplete": N_("Incomplete"),
+    "ineligible": N_("Ineligible"),
+    "screened": N_("Screened"),
+    "gmp_review": N_("In GMP review"),
+    "ready_for_committee": N_("Ready for the committee"),
+    "approved": N_("Approved"),
+    "approved_with_conditions": N_("Approved with conditions"),
+    "not_approved": N_("Not approved"),
+    "deferred": N_("Deferred"),
+    "withdrawn": N_("Withdrawn"),
+}
+#: A round's status.
+ROUND_STATUS = {
+    "draft": N_("Not yet open"),
+    "open": N_("Open"),
+    "closed": N_("Closed"),
+    "screening": N_("Screening"),
+    "review": N_("GMP review"),
+    "committee": N_("With the committee"),
+    "decided": N_("Decided"),
+    "archived": N_("Archived"),
+}
+#: The stages the console starts, as its buttons say them.
+STAGE_ACTIONS = {
+    "open": N_("Open the round"),
+    "close": N_("Close the round"),
+    "screening": N_("Start screening"),
+    "assignment": N_("Propose GMP reviewers"),
+    "invitations": N_("Invite the reviewers"),
+    "committee": N_("Send to the committee"),
+    "bundles": N_("Prepare the committee's bundles"),
+    "letters": N_("Queue the decision letters"),
+}
+#: A message's state in the outbox.
+MESSAGE_STATES = {"queued": N_("queued"), "sent": N_("sent"), "failed": N_("failed")}
+#: A staff account's role.
+STAFF_ROLES = {
+    "officer": N_("Officer"),
+    "read-only": N_("Read-only"),
+    "admin": N_("Administrator"),
+}
 #: The applicant portal's fields outside forms A and B (`api.application_form` names them).
 APPLICANT = {
     "applicant.party": N_("Applicant Party"),
@@ -162,6 +207,8 @@ REGIONS = (
     N_("Western European and Others"),
     N_("No region"),
 )
+#: The same, as a table (`label(REGION_NAMES, name, language)`).
+REGION_NAMES = {name: name for name in REGIONS}
 #: How the committee of the meeting's day differs from its rule (`domain.committee.CompositionGap`).
 GAPS = {
     "members": Nn_("%(count)s member serves, not %(expected)s", "%(count)s members serve, not %(expected)s"),

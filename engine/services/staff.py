@@ -39,6 +39,8 @@ class StaffView:
     last_sign_in_at: datetime | None
     created_at: datetime
     created_by: str
+    #: Whether signing in also asks for a code of the account's authenticator app.
+    second_factor: bool = False
 
     @classmethod
     def of(cls, row: StaffAccount) -> StaffView:
@@ -51,6 +53,7 @@ class StaffView:
             row.last_sign_in_at,
             row.created_at,
             row.created_by,
+            row.totp_secret is not None,
         )
 
 

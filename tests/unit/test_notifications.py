@@ -96,7 +96,8 @@ def test_a_label_and_its_value_are_one_sentence_of_the_catalogue(folder: str) ->
     colon: no template writes punctuation after a translated block."""
     outside = [
         f"{path.name}: {line.strip()}"
-        for path in sorted((HERE.parent / folder).iterdir())
+        for path in sorted((HERE.parent / folder).rglob("*"))
+        if path.is_file()
         for line in path.read_text(encoding="utf-8").splitlines()
         if re.search(r"endtrans %\}\s*[:;?!]", line)
         or re.search(r"\}\}\s*[:;?!](\s|$)", re.sub(r"\{% trans.*?%\}.*?\{% endtrans %\}", "", line))
