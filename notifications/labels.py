@@ -112,6 +112,25 @@ STAGE_ACTIONS = {
     "bundles": N_("Prepare the committee's bundles"),
     "letters": N_("Queue the decision letters"),
 }
+#: What the console's own forms refuse (a refusal's field message is one of these keys).
+CONSOLE_PROBLEMS = {
+    "items_missing": N_("Say what is missing, one item per line."),
+    "due_not_date": N_("The date for the answer is not a date."),
+    "verdict_missing": N_("Choose the new verdict."),
+    "reason_missing": N_("Give the reason."),
+    "forms_missing": N_("Choose the forms' file (JSON with form A, B or C) or paste it; it may be at most 2 MB."),
+    "not_date": N_("This is not a date."),
+    "not_amount": N_("This is not an amount (for example 250000 or 250000.00)."),
+    "first_day_missing": N_("Give the first day of the meeting."),
+    "no_decision": N_("Choose a decision for at least one application."),
+    "no_score": N_("Choose a score for at least one criterion."),
+    "sheet_missing": N_("Choose the scoring sheet (CSV, at most 5 MB)."),
+    "round_file_missing": N_("Choose a round file (TOML) or paste its text."),
+    "round_file_too_large": N_("The round file is larger than a round file can be (200 KB)."),
+    "role_missing": N_("Choose a role: officer, read-only or administrator."),
+    "own_account": N_("You cannot disable your own account: ask another administrator."),
+    "code_mismatch": N_("The code does not match: type the six digits your app shows now for this account."),
+}
 #: A message's state in the outbox.
 MESSAGE_STATES = {"queued": N_("queued"), "sent": N_("sent"), "failed": N_("failed")}
 #: A staff account's role.

@@ -227,7 +227,7 @@ def add_account(
             lambda s: staff.add_staff(s, email, name, chosen, password, actor=desk.actor, at=desk.now),
         )
     except ValueError:
-        return _accounts_refused(desk, "choose a role: officer, read-only or admin", "role", 422, email, name)
+        return _accounts_refused(desk, "choose a role", "role_missing", "role", 422, email, name)
     except ServiceError as exc:
         return desk.page(
             "staff.html",
@@ -240,13 +240,15 @@ def add_account(
     return back_to(desk, "/staff", done="added")
 
 
-def _accounts_refused(desk: ActingDep, message: str, field: str, status: int, email: str, name: str) -> HTMLResponse:
+def _accounts_refused(
+    desk: ActingDep, message: str, problem: str, field: str, status: int, email: str, name: str
+) -> HTMLResponse:
     return desk.page(
         "staff.html",
         status_code=status,
         accounts=desk.read(staff.list_staff),
         roles=list(StaffRole),
-        refusal={"message": message, "fields": [(field, "is required")]},
+        refusal={"message": message, "fields": [(field, problem)]},
         entered={"email": email, "name": name, "role": ""},
     )
 
@@ -254,9 +256,7 @@ def _accounts_refused(desk: ActingDep, message: str, field: str, status: int, em
 @page_route(router.post, "/staff/disable", CONSOLE)
 def disable_account(desk: AdminDep, email: Annotated[str, Form(max_length=320)] = "") -> Response:
     if email.strip().lower() == desk.actor:
-        return _accounts_refused(
-            desk, "you cannot disable your own account: ask another administrator", "email", 409, "", ""
-        )
+        return _accounts_refused(desk, "you cannot disable your own account", "own_account", "email", 409, "", "")
     desk.act("staff_disable", "staff", email, lambda s: staff.disable_staff(s, email, actor=desk.actor, at=desk.now))
     return back_to(desk, "/staff", done="disabled")
 

@@ -198,7 +198,7 @@ async def ask(round_id: str, reference: str, request: Request, desk: ActingDep) 
     def go(session: Session) -> date:
         if not items:
             raise InvalidInput(
-                "say what is missing, one item per line", [FieldError(path="$.items", message="is required")]
+                "say what is missing, one item per line", [FieldError(path="$.items", message="items_missing")]
             )
         due = None
         if due_text:
@@ -206,7 +206,7 @@ async def ask(round_id: str, reference: str, request: Request, desk: ActingDep) 
                 due = date.fromisoformat(due_text)
             except ValueError:
                 raise InvalidInput(
-                    "the due date is not a date (YYYY-MM-DD)", [FieldError(path="$.due", message="is not a date")]
+                    "the due date is not a date (YYYY-MM-DD)", [FieldError(path="$.due", message="due_not_date")]
                 ) from None
         return follow_up.request_information(
             session, desk.rt.settings, round_id, reference, items, due=due, actor=desk.actor, at=desk.now
@@ -226,10 +226,10 @@ async def override(round_id: str, reference: str, request: Request, desk: Acting
         if verdict not in ("screened", "incomplete", "ineligible"):
             raise InvalidInput(
                 "choose the verdict: screened, incomplete or ineligible",
-                [FieldError(path="$.verdict", message="is required")],
+                [FieldError(path="$.verdict", message="verdict_missing")],
             )
         if not reason:
-            raise InvalidInput("an override needs a reason", [FieldError(path="$.reason", message="is required")])
+            raise InvalidInput("an override needs a reason", [FieldError(path="$.reason", message="reason_missing")])
         return appraisal.override(
             session,
             desk.rt.settings,
@@ -253,7 +253,7 @@ async def withdraw(round_id: str, reference: str, request: Request, desk: Acting
     def go(session: Session) -> Any:
         get_application(session, reference)
         if not reason:
-            raise InvalidInput("a withdrawal needs a reason", [FieldError(path="$.reason", message="is required")])
+            raise InvalidInput("a withdrawal needs a reason", [FieldError(path="$.reason", message="reason_missing")])
         return transition(
             session,
             reference,
@@ -282,7 +282,7 @@ async def forms(round_id: str, reference: str, request: Request, desk: ActingDep
         if not body or len(body) > FORMS_BYTES:
             raise InvalidInput(
                 "choose the forms' file (JSON with form_a, form_b or form_c) or paste it, at most 2 MB",
-                [FieldError(path="$.file", message="is required")],
+                [FieldError(path="$.file", message="forms_missing")],
             )
         return follow_up.resubmit_forms(
             session, desk.rt.settings, reference, body, actor=desk.actor, role=Role.SECRETARIAT, at=desk.now

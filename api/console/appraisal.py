@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of
 from api.pages import page_route
+from domain.application import FieldError
 from domain.lifecycle import APPRAISED_STATUSES
 from domain.rounds import Criterion, CriterionKind
 from engine.services import appraisal, report
@@ -145,7 +146,9 @@ async def score(round_id: str, reference: str, request: Request, desk: ActingDep
             if value.strip()
         ]
         if not rows:
-            raise InvalidInput("choose a score for at least one criterion")
+            raise InvalidInput(
+                "choose a score for at least one criterion", [FieldError(path="$.scores", message="no_score")]
+            )
         return appraisal.record_scores(session, round_id, rows, actor=desk.actor, at=desk.now)
 
     def run() -> Response:
@@ -174,7 +177,9 @@ async def sheet(round_id: str, request: Request, desk: ActingDep) -> Response:
 
     def go(session: Session) -> int:
         if not raw or len(raw) > SHEET_BYTES:
-            raise InvalidInput("choose the scoring sheet (CSV, at most 5 MB)")
+            raise InvalidInput(
+                "choose the scoring sheet (CSV, at most 5 MB)", [FieldError(path="$.file", message="sheet_missing")]
+            )
         return appraisal.record_scores(
             session, round_id, appraisal.parse_score_sheet(raw.decode("utf-8-sig", errors="replace"), name),
             actor=desk.actor, at=desk.now,

@@ -68,8 +68,9 @@ class SignInFirst(Exception):
 
 
 def console_language(request: Request) -> str:
-    """English unless the officer chose another (on this page, or before), or their browser asks for it."""
-    for candidate in (request.query_params.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
+    """English unless the officer chose another (on this page or its form, or before), or their browser asks for it."""
+    noted = getattr(request.state, "page_language", None)  # the page's address or form, else the cookie
+    for candidate in (request.query_params.get("lang"), noted, request.cookies.get(LANGUAGE_COOKIE)):
         if candidate in LANGUAGES:
             return candidate
     return browser_language(request) or "en"
@@ -182,6 +183,12 @@ def render(
             here=request.url.path if request.method == "GET" else root + "/console/",
             code=lambda value: labels.code(value, language),
             label=lambda table, key: labels.label(getattr(labels, table), str(key), language),
+            # a refusal's reason: the console's own in the officer's language, the engine's in English
+            problem=lambda what: (
+                (labels.label(labels.CONSOLE_PROBLEMS, what, language), language)
+                if what in labels.CONSOLE_PROBLEMS
+                else (what, "en")
+            ),
             **context,
         )
     )
@@ -204,7 +211,7 @@ def back_to(desk: Desk, where: str, **query: str) -> RedirectResponse:
     """After an action: the page `where` (under /console), with what was done said there."""
     path = console_path(desk.request, desk.rt) + where
     if query:
-        path += "?" + "&".join(f"{k}={quote(v)}" for k, v in query.items())
+        path += "?" + "&".join(f"{k}={quote(v, safe=':')}" for k, v in query.items())
     return RedirectResponse(path, status_code=303, headers=PAGE_HEADERS)
 
 

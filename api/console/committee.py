@@ -56,12 +56,12 @@ class Row:
 def _gather(session: Session, round_id: str, desk: Desk) -> dict[str, Any]:
     row = round_service.get_round(session, round_id)
     view = round_service.RoundView.of(row, desk.now)
-    found: dict[str, Any] = {"r": view, "committee": None, "problem": None}
+    found: dict[str, Any] = {"r": view, "committee": None, "committee_problem": None}
     try:
         committee = committee_meeting.committee_of(session, round_id)
         found["committee"] = committee
     except ServiceError as exc:  # no meeting scheduled, or nobody on the committee then
-        found["problem"] = exc.message
+        found["committee_problem"] = exc.message
         committee = None
     meeting = None
     with contextlib.suppress(ServiceError):
@@ -152,7 +152,7 @@ def _day(text: str, field: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise InvalidInput(
-            f"{field} is not a date (YYYY-MM-DD)", [FieldError(path=f"$.{field}", message="is not a date")]
+            f"{field} is not a date (YYYY-MM-DD)", [FieldError(path=f"$.{field}", message="not_date")]
         ) from None
 
 
@@ -162,10 +162,10 @@ def _money(text: str, field: str) -> Decimal:
     except InvalidOperation:
         raise InvalidInput(
             f"{field} is not an amount (for example 250000 or 250000.00)",
-            [FieldError(path=f"$.{field}", message="is not an amount")],
+            [FieldError(path=f"$.{field}", message="not_amount")],
         ) from None
     if not value.is_finite():
-        raise InvalidInput(f"{field} is not an amount", [FieldError(path=f"$.{field}", message="is not an amount")])
+        raise InvalidInput(f"{field} is not an amount", [FieldError(path=f"$.{field}", message="not_amount")])
     return value
 
 
@@ -189,7 +189,7 @@ async def meeting(round_id: str, request: Request, desk: ActingDep) -> Response:
         start = _day(starts, "starts_on")
         if start is None:
             raise InvalidInput(
-                "give the first day of the meeting", [FieldError(path="$.starts_on", message="is required")]
+                "give the first day of the meeting", [FieldError(path="$.starts_on", message="first_day_missing")]
             )
         return committee_meeting.schedule_meeting(
             session, round_id, start, _day(ends, "ends_on"), place, actor=desk.actor, at=desk.now
@@ -278,7 +278,10 @@ async def decide(round_id: str, request: Request, desk: ActingDep) -> Response:
         if problems:
             raise InvalidInput(f"{len(problems)} problem(s); no decision was recorded", problems)
         if not items:
-            raise InvalidInput("choose a decision for at least one application")
+            raise InvalidInput(
+                "choose a decision for at least one application",
+                [FieldError(path="$.decisions", message="no_decision")],
+            )
         return committee_decisions.record_decisions(session, round_id, items, actor=desk.actor, at=desk.now)
 
     def run() -> Response:

@@ -148,16 +148,13 @@ def _load(desk: Desk, text: str | None, source: str) -> Response:
         return _dashboard(
             desk,
             status_code=413,
-            refusal={
-                "message": f"{source} is larger than a round file can be ({ROUND_FILE_BYTES} bytes)",
-                "fields": [],
-            },
+            refusal={"message": f"{source} is too large", "fields": [("file", "round_file_too_large")]},
         )
     if not text.strip():
         return _dashboard(
             desk,
             status_code=422,
-            refusal={"message": "choose a round file (TOML) or paste its text", "fields": [("file", "is required")]},
+            refusal={"message": "choose a round file", "fields": [("file", "round_file_missing")]},
         )
 
     def store(session: Session) -> tuple[str, str]:

@@ -188,7 +188,7 @@ def turn_on_second_factor(
     if step is None:
         raise InvalidInput(
             "the code does not match: type the six digits your app shows now for this account",
-            [FieldError(path="$.code", message="does not match the app's current code")],
+            [FieldError(path="$.code", message="code_mismatch")],
         )
     account.totp_secret = _seal(settings, secret)
     account.totp_last_step = step

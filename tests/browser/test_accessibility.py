@@ -173,3 +173,50 @@ def test_the_page_to_send_forms_again_passes_the_wcag_aa_rules(
         found[f"forms again {language}"] = violations(page)
         shot(page, f"forms-again-{language}")
     assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+def test_the_secretariats_console_passes_the_wcag_aa_rules_in_every_language(
+    committee: Runtime, serve: Any, page: Any, shot: Any
+) -> None:
+    """Every page of the console an officer opens for round 1, in each language, with a
+    refusal on the decisions page; each page is also a screenshot."""
+    if not AXE.exists():
+        pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
+    from domain.staff import StaffRole
+    from engine.services import staff
+
+    with unit_of_work(committee.engine) as session:
+        staff.add_staff(session, "ada@example.org", "Ada Admin", StaffRole.ADMIN, "p" * 16, actor="t", at=AFTER_CLOSE)
+    app = serve(AFTER_CLOSE)
+    found: dict[str, list[str]] = {}
+    page.goto(f"{app.url}/console/")
+    found["sign-in en"] = violations(page)
+    shot(page, "console-sign-in-en")
+    page.fill("#email", "ada@example.org")
+    page.fill("#password", "p" * 16)
+    page.locator("form button[type=submit]").click()
+    pages = {
+        "rounds": "/console/",
+        "round": f"/console/rounds/{ROUND1}",
+        "applications": f"/console/rounds/{ROUND1}/applications",
+        "application": f"/console/rounds/{ROUND1}/applications/{LSO}",
+        "appraisal": f"/console/rounds/{ROUND1}/appraisal",
+        "scores": f"/console/rounds/{ROUND1}/appraisal/SIP-2018-R1-0001",
+        "committee": f"/console/rounds/{ROUND1}/committee",
+        "messages": "/console/outbox",
+        "accounts": "/console/staff",
+        "account": "/console/account",
+    }
+    for language in ("en", "fr", "es"):
+        page.goto(f"{app.url}/console/?lang={language}")  # the choice is kept for the next pages
+        for name, path in pages.items():
+            page.goto(app.url + path)
+            found[f"{name} {language}"] = violations(page)
+            shot(page, f"console-{name}-{language}")
+        page.goto(f"{app.url}/console/rounds/{ROUND1}/committee")
+        page.select_option("select[name='decision_SIP-2018-R1-0001']", "approved")
+        page.fill("input[name='amount_SIP-2018-R1-0001']", "999999")
+        page.locator("#decisions-form button[type=submit]").click()
+        found[f"decisions refused {language}"] = violations(page)
+        shot(page, f"console-decisions-refused-{language}")
+    assert {name: problems for name, problems in found.items() if problems} == {}

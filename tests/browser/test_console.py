@@ -157,7 +157,7 @@ def test_an_officer_takes_round_1_from_closed_to_letters_queued_in_the_browser(
     page.get_by_role("button", name="Record the decisions").click()
     steps.clicked("Record the decisions")
     refusal = page.get_by_role("alert")
-    expect(refusal).to_contain_text("no decision was recorded")
+    expect(refusal).to_contain_text("Nothing was recorded")
     expect(refusal).to_contain_text("above the 150,000.00 available")
     shot(page, "07-decision-refused")
     page.locator(f"#amount_{BEN}").fill("150000")  # what was typed is kept: only the amount changes

@@ -1,0 +1,197 @@
+"""The console's pages and forms in a browser's terms (TestClient, cookies, the forms'
+tokens): what each action changes, and what it refuses, saying why on the page in the
+officer's language, with nothing half-written."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from decimal import Decimal
+
+from sqlmodel import func, select
+
+from api.app import create_app
+from domain.lifecycle import Status
+from domain.staff import StaffRole
+from engine.db import reading, unit_of_work
+from engine.services import staff
+from engine.services.committee.meeting import set_funds
+from engine.services.setup import Runtime
+from engine.tables import Application, AppraisalScore, AuditEvent, DecisionRecord, MessageState, OutboxMessage
+from tests.conftest import AFTER_CLOSE, ROUND1, Clock
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+PASSWORD = "correct horse battery staple"
+OFFICER, READER = "ana.officer@example.org", "rui.reader@example.org"
+BEN, LSO, CHE, CMR = (f"SIP-2018-R1-000{n}" for n in range(1, 5))
+
+
+def signed_in(rt: Runtime, email: str = OFFICER, role: StaffRole = StaffRole.OFFICER) -> TestClient:
+    with unit_of_work(rt.engine) as session:
+        staff.add_staff(session, email, email.split("@")[0], role, PASSWORD, actor="setup", at=AFTER_CLOSE)
+    client = TestClient(create_app(rt.settings, now=Clock(AFTER_CLOSE)), follow_redirects=False)
+    answer = client.post("/console/sign-in", data={"email": email, "password": PASSWORD})
+    assert answer.status_code == 303
+    return client
+
+
+def csrf(client: TestClient, path: str = "/console/") -> str:
+    return re.search(r'name="csrf" value="(\w+)"', client.get(path).text).group(1)  # type: ignore[union-attr]
+
+
+def status_of(rt: Runtime, reference: str) -> Status:
+    with reading(rt.engine) as session:
+        return session.exec(select(Application.status).where(Application.reference == reference)).one()
+
+
+def test_an_information_request_from_the_application_page_tells_the_applicant(screened: Runtime) -> None:
+    with signed_in(screened) as client:
+        page = f"/console/rounds/{ROUND1}/applications/{CMR}"
+        token = csrf(client, page)
+        empty = client.post(page + "/information", data={"csrf": token, "items": "  \n ", "lang": "fr"})
+        assert empty.status_code == 422
+        assert "Indiquez ce qui manque, un élément par ligne." in empty.text  # in the officer's language
+        assert status_of(screened, CMR) is Status.SUBMITTED
+        bad_date = client.post(page + "/information", data={"csrf": token, "items": "Form C", "due": "soon"})
+        assert bad_date.status_code == 422 and "The date for the answer is not a date." in bad_date.text
+        asked = client.post(page + "/information", data={"csrf": token, "items": "Form C\nThe ratification"})
+        assert asked.status_code == 303 and asked.headers["location"].endswith("?done=asked")
+        assert "Information requested" in client.get(asked.headers["location"]).text
+    assert status_of(screened, CMR) is Status.INFORMATION_REQUESTED
+    with reading(screened.engine) as session:
+        told = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "information_requested")).all()
+        actors = session.exec(select(AuditEvent.actor).where(AuditEvent.subject_id == CMR)).all()
+    assert len(told) == 1 and "The ratification" in told[0].body_text
+    assert OFFICER in actors
+
+
+def test_an_override_needs_a_reason_and_a_withdrawal_too(screened: Runtime) -> None:
+    with signed_in(screened) as client:
+        page = f"/console/rounds/{ROUND1}/applications/{CMR}"
+        token = csrf(client, page)
+        no_reason = client.post(page + "/override", data={"csrf": token, "verdict": "screened", "reason": " "})
+        assert no_reason.status_code == 422 and "Give the reason." in no_reason.text
+        assert status_of(screened, CMR) is Status.SUBMITTED
+        done = client.post(
+            page + "/override", data={"csrf": token, "verdict": "screened", "reason": "Party since 2017"}
+        )
+        assert done.status_code == 303
+        assert status_of(screened, CMR) is Status.SCREENED
+        page_text = client.get(page).text
+        assert "replaced by ana.officer@example.org" in page_text and "Party since 2017" in page_text
+        gone = client.post(page + "/withdraw", data={"csrf": token, "reason": "The applicant's letter of 5 Sept."})
+        assert gone.status_code == 303
+    assert status_of(screened, CMR) is Status.WITHDRAWN
+
+
+def test_an_application_of_another_round_or_none_is_not_found(screened: Runtime) -> None:
+    with signed_in(screened) as client:
+        assert client.get(f"/console/rounds/sip-2019-r2/applications/{BEN}").status_code == 404
+        assert client.get(f"/console/rounds/{ROUND1}/applications/SIP-2018-R1-9999").status_code == 404
+        assert client.get("/console/rounds/no-such-round").status_code == 404
+        token = csrf(client)
+        refused = client.post(
+            f"/console/rounds/sip-2019-r2/applications/{BEN}/withdraw", data={"csrf": token, "reason": "x"}
+        )
+        assert refused.status_code == 404
+    assert status_of(screened, BEN) is Status.SCREENED
+
+
+def test_the_ranking_shows_only_once_every_judgement_criterion_is_scored(screened: Runtime) -> None:
+    criteria = [
+        "convention_obligations",
+        "country_driven",
+        "logical_framework",
+        "feasibility",
+        "sustainability",
+        "cost_effectiveness",
+        "gender_mainstreaming",
+        "no_gef_duplication",
+    ]
+    with signed_in(screened) as client:
+        page = f"/console/rounds/{ROUND1}/appraisal"
+        assert "No ranking yet: 8 scores are still missing." in client.get(page).text
+        token = csrf(client, page)
+        wrong = "reference,criterion,score,comment\n" + "".join(f"{BEN},{c},3,\n" for c in criteria[:7])
+        wrong += f"{BEN},no_gef_duplication,9,\n{LSO},feasibility,2,\n"
+        refused = client.post(page, data={"csrf": token}, files={"file": ("scores.csv", wrong.encode(), "text/csv")})
+        assert refused.status_code == 422
+        assert "scores.csv:9: score" in refused.text and "scores.csv:10: reference" in refused.text
+        with reading(screened.engine) as session:
+            assert session.exec(select(func.count()).select_from(AppraisalScore)).one() == 0  # none of them kept
+        right = "reference,criterion,score,comment\n" + "".join(f"{BEN},{c},3,\n" for c in criteria)
+        kept = client.post(page, data={"csrf": token}, files={"file": ("scores.csv", right.encode(), "text/csv")})
+        assert kept.status_code == 303 and kept.headers["location"].endswith("done=sheet:8")
+        ranked = client.get(page).text
+        assert "No ranking yet" not in ranked and "Every judgement criterion is scored" in ranked
+        assert re.search(r'<td class="number">1</td>\s*<td class="ref"><a href="[^"]+">' + BEN, ranked)
+
+
+def test_the_decisions_page_refuses_what_exceeds_the_funds_and_records_nothing(committee: Runtime) -> None:
+    with unit_of_work(committee.engine) as session:
+        set_funds(session, ROUND1, Decimal("200000"), actor="officer", at=AFTER_CLOSE)
+    with signed_in(committee) as client:
+        page = f"/console/rounds/{ROUND1}/committee"
+        token = csrf(client, page)
+        both = {
+            "csrf": token,
+            "reference": [BEN, CMR],
+            f"decision_{BEN}": "approved",
+            f"amount_{BEN}": "150000",
+            f"decision_{CMR}": "approved_with_conditions",
+            f"amount_{CMR}": "100 000",
+            f"conditions_{CMR}": "A co-financing letter",
+        }
+        refused = client.post(page + "/decisions", data=both)
+        assert refused.status_code == 422
+        assert "above the 200,000.00 available" in refused.text
+        assert 'value="100 000"' in refused.text  # what was typed is kept
+        with reading(committee.engine) as session:
+            assert session.exec(select(func.count()).select_from(DecisionRecord)).one() == 0
+        bad_amount = client.post(page + "/decisions", data={**both, f"amount_{CMR}": "lots", "lang": "es"})
+        assert bad_amount.status_code == 422 and "No es un importe válido" in bad_amount.text
+        nothing = client.post(page + "/decisions", data={"csrf": token, "reference": [BEN]})
+        assert nothing.status_code == 422 and "Choose a decision for at least one application." in nothing.text
+        recorded = client.post(page + "/decisions", data={**both, f"amount_{CMR}": "50000"})
+        assert recorded.status_code == 303
+        after = client.get(page).text
+        assert "Approved with conditions" in after and "$50,000.00" in after
+    assert status_of(committee, BEN) is Status.APPROVED and status_of(committee, CMR) is Status.APPROVED_WITH_CONDITIONS
+
+
+def test_the_files_are_given_once_they_exist_and_the_360giving_one_is_checked(committee: Runtime) -> None:
+    with signed_in(committee) as client:
+        early = client.get(f"/console/rounds/{ROUND1}/downloads/360giving.json")
+        assert early.status_code == 409 and "This was not done" in early.text
+        report = client.get(f"/console/rounds/{ROUND1}/downloads/screening-report.csv")
+        assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
+        assert 'filename="sip-2018-r1-screening-report.csv"' in report.headers["content-disposition"]
+        assert BEN in report.text
+        assert client.get(f"/console/rounds/{ROUND1}/downloads/passwords.txt").status_code == 404
+
+
+def test_the_outbox_previews_a_message_and_queues_a_failed_one_again(screened: Runtime) -> None:
+    with unit_of_work(screened.engine) as session:
+        message = session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).first()  # type: ignore[arg-type]
+        assert message is not None
+        message.state, message.last_error = MessageState.FAILED, "550 mailbox unavailable"
+        session.add(message)
+        failed_id = message.id
+    with signed_in(screened, READER, StaffRole.READ_ONLY) as reader:
+        listing = reader.get("/console/outbox?state=failed")
+        assert "550 mailbox unavailable" in listing.text and "Queue again" not in listing.text
+        token = csrf(reader, "/console/outbox")
+        assert reader.post("/console/outbox/retry", data={"csrf": token, "id": str(failed_id)}).status_code == 403
+        preview = reader.get(f"/console/outbox/{failed_id}")
+        assert preview.status_code == 200 and "[[access-code]]" in preview.text  # the secret is never shown
+        html = reader.get(f"/console/outbox/{failed_id}/html")
+        assert "default-src 'none'" in html.headers["content-security-policy"]
+    with signed_in(screened) as officer:
+        token = csrf(officer, "/console/outbox")
+        again = officer.post("/console/outbox/retry", data={"csrf": token, "id": str(failed_id)})
+        assert again.status_code == 303 and again.headers["location"].endswith("retried:1")
+    with reading(screened.engine) as session:
+        assert session.get(OutboxMessage, failed_id).state is MessageState.QUEUED  # type: ignore[union-attr]
