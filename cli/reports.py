@@ -18,11 +18,11 @@ export_app = typer.Typer(no_args_is_help=True, help="Open data.")
 def round_report(
     round_id: str, output: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("reports")
 ) -> None:
-    """The round report (HTML, CSV: applications, approvals, amounts by region, LDC, SIDS) and the public list
-    of approved projects."""
+    """The round report (HTML, CSV: applications, approvals, amounts by region, LDC, SIDS), the public list
+    of approved projects (in English, French and Spanish) and the grants as 360Giving open data."""
     from engine.services.opendata import write_round_report
 
-    paths = in_session(write_round_report, round_id, output)
+    paths = in_session(lambda s: write_round_report(s, round_id, output, get_settings()))
     typer.echo("round report: " + ", ".join(str(p) for p in paths))
 
 

@@ -311,6 +311,8 @@ DOWNLOADS = {
     "round-report.html": "text/html; charset=utf-8",
     "round-report.csv": "text/csv; charset=utf-8",
     "approved.html": "text/html; charset=utf-8",
+    "approved.fr.html": "text/html; charset=utf-8",
+    "approved.es.html": "text/html; charset=utf-8",
     "approved.csv": "text/csv; charset=utf-8",
     "360giving.json": "application/json",
 }
@@ -335,8 +337,17 @@ def download(round_id: str, name: str, desk: DeskDep) -> Response:
             return json.dumps(package, ensure_ascii=False, indent=2)
         with tempfile.TemporaryDirectory() as folder:
             written = opendata.write_round_report(session, round_id, Path(folder))
-            pick = {"round-report.html": 0, "round-report.csv": 1, "approved.html": 2, "approved.csv": 3}[name]
-            return written[pick].read_text(encoding="utf-8")
+            files = {
+                "round-report.html": written[0],
+                "round-report.csv": written[1],
+                "approved.csv": written[3],
+                **{
+                    ("approved.html" if lc == "en" else f"approved.{lc}.html"): Path(folder)
+                    / opendata.public_list_name(round_id, lc)
+                    for lc, _ in opendata.PUBLIC_LANGUAGES
+                },
+            }
+            return files[name].read_text(encoding="utf-8")
 
     try:
         content = desk.read(make)

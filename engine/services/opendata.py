@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from babel.dates import format_date
 from sqlmodel import Session, col, select
 
 from domain.committee import APPROVALS, Decision
@@ -22,10 +23,11 @@ from domain.rounds import RoundStatus
 from engine.services.applications import decision_letter_sent
 from engine.services.csvfile import csv_text
 from engine.services.errors import NotAllowed
-from engine.services.report import REGIONS, documents
+from engine.services.report import REGIONS, TEMPLATES, documents
 from engine.services.rounds import definition_of, get_round
 from engine.settings import Settings
 from engine.tables import Application, DecisionRecord, PartyRecord
+from notifications.render import environment, party_name
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "360giving"
 
@@ -118,8 +120,13 @@ def _summary(rows: list[Line]) -> list[dict[str, Any]]:
     ]
 
 
-def write_round_report(session: Session, round_id: str, folder: Path) -> tuple[Path, Path, Path, Path]:
-    """The round report (HTML, CSV) and the public list of approved projects (HTML, CSV)."""
+def write_round_report(
+    session: Session, round_id: str, folder: Path, settings: Settings | None = None
+) -> tuple[Path, ...]:
+    """The round report (HTML, CSV), the public list of approved projects (HTML in English,
+    French and Spanish, and CSV) and, with `settings`, the grants as 360Giving open data
+    (JSON, once it validates and every approved applicant has been told), which the
+    public list links to."""
     _decided(session, round_id)
     definition = definition_of(get_round(session, round_id))
     rows = lines(session, round_id)
@@ -127,7 +134,8 @@ def write_round_report(session: Session, round_id: str, folder: Path) -> tuple[P
     approved = [r for r in rows if r.decision in APPROVALS and r.reference in announced]
     folder.mkdir(parents=True, exist_ok=True)
     env = documents()
-    generated = datetime.now(UTC).astimezone(definition.zone).strftime("%Y-%m-%d %H:%M %Z")
+    now = datetime.now(UTC).astimezone(definition.zone)
+    generated = now.strftime("%Y-%m-%d %H:%M %Z")
     report = folder / f"round-{round_id}.html"
     report.write_text(
         env.get_template("round_report.html").render(
@@ -157,21 +165,48 @@ def write_round_report(session: Session, round_id: str, folder: Path) -> tuple[P
         ),
         encoding="utf-8",
     )
-    public = folder / f"approved-{round_id}.html"
-    public.write_text(
-        env.get_template("approved_projects.html").render(
-            definition=definition,
-            rows=approved,
-            total=sum((r.amount or Decimal(0) for r in approved), Decimal(0)),
-            generated=generated,
-        ),
-        encoding="utf-8",
-    )
+    open_data: Path | None = None
+    if settings is not None:
+        try:
+            open_data, _ = export_360giving(session, settings, round_id, folder / f"grants-{round_id}.json")
+        except NotAllowed:  # not every approved applicant told yet, or it does not validate: not published
+            open_data = None
+    versions = [(lc, name, public_list_name(round_id, lc)) for lc, name in PUBLIC_LANGUAGES]
+    public_lists = []
+    for language, _name, file_name in versions:
+        path = folder / file_name
+        path.write_text(
+            environment(language, TEMPLATES)
+            .get_template("approved_projects.html")
+            .render(
+                language=language,
+                versions=versions,
+                definition=definition,
+                rows=approved,
+                total=sum((r.amount or Decimal(0) for r in approved), Decimal(0)),
+                party=lambda r, lang=language: party_name(r.iso2, r.party_name, lang),
+                decided=lambda r: date.fromisoformat(r.decided_on),
+                open_data=open_data.name if open_data else None,
+                generated=format_date(now.date(), format="long", locale=language),
+            ),
+            encoding="utf-8",
+        )
+        public_lists.append(path)
     public_csv = folder / f"approved-{round_id}.csv"
     public_csv.write_text(
         _csv(approved, ["reference", "party_name", "region", "title", "amount", "decided_on"]), encoding="utf-8"
     )
-    return report, report_csv, public, public_csv
+    extra = (open_data,) if open_data else ()
+    return (report, report_csv, public_lists[0], public_csv, *public_lists[1:], *extra)
+
+
+#: The public list's languages, each named in itself.
+PUBLIC_LANGUAGES = (("en", "English"), ("fr", "Français"), ("es", "Español"))
+
+
+def public_list_name(round_id: str, language: str) -> str:
+    """The public list's file: `approved-<round>.html` in English, `.fr.html`, `.es.html`."""
+    return f"approved-{round_id}.html" if language == "en" else f"approved-{round_id}.{language}.html"
 
 
 def _csv(rows: list[Line], columns: list[str]) -> str:

@@ -15,9 +15,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlmodel import Session, col, select
 
 from domain.lifecycle import APPRAISED_STATUSES, Status
+from domain.rounds import CriterionKind
 from engine.services.csvfile import csv_text
+from engine.services.parties import party_names
 from engine.services.rounds import definition_of, get_round
 from engine.tables import Application, PartyRecord, ScreeningRecord
+from notifications.labels import check_title
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 REGIONS = {
@@ -129,11 +132,24 @@ def documents() -> Environment:
 
 
 def report_html(session: Session, round_id: str, rows: list[ReportRow]) -> str:
+    """The screening report as the secretariat and the committee read it: checks and
+    criteria by their titles, failures marked by a symbol and a word as well as colour,
+    a weighted score only where a person has scored a judgement criterion (with the share
+    of the weight it covers), and a ranking only once every judgement criterion is scored
+    for every application that passed screening."""
     definition = definition_of(get_round(session, round_id))
     env = documents()
     verdicts: dict[str, int] = {}
     for row in rows:
         verdicts[row.verdict] = verdicts.get(row.verdict, 0) + 1
+    judgements = {c.id for c in definition.criteria if c.kind is CriterionKind.JUDGEMENT}
+    titles = {c.id: c.title for c in definition.criteria}
+    appraised = [r for r in rows if r.status in APPRAISED_STATUSES]
+    missing = sum(len(judgements & set(r.unscored.split())) for r in appraised)
+    names = party_names(
+        session,
+        {part.split(":", 1)[1] for r in rows for part in (r.failed + " " + r.needs_judgement).split() if ":" in part},
+    )
     return env.get_template("screening_report.html").render(
         definition=definition,
         regions=list(_by_region(rows)),
@@ -141,6 +157,12 @@ def report_html(session: Session, round_id: str, rows: list[ReportRow]) -> str:
         total=len(rows),
         generated=datetime.now(UTC).astimezone(definition.zone),
         criteria=definition.criteria,
+        ranked=bool(appraised) and missing == 0,
+        missing=missing,
+        check=lambda check_id: check_title(check_id, "en", names),
+        criterion=lambda criterion_id: titles.get(criterion_id, criterion_id),
+        judged=lambda row: bool(judgements - set(row.unscored.split())),
+        judgements=judgements,
     )
 
 

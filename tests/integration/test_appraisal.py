@@ -188,8 +188,13 @@ def test_the_report_groups_by_region_shows_ldc_and_sids_and_ranks_the_screened(
     assert [r["region"] for r in parsed] == ["Africa", "Africa", "Africa", "Western European and Others"]
     assert [r["ldc"] for r in parsed if r["party"] == "LSO"] == ["true"]
     page = html.read_text()
-    assert "<h2>Africa (3)</h2>" in page and "on 18% of the weight" in page
+    assert "<h2>Africa (3)</h2>" in page and "on criteria making up 18% of the weight" in page
     assert "<h2>Western European and Others (1)</h2>" in page
+    # titles, not ids; a mark and a word as well as colour; no ranking while judgement scores are missing
+    assert "amount_range" not in page and "convention_obligations" not in page.split("</p>", 4)[-1]
+    assert '<div class="fail">✗ ' in page and '<div class="judge">? ' in page
+    assert "No ranking yet." in page and '<th scope="col" class="num">Rank</th>' not in page
+    assert page.count("<table") == 1  # one table: the regions' columns line up
     assert '<span class="flag">LDC</span>' in page and text.read_bytes().decode() == report_csv(list(rows.values()))
 
 

@@ -97,7 +97,7 @@ def test_the_round_report_and_the_public_list_give_approvals_by_region_ldc_and_s
     decided: Runtime, tmp_path: Path
 ) -> None:
     with unit_of_work(decided.engine) as session:
-        report, report_csv, public, public_csv = write_round_report(session, ROUND1, tmp_path)
+        report, report_csv, public, public_csv, *_ = write_round_report(session, ROUND1, tmp_path)
     html = report.read_text()
     assert "Africa" in html and "LDC" in html and "150,000.00" in html
     rows = report_csv.read_text().splitlines()
@@ -126,8 +126,8 @@ def test_there_is_nothing_to_publish_before_the_decisions_and_their_letters(comm
     with pytest.raises(NotAllowed, match="have not been sent their letters"), unit_of_work(committee.engine) as session:
         export_360giving(session, committee.settings, ROUND1, tmp_path / "g.json")
     with unit_of_work(committee.engine) as session:
-        _, _, public, _ = write_round_report(session, ROUND1, tmp_path)
-    assert "0 project(s) approved" in public.read_text()
+        _, _, public, _, *_ = write_round_report(session, ROUND1, tmp_path)
+    assert "The Steering Committee approved 0 projects" in public.read_text()
 
 
 def test_no_csv_the_engine_writes_lets_a_spreadsheet_run_what_an_applicant_or_the_committee_typed(
@@ -159,7 +159,7 @@ def test_no_csv_the_engine_writes_lets_a_spreadsheet_run_what_an_applicant_or_th
         send_decision_letters(session, committee.settings, ROUND1, actor="officer", at=AT)
     with unit_of_work(committee.engine) as session:
         _, screening_csv = write_report(session, ROUND1, tmp_path / "screening")
-        _, round_csv, _, public_csv = write_round_report(session, ROUND1, tmp_path / "round")
+        _, round_csv, _, public_csv, *_ = write_round_report(session, ROUND1, tmp_path / "round")
     for written in (screening_csv, round_csv, public_csv):
         cells = [cell for row in csv.reader(io.StringIO(written.read_text())) for cell in row]
         assert "'" + formula in cells, written.name  # kept, as text
@@ -180,3 +180,23 @@ def test_a_spreadsheet_cell_keeps_numbers_and_plain_text_as_they_are() -> None:
         "'- a list",
         "'\tx",
     ]
+
+
+def test_the_public_list_is_in_three_languages_with_plural_forms_and_links_the_open_data(
+    decided: Runtime, tmp_path: Path
+) -> None:
+    with unit_of_work(decided.engine) as session:
+        written = write_round_report(session, ROUND1, tmp_path, decided.settings)
+    names = sorted(p.name for p in written)
+    assert f"grants-{ROUND1}.json" in names
+    english = (tmp_path / f"approved-{ROUND1}.html").read_text()
+    french = (tmp_path / f"approved-{ROUND1}.fr.html").read_text()
+    spanish = (tmp_path / f"approved-{ROUND1}.es.html").read_text()
+    assert "The Steering Committee approved 1 project, $150,000.00 in all." in english
+    assert "project(s)" not in english
+    assert '<html lang="fr">' in french and "Bénin" in french and "150\u202f000,00\xa0$US" in french
+    assert '<html lang="es">' in spanish and "Benín" in spanish and "África" in spanish
+    for page in (english, french, spanish):
+        assert f'<a href="grants-{ROUND1}.json" type="application/json">' in page  # the open data, linked
+        assert f'href="approved-{ROUND1}.fr.html"' in page or '<strong lang="fr">' in page
+    assert json.loads((tmp_path / f"grants-{ROUND1}.json").read_text())["grants"][0]["amountAwarded"] == 150000

@@ -61,6 +61,7 @@ def test_every_message_of_the_templates_is_translated(language: str) -> None:
         ("notifications/**.py", "python"),
         ("notifications/templates/**", "jinja2"),
         ("api/templates/**", "jinja2"),
+        ("engine/templates/approved_projects.html", "jinja2"),
         ("engine/templates/bundle.html", "jinja2"),
         ("engine/templates/bundle_*.html", "jinja2"),
         ("engine/services/committee/bundles.py", "python"),
@@ -68,6 +69,7 @@ def test_every_message_of_the_templates_is_translated(language: str) -> None:
     options = {
         "notifications/templates/**": {"extensions": "jinja2.ext.i18n"},
         "api/templates/**": {"extensions": "jinja2.ext.i18n"},
+        "engine/templates/approved_projects.html": {"extensions": "jinja2.ext.i18n"},
         "engine/templates/bundle.html": {"extensions": "jinja2.ext.i18n"},
         "engine/templates/bundle_*.html": {"extensions": "jinja2.ext.i18n"},
     }
