@@ -129,7 +129,42 @@ CONSOLE_PROBLEMS = {
     "round_file_too_large": N_("The round file is larger than a round file can be (200 KB)."),
     "role_missing": N_("Choose a role: officer, read-only or administrator."),
     "own_account": N_("You cannot disable your own account: ask another administrator."),
+    "email_missing": N_("Give the reviewer's e-mail address."),
+    "not_number": N_("The maximum load is a whole number."),
+    "register_missing": N_("Choose the register's CSV file."),
+    "key_name_missing": N_("Name the key's holder."),
+    "scope_missing": N_("Choose the key's scope: read or full."),
+    "days_out_of_range": N_("The days a key works are a whole number from 1 to 3650."),
+    "member_email_missing": N_("Give the member's e-mail address."),
+    "members_missing": N_("Choose the membership's CSV file."),
     "code_mismatch": N_("The code does not match: type the six digits your app shows now for this account."),
+}
+#: The Global Mercury Partnership's areas, as a reviewer's expertise and an application's subject.
+AREAS = {
+    "artisanal_gold_mining": N_("Artisanal and small-scale gold mining"),
+    "chlor_alkali": N_("Mercury reduction in the chlor-alkali sector"),
+    "air_transport_fate_research": N_("Mercury air transport and fate research"),
+    "products": N_("Mercury-added products"),
+    "coal_combustion": N_("Mercury control from coal combustion"),
+    "waste_management": N_("Mercury waste management"),
+    "supply_storage": N_("Mercury supply and storage"),
+    "cement": N_("Mercury releases from the cement industry"),
+}
+#: A reviewer's assignment, as the secretariat follows it.
+ASSIGNMENT_STATES = {
+    "proposed": N_("proposed"),
+    "invited": N_("invited"),
+    "declined": N_("declined"),
+    "conflicted": N_("conflict of interest"),
+    "removed": N_("taken off"),
+    "submitted": N_("review submitted"),
+}
+#: An API key's state.
+KEY_STATES = {
+    "active": N_("in use"),
+    "expired": N_("expired"),
+    "revoked": N_("revoked"),
+    "from settings": N_("from the settings (SIP_SECRETARIAT_KEYS)"),
 }
 #: A message's state in the outbox.
 MESSAGE_STATES = {"queued": N_("queued"), "sent": N_("sent"), "failed": N_("failed")}

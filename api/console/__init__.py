@@ -10,12 +10,22 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.console import account, applications, appraisal, committee, outbox, rounds
+from api.console import account, applications, appraisal, committee, keys, members, outbox, review, rounds
 from api.console.base import SignInFirst, console_path
 from api.pages import PAGE_HEADERS
 
 router = APIRouter(prefix="/console")
-for part in (account.router, rounds.router, applications.router, appraisal.router, committee.router, outbox.router):
+for part in (
+    account.router,
+    rounds.router,
+    applications.router,
+    appraisal.router,
+    committee.router,
+    outbox.router,
+    review.router,
+    keys.router,
+    members.router,
+):
     router.include_router(part)
 
 

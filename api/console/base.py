@@ -153,7 +153,20 @@ class Desk:
 
 #: What a page may be given, or not (the templates' undefined names are errors).
 OPTIONAL: dict[str, Any] = dict.fromkeys(
-    ("refusal", "done", "entered", "refused", "email", "pasted", "started", "request_out", "ended", "filters", "failed")
+    (
+        "refusal",
+        "done",
+        "entered",
+        "refused",
+        "email",
+        "pasted",
+        "started",
+        "request_out",
+        "ended",
+        "filters",
+        "failed",
+        "made",
+    )
 )
 
 

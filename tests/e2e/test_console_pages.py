@@ -195,3 +195,117 @@ def test_the_outbox_previews_a_message_and_queues_a_failed_one_again(screened: R
         assert again.status_code == 303 and again.headers["location"].endswith("retried:1")
     with reading(screened.engine) as session:
         assert session.get(OutboxMessage, failed_id).state is MessageState.QUEUED  # type: ignore[union-attr]
+
+
+def test_the_review_board_never_puts_a_conflicted_reviewer_on_an_application(round4: Runtime) -> None:
+    from tests.conftest import AFTER_R4, ROUND4
+
+    r4 = {"BEN": "SIP-2024-R4-0001", "LSO": "SIP-2024-R4-0002"}
+    with unit_of_work(round4.engine) as session:
+        staff.add_staff(session, OFFICER, "Ana Officer", StaffRole.OFFICER, PASSWORD, actor="setup", at=AFTER_R4)
+    client = TestClient(create_app(round4.settings, now=Clock(AFTER_R4)), follow_redirects=False)
+    with client:
+        assert client.post("/console/sign-in", data={"email": OFFICER, "password": PASSWORD}).status_code == 303
+        board = f"/console/rounds/{ROUND4}/review"
+        page = client.get(board)
+        assert page.status_code == 200 and r4["BEN"] in page.text and "Would be proposed" in page.text
+        token = csrf(client, board)
+        conflicted = client.post(
+            board + "/reviewers", data={"csrf": token, "reference": r4["BEN"], "email": "bene@example.org"}
+        )
+        assert conflicted.status_code == 409 and "conflict" in conflicted.text.lower()  # the refusal says why
+        added = client.post(
+            board + "/reviewers", data={"csrf": token, "reference": r4["BEN"], "email": "ana@example.org"}
+        )
+        assert added.status_code == 303
+        assert "Ana Gold – proposed" in client.get(board).text
+        no_reason = client.post(
+            board + "/conflicts",
+            data={"csrf": token, "reference": r4["LSO"], "email": "kofi@example.org", "reason": ""},
+        )
+        assert no_reason.status_code == 422 and "Give the reason." in no_reason.text
+        recorded = client.post(
+            board + "/conflicts",
+            data={
+                "csrf": token,
+                "reference": r4["LSO"],
+                "email": "kofi@example.org",
+                "reason": "Advised the applicant",
+            },
+        )
+        assert recorded.status_code == 303
+
+        register = client.get("/console/reviewers")
+        assert "Lena Lamp" in register.text and "Mercury waste management" in register.text  # areas by their names
+        off = client.post(
+            "/console/reviewers/active", data={"csrf": token, "email": "lena@example.org", "active": "no"}
+        )
+        assert off.status_code == 303 and "takes no assignments" in client.get(off.headers["location"]).text
+        sheet = "name,email,organisation,country,areas,languages,max_load\n"
+        sheet += "New One,new@example.org,Org,PER,products,en,lots\n"
+        refused = client.post(
+            "/console/reviewers/file", data={"csrf": token}, files={"file": ("reg.csv", sheet.encode(), "text/csv")}
+        )
+        assert refused.status_code == 422 and "reg.csv:2" in refused.text
+        assert "new@example.org" not in client.get("/console/reviewers").text
+    with reading(round4.engine) as session:
+        actions = session.exec(select(AuditEvent.action).where(AuditEvent.actor == OFFICER)).all()
+    assert "console.review.add.refused" in actions  # the refusal, under the officer who tried
+
+
+def test_an_administrator_makes_a_key_that_is_shown_once_and_revokes_it(screened: Runtime) -> None:
+    with signed_in(screened) as officer:
+        token = csrf(officer, "/console/keys")
+        refused = officer.post("/console/keys", data={"csrf": token, "name": "robot", "scope": "read"})
+        assert refused.status_code == 403 and "Only an administrator can do this" in refused.text
+    with signed_in(screened, "ada.admin@example.org", StaffRole.ADMIN) as admin:
+        token = csrf(admin, "/console/keys")
+        incomplete = admin.post("/console/keys", data={"csrf": token, "name": "", "scope": "everything", "days": "0"})
+        assert incomplete.status_code == 422
+        assert "Name the key&#39;s holder." in incomplete.text and "scope: read or full." in incomplete.text
+        made = admin.post("/console/keys", data={"csrf": token, "name": "reporting-robot", "scope": "read"})
+        assert made.status_code == 201
+        key = re.search(r'<code class="key">([^<]+)</code>', made.text).group(1)  # type: ignore[union-attr]
+        assert key not in admin.get("/console/keys").text  # shown once
+        api = admin.get(f"/rounds/{ROUND1}/screening", headers={"Authorization": f"Bearer {key}"})
+        assert api.status_code == 200
+        gone = admin.post("/console/keys/revoke", data={"csrf": token, "which": "reporting-robot", "reason": "Retired"})
+        assert gone.status_code == 303 and gone.headers["location"].endswith("revoked:1")
+        assert admin.get(f"/rounds/{ROUND1}/screening", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    with reading(screened.engine) as session:
+        made_by = session.exec(select(AuditEvent.actor).where(AuditEvent.action == "api_key.created")).all()
+    assert made_by == ["ada.admin@example.org"]
+
+
+def test_the_committee_membership_by_term_against_its_rule(screened: Runtime) -> None:
+    from demo.committee import MEMBERS
+
+    with signed_in(screened) as client:
+        token = csrf(client, "/console/committee")
+        assert "Nobody serves on the committee on this day." in client.get("/console/committee?on=2018-10-02").text
+        loaded = client.post(
+            "/console/committee/file", data={"csrf": token}, files={"file": ("c.csv", MEMBERS.encode(), "text/csv")}
+        )
+        assert loaded.status_code == 303 and loaded.headers["location"].endswith("loaded:10:0")
+        serving = client.get("/console/committee?on=2018-10-02").text
+        assert "Kwame Boateng (GHA, co-chair)" in serving and "as its rule says" in serving
+        ended = client.post(
+            "/console/committee",
+            data={
+                "csrf": token,
+                "email": "kwame.boateng@committee.example.org",
+                "term_start": "2018-01-01",
+                "term_end": "2018-06-30",
+            },
+        )
+        assert ended.status_code == 303 and ended.headers["location"].endswith("done=updated")
+        short = client.get("/console/committee?on=2018-10-02").text
+        assert "The committee differs from its rule" in short and "1 co-chair, not 2" in short
+        wrong = client.post(
+            "/console/committee",
+            data={"csrf": token, "email": "new@committee.example.org", "term_start": "2018-01-01", "country": "ZZZ"},
+        )
+        assert wrong.status_code == 422 and 'value="new@committee.example.org"' in wrong.text  # typed, kept
+    with reading(screened.engine) as session:
+        actors = session.exec(select(AuditEvent.actor).where(AuditEvent.action == "committee.member_updated")).all()
+    assert actors == [OFFICER]
