@@ -13,9 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, or_, select
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of
+from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, uploaded
 from api.pages import page_route
 from domain.application import FieldError
 from domain.lifecycle import Role, allowed_transitions
@@ -272,11 +271,8 @@ async def withdraw(round_id: str, reference: str, request: Request, desk: Acting
 async def forms(round_id: str, reference: str, request: Request, desk: ActingDep) -> Response:
     """Send the application's forms again on the applicant's behalf (forms A, B or C as
     JSON, as the applicant's API takes them): checked as intake checks them, then screened again."""
-    form = await form_of(request)
-    upload = form.get("file")
-    body: bytes | str = _text(form, "text", FORMS_BYTES)
-    if isinstance(upload, UploadFile) and upload.filename:
-        body = await upload.read(FORMS_BYTES + 1)
+    raw, _name = await uploaded(request, FORMS_BYTES, "")
+    body: bytes | str = raw or _text(await form_of(request), "text", FORMS_BYTES)
 
     def go(session: Session) -> Any:
         if not body or len(body) > FORMS_BYTES:

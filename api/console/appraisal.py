@@ -13,9 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of
+from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, uploaded
 from api.pages import page_route
 from domain.application import FieldError
 from domain.lifecycle import APPRAISED_STATUSES
@@ -167,13 +166,7 @@ async def score(round_id: str, reference: str, request: Request, desk: ActingDep
 async def sheet(round_id: str, request: Request, desk: ActingDep) -> Response:
     """The scoring sheet (CSV: reference, criterion, score, comment): every row is checked
     first, and nothing is kept if any row is wrong (each problem named by its line)."""
-    form = await form_of(request)
-    upload = form.get("file")
-    raw = b""
-    name = "the scoring sheet"
-    if isinstance(upload, UploadFile) and upload.filename:
-        raw = await upload.read(SHEET_BYTES + 1)
-        name = upload.filename[:100]
+    raw, name = await uploaded(request, SHEET_BYTES, "the scoring sheet")
 
     def go(session: Session) -> int:
         if not raw or len(raw) > SHEET_BYTES:

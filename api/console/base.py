@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from api.attempts import AttemptDep
 from api.deps import NowDep, RuntimeDep
@@ -299,6 +300,15 @@ AdminDep = Annotated[Desk, Depends(_administering)]
 
 async def form_of(request: Request) -> Mapping[str, Any]:
     return await request.form(max_fields=FORM_FIELDS)
+
+
+async def uploaded(request: Request, limit: int, unnamed: str) -> tuple[bytes, str]:
+    """The file chosen in the form's `file` field (at most `limit` + 1 bytes read, so that
+    one too large is seen as such) and its name; no bytes, and `unnamed`, if none was chosen."""
+    upload = (await form_of(request)).get("file")
+    if isinstance(upload, UploadFile) and upload.filename:
+        return await upload.read(limit + 1), upload.filename[:100]
+    return b"", unnamed
 
 
 def refusal_of(exc: ServiceError) -> dict[str, Any]:

@@ -12,9 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of
+from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, uploaded
 from api.pages import page_route
 from domain.application import FieldError
 from domain.committee import composition_gaps
@@ -111,11 +110,7 @@ async def set_member(request: Request, desk: ActingDep) -> Response:
 @page_route(router.post, "/committee/file", CONSOLE)
 async def load(request: Request, desk: ActingDep) -> Response:
     """Load the membership from a CSV file: every row checked first; terms not in the file stay."""
-    form = await form_of(request)
-    upload = form.get("file")
-    raw, name = b"", "the membership"
-    if isinstance(upload, UploadFile) and upload.filename:
-        raw, name = await upload.read(MEMBERS_BYTES + 1), upload.filename[:100]
+    raw, name = await uploaded(request, MEMBERS_BYTES, "the membership")
 
     def go(session: Session) -> dict[str, int]:
         if not raw or len(raw) > MEMBERS_BYTES:

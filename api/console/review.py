@@ -15,9 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of
+from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, uploaded
 from api.pages import page_route
 from domain.application import FieldError
 from domain.lifecycle import Role
@@ -120,11 +119,7 @@ async def activate(request: Request, desk: ActingDep) -> Response:
 async def load(request: Request, desk: ActingDep) -> Response:
     """Load the register from a CSV file (name, email, organisation, country, areas,
     languages, max_load): every row checked first; reviewers not in the file stay."""
-    form = await form_of(request)
-    upload = form.get("file")
-    raw, name = b"", "the register"
-    if isinstance(upload, UploadFile) and upload.filename:
-        raw, name = await upload.read(REGISTER_BYTES + 1), upload.filename[:100]
+    raw, name = await uploaded(request, REGISTER_BYTES, "the register")
 
     def go(session: Session) -> dict[str, int]:
         if not raw or len(raw) > REGISTER_BYTES:

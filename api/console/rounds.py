@@ -17,9 +17,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, func, select
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of
+from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, uploaded
 from api.pages import page_route
 from api.stages import orchestrator, start_stage
 from domain.lifecycle import Role, Status
@@ -130,17 +129,13 @@ def _dashboard(desk: Desk, *, status_code: int = 200, **context: Any) -> HTMLRes
 @page_route(router.post, "/rounds", CONSOLE)
 async def load_round(request: Request, desk: ActingDep) -> Response:
     """Load a round file (TOML): checked whole, every problem named by its key."""
-    form = await form_of(request)
-    upload = form.get("file")
-    text = form.get("text")
-    source = "the pasted text"
-    if isinstance(upload, UploadFile) and upload.filename:
-        raw = await upload.read(ROUND_FILE_BYTES + 1)
-        source = upload.filename[:100]
-        text = raw.decode("utf-8", errors="replace") if len(raw) <= ROUND_FILE_BYTES else None
-    elif not isinstance(text, str):
-        text = ""
-    return await run_in_threadpool(_load, desk, text if isinstance(text, str) or text is None else None, source)
+    raw, source = await uploaded(request, ROUND_FILE_BYTES, "the pasted text")
+    pasted = (await form_of(request)).get("text")
+    if raw:
+        text: str | None = raw.decode("utf-8", errors="replace") if len(raw) <= ROUND_FILE_BYTES else None
+    else:
+        text = pasted if isinstance(pasted, str) else ""
+    return await run_in_threadpool(_load, desk, text, source)
 
 
 def _load(desk: Desk, text: str | None, source: str) -> Response:

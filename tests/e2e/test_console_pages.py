@@ -309,3 +309,47 @@ def test_the_committee_membership_by_term_against_its_rule(screened: Runtime) ->
     with reading(screened.engine) as session:
         actors = session.exec(select(AuditEvent.actor).where(AuditEvent.action == "committee.member_updated")).all()
     assert actors == [OFFICER]
+
+
+def test_forms_sent_again_for_the_applicant_are_checked_then_screened_again(screened: Runtime) -> None:
+    import json
+
+    from tests.integration.test_follow_up import FORM_C
+
+    with signed_in(screened) as client:
+        page = f"/console/rounds/{ROUND1}/applications/{LSO}"
+        assert "Send the forms again for the applicant" in client.get(page).text  # Lesotho is incomplete
+        token = csrf(client, page)
+        broken = client.post(
+            page + "/forms",
+            data={"csrf": token},
+            files={"file": ("forms.json", b'{"form_c": {"signed_on": "yesterday"}}', "application/json")},
+        )
+        assert broken.status_code == 422 and "form_c.signed_on" in broken.text
+        assert status_of(screened, LSO) is Status.INCOMPLETE
+        sent = client.post(page + "/forms", data={"csrf": token, "text": json.dumps(FORM_C)})
+        assert sent.status_code == 303 and sent.headers["location"].endswith("done=forms")
+    assert status_of(screened, LSO) is Status.SCREENED
+
+
+def test_a_round_file_is_loaded_whole_or_refused_naming_each_key(screened: Runtime) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "rounds" / "sip-2024-r4.toml").read_text()
+    with signed_in(screened) as client:
+        token = csrf(client)
+        broken = text.replace('id = "sip-2024-r4"', 'id = "sip-2025-r5"').replace("amount_min", "amount_minimum", 1)
+        refused = client.post("/console/rounds", data={"csrf": token, "text": broken})
+        assert refused.status_code == 422 and "amount_min" in refused.text
+        assert "sip-2025-r5" not in client.get("/console/").text  # nothing loaded
+        loaded = client.post(
+            "/console/rounds",
+            data={"csrf": token},
+            files={
+                "file": ("r5.toml", text.replace('id = "sip-2024-r4"', 'id = "sip-2025-r5"').encode(), "text/plain")
+            },
+        )
+        assert loaded.status_code == 303 and loaded.headers["location"].endswith("done=created:sip-2025-r5")
+        assert "Round sip-2025-r5 is loaded." in client.get(loaded.headers["location"]).text
+        nothing = client.post("/console/rounds", data={"csrf": token, "text": "  "})
+        assert nothing.status_code == 422 and "Choose a round file (TOML) or paste its text." in nothing.text
