@@ -200,3 +200,61 @@ def test_a_served_engine_opens_and_closes_a_round_on_its_dates(
     assert events[0].actor.startswith("open-round/on-demand run ")
     assert events[1].actor.startswith("close-round/on-demand run ")
     assert opens <= events[0].at < opens + timedelta(seconds=20)  # at its instant, not at the next look
+
+
+def test_the_console_starts_a_stage_on_the_prefect_server_and_links_its_run(
+    prefect: tuple[str, Path], shared_database: str, tmp_path: Path
+) -> None:
+    """An officer in the console starts screening on a served engine: the run is the
+    deployment's on the Prefect server, and the round's page shows its state and links it
+    in the Prefect UI."""
+    from domain.staff import StaffRole
+    from engine.services import staff
+    from engine.services.intake import import_batch
+    from engine.services.rounds import close_round, open_round
+    from tests.conftest import received
+    from tests.e2e.deployment import SIP
+    from tests.processes import free_port, running, wait_for
+
+    api, home = prefect
+    serving_in = tmp_path / "served-from"
+    serving_in.mkdir()
+    env = engine_env(shared_database, api, home, SIP_DATA_DIR=str(serving_in / "sip-data"))
+    migrate(env, serving_in)
+    rt = runtime_on(shared_database, serving_in / "sip-data")
+    opened, closed = datetime(2018, 6, 5, 9, tzinfo=UTC), datetime(2018, 9, 1, tzinfo=UTC)
+    with unit_of_work(rt.engine) as session:
+        open_round(session, ROUND1, actor="officer", at=opened)
+        staff.add_staff(session, "ana@example.org", "Ana", StaffRole.OFFICER, "p" * 16, actor="setup", at=opened)
+    names = ("ben-asgm-complete.json", "lso-inventory-no-form-c.json")
+    assert all(
+        r.ok
+        for r in import_batch(rt.engine, rt.settings, ROUND1, [(n, received(n)) for n in names], actor="s", now=opened)
+    )
+    with unit_of_work(rt.engine) as session:
+        close_round(session, ROUND1, actor="officer", at=closed)
+    port = free_port()
+    with (
+        serving(api, env, serving_in, tmp_path / "serve.log"),
+        running([SIP, "serve", "--port", str(port)], env=env, cwd=serving_in, log=tmp_path / "api.log") as process,
+    ):
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/health/ready", process, tmp_path / "api.log")
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as browser:
+            assert (
+                browser.post("/console/sign-in", data={"email": "ana@example.org", "password": "p" * 16}).status_code
+                == 303
+            )
+            page = browser.get(f"/console/rounds/{ROUND1}").text
+            token = re.search(r'name="csrf" value="(\w+)"', page).group(1)  # type: ignore[union-attr]
+            started = browser.post(f"/console/rounds/{ROUND1}/stages/screening", data={"csrf": token})
+            assert started.status_code == 303, started.text
+            run_id = started.headers["location"].rsplit(":", 1)[-1]  # ...?started=screen-applications:<run id>
+            deadline = time.monotonic() + 180
+            while "✓ Completed" not in (page := browser.get(f"/console/rounds/{ROUND1}").text):
+                assert "state-failed" not in page and time.monotonic() < deadline, page[-2000:]
+                time.sleep(1)
+    assert f'href="{api.removesuffix("/api")}/runs/flow-run/{run_id}"' in page  # the run, in the Prefect UI
+    assert statuses(rt, ROUND1) == {"BEN": "screened", "LSO": "incomplete"}
+    run = httpx.get(f"{api}/flow_runs/{run_id}").json()
+    assert run["deployment_id"] is not None and "requested-by:ana@example.org" in run["tags"]
