@@ -159,6 +159,8 @@ ASSIGNMENT_STATES = {
     "removed": N_("taken off"),
     "submitted": N_("review submitted"),
 }
+#: An API key's scope.
+KEY_SCOPES = {"read": N_("read only"), "full": N_("read and change")}
 #: An API key's state.
 KEY_STATES = {
     "active": N_("in use"),

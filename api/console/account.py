@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -91,12 +92,15 @@ def sign_in(
                 rt.engine, exc, role=Role.SECRETARIAT, action="staff.sign_in", subject_type="staff",
                 subject_id="console",
             )  # fmt: skip
+        else:  # an account's: audited under it already, and counted against the source alike (the
+            # limit then says nothing of which addresses have accounts)
+            attempt.guard.hit(attempt.guard.failed_attempts, "failed", attempt.source)
         return render(
             request, rt, "sign_in.html", language, status_code=401, next=target, refused=True, email=email[:320]
         )
     with unit_of_work(rt.engine) as session:
         opened = console_sessions.open_session(session, found, rt.settings, at=now)
-    where = target if opened.verified else console + "/second-factor?next=" + target
+    where = target if opened.verified else console + "/second-factor?next=" + quote(target, safe="/")
     answer = RedirectResponse(where, status_code=303, headers=PAGE_HEADERS)
     _set_session(answer, request, rt, opened.token, int((opened.expires_at - now).total_seconds()))
     return answer
@@ -119,6 +123,7 @@ def second_factor(
     request: Request,
     rt: RuntimeDep,
     now: NowDep,
+    attempt: AttemptDep,  # a source past its refused attempts waits (429) before its code is looked at
     code: Annotated[str, Form(max_length=20)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
@@ -134,8 +139,7 @@ def second_factor(
         target = safe_next(next, console)
         return render(request, rt, "second_factor.html", language, status_code=401, next=target, refused=True)
     answer = RedirectResponse(safe_next(next, console), status_code=303, headers=PAGE_HEADERS)
-    assert token is not None
-    _set_session(answer, request, rt, token, rt.settings.console_session_hours * 3600)
+    _set_session(answer, request, rt, result.token, int((result.expires_at - now).total_seconds()))
     return answer
 
 
@@ -179,7 +183,9 @@ def turn_on(
                 "second_factor_off",
                 "staff",
                 desk.actor,
-                lambda s: console_sessions.turn_off_second_factor(s, desk.actor, actor=desk.actor, at=desk.now),
+                lambda s: console_sessions.turn_off_own_second_factor(
+                    s, desk.actor, code, desk.rt.settings, at=desk.now
+                ),
             )
             return back_to(desk, "/account", done="off")
         desk.act(

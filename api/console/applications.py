@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, or_, select
 from starlette.concurrency import run_in_threadpool
 
-from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, uploaded
+from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, text_of, uploaded
 from api.pages import page_route
 from domain.application import FieldError
 from domain.lifecycle import Role, allowed_transitions
@@ -82,7 +82,8 @@ def applications(
     def gather(session: Session) -> dict[str, Any]:
         row = round_service.get_round(session, round_id)
         rows = report.report_rows(session, round_id)
-        return {"r": round_service.RoundView.of(row, desk.now), "rows": rows}
+        names = party_names(session, {r.party for r in rows})
+        return {"r": round_service.RoundView.of(row, desk.now), "rows": rows, "names": names}
 
     found = desk.read(gather)
     rows = found["rows"]
@@ -95,7 +96,10 @@ def applications(
         filters=filters,
         statuses=sorted({row.status.value for row in rows}),
         regions=sorted({row.region for row in rows}),
-        parties=sorted({(row.party, row.party_name) for row in rows}),
+        parties=sorted(
+            {(row.party, found["names"].name(row.party, desk.language)) for row in rows}, key=lambda p: p[1]
+        ),
+        party=lambda code: found["names"].name(code, desk.language),
         verdicts=sorted({row.verdict for row in rows}),
         money=lambda value: labels.money(value, found["r"].currency, desk.language),
     )
@@ -127,7 +131,13 @@ def _dossier(session: Session, round_id: str, reference: str) -> Dossier:
     events = list(
         session.exec(
             select(AuditEvent)
-            .where(or_(AuditEvent.subject_id == reference, col(AuditEvent.subject_id).like(f"{reference}:%")))
+            # the application's events, and those of its parts ("<reference>:…"), by the index's range
+            .where(
+                or_(
+                    AuditEvent.subject_id == reference,
+                    (col(AuditEvent.subject_id) >= f"{reference}:") & (col(AuditEvent.subject_id) < f"{reference};"),
+                )
+            )
             .order_by(col(AuditEvent.id))
             .limit(500)
         ).all()
@@ -181,18 +191,13 @@ def application(round_id: str, reference: str, desk: DeskDep, done: str | None =
     return _page(desk, round_id, reference, done=done)
 
 
-def _text(form: Any, name: str, limit: int = 4000) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
 @page_route(router.post, "/rounds/{round_id}/applications/{reference}/information", CONSOLE)
 async def ask(round_id: str, reference: str, request: Request, desk: ActingDep) -> Response:
     """Ask the applicant for information: one item per line, by a date (the round's
     response time by default). They are told in their language."""
     form = await form_of(request)
-    items = [line.strip() for line in _text(form, "items", 20_000).splitlines() if line.strip()]
-    due_text = _text(form, "due", 20)
+    items = [line.strip() for line in text_of(form, "items", 20_000).splitlines() if line.strip()]
+    due_text = text_of(form, "due", 20)
 
     def go(session: Session) -> date:
         if not items:
@@ -218,8 +223,8 @@ async def ask(round_id: str, reference: str, request: Request, desk: ActingDep) 
 async def override(round_id: str, reference: str, request: Request, desk: ActingDep) -> Response:
     """Replace the automatic screening verdict with the secretariat's, for a reason (required)."""
     form = await form_of(request)
-    verdict = _text(form, "verdict", 20)
-    reason = _text(form, "reason", 2000)
+    verdict = text_of(form, "verdict", 20)
+    reason = text_of(form, "reason", 2000)
 
     def go(session: Session) -> bool:
         if verdict not in ("screened", "incomplete", "ineligible"):
@@ -247,7 +252,7 @@ async def override(round_id: str, reference: str, request: Request, desk: Acting
 async def withdraw(round_id: str, reference: str, request: Request, desk: ActingDep) -> Response:
     """Withdraw the application (the applicant asked to), for a reason (required)."""
     form = await form_of(request)
-    reason = _text(form, "reason", 2000)
+    reason = text_of(form, "reason", 2000)
 
     def go(session: Session) -> Any:
         get_application(session, reference)
@@ -272,7 +277,7 @@ async def forms(round_id: str, reference: str, request: Request, desk: ActingDep
     """Send the application's forms again on the applicant's behalf (forms A, B or C as
     JSON, as the applicant's API takes them): checked as intake checks them, then screened again."""
     raw, _name = await uploaded(request, FORMS_BYTES, "")
-    body: bytes | str = raw or _text(await form_of(request), "text", FORMS_BYTES)
+    body: bytes | str = raw or text_of(await form_of(request), "text", FORMS_BYTES)
 
     def go(session: Session) -> Any:
         if not body or len(body) > FORMS_BYTES:

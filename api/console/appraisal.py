@@ -22,6 +22,7 @@ from domain.rounds import Criterion, CriterionKind
 from engine.services import appraisal, report
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, NotFound, ServiceError
+from engine.services.parties import party_names
 from engine.tables import Application, AppraisalScore
 from notifications import labels
 
@@ -65,13 +66,14 @@ def _appraisal(desk: Desk, round_id: str, *, status_code: int = 200, **context: 
             "rows": rows,
             "counts": counts,
             "judgements": judgements,
+            "names": party_names(session, {r.party for r in rows}),
         }
 
     found = desk.read(gather)
     judgements = found["judgements"]
     complete = all(found["counts"].get(r.reference, 0) == len(judgements) for r in found["rows"])
     lines = sorted(
-        (Line(r, found["counts"].get(r.reference, 0), r.rank if complete else None) for r in found["rows"]),
+        (Line(r, found["counts"].get(r.reference, 0), r.rank) for r in found["rows"]),
         key=lambda line: (-(line.row.weighted_score or Decimal(-1)), line.row.reference),
     )
     missing = sum(len(judgements) - line.scored for line in lines)
@@ -85,6 +87,7 @@ def _appraisal(desk: Desk, round_id: str, *, status_code: int = 200, **context: 
         missing=missing,
         percent=lambda value: f"{value:.0f}",
         money=lambda value: labels.money(value, found["r"].currency, desk.language),
+        party=lambda code: found["names"].name(code, desk.language),
         **context,
     )
 

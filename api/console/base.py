@@ -132,6 +132,22 @@ class Desk:
         with reading(self.rt.engine) as session:
             return fn(session)
 
+    def check(self, action: str, subject_type: str, subject_id: str, fn: Callable[[Session], T]) -> T:
+        """What an action would refuse, checked in a reading transaction before it starts
+        (a stage's flow); a refusal is audited under the officer's address, then raised."""
+        with (
+            audit.refusals_recorded(
+                self.rt.engine,
+                actor=self.actor,
+                role=Role.SECRETARIAT,
+                action=f"console.{action}",
+                subject_type=subject_type,
+                subject_id=subject_id,
+            ),
+            reading(self.rt.engine) as session,
+        ):
+            return fn(session)
+
     def act(self, action: str, subject_type: str, subject_id: str, fn: Callable[[Session], T]) -> T:
         """Run an action in one transaction, as this officer; a refusal is audited under
         their address, then raised again."""
@@ -300,6 +316,12 @@ AdminDep = Annotated[Desk, Depends(_administering)]
 
 async def form_of(request: Request) -> Mapping[str, Any]:
     return await request.form(max_fields=FORM_FIELDS)
+
+
+def text_of(form: Mapping[str, Any], name: str, limit: int = 2000) -> str:
+    """A text field of a form, trimmed and cut to `limit` characters ("" when not sent)."""
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
 
 
 async def uploaded(request: Request, limit: int, unnamed: str) -> tuple[bytes, str]:

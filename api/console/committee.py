@@ -7,11 +7,10 @@ report, the round report, the public list and the 360Giving package."""
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,19 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of
+from api.application_form import read_amount
+from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, text_of
 from api.pages import PAGE_HEADERS, page_route
 from domain.application import FieldError
 from domain.committee import APPROVALS, Decision, DecisionIn
 from domain.lifecycle import Status
+from domain.money import to_cents
 from engine.services import opendata, report
 from engine.services import rounds as round_service
 from engine.services.committee import decisions as committee_decisions
 from engine.services.committee import meeting as committee_meeting
 from engine.services.committee.membership import members_on
-from engine.services.errors import InvalidInput, NotAllowed, NotFound, ServiceError
+from engine.services.errors import InvalidInput, NotFound, ServiceError
 from engine.tables import Application, AuditEvent, CommitteeBundle, DecisionRecord, MemberConflict
 from notifications import labels
 
@@ -92,8 +93,11 @@ def _gather(session: Session, round_id: str, desk: Desk) -> dict[str, Any]:
         .where(CommitteeBundle.round_id == round_id)
         .order_by(col(CommitteeBundle.email), col(CommitteeBundle.version))
     ).all()
+    members = sorted({b.email for b in found["bundles"]})
     downloads = session.exec(
-        select(AuditEvent).where(AuditEvent.action == "bundle.downloaded").order_by(col(AuditEvent.id))
+        select(AuditEvent)
+        .where(AuditEvent.action == "bundle.downloaded", col(AuditEvent.actor).in_(members))
+        .order_by(col(AuditEvent.id))
     ).all()
     found["downloads"] = {
         (e.actor, (e.details or {}).get("version")): e.at
@@ -140,11 +144,6 @@ def committee(round_id: str, desk: DeskDep, done: str | None = None) -> HTMLResp
     return _page(desk, round_id, done=done)
 
 
-def _text(form: Any, name: str, limit: int = 2000) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
 def _day(text: str, field: str) -> date | None:
     if not text:
         return None
@@ -157,24 +156,22 @@ def _day(text: str, field: str) -> date | None:
 
 
 def _money(text: str, field: str) -> Decimal:
+    """An amount as the officer typed it, in their language's way (`250 000,00`,
+    `250,000.00`), to the cent, as the API takes amounts (at most the largest the
+    engine stores); refused, naming the field, otherwise."""
     try:
-        value = Decimal(text.replace(" ", "").replace("\u00a0", "").replace(",", ""))
-    except InvalidOperation:
+        return to_cents(read_amount(text))
+    except ValueError:
         raise InvalidInput(
             f"{field} is not an amount (for example 250000 or 250000.00)",
             [FieldError(path=f"$.{field}", message="not_amount")],
         ) from None
-    if not value.is_finite():
-        raise InvalidInput(f"{field} is not an amount", [FieldError(path=f"$.{field}", message="not_amount")])
-    return value
 
 
 def _act(desk: Desk, round_id: str, action: str, fn: Any, done: str) -> Response:
     try:
         desk.act(f"committee.{action}", "round", round_id, fn)
     except ServiceError as exc:
-        if isinstance(exc, NotFound) and "round" in exc.message and round_id in exc.message:
-            raise
         return _page(desk, round_id, status_code=exc.http_status, refusal=refusal_of(exc), failed=action)
     return back_to(desk, f"/rounds/{round_id}/committee", done=done)
 
@@ -183,7 +180,7 @@ def _act(desk: Desk, round_id: str, action: str, fn: Any, done: str) -> Response
 async def meeting(round_id: str, request: Request, desk: ActingDep) -> Response:
     """The meeting's dates and place."""
     form = await form_of(request)
-    starts, ends, place = _text(form, "starts_on", 20), _text(form, "ends_on", 20), _text(form, "place", 200)
+    starts, ends, place = text_of(form, "starts_on", 20), text_of(form, "ends_on", 20), text_of(form, "place", 200)
 
     def go(session: Session) -> Any:
         start = _day(starts, "starts_on")
@@ -202,7 +199,7 @@ async def meeting(round_id: str, request: Request, desk: ActingDep) -> Response:
 async def funds(round_id: str, request: Request, desk: ActingDep) -> Response:
     """The funds available for the round's approvals."""
     form = await form_of(request)
-    amount = _text(form, "amount", 30)
+    amount = text_of(form, "amount", 30)
 
     def go(session: Session) -> Any:
         return committee_meeting.set_funds(session, round_id, _money(amount, "amount"), actor=desk.actor, at=desk.now)
@@ -226,7 +223,11 @@ async def attendance(round_id: str, request: Request, desk: ActingDep) -> Respon
 async def conflict(round_id: str, request: Request, desk: ActingDep) -> Response:
     """A member's declared conflict of interest with an application: they take no part in its decision."""
     form = await form_of(request)
-    reference, email, reason = _text(form, "reference", 60), _text(form, "email", 320), _text(form, "reason")
+    reference, email, reason = (
+        text_of(form, "reference", 60),
+        text_of(form, "email", 320),
+        text_of(form, "reason", 2000),
+    )
 
     def go(session: Session) -> Any:
         return committee_meeting.declare_member_conflict(
@@ -244,10 +245,9 @@ async def decide(round_id: str, request: Request, desk: ActingDep) -> Response:
     references = [v for v in form.getlist("reference") if isinstance(v, str)][:2000]  # type: ignore[attr-defined]
     entered = {
         ref: {
-            "decision": _text(form, f"decision_{ref}", 40),
-            "amount": _text(form, f"amount_{ref}", 30),
-            "conditions": _text(form, f"conditions_{ref}", 5000),
-            "exception": _text(form, f"exception_{ref}", 2000),
+            "decision": text_of(form, f"decision_{ref}", 40),
+            "amount": text_of(form, f"amount_{ref}", 30),
+            "conditions": text_of(form, f"conditions_{ref}", 5000),
         }
         for ref in references
     }
@@ -265,9 +265,8 @@ async def decide(round_id: str, request: Request, desk: ActingDep) -> Response:
                 except InvalidInput as exc:
                     problems += [FieldError(path=f"{ref}: amount", message=e.message) for e in exc.errors]
                     continue
-            for key in ("conditions", "exception"):
-                if values[key]:
-                    data[key] = values[key]
+            if values["conditions"]:
+                data["conditions"] = values["conditions"]
             try:
                 items.append((DecisionIn.model_validate(data), ref))
             except ValidationError as exc:
@@ -287,9 +286,7 @@ async def decide(round_id: str, request: Request, desk: ActingDep) -> Response:
     def run() -> Response:
         try:
             desk.act("committee.decisions", "round", round_id, go)
-        except ServiceError as exc:
-            if isinstance(exc, NotFound) and round_id in exc.message and "round" in exc.message:
-                raise
+        except ServiceError as exc:  # an unknown round: the page says so (404)
             return _page(
                 desk,
                 round_id,
@@ -305,59 +302,40 @@ async def decide(round_id: str, request: Request, desk: ActingDep) -> Response:
 
 # --- downloads --------------------------------------------------------------------------
 
-DOWNLOADS = {
-    "screening-report.html": "text/html; charset=utf-8",
-    "screening-report.csv": "text/csv; charset=utf-8",
-    "round-report.html": "text/html; charset=utf-8",
-    "round-report.csv": "text/csv; charset=utf-8",
-    "approved.html": "text/html; charset=utf-8",
-    "approved.fr.html": "text/html; charset=utf-8",
-    "approved.es.html": "text/html; charset=utf-8",
-    "approved.csv": "text/csv; charset=utf-8",
-    "360giving.json": "application/json",
-}
+MEDIA = {".html": "text/html; charset=utf-8", ".csv": "text/csv; charset=utf-8", ".json": "application/json"}
 
 
 @page_route(router.get, "/rounds/{round_id}/downloads/{name}", CONSOLE)
 def download(round_id: str, name: str, desk: DeskDep) -> Response:
-    """A file of the round, made now from the database: the screening report, the round
-    report and the public list (HTML or CSV), or the 360Giving package (validated first)."""
-    if name not in DOWNLOADS:
-        raise NotFound(f"there is no file {name!r} to download")
+    """A file of the round, made now from the database, as `sip screen report` and
+    `sip report` write it (so that the public lists' links to each other and to the open
+    data hold once the files are saved together): the screening report, the round report,
+    the public list in each language, and the 360Giving file (validated first)."""
 
-    def make(session: Session) -> str:
-        if name.startswith("screening-report"):
-            rows = report.report_rows(session, round_id)
-            return report.report_html(session, round_id, rows) if name.endswith(".html") else report.report_csv(rows)
-        if name == "360giving.json":
-            package = opendata.grants_package(session, desk.rt.settings, round_id)
-            errors = opendata.validation_errors(package)
-            if errors:
-                raise NotAllowed("the package does not validate against the 360Giving schema: " + "; ".join(errors[:5]))
-            return json.dumps(package, ensure_ascii=False, indent=2)
+    def make(session: Session) -> str | None:
         with tempfile.TemporaryDirectory() as folder:
-            written = opendata.write_round_report(session, round_id, Path(folder))
-            files = {
-                "round-report.html": written[0],
-                "round-report.csv": written[1],
-                "approved.csv": written[3],
-                **{
-                    ("approved.html" if lc == "en" else f"approved.{lc}.html"): Path(folder)
-                    / opendata.public_list_name(round_id, lc)
-                    for lc, _ in opendata.PUBLIC_LANGUAGES
-                },
-            }
-            return files[name].read_text(encoding="utf-8")
+            written: tuple[Path, ...]
+            if name.startswith("screening-"):
+                written = report.write_report(session, round_id, Path(folder))
+            else:
+                written = opendata.write_round_report(session, round_id, Path(folder), desk.rt.settings)
+                if name == f"grants-{round_id}.json" and not (Path(folder) / name).exists():
+                    opendata.grants_package(session, desk.rt.settings, round_id)  # refused: it says why
+            found = next((path for path in written if path.name == name), None)
+            return found.read_text(encoding="utf-8") if found else None
 
+    if Path(name).suffix not in MEDIA or "/" in name:
+        raise NotFound(f"there is no file {name!r} to download")
     try:
         content = desk.read(make)
     except ServiceError as exc:
         if isinstance(exc, NotFound):
             raise
         return _page(desk, round_id, status_code=exc.http_status, refusal=refusal_of(exc))
-    filename = f"{round_id}-{name}"
+    if content is None:
+        raise NotFound(f"there is no file {name!r} to download")
     return Response(
         content,
-        media_type=DOWNLOADS[name],
-        headers={**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'},
+        media_type=MEDIA[Path(name).suffix],
+        headers={**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -58,7 +59,7 @@ async def new_key(request: Request, desk: AdminDep) -> Response:
             problems.append(FieldError(path="$.name", message="key_name_missing"))
         if scope not in {s.value for s in KeyScope}:
             problems.append(FieldError(path="$.scope", message="scope_missing"))
-        if days and not (days.isdigit() and 1 <= int(days) <= LONGEST_DAYS):
+        if days and not (re.fullmatch(r"[0-9]{1,4}", days) and 1 <= int(days) <= LONGEST_DAYS):
             problems.append(FieldError(path="$.days", message="days_out_of_range"))
         if problems:
             raise InvalidInput("the key's form is not complete", problems)

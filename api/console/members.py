@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, uploaded
+from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, text_of, uploaded
 from api.pages import page_route
 from domain.application import FieldError
 from domain.committee import composition_gaps
@@ -61,17 +61,12 @@ def members(desk: DeskDep, on: str = "", done: str | None = None) -> HTMLRespons
     return _page(desk, day, done=done)
 
 
-def _text(form: Any, name: str, limit: int = 200) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
 @page_route(router.post, "/committee", CONSOLE)
 async def set_member(request: Request, desk: ActingDep) -> Response:
     """Add a term, or change one (by the member's address and the term's first day)."""
     form = await form_of(request)
-    email, start = _text(form, "email", 320), _text(form, "term_start", 20)
-    entered = {k: _text(form, k) for k in ("name", "country", "role", "term_end", "language")}
+    email, start = text_of(form, "email", 320), text_of(form, "term_start", 20)
+    entered = {k: text_of(form, k) for k in ("name", "country", "role", "term_end", "language")}
     entered["country"] = entered["country"].upper()
 
     def go(session: Session) -> Any:

@@ -5,9 +5,10 @@ the preview shows where)."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +22,8 @@ from engine.services.errors import NotFound
 from engine.tables import MessageState, OutboxMessage
 
 router = APIRouter()
+#: A message's id in an address: a whole number the database's integers hold (anything else is a 422 page).
+MessageId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 #: The most messages the list shows at once (the newest; filters narrow it).
 SHOWN = 500
 
@@ -29,15 +32,15 @@ SHOWN = 500
 def messages(desk: DeskDep, state: str = "", round: str = "", done: str | None = None) -> HTMLResponse:  # noqa: A002
     """The outbox, newest first, by state and round."""
     state = state if state in {s.value for s in MessageState} else ""
-    lines = desk.read(lambda s: outbox_service.list_messages(s, state=state or None, round_id=round[:40] or None))
-    counts: dict[str, int] = {}
-    for line in desk.read(lambda s: outbox_service.list_messages(s, round_id=round[:40] or None)):
-        counts[line.state.value] = counts.get(line.state.value, 0) + 1
+    round_id = round[:40] or None
+    lines = desk.read(lambda s: outbox_service.list_messages(s, state=state or None, round_id=round_id, newest=SHOWN))
+    counts = desk.read(lambda s: outbox_service.message_counts(s, round_id=round_id))
+    total = counts.get(state, 0) if state else sum(counts.values())
     return desk.page(
         "outbox.html",
-        lines=list(reversed(lines))[:SHOWN],
-        total=len(lines),
-        shown=min(len(lines), SHOWN),
+        lines=lines,
+        total=total,
+        shown=len(lines),
         counts=counts,
         states=[s.value for s in MessageState],
         state=state,
@@ -54,14 +57,14 @@ def _message(session: Session, message_id: int) -> OutboxMessage:
 
 
 @page_route(router.get, "/outbox/{message_id}", CONSOLE)
-def message(message_id: int, desk: DeskDep) -> HTMLResponse:
+def message(message_id: MessageId, desk: DeskDep) -> HTMLResponse:
     """One message: its recipient, state and attempts, and its text as the recipient reads it."""
     found = desk.read(lambda s: _message(s, message_id))
     return desk.page("message.html", m=found)
 
 
 @page_route(router.get, "/outbox/{message_id}/html", CONSOLE)
-def message_html(message_id: int, desk: DeskDep) -> Response:
+def message_html(message_id: MessageId, desk: DeskDep) -> Response:
     """The message's HTML version, as a mail reader shows it (no script, nothing loaded)."""
     found = desk.read(lambda s: _message(s, message_id))
     return HTMLResponse(found.body_html, headers={**PAGE_HEADERS, "Content-Security-Policy": BUNDLE_POLICY})
@@ -72,7 +75,7 @@ async def retry(request: Request, desk: ActingDep) -> Response:
     """Queue failed messages again: one (its id), or every failed one."""
     form = await form_of(request)
     raw = form.get("id")
-    ids: list[int] | None = [int(raw)] if isinstance(raw, str) and raw.isdigit() else None
+    ids: list[int] | None = [int(raw)] if isinstance(raw, str) and re.fullmatch(r"[0-9]{1,9}", raw) else None
 
     def go(session: Session) -> Any:
         return retry_failed(session, ids, actor=desk.actor, at=desk.now)

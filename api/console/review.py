@@ -7,6 +7,7 @@ stages (Prefect runs), started from here too."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,23 +17,18 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, uploaded
+from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, text_of, uploaded
 from api.pages import page_route
 from domain.application import FieldError
 from domain.lifecycle import Role
 from engine.services import rounds as round_service
-from engine.services.errors import InvalidInput, NotFound, ServiceError
+from engine.services.errors import InvalidInput, ServiceError
 from engine.services.review import assignment, invitations, register, views
 from notifications import labels
 
 router = APIRouter()
 REGISTER_BYTES = 2_000_000
 AREAS = list(labels.AREAS)
-
-
-def _text(form: Any, name: str, limit: int = 300) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
 
 
 # --- the register -----------------------------------------------------------------------
@@ -58,15 +54,15 @@ def _register(desk: Desk, *, status_code: int = 200, **context: Any) -> HTMLResp
 async def set_reviewer(request: Request, desk: ActingDep) -> Response:
     """Add a reviewer, or change one (every field of the form; checked as the register checks them)."""
     form = await form_of(request)
-    email = _text(form, "email", 320)
+    email = text_of(form, "email", 320)
     entered = {
         "email": email,
-        "name": _text(form, "name", 200),
-        "organisation": _text(form, "organisation", 300),
-        "country": _text(form, "country", 3).upper(),
+        "name": text_of(form, "name", 200),
+        "organisation": text_of(form, "organisation", 300),
+        "country": text_of(form, "country", 3).upper(),
         "areas": [v for v in form.getlist("areas") if isinstance(v, str)][:20],  # type: ignore[attr-defined]
-        "languages": [v.strip() for v in _text(form, "languages", 20).replace(";", ",").split(",") if v.strip()],
-        "max_load": _text(form, "max_load", 6),
+        "languages": [v.strip() for v in text_of(form, "languages", 20).replace(";", ",").split(",") if v.strip()],
+        "max_load": text_of(form, "max_load", 6),
     }
 
     def go(session: Session) -> Any:
@@ -77,7 +73,7 @@ async def set_reviewer(request: Request, desk: ActingDep) -> Response:
         changes: dict[str, Any] = {k: v for k, v in entered.items() if k != "email" and v not in ("", [])}
         if "max_load" in changes:
             load = str(changes["max_load"])
-            if not load.isdigit():
+            if not re.fullmatch(r"[0-9]{1,4}", load):
                 raise InvalidInput(
                     "the maximum load is a whole number", [FieldError(path="$.max_load", message="not_number")]
                 )
@@ -98,7 +94,7 @@ async def set_reviewer(request: Request, desk: ActingDep) -> Response:
 async def activate(request: Request, desk: ActingDep) -> Response:
     """Deactivate a reviewer (out of future assignments; their links and sessions end), or take them back."""
     form = await form_of(request)
-    email, active = _text(form, "email", 320), _text(form, "active", 5) == "yes"
+    email, active = text_of(form, "email", 320), text_of(form, "active", 5) == "yes"
 
     def run() -> Response:
         try:
@@ -172,8 +168,6 @@ def _act(desk: Desk, round_id: str, action: str, subject: str, fn: Any, done: st
     try:
         desk.act(f"review.{action}", "application", subject, fn)
     except ServiceError as exc:
-        if isinstance(exc, NotFound) and f"round {round_id!r}" in exc.message:
-            raise
         return _board(desk, round_id, status_code=exc.http_status, refusal=refusal_of(exc))
     return back_to(desk, f"/rounds/{round_id}/review", done=done)
 
@@ -182,7 +176,7 @@ def _act(desk: Desk, round_id: str, action: str, subject: str, fn: Any, done: st
 async def add(round_id: str, request: Request, desk: ActingDep) -> Response:
     """Put a reviewer on an application (never one with a conflict of interest: the refusal says why)."""
     form = await form_of(request)
-    reference, email = _text(form, "reference", 60), _text(form, "email", 320)
+    reference, email = text_of(form, "reference", 60), text_of(form, "email", 320)
 
     def go(session: Session) -> Any:
         return assignment.add_reviewer(session, round_id, reference, email, actor=desk.actor, at=desk.now)
@@ -194,7 +188,11 @@ async def add(round_id: str, request: Request, desk: ActingDep) -> Response:
 async def remove(round_id: str, request: Request, desk: ActingDep) -> Response:
     """Take a reviewer off an application, for a reason (not once their review is submitted)."""
     form = await form_of(request)
-    reference, email, reason = _text(form, "reference", 60), _text(form, "email", 320), _text(form, "reason", 2000)
+    reference, email, reason = (
+        text_of(form, "reference", 60),
+        text_of(form, "email", 320),
+        text_of(form, "reason", 2000),
+    )
 
     def go(session: Session) -> Any:
         if not reason:
@@ -210,7 +208,11 @@ async def remove(round_id: str, request: Request, desk: ActingDep) -> Response:
 async def conflict(round_id: str, request: Request, desk: ActingDep) -> Response:
     """Record a reviewer's conflict of interest with an application (they come off it)."""
     form = await form_of(request)
-    reference, email, reason = _text(form, "reference", 60), _text(form, "email", 320), _text(form, "reason", 2000)
+    reference, email, reason = (
+        text_of(form, "reference", 60),
+        text_of(form, "email", 320),
+        text_of(form, "reason", 2000),
+    )
 
     def go(session: Session) -> Any:
         if not reason:
@@ -226,7 +228,7 @@ async def conflict(round_id: str, request: Request, desk: ActingDep) -> Response
 async def due(round_id: str, request: Request, desk: ActingDep) -> Response:
     """Move the day the reviews are due (the reminders follow it)."""
     form = await form_of(request)
-    text = _text(form, "due", 20)
+    text = text_of(form, "due", 20)
 
     def go(session: Session) -> Any:
         try:

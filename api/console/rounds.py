@@ -95,13 +95,13 @@ class RoundLine:
     total: int
 
 
-def _counts(session: Session) -> dict[str, Counter[str]]:
+def _counts(session: Session, round_id: str | None = None) -> dict[str, Counter[str]]:
+    """Applications by round and status (of one round, or of all)."""
     found: dict[str, Counter[str]] = {}
-    rows = session.exec(
-        select(Application.round_id, Application.status, func.count()).group_by(
-            col(Application.round_id), col(Application.status)
-        )
-    ).all()
+    statement = select(Application.round_id, Application.status, func.count())
+    if round_id is not None:
+        statement = statement.where(Application.round_id == round_id)
+    rows = session.exec(statement.group_by(col(Application.round_id), col(Application.status))).all()
     for round_id, status, count in rows:
         found.setdefault(round_id, Counter())[Status(status).value] = count
     return found
@@ -174,7 +174,7 @@ async def _round_page(desk: Desk, round_id: str, *, status_code: int = 200, **co
     def gather(session: Session) -> dict[str, Any]:
         row = round_service.get_round(session, round_id)
         view = round_service.RoundView.of(row, desk.now)
-        counts = _counts(session).get(round_id, Counter())
+        counts = _counts(session, round_id).get(round_id, Counter())
         requested = session.exec(
             select(AuditEvent)
             .where(AuditEvent.subject_type == "round", AuditEvent.subject_id == round_id)
@@ -217,9 +217,11 @@ async def start(round_id: str, stage: str, request: Request, desk: ActingDep) ->
     parameters: dict[str, Any] = {"round_id": round_id, "at": desk.now.isoformat()}
     if stage == "close":
         parameters["early_reason"] = reason
+    if stage == "committee":  # closing the GMP review before every review is in
+        parameters["reason"] = str(form.get("reason") or "").strip()[:2000] or None
     try:
         await run_in_threadpool(
-            desk.act, f"stage.{stage}", "round", round_id, lambda s: chosen.check(s, round_id, desk.now, parameters)
+            desk.check, f"stage.{stage}", "round", round_id, lambda s: chosen.check(s, round_id, desk.now, parameters)
         )
         module, name = chosen.flow.split(":")
         flow = getattr(importlib.import_module(module), name)
@@ -246,7 +248,7 @@ async def start(round_id: str, stage: str, request: Request, desk: ActingDep) ->
 class RunState:
     name: str
     state: str
-    final: bool
+    completed: bool
     failed: bool
     message: str | None
 
@@ -275,7 +277,7 @@ async def flow_runs(ids: list[str]) -> dict[str, RunState]:
         str(run.id): RunState(
             run.name,
             (run.state.name or run.state.type.value) if run.state else "Unknown",
-            bool(run.state and run.state.is_final()),
+            bool(run.state and run.state.is_completed()),
             bool(run.state and (run.state.is_failed() or run.state.is_crashed())),
             (run.state.message or None) if run.state else None,
         )

@@ -23,7 +23,7 @@
       }
     });
     var rest = left - entered;
-    var money = new Intl.NumberFormat(lang, { style: "currency", currency: "USD" });
+    var money = new Intl.NumberFormat(lang, { style: "currency", currency: form.dataset.currency || "USD" });
     out.textContent = rest >= 0 ? words[0] + money.format(rest) : words[1] + money.format(-rest);
     out.className = rest >= 0 ? "hint" : "error";
   }

@@ -27,7 +27,7 @@ from domain.application import FieldError
 from domain.lifecycle import Role
 from domain.staff import lock_after
 from engine.services import audit
-from engine.services.errors import InvalidInput, NotFound, Unauthorized
+from engine.services.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from engine.services.staff import REFUSED, StaffView
 from engine.settings import Settings
 from engine.tables import StaffAccount, StaffSession
@@ -77,14 +77,17 @@ def open_session(session: Session, staff: StaffView, settings: Settings, *, at: 
     return Opened(token, staff, verified, expires)
 
 
-def _live(session: Session, token: str | None, settings: Settings, at: datetime) -> tuple[StaffSession, StaffAccount]:
+def _live(
+    session: Session, token: str | None, settings: Settings, at: datetime, *, for_update: bool = False
+) -> tuple[StaffSession, StaffAccount]:
     if not token:
         raise Unauthorized(ENDED, reason="console_session")
-    found = session.exec(
+    statement = (
         select(StaffSession, StaffAccount)
         .join(StaffAccount, StaffAccount.id == StaffSession.staff_id)  # type: ignore[arg-type]
         .where(StaffSession.token_hash == _digest(token))
-    ).first()
+    )
+    found = session.exec(statement.with_for_update() if for_update else statement).first()
     if found is None:
         raise Unauthorized(ENDED, reason="console_session")
     row, account = found
@@ -115,11 +118,14 @@ def waiting_for_code(session: Session, token: str | None, settings: Settings, *,
 
 def give_code(
     session: Session, token: str | None, code: str, settings: Settings, *, at: datetime
-) -> StaffView | Unauthorized:
-    """The second factor: a right code opens the session; a wrong one is counted (and,
-    with wrong passwords, locks the account) and the refusal returned, for the caller to
-    raise once its transaction has committed."""
-    row, account = _live(session, token, settings, at)
+) -> Opened | Unauthorized:
+    """The second factor: a right code opens the session, under a new token (the one that
+    waited for the code no longer works); a wrong one is counted (with the wrong passwords
+    before it: a right password does not reset the count of an account with a second
+    factor) and the refusal returned, for the caller to raise once its transaction has
+    committed. The session and the account are locked meanwhile, so that two requests at
+    once cannot both use one code, nor both count as the first wrong one."""
+    row, account = _live(session, token, settings, at, for_update=True)  # both rows, the session's and the account's
     if row.verified or account.totp_secret is None:
         raise Unauthorized(ENDED, reason="console_session", actor=account.email)
     locked = account.locked_until is not None and account.locked_until > at
@@ -138,7 +144,8 @@ def give_code(
         )  # fmt: skip
         return Unauthorized(REFUSED, actor=account.email, reason="second_factor")
     account.totp_last_step, account.failed_attempts, account.locked_until = step, 0, None
-    row.verified = True
+    fresh = secrets.token_urlsafe(32)
+    row.token_hash, row.verified = _digest(fresh), True
     row.expires_at = at + timedelta(hours=settings.console_session_hours)
     row.last_seen_at = at
     session.add_all([account, row])
@@ -146,7 +153,7 @@ def give_code(
         session, at=at, actor=account.email, role=Role.SECRETARIAT, action="staff.second_factor_passed",
         subject_type="staff", subject_id=account.email,
     )  # fmt: skip
-    return StaffView.of(account)
+    return Opened(fresh, StaffView.of(account), True, row.expires_at)
 
 
 def end_session(session: Session, token: str | None, settings: Settings, *, at: datetime) -> StaffView:
@@ -180,7 +187,11 @@ def turn_on_second_factor(
 ) -> StaffView:
     """Keep the secret once the officer's app gives a right code for it (so an app set up
     wrongly never locks them out); refused, naming the field, otherwise."""
-    account = session.exec(select(StaffAccount).where(StaffAccount.email == email)).one()
+    account = session.exec(select(StaffAccount).where(StaffAccount.email == email).with_for_update()).one()
+    if account.totp_secret is not None:
+        raise Conflict(
+            "this account has a second factor already: turn it off (with a code of your app) to set up another"
+        )
     try:
         step = _matching_step(secret, code, at, None)
     except ValueError:
@@ -198,6 +209,23 @@ def turn_on_second_factor(
         subject_id=email,
     )  # fmt: skip
     return StaffView.of(account)
+
+
+def turn_off_own_second_factor(
+    session: Session, email: str, code: str, settings: Settings, *, at: datetime
+) -> StaffView:
+    """The officer turns their own second factor off, with a right code of their app (a
+    session left open on a shared computer is not enough to take it away)."""
+    account = session.exec(select(StaffAccount).where(StaffAccount.email == email).with_for_update()).one()
+    if account.totp_secret is not None:
+        step = _matching_step(_unseal(settings, account.totp_secret), code, at, account.totp_last_step)
+        if step is None:
+            raise InvalidInput(
+                "the code does not match: type the six digits your app shows now for this account",
+                [FieldError(path="$.code", message="code_mismatch")],
+            )
+        account.totp_last_step = step
+    return turn_off_second_factor(session, email, actor=email, at=at)
 
 
 def turn_off_second_factor(session: Session, email: str, *, actor: str, at: datetime) -> StaffView:

@@ -165,12 +165,12 @@ def write_round_report(
         ),
         encoding="utf-8",
     )
+    grants = folder / f"grants-{round_id}.json"
     open_data: Path | None = None
-    if settings is not None:
-        try:
-            open_data, _ = export_360giving(session, settings, round_id, folder / f"grants-{round_id}.json")
-        except NotAllowed:  # not every approved applicant told yet, or it does not validate: not published
-            open_data = None
+    if settings is not None and not _untold(session, round_id, announced):
+        open_data, _ = export_360giving(session, settings, round_id, grants)  # refused, saying why, if invalid
+    else:  # not every approved applicant told yet: the open data waits (an older file of it goes)
+        grants.unlink(missing_ok=True)
     versions = [(lc, name, public_list_name(round_id, lc)) for lc, name in PUBLIC_LANGUAGES]
     public_lists = []
     for language, _name, file_name in versions:
@@ -204,6 +204,16 @@ def write_round_report(
 PUBLIC_LANGUAGES = (("en", "English"), ("fr", "Français"), ("es", "Español"))
 
 
+def _untold(session: Session, round_id: str, announced: set[str]) -> list[str]:
+    """The approvals whose applicants have not been sent their letter yet."""
+    approved = session.exec(
+        select(Application.reference)
+        .join(DecisionRecord)
+        .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVALS))
+    ).all()
+    return sorted(set(approved) - announced)
+
+
 def public_list_name(round_id: str, language: str) -> str:
     """The public list's file: `approved-<round>.html` in English, `.fr.html`, `.es.html`."""
     return f"approved-{round_id}.html" if language == "en" else f"approved-{round_id}.{language}.html"
@@ -225,12 +235,7 @@ def grants_package(session: Session, settings: Settings, round_id: str) -> dict[
     _decided(session, round_id)
     definition = definition_of(get_round(session, round_id))
     announced = _announced(session, round_id)
-    untold = session.exec(
-        select(Application.reference)
-        .join(DecisionRecord)
-        .where(Application.round_id == round_id, col(DecisionRecord.decision).in_(APPROVALS))
-    ).all()
-    untold = sorted(set(untold) - announced)
+    untold = _untold(session, round_id, announced)
     if untold:
         raise NotAllowed(
             f"the applicants of {', '.join(untold)} have not been sent their letters; the open data "

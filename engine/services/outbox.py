@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from engine.services.tokens import derive_bundle_token, derive_draft_token, derive_link_token, derive_token
 from engine.settings import Settings
@@ -139,8 +139,17 @@ class OutboxLine:
     message_id: str | None
 
 
-def list_messages(session: Session, *, state: str | None = None, round_id: str | None = None) -> list[OutboxLine]:
+def list_messages(
+    session: Session,
+    *,
+    state: str | None = None,
+    round_id: str | None = None,
+    newest: int | None = None,
+) -> list[OutboxLine]:
+    """The messages, oldest first; with `newest`, only that many of the latest, newest first."""
     statement = select(OutboxMessage).order_by(col(OutboxMessage.id))
+    if newest is not None:
+        statement = select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(newest)
     if state:
         if state not in set(MessageState):
             return []  # no message is in a state that does not exist
@@ -163,3 +172,11 @@ def list_messages(session: Session, *, state: str | None = None, round_id: str |
         )
         for m in session.exec(statement).all()
     ]
+
+
+def message_counts(session: Session, *, round_id: str | None = None) -> dict[str, int]:
+    """How many messages are in each state (of a round, or all)."""
+    statement = select(OutboxMessage.state, func.count())
+    if round_id:
+        statement = statement.where(OutboxMessage.round_id == round_id)
+    return {MessageState(state).value: count for state, count in session.exec(statement.group_by(OutboxMessage.state))}

@@ -55,7 +55,14 @@ class ReportRow:
 
 
 def report_rows(session: Session, round_id: str) -> list[ReportRow]:
-    get_round(session, round_id)
+    """Every application of the round with its screening outcome. A weighted score is
+    given only once a person has scored at least one of the round's judgement criteria
+    (before that it would be the engine's own checks alone, e.g. "100" on 9 % of the
+    weight), and a rank only once every application that passed screening is scored on
+    every judgement criterion: no ranking is presented before it is final."""
+    judgements = {
+        c.id for c in definition_of(get_round(session, round_id)).criteria if c.kind is CriterionKind.JUDGEMENT
+    }
     found = session.exec(
         select(Application, ScreeningRecord, PartyRecord)
         .join(ScreeningRecord, col(ScreeningRecord.application_id) == Application.id, isouter=True)
@@ -65,19 +72,28 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
     ).all()
     regions = list(REGIONS)
     found = sorted(found, key=lambda r: regions.index(r[2].un_regional_group if r[2] else None))  # by region
-    scores = {
-        a.reference: r.weighted_score
+    unscored = {
+        a.reference: {c["id"] for c in (r.appraisal if r else []) if c["score"] is None} & judgements
         for a, r, _ in found
-        if a.status in APPRAISED_STATUSES and r is not None and r.weighted_score is not None
     }
-    # Equal scores share a rank (1, 1, 3, ...).
-    rank = {ref: 1 + sum(1 for other in scores.values() if other > score) for ref, score in scores.items()}
+    judged = {ref for ref, missing in unscored.items() if len(missing) < len(judgements)}
+    appraised = [(a, r) for a, r, _ in found if a.status in APPRAISED_STATUSES]
+    final = bool(appraised) and all(r is not None and r.weighted_score is not None for _, r in appraised)
+    final = final and not any(unscored[a.reference] for a, _ in appraised)
+    # Equal scores share a rank (1, 1, 3, ...): the scores in order, each ranked by the first of its value.
+    ordered = sorted((r.weighted_score for _, r in appraised if r and r.weighted_score is not None), reverse=True)
+    first: dict[Decimal, int] = {}
+    for position, value in enumerate(ordered, 1):
+        first.setdefault(value, position)
     rows = []
     for application, record, party in found:
         checks = record.checks if record else []
+        score = record.weighted_score if record and application.reference in judged else None
         rows.append(
             ReportRow(
-                rank=rank.get(application.reference),
+                rank=first.get(score)
+                if final and score is not None and application.status in APPRAISED_STATUSES
+                else None,
                 reference=application.reference,
                 party=application.party,
                 party_name=party.name if party else application.party,
@@ -91,7 +107,7 @@ def report_rows(session: Session, round_id: str) -> list[ReportRow]:
                 overridden=(record.override or {}).get("automatic", "") if record else "",
                 failed=" ".join(c["id"] for c in checks if c["outcome"] == "fail"),
                 needs_judgement=" ".join(c["id"] for c in checks if c["outcome"] == "needs_judgement"),
-                weighted_score=record.weighted_score if record else None,
+                weighted_score=score,
                 scored_weight=_scored_weight(record.appraisal) if record and record.appraisal else None,
                 unscored=" ".join(c["id"] for c in (record.appraisal if record else []) if c["score"] is None),
             )
@@ -161,7 +177,6 @@ def report_html(session: Session, round_id: str, rows: list[ReportRow]) -> str:
         missing=missing,
         check=lambda check_id: check_title(check_id, "en", names),
         criterion=lambda criterion_id: titles.get(criterion_id, criterion_id),
-        judged=lambda row: bool(judgements - set(row.unscored.split())),
         judgements=judgements,
     )
 

@@ -163,7 +163,9 @@ def authenticate(session: Session, email: str, password: str, *, at: datetime) -
         return Unauthorized(REFUSED, actor=row.email)
     if HASHER.check_needs_rehash(row.password_hash):
         row.password_hash = HASHER.hash(password)
-    row.failed_attempts, row.locked_until, row.last_sign_in_at = 0, None, at
+    if row.totp_secret is None:  # with a second factor, the count goes on until its code is right
+        row.failed_attempts, row.locked_until = 0, None
+    row.last_sign_in_at = at
     session.add(row)
     audit.record(
         session, at=at, actor=row.email, role=Role.SECRETARIAT, action="staff.signed_in", subject_type="staff",

@@ -248,3 +248,56 @@ def test_the_second_factor_asks_for_the_apps_code_after_the_password(open_round1
         assert again.status_code == 401
     assert [e.actor for e in events(open_round1, "staff.second_factor_on")] == [OFFICER]
     assert len(events(open_round1, "staff.second_factor_passed")) == 1
+
+
+def test_guessing_the_second_factors_code_locks_the_account_even_between_passwords(open_round1: Runtime) -> None:
+    accounts(open_round1)
+    clock = Clock(IN_ROUND1)
+    with console(open_round1, clock) as client:
+        sign_in(client, OFFICER)
+        page = client.get("/console/account")
+        secret = re.search(r'name="secret" value="(\w+)"', page.text).group(1)  # type: ignore[union-attr]
+        token = csrf(page.text)
+        code = console_sessions.code_at(secret, clock.now)
+        assert (
+            client.post(
+                "/console/account/second-factor", data={"csrf": token, "secret": secret, "code": code}
+            ).status_code
+            == 303
+        )
+        again = client.post("/console/account/second-factor", data={"csrf": token, "secret": secret, "code": code})
+        assert again.status_code == 409  # a second factor is not replaced behind its owner's back
+        no_code = client.post("/console/account/second-factor", data={"csrf": token, "off": "yes", "code": "000000"})
+        assert no_code.status_code == 422  # nor taken away by whoever finds the session open
+        client.post("/console/sign-out", data={"csrf": token})
+
+        for _ in range(4):  # four wrong codes, then the right password again: the count goes on
+            clock.now += timedelta(minutes=1)
+            sign_in(client, OFFICER)
+            assert client.post("/console/second-factor", data={"code": "000000"}).status_code == 401
+        sign_in(client, OFFICER)
+        assert client.post("/console/second-factor", data={"code": "000000"}).status_code == 401  # the fifth
+        locked = client.post("/console/sign-in", data={"email": OFFICER, "password": PASSWORD})
+        assert locked.status_code == 401  # locked: the right password is refused too
+    assert events(open_round1, "staff.sign_in_refused")[-1].reason == "locked"
+
+
+def test_the_session_gets_a_new_token_once_the_second_factor_is_passed(open_round1: Runtime) -> None:
+    accounts(open_round1)
+    clock = Clock(IN_ROUND1)
+    with console(open_round1, clock) as client:
+        sign_in(client, OFFICER)
+        page = client.get("/console/account")
+        secret = re.search(r'name="secret" value="(\w+)"', page.text).group(1)  # type: ignore[union-attr]
+        code = console_sessions.code_at(secret, clock.now)
+        client.post("/console/account/second-factor", data={"csrf": csrf(page.text), "secret": secret, "code": code})
+        client.post("/console/sign-out", data={"csrf": csrf(page.text)})
+        clock.now += timedelta(minutes=1)
+        sign_in(client, OFFICER)
+        waiting = client.cookies.get("sip_console_session")
+        passed = client.post("/console/second-factor", data={"code": console_sessions.code_at(secret, clock.now)})
+        assert passed.status_code == 303
+        assert client.cookies.get("sip_console_session") not in (None, waiting)
+        assert client.get("/console/").status_code == 200
+        client.cookies.set("sip_console_session", waiting or "", path="/console")
+        assert client.get("/console/").status_code == 303  # the token that waited for the code opens nothing

@@ -164,13 +164,14 @@ def test_the_decisions_page_refuses_what_exceeds_the_funds_and_records_nothing(c
 
 def test_the_files_are_given_once_they_exist_and_the_360giving_one_is_checked(committee: Runtime) -> None:
     with signed_in(committee) as client:
-        early = client.get(f"/console/rounds/{ROUND1}/downloads/360giving.json")
+        early = client.get(f"/console/rounds/{ROUND1}/downloads/grants-{ROUND1}.json")
         assert early.status_code == 409 and "This was not done" in early.text
-        report = client.get(f"/console/rounds/{ROUND1}/downloads/screening-report.csv")
+        report = client.get(f"/console/rounds/{ROUND1}/downloads/screening-{ROUND1}.csv")
         assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
-        assert 'filename="sip-2018-r1-screening-report.csv"' in report.headers["content-disposition"]
+        assert f'filename="screening-{ROUND1}.csv"' in report.headers["content-disposition"]
         assert BEN in report.text
-        assert client.get(f"/console/rounds/{ROUND1}/downloads/passwords.txt").status_code == 404
+        for name in ("passwords.txt", f"screening-{ROUND1}.exe", "..%2Fsecret_key", f"round-{ROUND1}.html"):
+            assert client.get(f"/console/rounds/{ROUND1}/downloads/{name}").status_code in (404, 409), name
 
 
 def test_the_outbox_previews_a_message_and_queues_a_failed_one_again(screened: Runtime) -> None:
@@ -353,3 +354,51 @@ def test_a_round_file_is_loaded_whole_or_refused_naming_each_key(screened: Runti
         assert "Round sip-2025-r5 is loaded." in client.get(loaded.headers["location"]).text
         nothing = client.post("/console/rounds", data={"csrf": token, "text": "  "})
         assert nothing.status_code == 422 and "Choose a round file (TOML) or paste its text." in nothing.text
+
+
+def test_numbers_no_database_holds_are_refused_on_the_page_not_with_a_500(committee: Runtime) -> None:
+    with signed_in(committee, "ada.admin@example.org", StaffRole.ADMIN) as client:
+        token = csrf(client)
+        assert client.get("/console/outbox/3000000000").status_code == 422
+        assert client.get("/console/outbox/99999999999999999999999").status_code == 422
+        retried = client.post("/console/outbox/retry", data={"csrf": token, "id": "²"})
+        assert retried.status_code == 303  # not an id: every failed message (none here)
+        for amount in ("1e999999", "123456789012345678", "1e-9", "²"):
+            refused = client.post(f"/console/rounds/{ROUND1}/committee/funds", data={"csrf": token, "amount": amount})
+            assert refused.status_code == 422, amount
+            assert "This is not an amount" in refused.text
+        typed = client.post(f"/console/rounds/{ROUND1}/committee/funds", data={"csrf": token, "amount": "250 000,00"})
+        assert typed.status_code == 303  # as a French officer types it
+        assert (
+            client.post("/console/keys", data={"csrf": token, "name": "x", "scope": "read", "days": "²"}).status_code
+            == 422
+        )
+        load = client.post("/console/reviewers", data={"csrf": token, "email": "a@example.org", "max_load": "²"})
+        assert load.status_code == 422 and "The maximum load is a whole number." in load.text
+
+
+def test_the_public_lists_downloaded_link_each_other_and_the_open_data(committee: Runtime) -> None:
+    from tests.integration.test_opendata import decided
+
+    decided_round = decided.__wrapped__(committee)  # type: ignore[attr-defined]
+    with signed_in(decided_round) as client:
+        files = f"/console/rounds/{ROUND1}/downloads/"
+        french = client.get(files + f"approved-{ROUND1}.fr.html")
+        assert french.status_code == 200 and '<html lang="fr">' in french.text
+        assert f'href="approved-{ROUND1}.es.html"' in french.text and f'href="grants-{ROUND1}.json"' in french.text
+        grants = client.get(files + f"grants-{ROUND1}.json")
+        assert grants.status_code == 200 and grants.json()["grants"][0]["amountAwarded"] == 150000
+        assert f'filename="grants-{ROUND1}.json"' in grants.headers["content-disposition"]
+
+
+def test_a_page_whose_notice_was_edited_by_hand_still_opens(screened: Runtime) -> None:
+    with signed_in(screened) as client:
+        for path in (
+            f"/console/rounds/{ROUND1}?started=nothing",
+            "/console/reviewers?done=loaded:1",
+            "/console/committee?done=loaded:x",
+            "/console/?done=created",
+            "/console/outbox?done=retried:",
+            f"/console/rounds/{ROUND1}/appraisal?done=sheet:many",
+        ):
+            assert client.get(path).status_code == 200, path

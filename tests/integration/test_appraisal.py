@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from engine.services.appraisal import override, parse_score_sheet, record_scores
 from engine.services.errors import InvalidInput, NotAllowed
 from engine.services.intake import import_batch
 from engine.services.report import report_csv, report_rows, write_report
-from engine.services.rounds import open_round
+from engine.services.rounds import definition_of, get_round, open_round
 from engine.services.setup import Runtime
 from engine.tables import Application, AppraisalScore, AuditEvent, OutboxMessage, ScreeningRecord
 from tests.conftest import AFTER_CLOSE, received
@@ -178,7 +179,8 @@ def test_the_report_groups_by_region_shows_ldc_and_sids_and_ranks_the_screened(
         )
         rows = {r.reference: r for r in report_rows(session, "sip-2018-r1")}
         html, text = write_report(session, "sip-2018-r1", tmp_path)
-    assert (rows[CMR].rank, rows[BEN].rank) == (1, 2)  # 100.0 before 62.5
+    assert (rows[CMR].weighted_score, rows[BEN].weighted_score) == (Decimal("100.0"), Decimal("62.5"))
+    assert (rows[CMR].rank, rows[BEN].rank) == (None, None)  # no ranking while judgement criteria are unscored
     assert (rows[BEN].region, rows[BEN].ldc) == ("Africa", True)
     assert "feasibility" not in rows[BEN].unscored.split() and "cost_effectiveness" in rows[BEN].unscored.split()
     assert rows[BEN].scored_weight == 18  # national_consultation (1) and feasibility (1) of 11
@@ -201,3 +203,17 @@ def test_the_report_groups_by_region_shows_ldc_and_sids_and_ranks_the_screened(
 def _count(rt: Runtime, table: type) -> int:
     with unit_of_work(rt.engine) as session:
         return session.exec(select(func.count()).select_from(table)).one()
+
+
+def test_a_ranking_is_given_once_every_judgement_criterion_is_scored_and_not_before(screened: Runtime) -> None:
+    with unit_of_work(screened.engine) as session:
+        rows = {r.reference: r for r in report_rows(session, "sip-2018-r1")}
+        definition = definition_of(get_round(session, "sip-2018-r1"))
+    assert (rows[BEN].weighted_score, rows[BEN].rank) == (None, None)  # the engine's checks alone are not a score
+    judgements = [c.id for c in definition.criteria if c.kind == "judgement"]
+    sheet = SHEET + "".join(f"{BEN},{c},{2 if c == judgements[0] else 4},\n" for c in judgements)
+    with unit_of_work(screened.engine) as session:
+        record_scores(session, "sip-2018-r1", parse_score_sheet(sheet, "s"), actor="o", at=AFTER_CLOSE)
+        rows = {r.reference: r for r in report_rows(session, "sip-2018-r1")}
+    assert rows[BEN].rank == 1 and rows[BEN].weighted_score is not None and rows[BEN].unscored == ""
+    assert rows[LSO].rank is None and rows[LSO].weighted_score is None  # incomplete: not appraised
