@@ -281,6 +281,12 @@ def _run_demo(settings: Settings, stack: ExitStack, *, fresh: bool, echo: Callab
     echo(f"  {sip} screen score {ROUND} SIP-2018-R1-0003 feasibility 3   # an appraisal score")
     echo(f"  {sip} review show {ROUND4}              # who reviews what in round 4, and why")
     echo(f"  {sip} review summary {ROUND4}           # the reviews: means, spread, disagreement")
-    echo(f"  {sip} serve                              # the API; http://127.0.0.1:8000/docs")
+    echo(
+        f"  printf '%s' 'a passphrase of yours' | {sip} staff add you@example.org --name 'Your Name' "
+        "--role admin --password-stdin   # your account for the console"
+    )
+    echo(
+        f"  {sip} serve                              # the API (http://127.0.0.1:8000/docs) and the console (/console/)"
+    )
     echo(f"(demo took {time.perf_counter() - started:.1f} s)")
     return 0 if summary.failed == 0 and refused == 0 else 1

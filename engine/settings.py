@@ -87,6 +87,23 @@ class Settings(BaseSettings):
         description="hours after signing in that an officer's console session ends, however used",
     )
 
+    oidc_issuer: str | None = Field(
+        default=None,
+        alias="SIP_OIDC_ISSUER",
+        description="single sign-on for the console: the OpenID Connect provider's issuer URL (its "
+        "/.well-known/openid-configuration is read); unset: passwords only",
+    )
+    oidc_client_id: str | None = Field(default=None, alias="SIP_OIDC_CLIENT_ID")
+    oidc_client_secret: SecretStr | None = Field(default=None, alias="SIP_OIDC_CLIENT_SECRET")
+    oidc_scopes: str = Field(default="openid email profile", alias="SIP_OIDC_SCOPES")
+    oidc_name: str | None = Field(
+        default=None,
+        alias="SIP_OIDC_NAME",
+        max_length=80,
+        description="how the sign-in page names the provider (its button: Sign in with ...); default: "
+        "single sign-on, in the page's language",
+    )
+
     funder_org_id: str = Field(
         default="XM-DAC-41116",
         alias="SIP_FUNDER_ORG_ID",
@@ -267,6 +284,18 @@ class Settings(BaseSettings):
                 "SMTP_USERNAME with SMTP_SECURITY=none would send the password in clear: set "
                 "SMTP_SECURITY=starttls or tls"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _single_sign_on(self) -> Settings:
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            raise ValueError(
+                "SIP_OIDC_ISSUER is set without SIP_OIDC_CLIENT_ID and SIP_OIDC_CLIENT_SECRET: set the client the "
+                "provider registered for the console (its redirect address: <SIP_PUBLIC_BASE_URL>/console/sso/"
+                "callback), or unset SIP_OIDC_ISSUER"
+            )
+        if self.oidc_issuer and not self.oidc_issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("SIP_OIDC_ISSUER must be an https:// address (http only on this machine, for a test)")
         return self
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.console import account, applications, appraisal, committee, keys, members, outbox, review, rounds
+from api.console import account, applications, appraisal, committee, keys, members, outbox, review, rounds, sso
 from api.console.base import SignInFirst, console_path
 from api.pages import PAGE_HEADERS
 
@@ -25,6 +25,7 @@ for part in (
     review.router,
     keys.router,
     members.router,
+    sso.router,
 ):
     router.include_router(part)
 

@@ -183,6 +183,7 @@ OPTIONAL: dict[str, Any] = dict.fromkeys(
         "filters",
         "failed",
         "made",
+        "sso_problem",
     )
 )
 
@@ -209,6 +210,9 @@ def render(
             root=root,
             console=root + "/console",
             desk=desk,
+            # the single sign-on's button, where the organisation has an identity provider
+            sso=bool(rt.settings.oidc_issuer),
+            sso_name=rt.settings.oidc_name,
             # the language links lead to the page itself (a page answered to a form: the console's first)
             here=request.url.path if request.method == "GET" else root + "/console/",
             code=lambda value: labels.code(value, language),

@@ -172,3 +172,38 @@ def authenticate(session: Session, email: str, password: str, *, at: datetime) -
         subject_id=row.email,
     )  # fmt: skip
     return StaffView.of(row)
+
+
+def sign_in_elsewhere(engine: Engine, email: str, *, via: str, at: datetime) -> StaffView:
+    """An officer whom the organisation's identity provider signed in (single sign-on): their
+    account, if it may sign in now. The provider checked who they are; the engine still
+    decides who may come in (an account an administrator made, active, not locked). Audited
+    as a sign-in `via` the provider; a refusal is audited too, and says the same for every
+    reason."""
+    with unit_of_work(engine) as session:
+        row = session.exec(
+            select(StaffAccount).where(StaffAccount.email == email.strip().lower()).with_for_update()
+        ).first()
+        refusal: Unauthorized | None = None
+        if row is None:
+            refusal = Unauthorized(REFUSED)
+        else:
+            locked = row.locked_until is not None and row.locked_until > at
+            if locked or not row.active:
+                audit.record(
+                    session, at=at, actor=row.email, role=Role.SECRETARIAT, action="staff.sign_in_refused",
+                    subject_type="staff", subject_id=row.email, reason="locked" if locked else "disabled",
+                    details={"via": via},
+                )  # fmt: skip
+                refusal = Unauthorized(REFUSED, actor=row.email)
+            else:
+                row.last_sign_in_at = at
+                session.add(row)
+                audit.record(
+                    session, at=at, actor=row.email, role=Role.SECRETARIAT, action="staff.signed_in",
+                    subject_type="staff", subject_id=row.email, details={"via": via},
+                )  # fmt: skip
+                view = StaffView.of(row)
+    if refusal is not None:
+        raise refusal
+    return view
