@@ -9,7 +9,7 @@ import logging
 import re
 
 #: A query parameter that carries a secret, and its value.
-SECRET_PARAMETER = re.compile(r"(?<=[?&])(token|access_code|key)=[^&\s\"]*")
+SECRET_PARAMETER = re.compile(r"(?<=[?&])(token|access_code|key|code|state)=[^&\s\"]*")
 
 
 class RedactSecrets(logging.Filter):

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     oidc_client_id: str | None = Field(default=None, alias="SIP_OIDC_CLIENT_ID")
     oidc_client_secret: SecretStr | None = Field(default=None, alias="SIP_OIDC_CLIENT_SECRET")
     oidc_scopes: str = Field(default="openid email profile", alias="SIP_OIDC_SCOPES")
+    oidc_require_verified_email: bool = Field(
+        default=True,
+        alias="SIP_OIDC_REQUIRE_VERIFIED_EMAIL",
+        description="sign in only a person whose ID token says their e-mail address is confirmed "
+        "(email_verified: true); false only for a provider that never says so and whose addresses "
+        "its users cannot choose (e.g. an organisation's own directory)",
+    )
     oidc_name: str | None = Field(
         default=None,
         alias="SIP_OIDC_NAME",

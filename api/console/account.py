@@ -135,6 +135,7 @@ def second_factor(
     except Unauthorized:
         return RedirectResponse(console + "/sign-in?ended=1", status_code=303, headers=PAGE_HEADERS)
     if isinstance(result, Unauthorized):
+        attempt.guard.hit(attempt.guard.failed_attempts, "failed", attempt.source)  # the source's count too
         language = console_language(request)
         target = safe_next(next, console)
         return render(request, rt, "second_factor.html", language, status_code=401, next=target, refused=True)
@@ -179,7 +180,7 @@ def turn_on(
     it is the officer's own account."""
     try:
         if off == "yes":
-            desk.act(
+            turned = desk.act(
                 "second_factor_off",
                 "staff",
                 desk.actor,
@@ -187,6 +188,8 @@ def turn_on(
                     s, desk.actor, code, desk.rt.settings, at=desk.now
                 ),
             )
+            if isinstance(turned, ServiceError):  # a wrong code, counted and audited: said on the page
+                raise turned
             return back_to(desk, "/account", done="off")
         desk.act(
             "second_factor_on",

@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from authlib.common.security import generate_token
@@ -53,17 +53,6 @@ DISCOVERY_SECONDS = 3600
 TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
-class Provider:
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    jwks_uri: str
-
-
-_discovered: dict[str, tuple[float, Provider, dict[str, Any]]] = {}
-
-
 class SingleSignOnFailed(Exception):
     """Why a single sign-on did not sign the officer in: `problem` names it for the page."""
 
@@ -73,28 +62,58 @@ class SingleSignOnFailed(Exception):
         self.detail = detail
 
 
-def provider_of(settings: Settings, *, fresh: bool = False) -> tuple[Provider, dict[str, Any]]:
-    """The provider's endpoints and its keys (its OpenID configuration, read once an hour)."""
+#: A provider that did not answer is asked again only after this long (a page that leads to
+#: it does not wait for it at every request meanwhile).
+FAILED_SECONDS = 30
+#: The ID token's signature algorithms the engine takes (never "none" nor a shared-secret HMAC).
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+@dataclass(frozen=True)
+class Provider:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    keys: KeySet
+    algorithms: list[str]
+
+
+_discovered: dict[str, tuple[float, Provider | SingleSignOnFailed]] = {}
+
+
+def provider_of(settings: Settings, *, fresh: bool = False) -> Provider:
+    """The provider's endpoints, keys and signature algorithms (its OpenID configuration,
+    read once an hour; a failure is remembered for half a minute)."""
     issuer = (settings.oidc_issuer or "").rstrip("/")
     known = _discovered.get(issuer)
-    if known and not fresh and time.monotonic() - known[0] < DISCOVERY_SECONDS:
-        return known[1], known[2]
+    if known and not fresh:
+        age = time.monotonic() - known[0]
+        if isinstance(known[1], Provider) and age < DISCOVERY_SECONDS:
+            return known[1]
+        if isinstance(known[1], SingleSignOnFailed) and age < FAILED_SECONDS:
+            raise known[1]
     try:
         config = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=TIMEOUT).raise_for_status().json()
+        keys = KeySet.import_key_set(httpx.get(str(config["jwks_uri"]), timeout=TIMEOUT).raise_for_status().json())
+        advertised = config.get("id_token_signing_alg_values_supported") or ["RS256"]
         found = Provider(
-            str(config["issuer"]),
+            str(config["issuer"]).rstrip("/"),
             str(config["authorization_endpoint"]),
             str(config["token_endpoint"]),
             str(config["jwks_uri"]),
+            keys,
+            [a for a in advertised if a in ALGORITHMS] or ["RS256"],
         )
-        keys = httpx.get(found.jwks_uri, timeout=TIMEOUT).raise_for_status().json()
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        if found.issuer != issuer:
+            raise ValueError(f"the provider names itself {found.issuer}, not {issuer}")
+    except (httpx.HTTPError, JoseError, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("the single sign-on provider %s does not answer as it should: %s", issuer, exc)
-        raise SingleSignOnFailed("unavailable", str(exc)) from None
-    if found.issuer.rstrip("/") != issuer:
-        raise SingleSignOnFailed("unavailable", f"the provider names itself {found.issuer}, not {issuer}")
-    _discovered[issuer] = (time.monotonic(), found, keys)
-    return found, keys
+        failed = SingleSignOnFailed("unavailable")
+        _discovered[issuer] = (time.monotonic(), failed)
+        raise failed from None
+    _discovered[issuer] = (time.monotonic(), found)
+    return found
 
 
 def redirect_uri(settings: Settings) -> str:
@@ -134,7 +153,7 @@ def start(request: Request, rt: RuntimeDep, next: str | None = None) -> Response
     console = console_path(request, rt)
     settings = rt.settings
     try:
-        provider, _ = provider_of(settings)
+        provider = provider_of(settings)
     except SingleSignOnFailed as failed:
         return _refused(request, rt, failed, next)
     state, nonce, verifier = generate_token(32), generate_token(32), generate_token(64)
@@ -184,10 +203,10 @@ def callback(
     console = console_path(request, rt)
     flow = _unsign(settings, request.cookies.get(FLOW_COOKIE), time.time())
     try:
-        if error:
-            raise SingleSignOnFailed("provider_refused", error[:200])
         if flow is None or not state or not hmac.compare_digest(state.encode(), str(flow["state"]).encode()):
-            raise SingleSignOnFailed("stale")
+            raise SingleSignOnFailed("stale")  # checked first: a link from elsewhere changes nothing
+        if error:
+            raise SingleSignOnFailed("provider_refused", "".join(c for c in error[:200] if c.isprintable()))
         email = _email_of(settings, code[:2000], flow)
         try:
             found = staff.sign_in_elsewhere(rt.engine, email, via=f"oidc:{settings.oidc_issuer}", at=now)
@@ -205,7 +224,7 @@ def callback(
     with unit_of_work(rt.engine) as session:
         opened = console_sessions.open_session(session, found, settings, at=now)
     target = str(flow["next"]) if flow else console + "/"
-    where = target if opened.verified else console + "/second-factor?next=" + target
+    where = target if opened.verified else console + "/second-factor?next=" + quote(target, safe="/")
     answer = RedirectResponse(where, status_code=303, headers=PAGE_HEADERS)
     _set_session(answer, request, rt, opened.token, int((opened.expires_at - now).total_seconds()))
     answer.delete_cookie(FLOW_COOKIE, path=console + "/sso")
@@ -216,7 +235,7 @@ def _email_of(settings: Settings, code: str, flow: dict[str, Any]) -> str:
     """The code exchanged for an ID token, and the token's e-mail address once every check holds."""
     if not code:
         raise SingleSignOnFailed("stale")
-    provider, keys = provider_of(settings)
+    provider = provider_of(settings)
     try:
         answer = httpx.post(
             provider.token_endpoint,
@@ -238,21 +257,28 @@ def _email_of(settings: Settings, code: str, flow: dict[str, Any]) -> str:
         raise SingleSignOnFailed("unavailable", f"the token endpoint: {exc}") from None
     try:
         try:
-            token = jwt.decode(id_token, KeySet.import_key_set(keys))  # type: ignore[arg-type]
+            token = jwt.decode(id_token, provider.keys, algorithms=provider.algorithms)
         except JoseError:  # the provider may have rolled its keys: read them again, once
-            provider, keys = provider_of(settings, fresh=True)
-            token = jwt.decode(id_token, KeySet.import_key_set(keys))  # type: ignore[arg-type]
+            provider = provider_of(settings, fresh=True)
+            token = jwt.decode(id_token, provider.keys, algorithms=provider.algorithms)
         jwt.JWTClaimsRegistry(
             iss={"essential": True, "value": provider.issuer},
             aud={"essential": True, "value": settings.oidc_client_id or ""},
             exp={"essential": True},
+            sub={"essential": True},
             nonce={"essential": True, "value": flow["nonce"]},
             email={"essential": True},
         ).validate(token.claims)
-    except (JoseError, ValueError) as exc:
+    except (JoseError, ValueError, TypeError) as exc:
         raise SingleSignOnFailed("invalid_token", str(exc)) from None
-    if token.claims.get("email_verified") is False:
+    audiences = token.claims["aud"] if isinstance(token.claims["aud"], list) else [token.claims["aud"]]
+    party = token.claims.get("azp")
+    if (party is not None and party != settings.oidc_client_id) or (len(audiences) > 1 and party is None):
+        raise SingleSignOnFailed("invalid_token", f"authorized party {party!r} for audiences {audiences}")
+    if settings.oidc_require_verified_email and token.claims.get("email_verified") is not True:
         raise SingleSignOnFailed("unverified_email")
+    if not isinstance(token.claims["email"], str):
+        raise SingleSignOnFailed("invalid_token", "the e-mail claim is not text")
     return str(token.claims["email"]).strip().lower()
 
 

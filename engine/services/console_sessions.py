@@ -100,7 +100,8 @@ def _live(
 def signed_in(session: Session, token: str | None, settings: Settings, *, at: datetime) -> StaffView:
     """The officer whose open session this is (its last use noted), or `Unauthorized`."""
     row, account = _live(session, token, settings, at)
-    if not row.verified:
+    locked = account.locked_until is not None and account.locked_until > at
+    if not row.verified or locked:  # a locked account's sessions stop working too, for the lock's time
         raise Unauthorized(ENDED, reason="console_session", actor=account.email)
     if at - row.last_seen_at >= SEEN_EVERY:
         row.last_seen_at = at
@@ -213,18 +214,27 @@ def turn_on_second_factor(
 
 def turn_off_own_second_factor(
     session: Session, email: str, code: str, settings: Settings, *, at: datetime
-) -> StaffView:
+) -> StaffView | InvalidInput:
     """The officer turns their own second factor off, with a right code of their app (a
-    session left open on a shared computer is not enough to take it away)."""
+    session left open on a shared computer is not enough to take it away). A wrong code
+    counts as at sign-in (five in a row lock the account, and its sessions with it): the
+    refusal is returned, for the caller to raise once the count is committed."""
     account = session.exec(select(StaffAccount).where(StaffAccount.email == email).with_for_update()).one()
     if account.totp_secret is not None:
         step = _matching_step(_unseal(settings, account.totp_secret), code, at, account.totp_last_step)
         if step is None:
-            raise InvalidInput(
+            account.failed_attempts += 1
+            account.locked_until = lock_after(account.failed_attempts, at) or account.locked_until
+            session.add(account)
+            audit.record(
+                session, at=at, actor=email, role=Role.SECRETARIAT, action="staff.second_factor_code_refused",
+                subject_type="staff", subject_id=email, details={"failed_attempts": account.failed_attempts},
+            )  # fmt: skip
+            return InvalidInput(
                 "the code does not match: type the six digits your app shows now for this account",
                 [FieldError(path="$.code", message="code_mismatch")],
             )
-        account.totp_last_step = step
+        account.totp_last_step, account.failed_attempts = step, 0
     return turn_off_second_factor(session, email, actor=email, at=at)
 
 

@@ -271,7 +271,7 @@ def test_guessing_the_second_factors_code_locks_the_account_even_between_passwor
         assert no_code.status_code == 422  # nor taken away by whoever finds the session open
         client.post("/console/sign-out", data={"csrf": token})
 
-        for _ in range(4):  # four wrong codes, then the right password again: the count goes on
+        for _ in range(3):  # with the one above, four wrong codes, and the right password between: the count goes on
             clock.now += timedelta(minutes=1)
             sign_in(client, OFFICER)
             assert client.post("/console/second-factor", data={"code": "000000"}).status_code == 401
@@ -301,3 +301,26 @@ def test_the_session_gets_a_new_token_once_the_second_factor_is_passed(open_roun
         assert client.get("/console/").status_code == 200
         client.cookies.set("sip_console_session", waiting or "", path="/console")
         assert client.get("/console/").status_code == 303  # the token that waited for the code opens nothing
+
+
+def test_guessing_the_code_to_turn_the_second_factor_off_locks_the_account_and_its_sessions(
+    open_round1: Runtime,
+) -> None:
+    accounts(open_round1)
+    clock = Clock(IN_ROUND1)
+    with console(open_round1, clock) as client:
+        sign_in(client, OFFICER)
+        page = client.get("/console/account")
+        secret = re.search(r'name="secret" value="(\w+)"', page.text).group(1)  # type: ignore[union-attr]
+        token = csrf(page.text)
+        code = console_sessions.code_at(secret, clock.now)
+        client.post("/console/account/second-factor", data={"csrf": token, "secret": secret, "code": code})
+        for _ in range(5):  # someone at a session left open tries codes
+            wrong = client.post("/console/account/second-factor", data={"csrf": token, "off": "yes", "code": "000001"})
+            if wrong.status_code == 303:
+                break
+            assert wrong.status_code == 422
+        assert client.get("/console/").status_code == 303  # locked: the session ends with it
+    with reading(open_round1.engine) as session:
+        account = next(a for a in staff.list_staff(session) if a.email == OFFICER)
+    assert account.second_factor and account.locked_until is not None

@@ -51,6 +51,7 @@ class Provider:
     person: dict[str, Any] = field(default_factory=lambda: {"email": OFFICER, "email_verified": True})
     tamper: dict[str, Any] = field(default_factory=dict)  # claims to put in the next ID token instead
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: Any = None  # what /jwks answers instead of the provider's keys
 
 
 @pytest.fixture
@@ -70,8 +71,8 @@ def provider() -> Iterator[Provider]:
         }
 
     @app.get("/jwks")
-    def keys() -> dict[str, Any]:
-        return KeySet([key]).as_dict(private=False)
+    def keys() -> Any:
+        return KeySet([key]).as_dict(private=False) if found.keys is None else found.keys
 
     @app.get("/authorize")
     def authorize(request: Request) -> RedirectResponse:
@@ -100,6 +101,7 @@ def provider() -> Iterator[Provider]:
         now = int(time.time())
         claims = {"iss": found.url, "aud": CLIENT_ID, "sub": "u-1", "iat": now, "exp": now + 300}
         claims.update({"nonce": given["nonce"], **found.person, **found.tamper})
+        claims = {name: value for name, value in claims.items() if value is not None}  # None: the claim left out
         signed = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key)
         return JSONResponse({"access_token": "at", "token_type": "Bearer", "id_token": signed})
 
@@ -170,13 +172,21 @@ def test_what_single_sign_on_refuses_it_says(open_round1: Runtime, provider: Pro
         forged = client.get(f"{back.path}?code={code}&state=forged")
         assert forged.status_code == 401 and "took too long, or was started in another window" in forged.text
 
-        for tampered in ({"aud": "another-client"}, {"nonce": "replayed"}, {"iss": "https://evil.example"}):
+        for tampered in (
+            {"aud": "another-client"},
+            {"nonce": "replayed"},
+            {"iss": "https://evil.example"},
+            {"aud": [CLIENT_ID, "another-client"]},  # several audiences and no authorized party
+            {"azp": "another-client"},
+            {"sub": None},
+        ):
             provider.tamper = tampered
             refused = through_the_provider(client)
             assert refused.status_code == 401 and "Single sign-on did not sign you in" in refused.text, tampered
-        provider.tamper = {"email_verified": False}
-        unverified = through_the_provider(client)
-        assert unverified.status_code == 401 and "has not confirmed your e-mail address" in unverified.text
+        for unconfirmed in (False, "false", None):
+            provider.tamper = {"email_verified": unconfirmed}
+            unverified = through_the_provider(client)
+            assert unverified.status_code == 401 and "has not confirmed your e-mail address" in unverified.text
     with console_with(open_round1, f"http://127.0.0.1:{free_port()}") as client:  # nobody there
         down = client.get("/console/sso")
         assert down.status_code == 503 and "does not answer at the moment" in down.text
@@ -216,3 +226,16 @@ def test_single_sign_on_half_set_up_is_refused_at_start_naming_what_is_missing()
             SIP_OIDC_CLIENT_ID="c",
             SIP_OIDC_CLIENT_SECRET="s",
         )
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_keys_a_provider_publishes_wrongly_are_a_page_not_a_500(open_round1: Runtime, provider: Provider) -> None:
+    from api.console import sso
+
+    account(open_round1)
+    for published in ({}, [], {"keys": None}, {"keys": [{"kty": "RSA"}]}):
+        sso._discovered.clear()
+        provider.keys = published
+        with console_with(open_round1, provider.url) as client:
+            answer = client.get("/console/sso")
+            assert answer.status_code == 503 and "does not answer at the moment" in answer.text, published
