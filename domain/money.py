@@ -49,7 +49,21 @@ def _validate_amount(value: Any, info: ValidationInfo) -> Decimal:
 
 #: A validated amount; serialised to JSON as a string so that no float ever holds it.
 #: Validate stored data with ``context=STORED``.
-Amount = Annotated[Decimal, BeforeValidator(_validate_amount), PlainSerializer(lambda d: f"{d:.2f}", when_used="json")]
+#: What a person sends for an `Amount` (a JSON number; the engine's own stored data, read
+#: back with ``context=STORED``, may hold the string it writes).
+AMOUNT_IN_SCHEMA = {
+    "type": "number",
+    "minimum": 0,
+    "maximum": float(MAX_AMOUNT),
+    "multipleOf": 0.01,
+    "description": "US dollars: a number with at most two decimal places, e.g. 190000 or 190000.50",
+}
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_validate_amount),
+    PlainSerializer(lambda d: f"{d:.2f}", when_used="json"),
+    WithJsonSchema(AMOUNT_IN_SCHEMA, mode="validation"),
+]
 
 
 _CENTS_TEXT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
