@@ -129,6 +129,8 @@ def _page(desk: Desk, round_id: str, *, status_code: int = 200, **context: Any) 
         left=None if funds is None else funds - found["approved"],
         money=lambda value: labels.money(value, currency, desk.language),
         decisions=[d.value for d in Decision],
+        # the applications still to decide (none: the form has nothing to record)
+        undecided=sum(1 for row in found["rows"] if row.decision is None or row.decision.decision is Decision.DEFERRED),
         gap=lambda g: labels.gap_words(
             g.kind, g.count, g.expected, report.REGIONS.get(g.region, "") if g.region else "", desk.language
         ),

@@ -172,6 +172,7 @@ def test_an_officer_takes_round_1_from_closed_to_letters_queued_in_the_browser(
     run_finished(page, "send-decision-letters")
     page.get_by_role("link", name="Committee", exact=True).click()
     expect(page.get_by_text("1 letter queued so far.")).to_be_visible()
+    expect(page.get_by_role("button", name="Record the decisions")).to_have_count(0)  # nothing left to decide
     shot(page, "08-letters-queued")
     steps.log.append("letters queued")
 
