@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -135,22 +136,21 @@ class Desk:
     def check(self, action: str, subject_type: str, subject_id: str, fn: Callable[[Session], T]) -> T:
         """What an action would refuse, checked in a reading transaction before it starts
         (a stage's flow); a refusal is audited under the officer's address, then raised."""
-        with (
-            audit.refusals_recorded(
-                self.rt.engine,
-                actor=self.actor,
-                role=Role.SECRETARIAT,
-                action=f"console.{action}",
-                subject_type=subject_type,
-                subject_id=subject_id,
-            ),
-            reading(self.rt.engine) as session,
-        ):
-            return fn(session)
+        return self._audited(action, subject_type, subject_id, fn, reading)
 
     def act(self, action: str, subject_type: str, subject_id: str, fn: Callable[[Session], T]) -> T:
         """Run an action in one transaction, as this officer; a refusal is audited under
         their address, then raised again."""
+        return self._audited(action, subject_type, subject_id, fn, unit_of_work)
+
+    def _audited(
+        self,
+        action: str,
+        subject_type: str,
+        subject_id: str,
+        fn: Callable[[Session], T],
+        transaction: Callable[[Any], AbstractContextManager[Session]],
+    ) -> T:
         with (
             audit.refusals_recorded(
                 self.rt.engine,
@@ -160,7 +160,7 @@ class Desk:
                 subject_type=subject_type,
                 subject_id=subject_id,
             ),
-            unit_of_work(self.rt.engine) as session,
+            transaction(self.rt.engine) as session,
         ):
             return fn(session)
 

@@ -187,41 +187,30 @@ async def add(round_id: str, request: Request, desk: ActingDep) -> Response:
 @page_route(router.post, "/rounds/{round_id}/review/removal", CONSOLE)
 async def remove(round_id: str, request: Request, desk: ActingDep) -> Response:
     """Take a reviewer off an application, for a reason (not once their review is submitted)."""
-    form = await form_of(request)
-    reference, email, reason = (
-        text_of(form, "reference", 60),
-        text_of(form, "email", 320),
-        text_of(form, "reason", 2000),
-    )
-
-    def go(session: Session) -> Any:
-        if not reason:
-            raise InvalidInput("give the reason", [FieldError(path="$.reason", message="reason_missing")])
-        return assignment.remove_reviewer(
-            session, round_id, reference, email, reason=reason, actor=desk.actor, at=desk.now
-        )
-
-    return await run_in_threadpool(_act, desk, round_id, "remove", reference, go, "removed")
+    return await _with_reason(request, desk, round_id, "remove", "removed", assignment.remove_reviewer)
 
 
 @page_route(router.post, "/rounds/{round_id}/review/conflicts", CONSOLE)
 async def conflict(round_id: str, request: Request, desk: ActingDep) -> Response:
     """Record a reviewer's conflict of interest with an application (they come off it)."""
+
+    def record(session: Session, round_id: str, reference: str, email: str, **kw: Any) -> Any:
+        return assignment.record_conflict(session, round_id, reference, email, role=Role.SECRETARIAT, **kw)
+
+    return await _with_reason(request, desk, round_id, "conflict", "conflict", record)
+
+
+async def _with_reason(request: Request, desk: Desk, round_id: str, action: str, done: str, service: Any) -> Response:
+    """A reviewer and an application, and what the secretariat does to the pair for a reason."""
     form = await form_of(request)
-    reference, email, reason = (
-        text_of(form, "reference", 60),
-        text_of(form, "email", 320),
-        text_of(form, "reason", 2000),
-    )
+    reference, email, reason = text_of(form, "reference", 60), text_of(form, "email", 320), text_of(form, "reason")
 
     def go(session: Session) -> Any:
         if not reason:
             raise InvalidInput("give the reason", [FieldError(path="$.reason", message="reason_missing")])
-        return assignment.record_conflict(
-            session, round_id, reference, email, reason=reason, actor=desk.actor, role=Role.SECRETARIAT, at=desk.now
-        )
+        return service(session, round_id, reference, email, reason=reason, actor=desk.actor, at=desk.now)
 
-    return await run_in_threadpool(_act, desk, round_id, "conflict", reference, go, "conflict")
+    return await run_in_threadpool(_act, desk, round_id, action, reference, go, done)
 
 
 @page_route(router.post, "/rounds/{round_id}/review/due", CONSOLE)
