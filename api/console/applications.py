@@ -83,7 +83,7 @@ def applications(
         row = round_service.get_round(session, round_id)
         rows = report.report_rows(session, round_id)
         names = party_names(session, {r.party for r in rows})
-        return {"r": round_service.RoundView.of(row, desk.now), "rows": rows, "names": names}
+        return {"r": desk.round(row), "rows": rows, "names": names}
 
     found = desk.read(gather)
     rows = found["rows"]
@@ -117,7 +117,7 @@ class Dossier:
     can: list[str]  # the secretariat's transitions from the current status
 
 
-def _dossier(session: Session, round_id: str, reference: str) -> Dossier:
+def _dossier(session: Session, round_id: str, reference: str, language: str = "en") -> Dossier:
     round_row = round_service.get_round(session, round_id)
     application = session.exec(select(Application).where(Application.reference == reference)).first()
     if application is None or application.round_id != round_id:
@@ -150,7 +150,7 @@ def _dossier(session: Session, round_id: str, reference: str) -> Dossier:
         events,
         names.name(application.party, "en"),
         round_service.definition_of(round_row).currency,
-        round_row.title,
+        round_service.definition_of(round_row).title_in(language),
         allowed_transitions(application.status, Role.SECRETARIAT),
     )
 
@@ -165,7 +165,7 @@ def _reason(check: dict[str, Any], language: str, currency: str) -> tuple[str, s
 
 
 def _page(desk: Desk, round_id: str, reference: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
-    dossier = desk.read(lambda s: _dossier(s, round_id, reference))
+    dossier = desk.read(lambda s: _dossier(s, round_id, reference, desk.language))
     names = desk.read(lambda s: party_names(s, {dossier.application.party}))
     language = desk.language
     return desk.page(

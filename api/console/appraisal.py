@@ -62,7 +62,7 @@ def _appraisal(desk: Desk, round_id: str, *, status_code: int = 200, **context: 
             if any(c.id == criterion for c in judgements):
                 counts[reference] = counts.get(reference, 0) + 1
         return {
-            "r": round_service.RoundView.of(row, desk.now),
+            "r": desk.round(row),
             "rows": rows,
             "counts": counts,
             "judgements": judgements,
@@ -110,7 +110,7 @@ def _score_page(desk: Desk, round_id: str, reference: str, *, status_code: int =
         }
         line = next((r for r in report.report_rows(session, round_id) if r.reference == reference), None)
         return {
-            "r": round_service.RoundView.of(row, desk.now),
+            "r": desk.round(row),
             "a": application,
             "scores": scores,
             "judgements": judgements,

@@ -35,8 +35,10 @@ from engine.db import reading, unit_of_work
 from engine.services import audit
 from engine.services.console_sessions import signed_in
 from engine.services.errors import Forbidden, ServiceError, Unauthorized
+from engine.services.rounds import RoundView, definition_of
 from engine.services.setup import Runtime
 from engine.services.staff import StaffView
+from engine.tables import Round
 from notifications import LANGUAGES, labels
 from notifications.render import PAGES, environment
 
@@ -163,6 +165,11 @@ class Desk:
             transaction(self.rt.engine) as session,
         ):
             return fn(session)
+
+    def round(self, row: Round) -> RoundView:
+        """A round as its pages show it: its title in the officer's language, where the round file gives it."""
+        view = RoundView.of(row, self.now)
+        return view.model_copy(update={"title": definition_of(row).title_in(self.language)})
 
     def page(self, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
         return render(self.request, self.rt, template, self.language, desk=self, status_code=status_code, **context)

@@ -56,7 +56,7 @@ class Row:
 
 def _gather(session: Session, round_id: str, desk: Desk) -> dict[str, Any]:
     row = round_service.get_round(session, round_id)
-    view = round_service.RoundView.of(row, desk.now)
+    view = desk.round(row)
     found: dict[str, Any] = {"r": view, "committee": None, "committee_problem": None}
     try:
         committee = committee_meeting.committee_of(session, round_id)

@@ -147,7 +147,7 @@ def review(round_id: str, desk: DeskDep, done: str | None = None) -> HTMLRespons
 def _board(desk: Desk, round_id: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     def gather(session: Session) -> dict[str, Any]:
         row = round_service.get_round(session, round_id)
-        view = round_service.RoundView.of(row, desk.now)
+        view = desk.round(row)
         found: dict[str, Any] = {"r": view, "lines": [], "stage": None, "board_problem": None}
         try:
             found["lines"] = assignment.assignment_view(session, round_id)
@@ -155,13 +155,23 @@ def _board(desk: Desk, round_id: str, *, status_code: int = 200, **context: Any)
         except ServiceError as exc:  # a round without GMP review, or not screened yet
             found["board_problem"] = exc.message
         found["register"] = [r for r in register.list_reviewers(session) if r.active]
+        found["technical"] = {c.id: c for c in round_service.definition_of(row).review.criteria}
         return found
 
     found = desk.read(gather)
     stage = found["stage"]
     today = desk.now.astimezone(ZoneInfo(found["r"].timezone)).date()
     overdue = bool(stage and stage.stage and stage.stage.closed_at is None and today > stage.stage.due_on)
-    return desk.page("review.html", status_code=status_code, overdue=overdue, **found, **context)
+    technical = found.pop("technical")
+    return desk.page(
+        "review.html",
+        status_code=status_code,
+        overdue=overdue,
+        # a technical criterion in the officer's language, where the round file gives it
+        criterion=lambda c: technical[c.id].title_in(desk.language) if c.id in technical else c.title,
+        **found,
+        **context,
+    )
 
 
 def _act(desk: Desk, round_id: str, action: str, subject: str, fn: Any, done: str) -> Response:

@@ -30,7 +30,7 @@ from engine.services.errors import ServiceError
 from engine.services.letters import check_letters
 from engine.services.review import assignment, invitations
 from engine.services.screening import check_screening
-from engine.tables import Application, AuditEvent
+from engine.tables import Application, AuditEvent, Round
 
 log = logging.getLogger("sip.api")
 router = APIRouter()
@@ -118,7 +118,7 @@ def _dashboard(desk: Desk, *, status_code: int = 200, **context: Any) -> HTMLRes
         counts = _counts(session)
         return [
             RoundLine(view, dict(counts.get(view.id, Counter())), sum(counts.get(view.id, Counter()).values()))
-            for view in round_service.list_rounds(session, desk.now)
+            for view in (desk.round(row) for row in session.exec(select(Round).order_by(col(Round.opens_at))).all())
         ]
 
     return desk.page(
@@ -173,7 +173,7 @@ async def round_page(round_id: str, desk: DeskDep, started: str | None = None) -
 async def _round_page(desk: Desk, round_id: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     def gather(session: Session) -> dict[str, Any]:
         row = round_service.get_round(session, round_id)
-        view = round_service.RoundView.of(row, desk.now)
+        view = desk.round(row)
         counts = _counts(session, round_id).get(round_id, Counter())
         requested = session.exec(
             select(AuditEvent)
