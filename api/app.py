@@ -93,6 +93,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
         document = ApplicationDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+        text_without_nul(document)  # its forms' schemas too ($defs), which the forms' own route refers to
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(document.pop("$defs", {}))
         components["ApplicationDocument"] = document
@@ -100,7 +101,6 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(model_schema.pop("$defs", {}))
             components[model.__name__] = model_schema
-        text_without_nul(document)
         _errors_as_json(schema)
         app.openapi_schema = schema
         return schema
