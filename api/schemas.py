@@ -534,3 +534,22 @@ class GrantsPackageOut(_Camel):
     license: str
     publisher: PublisherOut
     grants: list[GrantOut]
+
+
+class RoundGrantOut(BaseModel):
+    """A grant of the round: its state and its money (amounts as decimal strings)."""
+
+    reference: str
+    state: str = Field(
+        description="awarded, agreement_sent, agreement_signed, active, suspended, closing, closed or cancelled"
+    )
+    party: str
+    award: str = Field(description="US dollars, a decimal number as a string")
+    released: str = Field(description="what the instalments' milestones released so far")
+    paid: str
+    balance: str = Field(description="the award less what was paid")
+    planned_start: date
+    planned_end: date
+    conditions_met: int
+    conditions: int
+    signatures: int = Field(description="of the agreement's two: the recipient's, then the secretariat's")

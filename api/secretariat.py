@@ -29,6 +29,7 @@ from api.schemas import (
     ReviewerSetOut,
     ReviewFlowStarted,
     ReviewStageOut,
+    RoundGrantOut,
     ScoresRecordedOut,
     ScreeningProgress,
     ScreeningRow,
@@ -41,6 +42,7 @@ from domain.review import Area
 from domain.rounds import RoundStatus
 from engine.db import reading, unit_of_work
 from engine.services import appraisal, follow_up, report, revocation, stages
+from engine.services import grants as grant_service
 from engine.services import outbox as outbox_service
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, NotFound
@@ -357,6 +359,24 @@ def review(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> ReviewS
     with reading(rt.engine) as session:
         view = views.review_stage_view(session, round_id)
     return ReviewStageOut.model_validate(view, from_attributes=True)
+
+
+@router.get("/grants", response_model=list[RoundGrantOut], responses=error_responses(401, 404))
+def grants(round_id: str, rt: RuntimeDep, officer: SecretariatReader) -> list[RoundGrantOut]:
+    """The round's grants (one per approval whose letter is queued): state, award, what
+    was released and paid, the balance, conditions met and signatures."""
+    with reading(rt.engine) as session:
+        lines = grant_service.list_grants(session, round_id)
+    return [
+        RoundGrantOut(
+            **{
+                **line.__dict__,
+                "state": line.state.value,
+                **{k: f"{getattr(line, k):.2f}" for k in ("award", "released", "paid", "balance")},
+            }
+        )
+        for line in lines
+    ]
 
 
 # --- the register of reviewers ------------------------------------------------------------

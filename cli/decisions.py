@@ -133,4 +133,7 @@ def letters_send(
         ", ".join(f"{n} {k.removeprefix('decision_').replace('_', ' ')}" for k, n in sorted(result.by_kind.items()))
         or "none new"
     )
-    typer.echo(f"{round_id}: {result.queued} letter(s) queued ({kinds}); {result.already_sent} sent before")
+    typer.echo(
+        f"{round_id}: {result.queued} letter(s) queued ({kinds}); {result.already_sent} sent before; "
+        f"{result.grants} grant(s) made (`sip grants list {round_id}`)"
+    )

@@ -114,7 +114,10 @@ def run_committee_demo(rt: Runtime, definition: RoundDefinition, echo: Callable[
         f"US$ {float(decided.approved_total):,.0f}"
     )
     letters = send_decision_letters_flow(round_id=ROUND, at=meeting_on + timedelta(days=6))
-    echo(f"     send-decision-letters: {letters.queued} queued, {letters.already_sent} sent before")
+    echo(
+        f"     send-decision-letters: {letters.queued} queued, {letters.already_sent} sent before; "
+        f"{letters.grants} grants made"
+    )
     with reading(rt.engine) as session:
         report, _, public, _, *_ = write_round_report(session, ROUND, settings.data_dir / "reports", settings)
         export, _ = export_360giving(session, settings, ROUND, settings.data_dir / "open-data" / f"grants-{ROUND}.json")

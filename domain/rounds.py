@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.grants import GrantSettings
 from domain.hints import Hint, Step
 from domain.money import Amount
 
@@ -225,6 +226,8 @@ class RoundDefinition(BaseModel):
     reviewers_per_application: int = Field(default=2, ge=1, le=10)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     committee: CommitteeSettings = Field(default_factory=CommitteeSettings)
+    #: After the decision: instalments, reports, tolerances and deadlines (every one a setting).
+    grants: GrantSettings = Field(default_factory=GrantSettings)
     languages: list[Literal["en", "fr", "es"]] = ["en", "fr", "es"]
     criteria_set: str = Field(min_length=1, description="where the criteria come from, e.g. 'default'")
     criteria: list[Criterion]

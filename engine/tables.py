@@ -15,6 +15,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from domain.committee import Decision
+from domain.grants import GrantState
 from domain.keys import KeyScope
 from domain.lifecycle import PublicStatus, Role, Status
 from domain.review import AssignmentState, Recommendation, ReviewState
@@ -116,6 +117,7 @@ class PartyRecord(SQLModel, table=True):
 
 
 _application_version = Column("version", Integer, nullable=False)
+_grant_version = Column("version", Integer, nullable=False)
 
 
 class Application(SQLModel, table=True):
@@ -533,6 +535,78 @@ class StaffAccount(SQLModel, table=True):
     totp_secret: str | None = Field(default=None, max_length=300)
     #: The time step of the last code accepted: a code works once.
     totp_last_step: int | None = Field(default=None)
+
+
+class Grant(SQLModel, table=True):
+    """A grant: made when the letter of an approval is queued; its state follows
+    `domain.grants`' table, each change audited."""
+
+    __tablename__ = "grants"  # "grant" is a word of SQL
+    __mapper_args__ = {"version_id_col": _grant_version}
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=60, unique=True, description="the application's reference")
+    application_id: int = Field(foreign_key="application.id", unique=True)
+    round_id: str = Field(foreign_key="round.id", index=True, max_length=40)
+    state: GrantState = Field(sa_type=enum_column(GrantState, 20), index=True)
+    version: int = Field(default=1, sa_column=_grant_version)
+    award: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
+    currency: str = Field(max_length=3)
+    party: str = Field(max_length=3)
+    executing_agency: str = Field(max_length=300)
+    #: The committee's conditions as a checklist: [{text, met_at, evidence, by}].
+    conditions: list[dict[str, Any]] = Field(sa_column=Column(JSONType, nullable=False))
+    planned_start: date
+    planned_end: date
+    #: Form B's budget by category and year: {category: {year: amount as text}}.
+    budget: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+
+
+class GrantInstalment(SQLModel, table=True):
+    """One instalment of a grant's schedule (from the round's `[grants]` setting)."""
+
+    __tablename__ = "grant_instalment"
+    __table_args__ = (UniqueConstraint("grant_id", "number", name="uq_grant_instalment"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id", index=True)
+    number: int
+    share: Decimal = Field(sa_column=Column(Numeric(6, 2), nullable=False))
+    amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
+    after: str = Field(max_length=30, description="what releases it: signature, first_progress_report, final_report")
+
+
+class GrantSignature(SQLModel, table=True):
+    """A signature of a grant's agreement, in order (the recipient, then the secretariat),
+    with the SHA-256 of the signed file (append-only)."""
+
+    __tablename__ = "grant_signature"
+    __table_args__ = (UniqueConstraint("grant_id", "kind", name="uq_grant_signature"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id", index=True)
+    kind: str = Field(max_length=20, description="recipient or secretariat")
+    signer: str = Field(max_length=200)
+    signed_on: date
+    sha256: str = Field(max_length=64)
+    file_name: str = Field(max_length=200)
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = _ts(nullable=False)
+
+
+class GrantPayment(SQLModel, table=True):
+    """A payment made to a grant, as the finance office recorded it (append-only)."""
+
+    __tablename__ = "grant_payment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id", index=True)
+    amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
+    paid_on: date
+    finance_ref: str = Field(max_length=100, unique=True)
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = _ts(nullable=False)
 
 
 class StaffSession(SQLModel, table=True):

@@ -104,6 +104,7 @@ def send_decision_letters_flow(
             ("decisions", summary.decided),
             ("letters queued", summary.queued),
             ("queued before", summary.already_sent),
+            ("grants made", summary.grants),
             *((f"queued: {kind.replace('_', ' ')}", count) for kind, count in sorted(summary.by_kind.items())),
         ],
     )

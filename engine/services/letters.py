@@ -16,6 +16,7 @@ from engine.services import audit, outbox
 from engine.services.applications import letter_key
 from engine.services.committee.meeting import meeting_of
 from engine.services.errors import NotAllowed
+from engine.services.grants import make_grants
 from engine.services.intake import status_page_url
 from engine.services.rounds import definition_of, get_round
 from engine.settings import Settings
@@ -31,6 +32,8 @@ class LettersSummary:
     queued: int = 0
     already_sent: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: Grants made for the approvals whose letters were queued (engine/services/grants.py).
+    grants: int = 0
 
 
 def check_letters(session: Session, round_id: str) -> None:
@@ -107,6 +110,8 @@ def send_decision_letters(
         )
         summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
     summary.queued = outbox.enqueue_rows(session, rows)
+    # each approval told has its grant, made in the same transaction as its letter
+    summary.grants = make_grants(session, round_id, actor=actor, at=at)
     if summary.queued:
         audit.record(
             session,
