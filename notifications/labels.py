@@ -168,6 +168,23 @@ KEY_STATES = {
     "revoked": N_("revoked"),
     "from settings": N_("from the settings (SIP_SECRETARIAT_KEYS)"),
 }
+#: A grant's state (domain/grants.py).
+GRANT_STATES = {
+    "awarded": N_("awarded"),
+    "agreement_sent": N_("agreement sent"),
+    "agreement_signed": N_("agreement signed"),
+    "active": N_("in progress"),
+    "suspended": N_("suspended"),
+    "closing": N_("closing"),
+    "closed": N_("closed"),
+    "cancelled": N_("cancelled"),
+}
+#: What releases an instalment.
+MILESTONES = {
+    "signature": N_("the agreement signed (and the conditions met)"),
+    "first_progress_report": N_("the first progress report accepted"),
+    "final_report": N_("the final report accepted"),
+}
 #: A message's state in the outbox.
 MESSAGE_STATES = {"queued": N_("queued"), "sent": N_("sent"), "failed": N_("failed")}
 #: A staff account's role.

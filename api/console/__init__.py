@@ -10,7 +10,19 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.console import account, applications, appraisal, committee, keys, members, outbox, review, rounds, sso
+from api.console import (
+    account,
+    applications,
+    appraisal,
+    committee,
+    grants,
+    keys,
+    members,
+    outbox,
+    review,
+    rounds,
+    sso,
+)
 from api.console.base import SignInFirst, console_path
 from api.pages import PAGE_HEADERS
 
@@ -26,6 +38,7 @@ for part in (
     keys.router,
     members.router,
     sso.router,
+    grants.router,
 ):
     router.include_router(part)
 

@@ -203,6 +203,7 @@ def test_the_secretariats_console_passes_the_wcag_aa_rules_in_every_language(
         "appraisal": f"/console/rounds/{ROUND1}/appraisal",
         "scores": f"/console/rounds/{ROUND1}/appraisal/SIP-2018-R1-0001",
         "committee": f"/console/rounds/{ROUND1}/committee",
+        "grants": f"/console/rounds/{ROUND1}/grants",
         "review": f"/console/rounds/{ROUND1}/review",
         "reviewers": "/console/reviewers",
         "membership": "/console/committee?on=2018-10-02",

@@ -402,3 +402,43 @@ def test_a_page_whose_notice_was_edited_by_hand_still_opens(screened: Runtime) -
             f"/console/rounds/{ROUND1}/appraisal?done=sheet:many",
         ):
             assert client.get(path).status_code == 200, path
+
+
+def test_a_grant_is_signed_its_condition_met_and_paid_from_its_page(committee: Runtime) -> None:
+    from tests.integration.test_opendata import decided
+
+    rt = decided.__wrapped__(committee)  # type: ignore[attr-defined]
+    with signed_in(rt) as client:
+        listing = client.get(f"/console/rounds/{ROUND1}/grants")
+        assert listing.status_code == 200 and BEN in listing.text and "$150,000.00" in listing.text
+        page = f"/console/rounds/{ROUND1}/grants/{BEN}"
+        token = csrf(client, page)
+        assert "Name the district focal points." in client.get(page).text
+        pdf = ("signed.pdf", b"%PDF-1.7\n% signed\n", "application/pdf")
+        photo = client.post(
+            page + "/signatures",
+            data={"csrf": token, "kind": "recipient", "signer": "Thabo Mokoena"},
+            files={"file": ("photo.jpg", b"\xff\xd8 a photo", "image/jpeg")},
+        )
+        assert photo.status_code == 422 and "is not a PDF" in photo.text
+        for kind, signer in (("recipient", "Thabo Mokoena"), ("secretariat", "Monika Stankiewicz")):
+            signed = client.post(
+                page + "/signatures", data={"csrf": token, "kind": kind, "signer": signer}, files={"file": pdf}
+            )
+            assert signed.status_code == 303, signed.text
+        assert "agreement signed" in client.get(page).text
+        met = client.post(
+            page + "/conditions", data={"csrf": token, "number": "1", "evidence": "The ministry's letter"}
+        )
+        assert met.status_code == 303
+        active = client.get(page).text
+        assert "leave $60,000.00 to pay" in active
+        over = client.post(page + "/payments", data={"csrf": token, "amount": "60 000,01", "finance_ref": "FIN-1"})
+        assert over.status_code == 422 and "60,000.00 the instalments released so far leave" in over.text
+        paid = client.post(page + "/payments", data={"csrf": token, "amount": "60 000", "finance_ref": "FIN-1"})
+        assert paid.status_code == 303
+        assert "FIN-1" in client.get(page).text
+        assert client.get(f"/console/rounds/sip-2019-r2/grants/{BEN}").status_code == 404
+    with reading(rt.engine) as session:
+        actors = session.exec(select(AuditEvent.actor).where(AuditEvent.action == "grant.paid")).all()
+    assert actors == [OFFICER]
