@@ -394,8 +394,8 @@ def amount_argument(value: str, what: str) -> Any:
 
     try:
         return parse_amount(value)
-    except ValueError as exc:
-        fail(f"{what}: {exc}")
+    except (ValueError, ArithmeticError) as exc:  # e.g. more digits than an amount has
+        fail(f"{what}: {exc if isinstance(exc, ValueError) else 'is not an amount the engine keeps'}")
 
 
 def to_committee(round_id: str, reason: str | None, at: str | None) -> None:

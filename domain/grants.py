@@ -97,6 +97,8 @@ def signature_problems(kind: str, signed: list[tuple[str, str]], signer: str, co
         problems.append(("as", f"the {kind}'s signature is recorded already"))
     elif SIGNERS.index(kind) != len(signed):
         problems.append(("as", f"the {SIGNERS[len(signed)]} signs first"))
+    if len(signer.strip()) > 200:
+        problems.append(("signer", "is longer than 200 characters"))
     if signer.strip().casefold() in {name.strip().casefold() for _, name in signed}:
         problems.append(("signer", f"{signer} has signed already: each signature is another person's"))
     if not signer.strip():
@@ -117,7 +119,7 @@ class InstalmentRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: The instalment's share of the award, in per cent.
-    share: Decimal = Field(gt=0, le=100)
+    share: Decimal = Field(gt=0, le=100, decimal_places=2)
     #: What must hold before it is released: the agreement signed (and the grant active),
     #: the first progress report accepted, or the final report accepted.
     after: Milestone

@@ -579,7 +579,7 @@ class GrantInstalment(SQLModel, table=True):
 
 class GrantSignature(SQLModel, table=True):
     """A signature of a grant's agreement, in order (the recipient, then the secretariat),
-    with the SHA-256 of the signed file (append-only)."""
+    with the SHA-256 of the signed file (the engine never changes one)."""
 
     __tablename__ = "grant_signature"
     __table_args__ = (UniqueConstraint("grant_id", "kind", name="uq_grant_signature"),)
@@ -596,7 +596,7 @@ class GrantSignature(SQLModel, table=True):
 
 
 class GrantPayment(SQLModel, table=True):
-    """A payment made to a grant, as the finance office recorded it (append-only)."""
+    """A payment made to a grant, as the finance office recorded it (the engine never changes one)."""
 
     __tablename__ = "grant_payment"
 

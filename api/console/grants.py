@@ -79,6 +79,8 @@ def _page(desk: Desk, round_id: str, reference: str, *, status_code: int = 200, 
         status_code=status_code,
         money=lambda value: labels.money(value, found["r"].currency, desk.language),
         today=desk.now.date().isoformat(),
+        # the largest signed file this page takes: the grant's limit, or the server's request limit if smaller
+        max_mb=min(SIGNED_FILE_BYTES, desk.rt.settings.body_limit) // 1_000_000,
         **found,
         **context,
     )

@@ -189,6 +189,17 @@ def _activate_when_ready(session: Session, grant: Grant, *, actor: str, at: date
         _move(session, grant, "activate", actor=actor, at=at)
 
 
+def _day_problems(session: Session, grant: Grant, day: date, field: str, at: datetime) -> list[tuple[str, str]]:
+    """A day the secretariat records (a signature's, a payment's): not before the decision,
+    and not after today where the round is (its time zone)."""
+    today = at.astimezone(definition_of(get_round(session, grant.round_id)).zone).date()
+    if day > today:
+        return [(field, f"{day} is after today ({today})")]
+    if day < grant.planned_start:
+        return [(field, f"{day} is before the committee's decision ({grant.planned_start})")]
+    return []
+
+
 def record_signature(
     session: Session,
     reference: str,
@@ -212,9 +223,7 @@ def record_signature(
             select(GrantSignature).where(GrantSignature.grant_id == grant.id).order_by(col(GrantSignature.id))
         ).all()
     ]
-    problems = signature_problems(kind, signed, signer, content)
-    if signed_on > at.date():
-        problems.append(("on", f"{signed_on} is after today"))
+    problems = signature_problems(kind, signed, signer, content) + _day_problems(session, grant, signed_on, "on", at)
     if problems:
         raise InvalidInput(
             f"the signature of {reference} was not recorded: " + "; ".join(f"{f}: {m}" for f, m in problems),
@@ -288,17 +297,16 @@ def pay(
             f"{reference} is {grant.state}: a grant is paid once its agreement is signed by both and the "
             "committee's conditions are met (it is then active)"
         )
-    if not finance_ref.strip():
+    if not finance_ref.strip() or len(finance_ref.strip()) > 100:
         raise InvalidInput(
-            "give the finance office's reference of the payment",
-            [FieldError(path="$.finance_ref", message="is required")],
+            "give the finance office's reference of the payment (at most 100 characters)",
+            [FieldError(path="$.finance_ref", message="is required, of at most 100 characters")],
         )
     if session.exec(select(GrantPayment.id).where(GrantPayment.finance_ref == finance_ref.strip())).first():
         raise Conflict(f"a payment with the finance reference {finance_ref.strip()} is recorded already")
     paid = _paid(session, grant.id or 0)
     problems = payment_problems(amount, paid=paid, award=grant.award, due=_released(session, grant) - paid)
-    if paid_on > at.date():
-        problems.append(("paid_on", f"{paid_on} is after today"))
+    problems += _day_problems(session, grant, paid_on, "paid_on", at)
     if problems:
         raise InvalidInput(
             f"the payment to {reference} was not recorded: " + "; ".join(f"{f}: {m}" for f, m in problems),

@@ -405,10 +405,20 @@ def test_a_page_whose_notice_was_edited_by_hand_still_opens(screened: Runtime) -
 
 
 def test_a_grant_is_signed_its_condition_met_and_paid_from_its_page(committee: Runtime) -> None:
-    from tests.integration.test_opendata import decided
+    from datetime import timedelta
+
+    from engine.tables import Grant
+    from tests.integration.test_opendata import AT, decided
 
     rt = decided.__wrapped__(committee)  # type: ignore[attr-defined]
-    with signed_in(rt) as client:
+    with unit_of_work(rt.engine) as session:  # a second condition: each is recorded as the one chosen
+        grant = session.exec(select(Grant)).one()
+        grant.conditions = [*grant.conditions, {"text": "Open a project account.", "met_at": None, "evidence": None}]
+        session.add(grant)
+        staff.add_staff(session, OFFICER, "Ana Officer", StaffRole.OFFICER, PASSWORD, actor="setup", at=AT)
+    client = TestClient(create_app(rt.settings, now=Clock(AT + timedelta(days=30))), follow_redirects=False)
+    with client:
+        assert client.post("/console/sign-in", data={"email": OFFICER, "password": PASSWORD}).status_code == 303
         listing = client.get(f"/console/rounds/{ROUND1}/grants")
         assert listing.status_code == 200 and BEN in listing.text and "$150,000.00" in listing.text
         page = f"/console/rounds/{ROUND1}/grants/{BEN}"
@@ -427,6 +437,10 @@ def test_a_grant_is_signed_its_condition_met_and_paid_from_its_page(committee: R
             )
             assert signed.status_code == 303, signed.text
         assert "agreement signed" in client.get(page).text
+        second = client.post(page + "/conditions", data={"csrf": token, "number": "2", "evidence": "The bank's letter"})
+        assert second.status_code == 303
+        options = client.get(page).text.split('id="number"')[1].split("</select>")[0]
+        assert options == ' name="number"><option value="1">Name the district focal points.</option>'  # its own number
         met = client.post(
             page + "/conditions", data={"csrf": token, "number": "1", "evidence": "The ministry's letter"}
         )
