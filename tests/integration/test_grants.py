@@ -127,7 +127,9 @@ def test_days_before_the_decision_or_after_today_are_refused_and_every_step_is_a
         pay(session, BEN, Decimal(1), finance_ref="F" * 101, paid_on=TODAY.date(), actor="finance", at=TODAY)
     with reading(decided.engine) as session:
         actions = session.exec(
-            select(AuditEvent.action).where(AuditEvent.subject_id == BEN, AuditEvent.subject_type == "grant")
+            select(AuditEvent.action)
+            .where(AuditEvent.subject_id == BEN, AuditEvent.subject_type == "grant")
+            .order_by(AuditEvent.id)  # type: ignore[arg-type]
         ).all()
     assert actions == [
         "grant.awarded",
