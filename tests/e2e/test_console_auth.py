@@ -9,6 +9,7 @@ import re
 import warnings
 from datetime import timedelta
 
+import httpx
 from sqlmodel import select
 
 from api.app import create_app
@@ -49,6 +50,12 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD, next_path:
 
 def csrf(html: str) -> str:
     return re.search(r'name="csrf" value="(\w+)"', html).group(1)  # type: ignore[union-attr]
+
+
+def account_page(client: TestClient) -> tuple[httpx.Response, str]:
+    """The officer's account page, and the new second factor's key it offers."""
+    page = client.get("/console/account")
+    return page, re.search(r'name="secret" value="(\w+)"', page.text).group(1)  # type: ignore[union-attr]
 
 
 def events(rt: Runtime, action: str) -> list[AuditEvent]:
@@ -214,8 +221,7 @@ def test_the_second_factor_asks_for_the_apps_code_after_the_password(open_round1
     clock = Clock(IN_ROUND1)
     with console(open_round1, clock) as client:
         sign_in(client, OFFICER)
-        page = client.get("/console/account")
-        secret = re.search(r'name="secret" value="(\w+)"', page.text).group(1)  # type: ignore[union-attr]
+        page, secret = account_page(client)
         wrong = client.post(
             "/console/account/second-factor", data={"csrf": csrf(page.text), "secret": secret, "code": "000000"}
         )
@@ -255,8 +261,7 @@ def test_guessing_the_second_factors_code_locks_the_account_even_between_passwor
     clock = Clock(IN_ROUND1)
     with console(open_round1, clock) as client:
         sign_in(client, OFFICER)
-        page = client.get("/console/account")
-        secret = re.search(r'name="secret" value="(\w+)"', page.text).group(1)  # type: ignore[union-attr]
+        page, secret = account_page(client)
         token = csrf(page.text)
         code = console_sessions.code_at(secret, clock.now)
         assert (
@@ -287,8 +292,7 @@ def test_the_session_gets_a_new_token_once_the_second_factor_is_passed(open_roun
     clock = Clock(IN_ROUND1)
     with console(open_round1, clock) as client:
         sign_in(client, OFFICER)
-        page = client.get("/console/account")
-        secret = re.search(r'name="secret" value="(\w+)"', page.text).group(1)  # type: ignore[union-attr]
+        page, secret = account_page(client)
         code = console_sessions.code_at(secret, clock.now)
         client.post("/console/account/second-factor", data={"csrf": csrf(page.text), "secret": secret, "code": code})
         client.post("/console/sign-out", data={"csrf": csrf(page.text)})
@@ -310,8 +314,7 @@ def test_guessing_the_code_to_turn_the_second_factor_off_locks_the_account_and_i
     clock = Clock(IN_ROUND1)
     with console(open_round1, clock) as client:
         sign_in(client, OFFICER)
-        page = client.get("/console/account")
-        secret = re.search(r'name="secret" value="(\w+)"', page.text).group(1)  # type: ignore[union-attr]
+        page, secret = account_page(client)
         token = csrf(page.text)
         code = console_sessions.code_at(secret, clock.now)
         client.post("/console/account/second-factor", data={"csrf": token, "secret": secret, "code": code})
