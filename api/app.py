@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from api import applicants, committee, console, health, portal, reviewer, secretariat
+from api import applicants, committee, console, grants, health, portal, reviewer, secretariat
 from api.attempts import Guard
 from api.common import DEFAULT_ERROR
 from api.deps import declare_scopes
@@ -69,6 +69,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         secretariat.router,
         secretariat.reviewers_router,
         secretariat.outbox_router,
+        grants.router,
         reviewer.router,
         portal.router,
         committee.router,

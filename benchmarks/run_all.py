@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "deployed": (["served"], ["served", "--quick"]),
     "request_limit": ([], ["--quick"]),
     "commands": ([], ["--quick"]),
+    "grants_day": ([], ["--quick"]),
 }
 
 

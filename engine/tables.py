@@ -561,6 +561,19 @@ class Grant(SQLModel, table=True):
     #: Form B's budget by category and year: {category: {year: amount as text}}.
     budget: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     created_at: datetime = _ts(nullable=False)
+    #: The agreement's start (the day of its last signature) and its end, moved by extensions.
+    starts_on: date | None = None
+    ends_on: date | None = None
+    #: The contact person once an amendment changed it ({name, email, language}); the application's until then.
+    contact: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    #: The budget by category once a reallocation changed it ({category: amount as text}); form B's until then.
+    budget_now: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    #: The day the final report was accepted: the unspent balance is settled within the round's days of it.
+    closing_since: date | None = None
+    #: The day the secretariat was told the balance is overdue (once).
+    return_flagged_on: date | None = None
+    #: What the project taught, recorded at close-out.
+    lessons: str | None = Field(default=None, max_length=20_000)
 
 
 class GrantInstalment(SQLModel, table=True):
@@ -575,6 +588,9 @@ class GrantInstalment(SQLModel, table=True):
     share: Decimal = Field(sa_column=Column(Numeric(6, 2), nullable=False))
     amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
     after: str = Field(max_length=30, description="what releases it: signature, first_progress_report, final_report")
+    released_on: date | None = None
+    #: The day the secretariat was told it is released and still unpaid (once).
+    flagged_on: date | None = None
 
 
 class GrantSignature(SQLModel, table=True):
@@ -605,6 +621,72 @@ class GrantPayment(SQLModel, table=True):
     amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
     paid_on: date
     finance_ref: str = Field(max_length=100, unique=True)
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = _ts(nullable=False)
+
+
+class GrantReport(SQLModel, table=True):
+    """A report a grant owes (progress or final), on the schedule derived from its
+    agreement and amendments; its content once submitted, and the secretariat's review."""
+
+    __tablename__ = "grant_report"
+    __table_args__ = (UniqueConstraint("grant_id", "number", name="uq_grant_report"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id", index=True)
+    number: int
+    kind: str = Field(max_length=20, description="progress or final")
+    period_end: date
+    due_on: date = Field(index=True)
+    state: str = Field(max_length=20, index=True)
+    content: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    #: The spending flags found when it was submitted: [{category, budget, spent, evidence}].
+    flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    submitted_at: datetime | None = _ts(nullable=True)
+    submitted_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = _ts(nullable=True)
+    decided_by: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=5000)
+    revisions: int = 0
+    #: The due date whose escalation the secretariat was told of (once per due date).
+    escalated_for: date | None = None
+
+
+class GrantAmendment(SQLModel, table=True):
+    """An amendment of a grant (an extension, a reallocation, a new contact or executing
+    agency): numbered per grant, with what it changes from and to, and its decision."""
+
+    __tablename__ = "grant_amendment"
+    __table_args__ = (UniqueConstraint("grant_id", "number", name="uq_grant_amendment"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id", index=True)
+    number: int
+    kind: str = Field(max_length=20)
+    state: str = Field(max_length=20)
+    before: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    after: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    request_reason: str = Field(max_length=5000)
+    requested_by: str = Field(max_length=200)
+    requested_at: datetime = _ts(nullable=False)
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = _ts(nullable=True)
+    decision_reason: str | None = Field(default=None, max_length=5000)
+
+
+class GrantSettlement(SQLModel, table=True):
+    """The unspent balance at close-out: returned by the recipient (with the finance
+    office's reference) or written off (with the reason)."""
+
+    __tablename__ = "grant_settlement"
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id", index=True)
+    kind: str = Field(max_length=20, description="returned or written_off")
+    amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
+    settled_on: date
+    finance_ref: str | None = Field(default=None, max_length=100, unique=True)
+    reason: str | None = Field(default=None, max_length=2000)
     recorded_by: str = Field(max_length=200)
     recorded_at: datetime = _ts(nullable=False)
 

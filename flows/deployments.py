@@ -1,6 +1,6 @@
 """The engine's deployments: every stage on demand (from the Prefect UI, `prefect
 deployment run`, the API, or a round's dates), and the runs on a schedule: the
-rounds' dates, the delivery of the outbox, the review stages' day.
+rounds' dates, the delivery of the outbox, the review stages' day, the grants' day.
 
 Each loads by module path (`flows.screening.screen_applications_flow`), so a run
 imports the installed engine whatever its working folder, and nothing in `flows/`
@@ -17,6 +17,7 @@ from prefect.types.entrypoint import EntrypointType
 from flows.committee import prepare_committee_bundles_flow, send_decision_letters_flow
 from flows.common import ON_DEMAND
 from flows.delivery import deliver_notifications_flow
+from flows.grants import grants_day_flow
 from flows.intake import import_applications_flow
 from flows.opening import close_round_flow, open_round_flow, round_dates_flow
 from flows.review import (
@@ -30,6 +31,8 @@ from flows.screening import screen_applications_flow
 #: When the daily run of the review stage starts (cron, in `REVIEW_DAY_ZONE`).
 REVIEW_DAY_CRON = "0 7 * * *"
 REVIEW_DAY_ZONE = "Europe/Zurich"
+#: When the grants' daily run starts (cron, in `REVIEW_DAY_ZONE`), after the review stages'.
+GRANTS_DAY_CRON = "30 7 * * *"
 #: How often the outbox is delivered.
 DELIVERY_EVERY_SECONDS = 300
 #: How often the rounds' dates are looked at (the openings and closes themselves run at their exact instants).
@@ -59,6 +62,7 @@ def deployments() -> list[Any]:
         *(deployment(flow, ON_DEMAND) for flow in ON_DEMAND_FLOWS),
         deployment(round_dates_flow, "every-15-minutes", schedules=[Interval(ROUND_DATES_EVERY_SECONDS)]),
         deployment(review_day_flow, "daily", schedules=[Cron(REVIEW_DAY_CRON, timezone=REVIEW_DAY_ZONE)]),
+        deployment(grants_day_flow, "daily", schedules=[Cron(GRANTS_DAY_CRON, timezone=REVIEW_DAY_ZONE)]),
         deployment(deliver_notifications_flow, "every-5-minutes", schedules=[Interval(DELIVERY_EVERY_SECONDS)]),
     ]
 

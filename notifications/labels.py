@@ -179,6 +179,26 @@ GRANT_STATES = {
     "closed": N_("closed"),
     "cancelled": N_("cancelled"),
 }
+#: A grant's report: its kind and state, and what keeps a grant from closing.
+REPORT_KINDS = {"progress": N_("progress report"), "final": N_("final report")}
+REPORT_STATES = {
+    "due": N_("awaited"),
+    "submitted": N_("received, to review"),
+    "revision_requested": N_("sent back for revision"),
+    "accepted": N_("accepted"),
+}
+AMENDMENT_KINDS = {
+    "extension": N_("no-cost extension"),
+    "reallocation": N_("budget reallocation"),
+    "contact": N_("new contact person"),
+    "agency": N_("new executing agency"),
+}
+AMENDMENT_STATES = {"requested": N_("awaiting a decision"), "approved": N_("approved"), "refused": N_("refused")}
+CLOSE_PROBLEMS = {
+    "final_report": N_("The final report is not accepted yet."),
+    "balance": N_("Part of the unspent balance is neither returned nor written off."),
+    "lessons": N_("The lessons learnt are not recorded yet."),
+}
 #: What releases an instalment.
 MILESTONES = {
     "signature": N_("the agreement signed (and the conditions met)"),

@@ -8,6 +8,7 @@ released, never above the award. Every change is audited."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,9 +19,14 @@ from sqlmodel import Session, col, func, select
 from domain.application import FieldError
 from domain.committee import APPROVALS
 from domain.grants import (
+    GrantSettings,
     GrantState,
     GrantTransitionError,
+    ReportKind,
+    ReportState,
+    ScheduledReport,
     add_months,
+    amended_schedule,
     conditions_of,
     instalment_amounts,
     payment_problems,
@@ -31,7 +37,15 @@ from domain.lifecycle import Role
 from engine.services import audit
 from engine.services.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from engine.services.rounds import definition_of, get_round
-from engine.tables import Application, DecisionRecord, Grant, GrantInstalment, GrantPayment, GrantSignature
+from engine.tables import (
+    Application,
+    DecisionRecord,
+    Grant,
+    GrantInstalment,
+    GrantPayment,
+    GrantReport,
+    GrantSignature,
+)
 
 #: The states in which a grant is paid.
 PAYABLE = (GrantState.ACTIVE, GrantState.CLOSING)
@@ -126,7 +140,7 @@ def grant_of(session: Session, reference: str, *, for_update: bool = False) -> G
     return found
 
 
-def _paid(session: Session, grant_id: int) -> Decimal:
+def paid_of(session: Session, grant_id: int) -> Decimal:
     total = session.exec(
         select(func.coalesce(func.sum(GrantPayment.amount), 0)).where(GrantPayment.grant_id == grant_id)
     ).one()
@@ -134,16 +148,46 @@ def _paid(session: Session, grant_id: int) -> Decimal:
 
 
 def _released(session: Session, grant: Grant) -> Decimal:
-    """What the instalments whose milestones hold release: the first, once the grant is
-    active (signed, its conditions met). The reports that release the others come with
-    the reports' stage."""
-    instalments = session.exec(select(GrantInstalment).where(GrantInstalment.grant_id == grant.id)).all()
-    holds = {"signature": grant.state in PAYABLE, "first_progress_report": False, "final_report": False}
-    return sum((i.amount for i in instalments if holds.get(i.after, False)), Decimal(0))
+    """What the instalments released so far add up to (an instalment is released when its
+    milestone holds: the grant active, the first progress report accepted, the final
+    report accepted)."""
+    if grant.state not in PAYABLE:
+        return Decimal(0)
+    total = session.exec(
+        select(func.coalesce(func.sum(GrantInstalment.amount), 0)).where(
+            GrantInstalment.grant_id == grant.id, col(GrantInstalment.released_on).is_not(None)
+        )
+    ).one()
+    return Decimal(total or 0).quantize(Decimal("0.01"))
+
+
+def release(session: Session, grant: Grant, milestones: set[str], *, actor: str, at: datetime) -> list[int]:
+    """Release the instalments waiting for these milestones; returns their numbers."""
+    waiting = session.exec(
+        select(GrantInstalment)
+        .where(GrantInstalment.grant_id == grant.id, col(GrantInstalment.released_on).is_(None))
+        .where(col(GrantInstalment.after).in_(milestones))
+        .order_by(col(GrantInstalment.number))
+    ).all()
+    today = local_day(session, grant, at)
+    for instalment in waiting:
+        instalment.released_on = today
+        session.add(instalment)
+        audit.record(
+            session, at=at, actor=actor, role=Role.SECRETARIAT, action="grant.instalment_released",
+            subject_type="grant", subject_id=grant.reference,
+            details={"instalment": instalment.number, "amount": f"{instalment.amount:.2f}", "after": instalment.after},
+        )  # fmt: skip
+    return [i.number for i in waiting]
+
+
+def local_day(session: Session, grant: Grant, at: datetime) -> date:
+    """The day `at` is where the grant's round is (its time zone)."""
+    return at.astimezone(definition_of(get_round(session, grant.round_id)).zone).date()
 
 
 def line_of(session: Session, grant: Grant) -> GrantLine:
-    paid = _paid(session, grant.id or 0)
+    paid = paid_of(session, grant.id or 0)
     signatures = session.exec(
         select(func.count()).select_from(GrantSignature).where(GrantSignature.grant_id == grant.id)
     ).one()
@@ -169,7 +213,9 @@ def list_grants(session: Session, round_id: str) -> list[GrantLine]:
     return [line_of(session, grant) for grant in grants]
 
 
-def _move(session: Session, grant: Grant, name: str, *, actor: str, at: datetime, reason: str | None = None) -> None:
+def move_grant(
+    session: Session, grant: Grant, name: str, *, actor: str, at: datetime, reason: str | None = None
+) -> None:
     try:
         target = plan_grant_transition(GrantState(grant.state), name, reason=reason)
     except GrantTransitionError as exc:
@@ -184,15 +230,108 @@ def _move(session: Session, grant: Grant, name: str, *, actor: str, at: datetime
 
 
 def _activate_when_ready(session: Session, grant: Grant, *, actor: str, at: datetime) -> None:
-    """Signed by both, and every condition met: the grant becomes active (its first instalment is released)."""
+    """Signed by both, and every condition met: the grant becomes active. The project's
+    period starts that day, for its planned number of months; its reports fall due on
+    that schedule, and the instalments after the signature are released."""
     if grant.state == GrantState.AGREEMENT_SIGNED and all(c.get("met_at") for c in grant.conditions):
-        _move(session, grant, "activate", actor=actor, at=at)
+        move_grant(session, grant, "activate", actor=actor, at=at)
+        grant.starts_on = local_day(session, grant, at)
+        grant.ends_on = add_months(grant.starts_on, months_between(grant.planned_start, grant.planned_end))
+        session.add(grant)
+        schedule_reports(session, grant, actor=actor, at=at, why="the agreement")
+        release(session, grant, {"signature"}, actor=actor, at=at)
 
 
-def _day_problems(session: Session, grant: Grant, day: date, field: str, at: datetime) -> list[tuple[str, str]]:
+def schedule_reports(session: Session, grant: Grant, *, actor: str, at: datetime, why: str) -> list[dict[str, Any]]:
+    """Lay the grant's reports on the schedule of its agreement and amendments (the
+    round's `[grants]` settings), recomputing the dates of those not yet in, even past
+    ones; a report submitted or accepted keeps its period (`schedule_problems` refuses
+    an amendment that would move one). Returns the changes, audited with `why`."""
+    assert grant.ends_on is not None
+    rows = {r.number: r for r in reports_of(session, grant)}
+    planned = _schedule(session, grant, grant.ends_on, rows.values(), at)
+    first = not rows
+    changes: list[dict[str, Any]] = []
+    for item in planned:
+        row = rows.pop(item.number, None)
+        if row is None:
+            row = GrantReport(grant_id=grant.id or 0, number=item.number, kind=item.kind, period_end=item.period_end,
+                              due_on=item.due_on, state=ReportState.DUE, flags=[])  # fmt: skip
+            changes.append({"number": item.number, "kind": item.kind.value, "due_on": item.due_on.isoformat()})
+        elif row.state != ReportState.DUE:
+            continue  # in, or sent back for revision: it keeps its period and its due date
+        elif (row.kind, row.period_end, row.due_on) != (item.kind.value, item.period_end, item.due_on):
+            changes.append({
+                "number": item.number, "kind": item.kind.value, "due_on": item.due_on.isoformat(),
+                "was": {"kind": row.kind, "period_end": row.period_end.isoformat(), "due_on": row.due_on.isoformat()},
+            })  # fmt: skip
+            row.kind, row.period_end, row.due_on = item.kind.value, item.period_end, item.due_on
+        else:
+            continue
+        session.add(row)
+    for row in rows.values():  # beyond a shortened schedule: never one that is in (see schedule_problems)
+        changes.append(
+            {"number": row.number, "dropped": True, "was": {"kind": row.kind, "due_on": row.due_on.isoformat()}}
+        )
+        session.delete(row)
+    if changes:
+        audit.record(
+            session, at=at, actor=actor, role=Role.SECRETARIAT, action="grant.reports_scheduled", subject_type="grant",
+            subject_id=grant.reference, reason=why,
+            details={"starts_on": str(grant.starts_on), "ends_on": grant.ends_on.isoformat(),
+                     "first": first, "reports": changes},
+        )  # fmt: skip
+    session.flush()
+    return changes
+
+
+def _schedule(
+    session: Session, grant: Grant, end: date, rows: Iterable[GrantReport], at: datetime
+) -> list[ScheduledReport]:
+    assert grant.starts_on is not None
+    progress = sum(1 for r in rows if r.kind == ReportKind.PROGRESS)
+    today = local_day(session, grant, at)
+    return amended_schedule(grant.starts_on, end, settings_of(session, grant), progress_scheduled=progress, today=today)
+
+
+def schedule_problems(session: Session, grant: Grant, new_end: date, at: datetime) -> list[tuple[str, str]]:
+    """Why the grant cannot end on `new_end`: a report already in (submitted or accepted,
+    or sent back for revision) would change its period or kind."""
+    rows = reports_of(session, grant)
+    planned = {p.number: p for p in _schedule(session, grant, new_end, rows, at)}
+    problems = []
+    for row in rows:
+        if row.state == ReportState.DUE:
+            continue
+        item = planned.get(row.number)
+        if item is None or (item.kind.value, item.period_end) != (row.kind, row.period_end):
+            problems.append((
+                "end",
+                f"report {row.number} ({row.kind}, to {row.period_end}) is {row.state.replace('_', ' ')}; "
+                f"ending on {new_end} would change what it covers",
+            ))  # fmt: skip
+    return problems
+
+
+def reports_of(session: Session, grant: Grant) -> list[GrantReport]:
+    return list(
+        session.exec(select(GrantReport).where(GrantReport.grant_id == grant.id).order_by(col(GrantReport.number)))
+    )
+
+
+def settings_of(session: Session, grant: Grant) -> GrantSettings:
+    return definition_of(get_round(session, grant.round_id)).grants
+
+
+def months_between(start: date, end: date) -> int:
+    """The whole months from `start` to `end` (a grant's planned duration)."""
+    return (end.year - start.year) * 12 + end.month - start.month
+
+
+def day_problems(session: Session, grant: Grant, day: date, field: str, at: datetime) -> list[tuple[str, str]]:
     """A day the secretariat records (a signature's, a payment's): not before the decision,
     and not after today where the round is (its time zone)."""
-    today = at.astimezone(definition_of(get_round(session, grant.round_id)).zone).date()
+    today = local_day(session, grant, at)
     if day > today:
         return [(field, f"{day} is after today ({today})")]
     if day < grant.planned_start:
@@ -223,7 +362,7 @@ def record_signature(
             select(GrantSignature).where(GrantSignature.grant_id == grant.id).order_by(col(GrantSignature.id))
         ).all()
     ]
-    problems = signature_problems(kind, signed, signer, content) + _day_problems(session, grant, signed_on, "on", at)
+    problems = signature_problems(kind, signed, signer, content) + day_problems(session, grant, signed_on, "on", at)
     if problems:
         raise InvalidInput(
             f"the signature of {reference} was not recorded: " + "; ".join(f"{f}: {m}" for f, m in problems),
@@ -242,7 +381,7 @@ def record_signature(
         subject_id=reference, details=details,
     )  # fmt: skip
     if len(signed) + 1 == 2:
-        _move(session, grant, "sign_agreement", actor=actor, at=at)
+        move_grant(session, grant, "sign_agreement", actor=actor, at=at)
         _activate_when_ready(session, grant, actor=actor, at=at)
     return line_of(session, grant)
 
@@ -304,9 +443,9 @@ def pay(
         )
     if session.exec(select(GrantPayment.id).where(GrantPayment.finance_ref == finance_ref.strip())).first():
         raise Conflict(f"a payment with the finance reference {finance_ref.strip()} is recorded already")
-    paid = _paid(session, grant.id or 0)
+    paid = paid_of(session, grant.id or 0)
     problems = payment_problems(amount, paid=paid, award=grant.award, due=_released(session, grant) - paid)
-    problems += _day_problems(session, grant, paid_on, "paid_on", at)
+    problems += day_problems(session, grant, paid_on, "paid_on", at)
     if problems:
         raise InvalidInput(
             f"the payment to {reference} was not recorded: " + "; ".join(f"{f}: {m}" for f, m in problems),

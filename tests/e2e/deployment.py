@@ -57,6 +57,7 @@ ENGINE_DEPLOYMENTS = {
     ),
     "round-dates/every-15-minutes",
     "review-day/daily",
+    "grants-day/daily",
     "deliver-notifications/every-5-minutes",
 }
 
@@ -149,6 +150,22 @@ def decide(rt: Runtime) -> None:
             actor="officer",
             at=datetime(2018, 10, 4, tzinfo=UTC),
         )
+
+
+def sign_the_grant(rt: Runtime) -> None:
+    """Benin's agreement signed by both on 20 October 2018: its grant (without conditions) is active."""
+    from engine.services.grants import record_signature
+
+    at = datetime(2018, 10, 20, 9, tzinfo=UTC)
+    with unit_of_work(rt.engine) as session:
+        benin = session.exec(
+            select(Application.reference).where(Application.round_id == ROUND1, Application.party == "BEN")
+        ).one()
+        for kind, signer in (("recipient", "Aïcha Dossou"), ("secretariat", "Monika Stankiewicz")):
+            record_signature(
+                session, benin, kind=kind, signer=signer, signed_on=at.date(), file_name="agreement.pdf",
+                content=b"%PDF-1.7\n% signed\n", actor="officer", at=at,
+            )  # fmt: skip
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from cli import app
 from engine.services.setup import Runtime
 from tests.conftest import ROUND1
+from tests.integration.test_grant_reports import active  # noqa: F401  (the fixture)
 from tests.integration.test_opendata import decided  # noqa: F401  (the fixture)
 
 BEN = "SIP-2018-R1-0001"
@@ -72,3 +73,35 @@ def test_the_secretariat_reads_a_rounds_grants_from_the_api(decided: Runtime) ->
         assert client.get(f"/rounds/{ROUND1}/grants").status_code == 401
         unknown = client.get("/rounds/sip-1999-r0/grants", headers={"Authorization": f"Bearer {key}"})
         assert unknown.status_code == 404 and "no round 'sip-1999-r0'" in unknown.json()["message"]
+
+
+def test_a_report_is_recorded_sent_back_accepted_and_the_grant_extended_from_the_terminal(
+    active: Runtime,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from tests.integration.test_grant_reports import report
+
+    listed = sip("grants", "reports", BEN)
+    assert "progress" in listed and "2019-06-01" in listed and "final" in listed
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(report(indicators=[])))
+    refused = sip("grants", "report", BEN, "1", "--file", str(bad), code=1)
+    assert "indicator 1 of output 1 has no progress reported" in refused
+    good = tmp_path / "report-1.json"
+    good.write_text(json.dumps(report({"personnel": 46000})))
+    out = sip("grants", "report", BEN, "1", "--file", str(good))
+    assert "report 1 (progress) is submitted" in out and "personnel: 46,000.00 spent of 40,000.00 budgeted" in out
+    out = sip("grants", "revise", BEN, "1", "--reason", "Explain the personnel costs.", "--reason", "Add the photos.")
+    assert "report 1 is sent back for revision" in out
+    assert "sent back: Explain the personnel costs." in sip("grants", "reports", BEN)
+    sip("grants", "report", BEN, "1", "--file", str(good))
+    out = sip("grants", "accept", BEN, "1")
+    assert "report 1 is accepted; released 120,000.00 of 150,000.00" in out
+    assert "give one change" in sip("grants", "amend", BEN, "--reason", "x", code=1)
+    out = sip("grants", "amend", BEN, "--end", "2021-05-02", "--reason", "Floods at the sites.")
+    assert "amendment 1 (extension) is approved" in out
+    assert json.loads(sip("grants", "reports", BEN, "--json"))[-1]["due_on"] == "2021-07-01"
+    assert "1. extension" in sip("grants", "amendments", BEN)
+    out = sip("grants", "close-out", BEN)
+    assert "before it closes: final report is not accepted yet" in out
+    assert "closes after its final report" in sip("grants", "close", BEN, code=1)

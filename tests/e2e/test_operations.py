@@ -57,6 +57,7 @@ def test_every_stage_is_a_deployment_an_officer_can_read_in_the_prefect_ui() -> 
     assert {f"{stage}/on-demand" for stage in STAGES} | {
         "round-dates/every-15-minutes",
         "review-day/daily",
+        "grants-day/daily",
         "deliver-notifications/every-5-minutes",
     } == set(served)
     for name, deployment in served.items():

@@ -39,6 +39,7 @@ from tests.e2e.deployment import (
     run_logs,
     runtime_on,
     serving,
+    sign_the_grant,
     statuses,
     write_applications,
 )
@@ -115,8 +116,18 @@ def test_every_stage_runs_as_a_served_deployment_started_from_another_process(
             start_runs(
                 api,
                 home,
+                [[run("send-decision-letters/on-demand", round_id=ROUND1, at="2018-10-10T09:00:00+00:00")]],
+                cwd=tmp_path,
+            )
+        )
+        sign_the_grant(rt)  # active from 20 October 2018: its first report is due on 20 May 2019
+        runs += completed(
+            start_runs(
+                api,
+                home,
                 [
-                    [run("send-decision-letters/on-demand", round_id=ROUND1, at="2018-10-10T09:00:00+00:00")],
+                    [run("grants-day/daily", at="2019-05-10T09:00:00+00:00")],
+                    [run("grants-day/daily", at="2019-05-10T15:00:00+00:00")],  # again the same day: nothing more
                     [run("deliver-notifications/every-5-minutes")],
                 ],
                 cwd=tmp_path,
@@ -138,6 +149,10 @@ def test_every_stage_runs_as_a_served_deployment_started_from_another_process(
     kinds = Counter(m.kind for m in outbox)
     assert kinds["receipt"] == 5 and kinds["review_invitation"] >= 2 and kinds["bundle_ready"] == 10
     assert kinds["decision_approved"] == 1 and kinds["screening_incomplete"] == kinds["screening_ineligible"] == 1
+    assert kinds["grant_report_reminder"] == 1  # the report due in ten days, from the first grants-day only
+    assert [m.key.startswith("grants_day:") for m in outbox if m.kind == "secretariat_notice"].count(True) == 1
+    grants_days = [r for r in runs if r["deployment"] == "grants-day/daily"]
+    assert len(grants_days) == 2 and all(r["state"] == "COMPLETED" for r in grants_days)
     assert {m.state for m in outbox} == {"sent"}
     assert len(list((serving_in / "sip-data" / "mail").glob("*.eml"))) == len(outbox)
     # Who did it: the deployment and the run, as Prefect knows them.

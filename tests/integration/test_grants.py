@@ -138,6 +138,8 @@ def test_days_before_the_decision_or_after_today_are_refused_and_every_step_is_a
         "grant.sign_agreement",
         "grant.condition_met",
         "grant.activate",
+        "grant.reports_scheduled",  # the agreement's period starts: its reports fall due on the round's schedule
+        "grant.instalment_released",  # the first, after the signature
     ]
 
 
