@@ -1,7 +1,10 @@
 """A round's grants in the console: each grant's state and money, and on its page the
 committee's conditions, the agreement's signatures, the instalments and the payments,
-with what the secretariat records there (a signature with its PDF, a condition met, a
-payment). Thin over engine/services/grants.py, as `sip grants` is."""
+the reports, the amendments and the close-out, with what the secretariat records there
+(a signature with its PDF, a condition met, a payment, a report received, accepted or
+sent back, an amendment, the balance returned or written off, the lessons, the close).
+Thin over engine/services/grants.py, grant_reports.py and grant_changes.py, as `sip
+grants` is."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from babel.dates import format_date
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
@@ -17,15 +21,18 @@ from starlette.concurrency import run_in_threadpool
 from api.application_form import read_amount
 from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, text_of, uploaded
 from api.pages import page_route
-from domain.application import FieldError
+from domain.application import BUDGET_CATEGORIES, FieldError
 from domain.grants import SIGNED_FILE_BYTES
+from domain.lifecycle import Role
 from domain.money import to_cents
+from engine.services import grant_changes, grant_reports
 from engine.services import grants as grant_service
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, NotFound, ServiceError
 from engine.services.parties import party_names
-from engine.tables import GrantInstalment, GrantPayment, GrantSignature
+from engine.tables import Application, GrantInstalment, GrantPayment, GrantSignature
 from notifications import labels
+from notifications.render import first_of_month
 
 router = APIRouter()
 
@@ -71,19 +78,48 @@ def _page(desk: Desk, round_id: str, reference: str, *, status_code: int = 200, 
                 select(GrantSignature).where(GrantSignature.grant_id == grant.id).order_by(col(GrantSignature.id))
             ).all(),
             "party": party_names(session, {grant.party}).name(grant.party, desk.language),
+            "reports": grant_service.reports_of(session, grant),
+            "amendments": grant_changes.list_amendments(session, reference),
+            "close": grant_changes.close_out(session, reference),
+            "outputs": (
+                (application.form_a if (application := session.get(Application, grant.application_id)) else None) or {}
+            ).get("outputs")
+            or [],
+            "budget": grant_reports.budget_of(grant),
+            "categories": BUDGET_CATEGORIES,
+            "today_date": desk.now.astimezone(round_service.definition_of(row).zone).date(),
         }
 
     found = desk.read(gather)
+    money = lambda value: labels.money(Decimal(str(value)), found["r"].currency, desk.language)  # noqa: E731
+    indicators = {
+        (str(o.get("id")), n): text for o in found["outputs"] for n, text in enumerate(o.get("indicators") or [], 1)
+    }
     return desk.page(
         "grant.html",
         status_code=status_code,
-        money=lambda value: labels.money(value, found["r"].currency, desk.language),
+        money=money,
+        indicator=lambda output, number: indicators.get((str(output), number), str(number)),
+        change=lambda values: _change_text(values, money, desk.language),
         today=desk.now.date().isoformat(),
         # the largest signed file this page takes: the grant's limit, or the server's request limit if smaller
         max_mb=min(SIGNED_FILE_BYTES, desk.rt.settings.body_limit) // 1_000_000,
         **found,
         **context,
     )
+
+
+def _change_text(values: dict[str, Any], money: Any, language: str) -> str:
+    """What an amendment changes from or to, as a person reads it."""
+    if "ends_on" in values:
+        day = date.fromisoformat(values["ends_on"])
+        return first_of_month(format_date(day, format="long", locale=language), day.day, language)
+    if "budget" in values:
+        return "; ".join(f"{labels.code(c, language)} {money(a)}" for c, a in values["budget"].items())
+    if "contact" in values:
+        contact = values["contact"] or {}
+        return f"{contact['name']} <{contact['email']}>" if contact else "—"
+    return str(values.get("executing_agency") or "—")
 
 
 @page_route(router.get, "/rounds/{round_id}/grants/{reference}", CONSOLE)
@@ -160,3 +196,152 @@ async def payment(round_id: str, reference: str, request: Request, desk: ActingD
         )  # fmt: skip
 
     return await run_in_threadpool(_do, desk, round_id, reference, "pay", go, "paid")
+
+
+def _amount(text: str, field: str) -> Decimal:
+    try:
+        return to_cents(read_amount(text))
+    except ValueError:
+        raise InvalidInput(f"{field} is not an amount", [FieldError(path=f"$.{field}", message="not_amount")]) from None
+
+
+def _report_of(form: Any, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A report as the form sends it: the narrative, a progress per indicator of form A's
+    outputs (`progress-<output>-<n>`), and the spending per category (`spent-<category>`)."""
+    indicators = [
+        {"output": str(output.get("id")), "indicator": number, "progress": progress}
+        for output in outputs
+        for number, _ in enumerate(output.get("indicators") or [], 1)
+        if (progress := text_of(form, f"progress-{output.get('id')}-{number}", 5000))
+    ]
+    spending = {
+        category: _amount(spent, f"spending.{category}")
+        for category in BUDGET_CATEGORIES
+        if (spent := text_of(form, f"spent-{category}", 30))
+    }
+    return {"narrative": text_of(form, "narrative", 20_000), "indicators": indicators, "spending": spending}
+
+
+@page_route(router.post, "/rounds/{round_id}/grants/{reference}/reports/{number}", CONSOLE)
+async def report(round_id: str, reference: str, number: int, request: Request, desk: ActingDep) -> Response:
+    """A report the recipient sent, typed in from their document."""
+    form = await form_of(request)
+
+    def go(session: Session) -> Any:
+        grant = grant_service.grant_of(session, reference)
+        application = session.get(Application, grant.application_id)
+        outputs = ((application.form_a if application else None) or {}).get("outputs") or []
+        return grant_reports.submit_report(
+            session, reference, number, _report_of(form, outputs), actor=desk.actor, role=Role.SECRETARIAT,
+            at=desk.now,
+        )  # fmt: skip
+
+    return await run_in_threadpool(_do, desk, round_id, reference, "report", go, "reported")
+
+
+@page_route(router.post, "/rounds/{round_id}/grants/{reference}/reports/{number}/decision", CONSOLE)
+async def report_decision(round_id: str, reference: str, number: int, request: Request, desk: ActingDep) -> Response:
+    """A submitted report accepted, or sent back with the reasons."""
+    form = await form_of(request)
+    decision, words = text_of(form, "decision", 10), text_of(form, "reasons", 5000)
+
+    def go(session: Session) -> Any:
+        if decision == "accept":
+            return grant_reports.accept_report(session, reference, number, note=words, actor=desk.actor, at=desk.now)
+        if not words:
+            raise InvalidInput(
+                "say why the report is sent back", [FieldError(path="$.reasons", message="reason_missing")]
+            )
+        return grant_reports.ask_revision(
+            session, desk.rt.settings, reference, number, words, actor=desk.actor, at=desk.now
+        )
+
+    return await run_in_threadpool(
+        _do, desk, round_id, reference, "report_decision", go, "accepted" if decision == "accept" else "sent_back"
+    )
+
+
+@page_route(router.post, "/rounds/{round_id}/grants/{reference}/amendments", CONSOLE)
+async def amend(round_id: str, reference: str, request: Request, desk: ActingDep) -> Response:
+    """An amendment the secretariat records and approves: an extension, a reallocation, a
+    new contact or executing agency."""
+    form = await form_of(request)
+    kind, reason = text_of(form, "kind", 20), text_of(form, "reason", 5000)
+
+    def go(session: Session) -> Any:
+        change: dict[str, Any]
+        if kind == "extension":
+            change = {"ends_on": _day(text_of(form, "ends_on", 20), "ends_on", date.min)}
+        elif kind == "reallocation":
+            budget = grant_reports.budget_of(grant_service.grant_of(session, reference))
+            change = {"budget": {c: _amount(v, f"budget.{c}") for c in sorted(set(budget) | set(BUDGET_CATEGORIES))
+                                 if (v := text_of(form, f"budget-{c}", 30))}}  # fmt: skip
+        elif kind == "contact":
+            contact = {"name": text_of(form, "contact_name", 300), "email": text_of(form, "contact_email", 320)}
+            change = {"contact": {**contact, "language": text_of(form, "contact_language", 2) or "en"}}
+        else:
+            change = {"executing_agency": text_of(form, "executing_agency", 300)}
+        if not reason:
+            raise InvalidInput("give the reason", [FieldError(path="$.reason", message="reason_missing")])
+        line = grant_changes.request_amendment(
+            session, reference, kind, change, reason, actor=desk.actor, role=Role.SECRETARIAT, at=desk.now
+        )
+        return grant_changes.decide_amendment(
+            session, reference, line.number, True, reason, actor=desk.actor, at=desk.now
+        )
+
+    return await run_in_threadpool(_do, desk, round_id, reference, "amend", go, "amended")
+
+
+@page_route(router.post, "/rounds/{round_id}/grants/{reference}/amendments/{number}/decision", CONSOLE)
+async def amendment_decision(round_id: str, reference: str, number: int, request: Request, desk: ActingDep) -> Response:
+    """An amendment the recipient asked for, approved or refused with the reason."""
+    form = await form_of(request)
+    decision, reason = text_of(form, "decision", 10), text_of(form, "reason", 5000)
+
+    def go(session: Session) -> Any:
+        if not reason:
+            raise InvalidInput("give the reason", [FieldError(path="$.reason", message="reason_missing")])
+        return grant_changes.decide_amendment(
+            session, reference, number, decision == "approve", reason, actor=desk.actor, at=desk.now
+        )
+
+    return await run_in_threadpool(_do, desk, round_id, reference, "amendment_decision", go, "decided")
+
+
+@page_route(router.post, "/rounds/{round_id}/grants/{reference}/settlements", CONSOLE)
+async def settlement(round_id: str, reference: str, request: Request, desk: ActingDep) -> Response:
+    """Unspent money returned (with the finance reference) or written off (with the reason)."""
+    form = await form_of(request)
+    kind, amount = text_of(form, "kind", 20), text_of(form, "amount", 30)
+    ref, why, on = text_of(form, "finance_ref", 100), text_of(form, "reason", 2000), text_of(form, "settled_on", 20)
+
+    def go(session: Session) -> Any:
+        return grant_changes.settle(
+            session, reference, kind, _amount(amount, "amount"), settled_on=_day(on, "settled_on", desk.now.date()),
+            finance_ref=ref or None, reason=why or None, actor=desk.actor, at=desk.now,
+        )  # fmt: skip
+
+    return await run_in_threadpool(_do, desk, round_id, reference, "settle", go, "settled")
+
+
+@page_route(router.post, "/rounds/{round_id}/grants/{reference}/lessons", CONSOLE)
+async def lessons(round_id: str, reference: str, request: Request, desk: ActingDep) -> Response:
+    """What the project taught, kept with the grant."""
+    form = await form_of(request)
+    text = text_of(form, "lessons", 20_000)
+
+    def go(session: Session) -> Any:
+        return grant_changes.record_lessons(session, reference, text, actor=desk.actor, at=desk.now)
+
+    return await run_in_threadpool(_do, desk, round_id, reference, "lessons", go, "lessons")
+
+
+@page_route(router.post, "/rounds/{round_id}/grants/{reference}/closure", CONSOLE)
+async def closure(round_id: str, reference: str, desk: ActingDep) -> Response:
+    """The grant closed: its final report accepted, its balance settled, its lessons recorded."""
+
+    def go(session: Session) -> Any:
+        return grant_changes.close(session, reference, actor=desk.actor, at=desk.now)
+
+    return await run_in_threadpool(_do, desk, round_id, reference, "close", go, "closed")

@@ -27,6 +27,7 @@ from tests.conftest import (
     ask_for_information,
     bundle_link_token,
 )
+from tests.integration.test_opendata import decided  # noqa: F401  (the fixture)
 
 AXE = Path(__file__).resolve().parents[2] / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
@@ -224,4 +225,43 @@ def test_the_secretariats_console_passes_the_wcag_aa_rules_in_every_language(
         page.locator("#decisions-form button[type=submit]").click()
         found[f"decisions refused {language}"] = violations(page)
         shot(page, f"console-decisions-refused-{language}")
+    assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+def test_a_grants_page_with_its_reports_amendments_and_close_out_passes_the_wcag_aa_rules(
+    decided: Runtime,  # noqa: F811
+    serve: Any,
+    page: Any,
+    shot: Any,
+) -> None:
+    """An active grant whose first report is in, with a spending flag, and an amendment
+    asked for: the page where the secretariat reviews them, in each language."""
+    if not AXE.exists():
+        pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
+    from datetime import UTC, date, datetime
+
+    from domain.lifecycle import Role
+    from domain.staff import StaffRole
+    from engine.services import staff
+    from engine.services.grant_changes import request_amendment
+    from engine.services.grant_reports import submit_report
+    from tests.integration.test_grant_reports import BEN, activate, report
+
+    activate(decided)
+    now = datetime(2019, 5, 20, 9, tzinfo=UTC)
+    with unit_of_work(decided.engine) as session:
+        submit_report(session, BEN, 1, report({"personnel": 46000}), actor="focal", role=Role.APPLICANT, at=now)
+        request_amendment(session, BEN, "extension", {"ends_on": date(2021, 2, 2)}, "The rains came early.",
+                          actor="focal", role=Role.APPLICANT, at=now)  # fmt: skip
+        staff.add_staff(session, "ada@example.org", "Ada Admin", StaffRole.ADMIN, "p" * 16, actor="t", at=now)
+    app = serve(now)
+    page.goto(f"{app.url}/console/")
+    page.fill("#email", "ada@example.org")
+    page.fill("#password", "p" * 16)
+    page.locator("form button[type=submit]").click()
+    found: dict[str, list[str]] = {}
+    for language in ("en", "fr", "es"):
+        page.goto(f"{app.url}/console/rounds/{ROUND1}/grants/{BEN}?lang={language}")
+        found[f"grant {language}"] = violations(page)
+        shot(page, f"console-grant-{language}")
     assert {name: problems for name, problems in found.items() if problems} == {}

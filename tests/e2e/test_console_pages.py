@@ -456,3 +456,75 @@ def test_a_grant_is_signed_its_condition_met_and_paid_from_its_page(committee: R
     with reading(rt.engine) as session:
         actors = session.exec(select(AuditEvent.actor).where(AuditEvent.action == "grant.paid")).all()
     assert actors == [OFFICER]
+
+
+def test_a_grants_reports_amendment_and_close_out_are_recorded_from_its_page(committee: Runtime) -> None:
+    from datetime import UTC, datetime
+
+    from domain.grants import GrantState
+    from engine.services.grants import grant_of, meet_condition, pay, record_signature
+    from tests.integration.test_opendata import AT, decided
+
+    rt = decided.__wrapped__(committee)  # type: ignore[attr-defined]
+    signed_at = datetime(2018, 11, 2, 9, tzinfo=UTC)
+    with unit_of_work(rt.engine) as session:
+        for kind, signer in (("recipient", "Aïcha Dossou"), ("secretariat", "Monika Stankiewicz")):
+            record_signature(
+                session, BEN, kind=kind, signer=signer, signed_on=signed_at.date(), file_name="a.pdf",
+                content=b"%PDF-1.7\n", actor="officer", at=signed_at,
+            )  # fmt: skip
+        meet_condition(session, BEN, 1, "The ministry's letter", actor="officer", at=signed_at)
+        pay(session, BEN, Decimal(60000), finance_ref="FIN-1", paid_on=signed_at.date(), actor="f", at=signed_at)
+        staff.add_staff(session, OFFICER, "Ana Officer", StaffRole.OFFICER, PASSWORD, actor="setup", at=AT)
+    clock = Clock(datetime(2019, 5, 20, 9, tzinfo=UTC))
+    client = TestClient(create_app(rt.settings, now=clock), follow_redirects=False)
+    page = f"/console/rounds/{ROUND1}/grants/{BEN}"
+    report = {
+        "narrative": "Sites surveyed.", "progress-1-1": "32 sites", "progress-1-2": "draft", "progress-2-1": "none yet",
+        "spent-personnel": "46 000", "spent-travel": "",
+    }  # fmt: skip
+    with client:
+        assert client.post("/console/sign-in", data={"email": OFFICER, "password": PASSWORD}).status_code == 303
+        token = csrf(client, page)
+        shown = client.get(page).text
+        assert "Progress on “Number of sites surveyed” (output 1)" in shown and 'mark-fail">overdue' not in shown
+        missing = client.post(page + "/reports/1", data={"csrf": token, **report, "progress-2-1": ""})
+        assert missing.status_code == 422 and "indicator 1 of output 2 has no progress reported" in missing.text
+        assert client.post(page + "/reports/1", data={"csrf": token, **report}).status_code == 303
+        shown = client.get(page).text
+        assert "personnel: 46,000.00 spent of 40,000.00 budgeted, 15.0 % over" in shown
+        assert "received, to review" in shown
+        no_reason = client.post(page + "/reports/1/decision", data={"csrf": token, "decision": "revise", "reasons": ""})
+        assert no_reason.status_code == 422 and "Give the reason." in no_reason.text
+        back = client.post(
+            page + "/reports/1/decision", data={"csrf": token, "decision": "revise", "reasons": "Explain personnel."}
+        )
+        assert back.status_code == 303 and "sent back for revision" in client.get(page).text
+        assert client.post(page + "/reports/1", data={"csrf": token, **report}).status_code == 303
+        assert client.post(page + "/reports/1/decision", data={"csrf": token, "decision": "accept"}).status_code == 303
+        assert "leave $60,000.00 to pay" in client.get(page).text  # the second instalment released
+        clock.now = datetime(2021, 1, 20, 9, tzinfo=UTC)  # the final report, due on 1 January, is overdue
+        assert client.post("/console/sign-in", data={"email": OFFICER, "password": PASSWORD}).status_code == 303
+        token = csrf(client, page)
+        assert 'mark-fail">overdue' in client.get(page).text
+        short = client.post(
+            page + "/amendments",
+            data={"csrf": token, "kind": "extension", "ends_on": "2019-04-01", "reason": "Floods."},
+        )
+        assert short.status_code == 422 and "the end of a period whose report is accepted" in short.text
+        extended = client.post(
+            page + "/amendments",
+            data={"csrf": token, "kind": "extension", "ends_on": "2021-05-02", "reason": "Floods at the sites."},
+        )
+        assert extended.status_code == 303
+        shown = client.get(page).text
+        assert "no-cost extension" in shown and "May 2, 2021" in shown and "approved" in shown
+        french = client.get(page + "?lang=fr").text
+        assert "prolongation sans coût" in french and "2 mai 2021" in french
+    with reading(rt.engine) as session:
+        assert grant_of(session, BEN).state == GrantState.ACTIVE
+        actions = session.exec(
+            select(AuditEvent.action).where(AuditEvent.actor == OFFICER, AuditEvent.subject_type == "grant")
+        ).all()
+    assert {"grant.report_submitted", "grant.report_revision_asked", "grant.report_accepted",
+            "grant.amendment_approved"} <= set(actions)  # fmt: skip
