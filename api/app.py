@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, now: Callable[[], datetime] = Runtime.now)
         secretariat.reviewers_router,
         secretariat.outbox_router,
         grants.router,
+        grants.agreement_router,
         reviewer.router,
         portal.router,
         committee.router,

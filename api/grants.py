@@ -8,21 +8,28 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from api.attempts import AttemptDep
 from api.common import error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
+from api.headers import BUNDLE_POLICY
+from api.pages import PAGE_HEADERS, PersonPage, page_error_responses
 from domain.application import NOT_BLANK, Input, IsoDate
 from domain.lifecycle import Role
 from domain.money import CentsIn, PositiveCentsIn
 from engine.db import reading, unit_of_work
-from engine.services import grant_changes, grant_reports
+from engine.services import agreements, grant_changes, grant_reports
 from engine.services import grants as grant_service
+from engine.services.errors import NotFound
 from engine.services.grant_reports import ReportLine
 from engine.services.grants import GrantLine
 
 router = APIRouter(prefix="/grants/{reference}", tags=["grants"], responses=error_responses(401, 404, 503))
+#: The recipient's personal link to their agreement.
+agreement_router = APIRouter(tags=["grants"])
 
 Reason = Annotated[str, Field(min_length=1, max_length=5000, pattern=NOT_BLANK)]
 Money = Annotated[str, Field(description="US dollars, a decimal number as a string")]
@@ -307,3 +314,89 @@ def close(reference: str, rt: RuntimeDep, now: NowDep, officer: SecretariatWrite
     """Close the grant: its final report accepted, its balance settled, its lessons recorded."""
     with unit_of_work(rt.engine) as session:
         return _close_out(grant_changes.close(session, reference, actor=officer, at=now))
+
+
+class AgreementOut(BaseModel):
+    reference: str
+    version: int
+    language: str
+    sha256: str = Field(description="of the PDF, or of the HTML where the engine makes no PDF")
+    pdf: bool = Field(description="whether a PDF was made (WeasyPrint installed)")
+    recipient: str
+    made_at: datetime
+
+
+def _agreement(line: agreements.AgreementLine) -> AgreementOut:
+    return AgreementOut(
+        reference=line.reference, version=line.version, language=line.language, sha256=line.sha256,
+        pdf=line.pdf is not None, recipient=line.recipient, made_at=line.made_at,
+    )  # fmt: skip
+
+
+@router.post("/agreement", response_model=AgreementOut, responses=error_responses(409, 422))
+def send_agreement(reference: str, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter) -> AgreementOut:
+    """Make the agreement in the recipient's language (HTML, and PDF where WeasyPrint is
+    installed) and queue it with the recipient's personal link; again, a new version."""
+    with unit_of_work(rt.engine) as session:
+        return _agreement(agreements.send_agreement(session, rt.settings, reference, actor=officer, at=now))
+
+
+@router.get(
+    "/agreement",
+    response_model=None,
+    response_class=FileResponse,
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}, "description": "the latest version"}},
+)
+def read_agreement(
+    reference: str,
+    rt: RuntimeDep,
+    officer: SecretariatReader,
+    format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html",  # noqa: A002
+) -> FileResponse:
+    """The latest version of the grant's agreement as it was sent (HTML, or PDF)."""
+    with reading(rt.engine) as session:
+        line = agreements.latest_agreement(session, rt.settings, reference)
+    if line is None:
+        raise NotFound(f"no agreement of {reference} was sent yet")
+    return agreement_file(line, format)
+
+
+def agreement_file(line: agreements.AgreementLine, format: str) -> FileResponse:  # noqa: A002
+    path = line.pdf if format == "pdf" else line.html
+    if path is None:
+        raise NotFound(f"the agreement of {line.reference} was made as HTML only: open it without format=pdf")
+    return FileResponse(
+        path,
+        media_type="application/pdf" if format == "pdf" else "text/html; charset=utf-8",
+        filename=f"agreement-{line.reference}-v{line.version}.{format}",
+        content_disposition_type="inline",
+        headers={**PAGE_HEADERS, "Content-Security-Policy": BUNDLE_POLICY},
+    )
+
+
+@agreement_router.get(
+    "/agreement",
+    response_model=None,
+    response_class=FileResponse,
+    include_in_schema=False,
+    responses=page_error_responses(404, 410, 422, 429),
+    dependencies=[PersonPage()],
+)
+def open_agreement(
+    request: Request,
+    rt: RuntimeDep,
+    attempt: AttemptDep,
+    token: Annotated[str, Query(max_length=200)] = "",
+    format: Annotated[str, Query(pattern="^(html|pdf)$")] = "html",  # noqa: A002
+) -> FileResponse:
+    """What the recipient's personal link opens: their agreement, in their language, as
+    it was sent (HTML, or PDF with format=pdf). An unknown link answers 404 (counted
+    against the source, as every link's refusal is)."""
+    with (
+        attempt.refusals(
+            rt.engine, role=Role.APPLICANT, action="agreement.open", subject_type="grant", subject_id="link"
+        ),
+        reading(rt.engine) as session,
+    ):
+        line = agreements.open_agreement(session, rt.settings, token)
+    return agreement_file(line, format)

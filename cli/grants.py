@@ -508,3 +508,35 @@ def grants_daily(
         f"{result.overdue_notices} overdue notice(s) queued, {result.escalated} escalated to the secretariat; "
         f"{result.instalments_flagged} instalment(s) unpaid and {result.balances_flagged} balance(s) unsettled flagged"
     )
+
+
+@grants_app.command("agreement")
+def grants_agreement(
+    reference: str,
+    copy_to: Annotated[
+        Path | None, typer.Option("--copy-to", help="Also copy the agreement's files (HTML, PDF) into this folder.")
+    ] = None,
+    by: ByOpt = None,
+) -> None:
+    """Send the grant's agreement: made in the recipient's language from the template (HTML,
+    and PDF with the `pdf` extra), kept with its SHA-256, and queued with a personal link
+    to open it. Sending it again makes a new version."""
+    import shutil
+
+    from engine.services.agreements import send_agreement
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        line = send_agreement(session, rt.settings, reference, actor=officer_name(by), at=Runtime.now())
+    files = [p for p in (line.html, line.pdf) if p is not None]
+    if copy_to is not None:
+        copy_to.mkdir(parents=True, exist_ok=True)
+        files = [Path(shutil.copy(p, copy_to / p.name)) for p in files]
+    typer.echo(
+        f"{reference}: agreement version {line.version} ({line.language}) queued to {line.recipient} with its link; "
+        f"SHA-256 {line.sha256[:16]}…"
+    )
+    for path in files:
+        typer.echo(f"  {path}")
+    if line.pdf is None:
+        typer.echo("  (HTML only: install the `pdf` extra, WeasyPrint, for the PDF)")

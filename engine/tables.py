@@ -625,6 +625,27 @@ class GrantPayment(SQLModel, table=True):
     recorded_at: datetime = _ts(nullable=False)
 
 
+class GrantAgreement(SQLModel, table=True):
+    """A version of a grant's agreement as sent to the recipient: its files (HTML, and PDF
+    where WeasyPrint is installed) under the data folder, their SHA-256, and the hash of
+    the token of the message's personal link."""
+
+    __tablename__ = "grant_agreement"
+    __table_args__ = (UniqueConstraint("grant_id", "version", name="uq_grant_agreement"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id", index=True)
+    version: int
+    language: str = Field(max_length=2)
+    html_path: str = Field(max_length=300, description="under the data folder")
+    pdf_path: str | None = Field(default=None, max_length=300)
+    sha256: str = Field(max_length=64, description="of the PDF, or of the HTML where there is no PDF")
+    message_key: str = Field(max_length=200, unique=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    made_by: str = Field(max_length=200)
+    made_at: datetime = _ts(nullable=False)
+
+
 class GrantReport(SQLModel, table=True):
     """A report a grant owes (progress or final), on the schedule derived from its
     agreement and amendments; its content once submitted, and the secretariat's review."""

@@ -7,6 +7,7 @@ transaction as the change that causes it."""
 
 from notifications.render import (
     ACCESS_CODE_PLACEHOLDER,
+    AGREEMENT_LINK_PLACEHOLDER,
     BUNDLE_LINK_PLACEHOLDER,
     DRAFT_LINK_PLACEHOLDER,
     LANGUAGES,
@@ -21,6 +22,7 @@ from notifications.render import (
 __all__ = [
     "ACCESS_CODE_PLACEHOLDER",
     "DRAFT_LINK_PLACEHOLDER",
+    "AGREEMENT_LINK_PLACEHOLDER",
     "BUNDLE_LINK_PLACEHOLDER",
     "LANGUAGES",
     "REVIEW_LINK_PLACEHOLDER",

@@ -35,6 +35,8 @@ ACCESS_CODE_PLACEHOLDER = "[[access-code]]"
 REVIEW_LINK_PLACEHOLDER = "[[review-link]]"
 #: Stands for a committee member's bundle download token in a queued message.
 BUNDLE_LINK_PLACEHOLDER = "[[bundle-link]]"
+#: Where the token of a grant agreement's link goes in its message (put in at delivery).
+AGREEMENT_LINK_PLACEHOLDER = "[[agreement-link]]"
 #: Stands for the token of an applicant's link to their draft application.
 DRAFT_LINK_PLACEHOLDER = "[[draft-link]]"
 FALLBACK = "en"

@@ -25,7 +25,7 @@ from domain.application import BUDGET_CATEGORIES, FieldError
 from domain.grants import SIGNED_FILE_BYTES
 from domain.lifecycle import Role
 from domain.money import to_cents
-from engine.services import grant_changes, grant_reports
+from engine.services import agreements, grant_changes, grant_reports
 from engine.services import grants as grant_service
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, NotFound, ServiceError
@@ -78,6 +78,7 @@ def _page(desk: Desk, round_id: str, reference: str, *, status_code: int = 200, 
                 select(GrantSignature).where(GrantSignature.grant_id == grant.id).order_by(col(GrantSignature.id))
             ).all(),
             "party": party_names(session, {grant.party}).name(grant.party, desk.language),
+            "agreement": agreements.latest_agreement(session, desk.rt.settings, reference),
             "reports": grant_service.reports_of(session, grant),
             "amendments": grant_changes.list_amendments(session, reference),
             "close": grant_changes.close_out(session, reference),
@@ -345,3 +346,29 @@ async def closure(round_id: str, reference: str, desk: ActingDep) -> Response:
         return grant_changes.close(session, reference, actor=desk.actor, at=desk.now)
 
     return await run_in_threadpool(_do, desk, round_id, reference, "close", go, "closed")
+
+
+@page_route(router.post, "/rounds/{round_id}/grants/{reference}/agreement", CONSOLE)
+async def send_agreement(round_id: str, reference: str, desk: ActingDep) -> Response:
+    """The agreement made in the recipient's language and sent with their personal link."""
+
+    def go(session: Session) -> Any:
+        return agreements.send_agreement(session, desk.rt.settings, reference, actor=desk.actor, at=desk.now)
+
+    return await run_in_threadpool(_do, desk, round_id, reference, "send_agreement", go, "agreement")
+
+
+@page_route(router.get, "/rounds/{round_id}/grants/{reference}/agreement", CONSOLE)
+def read_agreement(round_id: str, reference: str, desk: DeskDep, format: str = "html") -> Response:  # noqa: A002
+    """The latest version of the agreement as it was sent (HTML, or PDF)."""
+    from api.grants import agreement_file
+
+    def find(session: Session) -> agreements.AgreementLine:
+        if grant_service.grant_of(session, reference).round_id != round_id:
+            raise NotFound(f"no grant {reference} in round {round_id}")
+        line = agreements.latest_agreement(session, desk.rt.settings, reference)
+        if line is None:
+            raise NotFound(f"no agreement of {reference} was sent yet")
+        return line
+
+    return agreement_file(desk.read(find), "pdf" if format == "pdf" else "html")

@@ -11,11 +11,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
 
-from engine.services.tokens import derive_bundle_token, derive_draft_token, derive_link_token, derive_token
+from engine.services.tokens import (
+    derive_agreement_token,
+    derive_bundle_token,
+    derive_draft_token,
+    derive_link_token,
+    derive_token,
+)
 from engine.settings import Settings
 from engine.tables import Application, IntakeKey, MessageState, OutboxMessage, ReviewerToken, table_of
 from notifications import (
     ACCESS_CODE_PLACEHOLDER,
+    AGREEMENT_LINK_PLACEHOLDER,
     BUNDLE_LINK_PLACEHOLDER,
     DRAFT_LINK_PLACEHOLDER,
     REVIEW_LINK_PLACEHOLDER,
@@ -111,6 +118,8 @@ def materialize(session: Session, settings: Settings, message: OutboxMessage) ->
             key = session.exec(select(IntakeKey.key).where(IntakeKey.application_id == message.application_id)).one()
             secret = derive_token(settings.key(), message.round_id or "", key, stored)
         placeholder = ACCESS_CODE_PLACEHOLDER
+    elif message.kind == "grant_agreement_sent":
+        secret, placeholder = derive_agreement_token(settings.key(), message.key), AGREEMENT_LINK_PLACEHOLDER
     elif message.kind == "bundle_ready":
         secret, placeholder = derive_bundle_token(settings.key(), message.key), BUNDLE_LINK_PLACEHOLDER
     elif message.kind in REVIEWER_KINDS:

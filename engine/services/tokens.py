@@ -97,6 +97,11 @@ def derive_bundle_token(secret: bytes, message_key: str) -> str:
     return derive_secret(secret, "bundle-link", message_key)
 
 
+def derive_agreement_token(secret: bytes, message_key: str) -> str:
+    """A grant recipient's link to their agreement, from its message's key."""
+    return derive_secret(secret, "agreement-link", message_key)
+
+
 def status_proof(secret: bytes, reference: str, until: int, purpose: str = "status-page") -> str:
     """Proof, until `until` (a Unix time), that its holder gave `reference`'s access code:
     the status page's language buttons send it instead of the code, which is never

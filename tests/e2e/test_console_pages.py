@@ -424,6 +424,10 @@ def test_a_grant_is_signed_its_condition_met_and_paid_from_its_page(committee: R
         page = f"/console/rounds/{ROUND1}/grants/{BEN}"
         token = csrf(client, page)
         assert "Name the district focal points." in client.get(page).text
+        assert client.post(page + "/agreement", data={"csrf": token}).status_code == 303
+        assert "Version 1 was sent to focal.point@example.bj" in client.get(page).text
+        document = client.get(page + "/agreement")
+        assert document.status_code == 200 and "Accord de subvention" in document.text  # the recipient's language
         pdf = ("signed.pdf", b"%PDF-1.7\n% signed\n", "application/pdf")
         photo = client.post(
             page + "/signatures",

@@ -117,3 +117,34 @@ def test_an_extension_through_the_api_moves_the_final_report_and_close_out_waits
     assert closing.status_code == 409 and "closes after its final report" in closing.json()["message"]
     unknown = http.get("/grants/SIP-1999-R0-0001", headers=read)
     assert unknown.status_code == 404
+
+
+def test_the_agreement_is_sent_through_the_api_and_opened_by_the_recipients_link(
+    decided: Runtime,  # noqa: F811
+) -> None:
+    from sqlmodel import select
+
+    from engine.services.outbox import materialize
+    from engine.tables import OutboxMessage
+
+    at = datetime(2018, 10, 20, 9, tzinfo=UTC)
+    with unit_of_work(decided.engine) as session:
+        full = create_key(
+            session, "full", scope=KeyScope.FULL, expires_at=at + timedelta(days=90), actor="t", at=at
+        ).key
+    headers = {"Authorization": f"Bearer {full}"}
+    with TestClient(create_app(decided.settings, now=Clock(at))) as http:
+        assert http.get(f"/grants/{BEN}/agreement", headers=headers).status_code == 404  # none sent yet
+        sent = http.post(f"/grants/{BEN}/agreement", headers=headers)
+        assert sent.status_code == 200 and (sent.json()["version"], sent.json()["language"]) == (1, "fr")
+        latest = http.get(f"/grants/{BEN}/agreement?format=pdf", headers=headers)
+        if sent.json()["pdf"]:
+            assert latest.status_code == 200 and latest.content.startswith(b"%PDF-")
+        with unit_of_work(decided.engine) as session:
+            message = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "grant_agreement_sent")).one()
+            link = materialize(session, decided.settings, message).text.split("/agreement?token=")[1].split()[0]
+        opened = http.get(f"/agreement?token={link}", headers={"Accept": "text/html"})
+        assert opened.status_code == 200 and "Accord de subvention SIP-2018-R1-0001" in opened.text
+        assert opened.headers["content-security-policy"].startswith("default-src 'none'")
+        wrong = http.get("/agreement?token=not-a-token", headers={"Accept": "text/html"})
+        assert wrong.status_code == 404 and "<html" in wrong.text and "Check the address" in wrong.text
