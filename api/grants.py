@@ -35,7 +35,7 @@ Reason = Annotated[str, Field(min_length=1, max_length=5000, pattern=NOT_BLANK)]
 Money = Annotated[str, Field(description="US dollars, a decimal number as a string")]
 
 
-class GrantOut(BaseModel):
+class GrantStateOut(BaseModel):
     """A grant: its state, its money (amounts as decimal strings) and its dates."""
 
     reference: str
@@ -132,7 +132,7 @@ class AmendmentIn(Input):
     requested: StrictBool = Field(default=False, description="true: asked for, to decide later")
 
 
-class DecisionIn(Input):
+class AmendmentDecisionIn(Input):
     model_config = ConfigDict(extra="forbid")
     approve: StrictBool
     reason: Reason
@@ -152,9 +152,11 @@ class LessonsIn(Input):
     lessons: str = Field(min_length=1, max_length=20_000, pattern=NOT_BLANK)
 
 
-def _grant(line: GrantLine, starts_on: date | None, ends_on: date | None) -> GrantOut:
+def _grant(line: GrantLine, starts_on: date | None, ends_on: date | None) -> GrantStateOut:
     money = {k: f"{getattr(line, k):.2f}" for k in ("award", "released", "paid", "balance")}
-    return GrantOut(**{**line.__dict__, "state": line.state.value, **money, "starts_on": starts_on, "ends_on": ends_on})
+    return GrantStateOut(
+        **{**line.__dict__, "state": line.state.value, **money, "starts_on": starts_on, "ends_on": ends_on}
+    )
 
 
 def _report(line: ReportLine) -> ReportOut:
@@ -170,16 +172,16 @@ def _close_out(state: grant_changes.CloseOut) -> CloseOutOut:
     )  # fmt: skip
 
 
-@router.get("", response_model=GrantOut)
-def grant(reference: str, rt: RuntimeDep, officer: SecretariatReader) -> GrantOut:
+@router.get("", response_model=GrantStateOut)
+def grant(reference: str, rt: RuntimeDep, officer: SecretariatReader) -> GrantStateOut:
     """A grant's state, money and dates."""
     with reading(rt.engine) as session:
         found = grant_service.grant_of(session, reference)
         return _grant(grant_service.line_of(session, found), found.starts_on, found.ends_on)
 
 
-@router.post("/payments", response_model=GrantOut, responses=error_responses(409, 422))
-def pay(reference: str, body: PaymentIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter) -> GrantOut:
+@router.post("/payments", response_model=GrantStateOut, responses=error_responses(409, 422))
+def pay(reference: str, body: PaymentIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter) -> GrantStateOut:
     """Record a payment the finance office made: within what the instalments released, never above the award."""
     with unit_of_work(rt.engine) as session:
         line = grant_service.pay(
@@ -273,7 +275,7 @@ def amend(reference: str, body: AmendmentIn, rt: RuntimeDep, now: NowDep, office
 
 @router.post("/amendments/{number}/decision", response_model=AmendmentOut, responses=error_responses(409, 422))
 def decide(
-    reference: str, number: int, body: DecisionIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    reference: str, number: int, body: AmendmentDecisionIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> AmendmentOut:
     """Approve or refuse an amendment that was asked for, with the reason."""
     with unit_of_work(rt.engine) as session:

@@ -75,7 +75,7 @@ def grants_sign(
     except OSError as exc:
         fail(f"{file}: cannot read the signed agreement: {exc.strerror or exc}")
     now = Runtime.now()
-    signed_on: date = date_option(on, "--on") or now.date()
+    signed_on: date | None = date_option(on, "--on")  # none: today, where the round is
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
         line = record_signature(
@@ -187,7 +187,7 @@ def grants_pay(
     from engine.services.grants import pay
 
     now = Runtime.now()
-    paid_on: date = date_option(on, "--on") or now.date()
+    paid_on: date | None = date_option(on, "--on")  # none: today, where the round is
     value = amount_argument(amount, "AMOUNT")
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
@@ -433,10 +433,11 @@ def grants_write_off(
     reference: str,
     amount: Annotated[str, typer.Argument(help="US dollars of the unspent balance written off.")],
     reason: Annotated[str, typer.Option(help="Why it is written off.")],
+    on: Annotated[str | None, typer.Option(help="The day it was written off (default: today).")] = None,
     by: ByOpt = None,
 ) -> None:
     """Write off (part of) the unspent balance of a closing grant, with the reason."""
-    _settle(reference, "written_off", amount, None, None, reason, by)
+    _settle(reference, "written_off", amount, on, None, reason, by)
 
 
 def _settle(
@@ -446,7 +447,7 @@ def _settle(
 
     now = Runtime.now()
     value = amount_argument(amount, "AMOUNT")
-    day: date = date_option(on, "--on") or now.date()
+    day: date | None = date_option(on, "--on")  # none: today, where the round is
     rt = runtime()
     with service_errors(), unit_of_work(rt.engine) as session:
         state = settle(session, reference, kind, value, settled_on=day, finance_ref=finance_ref, reason=reason,

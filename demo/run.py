@@ -238,6 +238,10 @@ def _run_demo(settings: Settings, stack: ExitStack, *, fresh: bool, echo: Callab
             else "     send-to-committee: already on the committee's agenda"
         )
         outputs = run_committee_demo(rt, definition, echo)
+        from demo.grants import run_grants_demo
+
+        echo("  4. after the decision: round 1's grants (an invented timeline; see demo/grants.py)")
+        run_grants_demo(rt, echo)
 
     with reading(rt.engine) as session:
         lines = app_service.list_applications(session, ROUND)

@@ -13,9 +13,9 @@ from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from domain.application import BUDGET_CATEGORIES
+from domain.application import BUDGET_CATEGORIES, NUL
 from domain.money import CENT, Amount
 
 
@@ -275,14 +275,15 @@ def report_schedule(start: date, end: date, settings: GrantSettings) -> list[Sch
 
 
 def amended_schedule(
-    start: date, end: date, settings: GrantSettings, *, progress_scheduled: int, today: date
+    start: date, end: date, settings: GrantSettings, *, progress_periods: set[date], today: date
 ) -> list[ScheduledReport]:
-    """The schedule after the end moved (an extension): as `report_schedule`, less the new
-    progress reports (beyond the `progress_scheduled` ones the grant had) whose due date is
-    past already: the final report covers their period, so that an extension never makes
+    """The schedule after the end moved (an extension): as `report_schedule`, less the
+    progress reports the grant did not owe before (their period is not among
+    `progress_periods`, the ends of the progress periods it has) whose due date is past
+    already: the report after them covers their period, so that an extension never makes
     a report late on the day it is granted."""
     planned = report_schedule(start, end, settings)
-    kept = [p for p in planned if p.kind is ReportKind.FINAL or p.number <= progress_scheduled or p.due_on >= today]
+    kept = [p for p in planned if p.kind is ReportKind.FINAL or p.period_end in progress_periods or p.due_on >= today]
     return [replace(p, number=number) for number, p in enumerate(kept, 1)]
 
 
@@ -306,6 +307,13 @@ def reminder_step(today: date, due_on: date, settings: GrantSettings) -> Reminde
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(NUL)
+        return value
 
 
 class IndicatorProgress(_Strict):
@@ -410,11 +418,11 @@ def extension_problems(start: date, end: date, new_end: date, accepted_until: da
     """Why a new end date cannot be: before the start, the same as now, or before the end
     of a period whose report is accepted already."""
     if new_end <= start:
-        return [("end", f"{new_end} is not after the grant's start ({start})")]
+        return [("ends_on", f"{new_end} is not after the grant's start ({start})")]
     if new_end == end:
-        return [("end", f"the grant ends on {end} already")]
+        return [("ends_on", f"the grant ends on {end} already")]
     if accepted_until and new_end < accepted_until:
-        return [("end", f"{new_end} is before {accepted_until}, the end of a period whose report is accepted")]
+        return [("ends_on", f"{new_end} is before {accepted_until}, the end of a period whose report is accepted")]
     return []
 
 
@@ -435,13 +443,17 @@ def reallocation_problems(budget: dict[str, Decimal], new: dict[str, Decimal]) -
 
 
 def close_problems(
-    *, final_accepted: bool, unspent: Decimal, settled: Decimal, lessons: str | None
+    *, final_accepted: bool, owed: Decimal, unspent: Decimal, settled: Decimal, lessons: str | None
 ) -> list[tuple[str, str]]:
     """What still stands between a closing grant and its close: the final report
-    accepted, the unspent balance returned or written off, the lessons recorded."""
+    accepted, what the released instalments still owe the recipient paid (`owed`: the
+    spending the reports show, within what was released, less what was paid), the
+    unspent balance returned or written off, the lessons recorded."""
     problems = []
     if not final_accepted:
         problems.append(("final_report", "is not accepted yet"))
+    if owed > 0:
+        problems.append(("payments", f"{owed:,.2f} of the released instalments, spent by the project, is not paid yet"))
     if settled < unspent:
         problems.append(
             ("balance", f"{unspent - settled:,.2f} of the unspent {unspent:,.2f} is neither returned nor written off")

@@ -138,6 +138,9 @@ CONSOLE_PROBLEMS = {
     "member_email_missing": N_("Give the member's e-mail address."),
     "members_missing": N_("Choose the membership's CSV file."),
     "code_mismatch": N_("The code does not match: type the six digits your app shows now for this account."),
+    "decision_missing": N_("Choose a decision."),
+    "end_missing": N_("Give the new end date."),
+    "nul": N_("This text holds a NUL character, which no text may hold: type it again."),
 }
 #: The Global Mercury Partnership's areas, as a reviewer's expertise and an application's subject.
 AREAS = {
@@ -196,6 +199,7 @@ AMENDMENT_KINDS = {
 AMENDMENT_STATES = {"requested": N_("awaiting a decision"), "approved": N_("approved"), "refused": N_("refused")}
 CLOSE_PROBLEMS = {
     "final_report": N_("The final report is not accepted yet."),
+    "payments": N_("Part of the released instalments, spent by the project, is not paid yet."),
     "balance": N_("Part of the unspent balance is neither returned nor written off."),
     "lessons": N_("The lessons learnt are not recorded yet."),
 }

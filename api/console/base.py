@@ -29,12 +29,13 @@ from starlette.datastructures import UploadFile
 from api.attempts import AttemptDep
 from api.deps import NowDep, RuntimeDep
 from api.pages import FORM_FIELDS, FORMS, LANGUAGE_NAMES, PAGE_HEADERS, PersonPage, browser_language, site_root
+from domain.application import FieldError
 from domain.lifecycle import Role
 from domain.staff import StaffRole, may_act
 from engine.db import reading, unit_of_work
 from engine.services import audit
 from engine.services.console_sessions import signed_in
-from engine.services.errors import Forbidden, ServiceError, Unauthorized
+from engine.services.errors import Forbidden, InvalidInput, ServiceError, Unauthorized
 from engine.services.rounds import RoundView, definition_of
 from engine.services.setup import Runtime
 from engine.services.staff import StaffView
@@ -330,8 +331,11 @@ async def form_of(request: Request) -> Mapping[str, Any]:
 
 
 def text_of(form: Mapping[str, Any], name: str, limit: int = 2000) -> str:
-    """A text field of a form, trimmed and cut to `limit` characters ("" when not sent)."""
+    """A text field of a form, trimmed and cut to `limit` characters ("" when not sent);
+    one holding a NUL character (which no text may hold) is refused, naming the field."""
     value = form.get(name)
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInput(f"{name} holds a NUL character", [FieldError(path=f"$.{name}", message="nul")])
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 

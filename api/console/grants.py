@@ -129,9 +129,10 @@ def grant(round_id: str, reference: str, desk: DeskDep, done: str | None = None)
     return _page(desk, round_id, reference, done=done)
 
 
-def _day(text: str, field: str, default: date) -> date:
+def _day(text: str, field: str) -> date | None:
+    """A day typed in a form; None when left blank (the service takes today where the round is)."""
     if not text:
-        return default
+        return None
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -160,7 +161,7 @@ async def sign(round_id: str, reference: str, request: Request, desk: ActingDep)
 
     def go(session: Session) -> Any:
         return grant_service.record_signature(
-            session, reference, kind=kind, signer=signer, signed_on=_day(on, "signed_on", desk.now.date()),
+            session, reference, kind=kind, signer=signer, signed_on=_day(on, "signed_on"),
             file_name=name or "agreement.pdf", content=content, actor=desk.actor, at=desk.now,
         )  # fmt: skip
 
@@ -192,7 +193,7 @@ async def payment(round_id: str, reference: str, request: Request, desk: ActingD
         except ValueError:
             raise InvalidInput("the amount is not one", [FieldError(path="$.amount", message="not_amount")]) from None
         return grant_service.pay(
-            session, reference, value, finance_ref=ref, paid_on=_day(on, "paid_on", desk.now.date()), actor=desk.actor,
+            session, reference, value, finance_ref=ref, paid_on=_day(on, "paid_on"), actor=desk.actor,
             at=desk.now,
         )  # fmt: skip
 
@@ -247,6 +248,8 @@ async def report_decision(round_id: str, reference: str, number: int, request: R
     decision, words = text_of(form, "decision", 10), text_of(form, "reasons", 5000)
 
     def go(session: Session) -> Any:
+        if decision not in ("accept", "revise"):
+            raise InvalidInput("choose a decision", [FieldError(path="$.decision", message="decision_missing")])
         if decision == "accept":
             return grant_reports.accept_report(session, reference, number, note=words, actor=desk.actor, at=desk.now)
         if not words:
@@ -272,7 +275,10 @@ async def amend(round_id: str, reference: str, request: Request, desk: ActingDep
     def go(session: Session) -> Any:
         change: dict[str, Any]
         if kind == "extension":
-            change = {"ends_on": _day(text_of(form, "ends_on", 20), "ends_on", date.min)}
+            ends_on = _day(text_of(form, "ends_on", 20), "ends_on")
+            if ends_on is None:
+                raise InvalidInput("give the new end date", [FieldError(path="$.ends_on", message="end_missing")])
+            change = {"ends_on": ends_on}
         elif kind == "reallocation":
             budget = grant_reports.budget_of(grant_service.grant_of(session, reference))
             change = {"budget": {c: _amount(v, f"budget.{c}") for c in sorted(set(budget) | set(BUDGET_CATEGORIES))
@@ -301,6 +307,8 @@ async def amendment_decision(round_id: str, reference: str, number: int, request
     decision, reason = text_of(form, "decision", 10), text_of(form, "reason", 5000)
 
     def go(session: Session) -> Any:
+        if decision not in ("approve", "refuse"):
+            raise InvalidInput("choose a decision", [FieldError(path="$.decision", message="decision_missing")])
         if not reason:
             raise InvalidInput("give the reason", [FieldError(path="$.reason", message="reason_missing")])
         return grant_changes.decide_amendment(
@@ -319,7 +327,7 @@ async def settlement(round_id: str, reference: str, request: Request, desk: Acti
 
     def go(session: Session) -> Any:
         return grant_changes.settle(
-            session, reference, kind, _amount(amount, "amount"), settled_on=_day(on, "settled_on", desk.now.date()),
+            session, reference, kind, _amount(amount, "amount"), settled_on=_day(on, "settled_on"),
             finance_ref=ref or None, reason=why or None, actor=desk.actor, at=desk.now,
         )  # fmt: skip
 

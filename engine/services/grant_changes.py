@@ -33,18 +33,20 @@ from domain.grants import (
 from domain.lifecycle import Role
 from engine.services import audit
 from engine.services.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from engine.services.grant_reports import budget_of, spent_of
+from engine.services.grant_reports import budget_of, recipient_of, spent_of
 from engine.services.grants import (
     day_problems,
     grant_of,
+    local_day,
     move_grant,
     paid_of,
+    released_of,
     reports_of,
     schedule_problems,
     schedule_reports,
     settings_of,
 )
-from engine.tables import Grant, GrantAmendment, GrantSettlement
+from engine.tables import Application, Grant, GrantAmendment, GrantSettlement
 
 #: The states of a grant that may be amended (its agreement is in force).
 AMENDABLE = (GrantState.ACTIVE, GrantState.SUSPENDED)
@@ -100,10 +102,11 @@ def _change(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """What the amendment changes, from and to, checked against the grant as it is now."""
     if kind is AmendmentKind.EXTENSION:
-        assert grant.starts_on is not None and grant.ends_on is not None
+        if grant.starts_on is None or grant.ends_on is None:
+            raise NotAllowed(f"{grant.reference} has no agreement in force yet: there is no end date to move")
         new_end = change.get("ends_on")
         if not isinstance(new_end, date):
-            raise _refused("the extension was not recorded", [("end", "give the new end date, as YYYY-MM-DD")])
+            raise _refused("the extension was not recorded", [("ends_on", "give the new end date, as YYYY-MM-DD")])
         accepted = [r.period_end for r in reports_of(session, grant) if r.state == ReportState.ACCEPTED]
         problems = extension_problems(grant.starts_on, grant.ends_on, new_end, max(accepted, default=None))
         problems = problems or schedule_problems(session, grant, new_end, at)
@@ -132,7 +135,11 @@ def _change(
         except ValidationError as exc:
             problems = [(f"contact.{'.'.join(str(p) for p in e['loc'])}", e["msg"]) for e in exc.errors()]
             raise _refused("the new contact was not recorded", problems) from None
-        return {"contact": grant.contact}, {"contact": contact.model_dump()}
+        application = session.get(Application, grant.application_id)
+        assert application is not None
+        current = recipient_of(grant, application)
+        before = {"contact": {"name": current.name, "email": current.email, "language": current.language}}
+        return before, {"contact": contact.model_dump()}
     name = str(change.get("executing_agency") or "").strip()
     if not name or len(name) > 300:
         raise _refused(
@@ -280,8 +287,13 @@ def _close_out(session: Session, grant: Grant) -> CloseOut:
     unspent = max(paid - spent, Decimal(0))
     settled = _settled(session, grant)
     final_accepted = any(r.kind == ReportKind.FINAL and r.state == ReportState.ACCEPTED for r in rows)
+    owed = max(min(released_of(session, grant), spent) - paid, Decimal(0))
     problems = close_problems(
-        final_accepted=final_accepted, unspent=unspent, settled=sum(settled.values(), Decimal(0)), lessons=grant.lessons
+        final_accepted=final_accepted,
+        owed=owed,
+        unspent=unspent,
+        settled=sum(settled.values(), Decimal(0)),
+        lessons=grant.lessons,
     )
     days = settings_of(session, grant).balance_return_days
     due_by = grant.closing_since + timedelta(days=days) if grant.closing_since else None
@@ -298,7 +310,7 @@ def settle(
     kind: str,
     amount: Decimal,
     *,
-    settled_on: date,
+    settled_on: date | None,
     finance_ref: str | None,
     reason: str | None,
     actor: str,
@@ -329,7 +341,8 @@ def settle(
         )
     if kind == "written_off" and not 0 < len(why) <= 2000:
         problems.append(("reason", "say why the balance is written off (2000 characters at most)"))
-    problems += day_problems(session, grant, settled_on, "on", at)
+    settled_on = settled_on or local_day(session, grant, at)
+    problems += day_problems(session, grant, settled_on, "settled_on", at)
     if problems:
         raise _refused(f"the balance of {reference} was not settled", problems)
     if ref and session.exec(select(GrantSettlement.id).where(GrantSettlement.finance_ref == ref)).first():
@@ -356,11 +369,11 @@ def record_lessons(session: Session, reference: str, lessons: str, *, actor: str
         raise NotAllowed(f"{reference} is {grant.state.replace('_', ' ')}: its lessons are recorded before it closes")
     if not lessons.strip() or len(lessons.strip()) > 20_000:
         raise _refused("the lessons were not recorded", [("lessons", "are required (20000 characters at most)")])
-    grant.lessons = lessons.strip()
+    previous, grant.lessons = grant.lessons, lessons.strip()
     session.add(grant)
     audit.record(
         session, at=at, actor=actor, role=Role.SECRETARIAT, action="grant.lessons_recorded", subject_type="grant",
-        subject_id=reference, details={"characters": len(grant.lessons)},
+        subject_id=reference, details={"lessons": grant.lessons, "replacing": previous},
     )  # fmt: skip
     session.flush()
     return _close_out(session, grant)

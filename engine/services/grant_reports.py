@@ -42,6 +42,8 @@ from engine.settings import Settings
 from engine.tables import Application, Grant, GrantReport
 from notifications import render
 
+#: The states of a report that is in (whatever the secretariat made of it).
+IN = (ReportState.SUBMITTED, ReportState.REVISION_REQUESTED, ReportState.ACCEPTED)
 #: The states of a grant whose reports are received.
 REPORTING = (GrantState.ACTIVE, GrantState.SUSPENDED)
 
@@ -98,11 +100,14 @@ def budget_of(grant: Grant) -> dict[str, Decimal]:
     return {c: sum((Decimal(a) for a in years.values()), Decimal(0)) for c, years in grant.budget.items()}
 
 
-def spent_of(rows: list[GrantReport], *, but: int | None = None) -> dict[str, Decimal]:
-    """The spending reported, by category, in the accepted reports (`but` one)."""
+def spent_of(
+    rows: list[GrantReport], *, but: int | None = None, states: tuple[ReportState, ...] = (ReportState.ACCEPTED,)
+) -> dict[str, Decimal]:
+    """The spending reported, by category, in the reports in `states` (the accepted ones),
+    `but` one."""
     spent: dict[str, Decimal] = {}
     for row in rows:
-        if row.state == ReportState.ACCEPTED and row.number != but and row.content:
+        if row.state in states and row.number != but and row.content:
             for category, amount in (row.content.get("spending") or {}).items():
                 spent[category] = spent.get(category, Decimal(0)) + Decimal(str(amount))
     return spent
@@ -129,6 +134,12 @@ def submit_report(
     waiting = [r.number for r in rows if r.number < number and r.state == ReportState.DUE]
     if waiting:
         raise NotAllowed(f"{reference}: report {waiting[0]} comes first (reports are submitted in their order)")
+    today = local_day(session, grant, at)
+    if today < row.period_end:
+        raise NotAllowed(
+            f"{reference}: report {number} covers the period up to {row.period_end}; it is received from that day "
+            "(a project that ends early is amended first, with its new end)"
+        )
     application = session.get(Application, grant.application_id)
     outputs = list(((application.form_a if application else None) or {}).get("outputs") or [])
     content, problems = read_report(data, outputs)
@@ -137,7 +148,8 @@ def submit_report(
             f"report {number} of {reference} was not received: " + "; ".join(f"{f}: {m}" for f, m in problems[:20]),
             [FieldError(path=f"$.{f}", message=m) for f, m in problems],
         )
-    spent = spent_of(rows, but=number)
+    # what the reports in so far say, whether decided or not: the flag is for the secretariat to weigh
+    spent = spent_of(rows, but=number, states=IN)
     for category, amount in content.spending.items():
         spent[category] = spent.get(category, Decimal(0)) + amount
     tolerance = settings_of(session, grant).category_tolerance_percent
@@ -291,6 +303,7 @@ def report_context(
     period_end: date,
     due_on: date,
     reasons: str | None = None,
+    revised: bool = False,
 ) -> dict[str, Any]:
     """What a message about a report says (`reasons`: the secretariat's, when it sends
     the report back)."""
@@ -302,6 +315,7 @@ def report_context(
         round_title=round_title,
         number=number,
         final=kind == ReportKind.FINAL,
+        revised=revised,  # sent back: the revised report is awaited
         period_end=period_end,
         due=due_on,
         points=[p for line in (reasons or "").splitlines() if (p := line.strip(" -•*\t"))],

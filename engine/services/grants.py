@@ -147,12 +147,10 @@ def paid_of(session: Session, grant_id: int) -> Decimal:
     return Decimal(total or 0).quantize(Decimal("0.01"))
 
 
-def _released(session: Session, grant: Grant) -> Decimal:
+def released_of(session: Session, grant: Grant) -> Decimal:
     """What the instalments released so far add up to (an instalment is released when its
     milestone holds: the grant active, the first progress report accepted, the final
     report accepted)."""
-    if grant.state not in PAYABLE:
-        return Decimal(0)
     total = session.exec(
         select(func.coalesce(func.sum(GrantInstalment.amount), 0)).where(
             GrantInstalment.grant_id == grant.id, col(GrantInstalment.released_on).is_not(None)
@@ -198,7 +196,7 @@ def line_of(session: Session, grant: Grant) -> GrantLine:
         award=grant.award,
         paid=paid,
         balance=grant.award - paid,
-        released=_released(session, grant),
+        released=released_of(session, grant),
         planned_start=grant.planned_start,
         planned_end=grant.planned_end,
         conditions_met=sum(1 for c in grant.conditions if c.get("met_at")),
@@ -235,7 +233,7 @@ def _activate_when_ready(session: Session, grant: Grant, *, actor: str, at: date
     that schedule, and the instalments after the signature are released."""
     if grant.state == GrantState.AGREEMENT_SIGNED and all(c.get("met_at") for c in grant.conditions):
         move_grant(session, grant, "activate", actor=actor, at=at)
-        grant.starts_on = local_day(session, grant, at)
+        grant.starts_on = _in_force_from(session, grant, at)
         grant.ends_on = add_months(grant.starts_on, months_between(grant.planned_start, grant.planned_end))
         session.add(grant)
         schedule_reports(session, grant, actor=actor, at=at, why="the agreement")
@@ -288,10 +286,11 @@ def schedule_reports(session: Session, grant: Grant, *, actor: str, at: datetime
 def _schedule(
     session: Session, grant: Grant, end: date, rows: Iterable[GrantReport], at: datetime
 ) -> list[ScheduledReport]:
-    assert grant.starts_on is not None
-    progress = sum(1 for r in rows if r.kind == ReportKind.PROGRESS)
+    if grant.starts_on is None:
+        raise NotAllowed(f"{grant.reference} has no agreement in force yet: it is scheduled when it becomes active")
+    periods = {r.period_end for r in rows if r.kind == ReportKind.PROGRESS}
     today = local_day(session, grant, at)
-    return amended_schedule(grant.starts_on, end, settings_of(session, grant), progress_scheduled=progress, today=today)
+    return amended_schedule(grant.starts_on, end, settings_of(session, grant), progress_periods=periods, today=today)
 
 
 def schedule_problems(session: Session, grant: Grant, new_end: date, at: datetime) -> list[tuple[str, str]]:
@@ -305,12 +304,22 @@ def schedule_problems(session: Session, grant: Grant, new_end: date, at: datetim
             continue
         item = planned.get(row.number)
         if item is None or (item.kind.value, item.period_end) != (row.kind, row.period_end):
+            state = REPORT_STATE_WORDS[ReportState(row.state)]
             problems.append((
-                "end",
-                f"report {row.number} ({row.kind}, to {row.period_end}) is {row.state.replace('_', ' ')}; "
+                "ends_on",
+                f"report {row.number} ({row.kind}, to {row.period_end}) is {state}; "
                 f"ending on {new_end} would change what it covers",
             ))  # fmt: skip
     return problems
+
+
+#: A report's state, as a sentence says it.
+REPORT_STATE_WORDS = {
+    ReportState.DUE: "awaited",
+    ReportState.SUBMITTED: "submitted",
+    ReportState.REVISION_REQUESTED: "sent back for revision",
+    ReportState.ACCEPTED: "accepted",
+}
 
 
 def reports_of(session: Session, grant: Grant) -> list[GrantReport]:
@@ -321,6 +330,16 @@ def reports_of(session: Session, grant: Grant) -> list[GrantReport]:
 
 def settings_of(session: Session, grant: Grant) -> GrantSettings:
     return definition_of(get_round(session, grant.round_id)).grants
+
+
+def _in_force_from(session: Session, grant: Grant, at: datetime) -> date:
+    """The day the agreement is in force: its last signature's, or the day its last
+    condition was met if later (recorded later than they happened, they keep their own days)."""
+    signed = session.exec(select(func.max(GrantSignature.signed_on)).where(GrantSignature.grant_id == grant.id)).one()
+    zone = definition_of(get_round(session, grant.round_id)).zone
+    met = [datetime.fromisoformat(c["met_at"]).astimezone(zone).date() for c in grant.conditions if c.get("met_at")]
+    days = [d for d in (signed, *met) if d is not None]
+    return max(days) if days else local_day(session, grant, at)
 
 
 def months_between(start: date, end: date) -> int:
@@ -345,7 +364,7 @@ def record_signature(
     *,
     kind: str,
     signer: str,
-    signed_on: date,
+    signed_on: date | None,
     file_name: str,
     content: bytes,
     actor: str,
@@ -362,6 +381,7 @@ def record_signature(
             select(GrantSignature).where(GrantSignature.grant_id == grant.id).order_by(col(GrantSignature.id))
         ).all()
     ]
+    signed_on = signed_on or local_day(session, grant, at)
     problems = signature_problems(kind, signed, signer, content) + day_problems(session, grant, signed_on, "on", at)
     if problems:
         raise InvalidInput(
@@ -424,7 +444,7 @@ def pay(
     amount: Decimal,
     *,
     finance_ref: str,
-    paid_on: date,
+    paid_on: date | None,
     actor: str,
     at: datetime,
 ) -> GrantLine:
@@ -444,7 +464,8 @@ def pay(
     if session.exec(select(GrantPayment.id).where(GrantPayment.finance_ref == finance_ref.strip())).first():
         raise Conflict(f"a payment with the finance reference {finance_ref.strip()} is recorded already")
     paid = paid_of(session, grant.id or 0)
-    problems = payment_problems(amount, paid=paid, award=grant.award, due=_released(session, grant) - paid)
+    paid_on = paid_on or local_day(session, grant, at)
+    problems = payment_problems(amount, paid=paid, award=grant.award, due=released_of(session, grant) - paid)
     problems += day_problems(session, grant, paid_on, "paid_on", at)
     if problems:
         raise InvalidInput(

@@ -113,6 +113,7 @@ def _reports(
             col(GrantReport.id).label("report_id"),
             *(col(c) for c in (GrantReport.number, GrantReport.kind, GrantReport.period_end, GrantReport.due_on)),
             col(GrantReport.escalated_for),
+            col(GrantReport.state),
             *(col(c) for c in (Grant.reference, Grant.round_id, Grant.contact)),
             col(Application.id).label("application_id"),
             *(col(c) for c in (Application.title, Application.applicant, Application.language)),
@@ -165,7 +166,7 @@ def _message(
     context = report_context(
         settings, recipient, reference=row.reference, title=row.title,
         round_title=definitions[row.round_id].title_in(recipient.language), number=row.number, kind=row.kind,
-        period_end=row.period_end, due_on=row.due_on,
+        period_end=row.period_end, due_on=row.due_on, revised=row.state == ReportState.REVISION_REQUESTED,
     )  # fmt: skip
     message = render(kind, recipient.language, context)
     return outbox.message_row(

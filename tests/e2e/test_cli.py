@@ -215,10 +215,18 @@ def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(
     assert "Round sip-2018-r1: 19 applications from 18 Parties" in output
     assert "screen-applications: 19 screened (2 incomplete, 2 ineligible, 15 screened)" in output
     assert (
-        "notifications queued: 48 (10 bundle_ready, 4 decision_approved, 1 decision_approved_with_conditions, "
-        "1 decision_deferred, 9 decision_not_approved, 19 receipt, 2 screening_incomplete, 2 screening_ineligible; "
-        "27 in en, 8 in es, 13 in fr)"
+        "notifications queued: 60 (10 bundle_ready, 4 decision_approved, 1 decision_approved_with_conditions, "
+        "1 decision_deferred, 9 decision_not_approved, 5 grant_agreement_sent, 1 grant_report_overdue, "
+        "5 grant_report_reminder, 1 grant_report_revision, 19 receipt, 2 screening_incomplete, "
+        "2 screening_ineligible; 34 in en, 10 in es, 16 in fr)"
     ) in output
+    # Round 1's grants, on the demo's invented timeline after the real decision.
+    assert "agreements: 5 sent with their personal links (3 in en, 1 in es, 1 in fr)" in output
+    assert "grants-day 2019-06-01: 5 reminders of the first progress report" in output
+    assert "grants-day 2019-06-26: 1 overdue notice (Benin, in French) and 1 report escalated" in output
+    assert "its final report, overdue since 2021-01-11, is now due on 2021-07-11" in output
+    assert "US$ 10,008.00 unspent returned, lessons recorded: closed" in output
+    assert re.search(r"SIP-2018-R1-0006 +LSO +closed +120,000.00 +120,000.00 +0.00", output)
     assert "send-to-committee: 15 screened applications on the Steering Committee's agenda" in output
     # Round 1's committee: the Argentine and Armenian members meet their countries' applications.
     assert "martin.gomez (SIP-2018-R1-0001)" in output and "anna.hakobyan (SIP-2018-R1-0002)" in output
@@ -250,6 +258,7 @@ def test_the_demo_runs_round_1_and_round_4_and_converges_when_run_again(
     assert "(reviewed in an earlier run; nothing to do again)" in again
     assert "prepare-committee-bundles: 0 new, 10 unchanged" in again and "0 recorded, 15 unchanged" in again
     assert "send-decision-letters: 0 queued, 15 sent before" in again
+    assert "grants: taken through their agreements in an earlier run" in again
     assert "deliver-notifications: 0 message(s) sent now" in again
 
 

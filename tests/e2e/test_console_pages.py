@@ -498,6 +498,8 @@ def test_a_grants_reports_amendment_and_close_out_are_recorded_from_its_page(com
         shown = client.get(page).text
         assert "personnel: 46,000.00 spent of 40,000.00 budgeted, 15.0 % over" in shown
         assert "received, to review" in shown
+        undecided = client.post(page + "/reports/1/decision", data={"csrf": token, "reasons": "Explain."})
+        assert undecided.status_code == 422 and "Choose a decision." in undecided.text
         no_reason = client.post(page + "/reports/1/decision", data={"csrf": token, "decision": "revise", "reasons": ""})
         assert no_reason.status_code == 422 and "Give the reason." in no_reason.text
         back = client.post(
@@ -511,6 +513,8 @@ def test_a_grants_reports_amendment_and_close_out_are_recorded_from_its_page(com
         assert client.post("/console/sign-in", data={"email": OFFICER, "password": PASSWORD}).status_code == 303
         token = csrf(client, page)
         assert 'mark-fail">overdue' in client.get(page).text
+        blank = client.post(page + "/amendments", data={"csrf": token, "kind": "extension", "reason": "Floods."})
+        assert blank.status_code == 422 and "Give the new end date." in blank.text
         short = client.post(
             page + "/amendments",
             data={"csrf": token, "kind": "extension", "ends_on": "2019-04-01", "reason": "Floods."},

@@ -95,7 +95,7 @@ def test_an_extension_through_the_api_moves_the_final_report_and_close_out_waits
         json={"kind": "extension", "ends_on": "2018-10-01", "reason": "Rains."},
         headers=full,
     )
-    assert bad.status_code == 422 and bad.json()["errors"][0]["path"] == "$.end"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["path"] == "$.ends_on"
     asked = http.post(
         f"/grants/{BEN}/amendments",
         json={"kind": "extension", "ends_on": "2021-02-02", "reason": "Floods.", "requested": True},

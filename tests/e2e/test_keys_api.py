@@ -17,6 +17,7 @@ from sqlmodel import select
 from api.app import create_app
 from api.committee import router as committee_router
 from api.deps import get_secretariat, needs, secretariat_reader, secretariat_writer
+from api.grants import router as grants_router
 from api.secretariat import outbox_router, reviewers_router
 from api.secretariat import router as rounds_router
 from domain.keys import KeyScope
@@ -183,7 +184,10 @@ def test_every_secretariat_route_that_changes_state_needs_the_full_scope_and_eve
     reader = bearer(new_key(runtime_of(client), "bo.chen", KeyScope.READ).key)
     operations = _secretariat_operations(client)
     assert len(operations) >= 29 and len({m for m, _ in operations}) >= 5  # GET, POST, PUT, PATCH, DELETE
-    values = {"round_id": ROUND1, "reference": REFERENCE, "email": "ana@gmp.example.org", "term_start": "2018-01-01"}
+    values = {
+        "round_id": ROUND1, "reference": REFERENCE, "email": "ana@gmp.example.org", "term_start": "2018-01-01",
+        "number": "1",
+    }  # fmt: skip
     for method, template in operations:
         path = template.format(**values)
         documented = client.app.openapi()["paths"][template][method.lower()]["responses"]  # type: ignore[attr-defined]
@@ -196,7 +200,7 @@ def test_every_secretariat_route_that_changes_state_needs_the_full_scope_and_eve
             assert answer.status_code == 403 and answer.json()["error"] == "forbidden", (method, path, answer.text)
             assert "403" in documented, (method, template)
     checked = 0
-    for router in (rounds_router, reviewers_router, outbox_router, committee_router):
+    for router in (rounds_router, reviewers_router, outbox_router, committee_router, grants_router):
         for route in router.routes:
             if not isinstance(route, APIRoute) or not needs(route, get_secretariat):
                 continue

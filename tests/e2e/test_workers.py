@@ -81,7 +81,7 @@ def test_two_workers_and_two_api_processes_run_a_round_with_nothing_done_twice(
         timeout=300,
     )
     assert deployed.returncode == 0, deployed.stderr
-    assert "12 deployments in work pool 'sip-test'" in deployed.stdout
+    assert "13 deployments in work pool 'sip-test'" in deployed.stdout
     folders = write_applications(tmp_path / "incoming")
     rt = runtime_on(shared_database, files)
     ports = [free_port(), free_port()]

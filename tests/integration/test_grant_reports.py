@@ -147,7 +147,7 @@ def test_a_report_sent_back_is_revised_then_accepted_releasing_the_second_instal
 def test_an_extension_moves_due_dates_already_past_and_the_reminders_start_again(active: Runtime) -> None:
     settings = GrantSettings()
     with unit_of_work(active.engine) as session:
-        for number, day in ((1, date(2019, 5, 1)), (2, date(2019, 11, 1)), (3, date(2020, 5, 1))):
+        for number, day in ((1, date(2019, 5, 3)), (2, date(2019, 11, 3)), (3, date(2020, 5, 3))):
             submit_report(session, BEN, number, report(), actor="focal", role=Role.APPLICANT, at=at(day))
             accept_report(session, BEN, number, note=None, actor="officer", at=at(day + timedelta(days=2)))
         late = at(date(2021, 1, 20))  # the final report was due on 1 January 2021: overdue
@@ -216,14 +216,14 @@ def test_a_grant_closes_once_its_final_report_is_accepted_its_balance_returned_a
             at=at(date(2018, 11, 21)))  # fmt: skip
         with pytest.raises(NotAllowed, match="closes after its final report"):
             close(session, BEN, actor="officer", at=at(date(2019, 1, 1)))
-        for number, day in ((1, date(2019, 5, 1)), (2, date(2019, 11, 1)), (3, date(2020, 5, 1))):
+        for number, day in ((1, date(2019, 5, 3)), (2, date(2019, 11, 3)), (3, date(2020, 5, 3))):
             submit_report(session, BEN, number, report({"personnel": 10000}), actor="focal", role=Role.APPLICANT,
                           at=at(day))  # fmt: skip
             accept_report(session, BEN, number, note=None, actor="officer", at=at(day + timedelta(days=2)))
         pay(session, BEN, Decimal("60000"), finance_ref="UNEP-2", paid_on=date(2020, 5, 5), actor="finance",
             at=at(date(2020, 5, 5)))  # fmt: skip
         submit_report(session, BEN, 4, report({"personnel": 80000}), actor="focal", role=Role.APPLICANT,
-                      at=at(date(2020, 12, 1)))  # fmt: skip
+                      at=at(date(2020, 11, 3)))  # fmt: skip
         accept_report(session, BEN, 4, note=None, actor="officer", at=at(date(2020, 12, 10)))
         assert grant_of(session, BEN).state == GrantState.CLOSING
         state = close_out(session, BEN)
@@ -255,3 +255,47 @@ def test_the_schedule_of_a_short_project_is_its_final_report_alone() -> None:
     assert [(r.number, r.kind, r.due_on) for r in schedule] == [(1, ReportKind.FINAL, date(2024, 8, 29))]
     monthly = report_schedule(date(2024, 1, 31), date(2024, 4, 30), GrantSettings(report_every_months=1))
     assert [r.period_end for r in monthly] == [date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)]
+
+
+def test_a_report_before_its_period_ends_or_holding_a_nul_is_refused_and_nothing_changes(active: Runtime) -> None:
+    with unit_of_work(active.engine) as session:
+        with pytest.raises(NotAllowed, match="covers the period up to 2019-05-02; it is received from that day"):
+            submit_report(session, BEN, 1, report(), actor="focal", role=Role.APPLICANT, at=at(date(2019, 5, 1)))
+        with pytest.raises(InvalidInput) as nul:
+            submit_report(session, BEN, 1, report(narrative="Sites\x00 surveyed."), actor="focal",
+                          role=Role.APPLICANT, at=at(date(2019, 5, 3)))  # fmt: skip
+        assert nul.value.errors[0].path == "$.narrative" and "NUL" in nul.value.errors[0].message
+    assert reports(active)[0][3] == "due"
+
+
+def test_spending_in_reports_still_under_review_counts_towards_the_flags(active: Runtime) -> None:
+    with unit_of_work(active.engine) as session:
+        first = submit_report(session, BEN, 1, report({"personnel": 35000}), actor="focal", role=Role.APPLICANT,
+                              at=at(date(2019, 5, 3)))  # fmt: skip
+        second = submit_report(session, BEN, 2, report({"personnel": 20000}), actor="focal", role=Role.APPLICANT,
+                               at=at(date(2019, 11, 3)))  # fmt: skip
+    assert first.flags == []
+    assert second.flags == [
+        "personnel: 55,000.00 spent of 40,000.00 budgeted, 37.5 % over (the round's tolerance is 10 %)"
+    ]
+
+
+def test_a_grant_does_not_close_while_the_project_is_owed_part_of_a_released_instalment(active: Runtime) -> None:
+    with unit_of_work(active.engine) as session:
+        pay(session, BEN, Decimal("60000"), finance_ref="F-1", paid_on=None, actor="finance", at=at(date(2018, 12, 1)))
+        for number, day in (
+            (1, date(2019, 5, 3)),
+            (2, date(2019, 11, 3)),
+            (3, date(2020, 5, 3)),
+            (4, date(2020, 11, 3)),
+        ):
+            submit_report(session, BEN, number, report({"personnel": 30000}), actor="focal", role=Role.APPLICANT,
+                          at=at(day))  # fmt: skip
+            accept_report(session, BEN, number, note=None, actor="officer", at=at(day))
+        record_lessons(session, BEN, "Plan the training early.", actor="officer", at=at(date(2020, 11, 4)))
+        state = close_out(session, BEN)
+        assert (state.paid, state.spent, state.unspent) == (Decimal("60000.00"), Decimal("120000"), Decimal(0))
+        with pytest.raises(NotAllowed, match="payments 60,000.00 of the released instalments, spent by the project"):
+            close(session, BEN, actor="officer", at=at(date(2020, 11, 5)))
+        pay(session, BEN, Decimal("60000"), finance_ref="F-2", paid_on=None, actor="finance", at=at(date(2020, 11, 6)))
+        assert close(session, BEN, actor="officer", at=at(date(2020, 11, 7))).state == "closed"

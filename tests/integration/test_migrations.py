@@ -11,6 +11,7 @@ from sqlmodel import SQLModel
 
 from engine import migrate
 from engine.services.setup import Runtime
+from tests.integration.test_opendata import decided  # noqa: F401  (the fixture)
 
 
 def test_migrations_produce_exactly_the_tables_the_code_declares(rt: Runtime) -> None:
@@ -166,3 +167,40 @@ def test_upgrading_to_0009_chains_the_events_already_stored_and_keeps_the_guards
     assert "hash" not in {c["name"] for c in inspect(engine).get_columns("audit_event")}
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_event WHERE id = 2"))
+
+
+def test_a_grant_activated_before_the_reports_existed_gets_its_dates_and_then_its_reports(
+    decided: Runtime,  # noqa: F811
+) -> None:
+    """A grant made active under 0016 (no agreement dates, no released instalment, no
+    reports): upgrading gives it its dates and its first instalment; the next daily run
+    lays out its reports."""
+    from datetime import date, timedelta
+
+    from sqlmodel import select
+
+    from domain.grants import GrantState
+    from engine.db import reading, unit_of_work
+    from engine.services.grants import grant_of, line_of
+    from engine.services.grants_day import grants_day
+    from engine.tables import GrantReport
+    from tests.integration.test_grant_reports import SIGNED, activate
+
+    activate(decided)
+    config = migrate.alembic_config(decided.engine)
+    with decided.engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0016")
+        conn.commit()
+    migrate.upgrade(decided.engine)
+    with reading(decided.engine) as session:
+        grant = grant_of(session, "SIP-2018-R1-0001")
+        assert grant.state == GrantState.ACTIVE and (grant.starts_on, grant.ends_on) == (
+            SIGNED.date(),
+            date(2020, 11, 2),
+        )
+        assert line_of(session, grant).released == 60000
+        assert session.exec(select(GrantReport)).all() == []
+    with unit_of_work(decided.engine) as session:
+        day = grants_day(session, decided.settings, at=SIGNED + timedelta(days=1))
+        assert day.schedules_made == 1 and len(session.exec(select(GrantReport)).all()) == 4
