@@ -9,6 +9,8 @@ import json
 import logging
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 from typing import Annotated, TypeVar
 
 import anyio.to_thread
@@ -24,16 +26,18 @@ from api.common import error_json, error_responses
 from api.deps import BearerDep, NowDep, RuntimeDep
 from api.pages import PAGE_HEADERS, PersonPage, page_error_responses, page_language
 from api.schemas import ApplicationStatusOut, ReceiptOut, TimelineItemOut
-from domain.lifecycle import Role
+from domain.lifecycle import PublicStatus, Role
 from domain.rounds import RoundDefinition
 from engine.db import read, read_capacity, reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import follow_up, intake
 from engine.services import rounds as round_service
 from engine.services.errors import NotFound
+from engine.services.grants import grant_summary
 from engine.services.rounds import RoundView
 from engine.services.setup import Runtime
 from engine.services.tokens import status_proof, status_proof_until
+from notifications import labels
 from notifications.render import PAGES, environment
 
 log = logging.getLogger("sip.api")
@@ -263,7 +267,7 @@ async def status_page_result(
     proven, code = (until is not None, "") if "." in code else (False, code)
 
     def answer() -> HTMLResponse:  # the lookup and the page, in one thread of the pool
-        found = read(rt.engine, lambda connection: _page_view(connection, reference, code, language, proven))
+        found = read(rt.engine, lambda connection: _page_view(connection, reference, code, language, proven, now))
         if found is None:
             _not_found(rt, attempt, "application.status_page", reference)
             return _page(rt, language, reference=reference, not_found=True)
@@ -275,7 +279,7 @@ async def status_page_result(
 
 
 def _page_view(
-    connection: Connection, reference: str, code: str, language: str, proven: bool
+    connection: Connection, reference: str, code: str, language: str, proven: bool, now: datetime
 ) -> tuple[app_service.ApplicantView, RoundDefinition, app_service.StatusDetails] | None:
     """The applicant's view, its round's definition and the details of its status, in
     one read-only transaction; None for a reference and code that match nothing."""
@@ -287,7 +291,11 @@ def _page_view(
     else:  # a round written without its definition: read it through the service
         with Session(connection) as session:
             definition = round_service.definition_of(round_service.get_round(session, view.round_id))
-    return view, definition, app_service.status_details(connection, view, language, definition.currency)
+    details = app_service.status_details(connection, view, language, definition.currency)
+    if view.status in (PublicStatus.APPROVED, PublicStatus.APPROVED_WITH_CONDITIONS):
+        with Session(connection) as session:
+            details = replace(details, grant=grant_summary(session, view.reference, now))
+    return view, definition, details
 
 
 def _page(
@@ -318,6 +326,7 @@ def _page(
             round_title=round_title,
             timezone=timezone,
             programme_email=rt.settings.programme_email,
+            label=lambda table, key: labels.label(getattr(labels, table), str(key), language),
         )
     )
     return HTMLResponse(

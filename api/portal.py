@@ -19,16 +19,17 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import TypeAdapter, ValidationError
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from api.application_form import ROWS, budget_of, content_from_form, problem_of, value_at
+from api.application_form import ROWS, budget_of, content_from_form, problem_of, read_amount, value_at
 from api.attempts import Attempt, AttemptDep, link_request
 from api.deps import NowDep, RuntimeDep
 from api.pages import (
@@ -44,6 +45,7 @@ from api.pages import (
 )
 from domain.application import BUDGET_CATEGORIES, DocumentError, Email, FieldError, load_json, validate_document
 from domain.lifecycle import PublicStatus, Role
+from domain.money import to_cents
 from engine.db import reading, unit_of_work
 from engine.services import applications as app_service
 from engine.services import drafts, follow_up
@@ -552,3 +554,189 @@ def _forms_page(
         action="forms",
         resend=view.status in RESEND,
     )
+
+
+# --- the grant: its reports and amendments, from the status page ---------------------------------
+
+GRANT_PAGE = PersonPage(back="../status")
+#: The proof a grant page carries (12 hours from its opening, as the forms page's).
+GRANT_PROOF = "grant-page"
+
+
+def _grant_page_proof(rt: Runtime, reference: str, proof: str, now: datetime) -> tuple[int | None, bool]:
+    """Until when the page holds (its own proof, or the status page's when it is being
+    opened), and whether it is being opened."""
+    key, instant = rt.settings.key(), int(now.timestamp())
+    until = status_proof_until(key, reference, proof, instant, GRANT_PROOF) if reference else None
+    opening = until is None and bool(reference) and status_proof_until(key, reference, proof, instant) is not None
+    return (instant + FORMS_SECONDS if opening else until), opening
+
+
+def _grant_of_applicant(rt: Runtime, reference: str, now: datetime) -> dict[str, Any] | None:
+    """What the recipient's grant pages show: the grant, its reports, form A's outputs and
+    its budget; None where the application has no grant."""
+    from engine.services import grant_reports
+    from engine.services import grants as grant_service
+    from engine.tables import Grant
+
+    with reading(rt.engine) as session:
+        grant = session.exec(select(Grant).where(Grant.reference == reference)).first()
+        if grant is None:
+            return None
+        application = app_service.get_application(session, reference)
+        return {
+            "grant": grant,
+            "line": grant_service.line_of(session, grant),
+            "reports": grant_service.reports_of(session, grant),
+            "outputs": (application.form_a or {}).get("outputs") or [],
+            "budget": grant_reports.budget_of(grant),
+            "currency": definition_of(get_round(session, grant.round_id)).currency,
+            "title": application.title,
+            "today": grant_service.local_day(session, grant, now),
+        }
+
+
+def _expired(rt: Runtime, attempt: Attempt, reference: str) -> NoReturn:
+    with attempt.refusals(
+        rt.engine, role=Role.APPLICANT, action="grant.page", subject_type="grant", subject_id=reference[:100] or "-"
+    ):
+        raise NotFound(
+            "this page is no longer open (it holds for 12 hours): open the status page again with your "
+            "reference and access code",
+            reason="forms_expired",
+        )
+
+
+@page_route(router.post, "/grant/report", GRANT_PAGE)
+async def grant_report(request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> Any:
+    """The recipient's report: opened from the status page (with its proof), built from
+    form A's outputs and indicators and form B's budget categories, then sent
+    (`action=send`) for the secretariat to review."""
+    from engine.services import grant_reports
+
+    form = await request.form(max_fields=FORM_FIELDS)
+    field = _field(form)
+    reference, lang = field("reference"), _chosen(field)
+    language = page_language(request, lang or None)
+    until, opening = _grant_page_proof(rt, reference, field("proof"), now)
+    if until is None:
+        _expired(rt, attempt, reference)
+    found = await run_in_threadpool(_grant_of_applicant, rt, reference, now)
+    if found is None:
+        _expired(rt, attempt, reference)
+    assert found is not None
+    carried = status_proof(rt.settings.key(), reference, until, GRANT_PROOF)
+    awaited = [
+        r for r in found["reports"] if r.state in ("due", "revision_requested") and r.period_end <= found["today"]
+    ]
+    context = dict(
+        found, reference=reference, proof=carried, report=awaited[0] if awaited else None, entered={}, problems=[]
+    )
+    if opening or field("action") != "send" or not awaited:
+        return _render(request, rt, "grant_report.html", language, **context)
+    report = awaited[0]
+    entered = {name: field(name) for name in form if name.startswith(("progress-", "spent-", "narrative"))}
+    problems, data = _report_form(entered, found["outputs"])
+    problems += [{"field": name, "kind": "nul"} for name, value in entered.items() if "\x00" in value]
+    if not problems:
+
+        def send() -> None:
+            with unit_of_work(rt.engine) as session:
+                grant_reports.submit_report(
+                    session, reference, report.number, data, actor="applicant", role=Role.APPLICANT, at=now
+                )
+
+        try:
+            await run_in_threadpool(send)
+        except (InvalidInput, NotAllowed) as exc:
+            problems = [{"field": "", "kind": "engine", "message": exc.message}]
+    if problems:
+        return _render(request, rt, "grant_report.html", language, code=422, **{**context, "entered": entered,
+                                                                                 "problems": problems})  # fmt: skip
+    return _render(request, rt, "grant_sent.html", language, sent="report", reference=reference, number=report.number)
+
+
+def _report_form(entered: dict[str, str], outputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The report as the form sends it, and its problems in the page's words: the
+    narrative, each indicator's progress, each amount."""
+    problems: list[dict[str, Any]] = []
+    if not entered.get("narrative", "").strip():
+        problems.append({"field": "narrative", "kind": "missing"})
+    indicators = []
+    for output in outputs:
+        for number, _ in enumerate(output.get("indicators") or [], 1):
+            name = f"progress-{output.get('id')}-{number}"
+            text = entered.get(name, "").strip()
+            if not text:
+                problems.append({"field": name, "kind": "missing"})
+            indicators.append({"output": str(output.get("id")), "indicator": number, "progress": text[:5000]})
+    spending: dict[str, Any] = {}
+    for category in BUDGET_CATEGORIES:
+        text = entered.get(f"spent-{category}", "").strip()
+        if text:
+            amount = read_amount(text)
+            try:
+                spending[category] = to_cents(amount)
+            except ValueError:
+                problems.append({"field": f"spent-{category}", "kind": "amount"})
+    data = {"narrative": entered.get("narrative", "").strip()[:20_000], "indicators": indicators, "spending": spending}
+    return problems, data
+
+
+@page_route(router.post, "/grant/amendment", GRANT_PAGE)
+async def grant_amendment(request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> Any:
+    """The recipient asks for an amendment (a no-cost extension, a new contact person or
+    executing agency), with its reason, for the secretariat to decide."""
+    from engine.services import grant_changes
+
+    form = await request.form(max_fields=FORM_FIELDS)
+    field = _field(form)
+    reference, lang = field("reference"), _chosen(field)
+    language = page_language(request, lang or None)
+    until, opening = _grant_page_proof(rt, reference, field("proof"), now)
+    if until is None:
+        _expired(rt, attempt, reference)
+    found = await run_in_threadpool(_grant_of_applicant, rt, reference, now)
+    if found is None:
+        _expired(rt, attempt, reference)
+    assert found is not None
+    carried = status_proof(rt.settings.key(), reference, until, GRANT_PROOF)
+    entered = {n: field(n) for n in ("kind", "ends_on", "contact_name", "contact_email", "contact_language",
+                                      "executing_agency", "reason")}  # fmt: skip
+    context = dict(found, reference=reference, proof=carried, entered=entered, problems=[])
+    if opening or field("action") != "send":
+        return _render(request, rt, "grant_amendment.html", language, **context)
+    problems: list[dict[str, Any]] = []
+    kind = entered["kind"] if entered["kind"] in ("extension", "contact", "agency") else ""
+    change: dict[str, Any] = {}
+    if not kind:
+        problems.append({"field": "kind", "kind": "missing"})
+    elif kind == "extension":
+        try:
+            change = {"ends_on": date.fromisoformat(entered["ends_on"])}
+        except ValueError:
+            problems.append({"field": "ends_on", "kind": "date"})
+    elif kind == "contact":
+        change = {"contact": {"name": entered["contact_name"], "email": entered["contact_email"],
+                              "language": entered["contact_language"] or language}}  # fmt: skip
+    else:
+        change = {"executing_agency": entered["executing_agency"]}
+    if not entered["reason"].strip():
+        problems.append({"field": "reason", "kind": "missing"})
+    problems += [{"field": name, "kind": "nul"} for name, value in entered.items() if "\x00" in value]
+    if not problems:
+
+        def send() -> None:
+            with unit_of_work(rt.engine) as session:
+                grant_changes.request_amendment(
+                    session, reference, kind, change, entered["reason"][:5000], actor="applicant",
+                    role=Role.APPLICANT, at=now,
+                )  # fmt: skip
+
+        try:
+            await run_in_threadpool(send)
+        except (InvalidInput, NotAllowed) as exc:
+            problems = [{"field": "", "kind": "engine", "message": exc.message}]
+    if problems:
+        return _render(request, rt, "grant_amendment.html", language, code=422, **{**context, "problems": problems})
+    return _render(request, rt, "grant_sent.html", language, sent="amendment", reference=reference, number=None)

@@ -228,6 +228,8 @@ class StatusDetails:
     recommendations: str | None = None
     items: tuple[str, ...] = ()
     due: date | None = None
+    #: The grant that follows an approval (engine.services.grants.GrantSummary), once made.
+    grant: Any = None
 
 
 _DECIDED = frozenset(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -485,3 +485,22 @@ def pay(
     )  # fmt: skip
     session.flush()
     return line_of(session, grant)
+
+
+@dataclass(frozen=True)
+class GrantSummary:
+    """What the recipient's status page shows of their grant."""
+
+    line: GrantLine
+    starts_on: date | None
+    ends_on: date | None
+    reports: list[GrantReport]
+    today: date
+
+
+def grant_summary(session: Session, reference: str, at: datetime | None = None) -> GrantSummary | None:
+    grant = session.exec(select(Grant).where(Grant.reference == reference)).first()
+    if grant is None:
+        return None
+    today = local_day(session, grant, at or datetime.now(UTC))
+    return GrantSummary(line_of(session, grant), grant.starts_on, grant.ends_on, reports_of(session, grant), today)

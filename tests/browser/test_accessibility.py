@@ -265,3 +265,48 @@ def test_a_grants_page_with_its_reports_amendments_and_close_out_passes_the_wcag
         found[f"grant {language}"] = violations(page)
         shot(page, f"console-grant-{language}")
     assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+def test_the_recipients_grant_pages_pass_the_wcag_aa_rules_in_every_language(
+    decided: Runtime,  # noqa: F811
+    serve: Any,
+    page: Any,
+    shot: Any,
+) -> None:
+    """The status page with its grant, the report form (with a refusal) and the page to
+    ask for a change to the agreement, in each language."""
+    if not AXE.exists():
+        pytest.skip(f"axe-core is not installed at {AXE} (scripts/test.sh installs it with npm)")
+    from datetime import UTC, datetime
+
+    from tests.integration.test_grant_reports import BEN, activate
+
+    activate(decided)
+    app = serve(datetime(2019, 5, 20, 9, tzinfo=UTC))
+    found: dict[str, list[str]] = {}
+    for language in ("en", "fr", "es"):
+        page.goto(f"{app.url}/status?lang={language}")
+        page.fill("#reference", BEN)
+        page.fill("#access_code", access_code(decided, BEN))
+        page.locator("form button[type=submit]").click()
+        found[f"status with its grant {language}"] = violations(page)
+        shot(page, f"grant-status-{language}")
+        page.locator("form[action='apply/grant/report'] button").click()
+        page.locator("#narrative").wait_for(timeout=5000)
+        found[f"report form {language}"] = violations(page)
+        shot(page, f"grant-report-{language}")
+        page.fill("#narrative", "x")
+        page.evaluate("document.querySelectorAll('[required]').forEach(e => e.removeAttribute('required'))")
+        page.locator("form button[type=submit]").click()
+        page.locator("#problems").wait_for(timeout=5000)
+        found[f"report refused {language}"] = violations(page)
+        shot(page, f"grant-report-refused-{language}")
+        page.goto(f"{app.url}/status?lang={language}")
+        page.fill("#reference", BEN)
+        page.fill("#access_code", access_code(decided, BEN))
+        page.locator("form button[type=submit]").click()
+        page.locator("form[action='apply/grant/amendment'] button").click()
+        page.locator("#reason").wait_for(timeout=5000)
+        found[f"amendment {language}"] = violations(page)
+        shot(page, f"grant-amendment-{language}")
+    assert {name: problems for name, problems in found.items() if problems} == {}
