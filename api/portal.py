@@ -19,6 +19,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, NoReturn
 
@@ -607,6 +608,30 @@ def _expired(rt: Runtime, attempt: Attempt, reference: str) -> NoReturn:
         )
 
 
+@dataclass(frozen=True)
+class _GrantPage:
+    reference: str
+    language: str
+    found: dict[str, Any]
+    opening: bool
+    proof: str  # the page's own, carried by its form
+
+
+async def _grant_page(request: Request, rt: Runtime, now: datetime, attempt: Attempt, field: Any) -> _GrantPage:
+    """A grant page's request: its reference and language, the grant, whether the page is
+    being opened (from the status page's proof), and the proof its form carries; a proof
+    that does not hold, or an application without a grant, opens nothing."""
+    reference, lang = field("reference"), _chosen(field)
+    until, opening = _grant_page_proof(rt, reference, field("proof"), now)
+    if until is None:
+        _expired(rt, attempt, reference)
+    found = await run_in_threadpool(_grant_of_applicant, rt, reference, now)
+    if found is None:
+        _expired(rt, attempt, reference)
+    proof = status_proof(rt.settings.key(), reference, until, GRANT_PROOF)
+    return _GrantPage(reference, page_language(request, lang or None), found, opening, proof)
+
+
 @page_route(router.post, "/grant/report", GRANT_PAGE)
 async def grant_report(request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> Any:
     """The recipient's report: opened from the status page (with its proof), built from
@@ -616,21 +641,13 @@ async def grant_report(request: Request, rt: RuntimeDep, now: NowDep, attempt: A
 
     form = await request.form(max_fields=FORM_FIELDS)
     field = _field(form)
-    reference, lang = field("reference"), _chosen(field)
-    language = page_language(request, lang or None)
-    until, opening = _grant_page_proof(rt, reference, field("proof"), now)
-    if until is None:
-        _expired(rt, attempt, reference)
-    found = await run_in_threadpool(_grant_of_applicant, rt, reference, now)
-    if found is None:
-        _expired(rt, attempt, reference)
-    assert found is not None
-    carried = status_proof(rt.settings.key(), reference, until, GRANT_PROOF)
+    page = await _grant_page(request, rt, now, attempt, field)
+    reference, language, found, opening = page.reference, page.language, page.found, page.opening
     awaited = [
         r for r in found["reports"] if r.state in ("due", "revision_requested") and r.period_end <= found["today"]
     ]
     context = dict(
-        found, reference=reference, proof=carried, report=awaited[0] if awaited else None, entered={}, problems=[]
+        found, reference=reference, proof=page.proof, report=awaited[0] if awaited else None, entered={}, problems=[]
     )
     if opening or field("action") != "send" or not awaited:
         return _render(request, rt, "grant_report.html", language, **context)
@@ -691,19 +708,11 @@ async def grant_amendment(request: Request, rt: RuntimeDep, now: NowDep, attempt
 
     form = await request.form(max_fields=FORM_FIELDS)
     field = _field(form)
-    reference, lang = field("reference"), _chosen(field)
-    language = page_language(request, lang or None)
-    until, opening = _grant_page_proof(rt, reference, field("proof"), now)
-    if until is None:
-        _expired(rt, attempt, reference)
-    found = await run_in_threadpool(_grant_of_applicant, rt, reference, now)
-    if found is None:
-        _expired(rt, attempt, reference)
-    assert found is not None
-    carried = status_proof(rt.settings.key(), reference, until, GRANT_PROOF)
+    page = await _grant_page(request, rt, now, attempt, field)
+    reference, language, found, opening = page.reference, page.language, page.found, page.opening
     entered = {n: field(n) for n in ("kind", "ends_on", "contact_name", "contact_email", "contact_language",
                                       "executing_agency", "reason")}  # fmt: skip
-    context = dict(found, reference=reference, proof=carried, entered=entered, problems=[])
+    context = dict(found, reference=reference, proof=page.proof, entered=entered, problems=[])
     if opening or field("action") != "send":
         return _render(request, rt, "grant_amendment.html", language, **context)
     problems: list[dict[str, Any]] = []

@@ -277,10 +277,10 @@ def _settled(session: Session, grant: Grant) -> dict[str, Decimal]:
 
 def close_out(session: Session, reference: str) -> CloseOut:
     """Where the grant's close-out stands, and what is still missing before it can close."""
-    return _close_out(session, grant_of(session, reference))
+    return close_out_of(session, grant_of(session, reference))
 
 
-def _close_out(session: Session, grant: Grant) -> CloseOut:
+def close_out_of(session: Session, grant: Grant) -> CloseOut:
     rows = reports_of(session, grant)
     paid = paid_of(session, grant.id or 0)
     spent = sum(spent_of(rows).values(), Decimal(0))
@@ -326,7 +326,7 @@ def settle(
         )
     if kind not in ("returned", "written_off"):
         raise _refused("the balance was not settled", [("kind", "is returned or written_off")])
-    state = _close_out(session, grant)
+    state = close_out_of(session, grant)
     left = state.unspent - state.returned - state.written_off
     problems = []
     if amount <= 0:
@@ -359,7 +359,7 @@ def settle(
         details={"amount": f"{amount:.2f}", "on": settled_on.isoformat(), "finance_ref": ref or None},
     )  # fmt: skip
     session.flush()
-    return _close_out(session, grant)
+    return close_out_of(session, grant)
 
 
 def record_lessons(session: Session, reference: str, lessons: str, *, actor: str, at: datetime) -> CloseOut:
@@ -376,7 +376,7 @@ def record_lessons(session: Session, reference: str, lessons: str, *, actor: str
         subject_id=reference, details={"lessons": grant.lessons, "replacing": previous},
     )  # fmt: skip
     session.flush()
-    return _close_out(session, grant)
+    return close_out_of(session, grant)
 
 
 def close(session: Session, reference: str, *, actor: str, at: datetime) -> CloseOut:
@@ -387,11 +387,11 @@ def close(session: Session, reference: str, *, actor: str, at: datetime) -> Clos
         raise NotAllowed(
             f"{reference} is {grant.state.replace('_', ' ')}: a grant closes after its final report is accepted"
         )
-    problems = _close_out(session, grant).problems
+    problems = close_out_of(session, grant).problems
     if problems:
         raise NotAllowed(
             f"{reference} cannot close yet: " + "; ".join(f"{f.replace('_', ' ')} {m}" for f, m in problems)
         )
     move_grant(session, grant, "close", actor=actor, at=at)
     session.flush()
-    return _close_out(session, grant)
+    return close_out_of(session, grant)

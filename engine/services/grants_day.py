@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -68,23 +68,43 @@ def _chunks(items: list[Any], size: int = 2000) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
+@dataclass
+class _Day:
+    """One run of the day: what it reads once, and what it gathers for the secretariat
+    (`lines`) and the audit trail (`events`)."""
+
+    session: Session
+    settings: Settings
+    at: datetime
+    definitions: dict[str, RoundDefinition]
+    summary: GrantsDaySummary
+    lines: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def today(self, round_id: str) -> date:
+        """The day it is where the round is (its time zone)."""
+        return self.at.astimezone(self.definitions[round_id].zone).date()
+
+    def event(self, action: str, reference: str, details: dict[str, Any]) -> None:
+        self.events.append(
+            dict(
+                at=self.at, actor=ACTOR, role=Role.SYSTEM, action=action, subject_type="grant", subject_id=reference,
+                from_status=None, to_status=None, reason=None, details=details,
+            )
+        )  # fmt: skip
+
+
 def grants_day(session: Session, settings: Settings, *, at: datetime) -> GrantsDaySummary:
-    summary = GrantsDaySummary(day=at.date().isoformat())
     definitions = {r.id: definition_of(r) for r in session.exec(select(Round)).all()}
-
-    def today(round_id: str) -> date:
-        return at.astimezone(definitions[round_id].zone).date()
-
-    summary.schedules_made = _schedule_missing(session, at)
-    lines: list[str] = []
-    events: list[dict[str, Any]] = []
-    _reports(session, settings, definitions, today, at, summary, lines, events)
-    _instalments(session, definitions, today, summary, lines, events, at)
-    _balances(session, definitions, today, summary, lines, events, at)
-    audit.append(session, events)
-    if lines:
-        summary.secretariat_notice = _tell_secretariat(session, settings, at, lines)
-    return summary
+    day = _Day(session, settings, at, definitions, GrantsDaySummary(day=at.date().isoformat()))
+    day.summary.schedules_made = _schedule_missing(session, at)
+    _reports(day)
+    _instalments(day)
+    _balances(day)
+    audit.append(session, day.events)
+    if day.lines:
+        day.summary.secretariat_notice = _tell_secretariat(session, settings, at, day.lines)
+    return day.summary
 
 
 def _schedule_missing(session: Session, at: datetime) -> int:
@@ -98,17 +118,8 @@ def _schedule_missing(session: Session, at: datetime) -> int:
     return len(lacking)
 
 
-def _reports(
-    session: Session,
-    settings: Settings,
-    definitions: dict[str, RoundDefinition],
-    today: Any,
-    at: datetime,
-    summary: GrantsDaySummary,
-    lines: list[str],
-    events: list[dict[str, Any]],
-) -> None:
-    rows = session.execute(
+def _reports(day: _Day) -> None:
+    rows = day.session.execute(
         select_columns(
             col(GrantReport.id).label("report_id"),
             *(col(c) for c in (GrantReport.number, GrantReport.kind, GrantReport.period_end, GrantReport.due_on)),
@@ -124,12 +135,12 @@ def _reports(
         .where(col(Grant.state).in_(IN_FORCE))
         .order_by(col(Grant.reference), col(GrantReport.number))
     ).all()  # fmt: skip
-    summary.reports_outstanding = len(rows)
+    day.summary.reports_outstanding = len(rows)
     wanted: list[tuple[str, str, Any]] = []  # (kind, key, row)
     escalate: list[Any] = []
     for row in rows:
-        grants: GrantSettings = definitions[row.round_id].grants
-        step = reminder_step(today(row.round_id), row.due_on, grants)
+        grants: GrantSettings = day.definitions[row.round_id].grants
+        step = reminder_step(day.today(row.round_id), row.due_on, grants)
         where = f"{row.reference}:{row.number}:{row.due_on}"
         if step is ReminderStep.REMIND:
             wanted.append(("grant_report_reminder", f"grant_report_reminder:{where}", row))
@@ -139,24 +150,23 @@ def _reports(
                 escalate.append(row)
     done: set[str] = set()
     for chunk in _chunks([key for _, key, _ in wanted]):
-        done |= outbox.queued(session, chunk)
-    messages = [_message(settings, definitions, kind, key, row, at) for kind, key, row in wanted if key not in done]
+        done |= outbox.queued(day.session, chunk)
+    messages = [
+        _message(day.settings, day.definitions, kind, key, row, day.at) for kind, key, row in wanted if key not in done
+    ]
     for chunk in _chunks(messages):
-        new = outbox.enqueue_new(session, chunk)
-        summary.reminders += sum(1 for key in new if key.startswith("grant_report_reminder:"))
-        summary.overdue_notices += sum(1 for key in new if key.startswith("grant_report_overdue:"))
+        new = outbox.enqueue_new(day.session, chunk)
+        day.summary.reminders += sum(1 for key in new if key.startswith("grant_report_reminder:"))
+        day.summary.overdue_notices += sum(1 for key in new if key.startswith("grant_report_overdue:"))
     for row in escalate:
         what = "the final report" if row.kind == ReportKind.FINAL else f"progress report {row.number}"
-        lines.append(f"{row.reference}: {what} was due on {row.due_on} and is not in")
-        events.append(
-            _event(at, "grant.report_escalated", row.reference, {"report": row.number, "due_on": str(row.due_on)})
+        day.lines.append(f"{row.reference}: {what} was due on {row.due_on} and is not in")
+        day.event("grant.report_escalated", row.reference, {"report": row.number, "due_on": str(row.due_on)})
+    for row in escalate:
+        day.session.execute(
+            update(GrantReport).where(col(GrantReport.id) == row.report_id).values(escalated_for=row.due_on)
         )
-    for chunk in _chunks(escalate):
-        for row in chunk:
-            session.execute(
-                update(GrantReport).where(col(GrantReport.id) == row.report_id).values(escalated_for=row.due_on)
-            )
-    summary.escalated = len(escalate)
+    day.summary.escalated = len(escalate)
 
 
 def _message(
@@ -175,26 +185,11 @@ def _message(
     )  # fmt: skip
 
 
-def _event(at: datetime, action: str, reference: str, details: dict[str, Any]) -> dict[str, Any]:
-    return dict(
-        at=at, actor=ACTOR, role=Role.SYSTEM, action=action, subject_type="grant", subject_id=reference,
-        from_status=None, to_status=None, reason=None, details=details,
-    )  # fmt: skip
-
-
-def _instalments(
-    session: Session,
-    definitions: dict[str, RoundDefinition],
-    today: Any,
-    summary: GrantsDaySummary,
-    lines: list[str],
-    events: list[dict[str, Any]],
-    at: datetime,
-) -> None:
+def _instalments(day: _Day) -> None:
     """Instalments released and unpaid `payment_days` later: the payments made cover the
     instalments in their order, so instalment n is unpaid while they add up to less than
     instalments 1 to n."""
-    candidates = session.exec(
+    candidates = day.session.exec(
         select(GrantInstalment, Grant.reference, Grant.round_id)
         .join(Grant, col(Grant.id) == GrantInstalment.grant_id)
         .where(col(Grant.state).in_((GrantState.ACTIVE, GrantState.CLOSING)))
@@ -203,7 +198,7 @@ def _instalments(
     late = [
         (i, ref, rid)
         for i, ref, rid in candidates
-        if i.released_on and i.released_on + timedelta(days=definitions[rid].grants.payment_days) < today(rid)
+        if i.released_on and i.released_on + timedelta(days=day.definitions[rid].grants.payment_days) < day.today(rid)
     ]
     if not late:
         return
@@ -211,13 +206,13 @@ def _instalments(
     paid: dict[int, Decimal] = {}
     amounts: dict[int, list[tuple[int, Decimal]]] = {}
     for chunk in _chunks(grant_ids):
-        for grant_id, total in session.exec(
+        for grant_id, total in day.session.exec(
             select(GrantPayment.grant_id, func.sum(GrantPayment.amount))
             .where(col(GrantPayment.grant_id).in_(chunk))
             .group_by(col(GrantPayment.grant_id))
         ).all():
             paid[grant_id] = Decimal(total or 0)
-        for grant_id, number, amount in session.execute(
+        for grant_id, number, amount in day.session.execute(
             select_columns(
                 col(GrantInstalment.grant_id), col(GrantInstalment.number), col(GrantInstalment.amount)
             ).where(col(GrantInstalment.grant_id).in_(chunk))
@@ -227,29 +222,21 @@ def _instalments(
         upto = sum((a for n, a in amounts[instalment.grant_id] if n <= instalment.number), Decimal(0))
         if paid.get(instalment.grant_id, Decimal(0)) >= upto:
             continue
-        instalment.flagged_on = today(round_id)
-        session.add(instalment)
-        summary.instalments_flagged += 1
-        lines.append(
+        instalment.flagged_on = day.today(round_id)
+        day.session.add(instalment)
+        day.summary.instalments_flagged += 1
+        day.lines.append(
             f"{reference}: instalment {instalment.number} ({instalment.amount:,.2f}) was released on "
             f"{instalment.released_on} and is not paid"
         )
-        events.append(_event(at, "grant.instalment_overdue", reference, {"instalment": instalment.number}))
+        day.event("grant.instalment_overdue", reference, {"instalment": instalment.number})
 
 
-def _balances(
-    session: Session,
-    definitions: dict[str, RoundDefinition],
-    today: Any,
-    summary: GrantsDaySummary,
-    lines: list[str],
-    events: list[dict[str, Any]],
-    at: datetime,
-) -> None:
+def _balances(day: _Day) -> None:
     """Closing grants whose unspent balance is not settled within the round's days."""
-    from engine.services.grant_changes import _close_out  # noqa: PLC0415 - only for the few closing grants
+    from engine.services.grant_changes import close_out_of  # noqa: PLC0415 - they build on the reports
 
-    closing = session.exec(
+    closing = day.session.exec(
         select(Grant).where(
             Grant.state == GrantState.CLOSING,
             col(Grant.closing_since).is_not(None),
@@ -258,21 +245,21 @@ def _balances(
     ).all()
     for grant in closing:
         assert grant.closing_since is not None
-        days = definitions[grant.round_id].grants.balance_return_days
-        if grant.closing_since + timedelta(days=days) >= today(grant.round_id):
+        days = day.definitions[grant.round_id].grants.balance_return_days
+        if grant.closing_since + timedelta(days=days) >= day.today(grant.round_id):
             continue
-        state = _close_out(session, grant)
+        state = close_out_of(day.session, grant)
         left = state.unspent - state.returned - state.written_off
         if left <= 0:
             continue
-        grant.return_flagged_on = today(grant.round_id)
-        session.add(grant)
-        summary.balances_flagged += 1
-        lines.append(
+        grant.return_flagged_on = day.today(grant.round_id)
+        day.session.add(grant)
+        day.summary.balances_flagged += 1
+        day.lines.append(
             f"{grant.reference}: {left:,.2f} of its unspent balance was to be returned or written off by "
             f"{state.due_by} and is not"
         )
-        events.append(_event(at, "grant.balance_overdue", grant.reference, {"left": f"{left:.2f}"}))
+        day.event("grant.balance_overdue", grant.reference, {"left": f"{left:.2f}"})
 
 
 def _tell_secretariat(session: Session, settings: Settings, at: datetime, lines: list[str]) -> bool:
