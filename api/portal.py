@@ -559,7 +559,7 @@ def _forms_page(
 
 # --- the grant: its reports and amendments, from the status page ---------------------------------
 
-GRANT_PAGE = PersonPage(back="../status")
+GRANT_PAGE = PersonPage(back="../../status")
 #: The proof a grant page carries (12 hours from its opening, as the forms page's).
 GRANT_PROOF = "grant-page"
 
@@ -646,12 +646,15 @@ async def grant_report(request: Request, rt: RuntimeDep, now: NowDep, attempt: A
     awaited = [
         r for r in found["reports"] if r.state in ("due", "revision_requested") and r.period_end <= found["today"]
     ]
-    context = dict(
-        found, reference=reference, proof=page.proof, report=awaited[0] if awaited else None, entered={}, problems=[]
-    )
-    if opening or field("action") != "send" or not awaited:
+    report = awaited[0] if awaited else None
+    # a report sent back opens with what was sent, to revise rather than type again
+    kept = _entered_of(report.content, found["outputs"]) if report and report.content else {}
+    context = dict(found, reference=reference, proof=page.proof, report=report, entered=kept, problems=[])
+    if opening or field("action") != "send":
         return _render(request, rt, "grant_report.html", language, **context)
-    report = awaited[0]
+    if report is None or field("number") != str(report.number):  # sent already (twice, or from an old page)
+        return _render(request, rt, "grant_sent.html", language, code=409, sent="already", reference=reference,
+                       number=field("number"))  # fmt: skip
     entered = {name: field(name) for name in form if name.startswith(("progress-", "spent-", "narrative"))}
     problems, data = _report_form(entered, found["outputs"])
     problems += [{"field": name, "kind": "nul"} for name, value in entered.items() if "\x00" in value]
@@ -673,16 +676,31 @@ async def grant_report(request: Request, rt: RuntimeDep, now: NowDep, attempt: A
     return _render(request, rt, "grant_sent.html", language, sent="report", reference=reference, number=report.number)
 
 
+def _entered_of(content: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, str]:
+    """A report as stored, as the form's fields hold it (its indicators by their output's
+    place in form A)."""
+    places = {str(o.get("id")): place for place, o in reversed(list(enumerate(outputs, 1)))}
+    entered = {"narrative": str(content.get("narrative") or "")}
+    for line in content.get("indicators") or []:
+        place = places.get(str(line.get("output")))
+        if place is not None:
+            entered[f"progress-{place}-{line.get('indicator')}"] = str(line.get("progress") or "")
+    for category, amount in (content.get("spending") or {}).items():
+        entered[f"spent-{category}"] = str(amount)
+    return entered
+
+
 def _report_form(entered: dict[str, str], outputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The report as the form sends it, and its problems in the page's words: the
-    narrative, each indicator's progress, each amount."""
+    narrative, each indicator's progress, each amount. The fields are named by the
+    output's place in form A (its id may be any text), then the indicator's number."""
     problems: list[dict[str, Any]] = []
     if not entered.get("narrative", "").strip():
         problems.append({"field": "narrative", "kind": "missing"})
     indicators = []
-    for output in outputs:
+    for place, output in enumerate(outputs, 1):
         for number, _ in enumerate(output.get("indicators") or [], 1):
-            name = f"progress-{output.get('id')}-{number}"
+            name = f"progress-{place}-{number}"
             text = entered.get(name, "").strip()
             if not text:
                 problems.append({"field": name, "kind": "missing"})
@@ -726,9 +744,18 @@ async def grant_amendment(request: Request, rt: RuntimeDep, now: NowDep, attempt
         except ValueError:
             problems.append({"field": "ends_on", "kind": "date"})
     elif kind == "contact":
-        change = {"contact": {"name": entered["contact_name"], "email": entered["contact_email"],
-                              "language": entered["contact_language"] or language}}  # fmt: skip
+        if not entered["contact_name"].strip():
+            problems.append({"field": "contact_name", "kind": "missing"})
+        try:
+            email = _ADDRESS.validate_python(entered["contact_email"])
+        except ValidationError:
+            problems.append({"field": "contact_email", "kind": "email"})
+            email = ""
+        chosen = entered["contact_language"] if entered["contact_language"] in LANGUAGES else language
+        change = {"contact": {"name": entered["contact_name"], "email": email, "language": chosen}}
     else:
+        if not entered["executing_agency"].strip():
+            problems.append({"field": "executing_agency", "kind": "missing"})
         change = {"executing_agency": entered["executing_agency"]}
     if not entered["reason"].strip():
         problems.append({"field": "reason", "kind": "missing"})
@@ -744,7 +771,16 @@ async def grant_amendment(request: Request, rt: RuntimeDep, now: NowDep, attempt
 
         try:
             await run_in_threadpool(send)
-        except (InvalidInput, NotAllowed) as exc:
+        except InvalidInput as exc:  # the end date, said in the page's words; anything else as the engine said it
+            dated = [e for e in exc.errors if e.path == "$.ends_on"]
+            problems = (
+                [{"field": "ends_on", "kind": "end"}]
+                if dated
+                else [{"field": "", "kind": "engine", "message": exc.message}]
+            )
+        except Conflict:  # the same change, asked for twice (a page sent again)
+            problems = [{"field": "", "kind": "pending"}]
+        except NotAllowed as exc:
             problems = [{"field": "", "kind": "engine", "message": exc.message}]
     if problems:
         return _render(request, rt, "grant_amendment.html", language, code=422, **{**context, "problems": problems})

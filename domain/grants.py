@@ -7,6 +7,7 @@ the round's `[grants]` table, with a default, never a rule in code."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -344,26 +345,28 @@ def read_report(data: Any, outputs: list[dict[str, Any]]) -> tuple[ReportContent
             where = ".".join(str(p) for p in error["loc"]) or "report"
             problems.append((where, str(error["msg"])))
         return None, problems
-    expected = {
+    # form A's ids are the applicant's text: two outputs may share one, and each of theirs is reported
+    expected = Counter(
         (str(output.get("id")), number)
         for output in outputs
         for number, _ in enumerate(output.get("indicators") or [], 1)
-    }
+    )
     problems = []
-    seen: set[tuple[str, int]] = set()
+    seen: Counter[tuple[str, int]] = Counter()
     for index, line in enumerate(content.indicators):
         key = (line.output, line.indicator)
+        seen[key] += 1
         if key not in expected:
             problems.append(
                 (f"indicators.{index}", f"form A has no indicator {line.indicator} in output {line.output}")
             )
-        elif key in seen:
+        elif seen[key] > expected[key]:
             problems.append(
                 (f"indicators.{index}", f"indicator {line.indicator} of output {line.output} is reported twice")
             )
-        seen.add(key)
-    for output, number in sorted(expected - seen):
-        problems.append(("indicators", f"indicator {number} of output {output} has no progress reported"))
+    for (output, number), count in sorted(expected.items()):
+        if seen[(output, number)] < count:
+            problems.append(("indicators", f"indicator {number} of output {output} has no progress reported"))
     return (None if problems else content), problems
 
 

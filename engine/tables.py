@@ -637,6 +637,7 @@ class GrantAgreement(SQLModel, table=True):
     grant_id: int = Field(foreign_key="grants.id", index=True)
     version: int
     language: str = Field(max_length=2)
+    recipient: str = Field(max_length=320, description="the address it was sent to")
     html_path: str = Field(max_length=300, description="under the data folder")
     pdf_path: str | None = Field(default=None, max_length=300)
     sha256: str = Field(max_length=64, description="of the PDF, or of the HTML where there is no PDF")

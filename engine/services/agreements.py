@@ -29,7 +29,7 @@ from engine.services.parties import party_names
 from engine.services.rounds import definition_of, get_round
 from engine.services.tokens import derive_agreement_token, token_hash
 from engine.settings import Settings
-from engine.tables import Application, Grant, GrantAgreement, GrantInstalment
+from engine.tables import Application, Grant, GrantAgreement, GrantInstalment, GrantSignature
 from notifications import AGREEMENT_LINK_PLACEHOLDER, labels, render
 from notifications.render import TEMPLATES, RenderError, environment
 
@@ -85,7 +85,7 @@ def agreement_html(
             for i in instalments
         ],  # fmt: skip
         budget=[(labels.code(c, language), a) for c, a in sorted(budget_of(grant).items()) if a > Decimal(0)],
-        tolerance=f"{rules.category_tolerance_percent:g}",
+        tolerance=format_decimal(rules.category_tolerance_percent, locale=language),
         conditions=[c["text"] for c in grant.conditions],
         every=rules.report_every_months,
         progress_days=rules.progress_report_days,
@@ -111,6 +111,12 @@ def send_agreement(session: Session, settings: Settings, reference: str, *, acto
             f"{reference} is {grant.state.replace('_', ' ')}: its agreement is sent before it is signed "
             "(a signed one is not sent again; an amendment changes it)"
         )
+    signed = session.exec(select(GrantSignature.kind).where(GrantSignature.grant_id == grant.id)).first()
+    if signed is not None:
+        raise NotAllowed(
+            f"{reference}: the {signed} has signed the agreement as it was sent; a new version would not be the one "
+            "signed (record the secretariat's signature, or amend the grant once it is in force)"
+        )
     application = session.get(Application, grant.application_id)
     assert application is not None
     recipient = recipient_of(grant, application)
@@ -120,6 +126,8 @@ def send_agreement(session: Session, settings: Settings, reference: str, *, acto
     html = agreement_html(session, settings, grant, recipient.language, version=version, at=at)
     definition = definition_of(get_round(session, grant.round_id))
     base = settings.public_base_url.rstrip("/")
+    renderer = pdf_renderer()
+    link = f"{base}/agreement?token={AGREEMENT_LINK_PLACEHOLDER}"
     try:  # rendered before anything is written: a broken template of the secretariat's leaves nothing behind
         message = render(
             "grant_agreement_sent",
@@ -127,7 +135,7 @@ def send_agreement(session: Session, settings: Settings, reference: str, *, acto
             dict(
                 language=recipient.language, contact_name=recipient.name, reference=reference,
                 title=application.title, round_title=definition.title_in(recipient.language), award=grant.award,
-                points=[], agreement_url=f"{base}/agreement?token={AGREEMENT_LINK_PLACEHOLDER}",
+                points=[], agreement_url=link, pdf_url=f"{link}&format=pdf" if renderer is not None else None,
                 status_url=status_page_url(settings, reference, recipient.language),
                 programme_email=settings.programme_email,
             ),
@@ -138,22 +146,22 @@ def send_agreement(session: Session, settings: Settings, reference: str, *, acto
     folder = Path("agreements") / reference
     (settings.data_dir / folder).mkdir(parents=True, exist_ok=True)
     html_path = folder / f"agreement-v{version}.{recipient.language}.html"
-    (settings.data_dir / html_path).write_text(html, encoding="utf-8")
-    pdf_path: Path | None = None
-    digest = hashlib.sha256(html.encode()).hexdigest()
-    renderer = pdf_renderer()
-    if renderer is not None:
-        pdf_path = folder / f"agreement-v{version}.{recipient.language}.pdf"
-        content = renderer(string=html).write_pdf()
-        (settings.data_dir / pdf_path).write_bytes(content)
-        digest = hashlib.sha256(content).hexdigest()
-    key = f"grant_agreement:{reference}:{version}"
-    row = GrantAgreement(
-        grant_id=grant.id or 0, version=version, language=recipient.language, html_path=str(html_path),
-        pdf_path=str(pdf_path) if pdf_path else None, sha256=digest, message_key=key,
-        token_hash=token_hash(derive_agreement_token(settings.key(), key)), made_by=actor, made_at=at,
-    )  # fmt: skip
-    session.add(row)
+    pdf_path = folder / f"agreement-v{version}.{recipient.language}.pdf" if renderer is not None else None
+    written = [settings.data_dir / p for p in (html_path, pdf_path) if p is not None]
+    try:
+        digest = _write(settings, html, html_path, pdf_path, renderer)
+        key = f"grant_agreement:{reference}:{version}"
+        row = GrantAgreement(
+            grant_id=grant.id or 0, version=version, language=recipient.language, recipient=recipient.email,
+            html_path=str(html_path), pdf_path=str(pdf_path) if pdf_path else None, sha256=digest, message_key=key,
+            token_hash=token_hash(derive_agreement_token(settings.key(), key)), made_by=actor, made_at=at,
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+    except Exception:
+        for path in written:  # no row, no files: a version is kept whole or not at all
+            path.unlink(missing_ok=True)
+        raise
     outbox.enqueue_rows(
         session,
         [
@@ -171,7 +179,17 @@ def send_agreement(session: Session, settings: Settings, reference: str, *, acto
         details={"version": version, "language": recipient.language, "sha256": digest, "pdf": pdf_path is not None},
     )  # fmt: skip
     session.flush()
-    return _line(settings, grant, row, recipient.email)
+    return _line(settings, grant, row, row.recipient)
+
+
+def _write(settings: Settings, html: str, html_path: Path, pdf_path: Path | None, renderer: Any) -> str:
+    """Write the agreement's files; returns the SHA-256 of the PDF (the HTML's if none)."""
+    (settings.data_dir / html_path).write_text(html, encoding="utf-8")
+    if pdf_path is None:
+        return hashlib.sha256(html.encode()).hexdigest()
+    content = renderer(string=html).write_pdf()
+    (settings.data_dir / pdf_path).write_bytes(content)
+    return hashlib.sha256(content).hexdigest()
 
 
 def _line(settings: Settings, grant: Grant, row: GrantAgreement, recipient: str) -> AgreementLine:
@@ -189,9 +207,7 @@ def latest_agreement(session: Session, settings: Settings, reference: str) -> Ag
     ).first()
     if row is None:
         return None
-    application = session.get(Application, grant.application_id)
-    assert application is not None
-    return _line(settings, grant, row, recipient_of(grant, application).email)
+    return _line(settings, grant, row, row.recipient)
 
 
 def open_agreement(session: Session, settings: Settings, token: str) -> AgreementLine:
@@ -203,6 +219,11 @@ def open_agreement(session: Session, settings: Settings, token: str) -> Agreemen
     assert grant is not None
     if grant.state == GrantState.CANCELLED:
         raise Gone(f"the grant {grant.reference} was cancelled: its agreement is withdrawn")
-    application = session.get(Application, grant.application_id)
-    assert application is not None
-    return _line(settings, grant, row, recipient_of(grant, application).email)
+    newer = session.exec(
+        select(GrantAgreement.version).where(GrantAgreement.grant_id == grant.id, GrantAgreement.version > row.version)
+    ).first()
+    if newer is not None:
+        raise Gone(
+            f"a newer version of the agreement of {grant.reference} was sent: open the link of the latest message"
+        )
+    return _line(settings, grant, row, row.recipient)

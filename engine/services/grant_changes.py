@@ -177,6 +177,14 @@ def request_amendment(
     if not reason.strip() or len(reason.strip()) > 5000:
         raise _refused("the amendment was not recorded", [("reason", "say why (5000 characters at most)")])
     before, after = _change(session, grant, what, change, at)
+    pending = session.exec(
+        select(GrantAmendment).where(
+            GrantAmendment.grant_id == grant.id, GrantAmendment.state == AmendmentState.REQUESTED
+        )
+    ).all()
+    same = [a.number for a in pending if a.kind == what.value and a.after == after]
+    if same:
+        raise Conflict(f"{reference}: the same change is asked for already (amendment {same[0]}, awaiting a decision)")
     number = 1 + int(
         session.exec(select(func.count()).select_from(GrantAmendment).where(GrantAmendment.grant_id == grant.id)).one()
     )

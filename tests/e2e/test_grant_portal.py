@@ -28,8 +28,8 @@ with warnings.catch_warnings():
 
 NOW = datetime(2019, 5, 20, 9, tzinfo=UTC)
 REPORT = {
-    "narrative": "Les sites sont recensés.", "progress-1-1": "32 sites", "progress-1-2": "projet en relecture",
-    "progress-2-1": "pas encore", "spent-personnel": "9 000", "spent-travel": "",
+    "number": "1", "narrative": "Les sites sont recensés.", "progress-1-1": "32 sites",
+    "progress-1-2": "projet en relecture", "progress-2-1": "pas encore", "spent-personnel": "9 000", "spent-travel": "",
 }  # fmt: skip
 
 
@@ -61,6 +61,10 @@ def test_the_recipient_sends_a_report_from_the_status_page_in_french(active: Run
             "/apply/grant/report", data={"reference": BEN, "proof": carried, "lang": "fr", "action": "send", **REPORT}
         )
         assert sent.status_code == 200 and "Rapport reçu" in sent.text
+        again = http.post(
+            "/apply/grant/report", data={"reference": BEN, "proof": carried, "lang": "fr", "action": "send", **REPORT}
+        )  # the page sent twice: nothing is filed under the next report
+        assert again.status_code == 409 and "Déjà reçu" in again.text
         forged = http.post("/apply/grant/report", data={"reference": BEN, "proof": carried[:-3] + "abc", "lang": "fr"})
         assert forged.status_code == 404
     with reading(active.engine) as session:
@@ -78,9 +82,14 @@ def test_the_recipient_asks_for_an_extension_with_its_reason(active: Runtime) ->
         no_reason = http.post("/apply/grant/amendment", data={**form, "ends_on": "2021-05-02", "reason": ""})
         assert no_reason.status_code == 422 and "Motivo: este campo es obligatorio." in no_reason.text
         too_early = http.post("/apply/grant/amendment", data={**form, "ends_on": "2018-10-01", "reason": "Lluvias."})
-        assert too_early.status_code == 422 and "is not after the grant&#39;s start" in too_early.text
+        assert too_early.status_code == 422 and "el proyecto no puede terminar ese día" in too_early.text
         asked = http.post("/apply/grant/amendment", data={**form, "ends_on": "2021-05-02", "reason": "Lluvias."})
         assert asked.status_code == 200 and "Solicitud recibida" in asked.text
+        twice = http.post("/apply/grant/amendment", data={**form, "ends_on": "2021-05-02", "reason": "Lluvias."})
+        assert twice.status_code == 422 and "Ya se ha solicitado el mismo cambio" in twice.text
+        bad_address = {**form, "kind": "contact", "contact_name": "Ana", "contact_email": "ana@", "reason": "Nueva."}
+        refused = http.post("/apply/grant/amendment", data=bad_address)
+        assert refused.status_code == 422 and "no es una dirección de correo electrónico" in refused.text
     with reading(active.engine) as session:
         amendments = list_amendments(session, BEN)
     assert [(a.kind, a.state, a.after) for a in amendments] == [("extension", "requested", {"ends_on": "2021-05-02"})]

@@ -79,3 +79,28 @@ def test_a_broken_agreement_template_of_the_secretariat_is_refused_and_nothing_i
         assert grant_of(session, BEN).state == GrantState.AWARDED
         assert session.exec(select(GrantAgreement)).all() == []
     assert not (decided.settings.data_dir / "agreements").exists()
+
+
+def test_an_earlier_versions_link_says_a_newer_one_was_sent_and_a_signed_agreement_gets_no_new_version(
+    decided: Runtime,  # noqa: F811
+) -> None:
+    from engine.services.errors import Gone
+
+    with unit_of_work(decided.engine) as session:
+        send_agreement(session, decided.settings, BEN, actor="officer", at=SENT)
+        first = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "grant_agreement_sent")).one()
+        old_link = materialize(session, decided.settings, first).text.split("/agreement?token=")[1].split()[0]
+        second = send_agreement(session, decided.settings, BEN, actor="officer", at=SENT + timedelta(days=1))
+        record_signature(
+            session, BEN, kind="recipient", signer="Aïcha Dossou", signed_on=SENT.date(), file_name="a.pdf",
+            content=b"%PDF-1.7", actor="officer", at=SENT + timedelta(days=2),
+        )  # fmt: skip
+        with pytest.raises(NotAllowed, match="the recipient has signed the agreement as it was sent"):
+            send_agreement(session, decided.settings, BEN, actor="officer", at=SENT + timedelta(days=3))
+    with reading(decided.engine) as session:
+        with pytest.raises(Gone, match="a newer version"):
+            open_agreement(session, decided.settings, old_link)
+        rows = session.exec(select(GrantAgreement.version, GrantAgreement.recipient)).all()
+    assert second.version == 2 and sorted(rows) == [(1, "focal.point@example.bj"), (2, "focal.point@example.bj")]
+    if pdf_renderer() is not None:
+        assert "&format=pdf" in first.body_text  # the PDF has its own link in the message

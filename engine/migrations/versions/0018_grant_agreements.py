@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column('grant_id', sa.Integer(), nullable=False),
         sa.Column('version', sa.Integer(), nullable=False),
         sa.Column('language', sa.String(length=2), nullable=False),
+        sa.Column('recipient', sa.String(length=320), nullable=False),
         sa.Column('html_path', sa.String(length=300), nullable=False),
         sa.Column('pdf_path', sa.String(length=300), nullable=True),
         sa.Column('sha256', sa.String(length=64), nullable=False),
