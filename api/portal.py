@@ -663,7 +663,14 @@ async def grant_report(request: Request, rt: RuntimeDep, now: NowDep, attempt: A
         def send() -> None:
             with unit_of_work(rt.engine) as session:
                 grant_reports.submit_report(
-                    session, reference, report.number, data, actor="applicant", role=Role.APPLICANT, at=now
+                    session,
+                    reference,
+                    report.number,
+                    data,
+                    actor="applicant",
+                    role=Role.APPLICANT,
+                    at=now,
+                    settings=rt.settings,
                 )
 
         try:
@@ -766,7 +773,7 @@ async def grant_amendment(request: Request, rt: RuntimeDep, now: NowDep, attempt
             with unit_of_work(rt.engine) as session:
                 grant_changes.request_amendment(
                     session, reference, kind, change, entered["reason"][:5000], actor="applicant",
-                    role=Role.APPLICANT, at=now,
+                    role=Role.APPLICANT, at=now, settings=rt.settings,
                 )  # fmt: skip
 
         try:

@@ -46,6 +46,8 @@ from engine.services.grants import (
     schedule_reports,
     settings_of,
 )
+from engine.services.review.messages import tell_secretariat
+from engine.settings import Settings
 from engine.tables import Application, Grant, GrantAmendment, GrantSettlement
 
 #: The states of a grant that may be amended (its agreement is in force).
@@ -159,9 +161,11 @@ def request_amendment(
     actor: str,
     role: Role,
     at: datetime,
+    settings: Settings | None = None,
 ) -> AmendmentLine:
     """An amendment asked for (by the recipient, or recorded by the secretariat), checked
-    against the grant as it is; it changes nothing until it is approved."""
+    against the grant as it is; it changes nothing until it is approved. With `settings`
+    (asked for by the recipient), the secretariat is told."""
     grant = grant_of(session, reference, for_update=True)
     try:
         what = AmendmentKind(kind)
@@ -198,6 +202,13 @@ def request_amendment(
         subject_id=reference, reason=reason.strip(),
         details={"amendment": number, "kind": what.value, "before": before, "after": after},
     )  # fmt: skip
+    if settings is not None:
+        tell_secretariat(
+            session, settings, grant.round_id, f"grant_amendment_requested:{reference}:{number}",
+            f"{reference}: amendment {number} ({what.value}) asked for by the recipient, to decide",
+            [f"from {before} to {after}", f"because: {reason.strip()}", "Approve or refuse it from the grant's page."],
+            at,
+        )  # fmt: skip
     session.flush()
     return _line(row)
 

@@ -37,6 +37,7 @@ from engine.services.grants import (
     settings_of,
 )
 from engine.services.intake import status_page_url
+from engine.services.review.messages import tell_secretariat
 from engine.services.rounds import definition_of, get_round
 from engine.settings import Settings
 from engine.tables import Application, Grant, GrantReport
@@ -114,7 +115,15 @@ def spent_of(
 
 
 def submit_report(
-    session: Session, reference: str, number: int, data: Any, *, actor: str, role: Role, at: datetime
+    session: Session,
+    reference: str,
+    number: int,
+    data: Any,
+    *,
+    actor: str,
+    role: Role,
+    at: datetime,
+    settings: Settings | None = None,
 ) -> ReportLine:
     """A report submitted (or submitted again after a revision was asked): checked against
     form A's outputs and indicators and the budget's categories, its spending so far
@@ -165,6 +174,13 @@ def submit_report(
         subject_id=reference, to_status=ReportState.SUBMITTED.value,
         details={"report": number, "kind": row.kind, "flags": [f.evidence for f in flags]},
     )  # fmt: skip
+    if settings is not None:  # sent by the recipient: the secretariat is told, to review it
+        what = "the final report" if row.kind == ReportKind.FINAL else f"progress report {number}"
+        tell_secretariat(
+            session, settings, grant.round_id, f"grant_report_received:{reference}:{number}:{row.revisions}",
+            f"{reference}: {what} received from the recipient, to review",
+            [f"flagged: {f.evidence}" for f in flags] + ["Accept it or send it back from the grant's page."], at,
+        )  # fmt: skip
     session.flush()
     return line_of_report(row)
 

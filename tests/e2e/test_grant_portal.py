@@ -17,7 +17,7 @@ from engine.db import reading
 from engine.services.grant_changes import list_amendments
 from engine.services.grant_reports import list_reports
 from engine.services.setup import Runtime
-from engine.tables import AuditEvent
+from engine.tables import AuditEvent, OutboxMessage
 from tests.conftest import Clock, access_code
 from tests.integration.test_grant_reports import BEN, active  # noqa: F401  (the fixture)
 from tests.integration.test_opendata import decided  # noqa: F401  (the fixture)
@@ -70,7 +70,11 @@ def test_the_recipient_sends_a_report_from_the_status_page_in_french(active: Run
     with reading(active.engine) as session:
         first = list_reports(session, BEN)[0]
         actors = session.exec(select(AuditEvent.actor).where(AuditEvent.action == "grant.report_submitted")).all()
+        told = session.exec(select(OutboxMessage.subject).where(OutboxMessage.kind == "secretariat_notice")).all()
     assert first.state == "submitted" and actors == ["applicant"]
+    assert [
+        t for t in told if "progress report 1 received from the recipient, to review" in t
+    ]  # the secretariat is told
 
 
 def test_the_recipient_asks_for_an_extension_with_its_reason(active: Runtime) -> None:  # noqa: F811
@@ -92,4 +96,6 @@ def test_the_recipient_asks_for_an_extension_with_its_reason(active: Runtime) ->
         assert refused.status_code == 422 and "no es una dirección de correo electrónico" in refused.text
     with reading(active.engine) as session:
         amendments = list_amendments(session, BEN)
+        told = session.exec(select(OutboxMessage.subject).where(OutboxMessage.kind == "secretariat_notice")).all()
+    assert [t for t in told if "amendment 1 (extension) asked for by the recipient, to decide" in t]
     assert [(a.kind, a.state, a.after) for a in amendments] == [("extension", "requested", {"ends_on": "2021-05-02"})]
