@@ -21,7 +21,7 @@ from domain.application import NOT_BLANK, Input, IsoDate
 from domain.lifecycle import Role
 from domain.money import CentsIn, PositiveCentsIn
 from engine.db import reading, unit_of_work
-from engine.services import agreements, grant_changes, grant_reports
+from engine.services import agreements, grant_changes, grant_reports, report_reviews
 from engine.services import grants as grant_service
 from engine.services.errors import NotFound
 from engine.services.grant_reports import ReportLine
@@ -402,3 +402,38 @@ def open_agreement(
     ):
         line = agreements.open_agreement(session, rt.settings, token)
     return agreement_file(line, format)
+
+
+class ExpertIn(Input):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, max_length=320, description="a reviewer of the GMP register")
+
+
+class ExpertReviewOut(BaseModel):
+    reference: str
+    report: int
+    reviewer: str
+    reviewer_name: str
+    state: Literal["invited", "submitted"]
+    due_on: date
+    recommendation: Literal["accept", "revise"] | None
+    opinion: str | None
+
+
+@router.post("/reports/{number}/experts", response_model=ExpertReviewOut, responses=error_responses(409, 422))
+def ask_expert(
+    reference: str, number: int, body: ExpertIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+) -> ExpertReviewOut:
+    """Ask a GMP expert of the register to review a submitted report: no conflict of
+    interest, within their load; they are sent a sign-in link in their language."""
+    with unit_of_work(rt.engine) as session:
+        line = report_reviews.ask_review(session, rt.settings, reference, number, body.email, actor=officer, at=now)
+    return ExpertReviewOut.model_validate(line, from_attributes=True)
+
+
+@router.get("/expert-reviews", response_model=list[ExpertReviewOut])
+def expert_reviews(reference: str, rt: RuntimeDep, officer: SecretariatReader) -> list[ExpertReviewOut]:
+    """The GMP experts' reviews of the grant's reports, asked and given."""
+    with reading(rt.engine) as session:
+        lines = report_reviews.reviews_of(session, grant_service.grant_of(session, reference))
+    return [ExpertReviewOut.model_validate(line, from_attributes=True) for line in lines]

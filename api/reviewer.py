@@ -49,7 +49,7 @@ from domain.application import NOT_BLANK, DocumentError, Email, FieldError, Inpu
 from domain.lifecycle import Role
 from domain.review import ReviewDraft, review_problems
 from engine.db import reading, unit_of_work
-from engine.services import audit
+from engine.services import audit, report_reviews
 from engine.services.errors import Forbidden, InvalidInput, Unauthorized
 from engine.services.review import access, work
 from engine.services.review.state import language_of
@@ -556,10 +556,12 @@ def workspace(
 ) -> HTMLResponse:
     """The reviewer's applications: their state, due date and the reviewer's progress."""
 
-    def mine(session: Session, reviewer: ReviewerRecord) -> tuple[ReviewerRecord, list[work.ReviewerAssignment]]:
-        return reviewer, work.my_assignments(session, reviewer)
+    def mine(session: Session, reviewer: ReviewerRecord) -> tuple[ReviewerRecord, list[Any], list[Any]]:
+        return reviewer, work.my_assignments(session, reviewer), report_reviews.to_review(session, reviewer)
 
-    reviewer, assignments = _as_reviewer(rt, now, attempt, _session_of(request), "review.list", "assignments", mine)
+    reviewer, assignments, reports = _as_reviewer(
+        rt, now, attempt, _session_of(request), "review.list", "assignments", mine
+    )
     language = _reviewer_language(request, lang, reviewer)
     return _workspace_page(
         request,
@@ -568,8 +570,47 @@ def workspace(
         language,
         name=reviewer.name,
         assignments=assignments,
-        done=done if done in ("declined", "conflicted") else None,
+        reports=reports,
+        problem=None,
+        done=done if done in ("declined", "conflicted", "opinion") else None,
     )
+
+
+@page_route(router.post, "/workspace/reports/{review_id}", FORM_PAGE, status.HTTP_303_SEE_OTHER)
+def workspace_report_opinion(
+    review_id: int,
+    request: Request,
+    rt: RuntimeDep,
+    now: NowDep,
+    attempt: AttemptDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    recommendation: Annotated[str, Form(max_length=20)] = "",
+    opinion: Annotated[str, Form(max_length=5000)] = "",
+    lang: Annotated[str | None, Form(max_length=5)] = None,
+) -> Response:
+    """The reviewer's opinion on a grant's report they were asked to review."""
+    lang = lang if lang in LANGUAGES else None
+
+    def go(session: Session, reviewer: ReviewerRecord) -> None:
+        _check_form(request, rt, csrf)  # after the session, as the reviewer's refusal
+        report_reviews.give_opinion(session, reviewer, review_id, recommendation, opinion, at=now)
+
+    try:
+        _as_reviewer(rt, now, attempt, _session_of(request), "grant.report_review", str(review_id), go, "grant")
+    except InvalidInput:  # the workspace again, saying what is missing, with what was typed
+        reviewer, assignments, reports = _as_reviewer(
+            rt, now, attempt, _session_of(request), "review.list", "assignments",
+            lambda session, reviewer: (
+                reviewer, work.my_assignments(session, reviewer), report_reviews.to_review(session, reviewer)
+            ),
+        )  # fmt: skip
+        return _workspace_page(
+            request, rt, "reviewer_workspace.html", _reviewer_language(request, lang, reviewer), status_code=422,
+            name=reviewer.name, assignments=assignments, reports=reports, done=None,
+            problem={"id": review_id, "recommendation": recommendation, "opinion": opinion},
+        )  # fmt: skip
+    where = "../../workspace?done=opinion" + (f"&lang={lang}" if lang else "")
+    return RedirectResponse(where, status_code=status.HTTP_303_SEE_OTHER, headers=PAGE_HEADERS)
 
 
 @page_route(router.get, "/workspace/{reference}", NESTED_PAGE)

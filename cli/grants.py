@@ -541,3 +541,20 @@ def grants_agreement(
         typer.echo(f"  {path}")
     if line.pdf is None:
         typer.echo("  (HTML only: install the `pdf` extra, WeasyPrint, for the PDF)")
+
+
+@grants_app.command("expert")
+def grants_expert(
+    reference: str,
+    number: Annotated[int, typer.Argument(help="The submitted report's number.")],
+    email: Annotated[str, typer.Argument(help="A reviewer of the GMP register.")],
+    by: ByOpt = None,
+) -> None:
+    """Ask a GMP expert to review a submitted report (the review stage's rules: no conflict
+    of interest, within their load); they are sent a sign-in link in their language."""
+    from engine.services.report_reviews import ask_review
+
+    rt = runtime()
+    with service_errors(), unit_of_work(rt.engine) as session:
+        line = ask_review(session, rt.settings, reference, number, email, actor=officer_name(by), at=Runtime.now())
+    typer.echo(f"{reference}: {line.reviewer} is asked to review report {number}, by {line.due_on}")

@@ -674,6 +674,25 @@ class GrantReport(SQLModel, table=True):
     escalated_for: date | None = None
 
 
+class GrantReportReview(SQLModel, table=True):
+    """A Global Mercury Partnership expert asked to review a grant's technical report, and
+    their opinion."""
+
+    __tablename__ = "grant_report_review"
+    __table_args__ = (UniqueConstraint("report_id", "reviewer_id", name="uq_grant_report_review"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="grant_report.id", index=True)
+    reviewer_id: int = Field(foreign_key="reviewer.id", index=True)
+    state: str = Field(max_length=20, description="invited or submitted")
+    due_on: date
+    invited_by: str = Field(max_length=200)
+    invited_at: datetime = _ts(nullable=False)
+    recommendation: str | None = Field(default=None, max_length=20, description="accept or revise")
+    opinion: str | None = Field(default=None, max_length=5000)
+    submitted_at: datetime | None = _ts(nullable=True)
+
+
 class GrantAmendment(SQLModel, table=True):
     """An amendment of a grant (an extension, a reallocation, a new contact or executing
     agency): numbered per grant, with what it changes from and to, and its decision."""

@@ -25,12 +25,12 @@ from domain.application import BUDGET_CATEGORIES, FieldError
 from domain.grants import SIGNED_FILE_BYTES
 from domain.lifecycle import Role
 from domain.money import to_cents
-from engine.services import agreements, grant_changes, grant_reports
+from engine.services import agreements, grant_changes, grant_reports, report_reviews
 from engine.services import grants as grant_service
 from engine.services import rounds as round_service
 from engine.services.errors import InvalidInput, NotFound, ServiceError
 from engine.services.parties import party_names
-from engine.tables import Application, GrantInstalment, GrantPayment, GrantSignature
+from engine.tables import Application, GrantInstalment, GrantPayment, GrantSignature, ReviewerRecord
 from notifications import labels
 from notifications.render import first_of_month
 
@@ -79,6 +79,12 @@ def _page(desk: Desk, round_id: str, reference: str, *, status_code: int = 200, 
             ).all(),
             "party": party_names(session, {grant.party}).name(grant.party, desk.language),
             "agreement": agreements.latest_agreement(session, desk.rt.settings, reference),
+            "expert_reviews": report_reviews.reviews_of(session, grant),
+            "experts": session.exec(
+                select(ReviewerRecord.email, ReviewerRecord.name)
+                .where(ReviewerRecord.active == True)  # noqa: E712 - SQL
+                .order_by(col(ReviewerRecord.name))
+            ).all(),
             "reports": grant_service.reports_of(session, grant),
             "amendments": grant_changes.list_amendments(session, reference),
             "close": grant_changes.close_out(session, reference),
@@ -380,3 +386,19 @@ def read_agreement(round_id: str, reference: str, desk: DeskDep, format: str = "
         return line
 
     return agreement_file(desk.read(find), "pdf" if format == "pdf" else "html")
+
+
+@page_route(router.post, "/rounds/{round_id}/grants/{reference}/reports/{number}/expert", CONSOLE)
+async def ask_expert(round_id: str, reference: str, number: int, request: Request, desk: ActingDep) -> Response:
+    """A GMP expert of the register asked to review a submitted report (no conflict, within their load)."""
+    form = await form_of(request)
+    email = text_of(form, "email", 320)
+
+    def go(session: Session) -> Any:
+        if not email:
+            raise InvalidInput("choose the reviewer", [FieldError(path="$.email", message="email_missing")])
+        return report_reviews.ask_review(
+            session, desk.rt.settings, reference, number, email, actor=desk.actor, at=desk.now
+        )
+
+    return await run_in_threadpool(_do, desk, round_id, reference, "ask_expert", go, "expert")

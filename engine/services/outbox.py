@@ -96,7 +96,7 @@ def queued(session: Session, keys: list[str]) -> set[str]:
 
 
 #: The messages that carry a reviewer's sign-in link.
-REVIEWER_KINDS = frozenset({"review_invitation", "review_link", "review_reminder"})
+REVIEWER_KINDS = frozenset({"review_invitation", "review_link", "review_reminder", "report_review_invitation"})
 
 
 def materialize(session: Session, settings: Settings, message: OutboxMessage) -> RenderedMessage:

@@ -253,6 +253,13 @@ def test_a_grants_page_with_its_reports_amendments_and_close_out_passes_the_wcag
         submit_report(session, BEN, 1, report({"personnel": 46000}), actor="focal", role=Role.APPLICANT, at=now)
         request_amendment(session, BEN, "extension", {"ends_on": date(2021, 2, 2)}, "The rains came early.",
                           actor="focal", role=Role.APPLICANT, at=now)  # fmt: skip
+        from engine.services.report_reviews import ask_review
+        from engine.services.review.register import load_reviewers
+        from tests.e2e.test_report_reviews import expert
+
+        load_reviewers(session, [expert("ines@example.org", "NOR"), expert("ole@example.org", "NOR")], source="t",
+                       actor="t", at=now)  # fmt: skip
+        ask_review(session, decided.settings, BEN, 1, "ines@example.org", actor="officer", at=now)
         staff.add_staff(session, "ada@example.org", "Ada Admin", StaffRole.ADMIN, "p" * 16, actor="t", at=now)
     app = serve(now)
     page.goto(f"{app.url}/console/")
