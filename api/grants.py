@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -31,6 +31,8 @@ router = APIRouter(prefix="/grants/{reference}", tags=["grants"], responses=erro
 #: The recipient's personal link to their agreement.
 agreement_router = APIRouter(tags=["grants"])
 
+#: A report's or an amendment's number (a whole number the database holds).
+Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Reason = Annotated[str, Field(min_length=1, max_length=5000, pattern=NOT_BLANK)]
 Money = Annotated[str, Field(description="US dollars, a decimal number as a string")]
 
@@ -201,7 +203,7 @@ def reports(reference: str, rt: RuntimeDep, officer: SecretariatReader) -> list[
 @router.post("/reports/{number}", response_model=ReportOut, responses=error_responses(409, 422))
 def submit_report(
     reference: str,
-    number: int,
+    number: Number,
     rt: RuntimeDep,
     now: NowDep,
     officer: SecretariatWriter,
@@ -224,7 +226,7 @@ def submit_report(
 
 @router.post("/reports/{number}/acceptance", response_model=ReportOut, responses=error_responses(409, 422))
 def accept_report(
-    reference: str, number: int, body: AcceptIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    reference: str, number: Number, body: AcceptIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> ReportOut:
     """Accept a submitted report; it releases the instalments waiting for it."""
     with unit_of_work(rt.engine) as session:
@@ -233,7 +235,7 @@ def accept_report(
 
 @router.post("/reports/{number}/revision", response_model=ReportOut, responses=error_responses(409, 422))
 def ask_revision(
-    reference: str, number: int, body: RevisionIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    reference: str, number: Number, body: RevisionIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> ReportOut:
     """Send a submitted report back with the reasons; the recipient is told in their language."""
     with unit_of_work(rt.engine) as session:
@@ -275,7 +277,7 @@ def amend(reference: str, body: AmendmentIn, rt: RuntimeDep, now: NowDep, office
 
 @router.post("/amendments/{number}/decision", response_model=AmendmentOut, responses=error_responses(409, 422))
 def decide(
-    reference: str, number: int, body: AmendmentDecisionIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    reference: str, number: Number, body: AmendmentDecisionIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> AmendmentOut:
     """Approve or refuse an amendment that was asked for, with the reason."""
     with unit_of_work(rt.engine) as session:
@@ -422,7 +424,7 @@ class ExpertReviewOut(BaseModel):
 
 @router.post("/reports/{number}/experts", response_model=ExpertReviewOut, responses=error_responses(409, 422))
 def ask_expert(
-    reference: str, number: int, body: ExpertIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
+    reference: str, number: Number, body: ExpertIn, rt: RuntimeDep, now: NowDep, officer: SecretariatWriter
 ) -> ExpertReviewOut:
     """Ask a GMP expert of the register to review a submitted report: no conflict of
     interest, within their load; they are sent a sign-in link in their language."""

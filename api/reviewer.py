@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Form, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
@@ -578,7 +578,7 @@ def workspace(
 
 @page_route(router.post, "/workspace/reports/{review_id}", FORM_PAGE, status.HTTP_303_SEE_OTHER)
 def workspace_report_opinion(
-    review_id: int,
+    review_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     request: Request,
     rt: RuntimeDep,
     now: NowDep,

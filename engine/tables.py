@@ -679,11 +679,13 @@ class GrantReportReview(SQLModel, table=True):
     their opinion."""
 
     __tablename__ = "grant_report_review"
-    __table_args__ = (UniqueConstraint("report_id", "reviewer_id", name="uq_grant_report_review"),)
+    __table_args__ = (UniqueConstraint("report_id", "reviewer_id", "revision", name="uq_grant_report_review"),)
 
     id: int | None = Field(default=None, primary_key=True)
     report_id: int = Field(foreign_key="grant_report.id", index=True)
     reviewer_id: int = Field(foreign_key="reviewer.id", index=True)
+    #: The report as submitted the `revision`-th time (a report sent back and sent again is reviewed anew).
+    revision: int = 0
     state: str = Field(max_length=20, description="invited or submitted")
     due_on: date
     invited_by: str = Field(max_length=200)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from babel.dates import format_date
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -231,7 +231,9 @@ def _report_of(form: Any, outputs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @page_route(router.post, "/rounds/{round_id}/grants/{reference}/reports/{number}", CONSOLE)
-async def report(round_id: str, reference: str, number: int, request: Request, desk: ActingDep) -> Response:
+async def report(
+    round_id: str, reference: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, desk: ActingDep
+) -> Response:
     """A report the recipient sent, typed in from their document."""
     form = await form_of(request)
 
@@ -248,7 +250,9 @@ async def report(round_id: str, reference: str, number: int, request: Request, d
 
 
 @page_route(router.post, "/rounds/{round_id}/grants/{reference}/reports/{number}/decision", CONSOLE)
-async def report_decision(round_id: str, reference: str, number: int, request: Request, desk: ActingDep) -> Response:
+async def report_decision(
+    round_id: str, reference: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, desk: ActingDep
+) -> Response:
     """A submitted report accepted, or sent back with the reasons."""
     form = await form_of(request)
     decision, words = text_of(form, "decision", 10), text_of(form, "reasons", 5000)
@@ -307,7 +311,9 @@ async def amend(round_id: str, reference: str, request: Request, desk: ActingDep
 
 
 @page_route(router.post, "/rounds/{round_id}/grants/{reference}/amendments/{number}/decision", CONSOLE)
-async def amendment_decision(round_id: str, reference: str, number: int, request: Request, desk: ActingDep) -> Response:
+async def amendment_decision(
+    round_id: str, reference: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, desk: ActingDep
+) -> Response:
     """An amendment the recipient asked for, approved or refused with the reason."""
     form = await form_of(request)
     decision, reason = text_of(form, "decision", 10), text_of(form, "reason", 5000)
@@ -389,7 +395,9 @@ def read_agreement(round_id: str, reference: str, desk: DeskDep, format: str = "
 
 
 @page_route(router.post, "/rounds/{round_id}/grants/{reference}/reports/{number}/expert", CONSOLE)
-async def ask_expert(round_id: str, reference: str, number: int, request: Request, desk: ActingDep) -> Response:
+async def ask_expert(
+    round_id: str, reference: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, desk: ActingDep
+) -> Response:
     """A GMP expert of the register asked to review a submitted report (no conflict, within their load)."""
     form = await form_of(request)
     email = text_of(form, "email", 320)

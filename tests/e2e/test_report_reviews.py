@@ -21,6 +21,7 @@ from engine.services.errors import Conflict, InvalidInput, NotAllowed
 from engine.services.grant_reports import submit_report
 from engine.services.grants import grant_of
 from engine.services.report_reviews import ask_review, reviews_of
+from engine.services.review.access import request_link
 from engine.services.review.register import load_reviewers
 from engine.services.setup import Runtime
 from engine.tables import AuditEvent, OutboxMessage
@@ -68,10 +69,14 @@ def test_an_expert_reviews_a_report_under_the_review_stages_rules_and_gives_an_o
             with pytest.raises(InvalidInput, match=said):
                 ask_review(session, active.settings, BEN, 1, email, actor="officer", at=NOW)
         asked = ask_review(session, active.settings, BEN, 1, "Ines@example.org", actor="officer", at=NOW)
+        assert request_link(session, active.settings, "ines@example.org", at=NOW)  # a new link when hers is spent
         assert (asked.reviewer, asked.state, str(asked.due_on)) == ("ines@example.org", "invited", "2019-06-03")
         with pytest.raises(Conflict, match="already"):
             ask_review(session, active.settings, BEN, 1, "ines@example.org", actor="officer", at=NOW)
-        message = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "report_review_invitation")).one()
+        message = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "report_review_invitation").order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        ).first()
+        assert message is not None
         text = outbox.materialize(session, active.settings, message).text
     assert message.language == "fr" and "rapport d'avancement n°\u00a01" in text
     path = re.search(r"http\S+(/reviewer/sign-in\?\S+)", text).group(1)  # type: ignore[union-attr]
@@ -100,3 +105,26 @@ def test_an_expert_reviews_a_report_under_the_review_stages_rules_and_gives_an_o
         ("ines@example.org", "submitted", "revise", "The inventory draft should be annexed.")
     ]
     assert actors == ["ines@example.org"]
+
+
+def test_an_expert_with_a_declared_conflict_is_not_asked_and_an_opinion_after_the_decision_is_not_taken(
+    active: Runtime,  # noqa: F811
+) -> None:
+    from engine.services.grant_reports import accept_report
+    from engine.services.report_reviews import give_opinion
+    from engine.services.review.assignment import record_conflict
+    from engine.tables import ReviewerRecord
+
+    with unit_of_work(active.engine) as session:
+        load_reviewers(session, [expert("ines@example.org", "NOR"), expert("ole@example.org", "NOR")], source="t",
+                       actor="officer", at=NOW)  # fmt: skip
+        record_conflict(session, "sip-2018-r1", BEN, "ole@example.org", reason="His brother works for the agency.",
+                        actor="officer", role=Role.SECRETARIAT, at=NOW)  # fmt: skip
+        submit_report(session, BEN, 1, report(), actor="focal", role=Role.APPLICANT, at=NOW)
+        with pytest.raises(InvalidInput, match="they declared a conflict of interest"):
+            ask_review(session, active.settings, BEN, 1, "ole@example.org", actor="officer", at=NOW)
+        asked = ask_review(session, active.settings, BEN, 1, "ines@example.org", actor="officer", at=NOW)
+        accept_report(session, BEN, 1, note=None, actor="officer", at=NOW)
+        ines = session.exec(select(ReviewerRecord).where(ReviewerRecord.email == "ines@example.org")).one()
+        with pytest.raises(Conflict, match="decided on report 1 of SIP-2018-R1-0001 before your opinion came"):
+            give_opinion(session, ines, asked.id, "accept", "Fine.", at=NOW)

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('report_id', sa.Integer(), nullable=False),
         sa.Column('reviewer_id', sa.Integer(), nullable=False),
+        sa.Column('revision', sa.Integer(), nullable=False),
         sa.Column('state', sa.String(length=20), nullable=False),
         sa.Column('due_on', sa.Date(), nullable=False),
         sa.Column('invited_by', sa.String(length=200), nullable=False),
@@ -37,7 +38,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['report_id'], ['grant_report.id']),
         sa.ForeignKeyConstraint(['reviewer_id'], ['reviewer.id']),
         sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('report_id', 'reviewer_id', name='uq_grant_report_review'),
+        sa.UniqueConstraint('report_id', 'reviewer_id', 'revision', name='uq_grant_report_review'),
     )
     op.create_index('ix_grant_report_review_report_id', 'grant_report_review', ['report_id'])
     op.create_index('ix_grant_report_review_reviewer_id', 'grant_report_review', ['reviewer_id'])

@@ -202,8 +202,10 @@ def request_link(session: Session, settings: Settings, email: str, *, at: dateti
         )
         .order_by(col(Application.id))
     ).all()
-    if not rows:
-        return False
+    if not rows:  # an expert asked to review grants' reports only
+        from engine.services.report_reviews import resend_links  # noqa: PLC0415 - it builds on the review's modules
+
+        return bool(resend_links(session, settings, reviewer, at=at))
     by_round: dict[str, tuple[ReviewStage, list[Application]]] = {}
     for application, stage in rows:
         by_round.setdefault(stage.round_id, (stage, []))[1].append(application)
