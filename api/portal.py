@@ -727,8 +727,8 @@ def _report_form(entered: dict[str, str], outputs: list[dict[str, Any]]) -> tupl
 
 @page_route(router.post, "/grant/amendment", GRANT_PAGE)
 async def grant_amendment(request: Request, rt: RuntimeDep, now: NowDep, attempt: AttemptDep) -> Any:
-    """The recipient asks for an amendment (a no-cost extension, a new contact person or
-    executing agency), with its reason, for the secretariat to decide."""
+    """The recipient asks for an amendment (a no-cost extension, a budget reallocation, a
+    new contact person or executing agency), with its reason, for the secretariat to decide."""
     from engine.services import grant_changes
 
     form = await request.form(max_fields=FORM_FIELDS)
@@ -737,11 +737,16 @@ async def grant_amendment(request: Request, rt: RuntimeDep, now: NowDep, attempt
     reference, language, found, opening = page.reference, page.language, page.found, page.opening
     entered = {n: field(n) for n in ("kind", "ends_on", "contact_name", "contact_email", "contact_language",
                                       "executing_agency", "reason")}  # fmt: skip
+    # the budget's fields open with the budget as it is
+    budget = {c: field(f"budget-{c}") for c in BUDGET_CATEGORIES} if "kind" in form else {
+        c: f"{a:.2f}" for c, a in found["budget"].items()
+    }  # fmt: skip
+    entered.update({f"budget-{c}": v for c, v in budget.items()})
     context = dict(found, reference=reference, proof=page.proof, entered=entered, problems=[])
     if opening or field("action") != "send":
         return _render(request, rt, "grant_amendment.html", language, **context)
     problems: list[dict[str, Any]] = []
-    kind = entered["kind"] if entered["kind"] in ("extension", "contact", "agency") else ""
+    kind = entered["kind"] if entered["kind"] in ("extension", "reallocation", "contact", "agency") else ""
     change: dict[str, Any] = {}
     if not kind:
         problems.append({"field": "kind", "kind": "missing"})
@@ -750,6 +755,15 @@ async def grant_amendment(request: Request, rt: RuntimeDep, now: NowDep, attempt
             change = {"ends_on": date.fromisoformat(entered["ends_on"])}
         except ValueError:
             problems.append({"field": "ends_on", "kind": "date"})
+    elif kind == "reallocation":
+        amounts: dict[str, Any] = {}
+        for category, text in budget.items():
+            if text.strip():
+                try:
+                    amounts[category] = to_cents(read_amount(text))
+                except ValueError:
+                    problems.append({"field": f"budget-{category}", "kind": "amount"})
+        change = {"budget": amounts}
     elif kind == "contact":
         if not entered["contact_name"].strip():
             problems.append({"field": "contact_name", "kind": "missing"})
@@ -780,9 +794,12 @@ async def grant_amendment(request: Request, rt: RuntimeDep, now: NowDep, attempt
             await run_in_threadpool(send)
         except InvalidInput as exc:  # the end date, said in the page's words; anything else as the engine said it
             dated = [e for e in exc.errors if e.path == "$.ends_on"]
+            budgeted = [e for e in exc.errors if e.path.startswith("$.budget")]
             problems = (
                 [{"field": "ends_on", "kind": "end"}]
                 if dated
+                else [{"field": "", "kind": "budget"}]
+                if budgeted
                 else [{"field": "", "kind": "engine", "message": exc.message}]
             )
         except Conflict:  # the same change, asked for twice (a page sent again)

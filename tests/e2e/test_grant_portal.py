@@ -94,8 +94,21 @@ def test_the_recipient_asks_for_an_extension_with_its_reason(active: Runtime) ->
         bad_address = {**form, "kind": "contact", "contact_name": "Ana", "contact_email": "ana@", "reason": "Nueva."}
         refused = http.post("/apply/grant/amendment", data=bad_address)
         assert refused.status_code == 422 and "no es una dirección de correo electrónico" in refused.text
+        budget = {f"budget-{c}": v for c, v in (("personnel", "35000"), ("contractual_services", "45000"),
+                  ("meetings_training", "65000"), ("equipment_supplies", "25000"), ("monitoring_evaluation", "10000"),
+                  ("project_management", "10000"))}  # fmt: skip
+        more = http.post(
+            "/apply/grant/amendment",
+            data={**form, "kind": "reallocation", **budget, "budget-travel": "5000", "reason": "Vuelos."},
+        )
+        assert more.status_code == 422 and "El nuevo presupuesto mantiene el total de" in more.text
+        moved = http.post(
+            "/apply/grant/amendment", data={**form, "kind": "reallocation", **budget, "reason": "Equipos."}
+        )
+        assert moved.status_code == 200 and "Solicitud recibida" in moved.text
     with reading(active.engine) as session:
         amendments = list_amendments(session, BEN)
         told = session.exec(select(OutboxMessage.subject).where(OutboxMessage.kind == "secretariat_notice")).all()
     assert [t for t in told if "amendment 1 (extension) asked for by the recipient, to decide" in t]
-    assert [(a.kind, a.state, a.after) for a in amendments] == [("extension", "requested", {"ends_on": "2021-05-02"})]
+    assert amendments[-1].kind == "reallocation" and amendments[-1].after["budget"]["equipment_supplies"] == "25000.00"
+    assert [(a.kind, a.state) for a in amendments] == [("extension", "requested"), ("reallocation", "requested")]
