@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
+from fastapi import Path
 from fastapi.responses import JSONResponse
 
 from api.schemas import ErrorOut
@@ -102,3 +103,8 @@ def next_step(hint: Hint) -> dict[str, str]:
                 route = route.replace("{" + name + "}", quote(value, safe="@"))
         answer["route"] = route
     return answer
+
+
+#: A number in a route's address (a report's, an amendment's, a review's): a whole number
+#: the database holds, so that one out of range is refused (422) rather than reaching it.
+Number = Annotated[int, Path(ge=1, le=2**31 - 1)]

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.attempts import AttemptDep
-from api.common import error_responses
+from api.common import Number, error_responses
 from api.deps import NowDep, RuntimeDep, SecretariatReader, SecretariatWriter
 from api.headers import BUNDLE_POLICY
 from api.pages import PAGE_HEADERS, PersonPage, page_error_responses
@@ -31,8 +31,6 @@ router = APIRouter(prefix="/grants/{reference}", tags=["grants"], responses=erro
 #: The recipient's personal link to their agreement.
 agreement_router = APIRouter(tags=["grants"])
 
-#: A report's or an amendment's number (a whole number the database holds).
-Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Reason = Annotated[str, Field(min_length=1, max_length=5000, pattern=NOT_BLANK)]
 Money = Annotated[str, Field(description="US dollars, a decimal number as a string")]
 

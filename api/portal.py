@@ -33,6 +33,7 @@ from starlette.datastructures import FormData
 from api.application_form import ROWS, budget_of, content_from_form, problem_of, read_amount, value_at
 from api.attempts import Attempt, AttemptDep, link_request
 from api.deps import NowDep, RuntimeDep
+from api.grant_report_form import fields_of, report_from_fields
 from api.pages import (
     FORM_FIELDS,
     LANGUAGE_NAMES,
@@ -648,7 +649,7 @@ async def grant_report(request: Request, rt: RuntimeDep, now: NowDep, attempt: A
     ]
     report = awaited[0] if awaited else None
     # a report sent back opens with what was sent, to revise rather than type again
-    kept = _entered_of(report.content, found["outputs"]) if report and report.content else {}
+    kept = fields_of(report.content, found["outputs"]) if report and report.content else {}
     context = dict(found, reference=reference, proof=page.proof, report=report, entered=kept, problems=[])
     if opening or field("action") != "send":
         return _render(request, rt, "grant_report.html", language, **context)
@@ -656,7 +657,7 @@ async def grant_report(request: Request, rt: RuntimeDep, now: NowDep, attempt: A
         return _render(request, rt, "grant_sent.html", language, code=409, sent="already", reference=reference,
                        number=field("number"))  # fmt: skip
     entered = {name: field(name) for name in form if name.startswith(("progress-", "spent-", "narrative"))}
-    problems, data = _report_form(entered, found["outputs"])
+    problems, data = report_from_fields(entered, found["outputs"])
     problems += [{"field": name, "kind": "nul"} for name, value in entered.items() if "\x00" in value]
     if not problems:
 
@@ -681,48 +682,6 @@ async def grant_report(request: Request, rt: RuntimeDep, now: NowDep, attempt: A
         return _render(request, rt, "grant_report.html", language, code=422, **{**context, "entered": entered,
                                                                                  "problems": problems})  # fmt: skip
     return _render(request, rt, "grant_sent.html", language, sent="report", reference=reference, number=report.number)
-
-
-def _entered_of(content: dict[str, Any], outputs: list[dict[str, Any]]) -> dict[str, str]:
-    """A report as stored, as the form's fields hold it (its indicators by their output's
-    place in form A)."""
-    places = {str(o.get("id")): place for place, o in reversed(list(enumerate(outputs, 1)))}
-    entered = {"narrative": str(content.get("narrative") or "")}
-    for line in content.get("indicators") or []:
-        place = places.get(str(line.get("output")))
-        if place is not None:
-            entered[f"progress-{place}-{line.get('indicator')}"] = str(line.get("progress") or "")
-    for category, amount in (content.get("spending") or {}).items():
-        entered[f"spent-{category}"] = str(amount)
-    return entered
-
-
-def _report_form(entered: dict[str, str], outputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The report as the form sends it, and its problems in the page's words: the
-    narrative, each indicator's progress, each amount. The fields are named by the
-    output's place in form A (its id may be any text), then the indicator's number."""
-    problems: list[dict[str, Any]] = []
-    if not entered.get("narrative", "").strip():
-        problems.append({"field": "narrative", "kind": "missing"})
-    indicators = []
-    for place, output in enumerate(outputs, 1):
-        for number, _ in enumerate(output.get("indicators") or [], 1):
-            name = f"progress-{place}-{number}"
-            text = entered.get(name, "").strip()
-            if not text:
-                problems.append({"field": name, "kind": "missing"})
-            indicators.append({"output": str(output.get("id")), "indicator": number, "progress": text[:5000]})
-    spending: dict[str, Any] = {}
-    for category in BUDGET_CATEGORIES:
-        text = entered.get(f"spent-{category}", "").strip()
-        if text:
-            amount = read_amount(text)
-            try:
-                spending[category] = to_cents(amount)
-            except ValueError:
-                problems.append({"field": f"spent-{category}", "kind": "amount"})
-    data = {"narrative": entered.get("narrative", "").strip()[:20_000], "indicators": indicators, "spending": spending}
-    return problems, data
 
 
 @page_route(router.post, "/grant/amendment", GRANT_PAGE)

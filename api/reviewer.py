@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Form, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
@@ -22,7 +22,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.attempts import Attempt, AttemptDep, link_request
-from api.common import error_json, error_responses
+from api.common import Number, error_json, error_responses
 from api.deps import NowDep, RuntimeDep
 from api.pages import (
     LANGUAGE_NAMES,
@@ -578,7 +578,7 @@ def workspace(
 
 @page_route(router.post, "/workspace/reports/{review_id}", FORM_PAGE, status.HTTP_303_SEE_OTHER)
 def workspace_report_opinion(
-    review_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    review_id: Number,
     request: Request,
     rt: RuntimeDep,
     now: NowDep,

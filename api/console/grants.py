@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 from babel.dates import format_date
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.application_form import read_amount
+from api.common import Number
 from api.console.base import CONSOLE, ActingDep, Desk, DeskDep, back_to, form_of, refusal_of, text_of, uploaded
+from api.grant_report_form import report_from_fields
 from api.pages import page_route
 from domain.application import BUDGET_CATEGORIES, FieldError
 from domain.grants import SIGNED_FILE_BYTES
@@ -194,13 +196,9 @@ async def payment(round_id: str, reference: str, request: Request, desk: ActingD
     amount, ref, on = text_of(form, "amount", 30), text_of(form, "finance_ref", 100), text_of(form, "paid_on", 20)
 
     def go(session: Session) -> Any:
-        try:
-            value: Decimal = to_cents(read_amount(amount))
-        except ValueError:
-            raise InvalidInput("the amount is not one", [FieldError(path="$.amount", message="not_amount")]) from None
         return grant_service.pay(
-            session, reference, value, finance_ref=ref, paid_on=_day(on, "paid_on"), actor=desk.actor,
-            at=desk.now,
+            session, reference, _amount(amount, "amount"), finance_ref=ref, paid_on=_day(on, "paid_on"),
+            actor=desk.actor, at=desk.now,
         )  # fmt: skip
 
     return await run_in_threadpool(_do, desk, round_id, reference, "pay", go, "paid")
@@ -214,26 +212,25 @@ def _amount(text: str, field: str) -> Decimal:
 
 
 def _report_of(form: Any, outputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """A report as the form sends it: the narrative, a progress per indicator of form A's
-    outputs (`progress-<output>-<n>`), and the spending per category (`spent-<category>`)."""
-    indicators = [
-        {"output": str(output.get("id")), "indicator": number, "progress": progress}
-        for output in outputs
-        for number, _ in enumerate(output.get("indicators") or [], 1)
-        if (progress := text_of(form, f"progress-{output.get('id')}-{number}", 5000))
+    """A report as the console's form sends it (the recipient's report page's fields): an
+    indicator left blank is left out, for the engine to name; an amount that is not one is
+    refused here."""
+    names = ["narrative", *(f"spent-{c}" for c in BUDGET_CATEGORIES)] + [
+        f"progress-{place}-{n}"
+        for place, output in enumerate(outputs, 1)
+        for n, _ in enumerate(output.get("indicators") or [], 1)
     ]
-    spending = {
-        category: _amount(spent, f"spending.{category}")
-        for category in BUDGET_CATEGORIES
-        if (spent := text_of(form, f"spent-{category}", 30))
-    }
-    return {"narrative": text_of(form, "narrative", 20_000), "indicators": indicators, "spending": spending}
+    problems, data = report_from_fields({name: text_of(form, name, 20_000) for name in names}, outputs)
+    amounts = [p["field"].removeprefix("spent-") for p in problems if p["kind"] == "amount"]
+    if amounts:
+        raise InvalidInput(
+            "an amount is not one", [FieldError(path=f"$.spending.{c}", message="not_amount") for c in amounts]
+        )
+    return {**data, "indicators": [i for i in data["indicators"] if i["progress"]]}
 
 
 @page_route(router.post, "/rounds/{round_id}/grants/{reference}/reports/{number}", CONSOLE)
-async def report(
-    round_id: str, reference: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, desk: ActingDep
-) -> Response:
+async def report(round_id: str, reference: str, number: Number, request: Request, desk: ActingDep) -> Response:
     """A report the recipient sent, typed in from their document."""
     form = await form_of(request)
 
@@ -250,9 +247,7 @@ async def report(
 
 
 @page_route(router.post, "/rounds/{round_id}/grants/{reference}/reports/{number}/decision", CONSOLE)
-async def report_decision(
-    round_id: str, reference: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, desk: ActingDep
-) -> Response:
+async def report_decision(round_id: str, reference: str, number: Number, request: Request, desk: ActingDep) -> Response:
     """A submitted report accepted, or sent back with the reasons."""
     form = await form_of(request)
     decision, words = text_of(form, "decision", 10), text_of(form, "reasons", 5000)
@@ -312,7 +307,7 @@ async def amend(round_id: str, reference: str, request: Request, desk: ActingDep
 
 @page_route(router.post, "/rounds/{round_id}/grants/{reference}/amendments/{number}/decision", CONSOLE)
 async def amendment_decision(
-    round_id: str, reference: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, desk: ActingDep
+    round_id: str, reference: str, number: Number, request: Request, desk: ActingDep
 ) -> Response:
     """An amendment the recipient asked for, approved or refused with the reason."""
     form = await form_of(request)
@@ -395,9 +390,7 @@ def read_agreement(round_id: str, reference: str, desk: DeskDep, format: str = "
 
 
 @page_route(router.post, "/rounds/{round_id}/grants/{reference}/reports/{number}/expert", CONSOLE)
-async def ask_expert(
-    round_id: str, reference: str, number: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, desk: ActingDep
-) -> Response:
+async def ask_expert(round_id: str, reference: str, number: Number, request: Request, desk: ActingDep) -> Response:
     """A GMP expert of the register asked to review a submitted report (no conflict, within their load)."""
     form = await form_of(request)
     email = text_of(form, "email", 320)
